@@ -1,0 +1,160 @@
+// dump: freeze the process, write everything it is into an image, then end it
+// (or let it go on with --leave-running). Any failure leaves it as it was.
+
+import path from 'node:path';
+import fs from 'node:fs';
+import { freezeTask, checkTraceable } from './freeze.js';
+import { getSigmask, setSigmask, peekSiginfo, detach, detachQuiet, waitPid, getXstate, xstateFeatures } from './kernel/ptrace.js';
+import { findSyscallGadget, RemoteTask } from './kernel/remote.js';
+import { listTasks, readChildren, kernelRelease } from './kernel/proc.js';
+import { syscallRaw } from './kernel/ffi.js';
+import { NR, SIG } from './kernel/consts.js';
+import { planMemory, writePages, IOV_SCRATCH } from './objects/memory.js';
+import { dumpFds } from './objects/files.js';
+import { dumpActions } from './objects/signals.js';
+import { dumpThread } from './objects/thread.js';
+import { readCreds } from './objects/creds.js';
+import { readIdentity, readTaskValues, ProcessImage } from './objects/process.js';
+import { ImageWriter, Manifest } from './image/store.js';
+import { CkptError, refused, inStep } from './errors.js';
+import { checkpointYield } from './cancel.js';
+import { log } from './log.js';
+import { VERSION } from './version.js';
+
+export interface DumpOptions {
+  pid: number;
+  dir: string;
+  leaveRunning?: boolean;
+  shellJob?: boolean;
+  progress?: (msg: string) => void;
+}
+
+export interface DumpResult {
+  manifest: Manifest;
+  pageBytes: number;
+  timings: Record<string, number>;
+}
+
+const SCRATCH_SIZE = 64 * 1024;
+const ALL_SIGNALS = 0xfffffffffffffffen & ~((1n << BigInt(SIG.KILL - 1)) | (1n << BigInt(SIG.STOP - 1)));
+
+function refuseUnsupportedShape(pid: number): void {
+  const tasks = listTasks(pid);
+  if (tasks.length > 1) throw refused(`pid ${pid} has ${tasks.length} threads; multithreaded processes are not supported yet`);
+  const kids = readChildren(pid);
+  if (kids.length) throw refused(`pid ${pid} has child processes (${kids.join(', ')}); process trees are not supported yet`);
+}
+
+export async function dump(opts: DumpOptions): Promise<DumpResult> {
+  const { pid } = opts;
+  const t: Record<string, number> = {};
+  let mark = performance.now();
+  const lap = (name: string) => { const n = performance.now(); t[name] = n - mark; mark = n; };
+
+  checkTraceable(pid);
+  refuseUnsupportedShape(pid);
+  const dir = path.resolve(opts.dir);
+  log.info(`freezing pid ${pid}`);
+  const frozen = freezeTask(pid);
+  if (frozen.groupStopped) {
+    detachQuiet(pid);
+    throw refused(`pid ${pid} is stopped (job control); stopped processes are not supported yet`);
+  }
+  lap('freeze');
+
+  let rt: RemoteTask | null = null;
+  let origMask: bigint | null = null;
+  let step = 'inspect';
+  try {
+    refuseUnsupportedShape(pid); // it may have forked or cloned before it stopped
+    const ident = readIdentity(pid);
+    step = 'files';
+    const fds = dumpFds(pid, !!opts.shellJob);
+    step = 'memory map';
+    const plan = planMemory(pid);
+    lap('inspect');
+    await checkpointYield();
+
+    step = 'signals';
+    origMask = getSigmask(pid);
+    setSigmask(pid, ALL_SIGNALS); // nothing may be delivered while we run syscalls in it
+    const vdso = plan.areas.find((a) => a.name === '[vdso]');
+    if (!vdso) throw refused(`pid ${pid} has no vDSO; ckpt needs one to run syscalls in the process`);
+    rt = new RemoteTask(pid, findSyscallGadget(pid, BigInt(vdso.start), BigInt(vdso.end)));
+    rt.mapScratch(SCRATCH_SIZE);
+    const values = readTaskValues(rt, IOV_SCRATCH + 4096);
+    const sigactions = dumpActions(rt, pid, IOV_SCRATCH + 4096);
+    const thread = dumpThread(rt, pid, origMask, IOV_SCRATCH + 4096);
+    const pendingShared = peekSiginfo(pid, true).map((b) => b.toString('base64'));
+    const creds = readCreds(pid, values.securebits);
+    lap('state');
+    await checkpointYield();
+
+    step = 'pages';
+    const image = new ImageWriter(dir);
+    const pagesName = `pages-${pid}.img`;
+    const pagesPath = image.createRaw(pagesName);
+    log.info(`writing ${(plan.pageBytes / 1048576).toFixed(1)} MiB of pages`);
+    writePages(rt, plan, pagesPath, (done, total) => opts.progress?.(`pages ${(done / 1048576).toFixed(0)}/${(total / 1048576).toFixed(0)} MiB`));
+    lap('pages');
+
+    step = 'release';
+    rt.unmapScratch();
+    rt.restore();
+    setSigmask(pid, origMask);
+    origMask = null;
+    rt.close();
+    rt = null;
+
+    step = 'write image';
+    const doc: ProcessImage = {
+      pid, ppid: ident.ppid, pgid: ident.pgid, sid: ident.sid, comm: ident.comm, exe: ident.exe, cwd: ident.cwd,
+      root: ident.root, umask: ident.umask, personality: ident.personality, rlimits: ident.rlimits, creds,
+      misc: { dumpable: values.dumpable, pdeathsig: values.pdeathsig, noNewPrivs: ident.noNewPrivs, subreaper: values.subreaper, xcompPerm: values.xcompPerm },
+      itimers: values.itimers,
+      mm: { ...ident.mmStat, brk: values.brk, auxv: ident.auxv },
+      memory: { pagesFile: pagesName, pageBytes: plan.pageBytes, areas: plan.areas },
+      fds, sigactions, pendingShared, threads: [thread],
+    };
+    image.writeJson(`process-${pid}.json`, doc);
+    image.addRaw(pagesName);
+    const xs = Buffer.from(thread.xstate, 'base64');
+    const feats = xstateFeatures(xs);
+    const manifest = image.writeManifest({
+      ckptVersion: VERSION, created: new Date().toISOString(), kernel: kernelRelease(), arch: process.arch === 'x64' ? 'x86_64' : process.arch,
+      cpu: { xcr0: '0x' + feats.xcr0.toString(16), xsaveSize: xs.length, used: '0x' + feats.xstateBv.toString(16) },
+      root: pid,
+      processes: [{ pid, ppid: ident.ppid, comm: ident.comm, threads: 1 }],
+      options: { shellJob: !!opts.shellJob, leaveRunning: !!opts.leaveRunning },
+    });
+    lap('write');
+    void getXstate;
+
+    if (opts.leaveRunning) {
+      detach(pid);
+      log.info(`pid ${pid} left running`);
+    } else {
+      syscallRaw(NR.kill, pid, SIG.KILL);
+      for (;;) {
+        const st = waitPid(pid);
+        if (!st || !st.stopped) break;
+      }
+      log.info(`pid ${pid} killed after dump`);
+    }
+    lap('finish');
+    return { manifest, pageBytes: plan.pageBytes, timings: t };
+  } catch (e) {
+    const err = inStep(step, e);
+    log.error(`dump of pid ${pid} failed in step "${step}": ${err.message}`);
+    if (rt) {
+      try { rt.unmapScratch(); } catch (u) { log.error(`could not unmap the scratch area in pid ${pid}: ${(u as Error).message}`); }
+      try { rt.restore(); } catch (u) { log.error(`could not restore the registers of pid ${pid}: ${(u as Error).message}`); }
+      rt.close();
+    }
+    if (origMask !== null) { try { setSigmask(pid, origMask); } catch { /* reported below if detach fails */ } }
+    detachQuiet(pid);
+    log.info(`pid ${pid} released unchanged`);
+    if (err.kind === 'failed' && fs.existsSync(dir) && !(e instanceof CkptError)) log.debug(String((e as Error).stack));
+    throw err;
+  }
+}

@@ -1,0 +1,47 @@
+// Freezing: PTRACE_SEIZE + PTRACE_INTERRUPT, then wait for the interrupt stop.
+
+import { seize, interrupt, waitPid, cont, describeStatus, detachQuiet } from './kernel/ptrace.js';
+import { PTRACE_EVENT, SIG } from './kernel/consts.js';
+import { readStatus, pidExists } from './kernel/proc.js';
+import { SysError } from './kernel/ffi.js';
+import { CkptError, refused } from './errors.js';
+
+export interface Frozen { pid: number; groupStopped: boolean }
+
+export function checkTraceable(pid: number): void {
+  if (!pidExists(pid)) throw new CkptError('failed', `pid ${pid} does not exist`);
+  if (pid === process.pid) throw new CkptError('failed', 'ckpt cannot checkpoint itself');
+  const st = readStatus(pid);
+  const tracer = Number(st.get('TracerPid') ?? '0');
+  if (tracer) throw refused(`pid ${pid} is being traced by pid ${tracer} (a debugger?); detach it first`);
+  const state = (st.get('State') ?? '').charAt(0);
+  if (state === 'Z') throw refused(`pid ${pid} is a zombie; there is nothing left to checkpoint`);
+  if (st.get('Kthread') === '1' || !st.has('VmSize') && pid !== 1) throw refused(`pid ${pid} is a kernel thread`);
+}
+
+/** Seize and stop one task. Signals that arrive meanwhile are delivered as they would have been. */
+export function freezeTask(pid: number, options = 0): Frozen {
+  try {
+    seize(pid, options);
+  } catch (e) {
+    if (e instanceof SysError && e.code === 'EPERM') throw refused(`pid ${pid} cannot be traced (EPERM): another tracer, or ckpt lacks the rights`);
+    if (e instanceof SysError && e.code === 'ESRCH') throw new CkptError('failed', `pid ${pid} does not exist`);
+    throw e;
+  }
+  try {
+    interrupt(pid);
+    for (;;) {
+      const st = waitPid(pid)!;
+      if (!st.stopped) throw new CkptError('failed', `pid ${pid} ${describeStatus(st)} while being frozen`);
+      if (st.event === PTRACE_EVENT.STOP) {
+        const groupStopped = st.stopSig === SIG.STOP || st.stopSig === SIG.TSTP || st.stopSig === SIG.TTIN || st.stopSig === SIG.TTOU;
+        return { pid, groupStopped };
+      }
+      // A signal-delivery stop: pass the signal on, as if we were not there.
+      cont(pid, st.event ? 0 : st.stopSig);
+    }
+  } catch (e) {
+    detachQuiet(pid);
+    throw e;
+  }
+}

@@ -1,0 +1,70 @@
+// `ckpt info`: what an image holds, for people and (with --json) for scripts.
+
+import { ImageReader } from './image/store.js';
+import { ProcessImage } from './objects/process.js';
+import { describeAreas } from './objects/memory.js';
+import { describeFd } from './objects/files.js';
+import { signalName, RLIMIT_NAMES } from './kernel/consts.js';
+import { Regs } from './kernel/ptrace.js';
+
+export function imageInfo(dir: string) {
+  const img = new ImageReader(dir);
+  const m = img.manifest;
+  const processes = m.processes.map((pp) => {
+    const p = img.readJson(`process-${pp.pid}.json`, ProcessImage);
+    const areas = describeAreas(p.memory);
+    return {
+      pid: p.pid, ppid: p.ppid, pgid: p.pgid, sid: p.sid, comm: p.comm, exe: p.exe, cwd: p.cwd, root: p.root,
+      umask: '0' + p.umask.toString(8), personality: '0x' + p.personality.toString(16),
+      creds: { uid: p.creds.uid, gid: p.creds.gid, groups: p.creds.groups, capEff: p.creds.capEff },
+      rlimits: Object.fromEntries(p.rlimits.map((l, i) => [RLIMIT_NAMES[i], l])),
+      memory: { areas, mappedBytes: areas.reduce((s, a) => s + a.size, 0), storedBytes: p.memory.pageBytes },
+      fds: p.fds.map((f) => ({ fd: f.fd, kind: f.kind, what: describeFd(f) })),
+      signals: {
+        handlers: p.sigactions.map((a) => ({ signal: signalName(a.sig), handler: a.handler === '0x1' ? 'SIG_IGN' : a.handler === '0x0' ? 'SIG_DFL' : a.handler, flags: a.flags, mask: a.mask })),
+        pendingShared: p.pendingShared.map((s) => signalName(Buffer.from(s, 'base64').readInt32LE(0))),
+      },
+      threads: p.threads.map((t) => {
+        const r = Regs.fromJSON(t.regs);
+        return {
+          tid: t.tid, rip: t.regs.rip, rsp: t.regs.rsp, fsBase: t.regs.fs_base,
+          inSyscall: r.sget('orig_rax') >= 0n ? Number(r.sget('orig_rax')) : null,
+          sigmask: t.sigmask, pending: t.pending.map((s) => signalName(Buffer.from(s, 'base64').readInt32LE(0))),
+          xsaveBytes: Buffer.from(t.xstate, 'base64').length, rseq: t.rseq ? t.rseq.address : null,
+        };
+      }),
+    };
+  });
+  return { image: img.dir, format: m.version, ckptVersion: m.ckptVersion, created: m.created, kernel: m.kernel, arch: m.arch, cpu: m.cpu, options: m.options, files: m.files, processes };
+}
+
+function size(n: number): string {
+  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(1)}G`;
+  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)}M`;
+  if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(0)}K`;
+  return `${n}`;
+}
+
+export function renderInfo(info: ReturnType<typeof imageInfo>): string {
+  const L: string[] = [];
+  L.push(`image ${info.image}: format ${info.format}, made by ckpt ${info.ckptVersion} on ${info.created}`);
+  L.push(`  kernel ${info.kernel} ${info.arch}; XSAVE features in use ${info.cpu.used} (XCR0 ${info.cpu.xcr0}, ${info.cpu.xsaveSize} bytes)`);
+  for (const p of info.processes) {
+    L.push('', `process ${p.pid} (${p.comm})  ppid ${p.ppid} pgid ${p.pgid} sid ${p.sid}`);
+    L.push(`  exe ${p.exe}`, `  cwd ${p.cwd}  root ${p.root}  umask ${p.umask}  personality ${p.personality}`);
+    L.push(`  uid ${p.creds.uid.join('/')} gid ${p.creds.gid.join('/')} groups [${p.creds.groups.join(',')}] capEff ${p.creds.capEff}`);
+    L.push(`  memory: ${p.memory.areas.length} areas, ${size(p.memory.mappedBytes)} mapped, ${size(p.memory.storedBytes)} stored`);
+    for (const a of p.memory.areas) {
+      L.push(`    ${a.range.padEnd(31)} ${a.prot} ${size(a.size).padStart(7)} ${a.kind.padEnd(11)} stored ${size(a.stored).padStart(6)}  ${a.name}`);
+    }
+    L.push(`  files: ${p.fds.length}`);
+    for (const f of p.fds) L.push(`    fd ${String(f.fd).padStart(3)}: ${f.what}`);
+    L.push(`  signal handlers: ${p.signals.handlers.length}${p.signals.pendingShared.length ? `; pending (process): ${p.signals.pendingShared.join(' ')}` : ''}`);
+    for (const h of p.signals.handlers) L.push(`    ${h.signal.padEnd(9)} ${h.handler} flags ${h.flags} mask ${h.mask}`);
+    for (const t of p.threads) {
+      L.push(`  thread ${t.tid}: rip ${t.rip} rsp ${t.rsp} fs_base ${t.fsBase}${t.inSyscall !== null ? ` in syscall ${t.inSyscall}` : ''}`);
+      L.push(`    blocked ${t.sigmask}${t.pending.length ? ` pending ${t.pending.join(' ')}` : ''}; XSAVE ${t.xsaveBytes} bytes; rseq ${t.rseq ?? 'none'}`);
+    }
+  }
+  return L.join('\n') + '\n';
+}

@@ -1,0 +1,108 @@
+// Kernel numbers for x86_64 (from the uapi headers). Facts, not code.
+
+export const NR = {
+  read: 0, write: 1, open: 2, close: 3, lseek: 8, mmap: 9, mprotect: 10, munmap: 11, brk: 12,
+  rt_sigaction: 13, rt_sigprocmask: 14, ioctl: 16, pread64: 17, pwrite64: 18, readv: 19, writev: 20,
+  mremap: 25, mincore: 27, madvise: 28, dup: 32, dup2: 33, pause: 34, nanosleep: 35, getitimer: 36, setitimer: 38,
+  getpid: 39, clone: 56, fork: 57, exit: 60, wait4: 61, kill: 62, fcntl: 72, chdir: 80, fchdir: 81,
+  umask: 95, ptrace: 101, getuid: 102, getgid: 104, setpgid: 109, getppid: 110, setsid: 112,
+  setgroups: 116, setresuid: 117, setresgid: 119, getpgid: 121, getsid: 124, capget: 125, capset: 126,
+  rt_sigpending: 127, rt_sigqueueinfo: 129, sigaltstack: 131, personality: 135,
+  getpriority: 140, setpriority: 141, sched_getparam: 143, sched_setscheduler: 144, sched_getscheduler: 145,
+  mlock: 149, prctl: 157, arch_prctl: 158, chroot: 161, gettid: 186, futex: 202,
+  sched_setaffinity: 203, sched_getaffinity: 204, set_tid_address: 218, restart_syscall: 219,
+  timer_gettime: 224, clock_nanosleep: 230, exit_group: 231, tgkill: 234, waitid: 247, openat: 257,
+  set_robust_list: 273, get_robust_list: 274, dup3: 292, preadv: 295, pwritev: 296,
+  rt_tgsigqueueinfo: 297, prlimit64: 302, process_vm_readv: 310, process_vm_writev: 311, kcmp: 312,
+  memfd_create: 319, rseq: 334, pidfd_open: 434, clone3: 435, pidfd_getfd: 438,
+} as const;
+
+export const PTRACE = {
+  CONT: 7, KILL: 8, SINGLESTEP: 9, GETREGS: 12, SETREGS: 13, DETACH: 17,
+  SETOPTIONS: 0x4200, GETEVENTMSG: 0x4201, GETSIGINFO: 0x4202, SETSIGINFO: 0x4203,
+  GETREGSET: 0x4204, SETREGSET: 0x4205, SEIZE: 0x4206, INTERRUPT: 0x4207, LISTEN: 0x4208,
+  PEEKSIGINFO: 0x4209, GETSIGMASK: 0x420a, SETSIGMASK: 0x420b, GET_RSEQ_CONFIGURATION: 0x420f,
+} as const;
+
+export const PTRACE_O = {
+  TRACESYSGOOD: 1, TRACEFORK: 2, TRACEVFORK: 4, TRACECLONE: 8, TRACEEXEC: 0x10,
+  TRACEVFORKDONE: 0x20, TRACEEXIT: 0x40, EXITKILL: 0x100000,
+} as const;
+
+export const PTRACE_EVENT = { FORK: 1, VFORK: 2, CLONE: 3, EXEC: 4, VFORK_DONE: 5, EXIT: 6, STOP: 128 } as const;
+
+export const NT_PRSTATUS = 1;
+export const NT_X86_XSTATE = 0x202;
+
+export const SIG = {
+  HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11,
+  USR2: 12, PIPE: 13, ALRM: 14, TERM: 15, STKFLT: 16, CHLD: 17, CONT: 18, STOP: 19, TSTP: 20,
+  TTIN: 21, TTOU: 22,
+} as const;
+export const NSIG = 64;
+
+const SIGNAMES = ['', 'SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGKILL',
+  'SIGUSR1', 'SIGSEGV', 'SIGUSR2', 'SIGPIPE', 'SIGALRM', 'SIGTERM', 'SIGSTKFLT', 'SIGCHLD', 'SIGCONT', 'SIGSTOP',
+  'SIGTSTP', 'SIGTTIN', 'SIGTTOU', 'SIGURG', 'SIGXCPU', 'SIGXFSZ', 'SIGVTALRM', 'SIGPROF', 'SIGWINCH', 'SIGIO',
+  'SIGPWR', 'SIGSYS'];
+export function signalName(n: number): string {
+  if (n > 0 && n < SIGNAMES.length) return SIGNAMES[n];
+  if (n >= 32 && n <= 64) return `SIGRT${n - 32}`;
+  return `signal ${n}`;
+}
+
+export const PROT = { NONE: 0, READ: 1, WRITE: 2, EXEC: 4 } as const;
+export const MAP = {
+  SHARED: 0x01, PRIVATE: 0x02, FIXED: 0x10, ANONYMOUS: 0x20, GROWSDOWN: 0x0100, NORESERVE: 0x4000,
+  POPULATE: 0x8000, FIXED_NOREPLACE: 0x100000,
+} as const;
+export const MREMAP = { MAYMOVE: 1, FIXED: 2, DONTUNMAP: 4 } as const;
+export const MADV = {
+  DONTFORK: 10, DOFORK: 11, MERGEABLE: 12, HUGEPAGE: 14, NOHUGEPAGE: 15, DONTDUMP: 16,
+  WIPEONFORK: 18, POPULATE_WRITE: 23,
+} as const;
+
+export const O = {
+  RDONLY: 0, WRONLY: 1, RDWR: 2, ACCMODE: 3, CREAT: 0o100, EXCL: 0o200, NOCTTY: 0o400, TRUNC: 0o1000,
+  APPEND: 0o2000, NONBLOCK: 0o4000, DSYNC: 0o10000, DIRECT: 0o40000, LARGEFILE: 0o100000,
+  DIRECTORY: 0o200000, NOFOLLOW: 0o400000, NOATIME: 0o1000000, CLOEXEC: 0o2000000, PATH: 0o10000000,
+} as const;
+export const AT_FDCWD = -100;
+
+export const PR = {
+  SET_PDEATHSIG: 1, GET_PDEATHSIG: 2, GET_DUMPABLE: 3, SET_DUMPABLE: 4, SET_NAME: 15, GET_NAME: 16,
+  SET_SECUREBITS: 28, GET_SECUREBITS: 27, CAPBSET_READ: 23, CAPBSET_DROP: 24, SET_KEEPCAPS: 8,
+  SET_MM: 35, SET_MM_MAP: 14, SET_MM_MAP_SIZE: 15, SET_CHILD_SUBREAPER: 36, GET_CHILD_SUBREAPER: 37,
+  SET_NO_NEW_PRIVS: 38, GET_NO_NEW_PRIVS: 39, GET_TID_ADDRESS: 40, SET_THP_DISABLE: 41, GET_THP_DISABLE: 42,
+  CAP_AMBIENT: 47, CAP_AMBIENT_RAISE: 2, CAP_AMBIENT_CLEAR_ALL: 4, SET_VMA: 0x53564d41, SET_VMA_ANON_NAME: 0,
+  GET_SPECULATION_CTRL: 52,
+} as const;
+
+export const ARCH = { SET_GS: 0x1001, SET_FS: 0x1002, GET_FS: 0x1003, GET_GS: 0x1004, GET_XCOMP_PERM: 0x1022, REQ_XCOMP_PERM: 0x1023 } as const;
+
+export const CLONE = { PARENT: 0x8000, THREAD: 0x10000, VM: 0x100, FS: 0x200, FILES: 0x400, SIGHAND: 0x800 } as const;
+
+export const ERESTARTSYS = 512;
+export const ERESTARTNOINTR = 513;
+export const ERESTARTNOHAND = 514;
+export const ERESTART_RESTARTBLOCK = 516;
+export const EINTR = 4;
+
+export const E: Record<string, number> = {
+  EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, EIO: 5, ENXIO: 6, E2BIG: 7, ENOEXEC: 8, EBADF: 9, ECHILD: 10,
+  EAGAIN: 11, ENOMEM: 12, EACCES: 13, EFAULT: 14, EBUSY: 16, EEXIST: 17, EXDEV: 18, ENODEV: 19, ENOTDIR: 20,
+  EISDIR: 21, EINVAL: 22, ENFILE: 23, EMFILE: 24, ENOTTY: 25, ETXTBSY: 26, EFBIG: 27, ENOSPC: 28, ESPIPE: 29,
+  EROFS: 30, EMLINK: 31, EPIPE: 32, ERANGE: 34, ENOSYS: 38, ENOTSUP: 95, ERESTARTSYS: 512,
+  ERESTARTNOINTR: 513, ERESTARTNOHAND: 514, ERESTART_RESTARTBLOCK: 516,
+};
+const ENAMES = new Map(Object.entries(E).map(([k, v]) => [v, k]));
+export function errnoName(e: number): string {
+  return ENAMES.get(e) ?? `errno ${e}`;
+}
+
+export const RLIMIT_NAMES = ['CPU', 'FSIZE', 'DATA', 'STACK', 'CORE', 'RSS', 'NPROC', 'NOFILE', 'MEMLOCK', 'AS',
+  'LOCKS', 'SIGPENDING', 'MSGQUEUE', 'NICE', 'RTPRIO', 'RTTIME'] as const;
+
+export const PAGE_SIZE = 4096;
+export const WALL = 0x40000000; // __WALL
+export const WNOHANG = 1;

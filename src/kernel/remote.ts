@@ -1,0 +1,146 @@
+// Remote syscalls: make a ptrace-stopped task run one syscall at a time.
+//
+// The task's registers are saved once; each call loads the syscall number and
+// arguments, points rip at a `syscall` instruction (found in the task's vDSO),
+// single-steps over it and reads rax. restore() puts the saved registers back.
+
+import fs from 'node:fs';
+import { Regs, getRegs, setRegs, singlestep, waitPid, getEventMsg, describeStatus } from './ptrace.js';
+import { NR, PTRACE_EVENT, SIG, errnoName, PROT, MAP, PAGE_SIZE, signalName } from './consts.js';
+
+export class RemoteError extends Error {
+  constructor(public readonly pid: number, public readonly call: string, public readonly errno: number) {
+    super(`remote ${call} in pid ${pid} failed: ${errnoName(errno)}`);
+    this.name = 'RemoteError';
+  }
+}
+
+export type RArg = number | bigint;
+
+/** Locate a `syscall` instruction (0f 05) in a task's vDSO. */
+export function findSyscallGadget(pid: number, vdsoStart: bigint, vdsoEnd: bigint): bigint {
+  const len = Number(vdsoEnd - vdsoStart);
+  const buf = readMem(pid, vdsoStart, len);
+  const i = buf.indexOf(Buffer.from([0x0f, 0x05]));
+  if (i < 0) throw new Error(`no syscall instruction found in the vDSO of pid ${pid}`);
+  return vdsoStart + BigInt(i);
+}
+
+export function readMem(pid: number, addr: bigint, len: number): Buffer {
+  const fd = fs.openSync(`/proc/${pid}/mem`, 'r');
+  try {
+    const b = Buffer.alloc(len);
+    let done = 0;
+    while (done < len) {
+      const n = fs.readSync(fd, b, done, len - done, Number(addr) + done);
+      if (n <= 0) throw new Error(`short read of pid ${pid} memory at 0x${(addr + BigInt(done)).toString(16)}`);
+      done += n;
+    }
+    return b;
+  } finally { fs.closeSync(fd); }
+}
+
+export class RemoteTask {
+  readonly saved: Regs;
+  private work: Regs;
+  private memFd: number;
+  scratch = 0n;
+  scratchSize = 0;
+  /** pids created by fork/clone events seen during calls. */
+  readonly newChildren: number[] = [];
+  calls = 0;
+
+  constructor(public readonly pid: number, public gadget: bigint, saved?: Regs) {
+    this.saved = saved ?? getRegs(pid);
+    this.work = this.saved.clone();
+    this.memFd = fs.openSync(`/proc/${pid}/mem`, 'r+');
+  }
+
+  /** Run one syscall in the task; returns the raw result (negative errno on failure). */
+  callRaw(nr: number, a: RArg = 0, b: RArg = 0, c: RArg = 0, d: RArg = 0, e: RArg = 0, f: RArg = 0): bigint {
+    const r = this.work;
+    this.saved.buf.copy(r.buf);
+    r.set('rax', nr);
+    r.set('orig_rax', -1);
+    r.set('rdi', a); r.set('rsi', b); r.set('rdx', c); r.set('r10', d); r.set('r8', e); r.set('r9', f);
+    r.set('rip', this.gadget);
+    setRegs(this.pid, r);
+    singlestep(this.pid);
+    this.calls++;
+    for (;;) {
+      const st = waitPid(this.pid)!;
+      if (!st.stopped) throw new Error(`pid ${this.pid} ${describeStatus(st)} during remote syscall ${nr}`);
+      if (st.event === PTRACE_EVENT.FORK || st.event === PTRACE_EVENT.CLONE || st.event === PTRACE_EVENT.VFORK) {
+        this.newChildren.push(getEventMsg(this.pid));
+        singlestep(this.pid);
+        continue;
+      }
+      if (st.stopSig !== SIG.TRAP || st.event !== 0) {
+        throw new Error(`pid ${this.pid}: unexpected stop (${signalName(st.stopSig)}, event ${st.event}) during remote syscall ${nr}`);
+      }
+      break;
+    }
+    const out = getRegs(this.pid);
+    return out.sget('rax');
+  }
+
+  /** Run one syscall; throws RemoteError naming `name` on failure. */
+  call(name: string, nr: number, a: RArg = 0, b: RArg = 0, c: RArg = 0, d: RArg = 0, e: RArg = 0, f: RArg = 0): bigint {
+    const r = this.callRaw(nr, a, b, c, d, e, f);
+    if (r < 0n && r > -4096n) throw new RemoteError(this.pid, name, Number(-r));
+    return r;
+  }
+  callN(name: string, nr: number, a: RArg = 0, b: RArg = 0, c: RArg = 0, d: RArg = 0, e: RArg = 0, f: RArg = 0): number {
+    return Number(this.call(name, nr, a, b, c, d, e, f));
+  }
+
+  /** Map a private anonymous scratch area in the task (at `at` if given). */
+  mapScratch(size: number, at?: bigint): bigint {
+    size = Math.ceil(size / PAGE_SIZE) * PAGE_SIZE;
+    const flags = MAP.PRIVATE | MAP.ANONYMOUS | (at ? MAP.FIXED_NOREPLACE : 0);
+    this.scratch = this.call('mmap(scratch)', NR.mmap, at ?? 0, size, PROT.READ | PROT.WRITE, flags, -1, 0);
+    this.scratchSize = size;
+    return this.scratch;
+  }
+  unmapScratch(): void {
+    if (this.scratch) {
+      this.call('munmap(scratch)', NR.munmap, this.scratch, this.scratchSize);
+      this.scratch = 0n;
+    }
+  }
+
+  write(addr: bigint, data: Buffer): void {
+    let done = 0;
+    while (done < data.length) {
+      done += fs.writeSync(this.memFd, data, done, data.length - done, Number(addr) + done);
+    }
+  }
+  read(addr: bigint, len: number): Buffer {
+    const b = Buffer.alloc(len);
+    let done = 0;
+    while (done < len) {
+      const n = fs.readSync(this.memFd, b, done, len - done, Number(addr) + done);
+      if (n <= 0) throw new Error(`short read of pid ${this.pid} memory at 0x${(addr + BigInt(done)).toString(16)}`);
+      done += n;
+    }
+    return b;
+  }
+  /** Put data in the scratch area at offset `off`; returns its remote address. */
+  put(data: Buffer, off = 0): bigint {
+    if (off + data.length > this.scratchSize) throw new Error(`scratch area too small (${data.length} bytes at ${off})`);
+    const a = this.scratch + BigInt(off);
+    this.write(a, data);
+    return a;
+  }
+  putString(s: string, off = 0): bigint {
+    return this.put(Buffer.from(s + '\0'), off);
+  }
+
+  /** Put the saved registers back (the task is left exactly as it was stopped). */
+  restore(): void {
+    setRegs(this.pid, this.saved);
+  }
+  close(): void {
+    try { fs.closeSync(this.memFd); } catch { /* already closed */ }
+  }
+}

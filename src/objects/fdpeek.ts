@@ -1,0 +1,21 @@
+// Looking at a target's fd from ckpt: pidfd_getfd gives ckpt a duplicate of
+// the same open file description without touching the target's fd table.
+
+import fs from 'node:fs';
+import { sys, addressOf } from '../kernel/ffi.js';
+import { NR } from '../kernel/consts.js';
+
+export function peekFd<T>(pid: number, fd: number, fn: (localFd: number) => T): T {
+  const pidfd = sys(`pidfd_open(${pid})`, NR.pidfd_open, pid, 0);
+  try {
+    const local = sys(`pidfd_getfd(${pid}, ${fd})`, NR.pidfd_getfd, pidfd, fd, 0);
+    try { return fn(local); } finally { fs.closeSync(local); }
+  } finally { fs.closeSync(pidfd); }
+}
+
+const FIONREAD = 0x541b;
+export function peekFionread(fd: number): number {
+  const b = Buffer.alloc(4);
+  sys('ioctl(FIONREAD)', NR.ioctl, fd, FIONREAD, addressOf(b));
+  return b.readInt32LE(0);
+}

@@ -1,0 +1,352 @@
+// Memory areas: image schema, dump (areas from smaps, present pages from
+// pagemap, page data written by the target itself) and restore (areas mapped
+// at their addresses in the new task, pages read by the task itself).
+
+import fs from 'node:fs';
+import * as z from 'zod/mini';
+import { MapEntry, readSmaps } from '../kernel/proc.js';
+import { RemoteTask } from '../kernel/remote.js';
+import { NR, PROT, MAP, MADV, MREMAP, O, AT_FDCWD, PAGE_SIZE, PR } from '../kernel/consts.js';
+import { refused, CkptError } from '../errors.js';
+import { log } from '../log.js';
+
+const hex = z.string();
+export const Area = z.object({
+  start: hex,
+  end: hex,
+  prot: z.string(),            // "rwx" subset, e.g. "r-x"
+  shared: z.boolean(),
+  kind: z.enum(['anon', 'file', 'special']),
+  name: z.string(),            // path, [heap], [stack], [vdso], [anon:NAME] or ''
+  offset: hex,
+  vmflags: z.array(z.string()),
+  fileSize: z.optional(z.number()),
+  dataOffset: z.number(),      // where this area's pages start in the page file
+  runs: z.array(z.tuple([z.number(), z.number()])), // [first page index in area, page count]
+});
+export type Area = z.infer<typeof Area>;
+
+export const MemoryImage = z.object({
+  pagesFile: z.string(),
+  pageBytes: z.number(),
+  areas: z.array(Area),
+});
+export type MemoryImage = z.infer<typeof MemoryImage>;
+
+export const SPECIAL = new Set(['[vdso]', '[vvar]', '[vvar_vclock]', '[vsyscall]']);
+
+const toHex = (v: bigint) => '0x' + v.toString(16);
+const big = (s: string) => BigInt(s);
+
+function protBits(perms: string): number {
+  return (perms[0] === 'r' ? PROT.READ : 0) | (perms[1] === 'w' ? PROT.WRITE : 0) | (perms[2] === 'x' ? PROT.EXEC : 0);
+}
+
+/** Decide, for one mapping of the target, how it can be captured; refuse what cannot. */
+function classify(pid: number, m: MapEntry): Pick<Area, 'kind' | 'shared' | 'name'> {
+  const shared = m.perms[3] === 's';
+  const where = `pid ${pid}: memory area ${toHex(m.start)}-${toHex(m.end)} ${m.path || '(anonymous)'}`;
+  if (SPECIAL.has(m.path)) return { kind: 'special', shared, name: m.path };
+  if (m.vmflags.includes('io') || m.vmflags.includes('pf')) throw refused(`${where}: device memory (VM_IO/VM_PFNMAP) cannot be checkpointed`);
+  if (m.vmflags.includes('ss')) throw refused(`${where}: shadow stacks are not supported yet`);
+  if (m.path === '' || m.path === '[heap]' || m.path === '[stack]' || m.path.startsWith('[anon:')) {
+    if (shared) throw refused(`${where}: unexpected shared anonymous area without a shmem file`);
+    return { kind: 'anon', shared: false, name: m.path };
+  }
+  if (shared && (m.path === '/dev/zero (deleted)' || m.path === '/dev/zero')) {
+    return { kind: 'anon', shared: true, name: '' };
+  }
+  if (m.path.startsWith('[')) throw refused(`${where}: special mapping ${m.path} is not supported`);
+  if (m.path.startsWith('/memfd:')) throw refused(`${where}: memfd mappings are not supported yet`);
+  if (m.path.startsWith('/SYSV')) throw refused(`${where}: System V shared memory is not supported yet`);
+  if (m.path.endsWith(' (deleted)')) throw refused(`${where}: the mapped file was deleted; deleted files are not supported yet`);
+  return { kind: 'file', shared, name: m.path };
+}
+
+export interface MemoryPlan {
+  areas: Area[];
+  /** iovec runs in the target: [address, length] in page-file order. */
+  segments: Array<[bigint, number]>;
+  pageBytes: number;
+}
+
+/**
+ * Read the target's areas and choose the pages to store: all present pages of
+ * private anonymous and shared anonymous areas, and in private file areas only
+ * the pages that no longer match the file (anonymous copies).
+ */
+export function planMemory(pid: number): MemoryPlan {
+  const maps = readSmaps(pid);
+  const pm = fs.openSync(`/proc/${pid}/pagemap`, 'r');
+  const areas: Area[] = [];
+  const segments: Array<[bigint, number]> = [];
+  let offset = 0;
+  try {
+    for (const m of maps) {
+      if (m.path === '[vsyscall]') continue;
+      const c = classify(pid, m);
+      const area: Area = {
+        start: toHex(m.start), end: toHex(m.end), prot: m.perms.slice(0, 3), shared: c.shared, kind: c.kind,
+        name: c.name, offset: toHex(m.offset), vmflags: m.vmflags, dataOffset: offset, runs: [],
+      };
+      if (c.kind === 'file') {
+        try { area.fileSize = fs.statSync(`/proc/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`).size; } catch { /* no size */ }
+      }
+      areas.push(area);
+      const wantPages = c.kind === 'anon' || (c.kind === 'file' && !c.shared);
+      if (!wantPages) continue;
+      const npages = Number((m.end - m.start) / BigInt(PAGE_SIZE));
+      const buf = Buffer.allocUnsafe(npages * 8);
+      const n = fs.readSync(pm, buf, 0, buf.length, Number(m.start / BigInt(PAGE_SIZE)) * 8);
+      if (n !== buf.length) throw new Error(`short pagemap read for ${toHex(m.start)}`);
+      const hi = new Uint32Array(buf.buffer, buf.byteOffset, npages * 2);
+      const fileArea = c.kind === 'file';
+      let runStart = -1;
+      for (let i = 0; i <= npages; i++) {
+        let take = false;
+        if (i < npages) {
+          const h = hi[i * 2 + 1];
+          const present = (h & 0x80000000) !== 0;
+          const swapped = (h & 0x40000000) !== 0;
+          const filePage = (h & 0x20000000) !== 0;
+          take = fileArea ? (present && !filePage) || swapped : present || swapped;
+        }
+        if (take && runStart < 0) runStart = i;
+        else if (!take && runStart >= 0) {
+          const count = i - runStart;
+          area.runs.push([runStart, count]);
+          segments.push([m.start + BigInt(runStart * PAGE_SIZE), count * PAGE_SIZE]);
+          offset += count * PAGE_SIZE;
+          runStart = -1;
+        }
+      }
+    }
+  } finally { fs.closeSync(pm); }
+  return { areas, segments, pageBytes: offset };
+}
+
+const IOV_MAX = 1024;
+const MAX_CALL_BYTES = 256 << 20;
+
+/**
+ * Group segments into calls of at most IOV_MAX iovecs and MAX_CALL_BYTES, splitting
+ * segments where needed. Returns per call the iovec list and its file offset.
+ */
+function* batches(segments: Array<[bigint, number]>): Generator<{ iov: Array<[bigint, number]>; bytes: number }> {
+  let iov: Array<[bigint, number]> = [];
+  let bytes = 0;
+  for (let [addr, len] of segments) {
+    while (len > 0) {
+      const take = Math.min(len, MAX_CALL_BYTES - bytes);
+      iov.push([addr, take]);
+      bytes += take; addr += BigInt(take); len -= take;
+      if (iov.length === IOV_MAX || bytes === MAX_CALL_BYTES) { yield { iov, bytes }; iov = []; bytes = 0; }
+    }
+  }
+  if (iov.length) yield { iov, bytes };
+}
+
+function iovBuffer(iov: Array<[bigint, number]>): Buffer {
+  const b = Buffer.alloc(iov.length * 16);
+  iov.forEach(([a, l], i) => { b.writeBigUInt64LE(a, i * 16); b.writeBigUInt64LE(BigInt(l), i * 16 + 8); });
+  return b;
+}
+
+export const IOV_SCRATCH = IOV_MAX * 16;
+
+/**
+ * Write the planned pages into `pagesPath`. The target writes its own memory
+ * (pwritev from its address space: one copy); if it cannot open the file (for
+ * example it runs without the right to), ckpt copies through /proc/PID/mem.
+ */
+export function writePages(rt: RemoteTask, plan: MemoryPlan, pagesPath: string, progress?: (done: number, total: number) => void): void {
+  if (plan.pageBytes === 0) return;
+  const pathAddr = rt.putString(pagesPath, IOV_SCRATCH);
+  const fdr = rt.callRaw(NR.openat, AT_FDCWD, pathAddr, O.WRONLY | O.CLOEXEC, 0);
+  if (fdr < 0n) {
+    log.info(`pid ${rt.pid} cannot open the page file itself (errno ${-fdr}); copying pages through /proc/${rt.pid}/mem`);
+    copyPagesFromOutside(rt.pid, plan, pagesPath, progress);
+    return;
+  }
+  const fd = Number(fdr);
+  let off = 0;
+  try {
+    for (const b of batches(plan.segments)) {
+      const iovAddr = rt.put(iovBuffer(b.iov), 0);
+      const n = rt.call('pwritev(pages)', NR.pwritev, fd, iovAddr, b.iov.length, off, 0);
+      if (Number(n) !== b.bytes) throw new CkptError('failed', `pid ${rt.pid}: short write of pages (${n} of ${b.bytes} bytes): is the image file system full?`);
+      off += b.bytes;
+      progress?.(off, plan.pageBytes);
+    }
+  } finally {
+    rt.callRaw(NR.close, fd);
+  }
+}
+
+function copyPagesFromOutside(pid: number, plan: MemoryPlan, pagesPath: string, progress?: (d: number, t: number) => void): void {
+  const mem = fs.openSync(`/proc/${pid}/mem`, 'r');
+  const out = fs.openSync(pagesPath, 'w');
+  const buf = Buffer.allocUnsafe(8 << 20);
+  let done = 0;
+  try {
+    for (const [addr, len] of plan.segments) {
+      for (let o = 0; o < len; o += buf.length) {
+        const n = Math.min(buf.length, len - o);
+        const r = fs.readSync(mem, buf, 0, n, Number(addr) + o);
+        if (r !== n) throw new Error(`short read of pid ${pid} memory at 0x${(addr + BigInt(o)).toString(16)}`);
+        fs.writeSync(out, buf, 0, n);
+        done += n;
+      }
+      progress?.(done, plan.pageBytes);
+    }
+  } finally { fs.closeSync(mem); fs.closeSync(out); }
+}
+
+// ---------------------------------------------------------------- restore
+
+const MADVISE_FOR_FLAG: Record<string, number> = {
+  dc: MADV.DONTFORK, dd: MADV.DONTDUMP, wf: MADV.WIPEONFORK, hg: MADV.HUGEPAGE, nh: MADV.NOHUGEPAGE, mg: MADV.MERGEABLE,
+};
+
+export interface Range { start: bigint; end: bigint }
+
+/** Find a free range of `size` bytes that overlaps none of `used`. */
+export function findHole(used: Range[], size: number, above = 0x100000000n): bigint {
+  const sorted = [...used].sort((a, b) => (a.start < b.start ? -1 : 1));
+  let cand = above;
+  for (const r of sorted) {
+    if (r.end <= cand) continue;
+    if (r.start >= cand + BigInt(size)) break;
+    cand = r.end;
+  }
+  if (cand + BigInt(size) > 0x7ffffffff000n) throw new Error('no free address range for the scratch area');
+  return cand;
+}
+
+export function areaRanges(mem: MemoryImage): Range[] {
+  return mem.areas.map((a) => ({ start: big(a.start), end: big(a.end) }));
+}
+
+/**
+ * In a freshly cloned husk task: drop everything the husk had (except the
+ * scratch area and the vDSO, which is moved to where the program had it).
+ */
+export function clearAndMoveSpecials(rt: RemoteTask, mem: MemoryImage, scratch: Range, vdsoGadgetOffset: bigint): void {
+  const current = readSmaps(rt.pid);
+  for (const m of current) {
+    if (SPECIAL.has(m.path) || (m.start === scratch.start)) continue;
+    rt.call(`munmap(${toHex(m.start)})`, NR.munmap, m.start, m.end - m.start);
+  }
+  const wanted = mem.areas.filter((a) => a.kind === 'special' && a.name !== '[vsyscall]');
+  const have = current.filter((m) => SPECIAL.has(m.path) && m.path !== '[vsyscall]');
+  const sig = (xs: Array<{ name: string; size: bigint }>) => xs.map((x) => `${x.name}:${x.size}`).sort().join(',');
+  const wantSig = sig(wanted.map((a) => ({ name: a.name, size: big(a.end) - big(a.start) })));
+  const haveSig = sig(have.map((m) => ({ name: m.path, size: m.end - m.start })));
+  if (wantSig !== haveSig) {
+    throw new CkptError('conflict', `the vDSO layout of this kernel (${haveSig}) differs from the image's (${wantSig}); restoring across such kernels is not supported yet`);
+  }
+  // Move each special mapping to its recorded address. Go through a temporary
+  // spot when a target overlaps a current special mapping.
+  const overlaps = wanted.some((a) => have.some((m) => big(a.start) < m.end && m.start < big(a.end) && !(m.start === big(a.start) && m.path === a.name)));
+  let moves = have.map((m) => ({ from: m.start, size: m.end - m.start, name: m.path }));
+  if (overlaps) {
+    let tmp = findHole([...areaRanges(mem), ...current.map((m) => ({ start: m.start, end: m.end })), scratch], Number(moves.reduce((s, m) => s + m.size, 0n)) + PAGE_SIZE);
+    moves = moves.map((m) => {
+      const to = tmp; tmp += m.size;
+      remap(rt, m.from, m.size, to, m.name, vdsoGadgetOffset);
+      return { ...m, from: to };
+    });
+  }
+  for (const m of moves) {
+    const target = wanted.find((a) => a.name === m.name)!;
+    if (big(target.start) !== m.from) remap(rt, m.from, m.size, big(target.start), m.name, vdsoGadgetOffset);
+  }
+}
+
+function remap(rt: RemoteTask, from: bigint, size: bigint, to: bigint, name: string, gadgetOffset: bigint): void {
+  rt.call(`mremap(${name})`, NR.mremap, from, size, size, MREMAP.MAYMOVE | MREMAP.FIXED, to);
+  if (name === '[vdso]') rt.gadget = to + gadgetOffset;
+}
+
+/** Map every area of the image and fill in its pages. `pagesFd` is open in the task. */
+export function restoreAreas(rt: RemoteTask, mem: MemoryImage, pagesFd: number, pagesPath: string): void {
+  for (const a of mem.areas) {
+    if (a.kind === 'special') continue;
+    const start = big(a.start);
+    const len = big(a.end) - start;
+    const prot = protBits(a.prot);
+    const hasPages = a.runs.length > 0;
+    const addWrite = hasPages && !(prot & PROT.WRITE);
+    // Mapping a private area writable marks it accountable (VM_ACCOUNT, "ac") for good:
+    // when the original was not, write its pages from outside (/proc/PID/mem) instead.
+    const outside = addWrite && !a.shared && !a.vmflags.includes('ac');
+    const mapProt = addWrite && !outside ? prot | PROT.WRITE : prot;
+    let flags = MAP.FIXED | (a.shared ? MAP.SHARED : MAP.PRIVATE);
+    if (a.vmflags.includes('gd')) flags |= MAP.GROWSDOWN;
+    if (a.vmflags.includes('nr')) flags |= MAP.NORESERVE;
+    let fd = -1;
+    if (a.kind === 'file') {
+      const acc = a.shared && a.prot[1] === 'w' ? O.RDWR : O.RDONLY;
+      const p = rt.putString(a.name, IOV_SCRATCH);
+      const r = rt.callRaw(NR.openat, AT_FDCWD, p, acc | O.CLOEXEC, 0);
+      if (r < 0n) throw new CkptError('conflict', `cannot open ${a.name} to map it at ${a.start}: errno ${-r}`);
+      fd = Number(r);
+    } else {
+      flags |= MAP.ANONYMOUS;
+    }
+    try {
+      rt.call(`mmap(${a.start} ${a.name || 'anon'})`, NR.mmap, start, len, mapProt, flags, fd, a.kind === 'file' ? big(a.offset) : 0n);
+    } finally {
+      if (fd >= 0) rt.callRaw(NR.close, fd);
+    }
+    if (hasPages) {
+      if (outside) writeAreaFromOutside(rt, a, pagesPath);
+      else readAreaPages(rt, a, pagesFd);
+      if (mapProt !== prot) rt.call(`mprotect(${a.start})`, NR.mprotect, start, len, prot);
+    }
+    for (const f of a.vmflags) {
+      const adv = MADVISE_FOR_FLAG[f];
+      if (adv !== undefined) rt.call(`madvise(${a.start}, ${f})`, NR.madvise, start, len, adv);
+    }
+    if (a.vmflags.includes('lo')) rt.call(`mlock(${a.start})`, NR.mlock, start, len);
+    if (a.name.startsWith('[anon:')) {
+      const nm = rt.putString(a.name.slice(6, -1), IOV_SCRATCH);
+      rt.call('prctl(PR_SET_VMA_ANON_NAME)', NR.prctl, PR.SET_VMA, PR.SET_VMA_ANON_NAME, start, len, nm);
+    }
+  }
+}
+
+function readAreaPages(rt: RemoteTask, a: Area, pagesFd: number): void {
+  const start = big(a.start);
+  const segs: Array<[bigint, number]> = a.runs.map(([i, n]) => [start + BigInt(i * PAGE_SIZE), n * PAGE_SIZE]);
+  let off = a.dataOffset;
+  for (const b of batches(segs)) {
+    const iovAddr = rt.put(iovBuffer(b.iov), 0);
+    const n = rt.call(`preadv(${a.start})`, NR.preadv, pagesFd, iovAddr, b.iov.length, off, 0);
+    if (Number(n) !== b.bytes) throw new CkptError('bad-image', `page file is short: area ${a.start} wanted ${b.bytes} bytes at offset ${off}, got ${n}`);
+    off += b.bytes;
+  }
+}
+
+function writeAreaFromOutside(rt: RemoteTask, a: Area, pagesPath: string): void {
+  const fd = fs.openSync(pagesPath, 'r');
+  try {
+    let off = a.dataOffset;
+    for (const [i, n] of a.runs) {
+      const buf = Buffer.allocUnsafe(n * PAGE_SIZE);
+      fs.readSync(fd, buf, 0, buf.length, off);
+      rt.write(big(a.start) + BigInt(i * PAGE_SIZE), buf);
+      off += buf.length;
+    }
+  } finally { fs.closeSync(fd); }
+}
+
+export function describeAreas(mem: MemoryImage): Array<{ range: string; size: number; prot: string; kind: string; name: string; stored: number }> {
+  return mem.areas.map((a) => ({
+    range: `${a.start}-${a.end}`, size: Number(big(a.end) - big(a.start)), prot: a.prot + (a.shared ? 's' : 'p'),
+    kind: a.kind === 'anon' ? (a.shared ? 'shared-anon' : 'anon') : a.kind, name: a.name,
+    stored: a.runs.reduce((s, r) => s + r[1], 0) * PAGE_SIZE,
+  }));
+}
+
+void log;

@@ -1,0 +1,180 @@
+// Process-wide identity and environment: ids, exe, cwd/root, umask,
+// personality, rlimits, mm fields, itimers, prctl attributes. The process
+// document (process-PID.json) gathers these with the other kinds' images.
+
+import fs from 'node:fs';
+import * as z from 'zod/mini';
+import { RemoteTask } from '../kernel/remote.js';
+import { NR, PR, ARCH, RLIMIT_NAMES, AT_FDCWD, O } from '../kernel/consts.js';
+import { readStat, readStatus } from '../kernel/proc.js';
+import { sys, addressOf } from '../kernel/ffi.js';
+import { refused, conflict } from '../errors.js';
+import { MemoryImage } from './memory.js';
+import { FdImage } from './files.js';
+import { SigAction } from './signals.js';
+import { Thread } from './thread.js';
+import { Creds } from './creds.js';
+
+export const MmFields = z.object({
+  startCode: z.string(), endCode: z.string(), startData: z.string(), endData: z.string(),
+  startBrk: z.string(), brk: z.string(), startStack: z.string(), argStart: z.string(), argEnd: z.string(),
+  envStart: z.string(), envEnd: z.string(), auxv: z.string(),
+});
+export type MmFields = z.infer<typeof MmFields>;
+
+const Timer = z.tuple([z.string(), z.string(), z.string(), z.string()]); // interval sec/usec, value sec/usec
+
+export const ProcessImage = z.object({
+  pid: z.number(), ppid: z.number(), pgid: z.number(), sid: z.number(),
+  comm: z.string(), exe: z.string(), cwd: z.string(), root: z.string(),
+  umask: z.number(), personality: z.number(),
+  rlimits: z.array(z.tuple([z.string(), z.string()])),
+  creds: Creds,
+  misc: z.object({ dumpable: z.number(), pdeathsig: z.number(), noNewPrivs: z.number(), subreaper: z.number(), xcompPerm: z.string() }),
+  itimers: z.array(Timer),
+  mm: MmFields,
+  memory: MemoryImage,
+  fds: z.array(FdImage),
+  sigactions: z.array(SigAction),
+  pendingShared: z.array(z.string()),
+  threads: z.array(Thread),
+});
+export type ProcessImage = z.infer<typeof ProcessImage>;
+
+const hex = (v: bigint | number | string) => '0x' + BigInt(v).toString(16);
+const INF = 0xffffffffffffffffn;
+
+export function readRlimits(pid: number): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  const b = Buffer.alloc(16);
+  for (let r = 0; r < RLIMIT_NAMES.length; r++) {
+    sys(`prlimit64(${pid}, ${RLIMIT_NAMES[r]})`, NR.prlimit64, pid, r, 0, addressOf(b));
+    const fmt = (v: bigint) => (v === INF ? 'unlimited' : v.toString());
+    out.push([fmt(b.readBigUInt64LE(0)), fmt(b.readBigUInt64LE(8))]);
+  }
+  return out;
+}
+const parseLimit = (s: string) => (s === 'unlimited' ? INF : BigInt(s));
+
+/** Identity fields readable from /proc without touching the task. */
+export function readIdentity(pid: number) {
+  const stat = readStat(pid);
+  const where = (what: string) => `pid ${pid}: ${what}`;
+  const link = (p: string) => fs.readlinkSync(`/proc/${pid}/${p}`);
+  const exe = link('exe');
+  if (exe.endsWith(' (deleted)')) throw refused(where(`its executable ${exe} was deleted; not supported yet`));
+  const cwd = link('cwd');
+  if (cwd.endsWith(' (deleted)')) throw refused(where(`its working directory ${cwd} was deleted`));
+  const root = link('root');
+  const status = readStatus(pid);
+  if (status.get('Seccomp') && status.get('Seccomp') !== '0') throw refused(where('seccomp filters are not supported yet'));
+  const timers = fs.readFileSync(`/proc/${pid}/timers`, 'utf8');
+  if (timers.trim()) throw refused(where('POSIX timers (timer_create) are not supported yet'));
+  return {
+    pid, ppid: Number(stat[4]), pgid: Number(stat[5]), sid: Number(stat[6]), comm: stat[2],
+    exe, cwd, root, umask: parseInt(status.get('Umask') ?? '22', 8),
+    personality: parseInt(fs.readFileSync(`/proc/${pid}/personality`, 'utf8').trim(), 16),
+    rlimits: readRlimits(pid),
+    noNewPrivs: Number(status.get('NoNewPrivs') ?? '0'),
+    mmStat: {
+      startCode: hex(stat[26]), endCode: hex(stat[27]), startStack: hex(stat[28]),
+      startData: hex(stat[45]), endData: hex(stat[46]), startBrk: hex(stat[47]),
+      argStart: hex(stat[48]), argEnd: hex(stat[49]), envStart: hex(stat[50]), envEnd: hex(stat[51]),
+    },
+    auxv: fs.readFileSync(`/proc/${pid}/auxv`).toString('base64'),
+  };
+}
+
+/** Values only the task itself can report (remote syscalls). */
+export function readTaskValues(rt: RemoteTask, scratchOff: number) {
+  const a = rt.scratch + BigInt(scratchOff);
+  const brk = rt.call('brk(0)', NR.brk, 0);
+  rt.call('prctl(PR_GET_PDEATHSIG)', NR.prctl, PR.GET_PDEATHSIG, a);
+  const pdeathsig = rt.read(a, 4).readInt32LE(0);
+  const dumpable = rt.callN('prctl(PR_GET_DUMPABLE)', NR.prctl, PR.GET_DUMPABLE);
+  rt.call('prctl(PR_GET_CHILD_SUBREAPER)', NR.prctl, PR.GET_CHILD_SUBREAPER, a);
+  const subreaper = rt.read(a, 4).readInt32LE(0);
+  const securebits = rt.callN('prctl(PR_GET_SECUREBITS)', NR.prctl, PR.GET_SECUREBITS);
+  const xr = rt.callRaw(NR.arch_prctl, ARCH.GET_XCOMP_PERM, a);
+  const xcompPerm = xr >= 0n ? rt.read(a, 8).readBigUInt64LE(0) : 0n;
+  const itimers: Array<[string, string, string, string]> = [];
+  for (let which = 0; which < 3; which++) {
+    rt.call(`getitimer(${which})`, NR.getitimer, which, a);
+    const b = rt.read(a, 32);
+    itimers.push([0, 8, 16, 24].map((o) => b.readBigInt64LE(o).toString()) as [string, string, string, string]);
+  }
+  return { brk: hex(brk), pdeathsig, dumpable, subreaper, securebits, xcompPerm: hex(xcompPerm), itimers };
+}
+
+/** Before any process is created: can this host give the process its limits? */
+export function checkRlimits(p: ProcessImage): void {
+  const mine = readRlimits(process.pid);
+  const capEff = BigInt('0x' + (readStatus(process.pid).get('CapEff') ?? '0'));
+  const hasSysResource = ((capEff >> 24n) & 1n) === 1n;
+  if (hasSysResource) return;
+  p.rlimits.forEach(([, max], r) => {
+    if (parseLimit(max) > parseLimit(mine[r][1])) {
+      throw conflict(`pid ${p.pid}: its hard limit RLIMIT_${RLIMIT_NAMES[r]} is ${max}, above this host's ${mine[r][1]}, and ckpt lacks CAP_SYS_RESOURCE to raise it`);
+    }
+  });
+}
+
+export function restoreRlimits(pid: number, limits: Array<[string, string]>): void {
+  const cur = readRlimits(pid);
+  const b = Buffer.alloc(16);
+  limits.forEach(([soft, hard], r) => {
+    if (cur[r][0] === soft && cur[r][1] === hard) return;
+    b.writeBigUInt64LE(parseLimit(soft), 0);
+    b.writeBigUInt64LE(parseLimit(hard), 8);
+    sys(`prlimit64(${pid}, RLIMIT_${RLIMIT_NAMES[r]} = ${soft}/${hard})`, NR.prlimit64, pid, r, addressOf(b), 0);
+  });
+}
+
+/** PR_SET_MM_MAP: code/data/brk/stack/args/env bounds, auxv and /proc/PID/exe in one call. */
+export function restoreMm(rt: RemoteTask, p: ProcessImage, scratchOff: number): void {
+  const auxv = Buffer.from(p.mm.auxv, 'base64');
+  const auxvAddr = rt.put(auxv, scratchOff + 256);
+  const exePath = rt.putString(p.exe, scratchOff + 256 + auxv.length + 16);
+  const exeFd = Number(rt.call(`open(${p.exe})`, NR.openat, AT_FDCWD, exePath, O.RDONLY | O.CLOEXEC, 0));
+  const m = p.mm;
+  const b = Buffer.alloc(104);
+  const vals = [m.startCode, m.endCode, m.startData, m.endData, m.startBrk, m.brk, m.startStack, m.argStart, m.argEnd, m.envStart, m.envEnd];
+  vals.forEach((v, i) => b.writeBigUInt64LE(BigInt(v), i * 8));
+  b.writeBigUInt64LE(auxvAddr, 88);
+  b.writeUInt32LE(auxv.length, 96);
+  b.writeUInt32LE(exeFd, 100);
+  try {
+    rt.call('prctl(PR_SET_MM, PR_SET_MM_MAP)', NR.prctl, PR.SET_MM, PR.SET_MM_MAP, rt.put(b, scratchOff), 104, 0);
+  } finally {
+    rt.callRaw(NR.close, exeFd);
+  }
+}
+
+export function restoreIdentityCalls(rt: RemoteTask, p: ProcessImage, scratchOff: number): void {
+  if (p.root !== '/') rt.call(`chroot(${p.root})`, NR.chroot, rt.putString(p.root, scratchOff));
+  rt.call(`chdir(${p.cwd})`, NR.chdir, rt.putString(p.cwd, scratchOff));
+  rt.call('umask', NR.umask, p.umask);
+  rt.call('personality', NR.personality, p.personality);
+  rt.call('prctl(PR_SET_NAME)', NR.prctl, PR.SET_NAME, rt.putString(p.comm.slice(0, 15), scratchOff));
+  const perm = BigInt(p.misc.xcompPerm);
+  // Ask for every dynamically enabled XSAVE feature the process had (AMX tile data is bit 18).
+  for (let bit = 17; bit < 64; bit++) {
+    if ((perm >> BigInt(bit)) & 1n) {
+      const r = rt.callRaw(NR.arch_prctl, ARCH.REQ_XCOMP_PERM, bit);
+      if (r < 0n && bit === 18) throw conflict(`pid ${p.pid} uses AMX (XTILEDATA) but this host refuses it`);
+    }
+  }
+  p.itimers.forEach((t, which) => {
+    if (t.every((v) => v === '0')) return;
+    const b = Buffer.alloc(32);
+    t.forEach((v, i) => b.writeBigInt64LE(BigInt(v), i * 8));
+    rt.call(`setitimer(${which})`, NR.setitimer, which, rt.put(b, scratchOff), 0);
+  });
+}
+
+export function restoreMiscLast(rt: RemoteTask, p: ProcessImage): void {
+  if (p.misc.pdeathsig) rt.call('prctl(PR_SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, p.misc.pdeathsig);
+  if (p.misc.subreaper) rt.call('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
+  if (p.misc.dumpable === 0 || p.misc.dumpable === 1) rt.call('prctl(PR_SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, p.misc.dumpable);
+  if (p.misc.noNewPrivs) rt.call('prctl(PR_SET_NO_NEW_PRIVS)', NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}

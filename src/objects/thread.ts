@@ -1,0 +1,94 @@
+// Per-thread state: registers, XSAVE area, signal mask, pending signals,
+// sigaltstack, rseq registration, clear_child_tid address, robust futex list.
+
+import * as z from 'zod/mini';
+import { RemoteTask } from '../kernel/remote.js';
+import { Regs, getXstate, getSigmask, peekSiginfo, getRseqConfig, setXstate, setRegs, setSigmask } from '../kernel/ptrace.js';
+import { NR, PR, ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK, EINTR } from '../kernel/consts.js';
+import { sys, addressOf } from '../kernel/ffi.js';
+import { queueSignals } from './signals.js';
+
+export const Thread = z.object({
+  tid: z.number(),
+  regs: z.record(z.string(), z.string()),
+  xstate: z.string(),              // base64 of the XSAVE area (NT_X86_XSTATE)
+  sigmask: z.string(),
+  pending: z.array(z.string()),    // base64 siginfo, thread-directed
+  altstack: z.object({ sp: z.string(), flags: z.number(), size: z.string() }),
+  rseq: z.nullable(z.object({ address: z.string(), size: z.number(), signature: z.number() })),
+  tidAddress: z.string(),
+  robustList: z.object({ head: z.string(), len: z.number() }),
+});
+export type Thread = z.infer<typeof Thread>;
+
+const hex = (v: bigint) => '0x' + v.toString(16);
+
+export function dumpThread(rt: RemoteTask, tid: number, sigmask: bigint, scratchOff: number): Thread {
+  const xs = getXstate(tid);
+  const pending = peekSiginfo(tid, false).map((b) => b.toString('base64'));
+  const a = rt.scratch + BigInt(scratchOff);
+  rt.call('sigaltstack', NR.sigaltstack, 0, a);
+  const ss = rt.read(a, 24);
+  rt.call('prctl(PR_GET_TID_ADDRESS)', NR.prctl, PR.GET_TID_ADDRESS, a);
+  const tidAddress = rt.read(a, 8).readBigUInt64LE(0);
+  const rs = getRseqConfig(tid);
+  const hb = Buffer.alloc(16);
+  sys(`get_robust_list(${tid})`, NR.get_robust_list, tid, addressOf(hb), addressOf(hb) + 8n);
+  return {
+    tid, regs: rt.saved.toJSON(), xstate: xs.toString('base64'), sigmask: hex(sigmask), pending,
+    altstack: { sp: hex(ss.readBigUInt64LE(0)), flags: ss.readInt32LE(8), size: hex(ss.readBigUInt64LE(16)) },
+    rseq: rs.size ? { address: hex(rs.address), size: rs.size, signature: rs.signature } : null,
+    tidAddress: hex(tidAddress),
+    robustList: { head: hex(hb.readBigUInt64LE(0)), len: Number(hb.readBigUInt64LE(8)) },
+  };
+}
+
+/** Thread attributes set by the thread itself (remote syscalls), memory being in place. */
+export function restoreThreadCalls(rt: RemoteTask, t: Thread, tgid: number, scratchOff: number): void {
+  const SS_DISABLE = 2;
+  const ss = Buffer.alloc(24);
+  ss.writeBigUInt64LE(BigInt(t.altstack.sp), 0);
+  ss.writeInt32LE(t.altstack.flags & SS_DISABLE, 8); // SS_ONSTACK is a state, not a setting
+  ss.writeBigUInt64LE(BigInt(t.altstack.size), 16);
+  if (!(t.altstack.flags & SS_DISABLE)) rt.call('sigaltstack', NR.sigaltstack, rt.put(ss, scratchOff), 0);
+  rt.call('set_tid_address', NR.set_tid_address, BigInt(t.tidAddress));
+  if (BigInt(t.robustList.head) !== 0n) rt.call('set_robust_list', NR.set_robust_list, BigInt(t.robustList.head), t.robustList.len);
+  if (t.rseq) rt.call('rseq', NR.rseq, BigInt(t.rseq.address), t.rseq.size, 0, t.rseq.signature);
+  queueSignals(rt, tgid, t.tid, t.pending, scratchOff);
+}
+
+/**
+ * Registers for a restored thread. A thread stopped inside an interrupted
+ * syscall gets it issued again (rax = syscall number, rip back over the
+ * syscall instruction), so the program sees no EINTR it would not have seen.
+ * Only a restart through restart_syscall, whose state lived in the kernel,
+ * returns EINTR.
+ */
+export function finalRegs(t: Thread): { regs: Regs; note?: string } {
+  const r = Regs.fromJSON(t.regs);
+  const orig = r.sget('orig_rax');
+  const rax = r.sget('rax');
+  let note: string | undefined;
+  if (orig >= 0n) {
+    const e = -Number(rax);
+    if (e === ERESTARTSYS || e === ERESTARTNOINTR || e === ERESTARTNOHAND || e === ERESTART_RESTARTBLOCK) {
+      if (orig === BigInt(NR.restart_syscall)) {
+        r.set('rax', -EINTR);
+        note = `thread ${t.tid} was in restart_syscall; it sees EINTR`;
+      } else {
+        r.set('rax', orig);
+        r.set('rip', r.get('rip') - 2n);
+      }
+    }
+  }
+  r.set('orig_rax', -1);
+  return { regs: r, note };
+}
+
+export function setThreadState(tid: number, t: Thread, regs: Regs): void {
+  setXstate(tid, Buffer.from(t.xstate, 'base64'));
+  setRegs(tid, regs);
+  setSigmask(tid, BigInt(t.sigmask));
+}
+
+export { getSigmask };

@@ -1,0 +1,227 @@
+// restore: check the image, then turn a husk process into the program:
+// clone the task with its recorded PID, replace the husk's memory with the
+// image's, reopen files, set signals, identity and registers, and let it go.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { ImageReader } from './image/store.js';
+import { ProcessImage, checkRlimits, restoreMm, restoreIdentityCalls, restoreMiscLast, restoreRlimits } from './objects/process.js';
+import { checkFds, restoreFds } from './objects/files.js';
+import { restoreActions, queueSignals } from './objects/signals.js';
+import { restoreThreadCalls, finalRegs, setThreadState } from './objects/thread.js';
+import { restoreCreds } from './objects/creds.js';
+import { findHole, areaRanges, clearAndMoveSpecials, restoreAreas, IOV_SCRATCH } from './objects/memory.js';
+import { posixSpawn, syscallRaw } from './kernel/ffi.js';
+import { freezeTask } from './freeze.js';
+import { RemoteTask, findSyscallGadget } from './kernel/remote.js';
+import { readMaps, pidExists, readStat } from './kernel/proc.js';
+import { setSigmask, getRseqConfig, waitPid, detach, waitNoHang, describeStatus } from './kernel/ptrace.js';
+import { NR, SIG, PTRACE_O, PTRACE_EVENT, AT_FDCWD, O, signalName } from './kernel/consts.js';
+import { CkptError, badImage, conflict, inStep } from './errors.js';
+import { checkpointYield, wasInterrupted } from './cancel.js';
+import { hostXfeatures } from './cpu.js';
+import { log } from './log.js';
+
+export interface RestoreOptions {
+  dir: string;
+  detached?: boolean;
+  pidfile?: string;
+  shellJob?: boolean;
+  verifyPages?: boolean;
+}
+export interface RestoreResult { pid: number; exitCode?: number; timings: Record<string, number> }
+
+const SCRATCH_SIZE = 64 * 1024;
+const ALL_SIGNALS = 0xfffffffffffffffen & ~((1n << 8n) | (1n << 18n));
+const HUSKS = ['/usr/bin/sleep', '/bin/sleep'];
+
+/** Load and check everything that can be checked without creating a process. */
+export function loadImage(dir: string, verifyPages = true): { img: ImageReader; procs: ProcessImage[] } {
+  const img = new ImageReader(dir);
+  const m = img.manifest;
+  const arch = process.arch === 'x64' ? 'x86_64' : process.arch;
+  if (m.arch !== arch) throw badImage(`the image was made on ${m.arch}; this host is ${arch}`);
+  img.verify({ hashPages: verifyPages });
+  const host = hostXfeatures();
+  const used = BigInt(m.cpu.used);
+  const missing = used & ~host.mask;
+  if (missing) {
+    throw new CkptError('conflict', `the image uses CPU state this host lacks: ${host.describe(missing)} (XSAVE features 0x${missing.toString(16)})`);
+  }
+  const procs = m.processes.map((p) => img.readJson(`process-${p.pid}.json`, ProcessImage));
+  for (const p of procs) {
+    if (!p.threads.length) throw badImage(`image file process-${p.pid}.json: no threads`);
+    const pf = p.memory.pagesFile;
+    if (!m.files[pf]) throw badImage(`image file process-${p.pid}.json: page file ${pf} is not in the manifest`);
+    const size = m.files[pf].size;
+    for (const a of p.memory.areas) {
+      const n = a.runs.reduce((s, r) => s + r[1], 0) * 4096;
+      if (a.dataOffset + n > size) throw badImage(`image file process-${p.pid}.json: area ${a.start} points past the end of ${pf}`);
+    }
+  }
+  return { img, procs };
+}
+
+function checkHost(p: ProcessImage): void {
+  if (pidExists(p.pid)) {
+    let who = '';
+    try { who = ` by ${readStat(p.pid)[2]}`; } catch { /* gone meanwhile */ }
+    throw conflict(`PID ${p.pid} is already in use${who}; the process must get its PID back`);
+  }
+  if (!fs.existsSync(p.exe)) throw conflict(`pid ${p.pid}: its executable ${p.exe} does not exist on this host`);
+  if (!fs.existsSync(p.cwd)) throw conflict(`pid ${p.pid}: its working directory ${p.cwd} does not exist`);
+  checkFds(p.fds);
+  checkRlimits(p);
+}
+
+function spawnHusk(): number {
+  const husk = HUSKS.find((h) => fs.existsSync(h));
+  if (!husk) throw new CkptError('failed', `no husk program found (tried ${HUSKS.join(', ')})`);
+  return posixSpawn(husk, ['ckpt-husk', '1000000'], { sigmask: ALL_SIGNALS });
+}
+
+function killAndReap(pid: number, parentIsUs: boolean): void {
+  syscallRaw(NR.kill, pid, SIG.KILL);
+  try {
+    for (;;) {
+      const st = waitPid(pid);
+      if (!st) break;
+      if (!st.stopped) {
+        // As tracer we may see the death before it becomes reapable; reap as parent too.
+        if (parentIsUs) { try { waitPid(pid); } catch { /* already reaped */ } }
+        break;
+      }
+    }
+  } catch { /* not ours to wait for */ }
+}
+
+export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
+  const t: Record<string, number> = {};
+  let mark = performance.now();
+  const lap = (name: string) => { const n = performance.now(); t[name] = n - mark; mark = n; };
+
+  const dir = path.resolve(opts.dir);
+  const { img, procs } = loadImage(dir, opts.verifyPages !== false);
+  if (procs.length !== 1) throw badImage(`this ckpt restores one process per image; the image has ${procs.length}`);
+  const p = procs[0];
+  if (p.fds.some((f) => f.kind === 'tty') && !opts.shellJob) {
+    throw new CkptError('usage', `pid ${p.pid} used a terminal when dumped: restore it with --shell-job`);
+  }
+  checkHost(p);
+  lap('check');
+
+  let husk = -1;
+  let task = -1;
+  let step = 'husk';
+  try {
+    husk = spawnHusk();
+    freezeTask(husk, PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACEVFORK | PTRACE_O.EXITKILL);
+    const huskMaps = readMaps(husk);
+    const vdso = huskMaps.find((m) => m.path === '[vdso]');
+    if (!vdso) throw new CkptError('failed', 'the husk has no vDSO');
+    const gadget = findSyscallGadget(husk, vdso.start, vdso.end);
+    const gadgetOffset = gadget - vdso.start;
+    const hole = findHole([...areaRanges(p.memory), ...huskMaps.map((m) => ({ start: m.start, end: m.end }))], SCRATCH_SIZE);
+    const hrt = new RemoteTask(husk, gadget);
+    hrt.mapScratch(SCRATCH_SIZE, hole);
+    setSigmask(husk, ALL_SIGNALS);
+
+    step = 'clone';
+    // clone3 with set_tid: the new task gets the recorded PID; CLONE_PARENT makes it ckpt's child.
+    const args = Buffer.alloc(88);
+    // With CLONE_PARENT the exit signal must be 0: the child takes the husk's (SIGCHLD).
+    args.writeBigUInt64LE(0x8000n /* CLONE_PARENT */, 0);
+    const tidArr = Buffer.alloc(8);
+    tidArr.writeInt32LE(p.pid, 0);
+    args.writeBigUInt64LE(hrt.put(tidArr, 256), 64);
+    args.writeBigUInt64LE(1n, 72);
+    const r = hrt.callRaw(NR.clone3, hrt.put(args, 0), 88);
+    if (r === -17n) throw conflict(`PID ${p.pid} is already in use; the process must get its PID back`);
+    if (r < 0n) throw new CkptError('failed', `clone3 with set_tid ${p.pid} failed: errno ${-r}`);
+    task = Number(r);
+    for (;;) {
+      const st = waitPid(task)!;
+      if (st.stopped && st.event === PTRACE_EVENT.STOP) break;
+      if (!st.stopped) throw new CkptError('failed', `new task ${task} ${describeStatus(st)}`);
+    }
+    hrt.close();
+    killAndReap(husk, true);
+    husk = -1;
+    lap('husk');
+
+    const rt = new RemoteTask(task, gadget);
+    rt.scratch = hole;
+    rt.scratchSize = SCRATCH_SIZE;
+    const off = IOV_SCRATCH + 4096;
+    const thread = p.threads[0];
+
+    step = 'memory';
+    const rs = getRseqConfig(task);
+    if (rs.size) rt.call('rseq(unregister)', NR.rseq, rs.address, rs.size, 1, rs.signature);
+    clearAndMoveSpecials(rt, p.memory, { start: hole, end: hole + BigInt(SCRATCH_SIZE) }, gadgetOffset);
+    const pagesPath = img.path(p.memory.pagesFile);
+    const pfd = Number(rt.call('open(page file)', NR.openat, AT_FDCWD, rt.putString(pagesPath, off), O.RDONLY | O.CLOEXEC, 0));
+    restoreAreas(rt, p.memory, pfd, pagesPath);
+    rt.call('close(page file)', NR.close, pfd);
+    restoreMm(rt, p, off);
+    lap('memory');
+    await checkpointYield();
+
+    step = 'files';
+    restoreFds(rt, p.fds);
+    step = 'identity';
+    if (p.sid === p.pid) rt.call('setsid', NR.setsid);
+    else if (p.pgid === p.pid) rt.call('setpgid', NR.setpgid, 0, 0);
+    restoreIdentityCalls(rt, p, off);
+    step = 'signals';
+    restoreActions(rt, p.sigactions, off);
+    restoreThreadCalls(rt, thread, p.pid, off);
+    queueSignals(rt, p.pid, null, p.pendingShared, off);
+    step = 'limits and credentials';
+    restoreRlimits(task, p.rlimits);
+    restoreCreds(rt, p.creds, off);
+    restoreMiscLast(rt, p);
+    rt.unmapScratch();
+    step = 'registers';
+    const fin = finalRegs(thread);
+    if (fin.note) log.warn(fin.note);
+    setThreadState(task, thread, fin.regs);
+    rt.close();
+    lap('state');
+    await checkpointYield();
+
+    if (opts.pidfile) fs.writeFileSync(opts.pidfile, `${task}\n`);
+    detach(task);
+    log.info(`pid ${task} restored and running`);
+    const restored = task;
+    task = -1;
+    if (opts.detached) return { pid: restored, timings: t };
+    const exitCode = await waitForExit(restored);
+    return { pid: restored, exitCode, timings: t };
+  } catch (e) {
+    const err = inStep(step, e);
+    log.error(`restore failed in step "${step}": ${err.message}`);
+    if (task > 0) killAndReap(task, true);
+    if (husk > 0) killAndReap(husk, true);
+    throw err;
+  }
+}
+
+/** Wait for the restored process (ckpt is its parent), passing on SIGINT/SIGTERM. */
+async function waitForExit(pid: number): Promise<number> {
+  let forwarded: string | null = null;
+  for (;;) {
+    const st = waitNoHang(pid);
+    if (st && st.exited) return st.exitCode;
+    if (st && st.signaled) {
+      log.info(`pid ${pid} was killed by ${signalName(st.termSig)}`);
+      return 128 + st.termSig;
+    }
+    const sig = wasInterrupted();
+    if (sig && sig !== forwarded) {
+      forwarded = sig;
+      syscallRaw(NR.kill, pid, sig === 'SIGINT' ? SIG.INT : sig === 'SIGHUP' ? SIG.HUP : SIG.TERM);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

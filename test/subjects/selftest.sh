@@ -1,0 +1,62 @@
+#!/bin/bash
+# Run every test subject without checkpointing: start it the way the harness
+# does (setsid, stdio on /dev/null, fresh temp cwd), wait for READY, wait
+# DELAY seconds, send SIGTERM, expect PASS. Subjects must pass this way.
+#   test/subjects/selftest.sh [-d DELAY] [-k] [NAME[:ARG,ARG]...]
+# -k keeps the temp dirs. Exit status 0 iff all passed.
+cd "$(dirname "$0")" || exit 2
+DELAY=0.3
+KEEP=0
+while getopts "d:k" o; do
+	case $o in
+	d) DELAY=$OPTARG ;;
+	k) KEEP=1 ;;
+	*) exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+ALL="counter counter:30 static_counter mem mem:growsdown bigmem:64 regs sleep_nanosleep
+sleep_pause futex_wait fifo_read signals identity files tls unsupported:socket
+unsupported:pipe unsupported:thread unsupported:child unsupported:timer unsupported:deleted"
+[ $# -gt 0 ] && ALL="$*"
+BIN=$PWD/bin
+fails=0
+for spec in $ALL; do
+	name=${spec%%:*}
+	args=()
+	[ "$spec" != "$name" ] && IFS=, read -r -a args <<<"${spec#*:}"
+	dir=$(mktemp -d /tmp/ckpt-subject.XXXXXX)
+	out=$dir/out
+	(cd "$dir" && exec setsid "$BIN/$name" "$out" "${args[@]}" </dev/null >/dev/null 2>&1) &
+	pid=$!
+	verdict=
+	for _ in $(seq 200); do
+		grep -qx READY "$out" 2>/dev/null && break
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.05
+	done
+	if ! grep -qx READY "$out" 2>/dev/null; then
+		verdict="no READY"
+	else
+		sleep "$DELAY"
+		kill -TERM $pid
+		for _ in $(seq 200); do
+			kill -0 $pid 2>/dev/null || break
+			sleep 0.05
+		done
+		if kill -0 $pid 2>/dev/null; then
+			verdict="still running after SIGTERM"
+		else
+			verdict=$(grep -E '^(PASS|FAIL)' "$out" | tail -1)
+			[ -z "$verdict" ] && verdict="no verdict"
+		fi
+	fi
+	kill -KILL $pid 2>/dev/null
+	wait $pid 2>/dev/null
+	rc=$?
+	printf '%-24s %s (exit %d)\n' "$spec" "$verdict" $rc
+	[ "$verdict" = PASS ] && [ $rc -eq 0 ] || fails=$((fails + 1))
+	[ $KEEP = 1 ] || rm -rf "$dir"
+done
+echo "failures: $fails"
+[ $fails -eq 0 ]
