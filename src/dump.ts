@@ -8,6 +8,7 @@ import { getSigmask, setSigmask, peekSiginfo, detach, detachQuiet, waitPid, getX
 import { findSyscallGadget, RemoteTask } from './kernel/remote.js';
 import { listTasks, readChildren, kernelRelease } from './kernel/proc.js';
 import { syscallRaw } from './kernel/ffi.js';
+import { BLOCKABLE_SIGNALS } from './kernel/consts.js';
 import { NR, SIG } from './kernel/consts.js';
 import { planMemory, writePages, IOV_SCRATCH } from './objects/memory.js';
 import { dumpFds } from './objects/files.js';
@@ -36,7 +37,7 @@ export interface DumpResult {
 }
 
 const SCRATCH_SIZE = 64 * 1024;
-const ALL_SIGNALS = 0xfffffffffffffffen & ~((1n << BigInt(SIG.KILL - 1)) | (1n << BigInt(SIG.STOP - 1)));
+const ALL_SIGNALS = BLOCKABLE_SIGNALS;
 
 function refuseUnsupportedShape(pid: number): void {
   const tasks = listTasks(pid);
@@ -63,6 +64,7 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
   lap('freeze');
 
   let rt: RemoteTask | null = null;
+  let image: ImageWriter | null = null;
   let origMask: bigint | null = null;
   let step = 'inspect';
   try {
@@ -91,7 +93,7 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
     await checkpointYield();
 
     step = 'pages';
-    const image = new ImageWriter(dir);
+    image = new ImageWriter(dir);
     const pagesName = `pages-${pid}.img`;
     const pagesPath = image.createRaw(pagesName);
     log.info(`writing ${(plan.pageBytes / 1048576).toFixed(1)} MiB of pages`);
@@ -147,14 +149,15 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
     const err = inStep(step, e);
     log.error(`dump of pid ${pid} failed in step "${step}": ${err.message}`);
     if (rt) {
-      try { rt.unmapScratch(); } catch (u) { log.error(`could not unmap the scratch area in pid ${pid}: ${(u as Error).message}`); }
+      try { if (rt.scratch) rt.unmapScratch(); } catch (u) { log.error(`could not unmap the scratch area in pid ${pid}: ${(u as Error).message}`); }
       try { rt.restore(); } catch (u) { log.error(`could not restore the registers of pid ${pid}: ${(u as Error).message}`); }
       rt.close();
     }
     if (origMask !== null) { try { setSigmask(pid, origMask); } catch { /* reported below if detach fails */ } }
-    detachQuiet(pid);
+    detachQuiet(pid, rt?.interceptedSignal ?? 0);
+    image?.discard();
     log.info(`pid ${pid} released unchanged`);
-    if (err.kind === 'failed' && fs.existsSync(dir) && !(e instanceof CkptError)) log.debug(String((e as Error).stack));
+    if (!(e instanceof CkptError)) log.debug(String((e as Error).stack));
     throw err;
   }
 }

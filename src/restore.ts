@@ -16,6 +16,7 @@ import { freezeTask } from './freeze.js';
 import { RemoteTask, findSyscallGadget } from './kernel/remote.js';
 import { readMaps, pidExists, readStat } from './kernel/proc.js';
 import { setSigmask, getRseqConfig, waitPid, detach, waitNoHang, describeStatus } from './kernel/ptrace.js';
+import { BLOCKABLE_SIGNALS } from './kernel/consts.js';
 import { NR, SIG, PTRACE_O, PTRACE_EVENT, AT_FDCWD, O, signalName } from './kernel/consts.js';
 import { CkptError, badImage, conflict, inStep } from './errors.js';
 import { checkpointYield, wasInterrupted } from './cancel.js';
@@ -32,7 +33,7 @@ export interface RestoreOptions {
 export interface RestoreResult { pid: number; exitCode?: number; timings: Record<string, number> }
 
 const SCRATCH_SIZE = 64 * 1024;
-const ALL_SIGNALS = 0xfffffffffffffffen & ~((1n << 8n) | (1n << 18n));
+const ALL_SIGNALS = BLOCKABLE_SIGNALS;
 const HUSKS = ['/usr/bin/sleep', '/bin/sleep'];
 
 /** Load and check everything that can be checked without creating a process. */
@@ -173,6 +174,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     if (p.sid === p.pid) rt.call('setsid', NR.setsid);
     else if (p.pgid === p.pid) rt.call('setpgid', NR.setpgid, 0, 0);
     restoreIdentityCalls(rt, p, off);
+    prepareXstate(rt, thread);
     step = 'signals';
     restoreActions(rt, p.sigactions, off);
     restoreThreadCalls(rt, thread, p.pid, off);
@@ -205,6 +207,28 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     if (husk > 0) killAndReap(husk, true);
     throw err;
   }
+}
+
+/**
+ * The kernel gives a task room for AMX tile data only after its first AMX
+ * instruction, and refuses such state through ptrace before. Run one
+ * (tilerelease) in the task when the image holds tile data.
+ */
+function prepareXstate(rt: RemoteTask, t: { xstate: string }): void {
+  const xs = Buffer.from(t.xstate, 'base64');
+  const bv = xs.length >= 520 ? xs.readBigUInt64LE(512) : 0n;
+  if (!((bv >> 18n) & 1n)) return;
+  const code = Buffer.alloc(128);
+  Buffer.from([
+    0xc4, 0xe2, 0x78, 0x49, 0x05, 55, 0, 0, 0, // ldtilecfg [rip+55] (the config at offset 64)
+    0xc4, 0xe2, 0x7b, 0x49, 0xc0,             // tilezero tmm0: first use of tile data
+    0xc4, 0xe2, 0x78, 0x49, 0xc0,             // tilerelease
+    0xcc,                                     // int3
+  ]).copy(code, 0);
+  code[64] = 1;       // palette 1
+  code[64 + 16] = 4;  // tmm0: 4 bytes per row
+  code[64 + 48] = 1;  // tmm0: 1 row
+  rt.runCode(code, 20);
 }
 
 /** Wait for the restored process (ckpt is its parent), passing on SIGINT/SIGTERM. */

@@ -47,15 +47,22 @@ export class ImageWriter {
     const stale = fs.readdirSync(dir).filter((f) => f === 'manifest.json' || /^(process|pages)-/.test(f));
     for (const f of stale) fs.rmSync(path.join(dir, f));
   }
+  private created: string[] = [];
   path(name: string): string { return path.join(this.dir, name); }
+  /** Remove what this writer created (after a failed dump). */
+  discard(): void {
+    for (const f of this.created) fs.rmSync(this.path(f), { force: true });
+  }
   writeJson(name: string, data: unknown): void {
     const text = JSON.stringify(data, null, 1) + '\n';
+    this.created.push(name);
     fs.writeFileSync(this.path(name), text, { mode: 0o600 });
     this.files[name] = { size: Buffer.byteLength(text), sha256: sha256(Buffer.from(text)) };
   }
   /** Create an empty file (for page data written by the target itself). */
   createRaw(name: string): string {
     const p = this.path(name);
+    this.created.push(name);
     fs.writeFileSync(p, '', { mode: 0o600 });
     return p;
   }

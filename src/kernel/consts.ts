@@ -40,6 +40,8 @@ export const SIG = {
   TTIN: 21, TTOU: 22,
 } as const;
 export const NSIG = 64;
+/** Every signal but SIGKILL and SIGSTOP (bit n-1 stands for signal n). */
+export const BLOCKABLE_SIGNALS = 0xffffffffffffffffn & ~((1n << 8n) | (1n << 18n));
 
 const SIGNAMES = ['', 'SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGKILL',
   'SIGUSR1', 'SIGSEGV', 'SIGUSR2', 'SIGPIPE', 'SIGALRM', 'SIGTERM', 'SIGSTKFLT', 'SIGCHLD', 'SIGCONT', 'SIGSTOP',

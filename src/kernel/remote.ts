@@ -5,7 +5,7 @@
 // single-steps over it and reads rax. restore() puts the saved registers back.
 
 import fs from 'node:fs';
-import { Regs, getRegs, setRegs, singlestep, waitPid, getEventMsg, describeStatus } from './ptrace.js';
+import { Regs, getRegs, setRegs, singlestep, cont, waitPid, getEventMsg, describeStatus } from './ptrace.js';
 import { NR, PTRACE_EVENT, SIG, errnoName, PROT, MAP, PAGE_SIZE, signalName } from './consts.js';
 
 export class RemoteError extends Error {
@@ -49,6 +49,8 @@ export class RemoteTask {
   /** pids created by fork/clone events seen during calls. */
   readonly newChildren: number[] = [];
   calls = 0;
+  /** A signal taken off the queue by an unexpected stop; pass it to detach(). */
+  interceptedSignal = 0;
 
   constructor(public readonly pid: number, public gadget: bigint, saved?: Regs) {
     this.saved = saved ?? getRegs(pid);
@@ -76,6 +78,9 @@ export class RemoteTask {
         continue;
       }
       if (st.stopSig !== SIG.TRAP || st.event !== 0) {
+        // A signal we did not expect was dequeued for delivery: keep it, so
+        // that it is delivered when the task is let go.
+        if (st.event === 0) this.interceptedSignal = st.stopSig;
         throw new Error(`pid ${this.pid}: unexpected stop (${signalName(st.stopSig)}, event ${st.event}) during remote syscall ${nr}`);
       }
       break;
@@ -134,6 +139,32 @@ export class RemoteTask {
   }
   putString(s: string, off = 0): bigint {
     return this.put(Buffer.from(s + '\0'), off);
+  }
+
+  /**
+   * Run a few instructions in the task: they are placed (with any data they
+   * need after them) in a fresh executable page and must end with int3 (0xcc)
+   * at offset stopAt - 1. Used where only an instruction will
+   * do, such as a first AMX instruction that makes the kernel enlarge the
+   * task's XSAVE buffer.
+   */
+  runCode(code: Buffer, stopAt = code.length): void {
+    const page = this.call('mmap(code page)', NR.mmap, 0, PAGE_SIZE, PROT.READ | PROT.EXEC, MAP.PRIVATE | MAP.ANONYMOUS, -1, 0);
+    try {
+      this.write(page, code); // /proc/PID/mem writes through page protections
+      const r = this.work;
+      this.saved.buf.copy(r.buf);
+      r.set('orig_rax', -1);
+      r.set('rip', page);
+      setRegs(this.pid, r);
+      cont(this.pid);
+      const st = waitPid(this.pid)!;
+      if (!st.stopped || st.stopSig !== SIG.TRAP) throw new Error(`pid ${this.pid}: code run ended with ${describeStatus(st)}`);
+      const rip = getRegs(this.pid).get('rip');
+      if (rip !== page + BigInt(stopAt)) throw new Error(`pid ${this.pid}: code run stopped at 0x${rip.toString(16)}, not at its end`);
+    } finally {
+      this.call('munmap(code page)', NR.munmap, page, PAGE_SIZE);
+    }
   }
 
   /** Put the saved registers back (the task is left exactly as it was stopped). */

@@ -5,13 +5,18 @@ import fs from 'node:fs';
 import * as z from 'zod/mini';
 import { readFds } from '../kernel/proc.js';
 import { RemoteTask } from '../kernel/remote.js';
-import { NR } from '../kernel/consts.js';
+import { NR, O } from '../kernel/consts.js';
+import { syscallRaw } from '../kernel/ffi.js';
 import { refused } from '../errors.js';
 import { PathFd, dumpPathFd, checkPathFd, restorePathFd, isTty } from './regfile.js';
 import { TtyFd, dumpTtyFd, parkCallerTty, restoreTtyFd } from './tty.js';
 import { IOV_SCRATCH } from './memory.js';
 
-export const FdImage = z.discriminatedUnion('kind', [PathFd, TtyFd]);
+/** An fd that shares its open file description with a lower fd of the same process (dup). */
+export const DupFd = z.object({ fd: z.number(), kind: z.literal('dup'), of: z.number(), cloexec: z.boolean() });
+export type DupFd = z.infer<typeof DupFd>;
+
+export const FdImage = z.discriminatedUnion('kind', [PathFd, TtyFd, DupFd]);
 export type FdImage = z.infer<typeof FdImage>;
 
 const UNSUPPORTED: Array<[RegExp, string]> = [
@@ -31,6 +36,7 @@ const UNSUPPORTED: Array<[RegExp, string]> = [
 
 export function dumpFds(pid: number, shellJob: boolean): FdImage[] {
   const out: FdImage[] = [];
+  const inode = new Map<number, string>();
   for (const e of readFds(pid)) {
     for (const [re, what] of UNSUPPORTED) {
       if (re.test(e.link)) throw refused(`pid ${pid}: fd ${e.fd} is ${what}: ${e.link}`);
@@ -39,10 +45,20 @@ export function dumpFds(pid: number, shellJob: boolean): FdImage[] {
     try { st = fs.statSync(`/proc/${pid}/fd/${e.fd}`); } catch (err) {
       throw refused(`pid ${pid}: fd ${e.fd} (${e.link}) cannot be examined: ${(err as Error).message}`);
     }
-    if (isTty(st)) out.push(dumpTtyFd(pid, e, st, shellJob));
+    const key = `${st.dev}:${st.ino}`;
+    const twin = out.find((o) => o.kind !== 'dup' && inode.get(o.fd) === key && sameFile(pid, o.fd, e.fd));
+    inode.set(e.fd, key);
+    if (twin) out.push({ fd: e.fd, kind: 'dup', of: twin.fd, cloexec: (e.flags & O.CLOEXEC) !== 0 });
+    else if (isTty(st)) out.push(dumpTtyFd(pid, e, st, shellJob));
     else out.push(dumpPathFd(pid, e, st));
   }
   return out;
+}
+
+const KCMP_FILE = 0;
+/** Do two fds of the process share one open file description? */
+function sameFile(pid: number, a: number, b: number): boolean {
+  return syscallRaw(NR.kcmp, pid, pid, KCMP_FILE, a, b) === 0;
 }
 
 /** Checks that need no process: do the files still exist and match? */
@@ -59,7 +75,8 @@ export function restoreFds(rt: RemoteTask, fds: FdImage[]): void {
   for (const f of inherited) if (f.fd !== parked) rt.call(`close(${f.fd})`, NR.close, f.fd);
   for (const f of [...fds].sort((a, b) => a.fd - b.fd)) {
     if (f.kind === 'path') restorePathFd(rt, f, IOV_SCRATCH);
-    else restoreTtyFd(rt, f, parked);
+    else if (f.kind === 'tty') restoreTtyFd(rt, f, parked);
+    else rt.call(`dup3(${f.of}, ${f.fd})`, NR.dup3, f.of, f.fd, f.cloexec ? O.CLOEXEC : 0);
   }
   if (parked >= 0) rt.call('close(parked tty)', NR.close, parked);
 }
@@ -69,6 +86,7 @@ function safeLink(p: string): string {
 }
 
 export function describeFd(f: FdImage): string {
+  if (f.kind === 'dup') return `same open file as fd ${f.of}`;
   if (f.kind === 'tty') return `terminal ${f.path} (given the caller's terminal on restore)`;
   return `${f.type} ${f.path} flags 0${f.flags.toString(8)} pos ${f.pos}`;
 }

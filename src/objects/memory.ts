@@ -63,10 +63,11 @@ function classify(pid: number, m: MapEntry): Pick<Area, 'kind' | 'shared' | 'nam
   return { kind: 'file', shared, name: m.path };
 }
 
+export interface Segment { addr: bigint; len: number; fileOff: number; readable: boolean }
 export interface MemoryPlan {
   areas: Area[];
-  /** iovec runs in the target: [address, length] in page-file order. */
-  segments: Array<[bigint, number]>;
+  /** Runs of pages to store, in page-file order. */
+  segments: Segment[];
   pageBytes: number;
 }
 
@@ -79,7 +80,7 @@ export function planMemory(pid: number): MemoryPlan {
   const maps = readSmaps(pid);
   const pm = fs.openSync(`/proc/${pid}/pagemap`, 'r');
   const areas: Area[] = [];
-  const segments: Array<[bigint, number]> = [];
+  const segments: Segment[] = [];
   let offset = 0;
   try {
     for (const m of maps) {
@@ -115,7 +116,7 @@ export function planMemory(pid: number): MemoryPlan {
         else if (!take && runStart >= 0) {
           const count = i - runStart;
           area.runs.push([runStart, count]);
-          segments.push([m.start + BigInt(runStart * PAGE_SIZE), count * PAGE_SIZE]);
+          segments.push({ addr: m.start + BigInt(runStart * PAGE_SIZE), len: count * PAGE_SIZE, fileOff: offset, readable: m.perms[0] === 'r' });
           offset += count * PAGE_SIZE;
           runStart = -1;
         }
@@ -132,18 +133,24 @@ const MAX_CALL_BYTES = 256 << 20;
  * Group segments into calls of at most IOV_MAX iovecs and MAX_CALL_BYTES, splitting
  * segments where needed. Returns per call the iovec list and its file offset.
  */
-function* batches(segments: Array<[bigint, number]>): Generator<{ iov: Array<[bigint, number]>; bytes: number }> {
+function* batches(segments: Array<{ addr: bigint; len: number; fileOff: number }>): Generator<{ iov: Array<[bigint, number]>; bytes: number; fileOff: number }> {
   let iov: Array<[bigint, number]> = [];
   let bytes = 0;
-  for (let [addr, len] of segments) {
+  let fileOff = 0;
+  for (const g of segments) {
+    let { addr, len } = g;
+    let off = g.fileOff;
+    // A batch covers one contiguous stretch of the page file.
+    if (iov.length && fileOff + bytes !== off) { yield { iov, bytes, fileOff }; iov = []; bytes = 0; }
     while (len > 0) {
+      if (!iov.length) fileOff = off;
       const take = Math.min(len, MAX_CALL_BYTES - bytes);
       iov.push([addr, take]);
-      bytes += take; addr += BigInt(take); len -= take;
-      if (iov.length === IOV_MAX || bytes === MAX_CALL_BYTES) { yield { iov, bytes }; iov = []; bytes = 0; }
+      bytes += take; addr += BigInt(take); len -= take; off += take;
+      if (iov.length === IOV_MAX || bytes === MAX_CALL_BYTES) { yield { iov, bytes, fileOff }; iov = []; bytes = 0; }
     }
   }
-  if (iov.length) yield { iov, bytes };
+  if (iov.length) yield { iov, bytes, fileOff };
 }
 
 function iovBuffer(iov: Array<[bigint, number]>): Buffer {
@@ -156,48 +163,64 @@ export const IOV_SCRATCH = IOV_MAX * 16;
 
 /**
  * Write the planned pages into `pagesPath`. The target writes its own memory
- * (pwritev from its address space: one copy); if it cannot open the file (for
- * example it runs without the right to), ckpt copies through /proc/PID/mem.
+ * (pwritev from its address space: one copy). Areas it cannot read itself
+ * (no PROT_READ), or all of them when it cannot open the file (it may run
+ * without the right to), are copied by ckpt through /proc/PID/mem.
  */
 export function writePages(rt: RemoteTask, plan: MemoryPlan, pagesPath: string, progress?: (done: number, total: number) => void): void {
   if (plan.pageBytes === 0) return;
   const pathAddr = rt.putString(pagesPath, IOV_SCRATCH);
   const fdr = rt.callRaw(NR.openat, AT_FDCWD, pathAddr, O.WRONLY | O.CLOEXEC, 0);
-  if (fdr < 0n) {
-    log.info(`pid ${rt.pid} cannot open the page file itself (errno ${-fdr}); copying pages through /proc/${rt.pid}/mem`);
-    copyPagesFromOutside(rt.pid, plan, pagesPath, progress);
-    return;
-  }
+  if (fdr < 0n) log.info(`pid ${rt.pid} cannot open the page file itself (errno ${-fdr}); copying pages through /proc/${rt.pid}/mem`);
   const fd = Number(fdr);
-  let off = 0;
-  try {
-    for (const b of batches(plan.segments)) {
-      const iovAddr = rt.put(iovBuffer(b.iov), 0);
-      const n = rt.call('pwritev(pages)', NR.pwritev, fd, iovAddr, b.iov.length, off, 0);
-      if (Number(n) !== b.bytes) throw new CkptError('failed', `pid ${rt.pid}: short write of pages (${n} of ${b.bytes} bytes): is the image file system full?`);
-      off += b.bytes;
-      progress?.(off, plan.pageBytes);
-    }
-  } finally {
-    rt.callRaw(NR.close, fd);
-  }
-}
-
-function copyPagesFromOutside(pid: number, plan: MemoryPlan, pagesPath: string, progress?: (d: number, t: number) => void): void {
-  const mem = fs.openSync(`/proc/${pid}/mem`, 'r');
-  const out = fs.openSync(pagesPath, 'w');
-  const buf = Buffer.allocUnsafe(8 << 20);
+  const outside = plan.segments.filter((g) => fdr < 0n || !g.readable);
   let done = 0;
   try {
-    for (const [addr, len] of plan.segments) {
-      for (let o = 0; o < len; o += buf.length) {
-        const n = Math.min(buf.length, len - o);
-        const r = fs.readSync(mem, buf, 0, n, Number(addr) + o);
-        if (r !== n) throw new Error(`short read of pid ${pid} memory at 0x${(addr + BigInt(o)).toString(16)}`);
-        fs.writeSync(out, buf, 0, n);
-        done += n;
+    if (fdr >= 0n) {
+      for (const b of batches(plan.segments.filter((g) => g.readable))) {
+        let at = 0;
+        while (at < b.bytes) {
+          const iov = trimIov(b.iov, at);
+          const iovAddr = rt.put(iovBuffer(iov), 0);
+          const n = Number(rt.call('pwritev(pages)', NR.pwritev, fd, iovAddr, iov.length, b.fileOff + at, 0));
+          if (n <= 0) throw new CkptError('failed', `pid ${rt.pid}: writing pages at 0x${iov[0][0].toString(16)} made no progress: is the image file system full?`);
+          at += n;
+        }
+        done += b.bytes;
+        progress?.(done, plan.pageBytes);
       }
-      progress?.(done, plan.pageBytes);
+    }
+  } finally {
+    if (fdr >= 0n) rt.callRaw(NR.close, fd);
+  }
+  if (outside.length) copyPagesFromOutside(rt.pid, outside, pagesPath);
+  progress?.(plan.pageBytes, plan.pageBytes);
+}
+
+/** Drop the first `skip` bytes of an iovec list. */
+function trimIov(iov: Array<[bigint, number]>, skip: number): Array<[bigint, number]> {
+  if (skip === 0) return iov;
+  const out: Array<[bigint, number]> = [];
+  for (const [a, l] of iov) {
+    if (skip >= l) { skip -= l; continue; }
+    out.push([a + BigInt(skip), l - skip]);
+    skip = 0;
+  }
+  return out;
+}
+
+function copyPagesFromOutside(pid: number, segs: Segment[], pagesPath: string): void {
+  const mem = fs.openSync(`/proc/${pid}/mem`, 'r');
+  const out = fs.openSync(pagesPath, 'r+');
+  const buf = Buffer.allocUnsafe(8 << 20);
+  try {
+    for (const g of segs) {
+      for (let o = 0; o < g.len; o += buf.length) {
+        const n = Math.min(buf.length, g.len - o);
+        const r = fs.readSync(mem, buf, 0, n, Number(g.addr) + o);
+        if (r !== n) throw new Error(`short read of pid ${pid} memory at 0x${(g.addr + BigInt(o)).toString(16)}`);
+        fs.writeSync(out, buf, 0, n, g.fileOff + o);
+      }
     }
   } finally { fs.closeSync(mem); fs.closeSync(out); }
 }
@@ -318,13 +341,16 @@ export function restoreAreas(rt: RemoteTask, mem: MemoryImage, pagesFd: number, 
 
 function readAreaPages(rt: RemoteTask, a: Area, pagesFd: number): void {
   const start = big(a.start);
-  const segs: Array<[bigint, number]> = a.runs.map(([i, n]) => [start + BigInt(i * PAGE_SIZE), n * PAGE_SIZE]);
   let off = a.dataOffset;
+  const segs = a.runs.map(([i, n]) => {
+    const g = { addr: start + BigInt(i * PAGE_SIZE), len: n * PAGE_SIZE, fileOff: off };
+    off += g.len;
+    return g;
+  });
   for (const b of batches(segs)) {
     const iovAddr = rt.put(iovBuffer(b.iov), 0);
-    const n = rt.call(`preadv(${a.start})`, NR.preadv, pagesFd, iovAddr, b.iov.length, off, 0);
-    if (Number(n) !== b.bytes) throw new CkptError('bad-image', `page file is short: area ${a.start} wanted ${b.bytes} bytes at offset ${off}, got ${n}`);
-    off += b.bytes;
+    const n = rt.call(`preadv(${a.start})`, NR.preadv, pagesFd, iovAddr, b.iov.length, b.fileOff, 0);
+    if (Number(n) !== b.bytes) throw new CkptError('bad-image', `page file is short: area ${a.start} wanted ${b.bytes} bytes at offset ${b.fileOff}, got ${n}`);
   }
 }
 
@@ -349,4 +375,3 @@ export function describeAreas(mem: MemoryImage): Array<{ range: string; size: nu
   }));
 }
 
-void log;

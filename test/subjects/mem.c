@@ -23,7 +23,10 @@
  *     mapping: mapping and file must both show it
  *   - optional (arg "growsdown"): a MAP_GROWSDOWN area
  * /proc/self/maps is compared line by line (addresses, perms, offset, dev,
- * inode, name), and the VmFlags of every area in /proc/self/smaps.
+ * inode, name), and the VmFlags of every area in /proc/self/smaps. The one
+ * exception is the inode number of shared anonymous memory ("/dev/zero
+ * (deleted)"): it names a kernel-internal shmem object, which restore must
+ * create anew, so it is masked.
  * No malloc happens after the snapshot, so the heap must not move.
  */
 #include "subject.h"
@@ -333,6 +336,27 @@ static __attribute__((noinline)) void check_stack(uint64_t *a, size_t n)
 }
 
 static char maps_before[1 << 18], maps_after[1 << 18];
+
+/* Blank the inode field of "/dev/zero (deleted)" lines (see the top comment). */
+static void mask_shmem_inodes(char *buf)
+{
+	for (char *line = buf; *line; ) {
+		char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) : strlen(line);
+		static const char tag[] = "/dev/zero (deleted)";
+		if (len >= sizeof(tag) - 1 && !memcmp(line + len - (sizeof(tag) - 1), tag, sizeof(tag) - 1)) {
+			/* fields: range perms offset dev inode name */
+			char *p = line;
+			for (int f = 0; f < 4 && p < line + len; f++) {
+				while (p < line + len && *p != ' ') p++;
+				while (p < line + len && *p == ' ') p++;
+			}
+			while (p < line + len && *p >= '0' && *p <= '9') *p++ = ' ';
+		}
+		if (!nl) break;
+		line = nl + 1;
+	}
+}
 static char smaps_raw[1 << 21];
 static char vmf_before[1 << 18], vmf_after[1 << 18];
 
@@ -350,17 +374,21 @@ int main(int argc, char **argv)
 	/* touch stack below us now, so checking later does not grow [stack] */
 	prefault_stack(512 * 1024);
 	snap_file("/proc/self/maps", maps_before, sizeof(maps_before));
+	mask_shmem_inodes(maps_before);
 	snap_file("/proc/self/smaps", smaps_raw, sizeof(smaps_raw));
 	smaps_vmflags(smaps_raw, vmf_before, sizeof(vmf_before));
+	mask_shmem_inodes(vmf_before);
 
 	subject_ready(NULL);
 	while (!got_term)
 		pause();
 
 	snap_file("/proc/self/maps", maps_after, sizeof(maps_after));
+	mask_shmem_inodes(maps_after);
 	compare_text("/proc/self/maps", maps_before, maps_after);
 	snap_file("/proc/self/smaps", smaps_raw, sizeof(smaps_raw));
 	smaps_vmflags(smaps_raw, vmf_after, sizeof(vmf_after));
+	mask_shmem_inodes(vmf_after);
 	compare_text("/proc/self/smaps (areas+VmFlags)", vmf_before, vmf_after);
 
 	verify_areas();

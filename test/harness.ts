@@ -1,0 +1,134 @@
+// Test harness: runs subjects and real programs, drives bin/ckpt, and cleans up.
+// The test process is a child subreaper, so restored processes (whose parent,
+// ckpt restore -d, exits) become its children and are reaped here: their PIDs
+// are free again as soon as the test is over.
+
+import { spawn, spawnSync, ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sys } from '../src/kernel/ffi.js';
+import { NR, PR } from '../src/kernel/consts.js';
+import { waitNoHang } from '../src/kernel/ptrace.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const CKPT = path.join(ROOT, 'bin/ckpt');
+export const SUBJECTS = path.join(ROOT, 'test/subjects/bin');
+
+sys('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
+
+export function tmpDir(tag: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `ckpt-${tag}-`));
+}
+
+export function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
+
+export async function waitUntil(what: string, fn: () => boolean, timeoutMs = 15000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+export function readText(p: string): string {
+  try { return fs.readFileSync(p, 'utf8'); } catch { return ''; }
+}
+
+export interface CkptRun { status: number; stdout: string; stderr: string }
+export function ckpt(...args: string[]): CkptRun {
+  const r = spawnSync(CKPT, args, { encoding: 'utf8', timeout: 120000 });
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+export function ckptOk(...args: string[]): CkptRun {
+  const r = ckpt(...args);
+  if (r.status !== 0) throw new Error(`ckpt ${args.join(' ')} exited ${r.status}\n${r.stderr}${r.stdout}`);
+  return r;
+}
+
+const live = new Set<number>();
+
+export class Subject {
+  readonly out: string;
+  readonly dir: string;
+  proc: ChildProcess | null;
+  readonly pid: number;
+  private exited = false;
+
+  constructor(cmd: string, args: string[], opts: { dir?: string; env?: NodeJS.ProcessEnv; outArg?: boolean } = {}) {
+    this.dir = opts.dir ?? tmpDir('subj');
+    this.out = path.join(this.dir, 'verdict.txt');
+    const argv = opts.outArg === false ? args : [this.out, ...args];
+    this.proc = spawn(cmd, argv, { cwd: this.dir, detached: true, stdio: 'ignore', env: opts.env ?? process.env });
+    this.pid = this.proc.pid!;
+    live.add(this.pid);
+    this.proc.on('exit', () => { this.exited = true; });
+  }
+
+  static start(name: string, args: string[] = [], opts: { dir?: string } = {}): Subject {
+    return new Subject(path.join(SUBJECTS, name), args, opts);
+  }
+
+  lines(): string[] { return readText(this.out).split('\n').filter(Boolean); }
+  async ready(): Promise<void> { await waitUntil(`READY from ${this.pid}`, () => this.lines().includes('READY')); }
+
+  /** After a dump that killed it: wait until the original process is gone and reaped. */
+  async gone(): Promise<void> {
+    await waitUntil(`pid ${this.pid} to be reaped`, () => this.exited || !fs.existsSync(`/proc/${this.pid}`));
+    await waitUntil(`pid ${this.pid} to be free`, () => !fs.existsSync(`/proc/${this.pid}`));
+  }
+
+  /** Ask for the verdict (SIGTERM) and return it: PASS or FAIL <reason>. */
+  async verdict(): Promise<string> {
+    const before = this.lines().length;
+    process.kill(this.pid, 'SIGTERM');
+    await waitUntil(`verdict from ${this.pid}`, () => this.lines().slice(before).some((l) => l.startsWith('PASS') || l.startsWith('FAIL')));
+    const v = this.lines().slice(before).find((l) => l.startsWith('PASS') || l.startsWith('FAIL'))!;
+    await this.reap();
+    return v;
+  }
+
+  /** Wait for the process to end and reap it if it is ours as subreaper. */
+  async reap(timeoutMs = 10000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while (fs.existsSync(`/proc/${this.pid}`)) {
+      try { waitNoHang(this.pid); } catch { /* not our child: libuv reaps it */ }
+      if (Date.now() > end) { this.kill(); break; }
+      await sleep(10);
+    }
+    live.delete(this.pid);
+  }
+
+  kill(): void {
+    try { process.kill(this.pid, 'SIGKILL'); } catch { /* gone */ }
+    try { waitNoHang(this.pid); } catch { /* not ours */ }
+  }
+}
+
+/** Kill every subject still alive (for after-hooks). */
+export async function cleanupAll(): Promise<void> {
+  for (const pid of live) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+  await sleep(50);
+  for (const pid of live) { try { waitNoHang(pid); } catch { /* not ours */ } }
+  live.clear();
+}
+
+/** Dump (killing), restore detached, then ask for the verdict. */
+export async function roundTrip(s: Subject, extra: { dump?: string[]; restore?: string[] } = {}): Promise<string> {
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  ckptOk('dump', '-t', String(s.pid), '-D', img, ...(extra.dump ?? []));
+  await s.gone();
+  ckptOk('restore', '-D', img, '-d', ...(extra.restore ?? []));
+  return s.verdict();
+}
+
+/** Dump with --leave-running, then ask the still-running original for its verdict. */
+export async function leaveRunning(s: Subject): Promise<string> {
+  await s.ready();
+  ckptOk('dump', '-t', String(s.pid), '-D', path.join(s.dir, 'img-lr'), '--leave-running');
+  return s.verdict();
+}
