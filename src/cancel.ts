@@ -15,9 +15,18 @@ export function installCancelHandlers(): void {
   }
 }
 
-/** Let pending signal callbacks run, then throw if ckpt was asked to stop. */
-export async function checkpointYield(): Promise<void> {
+/**
+ * Let pending signal callbacks run, then throw if ckpt was asked to stop.
+ * For tests, CKPT_DEBUG_PAUSE=<point> makes ckpt wait 10 s at that point
+ * (saying so on stderr), so that a signal can be sent at a known moment.
+ */
+export async function checkpointYield(point = ''): Promise<void> {
   await new Promise<void>((r) => setImmediate(r));
+  if (point && process.env.CKPT_DEBUG_PAUSE === point) {
+    process.stderr.write(`ckpt: debug pause at ${point}\n`);
+    const end = Date.now() + 10000;
+    while (!interrupted && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+  }
   if (interrupted) throw new CkptError('interrupted', `interrupted by ${interrupted}`);
 }
 

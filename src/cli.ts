@@ -1,6 +1,7 @@
 // The command line. Verbs and flags follow CRIU's where they mean the same.
 
 import path from 'node:path';
+import fs from 'node:fs';
 import { Command, Option, CommanderError } from 'commander';
 import { log } from './log.js';
 import { CkptError, EXIT } from './errors.js';
@@ -18,9 +19,10 @@ function parseVerbosity(v: string | true | undefined): number {
   return n;
 }
 
-function setupLogging(g: Globals, imagesDir?: string): void {
+function setupLogging(g: Globals, imagesDir?: string, create = false): void {
   log.level = parseVerbosity(g.verbosity as string | undefined);
   if (g.logFile) {
+    if (create && imagesDir && !path.isAbsolute(g.logFile)) fs.mkdirSync(imagesDir, { recursive: true, mode: 0o700 });
     const p = path.isAbsolute(g.logFile) || !imagesDir ? g.logFile : path.join(imagesDir, g.logFile);
     log.setFile(p);
   }
@@ -72,13 +74,13 @@ export async function main(argv: string[]): Promise<number> {
     .option('-j, --shell-job', 'the process uses the terminal of the shell that started it')
     .option('--progress', 'show progress on stderr')
     .action(async (o) => {
-      setupLogging(g(), o.imagesDir);
+      setupLogging(g(), o.imagesDir, true);
       installCancelHandlers();
       const { dump } = await import('./dump.js');
       const t0 = performance.now();
       const r = await dump({ pid: o.tree, dir: o.imagesDir, leaveRunning: o.leaveRunning, shellJob: o.shellJob, progress: progressPrinter(!!o.progress && process.stderr.isTTY) });
       const total = performance.now() - t0;
-      out(g(), { ok: true, pid: o.tree, imagesDir: path.resolve(o.imagesDir), pageBytes: r.pageBytes, leftRunning: !!o.leaveRunning, timingsMs: { ...r.timings, total } },
+      out(g(), { ok: true, pid: o.tree, imagesDir: path.resolve(o.imagesDir), pageBytes: r.pageBytes, leftRunning: !!o.leaveRunning, timingsMs: { ...r.timings, total }, peakRssKiB: process.resourceUsage().maxRSS },
         () => (log.level >= 3 ? `dumped pid ${o.tree} to ${o.imagesDir} (${(r.pageBytes / 1048576).toFixed(1)} MiB of pages) in ${ms(total)}\n` : ''));
     });
 
@@ -102,7 +104,7 @@ export async function main(argv: string[]): Promise<number> {
       const r = await restore({ dir: o.imagesDir, detached: o.restoreDetached, pidfile: o.pidfile, shellJob: o.shellJob });
       const total = performance.now() - t0;
       if (o.restoreDetached) {
-        out(g(), { ok: true, pid: r.pid, timingsMs: { ...r.timings, total } }, () => (log.level >= 3 ? `restored pid ${r.pid} in ${ms(total)}\n` : ''));
+        out(g(), { ok: true, pid: r.pid, timingsMs: { ...r.timings, total }, peakRssKiB: process.resourceUsage().maxRSS }, () => (log.level >= 3 ? `restored pid ${r.pid} in ${ms(total)}\n` : ''));
       } else {
         code = r.exitCode ?? 0;
         if (g().json) out(g(), { ok: true, pid: r.pid, exitCode: r.exitCode }, () => '');

@@ -90,7 +90,7 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
     const pendingShared = peekSiginfo(pid, true).map((b) => b.toString('base64'));
     const creds = readCreds(pid, values.securebits);
     lap('state');
-    await checkpointYield();
+    await checkpointYield('dump:state');
 
     step = 'pages';
     image = new ImageWriter(dir);
@@ -99,6 +99,7 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
     log.info(`writing ${(plan.pageBytes / 1048576).toFixed(1)} MiB of pages`);
     writePages(rt, plan, pagesPath, (done, total) => opts.progress?.(`pages ${(done / 1048576).toFixed(0)}/${(total / 1048576).toFixed(0)} MiB`));
     lap('pages');
+    await checkpointYield('dump:pages');
 
     step = 'release';
     rt.unmapScratch();

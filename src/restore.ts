@@ -166,7 +166,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     rt.call('close(page file)', NR.close, pfd);
     restoreMm(rt, p, off);
     lap('memory');
-    await checkpointYield();
+    await checkpointYield('restore:memory');
 
     step = 'files';
     restoreFds(rt, p.fds);

@@ -64,6 +64,7 @@ export class Subject {
     this.pid = this.proc.pid!;
     live.add(this.pid);
     this.proc.on('exit', () => { this.exited = true; });
+    this.proc.unref();
   }
 
   static start(name: string, args: string[] = [], opts: { dir?: string } = {}): Subject {
@@ -75,8 +76,12 @@ export class Subject {
 
   /** After a dump that killed it: wait until the original process is gone and reaped. */
   async gone(): Promise<void> {
-    await waitUntil(`pid ${this.pid} to be reaped`, () => this.exited || !fs.existsSync(`/proc/${this.pid}`));
-    await waitUntil(`pid ${this.pid} to be free`, () => !fs.existsSync(`/proc/${this.pid}`));
+    // The first incarnation is Node's child (reaped by Node); a restored one
+    // is ours as subreaper and is reaped here.
+    await waitUntil(`pid ${this.pid} to be free`, () => {
+      if (this.exited) { try { waitNoHang(this.pid); } catch { /* not ours */ } }
+      return !fs.existsSync(`/proc/${this.pid}`);
+    });
   }
 
   /** Ask for the verdict (SIGTERM) and return it: PASS or FAIL <reason>. */
@@ -93,7 +98,8 @@ export class Subject {
   async reap(timeoutMs = 10000): Promise<void> {
     const end = Date.now() + timeoutMs;
     while (fs.existsSync(`/proc/${this.pid}`)) {
-      try { waitNoHang(this.pid); } catch { /* not our child: libuv reaps it */ }
+      // Until the first incarnation has exited, the PID is Node's child: leave it to Node.
+      if (this.exited) { try { waitNoHang(this.pid); } catch { /* not ours */ } }
       if (Date.now() > end) { this.kill(); break; }
       await sleep(10);
     }
@@ -102,7 +108,7 @@ export class Subject {
 
   kill(): void {
     try { process.kill(this.pid, 'SIGKILL'); } catch { /* gone */ }
-    try { waitNoHang(this.pid); } catch { /* not ours */ }
+    if (this.exited) { try { waitNoHang(this.pid); } catch { /* not ours */ } }
   }
 }
 

@@ -45,6 +45,7 @@ export class ImageWriter {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     fs.chmodSync(dir, 0o700);
     const stale = fs.readdirSync(dir).filter((f) => f === 'manifest.json' || /^(process|pages)-/.test(f));
+    // An old image in the same directory is replaced whole.
     for (const f of stale) fs.rmSync(path.join(dir, f));
   }
   private created: string[] = [];

@@ -293,7 +293,10 @@ function remap(rt: RemoteTask, from: bigint, size: bigint, to: bigint, name: str
 
 /** Map every area of the image and fill in its pages. `pagesFd` is open in the task. */
 export function restoreAreas(rt: RemoteTask, mem: MemoryImage, pagesFd: number, pagesPath: string): void {
+  let prev: Area | null = null;
   for (const a of mem.areas) {
+    const before = prev;
+    prev = a;
     if (a.kind === 'special') continue;
     const start = big(a.start);
     const len = big(a.end) - start;
@@ -318,7 +321,16 @@ export function restoreAreas(rt: RemoteTask, mem: MemoryImage, pagesFd: number, 
       flags |= MAP.ANONYMOUS;
     }
     try {
-      rt.call(`mmap(${a.start} ${a.name || 'anon'})`, NR.mmap, start, len, mapProt, flags, fd, a.kind === 'file' ? big(a.offset) : 0n);
+      if (a.kind === 'anon' && before && mayMerge(before, a)) {
+        // The two areas were separate VMAs although alike: they differed in
+        // what maps cannot show (the page offset of an area that was
+        // mremap'ed). Map this one elsewhere and move it into place, which
+        // gives it a page offset that keeps it from merging.
+        const tmp = rt.call(`mmap(${a.start} staging)`, NR.mmap, 0, len, mapProt, flags & ~MAP.FIXED, fd, 0);
+        rt.call(`mremap(${a.start})`, NR.mremap, tmp, len, len, MREMAP.MAYMOVE | MREMAP.FIXED, start);
+      } else {
+        rt.call(`mmap(${a.start} ${a.name || 'anon'})`, NR.mmap, start, len, mapProt, flags, fd, a.kind === 'file' ? big(a.offset) : 0n);
+      }
     } finally {
       if (fd >= 0) rt.callRaw(NR.close, fd);
     }
@@ -337,6 +349,12 @@ export function restoreAreas(rt: RemoteTask, mem: MemoryImage, pagesFd: number, 
       rt.call('prctl(PR_SET_VMA_ANON_NAME)', NR.prctl, PR.SET_VMA, PR.SET_VMA_ANON_NAME, start, len, nm);
     }
   }
+}
+
+/** Would the kernel merge `b` into the area `a` just below it if both were mapped plainly? */
+function mayMerge(a: Area, b: Area): boolean {
+  return a.end === b.start && a.kind === 'anon' && !a.shared && !b.shared && a.prot === b.prot &&
+    a.name === b.name && a.vmflags.join(' ') === b.vmflags.join(' ');
 }
 
 function readAreaPages(rt: RemoteTask, a: Area, pagesFd: number): void {

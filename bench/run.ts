@@ -1,0 +1,100 @@
+// npm run bench: dump and restore wall time (Node start included), image size
+// and ckpt's peak memory, for a trivial process and 1, 256 and 1024 MiB of
+// touched anonymous memory; image on /dev/shm and on disk. Prints a table and
+// writes JSON to bench/results/.
+
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sys } from '../src/kernel/ffi.js';
+import { NR, PR } from '../src/kernel/consts.js';
+import { waitNoHang } from '../src/kernel/ptrace.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const CKPT = path.join(ROOT, 'bin/ckpt');
+const SUBJECT = path.join(ROOT, 'test/subjects/bin/bench_mem');
+sys('prctl', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until(what: string, fn: () => boolean, ms = 60000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!fn()) { if (Date.now() > end) throw new Error(`timed out: ${what}`); await sleep(2); }
+}
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+
+interface Run { dumpMs: number; restoreMs: number; imageBytes: number; dumpRssKiB: number; restoreRssKiB: number }
+
+function timed(args: string[]): { ms: number; json: { peakRssKiB: number } } {
+  const t0 = performance.now();
+  const r = spawnSync(CKPT, ['--json', ...args], { encoding: 'utf8' });
+  const ms = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`ckpt ${args.join(' ')} failed: ${r.stderr}${r.stdout}`);
+  return { ms, json: JSON.parse(r.stdout) };
+}
+
+async function once(mib: number, base: string): Promise<Run> {
+  const dir = fs.mkdtempSync(path.join(base, 'ckpt-bench-'));
+  const out = path.join(dir, 'out');
+  const img = path.join(dir, 'img');
+  const child = spawn(SUBJECT, [out, String(mib)], { detached: true, stdio: 'ignore' });
+  const pid = child.pid!;
+  let exited = false;
+  child.on('exit', () => { exited = true; });
+  try {
+    await until('READY', () => fs.existsSync(out) && fs.readFileSync(out, 'utf8').includes('READY'));
+    const d = timed(['dump', '-t', String(pid), '-D', img]);
+    await until('the dumped process to go', () => exited && !fs.existsSync(`/proc/${pid}`));
+    const imageBytes = fs.readdirSync(img).reduce((s, f) => s + fs.statSync(path.join(img, f)).size, 0);
+    const r = timed(['restore', '-D', img, '-d']);
+    process.kill(pid, 'SIGTERM');
+    await until('verdict', () => /PASS|FAIL/.test(fs.readFileSync(out, 'utf8')));
+    const v = fs.readFileSync(out, 'utf8');
+    if (!v.includes('PASS')) throw new Error(`restored subject failed its check: ${v}`);
+    await until('reap', () => { try { waitNoHang(pid); } catch { /* */ } return !fs.existsSync(`/proc/${pid}`); });
+    return { dumpMs: d.ms, restoreMs: r.ms, imageBytes, dumpRssKiB: d.json.peakRssKiB, restoreRssKiB: r.json.peakRssKiB };
+  } finally {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const CASES: Array<{ name: string; mib: number; runs: number; target?: { dump: number; restore: number } }> = [
+  { name: 'trivial', mib: 0, runs: 11, target: { dump: 80, restore: 80 } },
+  { name: '1 MiB', mib: 1, runs: 7 },
+  { name: '256 MiB', mib: 256, runs: 5 },
+  { name: '1 GiB', mib: 1024, runs: 5, target: { dump: 500, restore: 350 } },
+];
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const disk = path.join(os.tmpdir());
+  const media: Array<[string, string]> = [['/dev/shm', '/dev/shm'], [`disk (${disk})`, disk]];
+  const rows: Array<Record<string, unknown>> = [];
+  for (const c of CASES) {
+    for (const [medium, base] of media) {
+      const runs: Run[] = [];
+      for (let i = 0; i < (quick ? 2 : c.runs); i++) runs.push(await once(c.mib, base));
+      const row = {
+        case: c.name, medium, runs: runs.length,
+        dumpMs: median(runs.map((r) => r.dumpMs)), restoreMs: median(runs.map((r) => r.restoreMs)),
+        imageMiB: median(runs.map((r) => r.imageBytes)) / 1048576,
+        dumpPeakRssMiB: Math.max(...runs.map((r) => r.dumpRssKiB)) / 1024,
+        restorePeakRssMiB: Math.max(...runs.map((r) => r.restoreRssKiB)) / 1024,
+        target: medium === '/dev/shm' ? c.target ?? null : null,
+      };
+      rows.push(row);
+      const t = row.target;
+      const verdict = t ? (row.dumpMs <= t.dump && row.restoreMs <= t.restore ? 'meets target' : `target ${t.dump}/${t.restore} ms: MISSED`) : '';
+      process.stdout.write(`${c.name.padEnd(8)} ${medium.padEnd(16)} dump ${row.dumpMs.toFixed(1).padStart(7)} ms  restore ${row.restoreMs.toFixed(1).padStart(7)} ms  image ${row.imageMiB.toFixed(1).padStart(7)} MiB  ckpt RSS ${row.dumpPeakRssMiB.toFixed(0)}/${row.restorePeakRssMiB.toFixed(0)} MiB  ${verdict}\n`);
+    }
+  }
+  const res = { date: new Date().toISOString(), host: os.hostname(), kernel: os.release(), cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, rows };
+  fs.mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });
+  const file = path.join(ROOT, 'bench/results', `bench-${res.date.replace(/[:.]/g, '-')}.json`);
+  fs.writeFileSync(file, JSON.stringify(res, null, 2) + '\n');
+  process.stdout.write(`\nmedians of ${quick ? 2 : 'several'} runs; wall time of the whole ckpt command, Node start included. JSON: ${path.relative(ROOT, file)}\n`);
+}
+
+main().catch((e) => { process.stderr.write(`bench: ${(e as Error).stack}\n`); process.exitCode = 1; });

@@ -1,0 +1,96 @@
+// Real programs, not written for ckpt: python3 and bash loops holding state,
+// and node (multithreaded, so refused until threads are supported).
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Subject, roundTrip, leaveRunning, ckpt, cleanupAll, tmpDir, waitUntil } from './harness.js';
+
+after(cleanupAll);
+
+const PY = `
+import signal, sys, time, hashlib
+out = sys.argv[1]
+def say(s):
+    with open(out, 'a') as f: f.write(s + '\\n')
+data = {i: hashlib.sha256(str(i).encode()).hexdigest() for i in range(20000)}
+big = bytearray(range(256)) * 40000
+count = 0
+def on_term(sig, frame):
+    ok = all(data[i] == hashlib.sha256(str(i).encode()).hexdigest() for i in range(20000))
+    ok = ok and big == bytearray(range(256)) * 40000 and count > start
+    say('PASS' if ok else 'FAIL python state changed (count %d start %d)' % (count, start))
+    sys.exit(0)
+signal.signal(signal.SIGTERM, on_term)
+start = 0
+say('READY')
+while True:
+    count += 1
+    if count == 1: start = 1
+    time.sleep(0.05)
+`;
+
+function python(): string {
+  for (const p of ['/usr/bin/python3', '/usr/local/bin/python3']) if (fs.existsSync(p)) return p;
+  // pyenv shims are scripts that exec the real interpreter; find it.
+  const r = (process.env.PATH ?? '').split(':').map((d) => path.join(d, 'python3')).find((p) => fs.existsSync(p));
+  if (!r) throw new Error('python3 not found');
+  return r;
+}
+
+test('python3 loop with state in variables', async () => {
+  const dir = tmpDir('py');
+  fs.writeFileSync(path.join(dir, 'prog.py'), PY);
+  const s = new Subject(python(), [path.join(dir, 'prog.py'), path.join(dir, 'verdict.txt')], { dir, outArg: false });
+  assert.equal(await roundTrip(s), 'PASS');
+});
+
+const BASH = `
+out=$1
+declare -a arr
+for ((k = 0; k < 2000; k++)); do arr[k]=$((k * 7)); done
+n=0
+fifo=$PWD/tick.fifo; mkfifo "$fifo"; exec 3<>"$fifo"
+on_term() {
+  for ((k = 0; k < 2000; k++)); do
+    if [[ \${arr[k]} != $((k * 7)) ]]; then echo "FAIL arr[$k]=\${arr[k]}" >> "$out"; exit 1; fi
+  done
+  if ((n > start)); then echo PASS >> "$out"; else echo "FAIL counter did not go on ($n <= $start)" >> "$out"; fi
+  exit 0
+}
+trap on_term TERM
+start=0
+echo READY >> "$out"
+while :; do n=$((n + 1)); read -t 0.05 -u 3 _; done
+`;
+
+test('bash loop with variables and an array (builtins only)', async () => {
+  const dir = tmpDir('bash');
+  fs.writeFileSync(path.join(dir, 'prog.sh'), BASH);
+  const s = new Subject('/bin/bash', [path.join(dir, 'prog.sh'), path.join(dir, 'verdict.txt')], { dir, outArg: false });
+  assert.equal(await roundTrip(s), 'PASS');
+});
+
+test('bash loop, dumped with --leave-running', async () => {
+  const dir = tmpDir('bash');
+  fs.writeFileSync(path.join(dir, 'prog.sh'), BASH);
+  const s = new Subject('/bin/bash', [path.join(dir, 'prog.sh'), path.join(dir, 'verdict.txt')], { dir, outArg: false });
+  assert.equal(await leaveRunning(s), 'PASS');
+});
+
+test('node (multithreaded) is refused and keeps running', async () => {
+  const dir = tmpDir('node');
+  const out = path.join(dir, 'verdict.txt');
+  fs.writeFileSync(path.join(dir, 'prog.js'), `
+    const fs = require('fs'); let n = 0;
+    process.on('SIGTERM', () => { fs.appendFileSync(process.argv[2], n > 0 ? 'PASS\\n' : 'FAIL\\n'); process.exit(0); });
+    fs.appendFileSync(process.argv[2], 'READY\\n'); setInterval(() => n++, 20);`);
+  const s = new Subject(process.execPath, [path.join(dir, 'prog.js'), out], { dir, outArg: false });
+  await s.ready();
+  const r = ckpt('dump', '-t', String(s.pid), '-D', path.join(dir, 'img'));
+  assert.equal(r.status, 3, r.stderr);
+  assert.match(r.stderr, new RegExp(`pid ${s.pid} has \\d+ threads`));
+  await waitUntil('node to tick', () => true);
+  assert.equal(await s.verdict(), 'PASS');
+});

@@ -1,0 +1,134 @@
+// What ckpt cannot capture is refused with a message naming the PID and the
+// resource, and the process runs on unchanged. Bad images and taken PIDs are
+// reported before any process is created.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Subject, ckpt, ckptOk, cleanupAll, readText } from './harness.js';
+
+after(cleanupAll);
+
+const REFUSED: Array<[string, RegExp]> = [
+  ['socket', /fd 3 is a socket/],
+  ['pipe', /fd 3 is a pipe/],
+  ['thread', /has 2 threads/],
+  ['child', /has child processes/],
+  ['timer', /POSIX timers/],
+  ['deleted', /fd 3 .*deleted/],
+];
+
+for (const [kind, message] of REFUSED) {
+  test(`refused: ${kind}, and the process runs on unchanged`, async () => {
+    const s = Subject.start('unsupported', [kind]);
+    await s.ready();
+    const maps = readText(`/proc/${s.pid}/maps`);
+    const img = path.join(s.dir, 'img');
+    const r = ckpt('dump', '-t', String(s.pid), '-D', img);
+    assert.equal(r.status, 3, `exit status 3 (refused); stderr: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.match(r.stderr, new RegExp(`pid ${s.pid}`));
+    assert.equal(readText(`/proc/${s.pid}/maps`), maps, 'no scratch mapping is left behind');
+    assert.ok(!fs.existsSync(path.join(img, 'manifest.json')), 'no image is left behind');
+    assert.equal(await s.verdict(), 'PASS');
+  });
+}
+
+async function dumped(): Promise<{ s: Subject; img: string }> {
+  const s = Subject.start('counter');
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  ckptOk('dump', '-t', String(s.pid), '-D', img);
+  await s.gone();
+  return { s, img };
+}
+
+function expectBadImage(img: string, message: RegExp, pid: number): void {
+  const r = ckpt('restore', '-D', img, '-d');
+  assert.equal(r.status, 4, `exit status 4 (bad image); stderr: ${r.stderr}`);
+  assert.match(r.stderr, message);
+  assert.ok(!fs.existsSync(`/proc/${pid}`), 'no process was created');
+}
+
+test('a corrupted page file is refused before any process is created', async () => {
+  const { s, img } = await dumped();
+  const pages = fs.readdirSync(img).find((f) => f.startsWith('pages-'))!;
+  const fd = fs.openSync(path.join(img, pages), 'r+');
+  fs.writeSync(fd, Buffer.from('garbage'), 0, 7, 4096);
+  fs.closeSync(fd);
+  expectBadImage(img, new RegExp(`${pages} is corrupted`), s.pid);
+});
+
+test('a truncated page file is refused', async () => {
+  const { s, img } = await dumped();
+  const pages = fs.readdirSync(img).find((f) => f.startsWith('pages-'))!;
+  fs.truncateSync(path.join(img, pages), 8192);
+  expectBadImage(img, new RegExp(`${pages} is truncated`), s.pid);
+});
+
+test('a process document with a wrong field is refused, naming file and field', async () => {
+  const { s, img } = await dumped();
+  const doc = path.join(img, `process-${s.pid}.json`);
+  const j = JSON.parse(fs.readFileSync(doc, 'utf8'));
+  j.memory.areas[0].start = 12345;
+  const text = JSON.stringify(j);
+  fs.writeFileSync(doc, text);
+  // Keep the checksum right so that the schema check is what catches it.
+  const m = JSON.parse(fs.readFileSync(path.join(img, 'manifest.json'), 'utf8'));
+  const { createHash } = await import('node:crypto');
+  m.files[`process-${s.pid}.json`] = { size: Buffer.byteLength(text), sha256: createHash('sha256').update(text).digest('hex') };
+  fs.writeFileSync(path.join(img, 'manifest.json'), JSON.stringify(m));
+  expectBadImage(img, new RegExp(`process-${s.pid}\\.json: field memory\\.areas\\[0\\]\\.start`), s.pid);
+});
+
+test('a foreign directory and a truncated manifest are refused', async () => {
+  const { s, img } = await dumped();
+  const other = path.join(s.dir, 'other');
+  fs.mkdirSync(other);
+  fs.writeFileSync(path.join(other, 'manifest.json'), JSON.stringify({ format: 'criu', version: 1 }));
+  expectBadImage(other, /not a ckpt image/, s.pid);
+  const mp = path.join(img, 'manifest.json');
+  fs.writeFileSync(mp, fs.readFileSync(mp, 'utf8').slice(0, 100));
+  expectBadImage(img, /manifest\.json is not valid JSON/, s.pid);
+  expectBadImage(path.join(s.dir, 'nothing-here'), /does not exist/, s.pid);
+});
+
+test('an image from a newer format version is refused', async () => {
+  const { s, img } = await dumped();
+  const mp = path.join(img, 'manifest.json');
+  const m = JSON.parse(fs.readFileSync(mp, 'utf8'));
+  m.version = 99;
+  fs.writeFileSync(mp, JSON.stringify(m));
+  expectBadImage(img, /format version 99 is not supported/, s.pid);
+});
+
+test('a taken PID is reported as such', async () => {
+  const s = Subject.start('counter');
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  ckptOk('dump', '-t', String(s.pid), '-D', img, '--leave-running');
+  const r = ckpt('restore', '-D', img, '-d');
+  assert.equal(r.status, 5, `exit status 5 (conflict); stderr: ${r.stderr}`);
+  assert.match(r.stderr, new RegExp(`PID ${s.pid} is already in use`));
+  assert.equal(await s.verdict(), 'PASS', 'the running process was not disturbed');
+});
+
+test('a file that changed since the dump is reported before any process is created', async () => {
+  const s = Subject.start('files');
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  ckptOk('dump', '-t', String(s.pid), '-D', img);
+  await s.gone();
+  fs.appendFileSync(path.join(s.dir, 'a.txt'), 'more');
+  const r = ckpt('restore', '-D', img, '-d');
+  assert.equal(r.status, 5, r.stderr);
+  assert.match(r.stderr, /a\.txt changed size/);
+  assert.ok(!fs.existsSync(`/proc/${s.pid}`));
+});
+
+test('dumping a PID that does not exist fails clearly', () => {
+  const r = ckpt('dump', '-t', '4000000', '-D', '/tmp/ckpt-none');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /pid 4000000 does not exist/);
+});

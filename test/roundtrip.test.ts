@@ -1,0 +1,51 @@
+// Every C subject goes through dump (killing it) and restore, then checks itself.
+// Some also go through dump --leave-running and check themselves while still running.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Subject, roundTrip, leaveRunning, cleanupAll } from './harness.js';
+
+after(cleanupAll);
+
+const ROUND_TRIP: Array<[string, string[]]> = [
+  ['counter', []],
+  ['static_counter', []],
+  ['tls', []],
+  ['mem', []],
+  ['mem', ['growsdown']],
+  ['bigmem', ['256']],
+  ['regs', []],
+  ['sleep_nanosleep', []],
+  ['sleep_pause', []],
+  ['futex_wait', []],
+  ['fifo_read', []],
+  ['signals', []],
+  ['identity', []],
+  ['files', []],
+];
+
+for (const [name, args] of ROUND_TRIP) {
+  test(`round trip: ${name} ${args.join(' ')}`.trim(), async () => {
+    const s = Subject.start(name, args);
+    assert.equal(await roundTrip(s), 'PASS');
+  });
+}
+
+for (const name of ['counter', 'mem', 'regs', 'signals', 'files', 'identity', 'sleep_nanosleep', 'futex_wait']) {
+  test(`leave running: ${name}`, async () => {
+    const s = Subject.start(name);
+    assert.equal(await leaveRunning(s), 'PASS');
+  });
+}
+
+test('two round trips in a row: the restored process can be dumped again', async () => {
+  const s = Subject.start('signals');
+  await s.ready();
+  const { ckptOk } = await import('./harness.js');
+  for (const img of ['img1', 'img2']) {
+    ckptOk('dump', '-t', String(s.pid), '-D', `${s.dir}/${img}`);
+    await s.gone();
+    ckptOk('restore', '-D', `${s.dir}/${img}`, '-d');
+  }
+  assert.equal(await s.verdict(), 'PASS');
+});
