@@ -72,7 +72,8 @@ async function main(): Promise<void> {
   const disk = path.join(os.tmpdir());
   const media: Array<[string, string]> = [['/dev/shm', '/dev/shm'], [`disk (${disk})`, disk]];
   const rows: Array<Record<string, unknown>> = [];
-  for (const c of CASES) {
+  const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
+  for (const c of CASES.filter((x) => !only || x.name === only)) {
     for (const [medium, base] of media) {
       const runs: Run[] = [];
       for (let i = 0; i < (quick ? 2 : c.runs); i++) runs.push(await once(c.mib, base));

@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import { freezeTask, checkTraceable } from './freeze.js';
 import { getSigmask, setSigmask, peekSiginfo, detach, detachQuiet, waitPid, getXstate, xstateFeatures } from './kernel/ptrace.js';
 import { findSyscallGadget, RemoteTask } from './kernel/remote.js';
-import { listTasks, readChildren, kernelRelease } from './kernel/proc.js';
+import { listTasks, readChildren, kernelRelease, readStatus } from './kernel/proc.js';
+import { Pool } from './bulk/pool.js';
 import { syscallRaw } from './kernel/ffi.js';
 import { BLOCKABLE_SIGNALS } from './kernel/consts.js';
 import { NR, SIG } from './kernel/consts.js';
@@ -37,6 +38,12 @@ export interface DumpResult {
 }
 
 const SCRATCH_SIZE = 64 * 1024;
+const POOL_THRESHOLD = Number(process.env.CKPT_POOL_MIN ?? 128 << 20);
+
+function residentBytes(pid: number): number {
+  const kb = Number((readStatus(pid).get('VmRSS') ?? '0').replace(/\D/g, ''));
+  return kb * 1024;
+}
 const ALL_SIGNALS = BLOCKABLE_SIGNALS;
 
 function refuseUnsupportedShape(pid: number): void {
@@ -47,13 +54,24 @@ function refuseUnsupportedShape(pid: number): void {
 }
 
 export async function dump(opts: DumpOptions): Promise<DumpResult> {
+  checkTraceable(opts.pid);
+  refuseUnsupportedShape(opts.pid);
+  // A worker checksums the pages of big processes while they are written; it
+  // starts now, while the process is being frozen and inspected.
+  const pool = residentBytes(opts.pid) >= POOL_THRESHOLD ? new Pool(1) : null;
+  try {
+    return await dumpFrozen(opts, pool);
+  } finally {
+    await pool?.close();
+  }
+}
+
+async function dumpFrozen(opts: DumpOptions, pool: Pool | null): Promise<DumpResult> {
   const { pid } = opts;
   const t: Record<string, number> = {};
   let mark = performance.now();
   const lap = (name: string) => { const n = performance.now(); t[name] = n - mark; mark = n; };
 
-  checkTraceable(pid);
-  refuseUnsupportedShape(pid);
   const dir = path.resolve(opts.dir);
   log.info(`freezing pid ${pid}`);
   const frozen = freezeTask(pid);
@@ -97,7 +115,8 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
     const pagesName = `pages-${pid}.img`;
     const pagesPath = image.createRaw(pagesName);
     log.info(`writing ${(plan.pageBytes / 1048576).toFixed(1)} MiB of pages`);
-    writePages(rt, plan, pagesPath, (done, total) => opts.progress?.(`pages ${(done / 1048576).toFixed(0)}/${(total / 1048576).toFixed(0)} MiB`));
+    const sums = await writePages(rt, plan, pagesPath, plan.pageBytes >= POOL_THRESHOLD ? pool : null,
+      (done, total) => opts.progress?.(`pages ${(done / 1048576).toFixed(0)}/${(total / 1048576).toFixed(0)} MiB`));
     lap('pages');
     await checkpointYield('dump:pages');
 
@@ -120,10 +139,10 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
       fds, sigactions, pendingShared, threads: [thread],
     };
     image.writeJson(`process-${pid}.json`, doc);
-    image.addRaw(pagesName);
+    image.addRaw(pagesName, sums);
     const xs = Buffer.from(thread.xstate, 'base64');
     const feats = xstateFeatures(xs);
-    const manifest = image.writeManifest({
+    const manifest = image.commit({
       ckptVersion: VERSION, created: new Date().toISOString(), kernel: kernelRelease(), arch: process.arch === 'x64' ? 'x86_64' : process.arch,
       cpu: { xcr0: '0x' + feats.xcr0.toString(16), xsaveSize: xs.length, used: '0x' + feats.xstateBv.toString(16) },
       root: pid,
@@ -137,11 +156,8 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
       detach(pid);
       log.info(`pid ${pid} left running`);
     } else {
+      // SIGKILL ends it; its memory is torn down while ckpt exits (which also ends the tracing).
       syscallRaw(NR.kill, pid, SIG.KILL);
-      for (;;) {
-        const st = waitPid(pid);
-        if (!st || !st.stopped) break;
-      }
       log.info(`pid ${pid} killed after dump`);
     }
     lap('finish');

@@ -10,7 +10,10 @@ import { checkFds, restoreFds } from './objects/files.js';
 import { restoreActions, queueSignals } from './objects/signals.js';
 import { restoreThreadCalls, finalRegs, setThreadState } from './objects/thread.js';
 import { restoreCreds } from './objects/creds.js';
-import { findHole, areaRanges, clearAndMoveSpecials, restoreAreas, IOV_SCRATCH } from './objects/memory.js';
+import { findHole, areaRanges, clearAndMoveSpecials, restoreAreas, registerUffd, unregisterUffd, IOV_SCRATCH } from './objects/memory.js';
+import { Pool } from './bulk/pool.js';
+import { shareJob } from './bulk/jobs.js';
+import { peekFdKeep } from './objects/fdpeek.js';
 import { posixSpawn, syscallRaw } from './kernel/ffi.js';
 import { freezeTask } from './freeze.js';
 import { RemoteTask, findSyscallGadget } from './kernel/remote.js';
@@ -28,21 +31,21 @@ export interface RestoreOptions {
   detached?: boolean;
   pidfile?: string;
   shellJob?: boolean;
-  verifyPages?: boolean;
 }
 export interface RestoreResult { pid: number; exitCode?: number; timings: Record<string, number> }
 
 const SCRATCH_SIZE = 64 * 1024;
+const POOL_THRESHOLD = Number(process.env.CKPT_POOL_MIN ?? 128 << 20);
 const ALL_SIGNALS = BLOCKABLE_SIGNALS;
 const HUSKS = ['/usr/bin/sleep', '/bin/sleep'];
 
 /** Load and check everything that can be checked without creating a process. */
-export function loadImage(dir: string, verifyPages = true): { img: ImageReader; procs: ProcessImage[] } {
+export async function loadImage(dir: string, pool: Pool | null): Promise<{ img: ImageReader; procs: ProcessImage[] }> {
   const img = new ImageReader(dir);
   const m = img.manifest;
   const arch = process.arch === 'x64' ? 'x86_64' : process.arch;
   if (m.arch !== arch) throw badImage(`the image was made on ${m.arch}; this host is ${arch}`);
-  img.verify({ hashPages: verifyPages });
+  await img.verify(pool);
   const host = hostXfeatures();
   const used = BigInt(m.cpu.used);
   const missing = used & ~host.mask;
@@ -102,7 +105,23 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const lap = (name: string) => { const n = performance.now(); t[name] = n - mark; mark = n; };
 
   const dir = path.resolve(opts.dir);
-  const { img, procs } = loadImage(dir, opts.verifyPages !== false);
+  // Big images: two workers check the page file and later copy pages in.
+  const pool = imagePageBytes(dir) >= POOL_THRESHOLD ? new Pool(1) : null;
+  try {
+    return await restoreWith(opts, dir, pool, t, lap);
+  } finally {
+    await pool?.close();
+  }
+}
+
+function imagePageBytes(dir: string): number {
+  try {
+    return fs.readdirSync(dir).filter((f) => f.startsWith('pages-')).reduce((s, f) => s + fs.statSync(path.join(dir, f)).size, 0);
+  } catch { return 0; }
+}
+
+async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null, t: Record<string, number>, lap: (n: string) => void): Promise<RestoreResult> {
+  const { img, procs } = await loadImage(dir, pool);
   if (procs.length !== 1) throw badImage(`this ckpt restores one process per image; the image has ${procs.length}`);
   const p = procs[0];
   if (p.fds.some((f) => f.kind === 'tty') && !opts.shellJob) {
@@ -113,6 +132,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
 
   let husk = -1;
   let task = -1;
+  let localUffd = -1;
   let step = 'husk';
   try {
     husk = spawnHusk();
@@ -162,16 +182,34 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     clearAndMoveSpecials(rt, p.memory, { start: hole, end: hole + BigInt(SCRATCH_SIZE) }, gadgetOffset);
     const pagesPath = img.path(p.memory.pagesFile);
     const pfd = Number(rt.call('open(page file)', NR.openat, AT_FDCWD, rt.putString(pagesPath, off), O.RDONLY | O.CLOEXEC, 0));
-    restoreAreas(rt, p.memory, pfd, pagesPath);
+    const deferred = restoreAreas(rt, p.memory, pfd, pagesPath, pool !== null);
     rt.call('close(page file)', NR.close, pfd);
-    restoreMm(rt, p, off);
-    lap('memory');
+    // The pages of big anonymous areas are copied in by ckpt (UFFDIO_COPY: no
+    // zeroing), on this thread and a worker at once.
+    let ufdRemote = -1;
+    if (pool && deferred.segs.length) {
+      ufdRemote = registerUffd(rt, deferred, off, Math.max(2, ...p.fds.map((f) => f.fd)) + 1);
+      localUffd = peekFdKeep(task, ufdRemote);
+      restoreMm(rt, p, off);
+      lap('memory');
+      const results = await shareJob({ op: 'uffd-in', uffd: localUffd, path: pagesPath, segs: deferred.segs }, pool);
+      log.debug(`pages copied in: ${results.map((r) => `${((r.bytes ?? 0) / 1048576).toFixed(0)} MiB in ${(r.ms ?? 0).toFixed(0)} ms`).join(', ')}`);
+      unregisterUffd(rt, deferred, ufdRemote, off);
+      fs.closeSync(localUffd);
+      localUffd = -1;
+      lap('pages');
+    } else {
+      restoreMm(rt, p, off);
+      lap('memory');
+    }
     await checkpointYield('restore:memory');
 
     step = 'files';
-    restoreFds(rt, p.fds);
+    restoreFds(rt, p.fds, ufdRemote >= 0 ? [ufdRemote] : []);
     step = 'identity';
-    if (p.sid === p.pid) rt.call('setsid', NR.setsid);
+    // A shell job stays in the caller's session, whose terminal it is given;
+    // otherwise a session leader gets its session back.
+    if (p.sid === p.pid && !opts.shellJob) rt.call('setsid', NR.setsid);
     else if (p.pgid === p.pid) rt.call('setpgid', NR.setpgid, 0, 0);
     restoreIdentityCalls(rt, p, off);
     prepareXstate(rt, thread);
@@ -205,6 +243,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     log.error(`restore failed in step "${step}": ${err.message}`);
     if (task > 0) killAndReap(task, true);
     if (husk > 0) killAndReap(husk, true);
+    if (localUffd >= 0) fs.closeSync(localUffd);
     throw err;
   }
 }

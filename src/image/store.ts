@@ -1,16 +1,28 @@
 // The image directory: a versioned manifest, JSON documents checked against
 // schemas when read, and raw page files. Files are 0600 inside a 0700 directory.
+//
+// Every file has a checksum in the manifest: crc32c of each 64 MiB chunk, so
+// that big page files can be checked by both cores at once. A new image is
+// written into a staging directory inside the image directory and moved into
+// place only when complete, so a failed dump never destroys an older image.
 
 import fs from 'node:fs';
 import path from 'node:path';
-import crypto from 'node:crypto';
 import * as z from 'zod/mini';
+import { crc32c } from '@node-rs/crc32';
 import { badImage } from '../errors.js';
+import { CHUNK, crcChunks, shareJob } from '../bulk/jobs.js';
+import { Pool } from '../bulk/pool.js';
 
 export const FORMAT = 'ckpt-image';
 export const FORMAT_VERSION = 1;
 
-export const FileEntry = z.object({ size: z.number(), sha256: z.string() });
+export const FileEntry = z.object({
+  size: z.number(),
+  crc32c: z.array(z.string()), // one per CHUNK bytes (at least one)
+});
+export type FileEntry = z.infer<typeof FileEntry>;
+
 export const Manifest = z.object({
   format: z.literal(FORMAT),
   version: z.number(),
@@ -22,6 +34,7 @@ export const Manifest = z.object({
   root: z.number(),
   processes: z.array(z.object({ pid: z.number(), ppid: z.number(), comm: z.string(), threads: z.number() })),
   options: z.object({ shellJob: z.boolean(), leaveRunning: z.boolean() }),
+  chunkSize: z.number(),
   files: z.record(z.string(), FileEntry),
 });
 export type Manifest = z.infer<typeof Manifest>;
@@ -39,62 +52,52 @@ export function validate<T>(schema: z.ZodMiniType<T>, data: unknown, file: strin
   return r.data;
 }
 
+const hex = (n: number) => n.toString(16).padStart(8, '0');
+export function chunkCount(size: number): number { return Math.max(1, Math.ceil(size / CHUNK)); }
+
 export class ImageWriter {
-  readonly files: Record<string, { size: number; sha256: string }> = {};
+  readonly files: Record<string, FileEntry> = {};
+  readonly stage: string;
   constructor(public readonly dir: string) {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     fs.chmodSync(dir, 0o700);
-    const stale = fs.readdirSync(dir).filter((f) => f === 'manifest.json' || /^(process|pages)-/.test(f));
-    // An old image in the same directory is replaced whole.
-    for (const f of stale) fs.rmSync(path.join(dir, f));
+    this.stage = fs.mkdtempSync(path.join(dir, '.ckpt-new-'));
+    fs.chmodSync(this.stage, 0o700);
   }
-  private created: string[] = [];
-  path(name: string): string { return path.join(this.dir, name); }
-  /** Remove what this writer created (after a failed dump). */
+  /** Path of a file being written (in the staging directory). */
+  path(name: string): string { return path.join(this.stage, name); }
+  /** Remove the unfinished image (after a failed dump). */
   discard(): void {
-    for (const f of this.created) fs.rmSync(this.path(f), { force: true });
+    fs.rmSync(this.stage, { recursive: true, force: true });
   }
   writeJson(name: string, data: unknown): void {
-    const text = JSON.stringify(data, null, 1) + '\n';
-    this.created.push(name);
+    const text = Buffer.from(JSON.stringify(data, null, 1) + '\n');
     fs.writeFileSync(this.path(name), text, { mode: 0o600 });
-    this.files[name] = { size: Buffer.byteLength(text), sha256: sha256(Buffer.from(text)) };
+    this.files[name] = { size: text.length, crc32c: [hex(crc32c(text))] };
   }
   /** Create an empty file (for page data written by the target itself). */
-  createRaw(name: string): string {
+  createRaw(name: string, size = 0): string {
     const p = this.path(name);
-    this.created.push(name);
     fs.writeFileSync(p, '', { mode: 0o600 });
+    if (size) fs.truncateSync(p, size);
     return p;
   }
-  /** Record a raw file written by someone else. */
-  addRaw(name: string): void {
-    const p = this.path(name);
-    this.files[name] = { size: fs.statSync(p).size, sha256: hashFile(p) };
+  /** Record a raw file written by someone else, with its chunk checksums. */
+  addRaw(name: string, sums: string[]): void {
+    this.files[name] = { size: fs.statSync(this.path(name)).size, crc32c: sums };
   }
-  writeManifest(m: Omit<Manifest, 'files' | 'format' | 'version'>): Manifest {
-    const full: Manifest = { format: FORMAT, version: FORMAT_VERSION, ...m, files: this.files };
+  /** Write the manifest and move the image into place, replacing an older one. */
+  commit(m: Omit<Manifest, 'files' | 'format' | 'version' | 'chunkSize'>): Manifest {
+    const full: Manifest = { format: FORMAT, version: FORMAT_VERSION, ...m, chunkSize: CHUNK, files: this.files };
     fs.writeFileSync(this.path('manifest.json'), JSON.stringify(full, null, 1) + '\n', { mode: 0o600 });
+    const old = fs.readdirSync(this.dir).filter((f) => f === 'manifest.json' || /^(process|pages)-/.test(f));
+    fs.rmSync(path.join(this.dir, 'manifest.json'), { force: true }); // an image without manifest is never taken for whole
+    for (const f of old) fs.rmSync(path.join(this.dir, f), { force: true });
+    for (const f of Object.keys(this.files)) fs.renameSync(this.path(f), path.join(this.dir, f));
+    fs.renameSync(this.path('manifest.json'), path.join(this.dir, 'manifest.json'));
+    fs.rmdirSync(this.stage);
     return full;
   }
-}
-
-export function sha256(b: Buffer): string {
-  return crypto.createHash('sha256').update(b).digest('hex');
-}
-
-export function hashFile(p: string): string {
-  const h = crypto.createHash('sha256');
-  const fd = fs.openSync(p, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(8 << 20);
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n <= 0) break;
-      h.update(n === buf.length ? buf : buf.subarray(0, n));
-    }
-  } finally { fs.closeSync(fd); }
-  return h.digest('hex');
 }
 
 export class ImageReader {
@@ -115,11 +118,16 @@ export class ImageReader {
       throw badImage(`image format version ${String(v)} is not supported by this ckpt (reads version ${FORMAT_VERSION})`);
     }
     this.manifest = validate(Manifest, raw, 'manifest.json');
+    if (this.manifest.chunkSize !== CHUNK) throw badImage(`image file manifest.json: chunk size ${this.manifest.chunkSize} is not ${CHUNK}`);
   }
   path(name: string): string { return path.join(this.dir, name); }
 
-  /** Check that every file the manifest lists is present, whole and unchanged. */
-  verify(opts: { hashPages?: boolean } = {}): void {
+  /**
+   * Check that every file the manifest lists is present, whole and unchanged.
+   * Big files are checked by the pool's workers, chunks shared between them.
+   */
+  async verify(pool: Pool | null): Promise<void> {
+    const big: Array<{ name: string; size: number; chunks: number[]; check: (s: Array<[number, string]>) => void }> = [];
     for (const [name, e] of Object.entries(this.manifest.files)) {
       const p = this.path(name);
       let st: fs.Stats;
@@ -127,8 +135,21 @@ export class ImageReader {
       if (st.size !== e.size) {
         throw badImage(`image file ${name} is ${st.size < e.size ? 'truncated' : 'too long'}: ${st.size} bytes, manifest says ${e.size}`);
       }
-      if (opts.hashPages === false && name.startsWith('pages-')) continue;
-      if (hashFile(p) !== e.sha256) throw badImage(`image file ${name} is corrupted: its checksum does not match the manifest`);
+      const n = chunkCount(e.size);
+      if (e.crc32c.length !== n) throw badImage(`image file manifest.json: ${name} has ${e.crc32c.length} checksums for ${n} chunks`);
+      const check = (sums: Array<[number, string]>) => {
+        for (const [c, sum] of sums) {
+          if (sum !== e.crc32c[c]) throw badImage(`image file ${name} is corrupted: the checksum of bytes ${c * CHUNK}-${Math.min(e.size, (c + 1) * CHUNK)} does not match the manifest`);
+        }
+      };
+      const all = Array.from({ length: n }, (_, i) => i);
+      if (!pool || n < 2) { check(crcChunks({ op: 'crc', path: p, size: e.size, chunks: all })); continue; }
+      big.push({ name: p, size: e.size, chunks: all, check });
+    }
+    // Big files: this thread and the worker share the chunks.
+    for (const b of big) {
+      const results = await shareJob({ op: 'crc', path: b.name, size: b.size, chunks: b.chunks }, pool);
+      for (const r of results) b.check(r.sums!);
     }
   }
 

@@ -29,7 +29,30 @@ function isOpen(fd: number): boolean {
   return syscallRaw(72 /* fcntl */, fd, 1 /* F_GETFD */) >= 0;
 }
 
+const rawMmap = libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)');
+const rawMunmap = libc.func('int munmap(void *addr, size_t len)');
+
 export type Arg = number | bigint;
+
+/** A read-only view of part of a file, mapped into ckpt (no copy). */
+export interface FileMapping { addr: bigint; len: number; view: Buffer; unmap(): void }
+
+const PROT_READ = 1;
+const MAP_SHARED = 1;
+const MAP_POPULATE = 0x8000;
+const MAP_FAILED = 0xffffffffffffffffn;
+
+export function mapFile(fd: number, offset: number, len: number, populate = true): FileMapping {
+  const ptr = rawMmap(null, len, PROT_READ, MAP_SHARED | (populate ? MAP_POPULATE : 0), fd, offset);
+  const addr = koffi.address(ptr) as bigint;
+  if (addr === MAP_FAILED || addr === 0n) throw new SysError('mmap(page file)', koffi.errno());
+  const view = Buffer.from(koffi.view(ptr, len));
+  let mapped = true;
+  return {
+    addr, len, view,
+    unmap() { if (mapped) { mapped = false; rawMunmap(ptr, len); } },
+  };
+}
 
 /** An error from a system call, with the errno and the call that failed. */
 export class SysError extends Error {

@@ -19,3 +19,11 @@ export function peekFionread(fd: number): number {
   sys('ioctl(FIONREAD)', NR.ioctl, fd, FIONREAD, addressOf(b));
   return b.readInt32LE(0);
 }
+
+/** A duplicate of the target's fd, kept open in ckpt (the caller closes it). */
+export function peekFdKeep(pid: number, fd: number): number {
+  const pidfd = sys(`pidfd_open(${pid})`, NR.pidfd_open, pid, 0);
+  try {
+    return sys(`pidfd_getfd(${pid}, ${fd})`, NR.pidfd_getfd, pidfd, fd, 0);
+  } finally { fs.closeSync(pidfd); }
+}

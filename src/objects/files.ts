@@ -67,12 +67,12 @@ export function checkFds(fds: FdImage[]): void {
 }
 
 /** Replace the task's inherited fd table with the image's. */
-export function restoreFds(rt: RemoteTask, fds: FdImage[]): void {
+export function restoreFds(rt: RemoteTask, fds: FdImage[], keep: number[] = []): void {
   const inherited = fs.readdirSync(`/proc/${rt.pid}/fd`).map(Number).map((fd) => ({ fd, link: safeLink(`/proc/${rt.pid}/fd/${fd}`) }));
   const maxFd = Math.max(2, ...fds.map((f) => f.fd), ...inherited.map((f) => f.fd));
   const needTty = fds.some((f) => f.kind === 'tty');
   const parked = needTty ? parkCallerTty(rt, inherited, maxFd + 1) : -1;
-  for (const f of inherited) if (f.fd !== parked) rt.call(`close(${f.fd})`, NR.close, f.fd);
+  for (const f of inherited) if (f.fd !== parked && !keep.includes(f.fd)) rt.call(`close(${f.fd})`, NR.close, f.fd);
   for (const f of [...fds].sort((a, b) => a.fd - b.fd)) {
     if (f.kind === 'path') restorePathFd(rt, f, IOV_SCRATCH);
     else if (f.kind === 'tty') restoreTtyFd(rt, f, parked);

@@ -9,6 +9,8 @@ import { RemoteTask } from '../kernel/remote.js';
 import { NR, PROT, MAP, MADV, MREMAP, O, AT_FDCWD, PAGE_SIZE, PR } from '../kernel/consts.js';
 import { refused, CkptError } from '../errors.js';
 import { log } from '../log.js';
+import { Pool } from '../bulk/pool.js';
+import { CHUNK, crcChunks, runJob } from '../bulk/jobs.js';
 
 const hex = z.string();
 export const Area = z.object({
@@ -127,7 +129,7 @@ export function planMemory(pid: number): MemoryPlan {
 }
 
 const IOV_MAX = 1024;
-const MAX_CALL_BYTES = 256 << 20;
+const MAX_CALL_BYTES = 64 << 20; // = CHUNK: each call completes a checksum chunk
 
 /**
  * Group segments into calls of at most IOV_MAX iovecs and MAX_CALL_BYTES, splitting
@@ -162,40 +164,96 @@ function iovBuffer(iov: Array<[bigint, number]>): Buffer {
 export const IOV_SCRATCH = IOV_MAX * 16;
 
 /**
- * Write the planned pages into `pagesPath`. The target writes its own memory
- * (pwritev from its address space: one copy). Areas it cannot read itself
- * (no PROT_READ), or all of them when it cannot open the file (it may run
- * without the right to), are copied by ckpt through /proc/PID/mem.
+ * Write the planned pages into `pagesPath` and return the checksum of each
+ * chunk of it. The target writes its own memory (pwritev from its address
+ * space: one copy, in 64 MiB steps); with a pool, a worker checksums each
+ * chunk as soon as the target has finished it, on the other core. Pages the
+ * target cannot read (no PROT_READ), or all when it cannot open the file (it
+ * may run with other credentials), are copied from outside.
+ * (Copying part of the pages from outside at the same time was tried: with
+ * two copies per byte it only slowed the whole down on two cores.)
  */
-export function writePages(rt: RemoteTask, plan: MemoryPlan, pagesPath: string, progress?: (done: number, total: number) => void): void {
-  if (plan.pageBytes === 0) return;
-  const pathAddr = rt.putString(pagesPath, IOV_SCRATCH);
-  const fdr = rt.callRaw(NR.openat, AT_FDCWD, pathAddr, O.WRONLY | O.CLOEXEC, 0);
-  if (fdr < 0n) log.info(`pid ${rt.pid} cannot open the page file itself (errno ${-fdr}); copying pages through /proc/${rt.pid}/mem`);
-  const fd = Number(fdr);
-  const outside = plan.segments.filter((g) => fdr < 0n || !g.readable);
-  let done = 0;
-  try {
-    if (fdr >= 0n) {
-      for (const b of batches(plan.segments.filter((g) => g.readable))) {
-        let at = 0;
-        while (at < b.bytes) {
-          const iov = trimIov(b.iov, at);
-          const iovAddr = rt.put(iovBuffer(iov), 0);
-          const n = Number(rt.call('pwritev(pages)', NR.pwritev, fd, iovAddr, iov.length, b.fileOff + at, 0));
-          if (n <= 0) throw new CkptError('failed', `pid ${rt.pid}: writing pages at 0x${iov[0][0].toString(16)} made no progress: is the image file system full?`);
-          at += n;
-        }
-        done += b.bytes;
-        progress?.(done, plan.pageBytes);
+export async function writePages(rt: RemoteTask, plan: MemoryPlan, pagesPath: string, pool: Pool | null, progress?: (done: number, total: number) => void): Promise<string[]> {
+  const total = plan.pageBytes;
+  const nChunks = Math.max(1, Math.ceil(total / CHUNK));
+  const sums: Array<string | undefined> = new Array(nChunks);
+  const jobs: Array<Promise<void>> = [];
+  const take = (r: { sums?: Array<[number, string]> }) => {
+    for (const [c, v] of r.sums ?? []) {
+      if (!v.startsWith('partial:')) sums[c] = v;
+      else if (Number(v.split(':')[1]) === total) sums[c] = v.split(':')[2];
+    }
+  };
+  const outsideJob = (segs: Segment[], worker?: number) => {
+    const job = { op: 'copy-out' as const, pid: rt.pid, path: pagesPath, segs: segs.map((g) => ({ addr: toHex(g.addr), len: g.len, fileOff: g.fileOff })) };
+    if (pool) jobs.push(pool.run(job, worker).then(take));
+    else take(runJob(job));
+  };
+
+  if (total > 0) {
+    const pathAddr = rt.putString(pagesPath, IOV_SCRATCH);
+    const fdr = rt.callRaw(NR.openat, AT_FDCWD, pathAddr, O.WRONLY | O.CLOEXEC, 0);
+    if (fdr < 0n) log.info(`pid ${rt.pid} cannot open the page file itself (errno ${-fdr}); copying pages from outside`);
+    const split = fdr < 0n ? 0 : total;
+    const inside: Segment[] = [];
+    const outside: Segment[] = [];
+    for (const g of plan.segments) {
+      if (!g.readable || fdr < 0n) { outside.push(g); continue; }
+      if (g.fileOff + g.len <= split) inside.push(g);
+      else if (g.fileOff >= split) outside.push(g);
+      else {
+        const head = split - g.fileOff;
+        inside.push({ ...g, len: head });
+        outside.push({ ...g, addr: g.addr + BigInt(head), len: g.len - head, fileOff: split });
       }
     }
-  } finally {
-    if (fdr >= 0n) rt.callRaw(NR.close, fd);
+    if (outside.length) outsideJob(outside, 0);
+    if (fdr >= 0n) {
+      const fd = Number(fdr);
+      let done = 0;
+      let hashedUpTo = 0;
+      try {
+        for (const b of batches(inside)) {
+          let at = 0;
+          while (at < b.bytes) {
+            const iov = trimIov(b.iov, at);
+            const iovAddr = rt.put(iovBuffer(iov), 0);
+            const n = Number(rt.call('pwritev(pages)', NR.pwritev, fd, iovAddr, iov.length, b.fileOff + at, 0));
+            if (n <= 0) throw new CkptError('failed', `pid ${rt.pid}: writing pages at 0x${iov[0][0].toString(16)} made no progress: is the image file system full?`);
+            at += n;
+          }
+          done += b.bytes;
+          progress?.(done, total);
+          // Chunks the target has finished (and that hold no outside data) can be checksummed now.
+          const upTo = Math.floor((b.fileOff + b.bytes) / CHUNK);
+          if (pool && upTo > hashedUpTo) {
+            const chunks = range(hashedUpTo, upTo).filter((c) => !outside.some((g) => overlapsChunk(g, c)));
+            if (chunks.length) jobs.push(pool.run({ op: 'crc', path: pagesPath, size: total, chunks }, pool.size - 1).then(take));
+            hashedUpTo = upTo;
+          }
+        }
+      } finally {
+        rt.callRaw(NR.close, fd);
+      }
+    }
   }
-  if (outside.length) copyPagesFromOutside(rt.pid, outside, pagesPath);
-  progress?.(plan.pageBytes, plan.pageBytes);
+  await Promise.all(jobs);
+  const missing = range(0, nChunks).filter((c) => sums[c] === undefined);
+  if (missing.length) {
+    if (pool && missing.length > 1) {
+      const parts = range(0, pool.size).map((w) => missing.filter((_, i) => i % pool.size === w));
+      await Promise.all(parts.map((chunks, w) => (chunks.length ? pool.run({ op: 'crc', path: pagesPath, size: total, chunks }, w).then(take) : null)));
+    } else take({ sums: crcChunks({ op: 'crc', path: pagesPath, size: total, chunks: missing }) });
+  }
+  progress?.(total, total);
+  return sums.map((v, c) => {
+    if (v === undefined) throw new Error(`no checksum for chunk ${c} of ${pagesPath}`);
+    return v;
+  });
 }
+
+const range = (a: number, b: number) => Array.from({ length: Math.max(0, b - a) }, (_, i) => a + i);
+const overlapsChunk = (g: Segment, c: number) => g.fileOff < (c + 1) * CHUNK && g.fileOff + g.len > c * CHUNK;
 
 /** Drop the first `skip` bytes of an iovec list. */
 function trimIov(iov: Array<[bigint, number]>, skip: number): Array<[bigint, number]> {
@@ -209,22 +267,6 @@ function trimIov(iov: Array<[bigint, number]>, skip: number): Array<[bigint, num
   return out;
 }
 
-function copyPagesFromOutside(pid: number, segs: Segment[], pagesPath: string): void {
-  const mem = fs.openSync(`/proc/${pid}/mem`, 'r');
-  const out = fs.openSync(pagesPath, 'r+');
-  const buf = Buffer.allocUnsafe(8 << 20);
-  try {
-    for (const g of segs) {
-      for (let o = 0; o < g.len; o += buf.length) {
-        const n = Math.min(buf.length, g.len - o);
-        const r = fs.readSync(mem, buf, 0, n, Number(g.addr) + o);
-        if (r !== n) throw new Error(`short read of pid ${pid} memory at 0x${(g.addr + BigInt(o)).toString(16)}`);
-        fs.writeSync(out, buf, 0, n, g.fileOff + o);
-      }
-    }
-  } finally { fs.closeSync(mem); fs.closeSync(out); }
-}
-
 // ---------------------------------------------------------------- restore
 
 const MADVISE_FOR_FLAG: Record<string, number> = {
@@ -232,6 +274,7 @@ const MADVISE_FOR_FLAG: Record<string, number> = {
 };
 
 export interface Range { start: bigint; end: bigint }
+const TASK_TOP = 0x7ffffffff000n;
 
 /** Find a free range of `size` bytes that overlaps none of `used`. */
 export function findHole(used: Range[], size: number, above = 0x100000000n): bigint {
@@ -256,9 +299,14 @@ export function areaRanges(mem: MemoryImage): Range[] {
  */
 export function clearAndMoveSpecials(rt: RemoteTask, mem: MemoryImage, scratch: Range, vdsoGadgetOffset: bigint): void {
   const current = readSmaps(rt.pid);
-  for (const m of current) {
-    if (SPECIAL.has(m.path) || (m.start === scratch.start)) continue;
-    rt.call(`munmap(${toHex(m.start)})`, NR.munmap, m.start, m.end - m.start);
+  // Unmap everything between the mappings to keep, a few big ranges at a time
+  // (munmap does not mind holes).
+  const keep = [...current.filter((m) => SPECIAL.has(m.path)), { start: scratch.start, end: scratch.end }]
+    .filter((r) => r.start < TASK_TOP).sort((x, y) => (x.start < y.start ? -1 : 1));
+  let from = BigInt(PAGE_SIZE);
+  for (const r of [...keep, { start: TASK_TOP, end: TASK_TOP }]) {
+    if (r.start > from) rt.call(`munmap(${toHex(from)}-${toHex(r.start)})`, NR.munmap, from, r.start - from);
+    if (r.end > from) from = r.end;
   }
   const wanted = mem.areas.filter((a) => a.kind === 'special' && a.name !== '[vsyscall]');
   const have = current.filter((m) => SPECIAL.has(m.path) && m.path !== '[vsyscall]');
@@ -291,36 +339,56 @@ function remap(rt: RemoteTask, from: bigint, size: bigint, to: bigint, name: str
   if (name === '[vdso]') rt.gadget = to + gadgetOffset;
 }
 
-/** Map every area of the image and fill in its pages. `pagesFd` is open in the task. */
-export function restoreAreas(rt: RemoteTask, mem: MemoryImage, pagesFd: number, pagesPath: string): void {
+export interface DeferredPages {
+  /** Anonymous areas whose pages are to be filled by UFFDIO_COPY from ckpt's side. */
+  areas: Area[];
+  segs: Array<{ addr: string; len: number; fileOff: number }>;
+  bytes: number;
+  /** Areas to mlock once their pages are in (mlock would fault them in as zeros). */
+  mlock: Area[];
+}
+
+/**
+ * Map every area of the image and fill in its pages. `pagesFd` is open in the
+ * task. With `deferAnon`, the pages of readable private anonymous areas are
+ * not read here but returned, for ckpt to copy in with userfaultfd.
+ */
+export function restoreAreas(rt: RemoteTask, mem: MemoryImage, pagesFd: number, pagesPath: string, deferAnon = false): DeferredPages {
+  const deferred: DeferredPages = { areas: [], segs: [], bytes: 0, mlock: [] };
+  const files = new Map<string, number>();
   let prev: Area | null = null;
-  for (const a of mem.areas) {
-    const before = prev;
-    prev = a;
-    if (a.kind === 'special') continue;
-    const start = big(a.start);
-    const len = big(a.end) - start;
-    const prot = protBits(a.prot);
-    const hasPages = a.runs.length > 0;
-    const addWrite = hasPages && !(prot & PROT.WRITE);
-    // Mapping a private area writable marks it accountable (VM_ACCOUNT, "ac") for good:
-    // when the original was not, write its pages from outside (/proc/PID/mem) instead.
-    const outside = addWrite && !a.shared && !a.vmflags.includes('ac');
-    const mapProt = addWrite && !outside ? prot | PROT.WRITE : prot;
-    let flags = MAP.FIXED | (a.shared ? MAP.SHARED : MAP.PRIVATE);
-    if (a.vmflags.includes('gd')) flags |= MAP.GROWSDOWN;
-    if (a.vmflags.includes('nr')) flags |= MAP.NORESERVE;
-    let fd = -1;
-    if (a.kind === 'file') {
-      const acc = a.shared && a.prot[1] === 'w' ? O.RDWR : O.RDONLY;
-      const p = rt.putString(a.name, IOV_SCRATCH);
-      const r = rt.callRaw(NR.openat, AT_FDCWD, p, acc | O.CLOEXEC, 0);
-      if (r < 0n) throw new CkptError('conflict', `cannot open ${a.name} to map it at ${a.start}: errno ${-r}`);
-      fd = Number(r);
-    } else {
-      flags |= MAP.ANONYMOUS;
-    }
-    try {
+  try {
+    for (const a of mem.areas) {
+      const before = prev;
+      prev = a;
+      if (a.kind === 'special') continue;
+      const start = big(a.start);
+      const len = big(a.end) - start;
+      const prot = protBits(a.prot);
+      const hasPages = a.runs.length > 0;
+      const defer = deferAnon && hasPages && a.kind === 'anon' && !a.shared && a.prot[0] === 'r';
+      const addWrite = hasPages && !defer && !(prot & PROT.WRITE);
+      // Mapping a private area writable marks it accountable (VM_ACCOUNT, "ac") for good:
+      // when the original was not, write its pages from outside (/proc/PID/mem) instead.
+      const outside = addWrite && !a.shared && !a.vmflags.includes('ac');
+      const mapProt = addWrite && !outside ? prot | PROT.WRITE : prot;
+      let flags = MAP.FIXED | (a.shared ? MAP.SHARED : MAP.PRIVATE);
+      if (a.vmflags.includes('gd')) flags |= MAP.GROWSDOWN;
+      if (a.vmflags.includes('nr')) flags |= MAP.NORESERVE;
+      let fd = -1;
+      if (a.kind === 'file') {
+        const acc = a.shared && a.prot[1] === 'w' ? O.RDWR : O.RDONLY;
+        const key = `${acc}:${a.name}`;
+        if (!files.has(key)) {
+          const p = rt.putString(a.name, IOV_SCRATCH);
+          const r = rt.callRaw(NR.openat, AT_FDCWD, p, acc | O.CLOEXEC, 0);
+          if (r < 0n) throw new CkptError('conflict', `cannot open ${a.name} to map it at ${a.start}: errno ${-r}`);
+          files.set(key, Number(r));
+        }
+        fd = files.get(key)!;
+      } else {
+        flags |= MAP.ANONYMOUS;
+      }
       if (a.kind === 'anon' && before && mayMerge(before, a)) {
         // The two areas were separate VMAs although alike: they differed in
         // what maps cannot show (the page offset of an area that was
@@ -331,24 +399,74 @@ export function restoreAreas(rt: RemoteTask, mem: MemoryImage, pagesFd: number, 
       } else {
         rt.call(`mmap(${a.start} ${a.name || 'anon'})`, NR.mmap, start, len, mapProt, flags, fd, a.kind === 'file' ? big(a.offset) : 0n);
       }
-    } finally {
-      if (fd >= 0) rt.callRaw(NR.close, fd);
+      if (defer) {
+        deferred.areas.push(a);
+        let off = a.dataOffset;
+        for (const [i, n] of a.runs) {
+          deferred.segs.push({ addr: toHex(start + BigInt(i * PAGE_SIZE)), len: n * PAGE_SIZE, fileOff: off });
+          off += n * PAGE_SIZE;
+          deferred.bytes += n * PAGE_SIZE;
+        }
+      } else if (hasPages) {
+        if (outside) writeAreaFromOutside(rt, a, pagesPath);
+        else readAreaPages(rt, a, pagesFd);
+        if (mapProt !== prot) rt.call(`mprotect(${a.start})`, NR.mprotect, start, len, prot);
+      }
+      for (const f of a.vmflags) {
+        const adv = MADVISE_FOR_FLAG[f];
+        if (adv !== undefined) rt.call(`madvise(${a.start}, ${f})`, NR.madvise, start, len, adv);
+      }
+      if (a.vmflags.includes('lo')) {
+        if (defer) deferred.mlock.push(a);
+        else rt.call(`mlock(${a.start})`, NR.mlock, start, len);
+      }
+      if (a.name.startsWith('[anon:')) {
+        const nm = rt.putString(a.name.slice(6, -1), IOV_SCRATCH);
+        rt.call('prctl(PR_SET_VMA_ANON_NAME)', NR.prctl, PR.SET_VMA, PR.SET_VMA_ANON_NAME, start, len, nm);
+      }
     }
-    if (hasPages) {
-      if (outside) writeAreaFromOutside(rt, a, pagesPath);
-      else readAreaPages(rt, a, pagesFd);
-      if (mapProt !== prot) rt.call(`mprotect(${a.start})`, NR.mprotect, start, len, prot);
-    }
-    for (const f of a.vmflags) {
-      const adv = MADVISE_FOR_FLAG[f];
-      if (adv !== undefined) rt.call(`madvise(${a.start}, ${f})`, NR.madvise, start, len, adv);
-    }
-    if (a.vmflags.includes('lo')) rt.call(`mlock(${a.start})`, NR.mlock, start, len);
-    if (a.name.startsWith('[anon:')) {
-      const nm = rt.putString(a.name.slice(6, -1), IOV_SCRATCH);
-      rt.call('prctl(PR_SET_VMA_ANON_NAME)', NR.prctl, PR.SET_VMA, PR.SET_VMA_ANON_NAME, start, len, nm);
-    }
+  } finally {
+    for (const fd of files.values()) rt.callRaw(NR.close, fd);
   }
+  return deferred;
+}
+
+const UFFDIO_API = 0xc018aa3fn;
+const UFFDIO_REGISTER = 0xc020aa00n;
+const UFFDIO_UNREGISTER = 0x8010aa01n;
+const UFFD_API = 0xaa;
+const UFFDIO_REGISTER_MODE_MISSING = 1;
+const NR_USERFAULTFD = 323;
+
+/** Create a userfaultfd in the task and register the deferred areas with it; returns its fd (in the task). */
+export function registerUffd(rt: RemoteTask, d: DeferredPages, scratchOff: number, minFd: number): number {
+  // Keep it above every fd number the image uses: the fd table is rebuilt meanwhile.
+  const first = rt.callN('userfaultfd', NR_USERFAULTFD, O.CLOEXEC);
+  const ufd = rt.callN('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, first, 1030 /* F_DUPFD_CLOEXEC */, minFd);
+  rt.call('close', NR.close, first);
+  const api = Buffer.alloc(24);
+  api.writeBigUInt64LE(BigInt(UFFD_API), 0);
+  rt.call('ioctl(UFFDIO_API)', NR.ioctl, ufd, UFFDIO_API, rt.put(api, scratchOff));
+  for (const a of d.areas) {
+    const reg = Buffer.alloc(32);
+    reg.writeBigUInt64LE(big(a.start), 0);
+    reg.writeBigUInt64LE(big(a.end) - big(a.start), 8);
+    reg.writeBigUInt64LE(BigInt(UFFDIO_REGISTER_MODE_MISSING), 16);
+    rt.call(`ioctl(UFFDIO_REGISTER ${a.start})`, NR.ioctl, ufd, UFFDIO_REGISTER, rt.put(reg, scratchOff));
+  }
+  return ufd;
+}
+
+/** Undo registerUffd once the pages are in; mlock what asked for it. */
+export function unregisterUffd(rt: RemoteTask, d: DeferredPages, ufd: number, scratchOff: number): void {
+  for (const a of d.areas) {
+    const r = Buffer.alloc(16);
+    r.writeBigUInt64LE(big(a.start), 0);
+    r.writeBigUInt64LE(big(a.end) - big(a.start), 8);
+    rt.call(`ioctl(UFFDIO_UNREGISTER ${a.start})`, NR.ioctl, ufd, UFFDIO_UNREGISTER, rt.put(r, scratchOff));
+  }
+  rt.call('close(userfaultfd)', NR.close, ufd);
+  for (const a of d.mlock) rt.call(`mlock(${a.start})`, NR.mlock, big(a.start), big(a.end) - big(a.start));
 }
 
 /** Would the kernel merge `b` into the area `a` just below it if both were mapped plainly? */

@@ -33,7 +33,8 @@ const minor = (rdev: number) => Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >
 export function isTty(st: fs.Stats): boolean {
   if (!st.isCharacterDevice()) return false;
   const maj = major(st.rdev);
-  return maj === 136 || maj === 4 || (maj === 5 && (minor(st.rdev) === 0 || minor(st.rdev) === 1 || minor(st.rdev) === 2));
+  // pty slaves, virtual consoles, /dev/tty and /dev/console (not /dev/ptmx, 5:2: a pty master is no terminal to hand over)
+  return maj === 136 || maj === 4 || (maj === 5 && (minor(st.rdev) === 0 || minor(st.rdev) === 1));
 }
 
 /** Capture one fd that refers to a file by path; refuse what cannot be reopened. */

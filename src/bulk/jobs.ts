@@ -1,0 +1,162 @@
+// Bulk data jobs: moving and checksumming page data in large pieces. They run
+// in worker threads (src/bulk/worker.ts) when there is enough data to share
+// between both cores, or inline on the main thread when there is little.
+
+import fs from 'node:fs';
+import { crc32c } from '@node-rs/crc32';
+import { sys, mapFile, addressOf } from '../kernel/ffi.js';
+import { NR } from '../kernel/consts.js';
+
+/** Files are checksummed in chunks, so that chunks can be checked in parallel. */
+export const CHUNK = 64 << 20;
+
+/**
+ * Jobs with `claim` share their list of items between threads: each thread
+ * takes the next item with an atomic counter, so whoever is free works on.
+ */
+export interface CrcJob { op: 'crc'; path: string; size: number; chunks: number[]; claim?: SharedArrayBuffer }
+export interface CopyJob { op: 'copy-out'; pid: number; path: string; segs: Array<{ addr: string; len: number; fileOff: number }> }
+export interface UffdJob { op: 'uffd-in'; uffd: number; path: string; segs: Array<{ addr: string; len: number; fileOff: number }>; claim?: SharedArrayBuffer }
+export type Job = CrcJob | CopyJob | UffdJob;
+export type JobResult = { sums?: Array<[number, string]>; bytes?: number; ms?: number };
+
+const hex = (n: number) => n.toString(16).padStart(8, '0');
+
+/** The items of a list this thread takes: all of them, or one at a time from a shared counter. */
+function* claimed<T>(items: T[], claim?: SharedArrayBuffer): Generator<T> {
+  if (!claim) { yield* items; return; }
+  const counter = new Int32Array(claim);
+  for (;;) {
+    const i = Atomics.add(counter, 0, 1);
+    if (i >= items.length) return;
+    yield items[i];
+  }
+}
+
+/** crc32c of the given chunks of a file, read through a mapping (no copy). */
+export function crcChunks(job: CrcJob): Array<[number, string]> {
+  const out: Array<[number, string]> = [];
+  if (job.size === 0) return job.chunks.map((c) => [c, hex(crc32c(Buffer.alloc(0)))]);
+  const fd = fs.openSync(job.path, 'r');
+  try {
+    for (const c of claimed(job.chunks, job.claim)) {
+      const off = c * CHUNK;
+      const len = Math.min(CHUNK, job.size - off);
+      if (len <= 0) { out.push([c, hex(crc32c(Buffer.alloc(0)))]); continue; }
+      if (len < 1 << 20) {
+        const b = Buffer.allocUnsafe(len);
+        fs.readSync(fd, b, 0, len, off);
+        out.push([c, hex(crc32c(b))]);
+        continue;
+      }
+      const m = mapFile(fd, off, len);
+      try { out.push([c, hex(crc32c(m.view))]); } finally { m.unmap(); }
+    }
+  } finally { fs.closeSync(fd); }
+  return out;
+}
+
+/**
+ * Copy pages of a stopped process into the page file from outside (read
+ * through /proc/PID/mem, which also reads pages the process itself may not,
+ * then pwrite), checksumming whole chunks on the way when the job covers them
+ * from their start.
+ */
+export function copyOut(job: CopyJob): Array<[number, string]> {
+  const fd = fs.openSync(job.path, 'r+');
+  const mem = fs.openSync(`/proc/${job.pid}/mem`, 'r');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  const sums: Array<[number, string]> = [];
+  let crcChunk = -1;
+  let crc = 0;
+  let crcNext = -1; // file offset the running crc has reached
+  try {
+    for (const g of job.segs) {
+      for (let o = 0; o < g.len; o += buf.length) {
+        const n = Math.min(buf.length, g.len - o);
+        const off = g.fileOff + o;
+        const got = fs.readSync(mem, buf, 0, n, Number(BigInt(g.addr) + BigInt(o)));
+        if (got !== n) throw new Error(`short read of pid ${job.pid} memory at 0x${(BigInt(g.addr) + BigInt(o)).toString(16)}`);
+        const data = buf.subarray(0, n);
+        let w = 0;
+        while (w < n) w += fs.writeSync(fd, data, w, n - w, off + w);
+        // Running checksum of the chunk this data falls in, when it is written in order from the chunk's start.
+        const c = Math.floor(off / CHUNK);
+        if (off % CHUNK === 0) { crcChunk = c; crc = 0; crcNext = off; }
+        if (c === crcChunk && off === crcNext) {
+          crc = crc32c(data, crc);
+          crcNext = off + n;
+          if (crcNext % CHUNK === 0) { sums.push([c, hex(crc)]); crcChunk = -1; }
+        } else crcChunk = -1;
+      }
+    }
+  } finally { fs.closeSync(fd); fs.closeSync(mem); }
+  // A last chunk that ends at the end of the job's data is complete only if the file ends there: the caller decides.
+  if (crcChunk >= 0) sums.push([crcChunk, `partial:${crcNext}:${hex(crc)}`]);
+  return sums;
+}
+
+const UFFDIO_COPY = 0xc028aa03;
+const MAP_PIECE = 16 << 20;
+
+/** Fill pages of a restored process from the page file with UFFDIO_COPY (no zeroing, one copy). */
+export function uffdIn(job: UffdJob): number {
+  const fd = fs.openSync(job.path, 'r');
+  const arg = Buffer.alloc(40);
+  let bytes = 0;
+  // Pieces of at most MAP_PIECE bytes: the page file is mapped piece by piece,
+  // which keeps ckpt's own footprint small and lets threads share the work.
+  const pieces: Array<{ g: (typeof job.segs)[number]; piece: number; plen: number }> = [];
+  for (const g of job.segs) {
+    for (let piece = 0; piece < g.len; piece += MAP_PIECE) pieces.push({ g, piece, plen: Math.min(MAP_PIECE, g.len - piece) });
+  }
+  try {
+    for (const { g, piece, plen } of claimed(pieces, job.claim)) {
+      {
+        const m = mapFile(fd, g.fileOff + piece, plen, true);
+        try {
+          let done = 0;
+          while (done < plen) {
+            arg.writeBigUInt64LE(BigInt(g.addr) + BigInt(piece + done), 0);
+            arg.writeBigUInt64LE(m.addr + BigInt(done), 8);
+            arg.writeBigUInt64LE(BigInt(plen - done), 16);
+            arg.writeBigUInt64LE(0n, 24);
+            arg.writeBigInt64LE(0n, 32);
+            try {
+              sys('ioctl(UFFDIO_COPY)', NR.ioctl, job.uffd, UFFDIO_COPY, addressOf(arg));
+            } catch (e) {
+              const copied = Number(arg.readBigInt64LE(32));
+              if (copied > 0) { done += copied; continue; }
+              throw e;
+            }
+            done = plen;
+          }
+        } finally { m.unmap(); }
+      }
+      bytes += plen;
+    }
+  } finally { fs.closeSync(fd); }
+  return bytes;
+}
+
+export function runJob(job: Job): JobResult {
+  switch (job.op) {
+    case 'crc': return { sums: crcChunks(job) };
+    case 'copy-out': return { sums: copyOut(job) };
+    case 'uffd-in': { const t0 = performance.now(); const bytes = uffdIn(job); return { bytes, ms: performance.now() - t0 }; }
+  }
+}
+
+/**
+ * Run a job on this thread and, when a pool is given, on its worker at the
+ * same time, the two sharing the job's items. Returns both threads' results.
+ */
+export async function shareJob(job: CrcJob | UffdJob, pool: { run(j: Job, w?: number): Promise<JobResult> } | null): Promise<JobResult[]> {
+  if (!pool) return [runJob(job)];
+  const claim = new SharedArrayBuffer(4);
+  const shared = { ...job, claim };
+  const other = pool.run(shared, 0);
+  let mine: JobResult;
+  try { mine = runJob(shared); } catch (e) { await other.catch(() => undefined); throw e; }
+  return [mine, await other];
+}

@@ -1,0 +1,48 @@
+// A small pool of worker threads for bulk jobs. Started only when an image is
+// large enough for two cores to pay off; small jobs run inline.
+
+import { Worker } from 'node:worker_threads';
+import { Job, JobResult, runJob } from './jobs.js';
+
+const WORKER_URL = new URL(import.meta.url.endsWith('.js') ? './worker.js' : './bulk-worker.mjs', import.meta.url);
+
+export class Pool {
+  private workers: Worker[] = [];
+  private next = 0;
+  private seq = 0;
+  private waiting = new Map<number, { resolve: (r: JobResult) => void; reject: (e: Error) => void }>();
+
+  constructor(size: number) {
+    for (let i = 0; i < size; i++) {
+      const w = new Worker(WORKER_URL);
+      w.on('message', (m: { id: number; ok: boolean; result?: JobResult; error?: string }) => {
+        const p = this.waiting.get(m.id);
+        if (!p) return;
+        this.waiting.delete(m.id);
+        if (m.ok) p.resolve(m.result!); else p.reject(new Error(m.error));
+      });
+      w.on('error', (e) => { for (const p of this.waiting.values()) p.reject(e); this.waiting.clear(); });
+      this.workers.push(w);
+    }
+  }
+
+  get size(): number { return this.workers.length; }
+
+  /** Run a job on the given worker (round robin when not given). */
+  run(job: Job, worker?: number): Promise<JobResult> {
+    const w = this.workers[worker ?? this.next++ % this.workers.length];
+    const id = ++this.seq;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      w.postMessage({ id, job });
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.workers = [];
+  }
+}
+
+/** Run inline, for small amounts of data. */
+export function runInline(job: Job): JobResult { return runJob(job); }
