@@ -24,7 +24,7 @@ export function runChecks(): CheckReport {
   const has = (bit: number) => ((caps >> BigInt(bit)) & 1n) === 1n;
   add('CAP_SYS_PTRACE', true, () => { if (!has(19)) throw new Error('missing: cannot trace other processes'); return 'present'; });
   add('CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN', true, () => { if (!has(40) && !has(21)) throw new Error('missing: clone3 set_tid and PR_SET_MM_MAP exe need it'); return has(40) ? 'CAP_CHECKPOINT_RESTORE' : 'CAP_SYS_ADMIN'; });
-  add('CAP_SYS_RESOURCE', false, () => { if (!has(24)) throw new Error('missing: hard rlimits above the current ones cannot be restored, nor pipe sizes above fs.pipe-max-size'); return 'present'; });
+  add('CAP_SYS_RESOURCE', false, () => { if (!has(24)) throw new Error("missing: restore cannot raise a hard rlimit above the one ckpt runs with"); return 'present'; });
   add('/proc/PID/pagemap', true, () => { fs.closeSync(fs.openSync('/proc/self/pagemap', 'r')); return 'readable'; });
   add('/proc/PID/map_files', true, () => { fs.readdirSync('/proc/self/map_files'); return 'readable'; });
   add('pidfd_open', true, () => { const fd = sys('pidfd_open', NR.pidfd_open, process.pid, 0); fs.closeSync(fd); return 'works'; });
@@ -33,7 +33,7 @@ export function runChecks(): CheckReport {
     const fd = fs.openSync('/proc/self/pagemap', 'r');
     try { fs.readSync(fd, pm, 0, 8, 0); } finally { fs.closeSync(fd); }
     if (!fs.existsSync('/proc/self/clear_refs')) throw new Error('missing');
-    return 'clear_refs present (not used: ckpt tracks memory with PAGEMAP_SCAN)';
+    return 'clear_refs present (ckpt does not use soft-dirty bits)';
   });
   add('userfaultfd', false, () => { const r = syscallRaw(323, 1 /* O_CLOEXEC-less flags: UFFD_USER_MODE_ONLY */); if (r < 0) throw new Error(`unavailable (errno ${-r})`); fs.closeSync(r); return 'works (for lazy restore, planned)'; });
   const host = hostXfeatures();

@@ -13,7 +13,6 @@ interface Globals { verbosity?: string; logFile?: string; json?: boolean }
 function parseVerbosity(v: string | true | undefined): number {
   if (v === undefined) return 2;
   if (v === true || v === '') return 3;
-  if (/^v*$/.test(v)) return Math.min(4, 3 + v.length);
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 4) throw new CkptError('usage', `-v takes a level from 0 to 4, not "${v}"`);
   return n;
@@ -24,8 +23,18 @@ function setupLogging(g: Globals, imagesDir?: string, create = false): void {
   if (g.logFile) {
     if (create && imagesDir && !path.isAbsolute(g.logFile)) fs.mkdirSync(imagesDir, { recursive: true, mode: 0o700 });
     const p = path.isAbsolute(g.logFile) || !imagesDir ? g.logFile : path.join(imagesDir, g.logFile);
-    log.setFile(p);
+    try {
+      log.setFile(p);
+    } catch (e) {
+      if (imagesDir && !fs.existsSync(imagesDir)) throw new CkptError('bad-image', `image directory ${imagesDir} does not exist`);
+      throw new CkptError('failed', `cannot open the log file ${p}: ${(e as Error).message}`);
+    }
   }
+}
+
+/** CRIU-style verbosity: -v alone raises the level by one, -vv by two; -vN sets it. */
+export function normalizeArgs(argv: string[]): string[] {
+  return argv.map((a) => (/^-v+$/.test(a) ? `-v${Math.min(4, 2 + a.length - 1)}` : a));
 }
 
 function out(g: Globals, data: unknown, text: () => string): void {
@@ -56,8 +65,8 @@ export async function main(argv: string[]): Promise<number> {
   const program = new Command('ckpt')
     .description('Checkpoint and restore Linux processes')
     .version(VERSION, '-V, --version')
-    .addOption(new Option('-v, --verbosity [level]', 'log level 0-4 (0 silent, 1 errors, 2 warnings, 3 info, 4 debug); -v alone is 3'))
-    .option('-o, --log-file <file>', 'write the log to FILE (relative paths are inside the images directory)')
+    .addOption(new Option('-v, --verbosity [level]', 'log level 0-4 (0 silent, 1 errors, 2 warnings (default), 3 info, 4 debug); -v raises it by one, -vv by two'))
+    .option('-o, --log-file <file>', 'write the log to FILE (for dump and restore a relative path is inside the images directory, as in CRIU)')
     .option('--json', 'print results as JSON')
     .showHelpAfterError()
     .exitOverride()
@@ -132,7 +141,7 @@ export async function main(argv: string[]): Promise<number> {
     });
 
   try {
-    await program.parseAsync(argv, { from: 'user' });
+    await program.parseAsync(normalizeArgs(argv), { from: 'user' });
     return code;
   } catch (e) {
     if (e instanceof CommanderError) {

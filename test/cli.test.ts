@@ -59,7 +59,16 @@ test('-v4 -o writes a debug log into the images directory; errors go to stderr',
   assert.equal(await s.verdict(), 'PASS');
 });
 
+test('-v alone raises the log level, as in CRIU', async () => {
+  const s = Subject.start('counter');
+  await s.ready();
+  const r = ckptOk('-v', 'dump', '-t', String(s.pid), '-D', path.join(s.dir, 'img'), '-R');
+  assert.match(r.stderr, /INFO +freezing pid/);
+  assert.equal(await s.verdict(), 'PASS');
+});
+
 test('usage errors exit 2; JSON errors carry the kind', () => {
+  assert.equal(ckpt('-o', 'x.log', 'restore', '-D', '/tmp/ckpt-definitely-missing').status, 4);
   assert.equal(ckpt('dump', '-D', '/tmp/x').status, 2);
   assert.equal(ckpt('nonsense').status, 2);
   const r = ckpt('--json', 'restore', '-D', '/tmp/ckpt-definitely-missing');

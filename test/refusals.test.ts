@@ -132,3 +132,15 @@ test('dumping a PID that does not exist fails clearly', () => {
   assert.equal(r.status, 1);
   assert.match(r.stderr, /pid 4000000 does not exist/);
 });
+
+test('an image that uses CPU state this host lacks is refused before any process is created', async () => {
+  const { s, img } = await dumped();
+  const mp = path.join(img, 'manifest.json');
+  const m = JSON.parse(fs.readFileSync(mp, 'utf8'));
+  m.cpu.used = '0x' + (BigInt(m.cpu.used) | (1n << 62n)).toString(16); // a feature no CPU has
+  fs.writeFileSync(mp, JSON.stringify(m));
+  const r = ckpt('restore', '-D', img, '-d');
+  assert.equal(r.status, 5, r.stderr);
+  assert.match(r.stderr, /uses CPU state this host lacks: feature 62/);
+  assert.ok(!fs.existsSync(`/proc/${s.pid}`));
+});
