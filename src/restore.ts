@@ -4,7 +4,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { ImageReader } from './image/store.js';
+import { ImageReader, chunkCount } from './image/store.js';
 import { ProcessImage, checkRlimits, restoreMm, restoreIdentityCalls, restoreMiscLast, restoreRlimits } from './objects/process.js';
 import { checkFds, restoreFds } from './objects/files.js';
 import { restoreActions, queueSignals } from './objects/signals.js';
@@ -20,7 +20,7 @@ import { RemoteTask, findSyscallGadget } from './kernel/remote.js';
 import { readMaps, pidExists, readStat } from './kernel/proc.js';
 import { setSigmask, getRseqConfig, waitPid, detach, waitNoHang, describeStatus } from './kernel/ptrace.js';
 import { BLOCKABLE_SIGNALS } from './kernel/consts.js';
-import { NR, SIG, PTRACE_O, PTRACE_EVENT, AT_FDCWD, O, signalName } from './kernel/consts.js';
+import { NR, SIG, PTRACE_O, PTRACE_EVENT, AT_FDCWD, O, CLONE, signalName } from './kernel/consts.js';
 import { CkptError, badImage, conflict, inStep } from './errors.js';
 import { checkpointYield, wasInterrupted } from './cancel.js';
 import { hostXfeatures } from './cpu.js';
@@ -40,12 +40,12 @@ const ALL_SIGNALS = BLOCKABLE_SIGNALS;
 const HUSKS = ['/usr/bin/sleep', '/bin/sleep'];
 
 /** Load and check everything that can be checked without creating a process. */
-export async function loadImage(dir: string, pool: Pool | null): Promise<{ img: ImageReader; procs: ProcessImage[] }> {
+export async function loadImage(dir: string, check: 'all' | 'defer-pages'): Promise<{ img: ImageReader; procs: ProcessImage[] }> {
   const img = new ImageReader(dir);
   const m = img.manifest;
   const arch = process.arch === 'x64' ? 'x86_64' : process.arch;
   if (m.arch !== arch) throw badImage(`the image was made on ${m.arch}; this host is ${arch}`);
-  await img.verify(pool);
+  await img.verify(check === 'all' ? null : (name) => !name.startsWith('pages-'));
   const host = hostXfeatures();
   const used = BigInt(m.cpu.used);
   const missing = used & ~host.mask;
@@ -121,7 +121,9 @@ function imagePageBytes(dir: string): number {
 }
 
 async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null, t: Record<string, number>, lap: (n: string) => void): Promise<RestoreResult> {
-  const { img, procs } = await loadImage(dir, pool);
+  // Big page files are checked while they are loaded into the husk (below),
+  // before the program's own task exists; everything else is checked now.
+  const { img, procs } = await loadImage(dir, pool ? 'defer-pages' : 'all');
   if (procs.length !== 1) throw badImage(`this ckpt restores one process per image; the image has ${procs.length}`);
   const p = procs[0];
   if (p.fds.some((f) => f.kind === 'tty') && !opts.shellJob) {
@@ -135,23 +137,65 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
   let localUffd = -1;
   let step = 'husk';
   try {
+    // 1. The husk: a throwaway process whose address space is turned into the program's.
     husk = spawnHusk();
     freezeTask(husk, PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACEVFORK | PTRACE_O.EXITKILL);
     const huskMaps = readMaps(husk);
     const vdso = huskMaps.find((m) => m.path === '[vdso]');
     if (!vdso) throw new CkptError('failed', 'the husk has no vDSO');
     const gadget = findSyscallGadget(husk, vdso.start, vdso.end);
-    const gadgetOffset = gadget - vdso.start;
     const hole = findHole([...areaRanges(p.memory), ...huskMaps.map((m) => ({ start: m.start, end: m.end }))], SCRATCH_SIZE);
     const hrt = new RemoteTask(husk, gadget);
     hrt.mapScratch(SCRATCH_SIZE, hole);
     setSigmask(husk, ALL_SIGNALS);
+    const off = IOV_SCRATCH + 4096;
+    lap('husk');
 
+    // 2. Memory, built in the husk.
+    step = 'memory';
+    const rs = getRseqConfig(husk);
+    if (rs.size) hrt.call('rseq(unregister)', NR.rseq, rs.address, rs.size, 1, rs.signature);
+    clearAndMoveSpecials(hrt, p.memory, { start: hole, end: hole + BigInt(SCRATCH_SIZE) }, gadget - vdso.start);
+    const pagesPath = img.path(p.memory.pagesFile);
+    const pfd = Number(hrt.call('open(page file)', NR.openat, AT_FDCWD, hrt.putString(pagesPath, off), O.RDONLY | O.CLOEXEC, 0));
+    const deferred = restoreAreas(hrt, p.memory, pfd, pagesPath, pool !== null);
+    hrt.call('close(page file)', NR.close, pfd);
+    restoreMm(hrt, p, off);
+    lap('memory');
+    await checkpointYield('restore:memory');
+    if (pool) {
+      // Pages of anonymous areas are copied in by ckpt (UFFDIO_COPY: no
+      // zeroing), on this thread and a worker at once, and the whole page file
+      // is checked on the way. A bad checksum ends the restore here, before
+      // the program's task exists.
+      step = 'pages';
+      let ufdRemote = -1;
+      if (deferred.segs.length) {
+        ufdRemote = registerUffd(hrt, deferred, off, 3);
+        localUffd = peekFdKeep(husk, ufdRemote);
+      }
+      const size = img.manifest.files[p.memory.pagesFile].size;
+      const results = await shareJob({
+        op: 'load', uffd: localUffd, path: pagesPath, size, chunks: Array.from({ length: chunkCount(size) }, (_, i) => i),
+        segs: deferred.segs,
+      }, pool);
+      log.debug(`pages loaded: ${results.map((r) => `${((r.bytes ?? 0) / 1048576).toFixed(0)} MiB copied in ${(r.ms ?? 0).toFixed(0)} ms`).join(', ')}`);
+      img.checkSums(p.memory.pagesFile, results.flatMap((r) => r.sums ?? []));
+      if (ufdRemote >= 0) {
+        unregisterUffd(hrt, deferred, ufdRemote, off);
+        fs.closeSync(localUffd);
+        localUffd = -1;
+      }
+      lap('pages');
+    }
+
+    // 3. The program's task: cloned from the husk with its recorded PID
+    // (clone3 set_tid), sharing the address space just built (CLONE_VM), as
+    // ckpt's child (CLONE_PARENT, whose exit signal must be 0: it takes the
+    // husk's SIGCHLD). Then the husk goes and the task owns the memory alone.
     step = 'clone';
-    // clone3 with set_tid: the new task gets the recorded PID; CLONE_PARENT makes it ckpt's child.
     const args = Buffer.alloc(88);
-    // With CLONE_PARENT the exit signal must be 0: the child takes the husk's (SIGCHLD).
-    args.writeBigUInt64LE(0x8000n /* CLONE_PARENT */, 0);
+    args.writeBigUInt64LE(BigInt(CLONE.PARENT | CLONE.VM), 0);
     const tidArr = Buffer.alloc(8);
     tidArr.writeInt32LE(p.pid, 0);
     args.writeBigUInt64LE(hrt.put(tidArr, 256), 64);
@@ -165,47 +209,18 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
       if (st.stopped && st.event === PTRACE_EVENT.STOP) break;
       if (!st.stopped) throw new CkptError('failed', `new task ${task} ${describeStatus(st)}`);
     }
+    const rt = new RemoteTask(task, hrt.gadget);
+    rt.scratch = hole;
+    rt.scratchSize = SCRATCH_SIZE;
     hrt.close();
     killAndReap(husk, true);
     husk = -1;
-    lap('husk');
+    lap('clone');
 
-    const rt = new RemoteTask(task, gadget);
-    rt.scratch = hole;
-    rt.scratchSize = SCRATCH_SIZE;
-    const off = IOV_SCRATCH + 4096;
+    // 4. Everything that belongs to the process rather than to its memory.
     const thread = p.threads[0];
-
-    step = 'memory';
-    const rs = getRseqConfig(task);
-    if (rs.size) rt.call('rseq(unregister)', NR.rseq, rs.address, rs.size, 1, rs.signature);
-    clearAndMoveSpecials(rt, p.memory, { start: hole, end: hole + BigInt(SCRATCH_SIZE) }, gadgetOffset);
-    const pagesPath = img.path(p.memory.pagesFile);
-    const pfd = Number(rt.call('open(page file)', NR.openat, AT_FDCWD, rt.putString(pagesPath, off), O.RDONLY | O.CLOEXEC, 0));
-    const deferred = restoreAreas(rt, p.memory, pfd, pagesPath, pool !== null);
-    rt.call('close(page file)', NR.close, pfd);
-    // The pages of big anonymous areas are copied in by ckpt (UFFDIO_COPY: no
-    // zeroing), on this thread and a worker at once.
-    let ufdRemote = -1;
-    if (pool && deferred.segs.length) {
-      ufdRemote = registerUffd(rt, deferred, off, Math.max(2, ...p.fds.map((f) => f.fd)) + 1);
-      localUffd = peekFdKeep(task, ufdRemote);
-      restoreMm(rt, p, off);
-      lap('memory');
-      const results = await shareJob({ op: 'uffd-in', uffd: localUffd, path: pagesPath, segs: deferred.segs }, pool);
-      log.debug(`pages copied in: ${results.map((r) => `${((r.bytes ?? 0) / 1048576).toFixed(0)} MiB in ${(r.ms ?? 0).toFixed(0)} ms`).join(', ')}`);
-      unregisterUffd(rt, deferred, ufdRemote, off);
-      fs.closeSync(localUffd);
-      localUffd = -1;
-      lap('pages');
-    } else {
-      restoreMm(rt, p, off);
-      lap('memory');
-    }
-    await checkpointYield('restore:memory');
-
     step = 'files';
-    restoreFds(rt, p.fds, ufdRemote >= 0 ? [ufdRemote] : []);
+    restoreFds(rt, p.fds);
     step = 'identity';
     // A shell job stays in the caller's session, whose terminal it is given;
     // otherwise a session leader gets its session back.

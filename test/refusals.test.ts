@@ -144,3 +144,21 @@ test('an image that uses CPU state this host lacks is refused before any process
   assert.match(r.stderr, /uses CPU state this host lacks: feature 62/);
   assert.ok(!fs.existsSync(`/proc/${s.pid}`));
 });
+
+test('a big image with a corrupted page is refused before the program is created (pages checked while loading)', async () => {
+  const s = Subject.start('bench_mem', ['160']);
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  ckptOk('dump', '-t', String(s.pid), '-D', img);
+  await s.gone();
+  const pages = fs.readdirSync(img).find((f) => f.startsWith('pages-'))!;
+  const fd = fs.openSync(path.join(img, pages), 'r+');
+  fs.writeSync(fd, Buffer.from([0x5a]), 0, 1, 100 << 20); // inside the second 64 MiB chunk
+  fs.closeSync(fd);
+  const r = ckpt('restore', '-D', img, '-d');
+  assert.equal(r.status, 4, r.stderr);
+  assert.match(r.stderr, new RegExp(`${pages} is corrupted: the checksum of bytes 67108864-134217728`));
+  assert.ok(!fs.existsSync(`/proc/${s.pid}`), 'the program was not created');
+  const husks = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => readText(`/proc/${d}/cmdline`).startsWith('ckpt-husk'));
+  assert.deepEqual(husks, [], 'no husk is left behind');
+});

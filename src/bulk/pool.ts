@@ -4,7 +4,8 @@
 import { Worker } from 'node:worker_threads';
 import { Job, JobResult, runJob } from './jobs.js';
 
-const WORKER_URL = new URL(import.meta.url.endsWith('.js') ? './worker.js' : './bulk-worker.mjs', import.meta.url);
+// In the bundle (dist/ckpt.cjs) the worker is dist/bulk-worker.cjs; in build/ it is worker.js.
+const WORKER_URL = new URL(import.meta.url.endsWith('.cjs') ? './bulk-worker.cjs' : './worker.js', import.meta.url);
 
 export class Pool {
   private workers: Worker[] = [];
