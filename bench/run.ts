@@ -64,11 +64,16 @@ const CASES: Array<{ name: string; mib: number; runs: number; target?: { dump: n
   { name: 'trivial', mib: 0, runs: 11, target: { dump: 80, restore: 80 } },
   { name: '1 MiB', mib: 1, runs: 7 },
   { name: '256 MiB', mib: 256, runs: 5 },
-  { name: '1 GiB', mib: 1024, runs: 5, target: { dump: 500, restore: 350 } },
+  { name: '1 GiB', mib: 1024, runs: 7, target: { dump: 500, restore: 350 } },
 ];
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
+  // What starting Node alone costs here, measured the same way, for scale.
+  const bare: number[] = [];
+  for (let i = 0; i < 11; i++) { const t0 = performance.now(); spawnSync(process.execPath, ['-e', '0']); bare.push(performance.now() - t0); }
+  const nodeStartMs = median(bare);
+  process.stdout.write(`node -e 0 takes ${nodeStartMs.toFixed(1)} ms here (median); figures below are medians (min-max)\n`);
   const disk = path.join(os.tmpdir());
   const media: Array<[string, string]> = [['/dev/shm', '/dev/shm'], [`disk (${disk})`, disk]];
   const rows: Array<Record<string, unknown>> = [];
@@ -80,6 +85,8 @@ async function main(): Promise<void> {
       const row = {
         case: c.name, medium, runs: runs.length,
         dumpMs: median(runs.map((r) => r.dumpMs)), restoreMs: median(runs.map((r) => r.restoreMs)),
+        dumpMinMaxMs: [Math.min(...runs.map((r) => r.dumpMs)), Math.max(...runs.map((r) => r.dumpMs))],
+        restoreMinMaxMs: [Math.min(...runs.map((r) => r.restoreMs)), Math.max(...runs.map((r) => r.restoreMs))],
         imageMiB: median(runs.map((r) => r.imageBytes)) / 1048576,
         dumpPeakRssMiB: Math.max(...runs.map((r) => r.dumpRssKiB)) / 1024,
         restorePeakRssMiB: Math.max(...runs.map((r) => r.restoreRssKiB)) / 1024,
@@ -88,14 +95,15 @@ async function main(): Promise<void> {
       rows.push(row);
       const t = row.target;
       const verdict = t ? (row.dumpMs <= t.dump && row.restoreMs <= t.restore ? 'meets target' : `target ${t.dump}/${t.restore} ms: MISSED`) : '';
-      process.stdout.write(`${c.name.padEnd(8)} ${medium.padEnd(16)} dump ${row.dumpMs.toFixed(1).padStart(7)} ms  restore ${row.restoreMs.toFixed(1).padStart(7)} ms  image ${row.imageMiB.toFixed(1).padStart(7)} MiB  ckpt RSS ${row.dumpPeakRssMiB.toFixed(0)}/${row.restorePeakRssMiB.toFixed(0)} MiB  ${verdict}\n`);
+      const mm = (x: number[]) => `(${x[0].toFixed(0)}-${x[1].toFixed(0)})`;
+      process.stdout.write(`${c.name.padEnd(8)} ${medium.padEnd(16)} dump ${row.dumpMs.toFixed(1).padStart(7)} ms ${mm(row.dumpMinMaxMs).padEnd(11)} restore ${row.restoreMs.toFixed(1).padStart(7)} ms ${mm(row.restoreMinMaxMs).padEnd(11)} image ${row.imageMiB.toFixed(1).padStart(7)} MiB  ckpt RSS ${row.dumpPeakRssMiB.toFixed(0)}/${row.restorePeakRssMiB.toFixed(0)} MiB  ${verdict}\n`);
     }
   }
-  const res = { date: new Date().toISOString(), host: os.hostname(), kernel: os.release(), cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, rows };
+  const res = { nodeStartMs, date: new Date().toISOString(), host: os.hostname(), kernel: os.release(), cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, rows };
   fs.mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });
   const file = path.join(ROOT, 'bench/results', `bench-${res.date.replace(/[:.]/g, '-')}.json`);
   fs.writeFileSync(file, JSON.stringify(res, null, 2) + '\n');
-  process.stdout.write(`\nmedians of ${quick ? 2 : 'several'} runs; wall time of the whole ckpt command, Node start included. JSON: ${path.relative(ROOT, file)}\n`);
+  process.stdout.write(`\nWall time of the whole ckpt command, Node start included, as spawned from Node. This VM hands freed\nmemory back to its host (free page reporting), so touching memory that was freed a moment ago is\nsometimes much slower: the spread of the big cases comes from that. JSON: ${path.relative(ROOT, file)}\n`);
 }
 
 main().catch((e) => { process.stderr.write(`bench: ${(e as Error).stack}\n`); process.exitCode = 1; });

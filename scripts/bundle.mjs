@@ -3,7 +3,22 @@
 // CommonJS skips the ESM loader's work, which keeps `ckpt` start-up short.
 // Native modules (koffi, @node-rs/crc32) stay outside.
 import { build } from 'esbuild';
+// commander loads child_process at start-up for stand-alone executable
+// subcommands, which ckpt has none of: give it a stand-in that loads the real
+// module only if it is ever used.
+const lazyChildProcess = {
+  name: 'lazy-child-process',
+  setup(b) {
+    b.onResolve({ filter: /^node:child_process$/ }, (args) =>
+      args.importer.includes('node_modules/commander') ? { path: 'lazy-child-process', namespace: 'ckpt-stub' } : undefined);
+    b.onLoad({ filter: /.*/, namespace: 'ckpt-stub' }, () => ({
+      contents: "module.exports = { spawn: (...a) => require('node:child_process').spawn(...a) };",
+      loader: 'js',
+    }));
+  },
+};
 const common = {
+  plugins: [lazyChildProcess],
   bundle: true,
   platform: 'node',
   format: 'cjs',

@@ -1,11 +1,17 @@
 // A small pool of worker threads for bulk jobs. Started only when an image is
 // large enough for two cores to pay off; small jobs run inline.
 
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
 import { Job, JobResult, runJob } from './jobs.js';
 
 // In the bundle (dist/ckpt.cjs) the worker is dist/bulk-worker.cjs; in build/ it is worker.js.
 const WORKER_URL = new URL(import.meta.url.endsWith('.cjs') ? './bulk-worker.cjs' : './worker.js', import.meta.url);
+
+/** worker_threads is loaded only when a pool is started (most runs need none). */
+function loadWorkerThreads(): typeof import('node:worker_threads') {
+  return createRequire(import.meta.url)('node:worker_threads');
+}
 
 export class Pool {
   private workers: Worker[] = [];
@@ -15,7 +21,7 @@ export class Pool {
 
   constructor(size: number) {
     for (let i = 0; i < size; i++) {
-      const w = new Worker(WORKER_URL);
+      const w = new (loadWorkerThreads().Worker)(WORKER_URL);
       w.on('message', (m: { id: number; ok: boolean; result?: JobResult; error?: string }) => {
         const p = this.waiting.get(m.id);
         if (!p) return;
