@@ -38,7 +38,7 @@ export interface DumpResult {
 }
 
 const SCRATCH_SIZE = 64 * 1024;
-const POOL_THRESHOLD = Number(process.env.CKPT_POOL_MIN ?? 128 << 20);
+const POOL_THRESHOLD = 128 << 20;
 
 function residentBytes(pid: number): number {
   const kb = Number((readStatus(pid).get('VmRSS') ?? '0').replace(/\D/g, ''));

@@ -35,7 +35,7 @@ export interface RestoreOptions {
 export interface RestoreResult { pid: number; exitCode?: number; timings: Record<string, number> }
 
 const SCRATCH_SIZE = 64 * 1024;
-const POOL_THRESHOLD = Number(process.env.CKPT_POOL_MIN ?? 128 << 20);
+const POOL_THRESHOLD = 128 << 20;
 const ALL_SIGNALS = BLOCKABLE_SIGNALS;
 const HUSKS = ['/usr/bin/sleep', '/bin/sleep'];
 

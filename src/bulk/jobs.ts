@@ -16,14 +16,13 @@ export const CHUNK = 64 << 20;
  */
 export interface CrcJob { op: 'crc'; path: string; size: number; chunks: number[]; claim?: SharedArrayBuffer }
 export interface CopyJob { op: 'copy-out'; pid: number; path: string; segs: Array<{ addr: string; len: number; fileOff: number }> }
-export interface UffdJob { op: 'uffd-in'; uffd: number; path: string; segs: Array<{ addr: string; len: number; fileOff: number }>; claim?: SharedArrayBuffer }
 /**
  * Check a page file chunk by chunk and, while each piece of it is mapped and
  * hot in the cache, copy the pages that belong to anonymous areas into the
  * process that owns `uffd` (UFFDIO_COPY). One read of the data does both.
  */
 export interface LoadJob { op: 'load'; uffd: number; path: string; size: number; chunks: number[]; segs: Array<{ addr: string; len: number; fileOff: number }>; claim?: SharedArrayBuffer }
-export type Job = CrcJob | CopyJob | UffdJob | LoadJob;
+export type Job = CrcJob | CopyJob | LoadJob;
 export type JobResult = { sums?: Array<[number, string]>; bytes?: number; ms?: number };
 
 const hex = (n: number) => n.toString(16).padStart(8, '0');
@@ -103,47 +102,6 @@ export function copyOut(job: CopyJob): Array<[number, string]> {
 }
 
 const UFFDIO_COPY = 0xc028aa03;
-const MAP_PIECE = Number(process.env.CKPT_MAP_PIECE ?? 16 << 20);
-
-/** Fill pages of a restored process from the page file with UFFDIO_COPY (no zeroing, one copy). */
-export function uffdIn(job: UffdJob): number {
-  const fd = fs.openSync(job.path, 'r');
-  const arg = Buffer.alloc(40);
-  let bytes = 0;
-  // Pieces of at most MAP_PIECE bytes: the page file is mapped piece by piece,
-  // which keeps ckpt's own footprint small and lets threads share the work.
-  const pieces: Array<{ g: (typeof job.segs)[number]; piece: number; plen: number }> = [];
-  for (const g of job.segs) {
-    for (let piece = 0; piece < g.len; piece += MAP_PIECE) pieces.push({ g, piece, plen: Math.min(MAP_PIECE, g.len - piece) });
-  }
-  try {
-    for (const { g, piece, plen } of claimed(pieces, job.claim)) {
-      {
-        const m = mapFile(fd, g.fileOff + piece, plen, true);
-        try {
-          let done = 0;
-          while (done < plen) {
-            arg.writeBigUInt64LE(BigInt(g.addr) + BigInt(piece + done), 0);
-            arg.writeBigUInt64LE(m.addr + BigInt(done), 8);
-            arg.writeBigUInt64LE(BigInt(plen - done), 16);
-            arg.writeBigUInt64LE(0n, 24);
-            arg.writeBigInt64LE(0n, 32);
-            try {
-              sys('ioctl(UFFDIO_COPY)', NR.ioctl, job.uffd, UFFDIO_COPY, addressOf(arg));
-            } catch (e) {
-              const copied = Number(arg.readBigInt64LE(32));
-              if (copied > 0) { done += copied; continue; }
-              throw e;
-            }
-            done = plen;
-          }
-        } finally { m.unmap(); }
-      }
-      bytes += plen;
-    }
-  } finally { fs.closeSync(fd); }
-  return bytes;
-}
 
 function uffdCopy(uffd: number, arg: Buffer, dst: bigint, src: bigint, len: number): void {
   let done = 0;
@@ -171,26 +129,29 @@ export function loadChunks(job: LoadJob): { sums: Array<[number, string]>; bytes
   let bytes = 0;
   try {
     for (const c of claimed(job.chunks, job.claim)) {
-      const cEnd = Math.min(job.size, (c + 1) * CHUNK);
+      const cStart = c * CHUNK;
+      const cEnd = Math.min(job.size, cStart + CHUNK);
       let crc = 0;
-      for (let off = c * CHUNK; off < cEnd; off += MAP_PIECE) {
-        const len = Math.min(MAP_PIECE, cEnd - off);
-        const m = mapFile(fd, off, len, true);
-        try {
+      const m = mapFile(fd, cStart, cEnd - cStart, true);
+      try {
+        // Small steps, so that the checksum reads what the copy just brought into the cache.
+        for (let off = cStart; off < cEnd; off += STEP) {
+          const len = Math.min(STEP, cEnd - off);
           for (const g of overlapping(job.segs, off, off + len)) {
             const from = Math.max(off, g.fileOff);
             const to = Math.min(off + len, g.fileOff + g.len);
-            uffdCopy(job.uffd, arg, BigInt(g.addr) + BigInt(from - g.fileOff), m.addr + BigInt(from - off), to - from);
+            uffdCopy(job.uffd, arg, BigInt(g.addr) + BigInt(from - g.fileOff), m.addr + BigInt(from - cStart), to - from);
             bytes += to - from;
           }
-          crc = crc32c(m.view, crc);
-        } finally { m.unmap(); }
-      }
+          crc = crc32c(m.view.subarray(off - cStart, off - cStart + len), crc);
+        }
+      } finally { m.unmap(); }
       sums.push([c, hex(crc)]);
     }
   } finally { fs.closeSync(fd); }
   return { sums, bytes };
 }
+const STEP = 1 << 20;
 
 /** Segments (sorted by file offset) that overlap [from, to). */
 function overlapping<T extends { fileOff: number; len: number }>(segs: T[], from: number, to: number): T[] {
@@ -205,8 +166,11 @@ export function runJob(job: Job): JobResult {
   switch (job.op) {
     case 'crc': return { sums: crcChunks(job) };
     case 'copy-out': return { sums: copyOut(job) };
-    case 'load': { const t0 = performance.now(); const r = loadChunks(job); return { ...r, ms: performance.now() - t0 }; }
-    case 'uffd-in': { const t0 = performance.now(); const bytes = uffdIn(job); return { bytes, ms: performance.now() - t0 }; }
+    case 'load': {
+      const t0 = performance.now();
+      const r = loadChunks(job);
+      return { ...r, ms: performance.now() - t0 };
+    }
   }
 }
 
@@ -214,7 +178,7 @@ export function runJob(job: Job): JobResult {
  * Run a job on this thread and, when a pool is given, on its worker at the
  * same time, the two sharing the job's items. Returns both threads' results.
  */
-export async function shareJob(job: CrcJob | UffdJob | LoadJob, pool: { run(j: Job, w?: number): Promise<JobResult> } | null): Promise<JobResult[]> {
+export async function shareJob(job: CrcJob | LoadJob, pool: { run(j: Job, w?: number): Promise<JobResult> } | null): Promise<JobResult[]> {
   if (!pool) return [runJob(job)];
   const claim = new SharedArrayBuffer(4);
   const shared = { ...job, claim };
