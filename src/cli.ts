@@ -158,4 +158,4 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then((c) => { process.exitCode = c; }, (e) => { process.stderr.write(String(e) + '\n'); process.exitCode = 1; });
+main(process.argv.slice(2)).then((c) => process.exit(c), (e) => { process.stderr.write(String(e) + "\n"); process.exit(1); });
