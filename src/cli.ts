@@ -38,8 +38,9 @@ export function normalizeArgs(argv: string[]): string[] {
 }
 
 function out(g: Globals, data: unknown, text: () => string): void {
-  if (g.json) process.stdout.write(JSON.stringify(data, null, 2) + '\n');
-  else process.stdout.write(text());
+  // process.stdout is created on first use, which costs a little: only touch it with something to say.
+  const s = g.json ? JSON.stringify(data, null, 2) + '\n' : text();
+  if (s) process.stdout.write(s);
 }
 
 function ms(x: number): string { return `${x.toFixed(1)} ms`; }

@@ -125,6 +125,11 @@ function uffdCopy(uffd: number, arg: Buffer, dst: bigint, src: bigint, len: numb
 export function loadChunks(job: LoadJob): { sums: Array<[number, string]>; bytes: number } {
   const fd = fs.openSync(job.path, 'r');
   const arg = Buffer.alloc(40);
+  // One small buffer, read into and copied from while it is in the cache:
+  // page cache -> buffer (read), buffer -> new pages of the process (UFFDIO_COPY),
+  // and the checksum from the same buffer.
+  const buf = Buffer.allocUnsafeSlow(STEP);
+  const bufAddr = addressOf(buf);
   const sums: Array<[number, string]> = [];
   let bytes = 0;
   try {
@@ -132,26 +137,28 @@ export function loadChunks(job: LoadJob): { sums: Array<[number, string]>; bytes
       const cStart = c * CHUNK;
       const cEnd = Math.min(job.size, cStart + CHUNK);
       let crc = 0;
-      const m = mapFile(fd, cStart, cEnd - cStart, true);
-      try {
-        // Small steps, so that the checksum reads what the copy just brought into the cache.
-        for (let off = cStart; off < cEnd; off += STEP) {
-          const len = Math.min(STEP, cEnd - off);
-          for (const g of overlapping(job.segs, off, off + len)) {
-            const from = Math.max(off, g.fileOff);
-            const to = Math.min(off + len, g.fileOff + g.len);
-            uffdCopy(job.uffd, arg, BigInt(g.addr) + BigInt(from - g.fileOff), m.addr + BigInt(from - cStart), to - from);
-            bytes += to - from;
-          }
-          crc = crc32c(m.view.subarray(off - cStart, off - cStart + len), crc);
+      for (let off = cStart; off < cEnd; off += STEP) {
+        const len = Math.min(STEP, cEnd - off);
+        let got = 0;
+        while (got < len) {
+          const n = fs.readSync(fd, buf, got, len - got, off + got);
+          if (n <= 0) throw new Error(`${job.path} ends at ${off + got}, before ${cEnd}`);
+          got += n;
         }
-      } finally { m.unmap(); }
+        for (const g of overlapping(job.segs, off, off + len)) {
+          const from = Math.max(off, g.fileOff);
+          const to = Math.min(off + len, g.fileOff + g.len);
+          uffdCopy(job.uffd, arg, BigInt(g.addr) + BigInt(from - g.fileOff), bufAddr + BigInt(from - off), to - from);
+          bytes += to - from;
+        }
+        crc = crc32c(len === STEP ? buf : buf.subarray(0, len), crc);
+      }
       sums.push([c, hex(crc)]);
     }
   } finally { fs.closeSync(fd); }
   return { sums, bytes };
 }
-const STEP = 1 << 20;
+const STEP = 512 << 10;
 
 /** Segments (sorted by file offset) that overlap [from, to). */
 function overlapping<T extends { fileOff: number; len: number }>(segs: T[], from: number, to: number): T[] {
