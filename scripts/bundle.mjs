@@ -29,5 +29,5 @@ const common = {
   define: { 'import.meta.url': '__ckptModuleUrl' },
   banner: { js: "const __ckptModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
 };
-await build({ ...common, entryPoints: ['src/cli.ts'], outfile: 'dist/ckpt.cjs' });
+await build({ ...common, entryPoints: ['src/main.ts'], outfile: 'dist/ckpt.cjs' });
 await build({ ...common, entryPoints: ['src/bulk/worker.ts'], outfile: 'dist/bulk-worker.cjs' });

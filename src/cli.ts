@@ -159,4 +159,3 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then((c) => process.exit(c), (e) => { process.stderr.write(String(e) + "\n"); process.exit(1); });

@@ -87,3 +87,15 @@ test('restore without -d waits for the process and exits with its status', async
   const counts = s.lines().filter((l) => l.startsWith('count')).map((l) => Number(l.split(' ')[1]));
   assert.equal(counts.at(-1), 15, 'the counter ran to its end after restore');
 });
+
+test('restore --pidfile writes the restored PID', async () => {
+  const s = Subject.start('counter');
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  ckptOk('dump', '-t', String(s.pid), '-D', img);
+  await s.gone();
+  const pidfile = path.join(s.dir, 'restored.pid');
+  ckptOk('restore', '-D', img, '-d', '--pidfile', pidfile);
+  assert.equal(fs.readFileSync(pidfile, 'utf8').trim(), String(s.pid));
+  assert.equal(await s.verdict(), 'PASS');
+});
