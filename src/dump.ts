@@ -130,7 +130,7 @@ async function dumpFrozen(opts: DumpOptions, pool: Pool | null): Promise<DumpRes
 
     step = 'write image';
     const doc: ProcessImage = {
-      pid, ppid: ident.ppid, pgid: ident.pgid, sid: ident.sid, comm: ident.comm, exe: ident.exe, cwd: ident.cwd,
+      pid, ppid: ident.ppid, pgid: ident.pgid, sid: ident.sid, foreground: ident.foreground, comm: ident.comm, exe: ident.exe, cwd: ident.cwd,
       root: ident.root, umask: ident.umask, personality: ident.personality, rlimits: ident.rlimits, creds,
       misc: { dumpable: values.dumpable, pdeathsig: values.pdeathsig, noNewPrivs: ident.noNewPrivs, subreaper: values.subreaper, xcompPerm: values.xcompPerm },
       itimers: values.itimers,

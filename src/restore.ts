@@ -226,6 +226,15 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
     // otherwise a session leader gets its session back.
     if (p.sid === p.pid && !opts.shellJob) rt.call('setsid', NR.setsid);
     else if (p.pgid === p.pid) rt.call('setpgid', NR.setpgid, 0, 0);
+    if (opts.shellJob && p.foreground && p.pgid === p.pid) {
+      // It was in the foreground of its terminal: make its group the foreground of the caller's.
+      const tty = p.fds.find((f) => f.kind === 'tty');
+      if (tty) {
+        const pg = Buffer.alloc(4);
+        pg.writeInt32LE(p.pid, 0);
+        rt.call('ioctl(TIOCSPGRP)', NR.ioctl, tty.fd, 0x5410 /* TIOCSPGRP */, rt.put(pg, off));
+      }
+    }
     restoreIdentityCalls(rt, p, off);
     prepareXstate(rt, thread);
     step = 'signals';

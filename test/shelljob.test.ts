@@ -173,6 +173,8 @@ test('a terminal job: refused without --shell-job, restored with it onto the ter
   assert.notEqual(s.sid, pid, 'the restored subject joined the session of ckpt restore');
   assert.equal(s.ttyNr, fs.statSync(ttyB).rdev, 'its controlling terminal is pty B');
   assert.equal(s.pgrp, pid);
+  const tpgid = Number(readText(`/proc/${pid}/stat`).slice(readText(`/proc/${pid}/stat`).lastIndexOf(')') + 2).split(' ')[5]);
+  assert.equal(tpgid, pid, 'it was in the foreground of pty A, so its group is the foreground of pty B');
 
   // The verdict: still terminals, and writing to fd 1 works (on pty B).
   const before = lines().length;

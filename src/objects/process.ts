@@ -26,6 +26,8 @@ const Timer = z.tuple([z.string(), z.string(), z.string(), z.string()]); // inte
 
 export const ProcessImage = z.object({
   pid: z.number(), ppid: z.number(), pgid: z.number(), sid: z.number(),
+  /** Its process group was the foreground group of its controlling terminal. */
+  foreground: z.optional(z.boolean()),
   comm: z.string(), exe: z.string(), cwd: z.string(), root: z.string(),
   umask: z.number(), personality: z.number(),
   rlimits: z.array(z.tuple([z.string(), z.string()])),
@@ -72,6 +74,7 @@ export function readIdentity(pid: number) {
   if (timers.trim()) throw refused(where('POSIX timers (timer_create) are not supported yet'));
   return {
     pid, ppid: Number(stat[4]), pgid: Number(stat[5]), sid: Number(stat[6]), comm: stat[2],
+    foreground: Number(stat[7]) !== 0 && Number(stat[8]) === Number(stat[5]),
     exe, cwd, root, umask: parseInt(status.get('Umask') ?? '22', 8),
     personality: parseInt(fs.readFileSync(`/proc/${pid}/personality`, 'utf8').trim(), 16),
     rlimits: readRlimits(pid),
