@@ -3,7 +3,7 @@
 
 import path from 'node:path';
 import fs from 'node:fs';
-import { freezeTask, checkTraceable } from './freeze.js';
+import { freezeThreads, checkTraceable } from './freeze.js';
 import { getSigmask, setSigmask, peekSiginfo, detach, detachQuiet, waitPid, getXstate, xstateFeatures } from './kernel/ptrace.js';
 import { findSyscallGadget, RemoteTask } from './kernel/remote.js';
 import { listTasks, readChildren, kernelRelease, readStatus } from './kernel/proc.js';
@@ -47,9 +47,7 @@ function residentBytes(pid: number): number {
 const ALL_SIGNALS = BLOCKABLE_SIGNALS;
 
 function refuseUnsupportedShape(pid: number): void {
-  const tasks = listTasks(pid);
-  if (tasks.length > 1) throw refused(`pid ${pid} has ${tasks.length} threads; multithreaded processes are not supported yet`);
-  const kids = readChildren(pid);
+  const kids = listTasks(pid).flatMap((tid) => readChildren(pid, tid));
   if (kids.length) throw refused(`pid ${pid} has child processes (${kids.join(', ')}); process trees are not supported yet`);
 }
 
@@ -74,16 +72,20 @@ async function dumpFrozen(opts: DumpOptions, pool: Pool | null): Promise<DumpRes
 
   const dir = path.resolve(opts.dir);
   log.info(`freezing pid ${pid}`);
-  const frozen = freezeTask(pid);
+  const frozen = freezeThreads(pid);
+  const tids = frozen.tids;
   if (frozen.groupStopped) {
-    detachQuiet(pid);
+    for (const tid of tids) detachQuiet(tid);
     throw refused(`pid ${pid} is stopped (job control); stopped processes are not supported yet`);
   }
+  if (tids.length > 1) log.info(`pid ${pid}: ${tids.length} threads frozen`);
   lap('freeze');
 
+  // One remote-syscall context per thread; the leader's maps the scratch area they share.
+  const rts: RemoteTask[] = [];
   let rt: RemoteTask | null = null;
   let image: ImageWriter | null = null;
-  let origMask: bigint | null = null;
+  const origMasks = new Map<number, bigint>();
   let step = 'inspect';
   try {
     refuseUnsupportedShape(pid); // it may have forked or cloned before it stopped
@@ -96,15 +98,25 @@ async function dumpFrozen(opts: DumpOptions, pool: Pool | null): Promise<DumpRes
     await checkpointYield();
 
     step = 'signals';
-    origMask = getSigmask(pid);
-    setSigmask(pid, ALL_SIGNALS); // nothing may be delivered while we run syscalls in it
+    for (const tid of tids) {
+      origMasks.set(tid, getSigmask(tid));
+      setSigmask(tid, ALL_SIGNALS); // nothing may be delivered while we run syscalls in it
+    }
     const vdso = plan.areas.find((a) => a.name === '[vdso]');
     if (!vdso) throw refused(`pid ${pid} has no vDSO; ckpt needs one to run syscalls in the process`);
-    rt = new RemoteTask(pid, findSyscallGadget(pid, BigInt(vdso.start), BigInt(vdso.end)));
+    const gadget = findSyscallGadget(pid, BigInt(vdso.start), BigInt(vdso.end));
+    rt = new RemoteTask(pid, gadget);
+    rts.push(rt);
     rt.mapScratch(SCRATCH_SIZE);
+    for (const tid of tids.slice(1)) {
+      const trt = new RemoteTask(tid, gadget);
+      trt.scratch = rt.scratch;
+      trt.scratchSize = rt.scratchSize;
+      rts.push(trt);
+    }
     const values = readTaskValues(rt, IOV_SCRATCH + 4096);
     const sigactions = dumpActions(rt, pid, IOV_SCRATCH + 4096);
-    const thread = dumpThread(rt, pid, origMask, IOV_SCRATCH + 4096);
+    const threads = rts.map((r) => dumpThread(r, r.pid, origMasks.get(r.pid)!, IOV_SCRATCH + 4096));
     const pendingShared = peekSiginfo(pid, true).map((b) => b.toString('base64'));
     const creds = readCreds(pid, values.securebits);
     lap('state');
@@ -122,10 +134,13 @@ async function dumpFrozen(opts: DumpOptions, pool: Pool | null): Promise<DumpRes
 
     step = 'release';
     rt.unmapScratch();
-    rt.restore();
-    setSigmask(pid, origMask);
-    origMask = null;
-    rt.close();
+    for (const r of rts) {
+      r.restore();
+      setSigmask(r.pid, origMasks.get(r.pid)!);
+      r.close();
+    }
+    origMasks.clear();
+    rts.length = 0;
     rt = null;
 
     step = 'write image';
@@ -136,24 +151,26 @@ async function dumpFrozen(opts: DumpOptions, pool: Pool | null): Promise<DumpRes
       itimers: values.itimers,
       mm: { ...ident.mmStat, brk: values.brk, auxv: ident.auxv },
       memory: { pagesFile: pagesName, pageBytes: plan.pageBytes, areas: plan.areas },
-      fds, sigactions, pendingShared, threads: [thread],
+      fds, sigactions, pendingShared, threads,
     };
     image.writeJson(`process-${pid}.json`, doc);
     image.addRaw(pagesName, sums);
-    const xs = Buffer.from(thread.xstate, 'base64');
+    const xs = Buffer.from(threads[0].xstate, 'base64');
     const feats = xstateFeatures(xs);
+    // The features any thread uses.
+    for (const th of threads) feats.xstateBv |= xstateFeatures(Buffer.from(th.xstate, 'base64')).xstateBv;
     const manifest = image.commit({
       ckptVersion: VERSION, created: new Date().toISOString(), kernel: kernelRelease(), arch: process.arch === 'x64' ? 'x86_64' : process.arch,
       cpu: { xcr0: '0x' + feats.xcr0.toString(16), xsaveSize: xs.length, used: '0x' + feats.xstateBv.toString(16) },
       root: pid,
-      processes: [{ pid, ppid: ident.ppid, comm: ident.comm, threads: 1 }],
+      processes: [{ pid, ppid: ident.ppid, comm: ident.comm, threads: threads.length }],
       options: { shellJob: !!opts.shellJob, leaveRunning: !!opts.leaveRunning },
     });
     lap('write');
     void getXstate;
 
     if (opts.leaveRunning) {
-      detach(pid);
+      for (const tid of tids) detach(tid);
       log.info(`pid ${pid} left running`);
     } else {
       // SIGKILL ends it; its memory is torn down while ckpt exits (which also ends the tracing).
@@ -167,11 +184,13 @@ async function dumpFrozen(opts: DumpOptions, pool: Pool | null): Promise<DumpRes
     log.error(`dump of pid ${pid} failed in step "${step}": ${err.message}`);
     if (rt) {
       try { if (rt.scratch) rt.unmapScratch(); } catch (u) { log.error(`could not unmap the scratch area in pid ${pid}: ${(u as Error).message}`); }
-      try { rt.restore(); } catch (u) { log.error(`could not restore the registers of pid ${pid}: ${(u as Error).message}`); }
-      rt.close();
     }
-    if (origMask !== null) { try { setSigmask(pid, origMask); } catch { /* reported below if detach fails */ } }
-    detachQuiet(pid, rt?.interceptedSignal ?? 0);
+    for (const r of rts) {
+      try { r.restore(); } catch (u) { log.error(`could not restore the registers of thread ${r.pid}: ${(u as Error).message}`); }
+      r.close();
+    }
+    for (const [tid, m] of origMasks) { try { setSigmask(tid, m); } catch { /* the detach below says more */ } }
+    for (const tid of tids) detachQuiet(tid, rts.find((r) => r.pid === tid)?.interceptedSignal ?? 0);
     image?.discard();
     log.info(`pid ${pid} released unchanged`);
     if (!(e instanceof CkptError)) log.debug(String((e as Error).stack));

@@ -2,7 +2,7 @@
 
 import { seize, interrupt, waitPid, cont, describeStatus, detachQuiet } from './kernel/ptrace.js';
 import { PTRACE_EVENT, SIG } from './kernel/consts.js';
-import { readStatus, pidExists } from './kernel/proc.js';
+import { readStatus, pidExists, listTasks } from './kernel/proc.js';
 import { SysError } from './kernel/ffi.js';
 import { CkptError, refused } from './errors.js';
 
@@ -44,4 +44,35 @@ export function freezeTask(pid: number, options = 0): Frozen {
     detachQuiet(pid);
     throw e;
   }
+}
+
+/**
+ * Seize and stop every thread of a process. Threads created while ckpt
+ * attaches are caught too: the thread list is read again until it holds no
+ * thread that is not stopped yet. Returns the thread ids, leader first.
+ */
+export function freezeThreads(pid: number): { tids: number[]; groupStopped: boolean } {
+  const frozen: number[] = [];
+  let groupStopped = false;
+  try {
+    for (;;) {
+      const fresh = listTasks(pid).filter((t) => !frozen.includes(t));
+      if (!fresh.length) break;
+      for (const tid of fresh) {
+        try {
+          const f = freezeTask(tid);
+          frozen.push(tid);
+          groupStopped ||= f.groupStopped;
+        } catch (e) {
+          if (tid !== pid && !pidExists(`${pid}/task/${tid}`)) continue; // it ended meanwhile
+          throw e;
+        }
+      }
+    }
+  } catch (e) {
+    for (const t of frozen) detachQuiet(t);
+    throw e;
+  }
+  frozen.sort((a, b) => (a === pid ? -1 : b === pid ? 1 : a - b));
+  return { tids: frozen, groupStopped };
 }

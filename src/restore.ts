@@ -20,7 +20,7 @@ import { RemoteTask, findSyscallGadget } from './kernel/remote.js';
 import { readMaps, pidExists, readStat } from './kernel/proc.js';
 import { setSigmask, getRseqConfig, waitPid, detach, waitNoHang, describeStatus } from './kernel/ptrace.js';
 import { BLOCKABLE_SIGNALS } from './kernel/consts.js';
-import { NR, SIG, PTRACE_O, PTRACE_EVENT, AT_FDCWD, O, CLONE, signalName } from './kernel/consts.js';
+import { NR, SIG, PR, PTRACE_O, PTRACE_EVENT, AT_FDCWD, O, CLONE, signalName } from './kernel/consts.js';
 import { CkptError, badImage, conflict, inStep } from './errors.js';
 import { checkpointYield, wasInterrupted } from './cancel.js';
 import { hostXfeatures } from './cpu.js';
@@ -134,6 +134,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
 
   let husk = -1;
   let task = -1;
+  const tasksMade: number[] = [];
   let localUffd = -1;
   let step = 'husk';
   try {
@@ -218,7 +219,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
     lap('clone');
 
     // 4. Everything that belongs to the process rather than to its memory.
-    const thread = p.threads[0];
+    const leader = p.threads.find((th) => th.tid === p.pid) ?? p.threads[0];
     step = 'files';
     restoreFds(rt, p.fds);
     step = 'identity';
@@ -236,25 +237,63 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
       }
     }
     restoreIdentityCalls(rt, p, off);
-    prepareXstate(rt, thread);
     step = 'signals';
     restoreActions(rt, p.sigactions, off);
-    restoreThreadCalls(rt, thread, p.pid, off);
+
+    // 5. The other threads: cloned from the leader with their recorded TIDs,
+    // sharing its memory, files, fs and signal handlers.
+    step = 'threads';
+    const threads: Array<{ rt: RemoteTask; t: (typeof p.threads)[number] }> = [{ rt, t: leader }];
+    for (const th of p.threads) {
+      if (th === leader) continue;
+      const targs = Buffer.alloc(88);
+      targs.writeBigUInt64LE(BigInt(CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.THREAD | CLONE.SYSVSEM), 0);
+      const tt = Buffer.alloc(8);
+      tt.writeInt32LE(th.tid, 0);
+      targs.writeBigUInt64LE(rt.put(tt, 256), 64);
+      targs.writeBigUInt64LE(1n, 72);
+      const tr = rt.callRaw(NR.clone3, rt.put(targs, 0), 88);
+      if (tr === -17n) throw conflict(`TID ${th.tid} (a thread of pid ${p.pid}) is already in use`);
+      if (tr < 0n) throw new CkptError('failed', `clone3 of thread ${th.tid} failed: errno ${-tr}`);
+      const tid = Number(tr);
+      tasksMade.push(tid);
+      for (;;) {
+        const st = waitPid(tid)!;
+        if (st.stopped && st.event === PTRACE_EVENT.STOP) break;
+        if (!st.stopped) throw new CkptError('failed', `new thread ${tid} ${describeStatus(st)}`);
+      }
+      const trt = new RemoteTask(tid, rt.gadget);
+      trt.scratch = hole;
+      trt.scratchSize = SCRATCH_SIZE;
+      threads.push({ rt: trt, t: th });
+    }
+    for (const { rt: trt, t: th } of threads) {
+      if (th.comm !== undefined && th !== leader) trt.call('prctl(PR_SET_NAME)', NR.prctl, PR.SET_NAME, trt.putString(th.comm.slice(0, 15), off));
+      prepareXstate(trt, th);
+      restoreThreadCalls(trt, th, p.pid, off);
+    }
     queueSignals(rt, p.pid, null, p.pendingShared, off);
     step = 'limits and credentials';
     restoreRlimits(task, p.rlimits);
-    restoreCreds(rt, p.creds, off);
+    // Credentials belong to each thread.
+    for (const { rt: trt } of threads) restoreCreds(trt, p.creds, off);
     restoreMiscLast(rt, p);
+    for (const { rt: trt } of threads.slice(1)) {
+      if (p.misc.noNewPrivs) trt.call('prctl(PR_SET_NO_NEW_PRIVS)', NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    }
     rt.unmapScratch();
     step = 'registers';
-    const fin = finalRegs(thread);
-    if (fin.note) log.warn(fin.note);
-    setThreadState(task, thread, fin.regs);
-    rt.close();
+    for (const { rt: trt, t: th } of threads) {
+      const fin = finalRegs(th);
+      if (fin.note) log.warn(fin.note);
+      setThreadState(trt.pid, th, fin.regs);
+      trt.close();
+    }
     lap('state');
     await checkpointYield();
 
     if (opts.pidfile) fs.writeFileSync(opts.pidfile, `${task}\n`);
+    for (const tid of tasksMade) if (tid !== task) detach(tid);
     detach(task);
     log.info(`pid ${task} restored and running`);
     const restored = task;
@@ -265,7 +304,11 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
   } catch (e) {
     const err = inStep(step, e);
     log.error(`restore failed in step "${step}": ${err.message}`);
-    if (task > 0) killAndReap(task, true);
+    if (task > 0) {
+      syscallRaw(NR.kill, task, SIG.KILL);
+      for (const tid of tasksMade) { try { waitPid(tid); } catch { /* gone */ } }
+      killAndReap(task, true);
+    }
     if (husk > 0) killAndReap(husk, true);
     if (localUffd >= 0) fs.closeSync(localUffd);
     throw err;

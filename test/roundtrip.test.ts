@@ -22,6 +22,9 @@ const ROUND_TRIP: Array<[string, string[]]> = [
   ['signals', []],
   ['identity', []],
   ['files', []],
+  ['threads', ['8']],
+  ['threads', ['64']],
+  ['unsupported', ['thread']], // a thread was refused before threads were supported
 ];
 
 for (const [name, args] of ROUND_TRIP) {
@@ -31,7 +34,7 @@ for (const [name, args] of ROUND_TRIP) {
   });
 }
 
-for (const name of ['counter', 'mem', 'regs', 'signals', 'files', 'identity', 'sleep_nanosleep', 'futex_wait']) {
+for (const name of ['counter', 'mem', 'regs', 'signals', 'files', 'identity', 'sleep_nanosleep', 'futex_wait', 'threads']) {
   test(`leave running: ${name}`, async () => {
     const s = Subject.start(name);
     assert.equal(await leaveRunning(s), 'PASS');

@@ -82,7 +82,7 @@ export const PR = {
 
 export const ARCH = { SET_GS: 0x1001, SET_FS: 0x1002, GET_FS: 0x1003, GET_GS: 0x1004, GET_XCOMP_PERM: 0x1022, REQ_XCOMP_PERM: 0x1023 } as const;
 
-export const CLONE = { PARENT: 0x8000, THREAD: 0x10000, VM: 0x100, FS: 0x200, FILES: 0x400, SIGHAND: 0x800 } as const;
+export const CLONE = { PARENT: 0x8000, THREAD: 0x10000, VM: 0x100, FS: 0x200, FILES: 0x400, SIGHAND: 0x800, SYSVSEM: 0x40000 } as const;
 
 export const ERESTARTSYS = 512;
 export const ERESTARTNOINTR = 513;

@@ -113,7 +113,7 @@ export function kernelRelease(): string {
   return fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
 }
 
-export function pidExists(pid: number): boolean {
+export function pidExists(pid: number | string): boolean {
   return fs.existsSync(`/proc/${pid}`);
 }
 

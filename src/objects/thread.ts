@@ -1,6 +1,7 @@
 // Per-thread state: registers, XSAVE area, signal mask, pending signals,
 // sigaltstack, rseq registration, clear_child_tid address, robust futex list.
 
+import fs from 'node:fs';
 import * as z from 'zod/mini';
 import { RemoteTask } from '../kernel/remote.js';
 import { Regs, getXstate, getSigmask, peekSiginfo, getRseqConfig, setXstate, setRegs, setSigmask } from '../kernel/ptrace.js';
@@ -10,6 +11,7 @@ import { queueSignals } from './signals.js';
 
 export const Thread = z.object({
   tid: z.number(),
+  comm: z.optional(z.string()),    // the thread's name (per thread; the leader's is the process's)
   regs: z.record(z.string(), z.string()),
   xstate: z.string(),              // base64 of the XSAVE area (NT_X86_XSTATE)
   sigmask: z.string(),
@@ -34,8 +36,10 @@ export function dumpThread(rt: RemoteTask, tid: number, sigmask: bigint, scratch
   const rs = getRseqConfig(tid);
   const hb = Buffer.alloc(16);
   sys(`get_robust_list(${tid})`, NR.get_robust_list, tid, addressOf(hb), addressOf(hb) + 8n);
+  let comm: string | undefined;
+  try { comm = fs.readFileSync(`/proc/${tid}/comm`, 'utf8').replace(/\n$/, ''); } catch { /* gone: caught later */ }
   return {
-    tid, regs: rt.saved.toJSON(), xstate: xs.toString('base64'), sigmask: hex(sigmask), pending,
+    tid, comm, regs: rt.saved.toJSON(), xstate: xs.toString('base64'), sigmask: hex(sigmask), pending,
     altstack: { sp: hex(ss.readBigUInt64LE(0)), flags: ss.readInt32LE(8), size: hex(ss.readBigUInt64LE(16)) },
     rseq: rs.size ? { address: hex(rs.address), size: rs.size, signature: rs.signature } : null,
     tidAddress: hex(tidAddress),
