@@ -16,6 +16,7 @@ import { dumpFds } from './objects/files.js';
 import { dumpActions } from './objects/signals.js';
 import { dumpThread } from './objects/thread.js';
 import { readCreds } from './objects/creds.js';
+import { readOomScoreAdj } from './objects/sched.js';
 import { readIdentity, readTaskValues, ProcessImage } from './objects/process.js';
 import { ImageWriter, Manifest } from './image/store.js';
 import { CkptError, refused, inStep } from './errors.js';
@@ -147,7 +148,10 @@ async function dumpFrozen(opts: DumpOptions, pool: Pool | null): Promise<DumpRes
     const doc: ProcessImage = {
       pid, ppid: ident.ppid, pgid: ident.pgid, sid: ident.sid, foreground: ident.foreground, comm: ident.comm, exe: ident.exe, cwd: ident.cwd,
       root: ident.root, umask: ident.umask, personality: ident.personality, rlimits: ident.rlimits, creds,
-      misc: { dumpable: values.dumpable, pdeathsig: values.pdeathsig, noNewPrivs: ident.noNewPrivs, subreaper: values.subreaper, xcompPerm: values.xcompPerm },
+      misc: {
+        dumpable: values.dumpable, pdeathsig: values.pdeathsig, noNewPrivs: ident.noNewPrivs, subreaper: values.subreaper,
+        xcompPerm: values.xcompPerm, oomScoreAdj: readOomScoreAdj(pid),
+      },
       itimers: values.itimers,
       mm: { ...ident.mmStat, brk: values.brk, auxv: ident.auxv },
       memory: { pagesFile: pagesName, pageBytes: plan.pageBytes, areas: plan.areas },

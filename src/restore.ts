@@ -14,6 +14,7 @@ import { findHole, areaRanges, clearAndMoveSpecials, restoreAreas, registerUffd,
 import { Pool } from './bulk/pool.js';
 import { shareJob } from './bulk/jobs.js';
 import { peekFdKeep } from './objects/fdpeek.js';
+import { restoreSched, restoreOomScoreAdj } from './objects/sched.js';
 import { posixSpawn, syscallRaw } from './kernel/ffi.js';
 import { freezeTask } from './freeze.js';
 import { RemoteTask, findSyscallGadget } from './kernel/remote.js';
@@ -277,7 +278,9 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
     restoreRlimits(task, p.rlimits);
     // Credentials belong to each thread.
     for (const { rt: trt } of threads) restoreCreds(trt, p.creds, off);
-    restoreMiscLast(rt, p);
+    restoreMiscLast(rt, p, !opts.detached);
+    if (p.misc.oomScoreAdj !== undefined) restoreOomScoreAdj(task, p.misc.oomScoreAdj);
+    for (const { rt: trt, t: th } of threads) if (th.sched) restoreSched(trt.pid, th.sched);
     for (const { rt: trt } of threads.slice(1)) {
       if (p.misc.noNewPrivs) trt.call('prctl(PR_SET_NO_NEW_PRIVS)', NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     }

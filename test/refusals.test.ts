@@ -161,3 +161,15 @@ test('a big image with a corrupted page is refused before the program is created
   const husks = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => readText(`/proc/${d}/cmdline`).startsWith('ckpt-husk'));
   assert.deepEqual(husks, [], 'no husk is left behind');
 });
+
+test('a process traced by someone else (a debugger) is refused, and runs on', async () => {
+  const s = Subject.start('counter');
+  await s.ready();
+  const tr = Subject.start('tracer', [String(s.pid)]);
+  await tr.ready();
+  const r = ckpt('dump', '-t', String(s.pid), '-D', path.join(s.dir, 'img'));
+  assert.equal(r.status, 3, r.stderr);
+  assert.match(r.stderr, new RegExp(`pid ${s.pid} is being traced by pid ${tr.pid}`));
+  assert.equal(await tr.verdict(), 'PASS', 'the other tracer still had it');
+  assert.equal(await s.verdict(), 'PASS');
+});

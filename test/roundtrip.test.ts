@@ -25,6 +25,7 @@ const ROUND_TRIP: Array<[string, string[]]> = [
   ['threads', ['8']],
   ['threads', ['64']],
   ['unsupported', ['thread']], // a thread was refused before threads were supported
+  ['attrs', []],
 ];
 
 for (const [name, args] of ROUND_TRIP) {

@@ -9,6 +9,7 @@ import { NR, PR, ARCH, RLIMIT_NAMES, AT_FDCWD, O } from '../kernel/consts.js';
 import { readStat, readStatus } from '../kernel/proc.js';
 import { sys, addressOf } from '../kernel/ffi.js';
 import { refused, conflict } from '../errors.js';
+import { log } from '../log.js';
 import { MemoryImage } from './memory.js';
 import { FdImage } from './files.js';
 import { SigAction } from './signals.js';
@@ -32,7 +33,10 @@ export const ProcessImage = z.object({
   umask: z.number(), personality: z.number(),
   rlimits: z.array(z.tuple([z.string(), z.string()])),
   creds: Creds,
-  misc: z.object({ dumpable: z.number(), pdeathsig: z.number(), noNewPrivs: z.number(), subreaper: z.number(), xcompPerm: z.string() }),
+  misc: z.object({
+    dumpable: z.number(), pdeathsig: z.number(), noNewPrivs: z.number(), subreaper: z.number(), xcompPerm: z.string(),
+    oomScoreAdj: z.optional(z.number()),
+  }),
   itimers: z.array(Timer),
   mm: MmFields,
   memory: MemoryImage,
@@ -175,8 +179,11 @@ export function restoreIdentityCalls(rt: RemoteTask, p: ProcessImage, scratchOff
   });
 }
 
-export function restoreMiscLast(rt: RemoteTask, p: ProcessImage): void {
-  if (p.misc.pdeathsig) rt.call('prctl(PR_SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, p.misc.pdeathsig);
+export function restoreMiscLast(rt: RemoteTask, p: ProcessImage, parentStays: boolean): void {
+  // The parent-death signal fires when the parent goes. A process whose
+  // parent is ckpt restore -d, which ends right away, would get it at once.
+  if (p.misc.pdeathsig && parentStays) rt.call('prctl(PR_SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, p.misc.pdeathsig);
+  else if (p.misc.pdeathsig) log.warn(`pid ${p.pid}: its parent-death signal (${p.misc.pdeathsig}) is not set again: its parent now is ckpt restore -d, which ends at once`);
   if (p.misc.subreaper) rt.call('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
   if (p.misc.dumpable === 0 || p.misc.dumpable === 1) rt.call('prctl(PR_SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, p.misc.dumpable);
   if (p.misc.noNewPrivs) rt.call('prctl(PR_SET_NO_NEW_PRIVS)', NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);

@@ -8,6 +8,7 @@ import { Regs, getXstate, getSigmask, peekSiginfo, getRseqConfig, setXstate, set
 import { NR, PR, ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK, EINTR } from '../kernel/consts.js';
 import { sys, addressOf } from '../kernel/ffi.js';
 import { queueSignals } from './signals.js';
+import { Sched, readSched } from './sched.js';
 
 export const Thread = z.object({
   tid: z.number(),
@@ -20,6 +21,7 @@ export const Thread = z.object({
   rseq: z.nullable(z.object({ address: z.string(), size: z.number(), signature: z.number() })),
   tidAddress: z.string(),
   robustList: z.object({ head: z.string(), len: z.number() }),
+  sched: z.optional(Sched),
 });
 export type Thread = z.infer<typeof Thread>;
 
@@ -44,6 +46,7 @@ export function dumpThread(rt: RemoteTask, tid: number, sigmask: bigint, scratch
     rseq: rs.size ? { address: hex(rs.address), size: rs.size, signature: rs.signature } : null,
     tidAddress: hex(tidAddress),
     robustList: { head: hex(hb.readBigUInt64LE(0)), len: Number(hb.readBigUInt64LE(8)) },
+    sched: readSched(tid),
   };
 }
 
