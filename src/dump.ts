@@ -2,11 +2,11 @@
 // (or let it go on with --leave-running). Any failure leaves it as it was.
 
 import path from 'node:path';
-import fs from 'node:fs';
-import { freezeThreads, checkTraceable } from './freeze.js';
-import { getSigmask, setSigmask, peekSiginfo, detach, detachQuiet, waitPid, getXstate, xstateFeatures } from './kernel/ptrace.js';
+import { checkTraceable } from './freeze.js';
+import { freezeTree, releaseTree, TreeProc } from './tree.js';
+import { getSigmask, setSigmask, peekSiginfo, detach, xstateFeatures } from './kernel/ptrace.js';
 import { findSyscallGadget, RemoteTask } from './kernel/remote.js';
-import { listTasks, readChildren, kernelRelease, readStatus } from './kernel/proc.js';
+import { kernelRelease, readStatus, readStat } from './kernel/proc.js';
 import { Pool } from './bulk/pool.js';
 import { syscallRaw } from './kernel/ffi.js';
 import { BLOCKABLE_SIGNALS } from './kernel/consts.js';
@@ -47,157 +47,232 @@ function residentBytes(pid: number): number {
 }
 const ALL_SIGNALS = BLOCKABLE_SIGNALS;
 
-function refuseUnsupportedShape(pid: number): void {
-  const kids = listTasks(pid).flatMap((tid) => readChildren(pid, tid));
-  if (kids.length) throw refused(`pid ${pid} has child processes (${kids.join(', ')}); process trees are not supported yet`);
-}
-
 export async function dump(opts: DumpOptions): Promise<DumpResult> {
   checkTraceable(opts.pid);
-  refuseUnsupportedShape(opts.pid);
   // A worker checksums the pages of big processes while they are written; it
-  // starts now, while the process is being frozen and inspected.
+  // starts now, while the processes are being frozen and inspected.
   const pool = residentBytes(opts.pid) >= POOL_THRESHOLD ? new Pool(1) : null;
   try {
-    return await dumpFrozen(opts, pool);
+    return await dumpTree(opts, pool);
   } finally {
     await pool?.close();
   }
 }
 
-async function dumpFrozen(opts: DumpOptions, pool: Pool | null): Promise<DumpResult> {
-  const { pid } = opts;
+interface Captured {
+  doc: ProcessImage;
+  pagesName: string;
+  sums: string[];
+  pageBytes: number;
+  leader: RemoteTask;
+  rts: RemoteTask[];
+  origMasks: Map<number, bigint>;
+}
+
+async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResult> {
+  const root = opts.pid;
   const t: Record<string, number> = {};
   let mark = performance.now();
   const lap = (name: string) => { const n = performance.now(); t[name] = n - mark; mark = n; };
-
   const dir = path.resolve(opts.dir);
-  log.info(`freezing pid ${pid}`);
-  const frozen = freezeThreads(pid);
-  const tids = frozen.tids;
-  if (frozen.groupStopped) {
-    for (const tid of tids) detachQuiet(tid);
-    throw refused(`pid ${pid} is stopped (job control); stopped processes are not supported yet`);
-  }
-  if (tids.length > 1) log.info(`pid ${pid}: ${tids.length} threads frozen`);
+
+  log.info(`freezing pid ${root} and its descendants`);
+  const tree = freezeTree(root);
+  const live = tree.filter((p) => !p.zombie);
+  log.info(`frozen: ${live.length} processes, ${live.reduce((s, p) => s + p.tids.length, 0)} threads, ${tree.length - live.length} zombies`);
   lap('freeze');
 
-  // One remote-syscall context per thread; the leader's maps the scratch area they share.
-  const rts: RemoteTask[] = [];
-  let rt: RemoteTask | null = null;
+  const captured: Captured[] = [];
+  let current: Partial<Captured> | null = null;
   let image: ImageWriter | null = null;
-  const origMasks = new Map<number, bigint>();
   let step = 'inspect';
+  let pageBytes = 0;
   try {
-    refuseUnsupportedShape(pid); // it may have forked or cloned before it stopped
-    const ident = readIdentity(pid);
-    step = 'files';
-    const fds = dumpFds(pid, !!opts.shellJob);
-    step = 'memory map';
-    const plan = planMemory(pid);
-    lap('inspect');
-    await checkpointYield();
-
-    step = 'signals';
-    for (const tid of tids) {
-      origMasks.set(tid, getSigmask(tid));
-      setSigmask(tid, ALL_SIGNALS); // nothing may be delivered while we run syscalls in it
-    }
-    const vdso = plan.areas.find((a) => a.name === '[vdso]');
-    if (!vdso) throw refused(`pid ${pid} has no vDSO; ckpt needs one to run syscalls in the process`);
-    const gadget = findSyscallGadget(pid, BigInt(vdso.start), BigInt(vdso.end));
-    rt = new RemoteTask(pid, gadget);
-    rts.push(rt);
-    rt.mapScratch(SCRATCH_SIZE);
-    for (const tid of tids.slice(1)) {
-      const trt = new RemoteTask(tid, gadget);
-      trt.scratch = rt.scratch;
-      trt.scratchSize = rt.scratchSize;
-      rts.push(trt);
-    }
-    const values = readTaskValues(rt, IOV_SCRATCH + 4096);
-    const sigactions = dumpActions(rt, pid, IOV_SCRATCH + 4096);
-    const threads = rts.map((r) => dumpThread(r, r.pid, origMasks.get(r.pid)!, IOV_SCRATCH + 4096));
-    const pendingShared = peekSiginfo(pid, true).map((b) => b.toString('base64'));
-    const creds = readCreds(pid, values.securebits);
-    lap('state');
-    await checkpointYield('dump:state');
-
-    step = 'pages';
+    const stopped = live.find((p) => p.groupStopped);
+    if (stopped) throw refused(`pid ${stopped.pid} is stopped (job control); stopped processes are not supported yet`);
+    const pids = new Set(tree.map((p) => p.pid));
     image = new ImageWriter(dir);
-    const pagesName = `pages-${pid}.img`;
-    const pagesPath = image.createRaw(pagesName);
-    log.info(`writing ${(plan.pageBytes / 1048576).toFixed(1)} MiB of pages`);
-    const sums = await writePages(rt, plan, pagesPath, plan.pageBytes >= POOL_THRESHOLD ? pool : null,
-      (done, total) => opts.progress?.(`pages ${(done / 1048576).toFixed(0)}/${(total / 1048576).toFixed(0)} MiB`));
-    lap('pages');
+    for (const proc of live) {
+      current = { rts: [], origMasks: new Map() };
+      const c = await captureProcess(proc, opts, image, pool, pids, current, (s) => { step = s; });
+      captured.push(c);
+      pageBytes += c.pageBytes;
+      current = null;
+    }
+    checkSharedFiles(captured);
+    lap('capture');
     await checkpointYield('dump:pages');
 
     step = 'release';
-    rt.unmapScratch();
-    for (const r of rts) {
-      r.restore();
-      setSigmask(r.pid, origMasks.get(r.pid)!);
-      r.close();
-    }
-    origMasks.clear();
-    rts.length = 0;
-    rt = null;
+    for (const c of captured) releaseProcess(c);
 
     step = 'write image';
-    const doc: ProcessImage = {
-      pid, ppid: ident.ppid, pgid: ident.pgid, sid: ident.sid, foreground: ident.foreground, comm: ident.comm, exe: ident.exe, cwd: ident.cwd,
-      root: ident.root, umask: ident.umask, personality: ident.personality, rlimits: ident.rlimits, creds,
-      misc: {
-        dumpable: values.dumpable, pdeathsig: values.pdeathsig, noNewPrivs: ident.noNewPrivs, subreaper: values.subreaper,
-        xcompPerm: values.xcompPerm, oomScoreAdj: readOomScoreAdj(pid),
-      },
-      itimers: values.itimers,
-      mm: { ...ident.mmStat, brk: values.brk, auxv: ident.auxv },
-      memory: { pagesFile: pagesName, pageBytes: plan.pageBytes, areas: plan.areas },
-      fds, sigactions, pendingShared, threads,
-    };
-    image.writeJson(`process-${pid}.json`, doc);
-    image.addRaw(pagesName, sums);
-    const xs = Buffer.from(threads[0].xstate, 'base64');
-    const feats = xstateFeatures(xs);
-    // The features any thread uses.
-    for (const th of threads) feats.xstateBv |= xstateFeatures(Buffer.from(th.xstate, 'base64')).xstateBv;
+    for (const c of captured) {
+      image.writeJson(`process-${c.doc.pid}.json`, c.doc);
+      image.addRaw(c.pagesName, c.sums);
+    }
+    let xs = Buffer.alloc(0);
+    let xcr0 = 0n;
+    let used = 0n;
+    for (const c of captured) {
+      for (const th of c.doc.threads) {
+        const b = Buffer.from(th.xstate, 'base64');
+        const f = xstateFeatures(b);
+        xs = b; xcr0 = f.xcr0; used |= f.xstateBv;
+      }
+    }
     const manifest = image.commit({
       ckptVersion: VERSION, created: new Date().toISOString(), kernel: kernelRelease(), arch: process.arch === 'x64' ? 'x86_64' : process.arch,
-      cpu: { xcr0: '0x' + feats.xcr0.toString(16), xsaveSize: xs.length, used: '0x' + feats.xstateBv.toString(16) },
-      root: pid,
-      processes: [{ pid, ppid: ident.ppid, comm: ident.comm, threads: threads.length }],
+      cpu: { xcr0: '0x' + xcr0.toString(16), xsaveSize: xs.length, used: '0x' + used.toString(16) },
+      root,
+      processes: tree.map((p) => {
+        const c = captured.find((x) => x.doc.pid === p.pid);
+        return p.zombie
+          ? { pid: p.pid, ppid: p.ppid, comm: '', threads: 0, zombie: p.zombie }
+          : { pid: p.pid, ppid: p.ppid, comm: c!.doc.comm, threads: c!.doc.threads.length };
+      }),
       options: { shellJob: !!opts.shellJob, leaveRunning: !!opts.leaveRunning },
     });
     lap('write');
-    void getXstate;
 
     if (opts.leaveRunning) {
-      for (const tid of tids) detach(tid);
-      log.info(`pid ${pid} left running`);
+      for (const p of live) for (const tid of p.tids) detach(tid);
+      log.info(`pid ${root} left running`);
     } else {
-      // SIGKILL ends it; its memory is torn down while ckpt exits (which also ends the tracing).
-      syscallRaw(NR.kill, pid, SIG.KILL);
-      log.info(`pid ${pid} killed after dump`);
+      // SIGKILL ends them; their memory is torn down while ckpt exits (which also ends the tracing).
+      for (const p of live) syscallRaw(NR.kill, p.pid, SIG.KILL);
+      log.info(`pid ${root}${live.length > 1 ? ` and ${live.length - 1} descendants` : ''} killed after dump`);
     }
     lap('finish');
-    return { manifest, pageBytes: plan.pageBytes, timings: t };
+    return { manifest, pageBytes, timings: t };
   } catch (e) {
     const err = inStep(step, e);
-    log.error(`dump of pid ${pid} failed in step "${step}": ${err.message}`);
-    if (rt) {
-      try { if (rt.scratch) rt.unmapScratch(); } catch (u) { log.error(`could not unmap the scratch area in pid ${pid}: ${(u as Error).message}`); }
+    log.error(`dump of pid ${root} failed in step "${step}": ${err.message}`);
+    const signals = new Map<number, number>();
+    for (const c of [...captured, ...(current?.leader ? [current as Captured] : [])]) {
+      try { releaseProcess(c); } catch (u) { log.error(`could not restore pid ${c.leader.pid} as it was: ${(u as Error).message}`); }
+      for (const r of c.rts) if (r.interceptedSignal) signals.set(r.pid, r.interceptedSignal);
     }
-    for (const r of rts) {
-      try { r.restore(); } catch (u) { log.error(`could not restore the registers of thread ${r.pid}: ${(u as Error).message}`); }
-      r.close();
+    if (current && !current.leader) {
+      for (const [tid, m] of current.origMasks ?? []) { try { setSigmask(tid, m); } catch { /* the detach says more */ } }
     }
-    for (const [tid, m] of origMasks) { try { setSigmask(tid, m); } catch { /* the detach below says more */ } }
-    for (const tid of tids) detachQuiet(tid, rts.find((r) => r.pid === tid)?.interceptedSignal ?? 0);
+    releaseTree(tree, signals);
     image?.discard();
-    log.info(`pid ${pid} released unchanged`);
+    log.info(`pid ${root} released unchanged`);
     if (!(e instanceof CkptError)) log.debug(String((e as Error).stack));
     throw err;
+  }
+}
+
+/** Put a captured process back as it was (scratch area gone, registers and masks back). */
+function releaseProcess(c: Pick<Captured, 'leader' | 'rts' | 'origMasks'>): void {
+  if (c.leader.scratch) c.leader.unmapScratch();
+  for (const r of c.rts) {
+    r.restore();
+    const m = c.origMasks.get(r.pid);
+    if (m !== undefined) setSigmask(r.pid, m);
+    r.close();
+  }
+  c.origMasks.clear();
+}
+
+/**
+ * Files are reopened by path for each process. A regular file or directory
+ * whose open file description two processes share (inherited across fork)
+ * would lose its shared offset: refuse it until sharing is restored.
+ */
+function checkSharedFiles(captured: Captured[]): void {
+  const byInode = new Map<string, Array<{ pid: number; fd: number }>>();
+  for (const c of captured) {
+    for (const f of c.doc.fds) {
+      if (f.kind !== 'path' || (f.type !== 'reg' && f.type !== 'dir')) continue;
+      const key = `${f.dev}:${f.ino}`;
+      const list = byInode.get(key) ?? [];
+      for (const o of list) {
+        if (o.pid !== c.doc.pid && syscallRaw(NR.kcmp, o.pid, c.doc.pid, 0 /* KCMP_FILE */, o.fd, f.fd) === 0) {
+          throw refused(`pid ${c.doc.pid}: fd ${f.fd} (${f.path}) shares its open file with pid ${o.pid} fd ${o.fd}; files shared between processes are not supported yet`);
+        }
+      }
+      list.push({ pid: c.doc.pid, fd: f.fd });
+      byInode.set(key, list);
+    }
+  }
+}
+
+async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWriter, pool: Pool | null, treePids: Set<number>,
+  cur: Partial<Captured>, setStep: (s: string) => void): Promise<Captured> {
+  const pid = proc.pid;
+  const tids = proc.tids;
+  const origMasks = cur.origMasks!;
+  const rts = cur.rts!;
+  setStep('inspect');
+  const ident = readIdentity(pid);
+  if (pid !== opts.pid) checkGroupAndSession(pid, ident, readStat(proc.ppid), treePids);
+  setStep('files');
+  const fds = dumpFds(pid, !!opts.shellJob);
+  setStep('memory map');
+  const plan = planMemory(pid);
+  await checkpointYield();
+
+  setStep('signals');
+  for (const tid of tids) {
+    origMasks.set(tid, getSigmask(tid));
+    setSigmask(tid, ALL_SIGNALS); // nothing may be delivered while we run syscalls in it
+  }
+  const vdso = plan.areas.find((a) => a.name === '[vdso]');
+  if (!vdso) throw refused(`pid ${pid} has no vDSO; ckpt needs one to run syscalls in the process`);
+  const gadget = findSyscallGadget(pid, BigInt(vdso.start), BigInt(vdso.end));
+  // One remote-syscall context per thread; the leader's maps the scratch area they share.
+  const rt = new RemoteTask(pid, gadget);
+  rts.push(rt);
+  cur.leader = rt;
+  rt.mapScratch(SCRATCH_SIZE);
+  for (const tid of tids.slice(1)) {
+    const trt = new RemoteTask(tid, gadget);
+    trt.scratch = rt.scratch;
+    trt.scratchSize = rt.scratchSize;
+    rts.push(trt);
+  }
+  const values = readTaskValues(rt, IOV_SCRATCH + 4096);
+  const sigactions = dumpActions(rt, pid, IOV_SCRATCH + 4096);
+  const threads = rts.map((r) => dumpThread(r, r.pid, origMasks.get(r.pid)!, IOV_SCRATCH + 4096));
+  const pendingShared = peekSiginfo(pid, true).map((b) => b.toString('base64'));
+  const creds = readCreds(pid, values.securebits);
+  await checkpointYield('dump:state');
+
+  setStep('pages');
+  const pagesName = `pages-${pid}.img`;
+  const pagesPath = image.createRaw(pagesName);
+  log.info(`pid ${pid}: writing ${(plan.pageBytes / 1048576).toFixed(1)} MiB of pages`);
+  const sums = await writePages(rt, plan, pagesPath, plan.pageBytes >= POOL_THRESHOLD ? pool : null,
+    (done, total) => opts.progress?.(`pid ${pid}: pages ${(done / 1048576).toFixed(0)}/${(total / 1048576).toFixed(0)} MiB`));
+
+  const doc: ProcessImage = {
+    pid, ppid: ident.ppid, pgid: ident.pgid, sid: ident.sid, foreground: ident.foreground, comm: ident.comm, exe: ident.exe, cwd: ident.cwd,
+    root: ident.root, umask: ident.umask, personality: ident.personality, rlimits: ident.rlimits, creds,
+    misc: {
+      dumpable: values.dumpable, pdeathsig: values.pdeathsig, noNewPrivs: ident.noNewPrivs, subreaper: values.subreaper,
+      xcompPerm: values.xcompPerm, oomScoreAdj: readOomScoreAdj(pid), exitSignal: ident.exitSignal,
+    },
+    itimers: values.itimers,
+    mm: { ...ident.mmStat, brk: values.brk, auxv: ident.auxv },
+    memory: { pagesFile: pagesName, pageBytes: plan.pageBytes, areas: plan.areas },
+    fds, sigactions, pendingShared, threads,
+  };
+  return { doc, pagesName, sums, pageBytes: plan.pageBytes, leader: rt, rts, origMasks };
+}
+
+/**
+ * A descendant's group and session must be ones restore can recreate: its
+ * own, or one led by a process of the tree.
+ */
+function checkGroupAndSession(pid: number, ident: { pgid: number; sid: number }, parentStat: string[], treePids: Set<number>): void {
+  const parentPgid = Number(parentStat[5]);
+  const parentSid = Number(parentStat[6]);
+  if (ident.sid !== pid && ident.sid !== parentSid) {
+    throw refused(`pid ${pid}: it is in session ${ident.sid}, which is neither its own nor its parent's; not supported yet`);
+  }
+  if (ident.pgid !== pid && ident.pgid !== parentPgid && !treePids.has(ident.pgid)) {
+    throw refused(`pid ${pid}: its process group ${ident.pgid} has no leader in the tree (it exited); not supported yet`);
   }
 }

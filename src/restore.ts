@@ -19,6 +19,7 @@ import { posixSpawn, syscallRaw } from './kernel/ffi.js';
 import { freezeTask } from './freeze.js';
 import { RemoteTask, findSyscallGadget } from './kernel/remote.js';
 import { readMaps, pidExists, readStat } from './kernel/proc.js';
+import { sys, addressOf } from './kernel/ffi.js';
 import { setSigmask, getRseqConfig, waitPid, detach, waitNoHang, describeStatus } from './kernel/ptrace.js';
 import { BLOCKABLE_SIGNALS } from './kernel/consts.js';
 import { NR, SIG, PR, PTRACE_O, PTRACE_EVENT, AT_FDCWD, O, CLONE, signalName } from './kernel/consts.js';
@@ -41,19 +42,19 @@ const ALL_SIGNALS = BLOCKABLE_SIGNALS;
 const HUSKS = ['/usr/bin/sleep', '/bin/sleep'];
 
 /** Load and check everything that can be checked without creating a process. */
-export async function loadImage(dir: string, check: 'all' | 'defer-pages'): Promise<{ img: ImageReader; procs: ProcessImage[] }> {
+export async function loadImage(dir: string, check: 'all' | 'defer-root-pages'): Promise<{ img: ImageReader; procs: ProcessImage[] }> {
   const img = new ImageReader(dir);
   const m = img.manifest;
   const arch = process.arch === 'x64' ? 'x86_64' : process.arch;
   if (m.arch !== arch) throw badImage(`the image was made on ${m.arch}; this host is ${arch}`);
-  await img.verify(check === 'all' ? null : (name) => !name.startsWith('pages-'));
+  await img.verify(check === 'all' ? null : (name) => name !== `pages-${m.root}.img`);
   const host = hostXfeatures();
   const used = BigInt(m.cpu.used);
   const missing = used & ~host.mask;
   if (missing) {
     throw new CkptError('conflict', `the image uses CPU state this host lacks: ${host.describe(missing)} (XSAVE features 0x${missing.toString(16)})`);
   }
-  const procs = m.processes.map((p) => img.readJson(`process-${p.pid}.json`, ProcessImage));
+  const procs = m.processes.filter((p) => !p.zombie).map((p) => img.readJson(`process-${p.pid}.json`, ProcessImage));
   for (const p of procs) {
     if (!p.threads.length) throw badImage(`image file process-${p.pid}.json: no threads`);
     const pf = p.memory.pagesFile;
@@ -121,16 +122,49 @@ function imagePageBytes(dir: string): number {
   } catch { return 0; }
 }
 
-async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null, t: Record<string, number>, lap: (n: string) => void): Promise<RestoreResult> {
-  // Big page files are checked while they are loaded into the husk (below),
-  // before the program's own task exists; everything else is checked now.
-  const { img, procs } = await loadImage(dir, pool ? 'defer-pages' : 'all');
-  if (procs.length !== 1) throw badImage(`this ckpt restores one process per image; the image has ${procs.length}`);
-  const p = procs[0];
-  if (p.fds.some((f) => f.kind === 'tty') && !opts.shellJob) {
-    throw new CkptError('usage', `pid ${p.pid} used a terminal when dumped: restore it with --shell-job`);
+interface Built {
+  p: ProcessImage;
+  rt: RemoteTask;
+  threads: Array<{ rt: RemoteTask; t: ProcessImage['threads'][number] }>;
+}
+
+/** clone3 in `parent` with a recorded PID/TID; waits for the new task's first stop. */
+function cloneIn(parent: RemoteTask, flags: number, exitSignal: number, pid: number, what: string, made: number[]): number {
+  const args = Buffer.alloc(88);
+  args.writeBigUInt64LE(BigInt(flags), 0);
+  args.writeBigUInt64LE(BigInt(exitSignal), 32);
+  const tidArr = Buffer.alloc(8);
+  tidArr.writeInt32LE(pid, 0);
+  args.writeBigUInt64LE(parent.put(tidArr, 256), 64);
+  args.writeBigUInt64LE(1n, 72);
+  const r = parent.callRaw(NR.clone3, parent.put(args, 0), 88);
+  if (r === -17n) throw conflict(`${what} ${pid} is already in use; it must get its number back`);
+  if (r < 0n) throw new CkptError('failed', `clone3 for ${what} ${pid} failed: errno ${-r}`);
+  const task = Number(r);
+  made.push(task);
+  for (;;) {
+    const st = waitPid(task)!;
+    if (st.stopped && st.event === PTRACE_EVENT.STOP) return task;
+    if (!st.stopped) throw new CkptError('failed', `new task ${task} ${describeStatus(st)}`);
   }
-  checkHost(p);
+}
+
+async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null, t: Record<string, number>, lap: (n: string) => void): Promise<RestoreResult> {
+  // The root's big page file is checked while it is loaded into the husk
+  // (below), before any process of the image exists; everything else now.
+  const { img, procs } = await loadImage(dir, pool ? 'defer-root-pages' : 'all');
+  const m = img.manifest;
+  const p = procs.find((x) => x.pid === m.root);
+  if (!p) throw badImage(`image file manifest.json: the root process ${m.root} has no process document`);
+  for (const q of procs) {
+    if (q.fds.some((f) => f.kind === 'tty') && !opts.shellJob) {
+      throw new CkptError('usage', `pid ${q.pid} used a terminal when dumped: restore it with --shell-job`);
+    }
+    checkHost(q);
+  }
+  for (const z of m.processes.filter((x) => x.zombie)) {
+    if (pidExists(z.pid)) throw conflict(`PID ${z.pid} (a zombie of the image) is already in use`);
+  }
   lap('check');
 
   let husk = -1;
@@ -139,14 +173,16 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
   let localUffd = -1;
   let step = 'husk';
   try {
-    // 1. The husk: a throwaway process whose address space is turned into the program's.
+    // 1. The husk: a throwaway process whose address space is turned into the root's.
     husk = spawnHusk();
     freezeTask(husk, PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACEVFORK | PTRACE_O.EXITKILL);
     const huskMaps = readMaps(husk);
-    const vdso = huskMaps.find((m) => m.path === '[vdso]');
+    const vdso = huskMaps.find((mm) => mm.path === '[vdso]');
     if (!vdso) throw new CkptError('failed', 'the husk has no vDSO');
     const gadget = findSyscallGadget(husk, vdso.start, vdso.end);
-    const hole = findHole([...areaRanges(p.memory), ...huskMaps.map((m) => ({ start: m.start, end: m.end }))], SCRATCH_SIZE);
+    // The scratch area is inherited by every process of the tree: it must fit in all of them.
+    const hole = findHole([...procs.flatMap((q) => areaRanges(q.memory)), ...huskMaps.map((mm) => ({ start: mm.start, end: mm.end }))], SCRATCH_SIZE);
+    const scratch = { start: hole, end: hole + BigInt(SCRATCH_SIZE) };
     const hrt = new RemoteTask(husk, gadget);
     hrt.mapScratch(SCRATCH_SIZE, hole);
     setSigmask(husk, ALL_SIGNALS);
@@ -157,7 +193,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
     step = 'memory';
     const rs = getRseqConfig(husk);
     if (rs.size) hrt.call('rseq(unregister)', NR.rseq, rs.address, rs.size, 1, rs.signature);
-    clearAndMoveSpecials(hrt, p.memory, { start: hole, end: hole + BigInt(SCRATCH_SIZE) }, gadget - vdso.start);
+    clearAndMoveSpecials(hrt, p.memory, scratch, gadget - vdso.start);
     const pagesPath = img.path(p.memory.pagesFile);
     const pfd = Number(hrt.call('open(page file)', NR.openat, AT_FDCWD, hrt.putString(pagesPath, off), O.RDONLY | O.CLOEXEC, 0));
     const deferred = restoreAreas(hrt, p.memory, pfd, pagesPath, pool !== null);
@@ -169,14 +205,14 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
       // Pages of anonymous areas are copied in by ckpt (UFFDIO_COPY: no
       // zeroing), on this thread and a worker at once, and the whole page file
       // is checked on the way. A bad checksum ends the restore here, before
-      // the program's task exists.
+      // any process of the image exists.
       step = 'pages';
       let ufdRemote = -1;
       if (deferred.segs.length) {
         ufdRemote = registerUffd(hrt, deferred, off, 3);
         localUffd = peekFdKeep(husk, ufdRemote);
       }
-      const size = img.manifest.files[p.memory.pagesFile].size;
+      const size = m.files[p.memory.pagesFile].size;
       const results = await shareJob({
         op: 'load', uffd: localUffd, path: pagesPath, size, chunks: Array.from({ length: chunkCount(size) }, (_, i) => i),
         segs: deferred.segs,
@@ -191,26 +227,12 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
       lap('pages');
     }
 
-    // 3. The program's task: cloned from the husk with its recorded PID
+    // 3. The root's task: cloned from the husk with its recorded PID
     // (clone3 set_tid), sharing the address space just built (CLONE_VM), as
     // ckpt's child (CLONE_PARENT, whose exit signal must be 0: it takes the
     // husk's SIGCHLD). Then the husk goes and the task owns the memory alone.
     step = 'clone';
-    const args = Buffer.alloc(88);
-    args.writeBigUInt64LE(BigInt(CLONE.PARENT | CLONE.VM), 0);
-    const tidArr = Buffer.alloc(8);
-    tidArr.writeInt32LE(p.pid, 0);
-    args.writeBigUInt64LE(hrt.put(tidArr, 256), 64);
-    args.writeBigUInt64LE(1n, 72);
-    const r = hrt.callRaw(NR.clone3, hrt.put(args, 0), 88);
-    if (r === -17n) throw conflict(`PID ${p.pid} is already in use; the process must get its PID back`);
-    if (r < 0n) throw new CkptError('failed', `clone3 with set_tid ${p.pid} failed: errno ${-r}`);
-    task = Number(r);
-    for (;;) {
-      const st = waitPid(task)!;
-      if (st.stopped && st.event === PTRACE_EVENT.STOP) break;
-      if (!st.stopped) throw new CkptError('failed', `new task ${task} ${describeStatus(st)}`);
-    }
+    task = cloneIn(hrt, CLONE.PARENT | CLONE.VM, 0, p.pid, 'PID', tasksMade);
     const rt = new RemoteTask(task, hrt.gadget);
     rt.scratch = hole;
     rt.scratchSize = SCRATCH_SIZE;
@@ -219,11 +241,79 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
     husk = -1;
     lap('clone');
 
-    // 4. Everything that belongs to the process rather than to its memory.
-    const leader = p.threads.find((th) => th.tid === p.pid) ?? p.threads[0];
-    step = 'files';
-    restoreFds(rt, p.fds);
-    step = 'identity';
+    // 4. The root's own state, then its descendants, top-down: each child is
+    // forked from its restored parent, gets its own memory and state, and so on.
+    const built: Built[] = [];
+    const setStep = (s0: string) => { step = s0; };
+    built.push(buildProcess(p, rt, opts, off, tasksMade, true, setStep));
+    for (const entry of m.processes) {
+      if (entry.pid === p.pid) continue;
+      const parent = built.find((b) => b.p.pid === entry.ppid);
+      if (!parent) throw badImage(`image file manifest.json: process ${entry.pid} comes before its parent ${entry.ppid}`);
+      step = `fork ${entry.pid}`;
+      if (entry.zombie) {
+        makeZombie(parent.rt, entry.pid, entry.zombie, tasksMade, off);
+        continue;
+      }
+      const q = procs.find((x) => x.pid === entry.pid)!;
+      const cpid = cloneIn(parent.rt, 0, q.misc.exitSignal ?? SIG.CHLD, q.pid, 'PID', tasksMade);
+      const crt = new RemoteTask(cpid, parent.rt.gadget);
+      crt.scratch = hole;
+      crt.scratchSize = SCRATCH_SIZE;
+      step = `memory of ${cpid}`;
+      const crs = getRseqConfig(cpid); // a fork keeps its parent's registration
+      if (crs.size) crt.call('rseq(unregister)', NR.rseq, crs.address, crs.size, 1, crs.signature);
+      const vd = readMaps(cpid).find((mm) => mm.path === '[vdso]')!;
+      clearAndMoveSpecials(crt, q.memory, scratch, crt.gadget - vd.start);
+      const cpages = img.path(q.memory.pagesFile);
+      const cfd = Number(crt.call('open(page file)', NR.openat, AT_FDCWD, crt.putString(cpages, off), O.RDONLY | O.CLOEXEC, 0));
+      restoreAreas(crt, q.memory, cfd, cpages, false);
+      crt.call('close(page file)', NR.close, cfd);
+      restoreMm(crt, q, off);
+      built.push(buildProcess(q, crt, opts, off, tasksMade, false, setStep));
+    }
+    // Groups led by another process of the tree are joined once all exist.
+    for (const b of built) {
+      if (b.p.pid !== p.pid && b.p.pgid !== b.p.pid && b.p.pgid !== built.find((x) => x.p.pid === b.p.ppid)?.p.pgid) {
+        b.rt.call(`setpgid(${b.p.pgid})`, NR.setpgid, 0, b.p.pgid);
+      }
+    }
+    lap('tree');
+
+    // 5. Limits, credentials and registers, last (they can take away rights restore needs).
+    step = 'limits and credentials';
+    for (const b of built) finishProcess(b, opts, b === built[0], off);
+    lap('state');
+    await checkpointYield();
+
+    if (opts.pidfile) fs.writeFileSync(opts.pidfile, `${task}\n`);
+    for (const b of built) for (const th of b.threads) detach(th.rt.pid);
+    log.info(`pid ${task} restored and running${built.length > 1 ? `, with ${built.length - 1} descendants` : ''}`);
+    const restored = task;
+    task = -1;
+    tasksMade.length = 0;
+    if (opts.detached) return { pid: restored, timings: t };
+    const exitCode = await waitForExit(restored);
+    return { pid: restored, exitCode, timings: t };
+  } catch (e) {
+    const err = inStep(step, e);
+    log.error(`restore failed in step "${step}": ${err.message}`);
+    for (const tid of tasksMade) syscallRaw(NR.kill, tid, SIG.KILL);
+    for (const tid of [...tasksMade].reverse()) { if (tid !== task) { try { waitPid(tid); } catch { /* gone */ } } }
+    if (task > 0) killAndReap(task, true);
+    if (husk > 0) killAndReap(husk, true);
+    if (localUffd >= 0) fs.closeSync(localUffd);
+    throw err;
+  }
+}
+
+/** Files, identity, signals and threads of a process whose memory is in place. */
+function buildProcess(p: ProcessImage, rt: RemoteTask, opts: RestoreOptions, off: number, made: number[], isRoot: boolean, setStep: (s: string) => void): Built {
+  const leader = p.threads.find((th) => th.tid === p.pid) ?? p.threads[0];
+  setStep(`files of ${p.pid}`);
+  restoreFds(rt, p.fds);
+  setStep(`identity of ${p.pid}`);
+  if (isRoot) {
     // A shell job stays in the caller's session, whose terminal it is given;
     // otherwise a session leader gets its session back.
     if (p.sid === p.pid && !opts.shellJob) rt.call('setsid', NR.setsid);
@@ -237,85 +327,79 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
         rt.call('ioctl(TIOCSPGRP)', NR.ioctl, tty.fd, 0x5410 /* TIOCSPGRP */, rt.put(pg, off));
       }
     }
-    restoreIdentityCalls(rt, p, off);
-    step = 'signals';
-    restoreActions(rt, p.sigactions, off);
-
-    // 5. The other threads: cloned from the leader with their recorded TIDs,
-    // sharing its memory, files, fs and signal handlers.
-    step = 'threads';
-    const threads: Array<{ rt: RemoteTask; t: (typeof p.threads)[number] }> = [{ rt, t: leader }];
-    for (const th of p.threads) {
-      if (th === leader) continue;
-      const targs = Buffer.alloc(88);
-      targs.writeBigUInt64LE(BigInt(CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.THREAD | CLONE.SYSVSEM), 0);
-      const tt = Buffer.alloc(8);
-      tt.writeInt32LE(th.tid, 0);
-      targs.writeBigUInt64LE(rt.put(tt, 256), 64);
-      targs.writeBigUInt64LE(1n, 72);
-      const tr = rt.callRaw(NR.clone3, rt.put(targs, 0), 88);
-      if (tr === -17n) throw conflict(`TID ${th.tid} (a thread of pid ${p.pid}) is already in use`);
-      if (tr < 0n) throw new CkptError('failed', `clone3 of thread ${th.tid} failed: errno ${-tr}`);
-      const tid = Number(tr);
-      tasksMade.push(tid);
-      for (;;) {
-        const st = waitPid(tid)!;
-        if (st.stopped && st.event === PTRACE_EVENT.STOP) break;
-        if (!st.stopped) throw new CkptError('failed', `new thread ${tid} ${describeStatus(st)}`);
-      }
-      const trt = new RemoteTask(tid, rt.gadget);
-      trt.scratch = hole;
-      trt.scratchSize = SCRATCH_SIZE;
-      threads.push({ rt: trt, t: th });
-    }
-    for (const { rt: trt, t: th } of threads) {
-      if (th.comm !== undefined && th !== leader) trt.call('prctl(PR_SET_NAME)', NR.prctl, PR.SET_NAME, trt.putString(th.comm.slice(0, 15), off));
-      prepareXstate(trt, th);
-      restoreThreadCalls(trt, th, p.pid, off);
-    }
-    queueSignals(rt, p.pid, null, p.pendingShared, off);
-    step = 'limits and credentials';
-    restoreRlimits(task, p.rlimits);
-    // Credentials belong to each thread.
-    for (const { rt: trt } of threads) restoreCreds(trt, p.creds, off);
-    restoreMiscLast(rt, p, !opts.detached);
-    if (p.misc.oomScoreAdj !== undefined) restoreOomScoreAdj(task, p.misc.oomScoreAdj);
-    for (const { rt: trt, t: th } of threads) if (th.sched) restoreSched(trt.pid, th.sched);
-    for (const { rt: trt } of threads.slice(1)) {
-      if (p.misc.noNewPrivs) trt.call('prctl(PR_SET_NO_NEW_PRIVS)', NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-    }
-    rt.unmapScratch();
-    step = 'registers';
-    for (const { rt: trt, t: th } of threads) {
-      const fin = finalRegs(th);
-      if (fin.note) log.warn(fin.note);
-      setThreadState(trt.pid, th, fin.regs);
-      trt.close();
-    }
-    lap('state');
-    await checkpointYield();
-
-    if (opts.pidfile) fs.writeFileSync(opts.pidfile, `${task}\n`);
-    for (const tid of tasksMade) if (tid !== task) detach(tid);
-    detach(task);
-    log.info(`pid ${task} restored and running`);
-    const restored = task;
-    task = -1;
-    if (opts.detached) return { pid: restored, timings: t };
-    const exitCode = await waitForExit(restored);
-    return { pid: restored, exitCode, timings: t };
-  } catch (e) {
-    const err = inStep(step, e);
-    log.error(`restore failed in step "${step}": ${err.message}`);
-    if (task > 0) {
-      syscallRaw(NR.kill, task, SIG.KILL);
-      for (const tid of tasksMade) { try { waitPid(tid); } catch { /* gone */ } }
-      killAndReap(task, true);
-    }
-    if (husk > 0) killAndReap(husk, true);
-    if (localUffd >= 0) fs.closeSync(localUffd);
-    throw err;
+  } else if (p.sid === p.pid) {
+    rt.call('setsid', NR.setsid);
+  } else if (p.pgid === p.pid) {
+    rt.call('setpgid', NR.setpgid, 0, 0);
   }
+  restoreIdentityCalls(rt, p, off);
+  setStep(`signals of ${p.pid}`);
+  restoreActions(rt, p.sigactions, off);
+
+  // The other threads: cloned from the leader with their recorded TIDs,
+  // sharing its memory, files, fs and signal handlers.
+  setStep(`threads of ${p.pid}`);
+  const threads: Built['threads'] = [{ rt, t: leader }];
+  for (const th of p.threads) {
+    if (th === leader) continue;
+    const tid = cloneIn(rt, CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.THREAD | CLONE.SYSVSEM, 0, th.tid, `TID (a thread of pid ${p.pid})`, made);
+    const trt = new RemoteTask(tid, rt.gadget);
+    trt.scratch = rt.scratch;
+    trt.scratchSize = rt.scratchSize;
+    threads.push({ rt: trt, t: th });
+  }
+  for (const { rt: trt, t: th } of threads) {
+    if (th.comm !== undefined && th !== leader) trt.call('prctl(PR_SET_NAME)', NR.prctl, PR.SET_NAME, trt.putString(th.comm.slice(0, 15), off));
+    prepareXstate(trt, th);
+    restoreThreadCalls(trt, th, p.pid, off);
+  }
+  queueSignals(rt, p.pid, null, p.pendingShared, off);
+  return { p, rt, threads };
+}
+
+function finishProcess(b: Built, opts: RestoreOptions, isRoot: boolean, off: number): void {
+  const { p, rt, threads } = b;
+  restoreRlimits(p.pid, p.rlimits);
+  // Credentials belong to each thread.
+  for (const { rt: trt } of threads) restoreCreds(trt, p.creds, off);
+  restoreMiscLast(rt, p, !(isRoot && opts.detached));
+  if (p.misc.oomScoreAdj !== undefined) restoreOomScoreAdj(p.pid, p.misc.oomScoreAdj);
+  for (const { rt: trt, t: th } of threads) {
+    if (th.sched) restoreSched(trt.pid, th.sched);
+    if (trt !== rt && p.misc.noNewPrivs) trt.call('prctl(PR_SET_NO_NEW_PRIVS)', NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  }
+  rt.unmapScratch();
+  for (const { rt: trt, t: th } of threads) {
+    const fin = finalRegs(th);
+    if (fin.note) log.warn(fin.note);
+    setThreadState(trt.pid, th, fin.regs);
+    trt.close();
+  }
+}
+
+/**
+ * A zombie: forked from its parent with its PID, put in its group or
+ * session, then ended with its recorded status. Its parent, stopped, does not
+ * reap it: it stays a zombie until the parent waits for it, as before.
+ */
+function makeZombie(parent: RemoteTask, pid: number, z: { status: number; pgid: number; sid: number; exitSignal: number }, made: number[], off: number): void {
+  const zpid = cloneIn(parent, 0, z.exitSignal || SIG.CHLD, pid, 'PID (a zombie)', made);
+  const zrt = new RemoteTask(zpid, parent.gadget);
+  zrt.scratch = parent.scratch;
+  zrt.scratchSize = parent.scratchSize;
+  if (z.sid === pid) zrt.call('setsid', NR.setsid);
+  else if (z.pgid === pid) zrt.call('setpgid', NR.setpgid, 0, 0);
+  else if (z.pgid !== Number(readStat(zpid)[5])) zrt.call(`setpgid(${z.pgid})`, NR.setpgid, 0, z.pgid);
+  const sig = z.status & 0x7f;
+  if (sig === 0) {
+    zrt.exitNow((z.status >> 8) & 0xff);
+  } else {
+    // Killed by a signal: no core file, the default action, nothing blocked, then the signal.
+    const noCore = Buffer.alloc(16);
+    sys(`prlimit64(${zpid}, RLIMIT_CORE)`, NR.prlimit64, zpid, 4, addressOf(noCore), 0);
+    zrt.killSelfWith(sig, off);
+  }
+  zrt.close();
 }
 
 /**

@@ -122,12 +122,32 @@ export async function cleanupAll(): Promise<void> {
   live.clear();
 }
 
+/** PIDs of every process in an image. */
+export function imagePids(img: string): number[] {
+  const m = JSON.parse(fs.readFileSync(path.join(img, 'manifest.json'), 'utf8')) as { processes: Array<{ pid: number }> };
+  return m.processes.map((p) => p.pid);
+}
+
+/**
+ * After a dump that killed a tree: wait until all its PIDs are free. The
+ * descendants were reparented to this process (subreaper) and are reaped here.
+ */
+export async function treeGone(img: string): Promise<void> {
+  for (const pid of imagePids(img)) {
+    await waitUntil(`pid ${pid} to be free`, () => {
+      try { waitNoHang(pid); } catch { /* not ours */ }
+      return !fs.existsSync(`/proc/${pid}`);
+    });
+  }
+}
+
 /** Dump (killing), restore detached, then ask for the verdict. */
 export async function roundTrip(s: Subject, extra: { dump?: string[]; restore?: string[] } = {}): Promise<string> {
   await s.ready();
   const img = path.join(s.dir, 'img');
   ckptOk('dump', '-t', String(s.pid), '-D', img, ...(extra.dump ?? []));
   await s.gone();
+  await treeGone(img);
   ckptOk('restore', '-D', img, '-d', ...(extra.restore ?? []));
   return s.verdict();
 }

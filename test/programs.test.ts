@@ -6,7 +6,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Subject, roundTrip, leaveRunning, ckpt, cleanupAll, tmpDir, waitUntil } from './harness.js';
+import { Subject, roundTrip, leaveRunning, ckpt, cleanupAll, tmpDir, waitUntil, readText } from './harness.js';
 
 after(cleanupAll);
 
@@ -124,6 +124,32 @@ test('bash loop, dumped with --leave-running', async () => {
   fs.writeFileSync(path.join(dir, 'prog.sh'), BASH);
   const s = new Subject('/bin/bash', [path.join(dir, 'prog.sh'), path.join(dir, 'verdict.txt')], { dir, outArg: false });
   assert.equal(await leaveRunning(s), 'PASS');
+});
+
+const BASH_JOBS = `
+out=$1
+rounds=0
+on_term() {
+  wait # finish the round under way
+  rounds=$((rounds + 1))
+  if ((rounds > start)); then echo "PASS" >> "$out"; else echo "FAIL no round finished after restore ($rounds)" >> "$out"; fi
+  exit 0
+}
+trap on_term TERM
+sleep 0.3 & sleep 0.5 & wait
+rounds=1
+start=$rounds
+echo READY >> "$out"
+while :; do sleep 0.4 & sleep 0.6 & wait; rounds=$((rounds + 1)); done
+`;
+
+test('bash running sleep children in the background and waiting for them (a process tree)', async () => {
+  const dir = tmpDir('bashjobs');
+  fs.writeFileSync(path.join(dir, 'prog.sh'), BASH_JOBS);
+  const s = new Subject('/bin/bash', [path.join(dir, 'prog.sh'), path.join(dir, 'verdict.txt')], { dir, outArg: false });
+  await s.ready();
+  await waitUntil('bash to have its sleep children', () => readText(`/proc/${s.pid}/task/${s.pid}/children`).trim().split(/\s+/).filter(Boolean).length === 2);
+  assert.equal(await roundTrip(s), 'PASS');
 });
 
 test('node is refused (epoll, eventfd) and keeps running', async () => {

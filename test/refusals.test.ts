@@ -13,7 +13,6 @@ after(cleanupAll);
 const REFUSED: Array<[string, RegExp]> = [
   ['socket', /fd 3 is a socket/],
   ['pipe', /fd 3 is a pipe/],
-  ['child', /has child processes/],
   ['timer', /POSIX timers/],
   ['deleted', /fd 3 .*deleted/],
 ];

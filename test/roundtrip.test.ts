@@ -26,6 +26,10 @@ const ROUND_TRIP: Array<[string, string[]]> = [
   ['threads', ['64']],
   ['unsupported', ['thread']], // a thread was refused before threads were supported
   ['attrs', []],
+  ['tree', []],          // 21 processes on three levels, several groups and sessions
+  ['zombie', []],
+  ['storm', []],         // forking and reaping short-lived children while being dumped
+  ['unsupported', ['child']], // a child with a parent-death signal; refused before trees were supported
 ];
 
 for (const [name, args] of ROUND_TRIP) {
@@ -35,7 +39,7 @@ for (const [name, args] of ROUND_TRIP) {
   });
 }
 
-for (const name of ['counter', 'mem', 'regs', 'signals', 'files', 'identity', 'sleep_nanosleep', 'futex_wait', 'threads']) {
+for (const name of ['counter', 'mem', 'regs', 'signals', 'files', 'identity', 'sleep_nanosleep', 'futex_wait', 'threads', 'tree', 'zombie']) {
   test(`leave running: ${name}`, async () => {
     const s = Subject.start(name);
     assert.equal(await leaveRunning(s), 'PASS');

@@ -32,7 +32,10 @@ export const Manifest = z.object({
   arch: z.string(),
   cpu: z.object({ xcr0: z.string(), xsaveSize: z.number(), used: z.string() }),
   root: z.number(),
-  processes: z.array(z.object({ pid: z.number(), ppid: z.number(), comm: z.string(), threads: z.number() })),
+  processes: z.array(z.object({
+    pid: z.number(), ppid: z.number(), comm: z.string(), threads: z.number(),
+    zombie: z.optional(z.object({ status: z.number(), pgid: z.number(), sid: z.number(), exitSignal: z.number() })),
+  })),
   options: z.object({ shellJob: z.boolean(), leaveRunning: z.boolean() }),
   chunkSize: z.number(),
   files: z.record(z.string(), FileEntry),

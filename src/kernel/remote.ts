@@ -5,7 +5,7 @@
 // single-steps over it and reads rax. restore() puts the saved registers back.
 
 import fs from 'node:fs';
-import { Regs, getRegs, setRegs, singlestep, cont, waitPid, getEventMsg, describeStatus } from './ptrace.js';
+import { Regs, getRegs, setRegs, setSigmask, singlestep, cont, waitPid, getEventMsg, describeStatus } from './ptrace.js';
 import { NR, PTRACE_EVENT, SIG, errnoName, PROT, MAP, PAGE_SIZE, signalName } from './consts.js';
 
 export class RemoteError extends Error {
@@ -164,6 +164,41 @@ export class RemoteTask {
       if (rip !== page + BigInt(stopAt)) throw new Error(`pid ${this.pid}: code run stopped at 0x${rip.toString(16)}, not at its end`);
     } finally {
       this.call('munmap(code page)', NR.munmap, page, PAGE_SIZE);
+    }
+  }
+
+  /** End the task with exit_group(code); returns once it is dead (a zombie for its parent). */
+  exitNow(code: number): void {
+    const r = this.work;
+    this.saved.buf.copy(r.buf);
+    r.set('rax', NR.exit_group);
+    r.set('orig_rax', -1);
+    r.set('rdi', code);
+    r.set('rip', this.gadget);
+    setRegs(this.pid, r);
+    singlestep(this.pid);
+    for (;;) {
+      const st = waitPid(this.pid)!;
+      if (st.exited) return;
+      if (!st.stopped) throw new Error(`pid ${this.pid} ${describeStatus(st)} instead of exiting with ${code}`);
+      cont(this.pid); // an exit event or a trap on the way out
+    }
+  }
+
+  /** End the task by signal `sig` with its default action (as if the signal had killed it). */
+  killSelfWith(sig: number, scratchOff: number): void {
+    const dfl = Buffer.alloc(32); // handler SIG_DFL, no flags, no mask
+    this.call(`rt_sigaction(${sig}, SIG_DFL)`, NR.rt_sigaction, sig, this.put(dfl, scratchOff), 0, 8);
+    setSigmask(this.pid, 0n);
+    this.call(`tgkill(${sig})`, NR.tgkill, this.pid, this.pid, sig);
+    setRegs(this.pid, this.saved);
+    cont(this.pid);
+    for (;;) {
+      const st = waitPid(this.pid)!;
+      if (st.signaled || st.exited) return;
+      if (!st.stopped) throw new Error(`pid ${this.pid} ${describeStatus(st)}`);
+      // The signal-delivery stop for our signal: let it through.
+      cont(this.pid, st.event === 0 && st.stopSig === sig ? sig : 0);
     }
   }
 

@@ -36,6 +36,7 @@ export const ProcessImage = z.object({
   misc: z.object({
     dumpable: z.number(), pdeathsig: z.number(), noNewPrivs: z.number(), subreaper: z.number(), xcompPerm: z.string(),
     oomScoreAdj: z.optional(z.number()),
+    exitSignal: z.optional(z.number()), // the signal its parent gets when it ends (usually SIGCHLD)
   }),
   itimers: z.array(Timer),
   mm: MmFields,
@@ -79,6 +80,7 @@ export function readIdentity(pid: number) {
   return {
     pid, ppid: Number(stat[4]), pgid: Number(stat[5]), sid: Number(stat[6]), comm: stat[2],
     foreground: Number(stat[7]) !== 0 && Number(stat[8]) === Number(stat[5]),
+    exitSignal: Number(stat[38]),
     exe, cwd, root, umask: parseInt(status.get('Umask') ?? '22', 8),
     personality: parseInt(fs.readFileSync(`/proc/${pid}/personality`, 'utf8').trim(), 16),
     rlimits: readRlimits(pid),
@@ -141,19 +143,23 @@ export function restoreRlimits(pid: number, limits: Array<[string, string]>): vo
 export function restoreMm(rt: RemoteTask, p: ProcessImage, scratchOff: number): void {
   const auxv = Buffer.from(p.mm.auxv, 'base64');
   const auxvAddr = rt.put(auxv, scratchOff + 256);
+  // /proc/PID/exe is changed only when it differs (a forked child already has
+  // its parent's, and the kernel refuses to change it while the file is mapped).
+  let same = false;
+  try { same = fs.readlinkSync(`/proc/${rt.pid}/exe`) === p.exe; } catch { /* no exe yet */ }
   const exePath = rt.putString(p.exe, scratchOff + 256 + auxv.length + 16);
-  const exeFd = Number(rt.call(`open(${p.exe})`, NR.openat, AT_FDCWD, exePath, O.RDONLY | O.CLOEXEC, 0));
+  const exeFd = same ? -1 : Number(rt.call(`open(${p.exe})`, NR.openat, AT_FDCWD, exePath, O.RDONLY | O.CLOEXEC, 0));
   const m = p.mm;
   const b = Buffer.alloc(104);
   const vals = [m.startCode, m.endCode, m.startData, m.endData, m.startBrk, m.brk, m.startStack, m.argStart, m.argEnd, m.envStart, m.envEnd];
   vals.forEach((v, i) => b.writeBigUInt64LE(BigInt(v), i * 8));
   b.writeBigUInt64LE(auxvAddr, 88);
   b.writeUInt32LE(auxv.length, 96);
-  b.writeUInt32LE(exeFd, 100);
+  b.writeUInt32LE(exeFd >>> 0, 100);
   try {
     rt.call('prctl(PR_SET_MM, PR_SET_MM_MAP)', NR.prctl, PR.SET_MM, PR.SET_MM_MAP, rt.put(b, scratchOff), 104, 0);
   } finally {
-    rt.callRaw(NR.close, exeFd);
+    if (exeFd >= 0) rt.callRaw(NR.close, exeFd);
   }
 }
 
