@@ -211,7 +211,7 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   setStep('files');
   const fds = dumpFds(pid, !!opts.shellJob);
   setStep('memory map');
-  const plan = planMemory(pid);
+  const plan = planMemory(pid, pid !== opts.pid ? proc.ppid : undefined);
   await checkpointYield();
 
   setStep('signals');

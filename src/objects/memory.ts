@@ -25,6 +25,8 @@ export const Area = z.object({
   fileSize: z.optional(z.number()),
   dataOffset: z.number(),      // where this area's pages start in the page file
   runs: z.array(z.tuple([z.number(), z.number()])), // [first page index in area, page count]
+  inherit: z.optional(z.boolean()),  // a child's area kept from its parent across fork (see planMemory)
+  drop: z.optional(z.array(z.tuple([z.number(), z.number()]))), // pages to drop in such an area
 });
 export type Area = z.infer<typeof Area>;
 
@@ -78,9 +80,43 @@ export interface MemoryPlan {
  * private anonymous and shared anonymous areas, and in private file areas only
  * the pages that no longer match the file (anonymous copies).
  */
-export function planMemory(pid: number): MemoryPlan {
+function readPagemap(fd: number, m: { start: bigint; end: bigint }): { lo: Uint32Array; hi: Uint32Array; n: number } {
+  const npages = Number((m.end - m.start) / BigInt(PAGE_SIZE));
+  const buf = Buffer.allocUnsafe(npages * 8);
+  const n = fs.readSync(fd, buf, 0, buf.length, Number(m.start / BigInt(PAGE_SIZE)) * 8);
+  if (n !== buf.length) throw new Error(`short pagemap read for ${toHex(m.start)}`);
+  const words = new Uint32Array(buf.buffer, buf.byteOffset, npages * 2);
+  // Low and high halves of each 64-bit entry (little endian).
+  return { lo: words.filter((_, i) => !(i & 1)), hi: words.filter((_, i) => (i & 1) === 1), n: npages };
+}
+
+/** The parent's mapping this one was inherited from across fork, unchanged since. */
+function inheritedFrom(m: MapEntry, parentMaps: MapEntry[] | null): MapEntry | null {
+  if (!parentMaps) return null;
+  if (m.vmflags.includes('dc') || m.vmflags.includes('wf')) return null; // not copied, or wiped, by fork
+  const p = parentMaps.find((x) => x.start === m.start && x.end === m.end);
+  if (!p || p.perms !== m.perms || p.offset !== m.offset || p.path !== m.path || p.inode !== m.inode || p.dev !== m.dev) return null;
+  if (p.vmflags.join(' ') !== m.vmflags.join(' ')) return null;
+  return p;
+}
+
+/**
+ * Read the target's areas and choose the pages to store: all present pages of
+ * private anonymous and shared anonymous areas, and in private file areas only
+ * the pages that no longer match the file (anonymous copies).
+ *
+ * For a child in a tree (`parentPid`), an area it still shares with its parent
+ * since fork is marked `inherit`: restore forks the child from its restored
+ * parent and keeps the area. Only the pages the child no longer shares with
+ * the parent (a different page frame) are stored for it, and pages the parent
+ * has but the child has not are listed in `drop`, to be dropped again in the
+ * child. Shared anonymous memory it inherited is not stored again at all.
+ */
+export function planMemory(pid: number, parentPid?: number): MemoryPlan {
   const maps = readSmaps(pid);
+  const parentMaps = parentPid ? readSmaps(parentPid) : null;
   const pm = fs.openSync(`/proc/${pid}/pagemap`, 'r');
+  const ppm = parentPid ? fs.openSync(`/proc/${parentPid}/pagemap`, 'r') : -1;
   const areas: Area[] = [];
   const segments: Segment[] = [];
   let offset = 0;
@@ -96,23 +132,39 @@ export function planMemory(pid: number): MemoryPlan {
         try { area.fileSize = fs.statSync(`/proc/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`).size; } catch { /* no size */ }
       }
       areas.push(area);
+      const from = c.kind !== 'special' ? inheritedFrom(m, parentMaps) : null;
+      if (from) area.inherit = true;
+      if (from && c.shared) continue; // the same shared object: its pages are stored with the parent
+      if (parentMaps && c.kind === 'anon' && c.shared && !from && parentMaps.some((x) => x.inode === m.inode && x.dev === m.dev)) {
+        throw refused(`pid ${pid}: shared memory at ${toHex(m.start)} is shared with its parent ${parentPid} at another address; not supported yet`);
+      }
       const wantPages = c.kind === 'anon' || (c.kind === 'file' && !c.shared);
       if (!wantPages) continue;
-      const npages = Number((m.end - m.start) / BigInt(PAGE_SIZE));
-      const buf = Buffer.allocUnsafe(npages * 8);
-      const n = fs.readSync(pm, buf, 0, buf.length, Number(m.start / BigInt(PAGE_SIZE)) * 8);
-      if (n !== buf.length) throw new Error(`short pagemap read for ${toHex(m.start)}`);
-      const hi = new Uint32Array(buf.buffer, buf.byteOffset, npages * 2);
+      const mine = readPagemap(pm, m);
+      const theirs = from ? readPagemap(ppm, m) : null;
       const fileArea = c.kind === 'file';
+      // A private copy: present and not a page of the file (or swapped out).
+      const own = (hi: number) => {
+        const present = (hi & 0x80000000) !== 0;
+        const swapped = (hi & 0x40000000) !== 0;
+        const filePage = (hi & 0x20000000) !== 0;
+        return fileArea ? (present && !filePage) || swapped : present || swapped;
+      };
+      const pfn = (lo: number, hi: number) => (hi & 0x007fffff) * 0x100000000 + lo; // bits 0-54
       let runStart = -1;
-      for (let i = 0; i <= npages; i++) {
+      let dropStart = -1;
+      for (let i = 0; i <= mine.n; i++) {
         let take = false;
-        if (i < npages) {
-          const h = hi[i * 2 + 1];
-          const present = (h & 0x80000000) !== 0;
-          const swapped = (h & 0x40000000) !== 0;
-          const filePage = (h & 0x20000000) !== 0;
-          take = fileArea ? (present && !filePage) || swapped : present || swapped;
+        let drop = false;
+        if (i < mine.n) {
+          const h = mine.hi[i];
+          take = own(h);
+          if (theirs) {
+            const ph = theirs.hi[i];
+            const shared = take && own(ph) && (h & 0x40000000) === 0 && (ph & 0x40000000) === 0 && pfn(mine.lo[i], h) === pfn(theirs.lo[i], ph);
+            if (shared) take = false; // still the parent's page: the fork at restore gives it back
+            else if (!take && own(ph)) drop = true; // the parent has a page here the child has not
+          }
         }
         if (take && runStart < 0) runStart = i;
         else if (!take && runStart >= 0) {
@@ -122,9 +174,17 @@ export function planMemory(pid: number): MemoryPlan {
           offset += count * PAGE_SIZE;
           runStart = -1;
         }
+        if (drop && dropStart < 0) dropStart = i;
+        else if (!drop && dropStart >= 0) {
+          (area.drop ??= []).push([dropStart, i - dropStart]);
+          dropStart = -1;
+        }
       }
     }
-  } finally { fs.closeSync(pm); }
+  } finally {
+    fs.closeSync(pm);
+    if (ppm >= 0) fs.closeSync(ppm);
+  }
   return { areas, segments, pageBytes: offset };
 }
 
@@ -299,9 +359,11 @@ export function areaRanges(mem: MemoryImage): Range[] {
  */
 export function clearAndMoveSpecials(rt: RemoteTask, mem: MemoryImage, scratch: Range, vdsoGadgetOffset: bigint): void {
   const current = readSmaps(rt.pid);
-  // Unmap everything between the mappings to keep, a few big ranges at a time
-  // (munmap does not mind holes).
-  const keep = [...current.filter((m) => SPECIAL.has(m.path)), { start: scratch.start, end: scratch.end }]
+  // Unmap everything between the mappings to keep (the specials, the scratch
+  // area, and areas a forked child keeps from its parent), a few big ranges at
+  // a time (munmap does not mind holes).
+  const inherited = mem.areas.filter((a) => a.inherit).map((a) => ({ start: big(a.start), end: big(a.end) }));
+  const keep = [...current.filter((m) => SPECIAL.has(m.path)), { start: scratch.start, end: scratch.end }, ...inherited]
     .filter((r) => r.start < TASK_TOP).sort((x, y) => (x.start < y.start ? -1 : 1));
   let from = BigInt(PAGE_SIZE);
   for (const r of [...keep, { start: TASK_TOP, end: TASK_TOP }]) {
@@ -364,6 +426,15 @@ export function restoreAreas(rt: RemoteTask, mem: MemoryImage, pagesFd: number, 
       if (a.kind === 'special') continue;
       const start = big(a.start);
       const len = big(a.end) - start;
+      if (a.inherit) {
+        // Kept from the parent across fork: write the child's own pages (breaking
+        // the copy-on-write sharing for them only) and drop what the child had not.
+        if (a.runs.length) writeAreaFromOutside(rt, a, pagesPath);
+        for (const [i, n] of a.drop ?? []) {
+          rt.call(`madvise(${a.start}, DONTNEED)`, NR.madvise, start + BigInt(i * PAGE_SIZE), n * PAGE_SIZE, 4 /* MADV_DONTNEED */);
+        }
+        continue;
+      }
       const prot = protBits(a.prot);
       const hasPages = a.runs.length > 0;
       const defer = deferAnon && hasPages && a.kind === 'anon' && !a.shared && a.prot[0] === 'r';
