@@ -88,13 +88,12 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
   let step = 'inspect';
   let pageBytes = 0;
   try {
-    const stopped = live.find((p) => p.groupStopped);
-    if (stopped) throw refused(`pid ${stopped.pid} is stopped (job control); stopped processes are not supported yet`);
     const pids = new Set(tree.map((p) => p.pid));
     image = new ImageWriter(dir);
     for (const proc of live) {
       current = { rts: [], origMasks: new Map() };
       const c = await captureProcess(proc, opts, image, pool, pids, current, (s) => { step = s; });
+      if (proc.groupStopped) c.doc.stopped = true;
       captured.push(c);
       pageBytes += c.pageBytes;
       current = null;
@@ -136,6 +135,8 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     lap('write');
 
     if (opts.leaveRunning) {
+      // A process that was stopped (job control) is stopped again as it is let go.
+      for (const p of live) if (p.groupStopped) syscallRaw(NR.kill, p.pid, SIG.STOP);
       for (const p of live) for (const tid of p.tids) detach(tid);
       log.info(`pid ${root} left running`);
     } else {
@@ -156,6 +157,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     if (current && !current.leader) {
       for (const [tid, m] of current.origMasks ?? []) { try { setSigmask(tid, m); } catch { /* the detach says more */ } }
     }
+    for (const p of live) if (p.groupStopped) syscallRaw(NR.kill, p.pid, SIG.STOP);
     releaseTree(tree, signals);
     image?.discard();
     log.info(`pid ${root} released unchanged`);

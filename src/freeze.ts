@@ -2,9 +2,14 @@
 
 import { seize, interrupt, waitPid, cont, describeStatus, detachQuiet } from './kernel/ptrace.js';
 import { PTRACE_EVENT, SIG } from './kernel/consts.js';
-import { readStatus, pidExists, listTasks } from './kernel/proc.js';
+import { readStatus, pidExists, listTasks, taskState, readChildren } from './kernel/proc.js';
+import { WNOHANG, NR } from './kernel/consts.js';
+import { syscallRaw } from './kernel/ffi.js';
 import { SysError } from './kernel/ffi.js';
 import { CkptError, refused } from './errors.js';
+
+const FREEZE_TIMEOUT_MS = 5000;
+const pause = new Int32Array(new SharedArrayBuffer(4));
 
 export interface Frozen { pid: number; groupStopped: boolean }
 
@@ -30,8 +35,18 @@ export function freezeTask(pid: number, options = 0): Frozen {
   }
   try {
     interrupt(pid);
+    const deadline = Date.now() + FREEZE_TIMEOUT_MS;
     for (;;) {
-      const st = waitPid(pid)!;
+      // A task stops only on its way back to user mode: one in uninterruptible
+      // sleep (state D) may never come. Poll, and give up after a while.
+      const st = waitPid(pid, WNOHANG);
+      if (!st) {
+        if (Date.now() > deadline) {
+          throw refused(`pid ${pid} did not stop within ${FREEZE_TIMEOUT_MS / 1000} s (state ${taskState(pid) || '?'}: in uninterruptible sleep?)`);
+        }
+        Atomics.wait(pause, 0, 0, 1);
+        continue;
+      }
       if (!st.stopped) throw new CkptError('failed', `pid ${pid} ${describeStatus(st)} while being frozen`);
       if (st.event === PTRACE_EVENT.STOP) {
         const groupStopped = st.stopSig === SIG.STOP || st.stopSig === SIG.TSTP || st.stopSig === SIG.TTIN || st.stopSig === SIG.TTOU;
@@ -52,6 +67,14 @@ export function freezeTask(pid: number, options = 0): Frozen {
  * thread that is not stopped yet. Returns the thread ids, leader first.
  */
 export function freezeThreads(pid: number): { tids: number[]; groupStopped: boolean } {
+  // A parent in vfork waits, unstoppable, for a child that runs in its memory.
+  for (const tid of listTasks(pid)) {
+    for (const kid of readChildren(pid, tid)) {
+      if (syscallRaw(NR.kcmp, kid, pid, 1 /* KCMP_VM */, 0, 0) === 0) {
+        throw refused(`pid ${kid} shares its memory with its parent ${pid} (vfork, or clone with CLONE_VM); such processes are not supported`);
+      }
+    }
+  }
   const frozen: number[] = [];
   let groupStopped = false;
   try {

@@ -287,6 +287,8 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
     await checkpointYield();
 
     if (opts.pidfile) fs.writeFileSync(opts.pidfile, `${task}\n`);
+    // A process that was stopped gets SIGSTOP queued: it stops again before running any of its code.
+    for (const b of built) if (b.p.stopped) syscallRaw(NR.kill, b.p.pid, SIG.STOP);
     for (const b of built) for (const th of b.threads) detach(th.rt.pid);
     log.info(`pid ${task} restored and running${built.length > 1 ? `, with ${built.length - 1} descendants` : ''}`);
     const restored = task;

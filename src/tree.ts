@@ -41,6 +41,7 @@ export function freezeTree(root: number): TreeProc[] {
         throw e;
       }
       out.push({ pid, ppid, tids: frozen.tids, groupStopped: frozen.groupStopped });
+
       const kids = new Set(listTasks(pid).flatMap((tid) => readChildren(pid, tid)));
       for (const k of [...kids].sort((a, b) => a - b)) queue.push({ pid: k, ppid: pid });
     }

@@ -172,3 +172,19 @@ test('a process traced by someone else (a debugger) is refused, and runs on', as
   assert.equal(await tr.verdict(), 'PASS', 'the other tracer still had it');
   assert.equal(await s.verdict(), 'PASS');
 });
+
+test('a parent in vfork (its child runs in its memory) is refused, and both run on', async () => {
+  const s = Subject.start('vforker');
+  await s.ready();
+  let child = 0;
+  const { waitUntil } = await import('./harness.js');
+  await waitUntil('the vfork child', () => {
+    child = Number(readText(`/proc/${s.pid}/task/${s.pid}/children`).trim().split(/\s+/)[0] || 0);
+    return child > 0;
+  });
+  const r = ckpt('dump', '-t', String(s.pid), '-D', path.join(s.dir, 'img'));
+  assert.equal(r.status, 3, r.stderr);
+  assert.match(r.stderr, new RegExp(`pid ${child} shares its memory with its parent ${s.pid} \\(vfork`));
+  process.kill(child, 'SIGTERM'); // the vfork child ends; the parent goes on
+  assert.equal(await s.verdict(), 'PASS');
+});

@@ -28,7 +28,8 @@ const ROUND_TRIP: Array<[string, string[]]> = [
   ['attrs', []],
   ['tree', []],          // 21 processes on three levels, several groups and sessions
   ['zombie', []],
-  ['storm', []],         // forking and reaping short-lived children while being dumped
+  ['storm', []],
+  ['stopped', []],       // a stopped child stays stopped, goes on with SIGCONT         // forking and reaping short-lived children while being dumped
   ['unsupported', ['child']], // a child with a parent-death signal; refused before trees were supported
 ];
 
@@ -39,7 +40,7 @@ for (const [name, args] of ROUND_TRIP) {
   });
 }
 
-for (const name of ['counter', 'mem', 'regs', 'signals', 'files', 'identity', 'sleep_nanosleep', 'futex_wait', 'threads', 'tree', 'zombie']) {
+for (const name of ['counter', 'mem', 'regs', 'signals', 'files', 'identity', 'sleep_nanosleep', 'futex_wait', 'threads', 'tree', 'zombie', 'stopped']) {
   test(`leave running: ${name}`, async () => {
     const s = Subject.start(name);
     assert.equal(await leaveRunning(s), 'PASS');

@@ -77,12 +77,22 @@ export class RemoteTask {
         singlestep(this.pid);
         continue;
       }
+      if (st.event === PTRACE_EVENT.STOP) {
+        // A job-control stop (or a pending interrupt) came first. If the
+        // syscall has not run yet, step on; if it has, its result is here
+        // (the trap for the step stays pending and is recognised below).
+        const now = getRegs(this.pid);
+        if (now.get('rip') === this.gadget) { singlestep(this.pid); continue; }
+        return now.sget('rax');
+      }
       if (st.stopSig !== SIG.TRAP || st.event !== 0) {
         // A signal we did not expect was dequeued for delivery: keep it, so
         // that it is delivered when the task is let go.
         if (st.event === 0) this.interceptedSignal = st.stopSig;
         throw new Error(`pid ${this.pid}: unexpected stop (${signalName(st.stopSig)}, event ${st.event}) during remote syscall ${nr}`);
       }
+      // A trap left over from an earlier step arrives before this syscall ran.
+      if (getRegs(this.pid).get('rip') === this.gadget) { singlestep(this.pid); continue; }
       break;
     }
     const out = getRegs(this.pid);

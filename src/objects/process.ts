@@ -29,6 +29,8 @@ export const ProcessImage = z.object({
   pid: z.number(), ppid: z.number(), pgid: z.number(), sid: z.number(),
   /** Its process group was the foreground group of its controlling terminal. */
   foreground: z.optional(z.boolean()),
+  /** It was stopped (SIGSTOP, job control). */
+  stopped: z.optional(z.boolean()),
   comm: z.string(), exe: z.string(), cwd: z.string(), root: z.string(),
   umask: z.number(), personality: z.number(),
   rlimits: z.array(z.tuple([z.string(), z.string()])),
