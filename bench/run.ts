@@ -34,11 +34,12 @@ function timed(args: string[]): { ms: number; json: { peakRssKiB: number } } {
   return { ms, json: JSON.parse(r.stdout) };
 }
 
-async function once(mib: number, base: string): Promise<Run> {
+async function once(mib: number, base: string, subject?: string[]): Promise<Run> {
   const dir = fs.mkdtempSync(path.join(base, 'ckpt-bench-'));
   const out = path.join(dir, 'out');
   const img = path.join(dir, 'img');
-  const child = spawn(SUBJECT, [out, String(mib)], { detached: true, stdio: 'ignore' });
+  const bin = subject ? path.join(ROOT, 'test/subjects/bin', subject[0]) : SUBJECT;
+  const child = spawn(bin, subject ? [out, ...subject.slice(1)] : [out, String(mib)], { detached: true, stdio: 'ignore', cwd: dir });
   const pid = child.pid!;
   let exited = false;
   child.on('exit', () => { exited = true; });
@@ -46,6 +47,9 @@ async function once(mib: number, base: string): Promise<Run> {
     await until('READY', () => fs.existsSync(out) && fs.readFileSync(out, 'utf8').includes('READY'));
     const d = timed(['dump', '-t', String(pid), '-D', img]);
     await until('the dumped process to go', () => exited && !fs.existsSync(`/proc/${pid}`));
+    // Descendants of a dumped tree were reparented to us (subreaper): reap them.
+    const pids = (JSON.parse(fs.readFileSync(path.join(img, 'manifest.json'), 'utf8')) as { processes: Array<{ pid: number }> }).processes.map((p) => p.pid);
+    for (const p of pids) await until(`pid ${p} to go`, () => { try { waitNoHang(p); } catch { /* */ } return !fs.existsSync(`/proc/${p}`); });
     const imageBytes = fs.readdirSync(img).reduce((s, f) => s + fs.statSync(path.join(img, f)).size, 0);
     const r = timed(['restore', '-D', img, '-d']);
     process.kill(pid, 'SIGTERM');
@@ -60,11 +64,13 @@ async function once(mib: number, base: string): Promise<Run> {
   }
 }
 
-const CASES: Array<{ name: string; mib: number; runs: number; target?: { dump: number; restore: number } }> = [
+const CASES: Array<{ name: string; mib: number; runs: number; target?: { dump: number; restore: number }; subject?: string[] }> = [
   { name: 'trivial', mib: 0, runs: 11, target: { dump: 80, restore: 80 } },
   { name: '1 MiB', mib: 1, runs: 7 },
   { name: '256 MiB', mib: 256, runs: 5 },
   { name: '1 GiB', mib: 1024, runs: 7, target: { dump: 500, restore: 350 } },
+  { name: 'tree 21', mib: 0, runs: 7, subject: ['tree', '4'] },
+  { name: '64 thr', mib: 0, runs: 7, subject: ['threads', '64'] },
 ];
 
 async function main(): Promise<void> {
@@ -81,7 +87,7 @@ async function main(): Promise<void> {
   for (const c of CASES.filter((x) => !only || x.name === only)) {
     for (const [medium, base] of media) {
       const runs: Run[] = [];
-      for (let i = 0; i < (quick ? 2 : c.runs); i++) runs.push(await once(c.mib, base));
+      for (let i = 0; i < (quick ? 2 : c.runs); i++) runs.push(await once(c.mib, base, c.subject));
       const row = {
         case: c.name, medium, runs: runs.length,
         dumpMs: median(runs.map((r) => r.dumpMs)), restoreMs: median(runs.map((r) => r.restoreMs)),
@@ -99,11 +105,45 @@ async function main(): Promise<void> {
       process.stdout.write(`${c.name.padEnd(8)} ${medium.padEnd(16)} dump ${row.dumpMs.toFixed(1).padStart(7)} ms ${mm(row.dumpMinMaxMs).padEnd(11)} restore ${row.restoreMs.toFixed(1).padStart(7)} ms ${mm(row.restoreMinMaxMs).padEnd(11)} image ${row.imageMiB.toFixed(1).padStart(7)} MiB  ckpt RSS ${row.dumpPeakRssMiB.toFixed(0)}/${row.restorePeakRssMiB.toFixed(0)} MiB  ${verdict}\n`);
     }
   }
-  const res = { nodeStartMs, date: new Date().toISOString(), host: os.hostname(), kernel: os.release(), cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, rows };
+  const footprint = await cowFootprint();
+  process.stdout.write(`memory of a parent and 8 children sharing 256 MiB copy-on-write: PSS ${footprint.beforeKiB} KiB before, ${footprint.afterKiB} KiB after restore (${((footprint.afterKiB / footprint.beforeKiB - 1) * 100).toFixed(2)}%)\n`);
+  const res = { nodeStartMs, cowFootprint: footprint, date: new Date().toISOString(), host: os.hostname(), kernel: os.release(), cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, rows };
   fs.mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });
   const file = path.join(ROOT, 'bench/results', `bench-${res.date.replace(/[:.]/g, '-')}.json`);
   fs.writeFileSync(file, JSON.stringify(res, null, 2) + '\n');
   process.stdout.write(`\nWall time of the whole ckpt command, Node start included, as spawned from Node. This VM hands freed\nmemory back to its host (free page reporting), so touching memory that was freed a moment ago is\nsometimes much slower: the spread of the big cases comes from that. JSON: ${path.relative(ROOT, file)}\n`);
+}
+
+function pssOf(pids: number[]): number {
+  return pids.reduce((sum, pid) => sum + Number(/^Pss:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0), 0);
+}
+
+/** The figure issue 3 asks for: PSS of a tree sharing memory across fork, before dump and after restore. */
+async function cowFootprint(): Promise<{ beforeKiB: number; afterKiB: number }> {
+  const dir = fs.mkdtempSync(path.join('/dev/shm', 'ckpt-bench-'));
+  const out = path.join(dir, 'out');
+  const img = path.join(dir, 'img');
+  const child = spawn(path.join(ROOT, 'test/subjects/bin/cowshare'), [out, '256'], { detached: true, stdio: 'ignore', cwd: dir });
+  const pid = child.pid!;
+  let exited = false;
+  child.on('exit', () => { exited = true; });
+  try {
+    await until('READY', () => fs.existsSync(out) && fs.readFileSync(out, 'utf8').includes('READY'));
+    const kids = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+    const all = [pid, ...kids];
+    const beforeKiB = pssOf(all);
+    timed(['dump', '-t', String(pid), '-D', img]);
+    await until('the dumped tree to go', () => exited && all.every((p) => { try { waitNoHang(p); } catch { /* */ } return !fs.existsSync(`/proc/${p}`); }));
+    timed(['restore', '-D', img, '-d']);
+    const afterKiB = pssOf(all);
+    process.kill(pid, 'SIGTERM');
+    await until('verdict', () => /PASS|FAIL/.test(fs.readFileSync(out, 'utf8')));
+    await until('reap', () => { try { waitNoHang(pid); } catch { /* */ } return !fs.existsSync(`/proc/${pid}`); });
+    return { beforeKiB, afterKiB };
+  } finally {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 main().catch((e) => { process.stderr.write(`bench: ${(e as Error).stack}\n`); process.exitCode = 1; });

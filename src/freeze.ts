@@ -25,7 +25,8 @@ export function checkTraceable(pid: number): void {
 }
 
 /** Seize and stop one task. Signals that arrive meanwhile are delivered as they would have been. */
-export function freezeTask(pid: number, options = 0): Frozen {
+/** PTRACE_SEIZE + PTRACE_INTERRUPT: the task will stop as soon as it can. */
+function seizeAndInterrupt(pid: number, options: number): void {
   try {
     seize(pid, options);
   } catch (e) {
@@ -33,28 +34,39 @@ export function freezeTask(pid: number, options = 0): Frozen {
     if (e instanceof SysError && e.code === 'ESRCH') throw new CkptError('failed', `pid ${pid} does not exist`);
     throw e;
   }
-  try {
-    interrupt(pid);
-    const deadline = Date.now() + FREEZE_TIMEOUT_MS;
-    for (;;) {
-      // A task stops only on its way back to user mode: one in uninterruptible
-      // sleep (state D) may never come. Poll, and give up after a while.
-      const st = waitPid(pid, WNOHANG);
-      if (!st) {
-        if (Date.now() > deadline) {
-          throw refused(`pid ${pid} did not stop within ${FREEZE_TIMEOUT_MS / 1000} s (state ${taskState(pid) || '?'}: in uninterruptible sleep?)`);
-        }
-        Atomics.wait(pause, 0, 0, 1);
-        continue;
+  try { interrupt(pid); } catch (e) { detachQuiet(pid); throw e; }
+}
+
+/**
+ * Wait for a seized, interrupted task to stop. A task stops only on its way
+ * back to user mode: one in uninterruptible sleep (state D) may never come,
+ * so ckpt polls and gives up at the deadline. Signals that arrive meanwhile
+ * are passed on as if ckpt were not there.
+ */
+function waitStopped(pid: number, deadline: number): Frozen {
+  for (let spins = 0; ; spins++) {
+    const st = waitPid(pid, WNOHANG);
+    if (!st) {
+      if (Date.now() > deadline) {
+        throw refused(`pid ${pid} did not stop within ${FREEZE_TIMEOUT_MS / 1000} s (state ${taskState(pid) || '?'}: in uninterruptible sleep?)`);
       }
-      if (!st.stopped) throw new CkptError('failed', `pid ${pid} ${describeStatus(st)} while being frozen`);
-      if (st.event === PTRACE_EVENT.STOP) {
-        const groupStopped = st.stopSig === SIG.STOP || st.stopSig === SIG.TSTP || st.stopSig === SIG.TTIN || st.stopSig === SIG.TTOU;
-        return { pid, groupStopped };
-      }
-      // A signal-delivery stop: pass the signal on, as if we were not there.
-      cont(pid, st.event ? 0 : st.stopSig);
+      if (spins > 20) Atomics.wait(pause, 0, 0, 0.2);
+      continue;
     }
+    if (!st.stopped) throw new CkptError('failed', `pid ${pid} ${describeStatus(st)} while being frozen`);
+    if (st.event === PTRACE_EVENT.STOP) {
+      const groupStopped = st.stopSig === SIG.STOP || st.stopSig === SIG.TSTP || st.stopSig === SIG.TTIN || st.stopSig === SIG.TTOU;
+      return { pid, groupStopped };
+    }
+    cont(pid, st.event ? 0 : st.stopSig);
+  }
+}
+
+/** Seize and stop one task. */
+export function freezeTask(pid: number, options = 0): Frozen {
+  seizeAndInterrupt(pid, options);
+  try {
+    return waitStopped(pid, Date.now() + FREEZE_TIMEOUT_MS);
   } catch (e) {
     detachQuiet(pid);
     throw e;
@@ -81,13 +93,26 @@ export function freezeThreads(pid: number): { tids: number[]; groupStopped: bool
     for (;;) {
       const fresh = listTasks(pid).filter((t) => !frozen.includes(t));
       if (!fresh.length) break;
+      // Interrupt them all first, so that they stop at the same time.
+      const seized: number[] = [];
       for (const tid of fresh) {
         try {
-          const f = freezeTask(tid);
-          frozen.push(tid);
-          groupStopped ||= f.groupStopped;
+          seizeAndInterrupt(tid, 0);
+          seized.push(tid);
         } catch (e) {
           if (tid !== pid && !pidExists(`${pid}/task/${tid}`)) continue; // it ended meanwhile
+          for (const t of seized) detachQuiet(t);
+          throw e;
+        }
+      }
+      const deadline = Date.now() + FREEZE_TIMEOUT_MS;
+      for (let i = 0; i < seized.length; i++) {
+        try {
+          groupStopped ||= waitStopped(seized[i], deadline).groupStopped;
+          frozen.push(seized[i]);
+        } catch (e) {
+          if (seized[i] !== pid && !pidExists(`${pid}/task/${seized[i]}`)) continue; // it ended meanwhile
+          for (const t of seized.slice(i)) detachQuiet(t);
           throw e;
         }
       }

@@ -112,13 +112,27 @@ export class Subject {
   }
 }
 
-/** Kill every subject still alive (for after-hooks). */
+/** A process and all its descendants. */
+function descendants(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    let tids: string[] = [];
+    try { tids = fs.readdirSync(`/proc/${out[i]}/task`); } catch { continue; }
+    for (const t of tids) {
+      for (const c of readText(`/proc/${out[i]}/task/${t}/children`).trim().split(/\s+/).filter(Boolean)) out.push(Number(c));
+    }
+  }
+  return out;
+}
+
+/** Kill every subject still alive, with its descendants, and reap what is ours (for after-hooks). */
 export async function cleanupAll(): Promise<void> {
-  for (const pid of live) {
+  const all = [...live].flatMap(descendants);
+  for (const pid of all) {
     try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
   }
   await sleep(50);
-  for (const pid of live) { try { waitNoHang(pid); } catch { /* not ours */ } }
+  for (const pid of all) { try { waitNoHang(pid); } catch { /* not ours */ } }
   live.clear();
 }
 
