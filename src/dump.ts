@@ -6,7 +6,7 @@ import { checkTraceable } from './freeze.js';
 import { freezeTree, releaseTree, TreeProc } from './tree.js';
 import { getSigmask, setSigmask, peekSiginfo, detach, xstateFeatures } from './kernel/ptrace.js';
 import { findSyscallGadget, RemoteTask } from './kernel/remote.js';
-import { kernelRelease, readStatus, readStat } from './kernel/proc.js';
+import { kernelRelease, readStatus, readStat, pidExists } from './kernel/proc.js';
 import { Pool } from './bulk/pool.js';
 import { syscallRaw } from './kernel/ffi.js';
 import { BLOCKABLE_SIGNALS } from './kernel/consts.js';
@@ -271,10 +271,15 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
 function checkGroupAndSession(pid: number, ident: { pgid: number; sid: number }, parentStat: string[], treePids: Set<number>): void {
   const parentPgid = Number(parentStat[5]);
   const parentSid = Number(parentStat[6]);
-  if (ident.sid !== pid && ident.sid !== parentSid) {
-    throw refused(`pid ${pid}: it is in session ${ident.sid}, which is neither its own nor its parent's; not supported yet`);
+  // Restore recreates a session or group whose leader has exited with a
+  // helper of that number; one led by a live process outside the tree it cannot.
+  if (ident.sid !== pid && ident.sid !== parentSid && !treePids.has(ident.sid) && pidExists(ident.sid)) {
+    throw refused(`pid ${pid}: it is in session ${ident.sid}, led by pid ${ident.sid}, which is outside the tree`);
   }
-  if (ident.pgid !== pid && ident.pgid !== parentPgid && !treePids.has(ident.pgid)) {
-    throw refused(`pid ${pid}: its process group ${ident.pgid} has no leader in the tree (it exited); not supported yet`);
+  if (ident.pgid !== pid && ident.pgid !== parentPgid && !treePids.has(ident.pgid) && pidExists(ident.pgid)) {
+    throw refused(`pid ${pid}: its process group ${ident.pgid} is led by pid ${ident.pgid}, which is outside the tree`);
+  }
+  if (ident.pgid !== pid && ident.pgid !== parentPgid && ident.sid !== parentSid && ident.pgid !== ident.sid) {
+    throw refused(`pid ${pid}: group ${ident.pgid} in session ${ident.sid} (not its parent's): not supported yet`);
   }
 }

@@ -22,7 +22,7 @@ import { readMaps, pidExists, readStat } from './kernel/proc.js';
 import { sys, addressOf } from './kernel/ffi.js';
 import { setSigmask, getRseqConfig, waitPid, detach, waitNoHang, describeStatus } from './kernel/ptrace.js';
 import { BLOCKABLE_SIGNALS } from './kernel/consts.js';
-import { NR, SIG, PR, PTRACE_O, PTRACE_EVENT, AT_FDCWD, O, CLONE, signalName } from './kernel/consts.js';
+import { NR, SIG, PR, PTRACE_O, PTRACE_EVENT, AT_FDCWD, O, CLONE, WALL, signalName } from './kernel/consts.js';
 import { CkptError, badImage, conflict, inStep } from './errors.js';
 import { checkpointYield, wasInterrupted } from './cancel.js';
 import { hostXfeatures } from './cpu.js';
@@ -165,6 +165,14 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
   for (const z of m.processes.filter((x) => x.zombie)) {
     if (pidExists(z.pid)) throw conflict(`PID ${z.pid} (a zombie of the image) is already in use`);
   }
+  const inTree = new Set(m.processes.map((x) => x.pid));
+  for (const q of procs) {
+    for (const [num, what] of [[q.sid, 'session'], [q.pgid, 'process group']] as const) {
+      if (q.pid !== m.root && !inTree.has(num) && pidExists(num)) {
+        throw conflict(`PID ${num} is in use: pid ${q.pid} needs it to recreate its ${what}, whose leader had exited`);
+      }
+    }
+  }
   lap('check');
 
   let husk = -1;
@@ -244,6 +252,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
     // 4. The root's own state, then its descendants, top-down: each child is
     // forked from its restored parent, gets its own memory and state, and so on.
     const built: Built[] = [];
+    const helpers = new Map<number, Helper>();
     const setStep = (s0: string) => { step = s0; };
     built.push(buildProcess(p, rt, opts, off, tasksMade, true, setStep));
     for (const entry of m.processes) {
@@ -256,7 +265,16 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
         continue;
       }
       const q = procs.find((x) => x.pid === entry.pid)!;
-      const cpid = cloneIn(parent.rt, 0, q.misc.exitSignal ?? SIG.CHLD, q.pid, 'PID', tasksMade);
+      // A child in a session whose leader is gone is made by a helper that
+      // leads a new session with that number (CLONE_PARENT keeps the real parent).
+      let cpid: number;
+      if (q.sid !== q.pid && q.sid !== parent.p.sid) {
+        const h = helpers.get(q.sid) ?? makeHelper(parent, q.sid, 'session', tasksMade, hole);
+        helpers.set(q.sid, h);
+        cpid = cloneIn(h.rt, CLONE.PARENT, 0, q.pid, 'PID', tasksMade);
+      } else {
+        cpid = cloneIn(parent.rt, 0, q.misc.exitSignal ?? SIG.CHLD, q.pid, 'PID', tasksMade);
+      }
       const crt = new RemoteTask(cpid, parent.rt.gadget);
       crt.scratch = hole;
       crt.scratchSize = SCRATCH_SIZE;
@@ -272,12 +290,20 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
       restoreMm(crt, q, off);
       built.push(buildProcess(q, crt, opts, off, tasksMade, false, setStep));
     }
-    // Groups led by another process of the tree are joined once all exist.
+    // Groups led by another process of the tree are joined once all exist; a
+    // group whose leader is gone gets a helper with that number to lead it.
     for (const b of built) {
-      if (b.p.pid !== p.pid && b.p.pgid !== b.p.pid && b.p.pgid !== built.find((x) => x.p.pid === b.p.ppid)?.p.pgid) {
-        b.rt.call(`setpgid(${b.p.pgid})`, NR.setpgid, 0, b.p.pgid);
+      if (b.p.pid === p.pid || b.p.pgid === b.p.pid || b.p.pgid === Number(readStat(b.p.pid)[5])) continue;
+      if (!built.some((x) => x.p.pid === b.p.pgid) && !helpers.has(b.p.pgid)) {
+        const parent = built.find((x) => x.p.pid === b.p.ppid)!;
+        helpers.set(b.p.pgid, makeHelper(parent, b.p.pgid, 'group', tasksMade, hole));
       }
+      b.rt.call(`setpgid(${b.p.pgid})`, NR.setpgid, 0, b.p.pgid);
     }
+    // The helpers go: each ends and its parent reaps it (a session helper's
+    // SIGCHLD is taken back off the parent's queue).
+    for (const h of helpers.values()) endHelper(h, off);
+    helpers.clear();
     lap('tree');
 
     // 5. Limits, credentials and registers, last (they can take away rights restore needs).
@@ -306,6 +332,47 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
     if (husk > 0) killAndReap(husk, true);
     if (localUffd >= 0) fs.closeSync(localUffd);
     throw err;
+  }
+}
+
+interface Helper { rt: RemoteTask; parent: Built; kind: 'session' | 'group' }
+
+/**
+ * A helper with the number of a session or group whose leader has exited:
+ * forked from `parent`, it starts the session (setsid) or group (setpgid) that
+ * members then join; it ends once they have. A group helper has no exit
+ * signal; a session helper must have SIGCHLD, which the members it creates
+ * with CLONE_PARENT take as theirs.
+ */
+function makeHelper(parent: Built, num: number, kind: 'session' | 'group', made: number[], hole: bigint): Helper {
+  const hpid = cloneIn(parent.rt, 0, kind === 'session' ? SIG.CHLD : 0, num, `PID (to lead ${kind} ${num})`, made);
+  const rt = new RemoteTask(hpid, parent.rt.gadget);
+  rt.scratch = hole;
+  rt.scratchSize = SCRATCH_SIZE;
+  if (kind === 'session') rt.call('setsid', NR.setsid);
+  else rt.call('setpgid', NR.setpgid, 0, 0);
+  log.debug(`helper ${hpid} leads ${kind} ${num}`);
+  return { rt, parent, kind };
+}
+
+function endHelper(h: Helper, off: number): void {
+  const hpid = h.rt.pid;
+  h.rt.exitNow(0);
+  h.rt.close();
+  const prt = h.parent.rt;
+  prt.call(`wait4(helper ${hpid})`, NR.wait4, hpid, 0, WALL, 0);
+  if (h.kind === 'session') {
+    // Take the helper's SIGCHLD back, then queue again any the image had.
+    const set = Buffer.alloc(8);
+    set.writeBigUInt64LE(1n << BigInt(SIG.CHLD - 1), 0);
+    const zero = Buffer.alloc(16);
+    const setAddr = prt.put(set, off);
+    const tsAddr = prt.put(zero, off + 64);
+    while (prt.callRaw(128 /* rt_sigtimedwait */, setAddr, 0, tsAddr, 8) === BigInt(SIG.CHLD)) { /* drained */ }
+    const p = h.parent.p;
+    const isChld = (b64: string) => Buffer.from(b64, 'base64').readInt32LE(0) === SIG.CHLD;
+    queueSignals(prt, p.pid, null, p.pendingShared.filter(isChld), off);
+    for (const th of h.parent.threads) queueSignals(th.rt, p.pid, th.t.tid, th.t.pending.filter(isChld), off);
   }
 }
 

@@ -29,7 +29,8 @@ const ROUND_TRIP: Array<[string, string[]]> = [
   ['tree', []],          // 21 processes on three levels, several groups and sessions
   ['zombie', []],
   ['storm', []],
-  ['stopped', []],       // a stopped child stays stopped, goes on with SIGCONT         // forking and reaping short-lived children while being dumped
+  ['stopped', []],       // a stopped child stays stopped, goes on with SIGCONT
+  ['sessions', []],      // a session and a group whose leaders have exited         // forking and reaping short-lived children while being dumped
   ['unsupported', ['child']], // a child with a parent-death signal; refused before trees were supported
 ];
 
