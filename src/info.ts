@@ -10,11 +10,15 @@ import { Regs } from './kernel/ptrace.js';
 export function imageInfo(dir: string) {
   const img = new ImageReader(dir);
   const m = img.manifest;
-  const processes = m.processes.map((pp) => {
+  const zombies = m.processes.filter((pp) => pp.zombie).map((pp) => ({
+    pid: pp.pid, ppid: pp.ppid, pgid: pp.zombie!.pgid, sid: pp.zombie!.sid,
+    status: describeWaitStatus(pp.zombie!.status),
+  }));
+  const processes = m.processes.filter((pp) => !pp.zombie).map((pp) => {
     const p = img.readJson(`process-${pp.pid}.json`, ProcessImage);
     const areas = describeAreas(p.memory);
     return {
-      pid: p.pid, ppid: p.ppid, pgid: p.pgid, sid: p.sid, comm: p.comm, exe: p.exe, cwd: p.cwd, root: p.root,
+      pid: p.pid, ppid: p.ppid, pgid: p.pgid, sid: p.sid, stopped: !!p.stopped, comm: p.comm, exe: p.exe, cwd: p.cwd, root: p.root,
       umask: '0' + p.umask.toString(8), personality: '0x' + p.personality.toString(16),
       creds: { uid: p.creds.uid, gid: p.creds.gid, groups: p.creds.groups, capEff: p.creds.capEff },
       rlimits: Object.fromEntries(p.rlimits.map((l, i) => [RLIMIT_NAMES[i], l])),
@@ -35,7 +39,12 @@ export function imageInfo(dir: string) {
       }),
     };
   });
-  return { image: img.dir, format: m.version, ckptVersion: m.ckptVersion, created: m.created, kernel: m.kernel, arch: m.arch, cpu: m.cpu, options: m.options, files: m.files, processes };
+  return { image: img.dir, format: m.version, ckptVersion: m.ckptVersion, created: m.created, kernel: m.kernel, arch: m.arch, cpu: m.cpu, options: m.options, files: m.files, root: m.root, processes, zombies };
+}
+
+function describeWaitStatus(st: number): string {
+  const sig = st & 0x7f;
+  return sig ? `killed by ${signalName(sig)}` : `exited with ${(st >> 8) & 0xff}`;
 }
 
 function size(n: number): string {
@@ -49,8 +58,10 @@ export function renderInfo(info: ReturnType<typeof imageInfo>): string {
   const L: string[] = [];
   L.push(`image ${info.image}: format ${info.format}, made by ckpt ${info.ckptVersion} on ${info.created}`);
   L.push(`  kernel ${info.kernel} ${info.arch}; XSAVE features in use ${info.cpu.used} (XCR0 ${info.cpu.xcr0}, ${info.cpu.xsaveSize} bytes)`);
+  L.push(`  ${info.processes.length} process${info.processes.length === 1 ? '' : 'es'} (root ${info.root})${info.zombies.length ? `, ${info.zombies.length} zombie${info.zombies.length === 1 ? '' : 's'}` : ''}`);
+  for (const z of info.zombies) L.push(`  zombie ${z.pid}  ppid ${z.ppid} pgid ${z.pgid} sid ${z.sid}: ${z.status}`);
   for (const p of info.processes) {
-    L.push('', `process ${p.pid} (${p.comm})  ppid ${p.ppid} pgid ${p.pgid} sid ${p.sid}`);
+    L.push('', `process ${p.pid} (${p.comm})  ppid ${p.ppid} pgid ${p.pgid} sid ${p.sid}${p.stopped ? '  [stopped]' : ''}${p.threads.length > 1 ? `  ${p.threads.length} threads` : ''}`);
     L.push(`  exe ${p.exe}`, `  cwd ${p.cwd}  root ${p.root}  umask ${p.umask}  personality ${p.personality}`);
     L.push(`  uid ${p.creds.uid.join('/')} gid ${p.creds.gid.join('/')} groups [${p.creds.groups.join(',')}] capEff ${p.creds.capEff}`);
     L.push(`  memory: ${p.memory.areas.length} areas, ${size(p.memory.mappedBytes)} mapped, ${size(p.memory.storedBytes)} stored`);

@@ -99,3 +99,17 @@ test('restore --pidfile writes the restored PID', async () => {
   assert.equal(fs.readFileSync(pidfile, 'utf8').trim(), String(s.pid));
   assert.equal(await s.verdict(), 'PASS');
 });
+
+test('info lists the processes of a tree and its zombies', async () => {
+  const s = Subject.start('zombie');
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  ckptOk('dump', '-t', String(s.pid), '-D', img, '-R');
+  const text = ckptOk('info', '-D', img).stdout;
+  assert.match(text, /1 process \(root \d+\), 2 zombies/);
+  assert.match(text, /zombie \d+ +ppid \d+ .*: exited with 42/);
+  assert.match(text, /zombie \d+ +ppid \d+ .*: killed by SIGUSR1/);
+  const j = JSON.parse(ckptOk('--json', 'info', '-D', img).stdout);
+  assert.equal(j.zombies.length, 2);
+  assert.equal(await s.verdict(), 'PASS');
+});
