@@ -13,6 +13,8 @@
  *   - has its own sigaltstack when i is even;
  *   - waits by kind i % 4: FUTEX_WAIT on a shared word, a nanosleep loop, a
  *     blocking read on a FIFO, or spinning in user mode.
+ * Each also checks its robust futex list, and pthread_join in the main thread
+ * relies on each thread's clear_child_tid address.
  * On SIGTERM the main thread releases them (futex wake, one byte per reader
  * into the FIFO, a flag for the others); each checks itself; the main thread
  * joins them and reports. A wait that returns early (EINTR or otherwise)
@@ -68,6 +70,10 @@ static void *worker_main(void *arg)
 		stack_t ss = { .ss_sp = wk->stack, .ss_size = sizeof(wk->stack), .ss_flags = 0 };
 		sigaltstack(&ss, NULL);
 	}
+	/* glibc registered a robust futex list for this thread: note where. */
+	void *robust_head = NULL;
+	size_t robust_len = 0;
+	syscall(SYS_get_robust_list, 0, &robust_head, &robust_len);
 	pthread_barrier_wait(&ready);
 
 	/* Keep a value in a callee-saved register across the wait. */
@@ -129,6 +135,11 @@ static void *worker_main(void *arg)
 		WFAIL(wk, "thread %d: sigaltstack is %p/%zu flags %d", i, ss.ss_sp, ss.ss_size, ss.ss_flags);
 	if ((i & 1) && !(ss.ss_flags & SS_DISABLE))
 		WFAIL(wk, "thread %d: has a sigaltstack it did not set", i);
+	void *rh = NULL;
+	size_t rl = 0;
+	syscall(SYS_get_robust_list, 0, &rh, &rl);
+	if (rh != robust_head || rl != robust_len || !rh)
+		WFAIL(wk, "thread %d: robust futex list %p/%zu, was %p/%zu", i, rh, rl, robust_head, robust_len);
 	/* glibc registered rseq for this thread; registering again must say EBUSY. */
 	extern const ptrdiff_t __rseq_offset;
 	extern const unsigned int __rseq_size;
