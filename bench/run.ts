@@ -60,6 +60,11 @@ async function once(mib: number, base: string, subject?: string[]): Promise<Run>
     return { dumpMs: d.ms, restoreMs: r.ms, imageBytes, dumpRssKiB: d.json.peakRssKiB, restoreRssKiB: r.json.peakRssKiB };
   } finally {
     try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    // After a failure, the rest of a tree too.
+    try {
+      const m = JSON.parse(fs.readFileSync(path.join(img, 'manifest.json'), 'utf8')) as { processes: Array<{ pid: number }> };
+      for (const p of m.processes) { try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ } }
+    } catch { /* no image */ }
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -11,7 +11,7 @@ import { Pool } from './bulk/pool.js';
 import { syscallRaw } from './kernel/ffi.js';
 import { BLOCKABLE_SIGNALS } from './kernel/consts.js';
 import { NR, SIG } from './kernel/consts.js';
-import { planMemory, writePages, IOV_SCRATCH } from './objects/memory.js';
+import { planMemory, writePages, findHole, IOV_SCRATCH } from './objects/memory.js';
 import { dumpFds } from './objects/files.js';
 import { dumpActions } from './objects/signals.js';
 import { dumpThread } from './objects/thread.js';
@@ -79,7 +79,8 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
   log.info(`freezing pid ${root} and its descendants`);
   const tree = freezeTree(root);
   const live = tree.filter((p) => !p.zombie);
-  log.info(`frozen: ${live.length} processes, ${live.reduce((s, p) => s + p.tids.length, 0)} threads, ${tree.length - live.length} zombies`);
+  const n = (k: number, w: string) => `${k} ${w}${k === 1 ? '' : w.endsWith('s') ? 'es' : 's'}`;
+  log.info(`frozen: ${n(live.length, 'process')}, ${n(live.reduce((s, p) => s + p.tids.length, 0), 'thread')}, ${n(tree.length - live.length, 'zombie')}`);
   lap('freeze');
 
   const captured: Captured[] = [];
@@ -89,6 +90,13 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
   let pageBytes = 0;
   try {
     const pids = new Set(tree.map((p) => p.pid));
+    // A zombie is remade by its parent: its group and session must be the parent's, its own, or the tree's.
+    for (const z of tree.filter((p) => p.zombie)) {
+      const parent = readStat(z.ppid);
+      const { pgid, sid } = z.zombie!;
+      if (sid !== z.pid && sid !== Number(parent[6])) throw refused(`zombie ${z.pid}: in session ${sid}, not its parent's; not supported yet`);
+      if (pgid !== z.pid && pgid !== Number(parent[5]) && !pids.has(pgid)) throw refused(`zombie ${z.pid}: in process group ${pgid}, whose leader has exited; not supported yet`);
+    }
     image = new ImageWriter(dir);
     for (const proc of live) {
       current = { rts: [], origMasks: new Map() };
@@ -228,7 +236,11 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   const rt = new RemoteTask(pid, gadget);
   rts.push(rt);
   cur.leader = rt;
-  rt.mapScratch(SCRATCH_SIZE);
+  // Away from every area (a free page on each side), so that it cannot merge
+  // with one: a child's inherited areas are compared with its parent's while
+  // the parent's scratch area is mapped.
+  const used = plan.areas.map((a) => ({ start: BigInt(a.start) - 4096n, end: BigInt(a.end) + 4096n }));
+  rt.mapScratch(SCRATCH_SIZE, findHole(used, SCRATCH_SIZE + 4096, 0x10000n));
   for (const tid of tids.slice(1)) {
     const trt = new RemoteTask(tid, gadget);
     trt.scratch = rt.scratch;

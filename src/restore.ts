@@ -165,12 +165,16 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
   for (const z of m.processes.filter((x) => x.zombie)) {
     if (pidExists(z.pid)) throw conflict(`PID ${z.pid} (a zombie of the image) is already in use`);
   }
+  // Sessions and groups whose leaders have exited are remade by helpers with their numbers.
   const inTree = new Set(m.processes.map((x) => x.pid));
   for (const q of procs) {
-    for (const [num, what] of [[q.sid, 'session'], [q.pgid, 'process group']] as const) {
-      if (q.pid !== m.root && !inTree.has(num) && pidExists(num)) {
-        throw conflict(`PID ${num} is in use: pid ${q.pid} needs it to recreate its ${what}, whose leader had exited`);
-      }
+    const parent = procs.find((x) => x.pid === q.ppid);
+    if (q.pid === m.root || !parent) continue;
+    const needs: Array<[number, string]> = [];
+    if (q.sid !== q.pid && q.sid !== parent.sid) needs.push([q.sid, 'session']);
+    if (q.pgid !== q.pid && q.pgid !== parent.pgid && !inTree.has(q.pgid) && q.pgid !== q.sid) needs.push([q.pgid, 'process group']);
+    for (const [num, what] of needs) {
+      if (pidExists(num)) throw conflict(`PID ${num} is in use: pid ${q.pid} needs it to recreate its ${what}, whose leader had exited`);
     }
   }
   lap('check');
@@ -293,7 +297,8 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
     // Groups led by another process of the tree are joined once all exist; a
     // group whose leader is gone gets a helper with that number to lead it.
     for (const b of built) {
-      if (b.p.pid === p.pid || b.p.pgid === b.p.pid || b.p.pgid === Number(readStat(b.p.pid)[5])) continue;
+      const parentPgid = built.find((x) => x.p.pid === b.p.ppid)?.p.pgid;
+      if (b.p.pid === p.pid || b.p.pgid === b.p.pid || b.p.pgid === parentPgid || b.p.pgid === Number(readStat(b.p.pid)[5])) continue;
       if (!built.some((x) => x.p.pid === b.p.pgid) && !helpers.has(b.p.pgid)) {
         const parent = built.find((x) => x.p.pid === b.p.ppid)!;
         helpers.set(b.p.pgid, makeHelper(parent, b.p.pgid, 'group', tasksMade, hole));

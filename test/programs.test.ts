@@ -6,7 +6,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Subject, roundTrip, leaveRunning, ckpt, cleanupAll, tmpDir, waitUntil, readText } from './harness.js';
+import { Subject, roundTrip, leaveRunning, ckpt, ckptOk, cleanupAll, tmpDir, waitUntil, readText, treeGone } from './harness.js';
+import { waitNoHang } from '../src/kernel/ptrace.js';
 
 after(cleanupAll);
 
@@ -150,6 +151,31 @@ test('bash running sleep children in the background and waiting for them (a proc
   await s.ready();
   await waitUntil('bash to have its sleep children', () => readText(`/proc/${s.pid}/task/${s.pid}/children`).trim().split(/\s+/).filter(Boolean).length === 2);
   assert.equal(await roundTrip(s), 'PASS');
+});
+
+test('a job of a shell that still runs: bash (not a session leader) with its sleep children', async () => {
+  const dir = tmpDir('bashjob2');
+  fs.writeFileSync(path.join(dir, 'prog.sh'), BASH_JOBS);
+  const out = path.join(dir, 'verdict.txt');
+  // sh leads the session and stays; bash, its child, is the tree to dump.
+  const sh = new Subject('/bin/sh', ['-c', `/bin/bash ${path.join(dir, 'prog.sh')} ${out}; sleep 30`], { dir, outArg: false });
+  await sh.ready();
+  let bash = 0;
+  await waitUntil('bash under sh', () => {
+    bash = Number(readText(`/proc/${sh.pid}/task/${sh.pid}/children`).trim().split(/\s+/)[0] || 0);
+    return bash > 0 && readText(`/proc/${bash}/task/${bash}/children`).trim().split(/\s+/).filter(Boolean).length === 2;
+  });
+  const img = path.join(dir, 'img');
+  ckptOk('dump', '-t', String(bash), '-D', img);
+  await treeGone(img);
+  ckptOk('restore', '-D', img, '-d');
+  const lines = () => readText(out).split('\n').filter(Boolean);
+  const before = lines().length;
+  process.kill(bash, 'SIGTERM');
+  await waitUntil('the verdict', () => lines().slice(before).some((l) => /^(PASS|FAIL)/.test(l)));
+  assert.equal(lines().slice(before).find((l) => /^(PASS|FAIL)/.test(l)), 'PASS');
+  await waitUntil('bash to end', () => { try { waitNoHang(bash); } catch { /* not ours */ } return !fs.existsSync(`/proc/${bash}`); });
+  sh.kill();
 });
 
 test('node is refused (epoll, eventfd) and keeps running', async () => {

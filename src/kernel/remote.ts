@@ -113,6 +113,7 @@ export class RemoteTask {
   mapScratch(size: number, at?: bigint): bigint {
     size = Math.ceil(size / PAGE_SIZE) * PAGE_SIZE;
     const flags = MAP.PRIVATE | MAP.ANONYMOUS | (at ? MAP.FIXED_NOREPLACE : 0);
+    // (a hint address taken by another mapping gives EEXIST, reported as an error)
     this.scratch = this.call('mmap(scratch)', NR.mmap, at ?? 0, size, PROT.READ | PROT.WRITE, flags, -1, 0);
     this.scratchSize = size;
     return this.scratch;

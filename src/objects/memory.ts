@@ -161,7 +161,9 @@ export function planMemory(pid: number, parentPid?: number): MemoryPlan {
           take = own(h);
           if (theirs) {
             const ph = theirs.hi[i];
-            const shared = take && own(ph) && (h & 0x40000000) === 0 && (ph & 0x40000000) === 0 && pfn(mine.lo[i], h) === pfn(theirs.lo[i], ph);
+            // Page frames read as 0 without CAP_SYS_ADMIN: then nothing counts as shared.
+            const frame = pfn(mine.lo[i], h);
+            const shared = take && own(ph) && (h & 0x40000000) === 0 && (ph & 0x40000000) === 0 && frame !== 0 && frame === pfn(theirs.lo[i], ph);
             if (shared) take = false; // still the parent's page: the fork at restore gives it back
             else if (!take && own(ph)) drop = true; // the parent has a page here the child has not
           }
