@@ -196,6 +196,7 @@ function checkSharedFiles(captured: Captured[]): void {
   for (const c of captured) {
     for (const f of c.doc.fds) {
       if (f.kind !== 'path' || (f.type !== 'reg' && f.type !== 'dir')) continue;
+      // (fds inherited from the parent are recorded as such and come back shared)
       const key = `${f.dev}:${f.ino}`;
       const list = byInode.get(key) ?? [];
       for (const o of list) {
@@ -219,7 +220,7 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   const ident = readIdentity(pid);
   if (pid !== opts.pid) checkGroupAndSession(pid, ident, readStat(proc.ppid), treePids);
   setStep('files');
-  const fds = dumpFds(pid, !!opts.shellJob);
+  const fds = dumpFds(pid, !!opts.shellJob, pid !== opts.pid ? proc.ppid : undefined);
   setStep('memory map');
   const plan = planMemory(pid, pid !== opts.pid ? proc.ppid : undefined);
   await checkpointYield();

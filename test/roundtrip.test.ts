@@ -30,7 +30,8 @@ const ROUND_TRIP: Array<[string, string[]]> = [
   ['zombie', []],
   ['storm', []],
   ['stopped', []],       // a stopped child stays stopped, goes on with SIGCONT
-  ['sessions', []],      // a session and a group whose leaders have exited         // forking and reaping short-lived children while being dumped
+  ['sessions', []],      // a session and a group whose leaders have exited
+  ['sharedfile', []],    // a file opened before fork: one offset shared by parent and children         // forking and reaping short-lived children while being dumped
   ['unsupported', ['child']], // a child with a parent-death signal; refused before trees were supported
 ];
 

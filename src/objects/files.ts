@@ -16,7 +16,11 @@ import { IOV_SCRATCH } from './memory.js';
 export const DupFd = z.object({ fd: z.number(), kind: z.literal('dup'), of: z.number(), cloexec: z.boolean() });
 export type DupFd = z.infer<typeof DupFd>;
 
-export const FdImage = z.discriminatedUnion('kind', [PathFd, TtyFd, DupFd]);
+/** An fd that shares its open file description with an fd of the parent process (inherited across fork). */
+export const InheritFd = z.object({ fd: z.number(), kind: z.literal('inherit'), parentFd: z.number(), cloexec: z.boolean() });
+export type InheritFd = z.infer<typeof InheritFd>;
+
+export const FdImage = z.discriminatedUnion('kind', [PathFd, TtyFd, DupFd, InheritFd]);
 export type FdImage = z.infer<typeof FdImage>;
 
 const UNSUPPORTED: Array<[RegExp, string]> = [
@@ -34,9 +38,16 @@ const UNSUPPORTED: Array<[RegExp, string]> = [
   [/^\/memfd:/, 'a memfd (not supported yet)'],
 ];
 
-export function dumpFds(pid: number, shellJob: boolean): FdImage[] {
+/**
+ * The fd table of a process. With `parentPid` (a process of the tree), an fd
+ * that shares its open file description with one of the parent's is recorded
+ * as inherited: restore forks the process from its parent, which gives it
+ * that very description again (offset and flags shared, as before).
+ */
+export function dumpFds(pid: number, shellJob: boolean, parentPid?: number): FdImage[] {
   const out: FdImage[] = [];
   const inode = new Map<number, string>();
+  const parentFds = parentPid ? parentInodes(parentPid) : [];
   for (const e of readFds(pid)) {
     for (const [re, what] of UNSUPPORTED) {
       if (re.test(e.link)) throw refused(`pid ${pid}: fd ${e.fd} is ${what}: ${e.link}`);
@@ -46,9 +57,12 @@ export function dumpFds(pid: number, shellJob: boolean): FdImage[] {
       throw refused(`pid ${pid}: fd ${e.fd} (${e.link}) cannot be examined: ${(err as Error).message}`);
     }
     const key = `${st.dev}:${st.ino}`;
-    const twin = out.find((o) => o.kind !== 'dup' && inode.get(o.fd) === key && sameFile(pid, o.fd, e.fd));
+    const cloexec = (e.flags & O.CLOEXEC) !== 0;
+    const fromParent = parentFds.find((pf) => pf.key === key && syscallRaw(NR.kcmp, parentPid!, pid, KCMP_FILE, pf.fd, e.fd) === 0);
+    const twin = fromParent ? undefined : out.find((o) => o.kind !== 'dup' && o.kind !== 'inherit' && inode.get(o.fd) === key && sameFile(pid, o.fd, e.fd));
     inode.set(e.fd, key);
-    if (twin) out.push({ fd: e.fd, kind: 'dup', of: twin.fd, cloexec: (e.flags & O.CLOEXEC) !== 0 });
+    if (fromParent) out.push({ fd: e.fd, kind: 'inherit', parentFd: fromParent.fd, cloexec });
+    else if (twin) out.push({ fd: e.fd, kind: 'dup', of: twin.fd, cloexec });
     else if (isTty(st)) out.push(dumpTtyFd(pid, e, st, shellJob));
     else out.push(dumpPathFd(pid, e, st));
   }
@@ -56,6 +70,14 @@ export function dumpFds(pid: number, shellJob: boolean): FdImage[] {
 }
 
 const KCMP_FILE = 0;
+
+function parentInodes(ppid: number): Array<{ fd: number; key: string }> {
+  const out: Array<{ fd: number; key: string }> = [];
+  for (const e of readFds(ppid)) {
+    try { const st = fs.statSync(`/proc/${ppid}/fd/${e.fd}`); out.push({ fd: e.fd, key: `${st.dev}:${st.ino}` }); } catch { /* gone */ }
+  }
+  return out;
+}
 /** Do two fds of the process share one open file description? */
 function sameFile(pid: number, a: number, b: number): boolean {
   return syscallRaw(NR.kcmp, pid, pid, KCMP_FILE, a, b) === 0;
@@ -69,15 +91,26 @@ export function checkFds(fds: FdImage[]): void {
 /** Replace the task's inherited fd table with the image's. */
 export function restoreFds(rt: RemoteTask, fds: FdImage[], keep: number[] = []): void {
   const inherited = fs.readdirSync(`/proc/${rt.pid}/fd`).map(Number).map((fd) => ({ fd, link: safeLink(`/proc/${rt.pid}/fd/${fd}`) }));
-  const maxFd = Math.max(2, ...fds.map((f) => f.fd), ...inherited.map((f) => f.fd));
+  let top = Math.max(2, ...fds.map((f) => f.fd), ...inherited.map((f) => f.fd)) + 1;
   const needTty = fds.some((f) => f.kind === 'tty');
-  const parked = needTty ? parkCallerTty(rt, inherited, maxFd + 1) : -1;
-  for (const f of inherited) if (f.fd !== parked && !keep.includes(f.fd)) rt.call(`close(${f.fd})`, NR.close, f.fd);
+  const parked = needTty ? parkCallerTty(rt, inherited, top) : -1;
+  if (parked >= 0) top = parked + 1;
+  // Descriptions inherited from the parent (this task was forked from it):
+  // set them aside above everything before the table is cleared.
+  const aside = new Map<number, number>();
+  for (const f of fds) {
+    if (f.kind !== 'inherit' || aside.has(f.parentFd)) continue;
+    aside.set(f.parentFd, rt.callN(`fcntl(F_DUPFD_CLOEXEC, ${f.parentFd})`, NR.fcntl, f.parentFd, 1030 /* F_DUPFD_CLOEXEC */, top));
+  }
+  const asideFds = new Set(aside.values());
+  for (const f of inherited) if (f.fd !== parked && !keep.includes(f.fd) && !asideFds.has(f.fd)) rt.call(`close(${f.fd})`, NR.close, f.fd);
   for (const f of [...fds].sort((a, b) => a.fd - b.fd)) {
     if (f.kind === 'path') restorePathFd(rt, f, IOV_SCRATCH);
     else if (f.kind === 'tty') restoreTtyFd(rt, f, parked);
+    else if (f.kind === 'inherit') rt.call(`dup3(inherited ${f.parentFd}, ${f.fd})`, NR.dup3, aside.get(f.parentFd)!, f.fd, f.cloexec ? O.CLOEXEC : 0);
     else rt.call(`dup3(${f.of}, ${f.fd})`, NR.dup3, f.of, f.fd, f.cloexec ? O.CLOEXEC : 0);
   }
+  for (const a of asideFds) rt.call('close(set-aside fd)', NR.close, a);
   if (parked >= 0) rt.call('close(parked tty)', NR.close, parked);
 }
 
@@ -87,6 +120,7 @@ function safeLink(p: string): string {
 
 export function describeFd(f: FdImage): string {
   if (f.kind === 'dup') return `same open file as fd ${f.of}`;
+  if (f.kind === 'inherit') return `same open file as the parent's fd ${f.parentFd}`;
   if (f.kind === 'tty') return `terminal ${f.path} (given the caller's terminal on restore)`;
   return `${f.type} ${f.path} flags 0${f.flags.toString(8)} pos ${f.pos}`;
 }
