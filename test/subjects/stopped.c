@@ -13,15 +13,6 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
-static char state_of(pid_t pid)
-{
-	char path[64], text[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (read_file(path, text, sizeof(text)) <= 0) return '?';
-	char *p = strrchr(text, ')');
-	return p && p[1] == ' ' ? p[2] : '?';
-}
-
 static volatile sig_atomic_t usr1;
 static void on_usr1(int s) { (void)s; usr1 = 1; }
 
@@ -51,7 +42,7 @@ int main(int argc, char **argv)
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
-	CHECK(state_of(c) == 'T', "child %d is not stopped any more (state %c)", c, state_of(c));
+	CHECK(proc_state(c) == 'T', "child %d is not stopped any more (state %c)", c, proc_state(c));
 	CHECK(*count == at_stop, "the stopped child counted on (%lu -> %lu)", at_stop, *count);
 	kill(c, SIGCONT);
 	for (int i = 0; i < 200 && *count <= at_stop + 3; i++) usleep(10000);

@@ -382,4 +382,14 @@ static SUBJ_UNUSED void subject_init(int argc, char **argv, int min_args, const 
 	}
 }
 
+/* The state letter of a process from /proc/PID/stat (R, S, T, Z...), '?' if gone. */
+static SUBJ_UNUSED char proc_state(pid_t pid)
+{
+	char path[64], text[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (read_file(path, text, sizeof(text)) <= 0) return '?';
+	char *p = strrchr(text, ')');
+	return p && p[1] == ' ' ? p[2] : '?';
+}
+
 #endif

@@ -8,15 +8,6 @@
 #include "subject.h"
 #include <sys/wait.h>
 
-static char state_of(pid_t pid)
-{
-	char path[64], text[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (read_file(path, text, sizeof(text)) <= 0) return '?';
-	char *p = strrchr(text, ')');
-	return p && p[1] == ' ' ? p[2] : '?';
-}
-
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv, 1, "");
@@ -26,14 +17,14 @@ int main(int argc, char **argv)
 	pid_t b = fork();
 	if (b == 0) { signal(SIGUSR1, SIG_DFL); for (;;) pause(); }
 	kill(b, SIGUSR1);
-	while (state_of(a) != 'Z' || state_of(b) != 'Z') usleep(1000);
+	while (proc_state(a) != 'Z' || proc_state(b) != 'Z') usleep(1000);
 	subject_ready(NULL);
 	while (!got_term) {
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
-	CHECK(state_of(a) == 'Z', "child %d is no longer a zombie (state %c)", a, state_of(a));
-	CHECK(state_of(b) == 'Z', "child %d is no longer a zombie (state %c)", b, state_of(b));
+	CHECK(proc_state(a) == 'Z', "child %d is no longer a zombie (state %c)", a, proc_state(a));
+	CHECK(proc_state(b) == 'Z', "child %d is no longer a zombie (state %c)", b, proc_state(b));
 	int st = 0;
 	CHECK(waitpid(a, &st, WNOHANG) == a, "waitpid(%d): %s", a, strerror(errno));
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 42, "child %d: status %#x, expected exit 42", a, st);
