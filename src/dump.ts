@@ -1,5 +1,6 @@
-// dump: freeze the process, write everything it is into an image, then end it
-// (or let it go on with --leave-running). Any failure leaves it as it was.
+// dump: freeze a process and its descendants, write everything they are into
+// an image, then end them (or let them go on with --leave-running). Any
+// failure leaves them as they were.
 
 import path from 'node:path';
 import { checkTraceable } from './freeze.js';
@@ -9,8 +10,7 @@ import { findSyscallGadget, RemoteTask } from './kernel/remote.js';
 import { kernelRelease, readStatus, readStat, pidExists } from './kernel/proc.js';
 import { Pool } from './bulk/pool.js';
 import { syscallRaw } from './kernel/ffi.js';
-import { BLOCKABLE_SIGNALS } from './kernel/consts.js';
-import { NR, SIG } from './kernel/consts.js';
+import { NR, SIG, BLOCKABLE_SIGNALS } from './kernel/consts.js';
 import { planMemory, writePages, findHole, IOV_SCRATCH } from './objects/memory.js';
 import { dumpFds } from './objects/files.js';
 import { dumpActions } from './objects/signals.js';
@@ -45,7 +45,6 @@ function residentBytes(pid: number): number {
   const kb = Number((readStatus(pid).get('VmRSS') ?? '0').replace(/\D/g, ''));
   return kb * 1024;
 }
-const ALL_SIGNALS = BLOCKABLE_SIGNALS;
 
 export async function dump(opts: DumpOptions): Promise<DumpResult> {
   checkTraceable(opts.pid);
@@ -228,7 +227,7 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   setStep('signals');
   for (const tid of tids) {
     origMasks.set(tid, getSigmask(tid));
-    setSigmask(tid, ALL_SIGNALS); // nothing may be delivered while we run syscalls in it
+    setSigmask(tid, BLOCKABLE_SIGNALS); // nothing may be delivered while we run syscalls in it
   }
   const vdso = plan.areas.find((a) => a.name === '[vdso]');
   if (!vdso) throw refused(`pid ${pid} has no vDSO; ckpt needs one to run syscalls in the process`);

@@ -1,6 +1,7 @@
-// restore: check the image, then turn a husk process into the program:
-// clone the task with its recorded PID, replace the husk's memory with the
-// image's, reopen files, set signals, identity and registers, and let it go.
+// restore: check the image, then build the root's address space in a husk
+// process, clone the root from it with its recorded PID, give it its files,
+// identity, signals and threads, fork its descendants from it top-down (each
+// with its PID, memory and state), and let the whole tree go.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -38,7 +39,6 @@ export interface RestoreResult { pid: number; exitCode?: number; timings: Record
 
 const SCRATCH_SIZE = 64 * 1024;
 const POOL_THRESHOLD = 128 << 20;
-const ALL_SIGNALS = BLOCKABLE_SIGNALS;
 const HUSKS = ['/usr/bin/sleep', '/bin/sleep'];
 
 /** Load and check everything that can be checked without creating a process. */
@@ -83,7 +83,7 @@ function checkHost(p: ProcessImage): void {
 function spawnHusk(): number {
   const husk = HUSKS.find((h) => fs.existsSync(h));
   if (!husk) throw new CkptError('failed', `no husk program found (tried ${HUSKS.join(', ')})`);
-  return posixSpawn(husk, ['ckpt-husk', '1000000'], { sigmask: ALL_SIGNALS });
+  return posixSpawn(husk, ['ckpt-husk', '1000000'], { sigmask: BLOCKABLE_SIGNALS });
 }
 
 function killAndReap(pid: number, parentIsUs: boolean): void {
@@ -197,7 +197,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
     const scratch = { start: hole, end: hole + BigInt(SCRATCH_SIZE) };
     const hrt = new RemoteTask(husk, gadget);
     hrt.mapScratch(SCRATCH_SIZE, hole);
-    setSigmask(husk, ALL_SIGNALS);
+    setSigmask(husk, BLOCKABLE_SIGNALS);
     const off = IOV_SCRATCH + 4096;
     lap('husk');
 
