@@ -18,8 +18,11 @@ export const SUBJECTS = path.join(ROOT, 'test/subjects/bin');
 
 sys('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
 
+const dirs: string[] = [];
 export function tmpDir(tag: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `ckpt-${tag}-`));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), `ckpt-${tag}-`));
+  dirs.push(d);
+  return d;
 }
 
 export function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
@@ -134,6 +137,8 @@ export async function cleanupAll(): Promise<void> {
   await sleep(50);
   for (const pid of all) { try { waitNoHang(pid); } catch { /* not ours */ } }
   live.clear();
+  // Images can be big: remove the test directories (kept with CKPT_KEEP_TEST_DIRS=1).
+  if (!process.env.CKPT_KEEP_TEST_DIRS) for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 }
 
 /** PIDs of every process in an image. */

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawn, ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CKPT, SUBJECTS, ckpt, ckptOk, tmpDir, readText, waitUntil, sleep } from './harness.js';
+import { CKPT, SUBJECTS, ckpt, ckptOk, tmpDir, readText, waitUntil, sleep, cleanupAll } from './harness.js';
 import { waitNoHang } from '../src/kernel/ptrace.js';
 
 // pty_run.py STATUS TTYFILE LOG CMD [ARGS...]: run CMD as a session leader on
@@ -108,6 +108,7 @@ after(async () => {
       await sleep(10);
     }
   }
+  await cleanupAll(); // and the test directory
 });
 
 test('a terminal job: refused without --shell-job, restored with it onto the terminal ckpt runs on', async () => {
