@@ -15,6 +15,8 @@ const REFUSED: Array<[string, RegExp]> = [
   ['pipe', /fd 3 is a pipe/],
   ['timer', /POSIX timers/],
   ['deleted', /fd 3 .*deleted/],
+  ['lock', /fd 3 .* holds a file lock \(FLOCK ADVISORY\)/],
+  ['netns', /another net namespace than ckpt/],
 ];
 
 for (const [kind, message] of REFUSED) {

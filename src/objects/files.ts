@@ -52,6 +52,9 @@ export function dumpFds(pid: number, shellJob: boolean, parentPid?: number): FdI
     for (const [re, what] of UNSUPPORTED) {
       if (re.test(e.link)) throw refused(`pid ${pid}: fd ${e.fd} is ${what}: ${e.link}`);
     }
+    if (e.info.has('lock')) {
+      throw refused(`pid ${pid}: fd ${e.fd} (${e.link}) holds a file lock (${e.info.get('lock')!.split(/\s+/).slice(1, 3).join(' ')}); file locks are not supported yet`);
+    }
     let st: fs.Stats;
     try { st = fs.statSync(`/proc/${pid}/fd/${e.fd}`); } catch (err) {
       throw refused(`pid ${pid}: fd ${e.fd} (${e.link}) cannot be examined: ${(err as Error).message}`);

@@ -50,6 +50,7 @@ export const ProcessImage = z.object({
 });
 export type ProcessImage = z.infer<typeof ProcessImage>;
 
+const NAMESPACES = ['pid', 'pid_for_children', 'mnt', 'net', 'ipc', 'uts', 'user', 'cgroup', 'time', 'time_for_children'];
 const hex = (v: bigint | number | string) => '0x' + BigInt(v).toString(16);
 const INF = 0xffffffffffffffffn;
 
@@ -77,6 +78,14 @@ export function readIdentity(pid: number) {
   const root = link('root');
   const status = readStatus(pid);
   if (status.get('Seccomp') && status.get('Seccomp') !== '0') throw refused(where('seccomp filters are not supported yet'));
+  // Namespaces other than ckpt's would come back as ckpt's: refuse them (containers come later).
+  for (const ns of NAMESPACES) {
+    let theirs = '';
+    try { theirs = fs.readlinkSync(`/proc/${pid}/ns/${ns}`); } catch { continue; }
+    if (theirs !== fs.readlinkSync(`/proc/self/ns/${ns}`)) {
+      throw refused(where(`it is in another ${ns.replace('_for_children', ' (for its children)')} namespace than ckpt (${theirs}); namespaces are not supported yet`));
+    }
+  }
   const timers = fs.readFileSync(`/proc/${pid}/timers`, 'utf8');
   if (timers.trim()) throw refused(where('POSIX timers (timer_create) are not supported yet'));
   return {

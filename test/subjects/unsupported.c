@@ -10,6 +10,8 @@
  *   child    a fork()ed child in pause() (PR_SET_PDEATHSIG SIGKILL)
  *   timer    a POSIX timer (timer_create, 50 ms period, SIGUSR1)
  *   deleted  an open file that was unlinked
+ *   lock     an flock() lock on a file it holds open
+ *   netns    its own network namespace (unshare CLONE_NEWNET)
  * After READY it counts in a nanosleep loop (EINTR tolerated: the timer
  * signal interrupts it). The tool is expected to refuse the dump and leave
  * the process running unchanged; on SIGTERM the subject PASSes if the thing
@@ -24,10 +26,14 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <sys/file.h>
+#include <sched.h>
 
 static const char *kind;
 static int sock = -1, pfd[2] = { -1, -1 }, delfd = -1;
 static pid_t child;
+static int lockfd = -1;
+static char netns[64];
 static pthread_t thr;
 static volatile unsigned long thread_count, timer_ticks;
 static timer_t timer;
@@ -104,8 +110,14 @@ static void setup(void)
 		CHECK(delfd >= 0, "open deleted.txt: %s", strerror(errno));
 		CHECK(write(delfd, del_content, sizeof(del_content)) == sizeof(del_content), "write");
 		CHECK(unlink("deleted.txt") == 0, "unlink: %s", strerror(errno));
+	} else if (strcmp(kind, "lock") == 0) {
+		lockfd = open("locked.txt", O_RDWR | O_CREAT, 0600);
+		CHECK(lockfd >= 0 && flock(lockfd, LOCK_EX) == 0, "flock: %s", strerror(errno));
+	} else if (strcmp(kind, "netns") == 0) {
+		CHECK(unshare(CLONE_NEWNET) == 0, "unshare(CLONE_NEWNET): %s", strerror(errno));
+		CHECK(readlink("/proc/self/ns/net", netns, sizeof(netns) - 1) > 0, "readlink ns/net");
 	} else {
-		fprintf(stderr, "unsupported: unknown KIND '%s' (socket pipe thread child timer deleted)\n", kind);
+		fprintf(stderr, "unsupported: unknown KIND '%s' (socket pipe thread child timer deleted lock netns)\n", kind);
 		exit(2);
 	}
 }
@@ -152,6 +164,16 @@ static void verify(void)
 		      "timer interval is %ld.%09ld", (long)its.it_interval.tv_sec, its.it_interval.tv_nsec);
 		wait_ms(300);
 		CHECK(timer_ticks > t0, "timer stopped firing (%lu ticks)", t0);
+	}
+	if (lockfd >= 0) {
+		/* Another open file description cannot take the lock while this one holds it. */
+		int other = open("locked.txt", O_RDWR);
+		CHECK(other >= 0 && flock(other, LOCK_EX | LOCK_NB) == -1 && errno == EWOULDBLOCK, "the flock lock is gone");
+		close(other);
+	}
+	if (netns[0]) {
+		char now[64] = "";
+		CHECK(readlink("/proc/self/ns/net", now, sizeof(now) - 1) > 0 && strcmp(now, netns) == 0, "network namespace changed: %s", now);
 	}
 	if (delfd >= 0) {
 		char buf[64] = { 0 };
