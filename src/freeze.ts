@@ -80,10 +80,17 @@ export function freezeTask(pid: number, options = 0): Frozen {
  */
 export function freezeThreads(pid: number): { tids: number[]; groupStopped: boolean } {
   // A parent in vfork waits, unstoppable, for a child that runs in its memory.
+  // Children that share other per-process state with it (clone flags without
+  // CLONE_THREAD) would come back with their own copies.
   for (const tid of listTasks(pid)) {
     for (const kid of readChildren(pid, tid)) {
       if (syscallRaw(NR.kcmp, kid, pid, 1 /* KCMP_VM */, 0, 0) === 0) {
         throw refused(`pid ${kid} shares its memory with its parent ${pid} (vfork, or clone with CLONE_VM); such processes are not supported`);
+      }
+      for (const [type, what] of [[2, 'fd table (CLONE_FILES)'], [3, 'cwd and root (CLONE_FS)'], [4, 'signal handlers (CLONE_SIGHAND)']] as const) {
+        if (syscallRaw(NR.kcmp, kid, pid, type, 0, 0) === 0) {
+          throw refused(`pid ${kid} shares its ${what} with its parent ${pid}; such processes are not supported yet`);
+        }
       }
     }
   }
