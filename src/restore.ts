@@ -11,7 +11,7 @@ import { checkFds, restoreFds } from './objects/files.js';
 import { restoreActions, queueSignals } from './objects/signals.js';
 import { restoreThreadCalls, finalRegs, setThreadState } from './objects/thread.js';
 import { restoreCreds } from './objects/creds.js';
-import { findHole, areaRanges, clearAndMoveSpecials, restoreAreas, registerUffd, unregisterUffd, IOV_SCRATCH } from './objects/memory.js';
+import { findHole, checkMappedFiles, areaRanges, clearAndMoveSpecials, restoreAreas, registerUffd, unregisterUffd, IOV_SCRATCH } from './objects/memory.js';
 import { Pool } from './bulk/pool.js';
 import { shareJob } from './bulk/jobs.js';
 import { peekFdKeep } from './objects/fdpeek.js';
@@ -77,6 +77,7 @@ function checkHost(p: ProcessImage): void {
   if (!fs.existsSync(p.exe)) throw conflict(`pid ${p.pid}: its executable ${p.exe} does not exist on this host`);
   if (!fs.existsSync(p.cwd)) throw conflict(`pid ${p.pid}: its working directory ${p.cwd} does not exist`);
   checkFds(p.fds);
+  checkMappedFiles(p.pid, p.memory);
   checkRlimits(p);
 }
 

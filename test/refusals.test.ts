@@ -194,3 +194,19 @@ test('a parent in vfork (its child runs in its memory) is refused, and both run 
   assert.equal(s.lines().find((l) => l.startsWith('PASS') || l.startsWith('FAIL')), 'PASS');
   await s.reap();
 });
+
+test('a program whose mapped file changed since the dump is refused before any process is created', async () => {
+  const s = Subject.start('mem');
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  ckptOk('dump', '-t', String(s.pid), '-D', img);
+  await s.gone();
+  // mem maps mem.data privately; touch it so it looks replaced.
+  const data = path.join(s.dir, 'mem.data');
+  const later = new Date(Date.now() + 3600 * 1000);
+  fs.utimesSync(data, later, later);
+  const r = ckpt('restore', '-D', img, '-d');
+  assert.equal(r.status, 5, r.stderr);
+  assert.match(r.stderr, /mem\.data, changed since the dump/);
+  assert.ok(!fs.existsSync(`/proc/${s.pid}`));
+});

@@ -23,6 +23,7 @@ export const Area = z.object({
   offset: hex,
   vmflags: z.array(z.string()),
   fileSize: z.optional(z.number()),
+  fileMtime: z.optional(z.number()), // seconds; with fileSize, to tell a changed file at restore
   dataOffset: z.number(),      // where this area's pages start in the page file
   runs: z.array(z.tuple([z.number(), z.number()])), // [first page index in area, page count]
   inherit: z.optional(z.boolean()),  // a child's area kept from its parent across fork (see planMemory)
@@ -129,7 +130,11 @@ export function planMemory(pid: number, parentPid?: number): MemoryPlan {
         name: c.name, offset: toHex(m.offset), vmflags: m.vmflags, dataOffset: offset, runs: [],
       };
       if (c.kind === 'file') {
-        try { area.fileSize = fs.statSync(`/proc/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`).size; } catch { /* no size */ }
+        try {
+          const st = fs.statSync(`/proc/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`);
+          area.fileSize = st.size;
+          area.fileMtime = Math.floor(st.mtimeMs / 1000);
+        } catch { /* no size */ }
       }
       areas.push(area);
       const from = c.kind !== 'special' ? inheritedFrom(m, parentMaps) : null;
@@ -349,6 +354,25 @@ export function findHole(used: Range[], size: number, above = 0x100000000n): big
   }
   if (cand + BigInt(size) > 0x7ffffffff000n) throw new Error('no free address range for the scratch area');
   return cand;
+}
+
+/**
+ * Before any process is created: the files the process maps (its program,
+ * its libraries) must be the ones it had, or it would run other code.
+ */
+export function checkMappedFiles(pid: number, mem: MemoryImage): void {
+  const seen = new Set<string>();
+  for (const a of mem.areas) {
+    if (a.kind !== 'file' || seen.has(a.name) || a.fileSize === undefined) continue;
+    seen.add(a.name);
+    let st: fs.Stats;
+    try { st = fs.statSync(a.name); } catch {
+      throw new CkptError('conflict', `pid ${pid}: the file it maps, ${a.name}, does not exist here`);
+    }
+    if (st.size !== a.fileSize || (a.fileMtime !== undefined && Math.floor(st.mtimeMs / 1000) !== a.fileMtime)) {
+      throw new CkptError('conflict', `pid ${pid}: the file it maps, ${a.name}, changed since the dump (size ${a.fileSize} -> ${st.size}${a.fileMtime !== undefined ? `, modified ${new Date(a.fileMtime * 1000).toISOString()} -> ${st.mtime.toISOString()}` : ''}); restoring it would run other code`);
+    }
+  }
 }
 
 export function areaRanges(mem: MemoryImage): Range[] {
