@@ -39,6 +39,7 @@ export interface RestoreResult { pid: number; exitCode?: number; timings: Record
 
 const SCRATCH_SIZE = 64 * 1024;
 const POOL_THRESHOLD = 128 << 20;
+const CHILD_UFFD_MIN = 16 << 20;
 const HUSKS = ['/usr/bin/sleep', '/bin/sleep'];
 
 /** Load and check everything that can be checked without creating a process. */
@@ -290,8 +291,20 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
       clearAndMoveSpecials(crt, q.memory, scratch, crt.gadget - vd.start);
       const cpages = img.path(q.memory.pagesFile);
       const cfd = Number(crt.call('open(page file)', NR.openat, AT_FDCWD, crt.putString(cpages, off), O.RDONLY | O.CLOEXEC, 0));
-      restoreAreas(crt, q.memory, cfd, cpages, false);
+      // A child with much memory of its own gets it copied in like the root's (UFFDIO_COPY, two threads).
+      const cdeferred = restoreAreas(crt, q.memory, cfd, cpages, pool !== null && q.memory.pageBytes >= CHILD_UFFD_MIN);
       crt.call('close(page file)', NR.close, cfd);
+      if (pool && cdeferred.segs.length) {
+        const cufd = registerUffd(crt, cdeferred, off, 3);
+        localUffd = peekFdKeep(cpid, cufd);
+        const size = m.files[q.memory.pagesFile].size;
+        const res = await shareJob({ op: 'load', uffd: localUffd, path: cpages, size, chunks: Array.from({ length: chunkCount(size) }, (_, i) => i), segs: cdeferred.segs }, pool);
+        img.checkSums(q.memory.pagesFile, res.flatMap((r) => r.sums ?? []));
+        log.debug(`pid ${cpid}: ${(cdeferred.bytes / 1048576).toFixed(0)} MiB of pages copied in`);
+        unregisterUffd(crt, cdeferred, cufd, off);
+        fs.closeSync(localUffd);
+        localUffd = -1;
+      }
       restoreMm(crt, q, off);
       built.push(buildProcess(q, crt, opts, off, tasksMade, false, setStep));
     }

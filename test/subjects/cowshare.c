@@ -9,6 +9,8 @@
  *
  *   cowshare OUTFILE [MIB]
  *
+ * Child 1 also has 32 MiB of memory of its own (mapped and filled after the
+ * fork), which restore copies in apart from what it shares.
  * On SIGTERM the parent asks every child (SIGUSR1) to write its mark into the
  * shared region and waits to see all marks: a copy instead of shared memory
  * never shows them. Then each child checks its memory and exits 0 or 1.
@@ -60,6 +62,13 @@ int main(int argc, char **argv)
 		if (c == 0) {
 			signal(SIGUSR1, on_usr1);
 			if (k == 0) for (size_t i = 6 * PAGE / 8; i < 7 * PAGE / 8; i++) big[i] = 0xc0ffeeull;
+			uint64_t *mine = NULL;
+			size_t mine_words = (32ul << 20) / 8;
+			if (k == 1) {
+				mine = mmap(NULL, mine_words * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+				if (mine == MAP_FAILED) _exit(4);
+				for (size_t i = 0; i < mine_words; i++) mine[i] = pat(i) ^ 0x5555;
+			}
 			while (!got_term) {
 				if (got_usr1) { got_usr1 = 0; shared[k] = 0x1000 + k; }
 				struct timespec ts = { 0, 20 * 1000 * 1000 };
@@ -67,6 +76,8 @@ int main(int argc, char **argv)
 			}
 			char why[200];
 			if (check_big(k, why, sizeof(why))) { subject_append_str("FAILDETAIL "); subject_append_str(why); subject_append_str("\n"); _exit(1); }
+			for (size_t i = 0; mine && i < mine_words; i++)
+				if (mine[i] != (pat(i) ^ 0x5555)) { subject_append_str("FAILDETAIL child 1: own memory changed\n"); _exit(1); }
 			_exit(0);
 		}
 		kids[k] = c;
