@@ -210,3 +210,12 @@ test('a program whose mapped file changed since the dump is refused before any p
   assert.match(r.stderr, /mem\.data, changed since the dump/);
   assert.ok(!fs.existsSync(`/proc/${s.pid}`));
 });
+
+test('a child sharing its parent\'s fd table (clone with CLONE_FILES) is refused, and both run on', async () => {
+  const s = Subject.start('clonefiles');
+  await s.ready();
+  const r = ckpt('dump', '-t', String(s.pid), '-D', path.join(s.dir, 'img'));
+  assert.equal(r.status, 3, r.stderr);
+  assert.match(r.stderr, new RegExp(`shares its fd table \\(CLONE_FILES\\) with its parent ${s.pid}`));
+  assert.equal(await s.verdict(), 'PASS');
+});
