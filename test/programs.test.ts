@@ -73,6 +73,7 @@ threads = [threading.Thread(target=worker, args=(i,), name='py-%d' % i) for i in
 for t in threads: t.start()
 before = None
 def on_term(sig, frame):
+    time.sleep(0.2)  # let every thread go round at least once after restore
     after = list(counts)
     stop.set()
     for t in threads: t.join()
