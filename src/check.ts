@@ -28,13 +28,6 @@ export function runChecks(): CheckReport {
   add('/proc/PID/pagemap', true, () => { fs.closeSync(fs.openSync('/proc/self/pagemap', 'r')); return 'readable'; });
   add('/proc/PID/map_files', true, () => { fs.readdirSync('/proc/self/map_files'); return 'readable'; });
   add('pidfd_open', true, () => { const fd = sys('pidfd_open', NR.pidfd_open, process.pid, 0); fs.closeSync(fd); return 'works'; });
-  add('soft-dirty page tracking', false, () => {
-    const pm = Buffer.alloc(8);
-    const fd = fs.openSync('/proc/self/pagemap', 'r');
-    try { fs.readSync(fd, pm, 0, 8, 0); } finally { fs.closeSync(fd); }
-    if (!fs.existsSync('/proc/self/clear_refs')) throw new Error('missing');
-    return 'clear_refs present (ckpt does not use soft-dirty bits)';
-  });
   add('userfaultfd', true, () => { const r = syscallRaw(323, 0o2000000 /* O_CLOEXEC */); if (r < 0) throw new Error(`unavailable (errno ${-r}): restoring images with 128 MiB of pages or more needs it`); fs.closeSync(r); return 'works (restore of big images copies pages in with UFFDIO_COPY)'; });
   const host = hostXfeatures();
   add('XSAVE features', true, () => host.describe(host.mask));

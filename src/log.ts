@@ -10,20 +10,19 @@ class Logger {
   level = 2;
   private fd: number | null = null;
   private t0 = performance.now();
-  quiet = false;
 
   setFile(path: string): void {
     this.fd = fs.openSync(path, 'a', 0o600);
   }
   private emit(lvl: Level, msg: string): void {
-    const n = LEVELS[lvl];
-    if (n > this.level && !(lvl === 'error')) return;
+    if (LEVELS[lvl] > this.level) return;
     const t = ((performance.now() - this.t0) / 1000).toFixed(3);
     const line = `(${t.padStart(8)}) ${lvl.toUpperCase().padEnd(5)} ${msg}\n`;
-    if (this.fd !== null) { if (n <= this.level) fs.writeSync(this.fd, line); }
-    if (!this.quiet && (this.fd === null || lvl === 'error' || lvl === 'warn')) {
-      if (n <= this.level || lvl === 'error') process.stderr.write(line);
-    }
+    if (this.fd !== null) fs.writeSync(this.fd, line);
+    // Warnings always reach stderr. An error ends the command with its own
+    // message, so the log's account of it (and info, debug) goes to stderr
+    // only from -v3 on, when there is no log file.
+    if (lvl === 'warn' || (this.fd === null && this.level >= 3)) process.stderr.write(line);
   }
   error(msg: string): void { this.emit('error', msg); }
   warn(msg: string): void { this.emit('warn', msg); }

@@ -43,12 +43,12 @@ const CHILD_UFFD_MIN = 16 << 20;
 const HUSKS = ['/usr/bin/sleep', '/bin/sleep'];
 
 /** Load and check everything that can be checked without creating a process. */
-export async function loadImage(dir: string, check: 'all' | 'defer-root-pages'): Promise<{ img: ImageReader; procs: ProcessImage[] }> {
+export async function loadImage(dir: string, check: 'all' | 'defer-root-pages', pool: Pool | null): Promise<{ img: ImageReader; procs: ProcessImage[] }> {
   const img = new ImageReader(dir);
   const m = img.manifest;
   const arch = process.arch === 'x64' ? 'x86_64' : process.arch;
   if (m.arch !== arch) throw badImage(`the image was made on ${m.arch}; this host is ${arch}`);
-  await img.verify(check === 'all' ? null : (name) => name !== `pages-${m.root}.img`);
+  await img.verify(check === 'all' ? null : (name) => name !== `pages-${m.root}.img`, pool);
   const host = hostXfeatures();
   const used = BigInt(m.cpu.used);
   const missing = used & ~host.mask;
@@ -88,7 +88,8 @@ function spawnHusk(): number {
   return posixSpawn(husk, ['ckpt-husk', '1000000'], { sigmask: BLOCKABLE_SIGNALS });
 }
 
-function killAndReap(pid: number, parentIsUs: boolean): void {
+/** Kill a task ckpt traces and is the parent of, and reap it. */
+function killAndReap(pid: number): void {
   syscallRaw(NR.kill, pid, SIG.KILL);
   try {
     for (;;) {
@@ -96,7 +97,7 @@ function killAndReap(pid: number, parentIsUs: boolean): void {
       if (!st) break;
       if (!st.stopped) {
         // As tracer we may see the death before it becomes reapable; reap as parent too.
-        if (parentIsUs) { try { waitPid(pid); } catch { /* already reaped */ } }
+        try { waitPid(pid); } catch { /* already reaped */ }
         break;
       }
     }
@@ -154,7 +155,7 @@ function cloneIn(parent: RemoteTask, flags: number, exitSignal: number, pid: num
 async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null, t: Record<string, number>, lap: (n: string) => void): Promise<RestoreResult> {
   // The root's big page file is checked while it is loaded into the husk
   // (below), before any process of the image exists; everything else now.
-  const { img, procs } = await loadImage(dir, pool ? 'defer-root-pages' : 'all');
+  const { img, procs } = await loadImage(dir, pool ? 'defer-root-pages' : 'all', pool);
   const m = img.manifest;
   const p = procs.find((x) => x.pid === m.root);
   if (!p) throw badImage(`image file manifest.json: the root process ${m.root} has no process document`);
@@ -251,7 +252,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
     rt.scratch = hole;
     rt.scratchSize = SCRATCH_SIZE;
     hrt.close();
-    killAndReap(husk, true);
+    killAndReap(husk);
     husk = -1;
     lap('clone');
 
@@ -347,8 +348,8 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
     log.error(`restore failed in step "${step}": ${err.message}`);
     for (const tid of tasksMade) syscallRaw(NR.kill, tid, SIG.KILL);
     for (const tid of [...tasksMade].reverse()) { if (tid !== task) { try { waitPid(tid); } catch { /* gone */ } } }
-    if (task > 0) killAndReap(task, true);
-    if (husk > 0) killAndReap(husk, true);
+    if (task > 0) killAndReap(task);
+    if (husk > 0) killAndReap(husk);
     if (localUffd >= 0) fs.closeSync(localUffd);
     throw err;
   }

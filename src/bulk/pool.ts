@@ -3,7 +3,7 @@
 
 import type { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
-import { Job, JobResult, runJob } from './jobs.js';
+import { Job, JobResult } from './jobs.js';
 
 // In the bundle (dist/ckpt.cjs) the worker is dist/bulk-worker.cjs; in build/ it is worker.js.
 const WORKER_URL = new URL(import.meta.url.endsWith('.cjs') ? './bulk-worker.cjs' : './worker.js', import.meta.url);
@@ -50,6 +50,3 @@ export class Pool {
     this.workers = [];
   }
 }
-
-/** Run inline, for small amounts of data. */
-export function runInline(job: Job): JobResult { return runJob(job); }

@@ -31,7 +31,6 @@ export const PTRACE_O = {
 
 export const PTRACE_EVENT = { FORK: 1, VFORK: 2, CLONE: 3, EXEC: 4, VFORK_DONE: 5, EXIT: 6, STOP: 128 } as const;
 
-export const NT_PRSTATUS = 1;
 export const NT_X86_XSTATE = 0x202;
 
 export const SIG = {

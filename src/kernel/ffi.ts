@@ -84,12 +84,6 @@ export function sys(name: string, nr: number, a: Arg = 0, b: Arg = 0, c: Arg = 0
   return Number(r);
 }
 
-/** Same as sys() but keeps a full 64-bit result. */
-export function sys64(name: string, nr: number, a: Arg = 0, b: Arg = 0, c: Arg = 0, d: Arg = 0, e: Arg = 0, f: Arg = 0): bigint {
-  const r = rawSyscall(nr, a, b, c, d, e, f);
-  if (r === -1 || r === -1n) throw new SysError(name, koffi.errno());
-  return BigInt(r);
-}
 
 export interface SpawnOptions {
   /** Signals to block in the child (bit n-1 for signal n). */

@@ -11,7 +11,6 @@ export interface MapEntry {
   inode: number;
   path: string;  // '' for anonymous
   vmflags: string[];
-  anonHuge?: number;
 }
 
 const HEADER = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) ([0-9a-f]+) ([0-9a-f]+:[0-9a-f]+) (\d+)\s*(.*)$/;
@@ -104,9 +103,6 @@ export function readFds(pid: number): FdEntry[] {
   return out.sort((a, b) => a.fd - b.fd);
 }
 
-export function readLinkOr(path: string, dflt = ''): string {
-  try { return fs.readlinkSync(path); } catch { return dflt; }
-}
 
 /** Kernel release and a few globals. */
 export function kernelRelease(): string {

@@ -42,11 +42,9 @@ function ptrace(name: string, req: number, pid: number, addr: bigint | number = 
 
 export function seize(pid: number, options = 0): void { ptrace('PTRACE_SEIZE', PTRACE.SEIZE, pid, 0, options); }
 export function interrupt(pid: number): void { ptrace('PTRACE_INTERRUPT', PTRACE.INTERRUPT, pid); }
-export function setOptions(pid: number, options: number): void { ptrace('PTRACE_SETOPTIONS', PTRACE.SETOPTIONS, pid, 0, options); }
 export function cont(pid: number, sig = 0): void { ptrace('PTRACE_CONT', PTRACE.CONT, pid, 0, sig); }
 export function singlestep(pid: number, sig = 0): void { ptrace('PTRACE_SINGLESTEP', PTRACE.SINGLESTEP, pid, 0, sig); }
 export function detach(pid: number, sig = 0): void { ptrace('PTRACE_DETACH', PTRACE.DETACH, pid, 0, sig); }
-export function listen(pid: number): void { ptrace('PTRACE_LISTEN', PTRACE.LISTEN, pid); }
 /** Detach, ignoring errors: for cleanup paths. */
 export function detachQuiet(pid: number, sig = 0): number { return syscallRaw(NR.ptrace, PTRACE.DETACH, pid, 0, sig); }
 

@@ -26,18 +26,21 @@ export function findSyscallGadget(pid: number, vdsoStart: bigint, vdsoEnd: bigin
   return vdsoStart + BigInt(i);
 }
 
+/** Read `len` bytes of a task's memory at `addr` from an open /proc/PID/mem. */
+function readFully(memFd: number, pid: number, addr: bigint, len: number): Buffer {
+  const b = Buffer.alloc(len);
+  let done = 0;
+  while (done < len) {
+    const n = fs.readSync(memFd, b, done, len - done, Number(addr) + done);
+    if (n <= 0) throw new Error(`short read of pid ${pid} memory at 0x${(addr + BigInt(done)).toString(16)}`);
+    done += n;
+  }
+  return b;
+}
+
 export function readMem(pid: number, addr: bigint, len: number): Buffer {
   const fd = fs.openSync(`/proc/${pid}/mem`, 'r');
-  try {
-    const b = Buffer.alloc(len);
-    let done = 0;
-    while (done < len) {
-      const n = fs.readSync(fd, b, done, len - done, Number(addr) + done);
-      if (n <= 0) throw new Error(`short read of pid ${pid} memory at 0x${(addr + BigInt(done)).toString(16)}`);
-      done += n;
-    }
-    return b;
-  } finally { fs.closeSync(fd); }
+  try { return readFully(fd, pid, addr, len); } finally { fs.closeSync(fd); }
 }
 
 export class RemoteTask {
@@ -132,14 +135,7 @@ export class RemoteTask {
     }
   }
   read(addr: bigint, len: number): Buffer {
-    const b = Buffer.alloc(len);
-    let done = 0;
-    while (done < len) {
-      const n = fs.readSync(this.memFd, b, done, len - done, Number(addr) + done);
-      if (n <= 0) throw new Error(`short read of pid ${this.pid} memory at 0x${(addr + BigInt(done)).toString(16)}`);
-      done += n;
-    }
-    return b;
+    return readFully(this.memFd, this.pid, addr, len);
   }
   /** Put data in the scratch area at offset `off`; returns its remote address. */
   put(data: Buffer, off = 0): bigint {

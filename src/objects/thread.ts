@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import * as z from 'zod/mini';
 import { RemoteTask } from '../kernel/remote.js';
-import { Regs, getXstate, getSigmask, peekSiginfo, getRseqConfig, setXstate, setRegs, setSigmask } from '../kernel/ptrace.js';
+import { Regs, getXstate, peekSiginfo, getRseqConfig, setXstate, setRegs, setSigmask } from '../kernel/ptrace.js';
 import { NR, PR, ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK, EINTR } from '../kernel/consts.js';
 import { sys, addressOf } from '../kernel/ffi.js';
 import { queueSignals } from './signals.js';
@@ -98,4 +98,3 @@ export function setThreadState(tid: number, t: Thread, regs: Regs): void {
   setSigmask(tid, BigInt(t.sigmask));
 }
 
-export { getSigmask };
