@@ -2,7 +2,7 @@
 
 import { seize, interrupt, waitPid, cont, describeStatus, detachQuiet } from './kernel/ptrace.js';
 import { PTRACE_EVENT, SIG } from './kernel/consts.js';
-import { readStatus, pidExists, listTasks, taskState, readChildren } from './kernel/proc.js';
+import { readStatus, pidExists, taskExists, listTasks, taskState, readChildren } from './kernel/proc.js';
 import { WNOHANG, NR } from './kernel/consts.js';
 import { syscallRaw } from './kernel/ffi.js';
 import { SysError } from './kernel/ffi.js';
@@ -107,7 +107,7 @@ export function freezeThreads(pid: number): { tids: number[]; groupStopped: bool
           seizeAndInterrupt(tid, 0);
           seized.push(tid);
         } catch (e) {
-          if (tid !== pid && !pidExists(`${pid}/task/${tid}`)) continue; // it ended meanwhile
+          if (tid !== pid && !taskExists(pid, tid)) continue; // it ended meanwhile
           for (const t of seized) detachQuiet(t);
           throw e;
         }
@@ -118,7 +118,7 @@ export function freezeThreads(pid: number): { tids: number[]; groupStopped: bool
           groupStopped ||= waitStopped(seized[i], deadline).groupStopped;
           frozen.push(seized[i]);
         } catch (e) {
-          if (seized[i] !== pid && !pidExists(`${pid}/task/${seized[i]}`)) continue; // it ended meanwhile
+          if (seized[i] !== pid && !taskExists(pid, seized[i])) continue; // it ended meanwhile
           for (const t of seized.slice(i)) detachQuiet(t);
           throw e;
         }

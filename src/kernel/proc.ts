@@ -109,8 +109,13 @@ export function kernelRelease(): string {
   return fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
 }
 
-export function pidExists(pid: number | string): boolean {
+export function pidExists(pid: number): boolean {
   return fs.existsSync(`/proc/${pid}`);
+}
+
+/** Is the thread still part of the process? */
+export function taskExists(pid: number, tid: number): boolean {
+  return fs.existsSync(`/proc/${pid}/task/${tid}`);
 }
 
 /** The task's state letter from /proc/PID/stat (R, S, D, T, t, Z, X...). */
