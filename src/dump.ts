@@ -10,8 +10,8 @@ import { findSyscallGadget, RemoteTask } from './kernel/remote.js';
 import { kernelRelease, readStatus, readStat, pidExists } from './kernel/proc.js';
 import { Pool } from './bulk/pool.js';
 import { syscallRaw } from './kernel/ffi.js';
-import { NR, SIG, BLOCKABLE_SIGNALS } from './kernel/consts.js';
-import { planMemory, writePages, findHole, IOV_SCRATCH } from './objects/memory.js';
+import { NR, SIG, CALL_SIGMASK } from './kernel/consts.js';
+import { planMemory, writePages, findHole, dumpShmem, IOV_SCRATCH, ShmemObject } from './objects/memory.js';
 import { dumpFds } from './objects/files.js';
 import { dumpActions } from './objects/signals.js';
 import { dumpThread } from './objects/thread.js';
@@ -66,7 +66,12 @@ interface Captured {
   leader: RemoteTask;
   rts: RemoteTask[];
   origMasks: Map<number, bigint>;
+  /** SIGTRAP's action, to be set back at the end, when the program ignores SIGTRAP. */
+  trapAction?: Buffer;
 }
+
+/** Shared memory objects of the dump: each stored once, by the first process met that maps it. */
+interface ShmemCtxDump { seen: Set<string>; objects: Array<{ obj: ShmemObject; sums: string[] }>; treeIds: Set<number> }
 
 async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResult> {
   const root = opts.pid;
@@ -89,23 +94,26 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
   let pageBytes = 0;
   try {
     const pids = new Set(tree.map((p) => p.pid));
-    // A zombie is remade by its parent: its group and session must be the parent's, its own, or the tree's.
+    // A zombie is remade by its parent (or a helper for a session or group
+    // whose leader is gone): the same rules hold as for live processes.
     for (const z of tree.filter((p) => p.zombie)) {
-      const parent = readStat(z.ppid);
-      const { pgid, sid } = z.zombie!;
-      if (sid !== z.pid && sid !== Number(parent[6])) throw refused(`zombie ${z.pid}: in session ${sid}, not its parent's; not supported yet`);
-      if (pgid !== z.pid && pgid !== Number(parent[5]) && !pids.has(pgid)) throw refused(`zombie ${z.pid}: in process group ${pgid}, whose leader has exited; not supported yet`);
+      if (z.zombie!.status & 0x80) {
+        throw refused(`zombie ${z.pid}: it was killed by signal ${z.zombie!.status & 0x7f} and dumped core; that status cannot be recreated without writing a core file`);
+      }
+      checkGroupAndSession(z.pid, z.zombie!, readStat(z.ppid), pids);
     }
     image = new ImageWriter(dir);
+    const shmem: ShmemCtxDump = { seen: new Set(), objects: [], treeIds: new Set([...pids, ...tree.flatMap((p) => p.tids)]) };
     for (const proc of live) {
       current = { rts: [], origMasks: new Map() };
-      const c = await captureProcess(proc, opts, image, pool, pids, current, (s) => { step = s; });
-      if (proc.groupStopped) c.doc.stopped = true;
+      const parentCap = captured.find((x) => x.doc.pid === proc.ppid);
+      const c = await captureProcess(proc, opts, image, pool, pids, current, (s) => { step = s; }, shmem, parentCap);
       captured.push(c);
       pageBytes += c.pageBytes;
       current = null;
     }
     checkSharedFiles(captured);
+    checkInheritedProcFiles(captured);
     lap('capture');
     await checkpointYield('dump:pages');
 
@@ -113,6 +121,8 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     for (const c of captured) releaseProcess(c);
 
     step = 'write image';
+    if (shmem.objects.length) image.writeJson('shmem.json', { objects: shmem.objects.map((o) => o.obj) });
+    for (const o of shmem.objects) image.addRaw(o.obj.pagesFile, o.sums);
     for (const c of captured) {
       image.writeJson(`process-${c.doc.pid}.json`, c.doc);
       image.addRaw(c.pagesName, c.sums);
@@ -142,8 +152,8 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     lap('write');
 
     if (opts.leaveRunning) {
-      // A process that was stopped (job control) is stopped again as it is let go.
-      for (const p of live) if (p.groupStopped) syscallRaw(NR.kill, p.pid, SIG.STOP);
+      // A process that was stopped (job control) is stopped again as it is let go, by the same signal.
+      for (const p of live) if (p.groupStopped) syscallRaw(NR.kill, p.pid, p.stopSig || SIG.STOP);
       for (const p of live) for (const tid of p.tids) detach(tid);
       log.info(`pid ${root} left running`);
     } else {
@@ -157,14 +167,11 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     const err = inStep(step, e);
     log.error(`dump of pid ${root} failed in step "${step}": ${err.message}`);
     const signals = new Map<number, number>();
-    for (const c of [...captured, ...(current?.leader ? [current as Captured] : [])]) {
-      try { releaseProcess(c); } catch (u) { log.error(`could not restore pid ${c.leader.pid} as it was: ${(u as Error).message}`); }
-      for (const r of c.rts) if (r.interceptedSignal) signals.set(r.pid, r.interceptedSignal);
+    for (const c of [...captured, ...(current ? [current] : [])]) {
+      releaseProcess(c);
+      for (const r of c.rts ?? []) if (r.interceptedSignal) signals.set(r.pid, r.interceptedSignal);
     }
-    if (current && !current.leader) {
-      for (const [tid, m] of current.origMasks ?? []) { try { setSigmask(tid, m); } catch { /* the detach says more */ } }
-    }
-    for (const p of live) if (p.groupStopped) syscallRaw(NR.kill, p.pid, SIG.STOP);
+    for (const p of live) if (p.groupStopped) syscallRaw(NR.kill, p.pid, p.stopSig || SIG.STOP);
     releaseTree(tree, signals);
     image?.discard();
     log.info(`pid ${root} released unchanged`);
@@ -173,16 +180,38 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
   }
 }
 
-/** Put a captured process back as it was (scratch area gone, registers and masks back). */
-function releaseProcess(c: Pick<Captured, 'leader' | 'rts' | 'origMasks'>): void {
-  if (c.leader.scratch) c.leader.unmapScratch();
-  for (const r of c.rts) {
-    r.restore();
-    const m = c.origMasks.get(r.pid);
-    if (m !== undefined) setSigmask(r.pid, m);
-    r.close();
+/**
+ * Put a captured process back as it was: the scratch area gone, SIGTRAP's
+ * action as it was, and, whatever fails on the way, every thread's
+ * registers and signal mask back (each in its own finally). Safe to call
+ * twice: what is done is not done again.
+ */
+function releaseProcess(c: Partial<Pick<Captured, 'leader' | 'rts' | 'origMasks' | 'trapAction'>>): void {
+  const rts = c.rts ?? [];
+  const masks = c.origMasks ?? new Map<number, bigint>();
+  const problem = (what: string, u: unknown) => log.error(`pid ${rts[0]?.pid ?? '?'}: could not ${what}: ${(u as Error).message}`);
+  try {
+    if (c.leader?.scratch) {
+      if (c.trapAction) {
+        // Its SIGTRAP was ignored: every trap ckpt caused reset it to SIG_DFL. Set it back without a trap.
+        c.leader.quiet = true;
+        try { c.leader.call('rt_sigaction(SIGTRAP)', NR.rt_sigaction, SIG.TRAP, c.leader.put(c.trapAction, IOV_SCRATCH + 4096), 0, 8); } catch (u) { problem('set SIGTRAP back to SIG_IGN', u); }
+      }
+      c.leader.unmapScratch();
+    }
+  } catch (u) {
+    problem('unmap the scratch area', u);
+  } finally {
+    for (const r of rts) {
+      try { r.restore(); } catch (u) { problem(`put the registers of thread ${r.pid} back`, u); } finally {
+        const m = masks.get(r.pid);
+        try { if (m !== undefined) setSigmask(r.pid, m); } catch (u) { problem(`put the signal mask of thread ${r.pid} back`, u); } finally { r.close(); }
+      }
+    }
+    masks.clear();
+    // Once released, a second release (after a later failure) has nothing left to do.
+    c.rts = [];
   }
-  c.origMasks.clear();
 }
 
 /**
@@ -209,8 +238,22 @@ function checkSharedFiles(captured: Captured[]): void {
   }
 }
 
+/** A /proc file of the tree is opened again after the processes exist, so a child cannot get it by fork. */
+function checkInheritedProcFiles(captured: Captured[]): void {
+  for (const c of captured) {
+    const parent = captured.find((x) => x.doc.pid === c.doc.ppid);
+    for (const f of c.doc.fds) {
+      if (f.kind !== 'inherit' || !parent) continue;
+      const pf = parent.doc.fds.find((x) => x.fd === f.parentFd);
+      if (pf?.kind === 'path' && pf.procPid !== undefined) {
+        throw refused(`pid ${c.doc.pid}: fd ${f.fd} (${pf.path}) is the open file of its parent's fd ${pf.fd}, a /proc file of a process of the tree; sharing such files across fork is not supported yet`);
+      }
+    }
+  }
+}
+
 async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWriter, pool: Pool | null, treePids: Set<number>,
-  cur: Partial<Captured>, setStep: (s: string) => void): Promise<Captured> {
+  cur: Partial<Captured>, setStep: (s: string) => void, shmem: ShmemCtxDump, parentCap: Captured | undefined): Promise<Captured> {
   const pid = proc.pid;
   const tids = proc.tids;
   const origMasks = cur.origMasks!;
@@ -219,21 +262,25 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   const ident = readIdentity(pid);
   if (pid !== opts.pid) checkGroupAndSession(pid, ident, readStat(proc.ppid), treePids);
   setStep('files');
-  const fds = dumpFds(pid, !!opts.shellJob, pid !== opts.pid ? proc.ppid : undefined);
+  const fds = dumpFds(pid, !!opts.shellJob, pid !== opts.pid ? proc.ppid : undefined, shmem.treeIds);
   setStep('memory map');
-  const plan = planMemory(pid, pid !== opts.pid ? proc.ppid : undefined);
+  const plan = planMemory(pid, pid !== opts.pid ? proc.ppid : undefined, shmem.seen);
   await checkpointYield();
 
   setStep('signals');
+  // A trap forced on a task whose SIGTRAP is ignored resets it to SIG_DFL:
+  // then every call goes through syscall stops instead (no trap at all).
+  const trapIgnored = (BigInt('0x' + (readStatus(pid).get('SigIgn') ?? '0')) >> 4n) & 1n;
   for (const tid of tids) {
     origMasks.set(tid, getSigmask(tid));
-    setSigmask(tid, BLOCKABLE_SIGNALS); // nothing may be delivered while we run syscalls in it
+    setSigmask(tid, CALL_SIGMASK); // nothing may be delivered while we run syscalls in it
   }
   const vdso = plan.areas.find((a) => a.name === '[vdso]');
   if (!vdso) throw refused(`pid ${pid} has no vDSO; ckpt needs one to run syscalls in the process`);
   const gadget = findSyscallGadget(pid, BigInt(vdso.start), BigInt(vdso.end));
   // One remote-syscall context per thread; the leader's maps the scratch area they share.
   const rt = new RemoteTask(pid, gadget);
+  rt.quiet = trapIgnored === 1n;
   rts.push(rt);
   cur.leader = rt;
   // Away from every area (a free page on each side), so that it cannot merge
@@ -243,22 +290,33 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   rt.mapScratch(SCRATCH_SIZE, findHole(used, SCRATCH_SIZE + 4096, 0x10000n));
   for (const tid of tids.slice(1)) {
     const trt = new RemoteTask(tid, gadget);
+    trt.quiet = rt.quiet;
     trt.scratch = rt.scratch;
     trt.scratchSize = rt.scratchSize;
     rts.push(trt);
   }
   const values = readTaskValues(rt, IOV_SCRATCH + 4096);
   const sigactions = dumpActions(rt, pid, IOV_SCRATCH + 4096);
+  if (rt.quiet) cur.trapAction = actionBuffer(sigactions.find((x) => x.sig === SIG.TRAP));
   const threads = rts.map((r) => dumpThread(r, r.pid, origMasks.get(r.pid)!, IOV_SCRATCH + 4096));
   const pendingShared = peekSiginfo(pid, true).map((b) => b.toString('base64'));
   const creds = readCreds(pid, values.securebits);
+  const stopReported = proc.groupStopped && parentCap ? stopWasReported(parentCap.leader, pid) : undefined;
   await checkpointYield('dump:state');
 
   setStep('pages');
+  for (const o of plan.shmem) {
+    const name = `shmem-${o.ino}.img`;
+    const r = dumpShmem(pid, o, image.createRaw(name));
+    shmem.objects.push({ obj: { ...r.obj, pagesFile: name }, sums: r.sums });
+  }
   const pagesName = `pages-${pid}.img`;
   const pagesPath = image.createRaw(pagesName);
   log.info(`pid ${pid}: writing ${(plan.pageBytes / 1048576).toFixed(1)} MiB of pages`);
-  const sums = await writePages(rt, plan, pagesPath, plan.pageBytes >= POOL_THRESHOLD ? pool : null,
+  // Its own writes would fail past its file size limit (and raise SIGXFSZ): then ckpt copies the pages itself.
+  const fsize = ident.rlimits[1][0];
+  const insideOk = fsize === 'unlimited' || BigInt(fsize) >= BigInt(plan.pageBytes);
+  const sums = await writePages(rt, plan, pagesPath, plan.pageBytes >= POOL_THRESHOLD ? pool : null, insideOk,
     (done, total) => opts.progress?.(`pid ${pid}: pages ${(done / 1048576).toFixed(0)}/${(total / 1048576).toFixed(0)} MiB`));
 
   const doc: ProcessImage = {
@@ -267,13 +325,41 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
     misc: {
       dumpable: values.dumpable, pdeathsig: values.pdeathsig, noNewPrivs: ident.noNewPrivs, subreaper: values.subreaper,
       xcompPerm: values.xcompPerm, oomScoreAdj: readOomScoreAdj(pid), exitSignal: ident.exitSignal,
+      thpDisable: values.thpDisable, membarrier: values.membarrier, loginuid: ident.loginuid,
     },
     itimers: values.itimers,
     mm: { ...ident.mmStat, brk: values.brk, auxv: ident.auxv },
     memory: { pagesFile: pagesName, pageBytes: plan.pageBytes, areas: plan.areas },
     fds, sigactions, pendingShared, threads,
   };
-  return { doc, pagesName, sums, pageBytes: plan.pageBytes, leader: rt, rts, origMasks };
+  if (proc.groupStopped) {
+    doc.stopped = true;
+    doc.stopSignal = (proc.stopSig || SIG.STOP) as 19 | 20 | 21 | 22;
+    if (stopReported !== undefined) doc.stopReported = stopReported;
+  }
+  return { doc, pagesName, sums, pageBytes: plan.pageBytes, leader: rt, rts, origMasks, trapAction: cur.trapAction };
+}
+
+/** struct k_sigaction for rt_sigaction (handler, flags, restorer, mask). */
+function actionBuffer(a: { handler: string; flags: string; restorer: string; mask: string } | undefined): Buffer {
+  const b = Buffer.alloc(32);
+  if (a) {
+    b.writeBigUInt64LE(BigInt(a.handler), 0); b.writeBigUInt64LE(BigInt(a.flags), 8);
+    b.writeBigUInt64LE(BigInt(a.restorer), 16); b.writeBigUInt64LE(BigInt(a.mask), 24);
+  } else b.writeBigUInt64LE(1n, 0); // SIG_IGN
+  return b;
+}
+
+/**
+ * Has the parent already been told that its child stopped (waitpid with
+ * WUNTRACED)? Asked in the parent itself: waitid(P_PID, WSTOPPED | WNOHANG |
+ * WNOWAIT) reports an unreported stop and leaves it for the program.
+ */
+function stopWasReported(parent: RemoteTask, pid: number): boolean {
+  const info = Buffer.alloc(128);
+  const at = parent.put(info, IOV_SCRATCH + 4096);
+  parent.call(`waitid(${pid}, WSTOPPED|WNOWAIT)`, NR.waitid, 1 /* P_PID */, pid, at, 2 | 1 | 0x01000000 /* WSTOPPED|WNOHANG|WNOWAIT */, 0);
+  return parent.read(at + 16n, 4).readInt32LE(0) !== pid;
 }
 
 /**
@@ -281,6 +367,7 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
  * own, or one led by a process of the tree.
  */
 function checkGroupAndSession(pid: number, ident: { pgid: number; sid: number }, parentStat: string[], treePids: Set<number>): void {
+  // (also for zombies, which restore remakes the same way)
   const parentPgid = Number(parentStat[5]);
   const parentSid = Number(parentStat[6]);
   // Restore recreates a session or group whose leader has exited with a

@@ -1,7 +1,7 @@
 // Freezing: PTRACE_SEIZE + PTRACE_INTERRUPT, then wait for the interrupt stop.
 
 import { seize, interrupt, waitPid, cont, describeStatus, detachQuiet } from './kernel/ptrace.js';
-import { PTRACE_EVENT, SIG } from './kernel/consts.js';
+import { PTRACE_EVENT, PTRACE_O, SIG } from './kernel/consts.js';
 import { readStatus, pidExists, taskExists, listTasks, taskState, readChildren } from './kernel/proc.js';
 import { WNOHANG, NR } from './kernel/consts.js';
 import { syscallRaw } from './kernel/ffi.js';
@@ -11,7 +11,8 @@ import { CkptError, refused } from './errors.js';
 const FREEZE_TIMEOUT_MS = 5000;
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
-export interface Frozen { pid: number; groupStopped: boolean }
+/** A stopped task; `stopSig` is the signal of the job-control stop it was in (0 if none). */
+export interface Frozen { pid: number; groupStopped: boolean; stopSig: number }
 
 export function checkTraceable(pid: number): void {
   if (!pidExists(pid)) throw new CkptError('failed', `pid ${pid} does not exist`);
@@ -28,7 +29,8 @@ export function checkTraceable(pid: number): void {
 /** PTRACE_SEIZE + PTRACE_INTERRUPT: the task will stop as soon as it can. */
 function seizeAndInterrupt(pid: number, options: number): void {
   try {
-    seize(pid, options);
+    // TRACESYSGOOD: syscall stops (RemoteTask.callQuiet) are told apart from traps.
+    seize(pid, options | PTRACE_O.TRACESYSGOOD);
   } catch (e) {
     if (e instanceof SysError && e.code === 'EPERM') throw refused(`pid ${pid} cannot be traced (EPERM): another tracer, or ckpt lacks the rights`);
     if (e instanceof SysError && e.code === 'ESRCH') throw new CkptError('failed', `pid ${pid} does not exist`);
@@ -56,7 +58,7 @@ function waitStopped(pid: number, deadline: number): Frozen {
     if (!st.stopped) throw new CkptError('failed', `pid ${pid} ${describeStatus(st)} while being frozen`);
     if (st.event === PTRACE_EVENT.STOP) {
       const groupStopped = st.stopSig === SIG.STOP || st.stopSig === SIG.TSTP || st.stopSig === SIG.TTIN || st.stopSig === SIG.TTOU;
-      return { pid, groupStopped };
+      return { pid, groupStopped, stopSig: groupStopped ? st.stopSig : 0 };
     }
     cont(pid, st.event ? 0 : st.stopSig);
   }
@@ -74,28 +76,46 @@ export function freezeTask(pid: number, options = 0): Frozen {
 }
 
 /**
- * Seize and stop every thread of a process. Threads created while ckpt
- * attaches are caught too: the thread list is read again until it holds no
- * thread that is not stopped yet. Returns the thread ids, leader first.
+ * A parent in vfork waits, unstoppable, for the child that runs in its
+ * memory: say so before trying to stop it. (A diagnosis only: every child's
+ * sharing with its parent is checked once the child is frozen, checkSharing.)
  */
-export function freezeThreads(pid: number): { tids: number[]; groupStopped: boolean } {
-  // A parent in vfork waits, unstoppable, for a child that runs in its memory.
-  // Children that share other per-process state with it (clone flags without
-  // CLONE_THREAD) would come back with their own copies.
+function refuseVforkParent(pid: number): void {
   for (const tid of listTasks(pid)) {
     for (const kid of readChildren(pid, tid)) {
       if (syscallRaw(NR.kcmp, kid, pid, 1 /* KCMP_VM */, 0, 0) === 0) {
         throw refused(`pid ${kid} shares its memory with its parent ${pid} (vfork, or clone with CLONE_VM); such processes are not supported`);
       }
-      for (const [type, what] of [[2, 'fd table (CLONE_FILES)'], [3, 'cwd and root (CLONE_FS)'], [4, 'signal handlers (CLONE_SIGHAND)']] as const) {
-        if (syscallRaw(NR.kcmp, kid, pid, type, 0, 0) === 0) {
-          throw refused(`pid ${kid} shares its ${what} with its parent ${pid}; such processes are not supported yet`);
-        }
-      }
     }
   }
+}
+
+/**
+ * Children that share per-process state with their parent (clone flags
+ * without CLONE_THREAD) would come back with their own copies: refuse them.
+ * Both must be frozen, so that the answer cannot change afterwards.
+ */
+export function checkSharing(kid: number, parent: number): void {
+  for (const [type, what] of [[1, 'memory with its parent %P (vfork, or clone with CLONE_VM); such processes are not supported'],
+    [2, 'fd table (CLONE_FILES) with its parent %P; such processes are not supported yet'],
+    [3, 'cwd and root (CLONE_FS) with its parent %P; such processes are not supported yet'],
+    [4, 'signal handlers (CLONE_SIGHAND) with its parent %P; such processes are not supported yet']] as const) {
+    if (syscallRaw(NR.kcmp, kid, parent, type, 0, 0) === 0) {
+      throw refused(`pid ${kid} shares its ${what.replace('%P', String(parent))}`);
+    }
+  }
+}
+
+/**
+ * Seize and stop every thread of a process. Threads created while ckpt
+ * attaches are caught too: the thread list is read again until it holds no
+ * thread that is not stopped yet. Returns the thread ids, leader first.
+ */
+export function freezeThreads(pid: number): { tids: number[]; groupStopped: boolean; stopSig: number } {
+  refuseVforkParent(pid);
   const frozen: number[] = [];
   let groupStopped = false;
+  let stopSig = 0;
   try {
     for (;;) {
       const fresh = listTasks(pid).filter((t) => !frozen.includes(t));
@@ -115,7 +135,8 @@ export function freezeThreads(pid: number): { tids: number[]; groupStopped: bool
       const deadline = Date.now() + FREEZE_TIMEOUT_MS;
       for (let i = 0; i < seized.length; i++) {
         try {
-          groupStopped ||= waitStopped(seized[i], deadline).groupStopped;
+          const f = waitStopped(seized[i], deadline);
+          if (f.groupStopped) { groupStopped = true; stopSig ||= f.stopSig; }
           frozen.push(seized[i]);
         } catch (e) {
           if (seized[i] !== pid && !taskExists(pid, seized[i])) continue; // it ended meanwhile
@@ -129,5 +150,5 @@ export function freezeThreads(pid: number): { tids: number[]; groupStopped: bool
     throw e;
   }
   frozen.sort((a, b) => (a === pid ? -1 : b === pid ? 1 : a - b));
-  return { tids: frozen, groupStopped };
+  return { tids: frozen, groupStopped, stopSig };
 }

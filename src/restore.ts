@@ -6,12 +6,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ImageReader, chunkCount } from './image/store.js';
-import { ProcessImage, checkRlimits, restoreMm, restoreIdentityCalls, restoreMiscLast, restoreRlimits } from './objects/process.js';
-import { checkFds, restoreFds } from './objects/files.js';
+import { ProcessImage, checkRlimits, restoreMm, restoreIdentityCalls, restoreMiscLast, restoreRlimits, restoreRootAndCwd, restoreMmSettings } from './objects/process.js';
+import { checkFds, restoreFds, openDeferredFds, FdImage } from './objects/files.js';
 import { restoreActions, queueSignals } from './objects/signals.js';
 import { restoreThreadCalls, finalRegs, setThreadState } from './objects/thread.js';
 import { restoreCreds } from './objects/creds.js';
-import { findHole, checkMappedFiles, areaRanges, clearAndMoveSpecials, restoreAreas, registerUffd, unregisterUffd, IOV_SCRATCH } from './objects/memory.js';
+import { findHole, checkMappedFiles, areaRanges, clearAndMoveSpecials, restoreAreas, registerUffd, unregisterUffd, sealAreas, IOV_SCRATCH, ShmemImage, ShmemCtx } from './objects/memory.js';
 import { Pool } from './bulk/pool.js';
 import { shareJob } from './bulk/jobs.js';
 import { peekFdKeep } from './objects/fdpeek.js';
@@ -19,10 +19,10 @@ import { restoreSched, restoreOomScoreAdj } from './objects/sched.js';
 import { posixSpawn, syscallRaw } from './kernel/ffi.js';
 import { freezeTask } from './freeze.js';
 import { RemoteTask, findSyscallGadget } from './kernel/remote.js';
-import { readMaps, pidExists, readStat } from './kernel/proc.js';
+import { readMaps, pidExists, readStat, taskState } from './kernel/proc.js';
 import { sys, addressOf } from './kernel/ffi.js';
 import { setSigmask, getRseqConfig, waitPid, detach, waitNoHang, describeStatus } from './kernel/ptrace.js';
-import { BLOCKABLE_SIGNALS } from './kernel/consts.js';
+import { CALL_SIGMASK } from './kernel/consts.js';
 import { NR, SIG, PR, PTRACE_O, PTRACE_EVENT, AT_FDCWD, O, CLONE, WALL, signalName } from './kernel/consts.js';
 import { CkptError, badImage, conflict, inStep } from './errors.js';
 import { checkpointYield, wasInterrupted } from './cancel.js';
@@ -43,7 +43,7 @@ const CHILD_UFFD_MIN = 16 << 20;
 const HUSKS = ['/usr/bin/sleep', '/bin/sleep'];
 
 /** Load and check everything that can be checked without creating a process. */
-export async function loadImage(dir: string, check: 'all' | 'defer-root-pages', pool: Pool | null): Promise<{ img: ImageReader; procs: ProcessImage[] }> {
+export async function loadImage(dir: string, check: 'all' | 'defer-root-pages', pool: Pool | null): Promise<{ img: ImageReader; procs: ProcessImage[]; shmem: ShmemImage }> {
   const img = new ImageReader(dir);
   const m = img.manifest;
   const arch = process.arch === 'x64' ? 'x86_64' : process.arch;
@@ -56,17 +56,37 @@ export async function loadImage(dir: string, check: 'all' | 'defer-root-pages', 
     throw new CkptError('conflict', `the image uses CPU state this host lacks: ${host.describe(missing)} (XSAVE features 0x${missing.toString(16)})`);
   }
   const procs = m.processes.filter((p) => !p.zombie).map((p) => img.readJson(`process-${p.pid}.json`, ProcessImage));
+  const shmem: ShmemImage = m.files['shmem.json'] ? img.readJson('shmem.json', ShmemImage) : { objects: [] };
+  checkConsistency(m, procs, shmem);
+  return { img, procs, shmem };
+}
+
+/** What the documents say of each other must agree (each document alone was checked by its schema). */
+function checkConsistency(m: ImageReader['manifest'], procs: ProcessImage[], shmem: ShmemImage): void {
+  const objects = new Map(shmem.objects.map((o) => [o.id, o]));
+  shmem.objects.forEach((o, i) => {
+    const f = m.files[o.pagesFile];
+    if (!f) throw badImage(`image file shmem.json: field objects[${i}].pagesFile: ${o.pagesFile} is not in the manifest`);
+    if (f.size !== o.runs.reduce((s, r) => s + r[1], 0) * 4096) throw badImage(`image file shmem.json: field objects[${i}].runs: they do not match the size of ${o.pagesFile}`);
+  });
   for (const p of procs) {
-    if (!p.threads.length) throw badImage(`image file process-${p.pid}.json: no threads`);
+    const file = `process-${p.pid}.json`;
+    const entry = m.processes.find((x) => x.pid === p.pid)!;
+    if (p.ppid !== entry.ppid) throw badImage(`image file ${file}: field ppid: ${p.ppid}, but manifest.json says ${entry.ppid}`);
+    if (p.threads.length !== entry.threads) throw badImage(`image file ${file}: field threads: ${p.threads.length} threads, but manifest.json says ${entry.threads}`);
     const pf = p.memory.pagesFile;
-    if (!m.files[pf]) throw badImage(`image file process-${p.pid}.json: page file ${pf} is not in the manifest`);
-    const size = m.files[pf].size;
-    for (const a of p.memory.areas) {
-      const n = a.runs.reduce((s, r) => s + r[1], 0) * 4096;
-      if (a.dataOffset + n > size) throw badImage(`image file process-${p.pid}.json: area ${a.start} points past the end of ${pf}`);
-    }
+    if (pf !== `pages-${p.pid}.img` || !m.files[pf]) throw badImage(`image file ${file}: field memory.pagesFile: ${pf} is not this process's page file in the manifest`);
+    if (m.files[pf].size !== p.memory.pageBytes) throw badImage(`image file ${file}: field memory.pageBytes: ${p.memory.pageBytes}, but ${pf} has ${m.files[pf].size} bytes`);
+    p.memory.areas.forEach((a, i) => {
+      if (a.shmem && !objects.has(a.shmem)) throw badImage(`image file ${file}: field memory.areas[${i}].shmem: object ${a.shmem} is not in shmem.json`);
+    });
+    const parent = procs.find((x) => x.pid === p.ppid);
+    p.fds.forEach((f, i) => {
+      if (f.kind === 'inherit' && !parent?.fds.some((x) => x.fd === f.parentFd)) {
+        throw badImage(`image file ${file}: field fds[${i}].parentFd: the parent has no fd ${f.parentFd}`);
+      }
+    });
   }
-  return { img, procs };
 }
 
 function checkHost(p: ProcessImage): void {
@@ -85,7 +105,7 @@ function checkHost(p: ProcessImage): void {
 function spawnHusk(): number {
   const husk = HUSKS.find((h) => fs.existsSync(h));
   if (!husk) throw new CkptError('failed', `no husk program found (tried ${HUSKS.join(', ')})`);
-  return posixSpawn(husk, ['ckpt-husk', '1000000'], { sigmask: BLOCKABLE_SIGNALS });
+  return posixSpawn(husk, ['ckpt-husk', '1000000'], { sigmask: CALL_SIGMASK });
 }
 
 /** Kill a task ckpt traces and is the parent of, and reap it. */
@@ -129,6 +149,8 @@ interface Built {
   p: ProcessImage;
   rt: RemoteTask;
   threads: Array<{ rt: RemoteTask; t: ProcessImage['threads'][number] }>;
+  /** fds opened once every process exists (files of the tree's own /proc entries). */
+  laterFds: FdImage[];
 }
 
 /** clone3 in `parent` with a recorded PID/TID; waits for the new task's first stop. */
@@ -155,8 +177,9 @@ function cloneIn(parent: RemoteTask, flags: number, exitSignal: number, pid: num
 async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null, t: Record<string, number>, lap: (n: string) => void): Promise<RestoreResult> {
   // The root's big page file is checked while it is loaded into the husk
   // (below), before any process of the image exists; everything else now.
-  const { img, procs } = await loadImage(dir, pool ? 'defer-root-pages' : 'all', pool);
+  const { img, procs, shmem } = await loadImage(dir, pool ? 'defer-root-pages' : 'all', pool);
   const m = img.manifest;
+  const shm: ShmemCtx = { objects: new Map(shmem.objects.map((o) => [o.id, o])), sources: new Map(), pagesPath: (n) => img.path(n) };
   const p = procs.find((x) => x.pid === m.root);
   if (!p) throw badImage(`image file manifest.json: the root process ${m.root} has no process document`);
   for (const q of procs) {
@@ -200,7 +223,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
     const scratch = { start: hole, end: hole + BigInt(SCRATCH_SIZE) };
     const hrt = new RemoteTask(husk, gadget);
     hrt.mapScratch(SCRATCH_SIZE, hole);
-    setSigmask(husk, BLOCKABLE_SIGNALS);
+    setSigmask(husk, CALL_SIGMASK);
     const off = IOV_SCRATCH + 4096;
     lap('husk');
 
@@ -211,7 +234,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
     clearAndMoveSpecials(hrt, p.memory, scratch, gadget - vdso.start);
     const pagesPath = img.path(p.memory.pagesFile);
     const pfd = Number(hrt.call('open(page file)', NR.openat, AT_FDCWD, hrt.putString(pagesPath, off), O.RDONLY | O.CLOEXEC, 0));
-    const deferred = restoreAreas(hrt, p.memory, pfd, pagesPath, pool !== null);
+    const deferred = restoreAreas(hrt, p.memory, pfd, pagesPath, pool !== null, shm, p.pid);
     hrt.call('close(page file)', NR.close, pfd);
     restoreMm(hrt, p, off);
     lap('memory');
@@ -268,7 +291,19 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
       if (!parent) throw badImage(`image file manifest.json: process ${entry.pid} comes before its parent ${entry.ppid}`);
       step = `fork ${entry.pid}`;
       if (entry.zombie) {
-        makeZombie(parent.rt, entry.pid, entry.zombie, tasksMade, off);
+        const z = entry.zombie;
+        // A zombie in a session or group whose leader is gone joins it through a helper, like a live process.
+        let maker = parent.rt;
+        let viaHelper = false;
+        if (z.sid !== entry.pid && z.sid !== parent.p.sid) {
+          const h = helpers.get(z.sid) ?? makeHelper(parent, z.sid, 'session', tasksMade, hole);
+          helpers.set(z.sid, h);
+          maker = h.rt;
+          viaHelper = true;
+        } else if (z.pgid !== entry.pid && z.pgid !== parent.p.pgid && !inTree.has(z.pgid) && !helpers.has(z.pgid)) {
+          helpers.set(z.pgid, makeHelper(parent, z.pgid, 'group', tasksMade, hole));
+        }
+        makeZombie(maker, entry.pid, z, tasksMade, off, viaHelper, parent.rt);
         continue;
       }
       const q = procs.find((x) => x.pid === entry.pid)!;
@@ -293,7 +328,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
       const cpages = img.path(q.memory.pagesFile);
       const cfd = Number(crt.call('open(page file)', NR.openat, AT_FDCWD, crt.putString(cpages, off), O.RDONLY | O.CLOEXEC, 0));
       // A child with much memory of its own gets it copied in like the root's (UFFDIO_COPY, two threads).
-      const cdeferred = restoreAreas(crt, q.memory, cfd, cpages, pool !== null && q.memory.pageBytes >= CHILD_UFFD_MIN);
+      const cdeferred = restoreAreas(crt, q.memory, cfd, cpages, pool !== null && q.memory.pageBytes >= CHILD_UFFD_MIN, shm, q.pid);
       crt.call('close(page file)', NR.close, cfd);
       if (pool && cdeferred.segs.length) {
         const cufd = registerUffd(crt, cdeferred, off, 3);
@@ -320,22 +355,42 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
       }
       b.rt.call(`setpgid(${b.p.pgid})`, NR.setpgid, 0, b.p.pgid);
     }
-    // The helpers go: each ends and its parent reaps it (a session helper's
-    // SIGCHLD is taken back off the parent's queue).
-    for (const h of helpers.values()) endHelper(h, off);
+    // The helpers go: each ends and its parent reaps it.
+    for (const h of helpers.values()) endHelper(h);
     helpers.clear();
+    // Files of the tree's own /proc entries, now that every process has its PID.
+    step = 'files under /proc';
+    for (const b of built) openDeferredFds(b.rt, b.laterFds);
+    // Zombies, helpers and stops made here sent their parents SIGCHLD: only the image's pending ones stay.
+    for (const b of built) resetChld(b, off);
     lap('tree');
 
     // 5. Limits, credentials and registers, last (they can take away rights restore needs).
+    // A stopped child of a process of the tree is let go first, and stops by
+    // its signal; its parent, still held, then takes the report of it back if
+    // it had taken it before the dump.
     step = 'limits and credentials';
-    for (const b of built) finishProcess(b, opts, b === built[0], off);
+    const byPid = new Map(built.map((b) => [b.p.pid, b]));
+    const stoppedKids = built.filter((b) => b.p.stopped && byPid.has(b.p.ppid));
+    for (const b of stoppedKids) finishProcess(b, opts, false, off);
+    for (const b of stoppedKids) {
+      syscallRaw(NR.kill, b.p.pid, stopSignalFor(b, byPid));
+      for (const th of b.threads) detach(th.rt.pid);
+    }
+    for (const b of stoppedKids) await waitStopped(b);
+    for (const b of stoppedKids) {
+      const parent = byPid.get(b.p.ppid)!;
+      if (b.p.stopReported) parent.rt.call(`wait4(${b.p.pid}, WUNTRACED)`, NR.wait4, b.p.pid, 0, 2 /* WUNTRACED */ | 1 /* WNOHANG */, 0);
+      resetChld(parent, off);
+    }
+    for (const b of built) if (!stoppedKids.includes(b)) finishProcess(b, opts, b === built[0], off);
     lap('state');
     await checkpointYield();
 
     if (opts.pidfile) fs.writeFileSync(opts.pidfile, `${task}\n`);
-    // A process that was stopped gets SIGSTOP queued: it stops again before running any of its code.
-    for (const b of built) if (b.p.stopped) syscallRaw(NR.kill, b.p.pid, SIG.STOP);
-    for (const b of built) for (const th of b.threads) detach(th.rt.pid);
+    // A stopped process gets its stop signal queued: it stops again before running any of its code.
+    for (const b of built) if (b.p.stopped && !stoppedKids.includes(b)) syscallRaw(NR.kill, b.p.pid, stopSignalFor(b, byPid));
+    for (const b of built) if (!stoppedKids.includes(b)) for (const th of b.threads) detach(th.rt.pid);
     log.info(`pid ${task} restored and running${built.length > 1 ? `, with ${built.length - 1} descendants` : ''}`);
     const restored = task;
     task = -1;
@@ -375,24 +430,58 @@ function makeHelper(parent: Built, num: number, kind: 'session' | 'group', made:
   return { rt, parent, kind };
 }
 
-function endHelper(h: Helper, off: number): void {
+function endHelper(h: Helper): void {
   const hpid = h.rt.pid;
   h.rt.exitNow(0);
   h.rt.close();
-  const prt = h.parent.rt;
-  prt.call(`wait4(helper ${hpid})`, NR.wait4, hpid, 0, WALL, 0);
-  if (h.kind === 'session') {
-    // Take the helper's SIGCHLD back, then queue again any the image had.
-    const set = Buffer.alloc(8);
-    set.writeBigUInt64LE(1n << BigInt(SIG.CHLD - 1), 0);
-    const zero = Buffer.alloc(16);
-    const setAddr = prt.put(set, off);
-    const tsAddr = prt.put(zero, off + 64);
-    while (prt.callRaw(128 /* rt_sigtimedwait */, setAddr, 0, tsAddr, 8) === BigInt(SIG.CHLD)) { /* drained */ }
-    const p = h.parent.p;
-    const isChld = (b64: string) => Buffer.from(b64, 'base64').readInt32LE(0) === SIG.CHLD;
-    queueSignals(prt, p.pid, null, p.pendingShared.filter(isChld), off);
-    for (const th of h.parent.threads) queueSignals(th.rt, p.pid, th.t.tid, th.t.pending.filter(isChld), off);
+  h.parent.rt.call(`wait4(helper ${hpid})`, NR.wait4, hpid, 0, WALL, 0);
+}
+
+/** Take every SIGCHLD off a process's queues, then queue again those the image had. */
+function resetChld(b: Built, off: number): void {
+  const { p, rt } = b;
+  const set = Buffer.alloc(8);
+  set.writeBigUInt64LE(1n << BigInt(SIG.CHLD - 1), 0);
+  const setAddr = rt.put(set, off);
+  const tsAddr = rt.put(Buffer.alloc(16), off + 64);
+  for (const th of b.threads) {
+    while (th.rt.callRaw(NR.rt_sigtimedwait, setAddr, 0, tsAddr, 8) === BigInt(SIG.CHLD)) { /* drained */ }
+  }
+  const isChld = (b64: string) => Buffer.from(b64, 'base64').readInt32LE(0) === SIG.CHLD;
+  queueSignals(rt, p.pid, null, p.pendingShared.filter(isChld), off);
+  for (const th of b.threads) queueSignals(th.rt, p.pid, th.t.tid, th.t.pending.filter(isChld), off);
+}
+
+/**
+ * The signal that stops a restored process again: the one that stopped it.
+ * SIGTSTP, SIGTTIN and SIGTTOU are discarded for a process group that is
+ * orphaned (no member has a parent in another group of its session); there
+ * only SIGSTOP stops, and the stop is reported as such.
+ */
+function stopSignalFor(b: Built, byPid: Map<number, Built>): number {
+  const sig = b.p.stopSignal ?? SIG.STOP;
+  if (sig === SIG.STOP) return sig;
+  const members = [...byPid.values()].filter((x) => x.p.pgid === b.p.pgid);
+  const anchored = members.some((m) => {
+    const parent = byPid.get(m.p.ppid);
+    let pg: number, sid: number;
+    if (parent) { pg = parent.p.pgid; sid = parent.p.sid; } else {
+      try { const st = readStat(Number(readStat(m.p.pid)[4])); pg = Number(st[5]); sid = Number(st[6]); } catch { return false; }
+    }
+    return pg !== m.p.pgid && sid === m.p.sid;
+  });
+  if (anchored) return sig;
+  log.warn(`pid ${b.p.pid} was stopped by ${signalName(sig)}, but its process group is orphaned here: it is stopped by SIGSTOP instead`);
+  return SIG.STOP;
+}
+
+/** Wait (up to 5 s) until every thread of a released process is in its job-control stop. */
+async function waitStopped(b: Built): Promise<void> {
+  const end = Date.now() + 5000;
+  for (;;) {
+    if (b.threads.every((th) => taskState(th.rt.pid) === 'T')) return;
+    if (Date.now() > end) throw new CkptError('failed', `pid ${b.p.pid} did not stop again by ${signalName(b.p.stopSignal ?? SIG.STOP)}`);
+    await new Promise((r) => setTimeout(r, 1));
   }
 }
 
@@ -400,8 +489,9 @@ function endHelper(h: Helper, off: number): void {
 function buildProcess(p: ProcessImage, rt: RemoteTask, opts: RestoreOptions, off: number, made: number[], isRoot: boolean, setStep: (s: string) => void): Built {
   const leader = p.threads.find((th) => th.tid === p.pid) ?? p.threads[0];
   setStep(`files of ${p.pid}`);
-  restoreFds(rt, p.fds);
+  const laterFds = restoreFds(rt, p.fds);
   setStep(`identity of ${p.pid}`);
+  restoreMmSettings(rt, p, off);
   if (isRoot) {
     // A shell job stays in the caller's session, whose terminal it is given;
     // otherwise a session leader gets its session back.
@@ -443,11 +533,17 @@ function buildProcess(p: ProcessImage, rt: RemoteTask, opts: RestoreOptions, off
     restoreThreadCalls(trt, th, p.pid, off);
   }
   queueSignals(rt, p.pid, null, p.pendingShared, off);
-  return { p, rt, threads };
+  return { p, rt, threads, laterFds };
 }
 
 function finishProcess(b: Built, opts: RestoreOptions, isRoot: boolean, off: number): void {
   const { p, rt, threads } = b;
+  // Every trap of a remote call resets an ignored SIGTRAP to SIG_DFL: from here on the calls make none,
+  // and the last one sets SIGTRAP's action again.
+  const trap = p.sigactions.find((a) => a.sig === SIG.TRAP && a.handler === '0x1');
+  if (trap) for (const th of threads) th.rt.quiet = true;
+  sealAreas(rt, p.memory);
+  restoreRootAndCwd(rt, p, off);
   restoreRlimits(p.pid, p.rlimits);
   // Credentials belong to each thread.
   for (const { rt: trt } of threads) restoreCreds(trt, p.creds, off);
@@ -457,6 +553,7 @@ function finishProcess(b: Built, opts: RestoreOptions, isRoot: boolean, off: num
     if (th.sched) restoreSched(trt.pid, th.sched);
     if (trt !== rt && p.misc.noNewPrivs) trt.call('prctl(PR_SET_NO_NEW_PRIVS)', NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);
   }
+  if (trap) restoreActions(rt, [trap], off, [SIG.TRAP]);
   rt.unmapScratch();
   for (const { rt: trt, t: th } of threads) {
     const fin = finalRegs(th);
@@ -471,8 +568,10 @@ function finishProcess(b: Built, opts: RestoreOptions, isRoot: boolean, off: num
  * session, then ended with its recorded status. Its parent, stopped, does not
  * reap it: it stays a zombie until the parent waits for it, as before.
  */
-function makeZombie(parent: RemoteTask, pid: number, z: { status: number; pgid: number; sid: number; exitSignal: number }, made: number[], off: number): void {
-  const zpid = cloneIn(parent, 0, z.exitSignal || SIG.CHLD, pid, 'PID (a zombie)', made);
+function makeZombie(maker: RemoteTask, pid: number, z: { status: number; pgid: number; sid: number; exitSignal: number }, made: number[], off: number,
+  viaHelper: boolean, parent: RemoteTask): void {
+  // Made by a session helper, it is created with CLONE_PARENT: its parent is the helper's, and its exit signal the helper's (SIGCHLD).
+  const zpid = viaHelper ? cloneIn(maker, CLONE.PARENT, 0, pid, 'PID (a zombie)', made) : cloneIn(maker, 0, z.exitSignal || SIG.CHLD, pid, 'PID (a zombie)', made);
   const zrt = new RemoteTask(zpid, parent.gadget);
   zrt.scratch = parent.scratch;
   zrt.scratchSize = parent.scratchSize;

@@ -3,7 +3,7 @@
 // back. Children that end meanwhile are zombies (their parent is stopped and
 // cannot reap them) and are recorded as such.
 
-import { freezeThreads } from './freeze.js';
+import { freezeThreads, checkSharing } from './freeze.js';
 import { detachQuiet } from './kernel/ptrace.js';
 import { listTasks, readChildren, readStat, pidExists } from './kernel/proc.js';
 
@@ -12,6 +12,8 @@ export interface TreeProc {
   ppid: number;
   tids: number[];
   groupStopped: boolean;
+  /** The signal that stopped it (job control), when groupStopped. */
+  stopSig: number;
   /** Set for a zombie: its wait status, group and session. */
   zombie?: { status: number; pgid: number; sid: number; exitSignal: number };
 }
@@ -30,17 +32,19 @@ export function freezeTree(root: number): TreeProc[] {
     while (queue.length) {
       const { pid, ppid } = queue.shift()!;
       const z = zombieInfo(pid);
-      if (z) { out.push({ pid, ppid, tids: [], groupStopped: false, zombie: z }); continue; }
-      let frozen: { tids: number[]; groupStopped: boolean };
+      if (z) { out.push({ pid, ppid, tids: [], groupStopped: false, stopSig: 0, zombie: z }); continue; }
+      let frozen: ReturnType<typeof freezeThreads>;
       try {
         frozen = freezeThreads(pid);
       } catch (e) {
         const z2 = pid !== root ? zombieInfo(pid) : undefined; // it ended while we came to it
-        if (z2) { out.push({ pid, ppid, tids: [], groupStopped: false, zombie: z2 }); continue; }
+        if (z2) { out.push({ pid, ppid, tids: [], groupStopped: false, stopSig: 0, zombie: z2 }); continue; }
         if (pid !== root && !pidExists(pid)) continue;
         throw e;
       }
-      out.push({ pid, ppid, tids: frozen.tids, groupStopped: frozen.groupStopped });
+      out.push({ pid, ppid, tids: frozen.tids, groupStopped: frozen.groupStopped, stopSig: frozen.stopSig });
+      // Checked once both are frozen: a child found while its parent was being frozen is checked like every other.
+      if (pid !== root) checkSharing(pid, ppid);
 
       const kids = new Set(listTasks(pid).flatMap((tid) => readChildren(pid, tid)));
       for (const k of [...kids].sort((a, b) => a - b)) queue.push({ pid: k, ppid: pid });

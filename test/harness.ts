@@ -17,6 +17,9 @@ export const CKPT = path.join(ROOT, 'bin/ckpt');
 export const SUBJECTS = path.join(ROOT, 'test/subjects/bin');
 
 sys('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
+// Subjects (and ckpt) start with only fds 0-2 open, however the suite was
+// started: every other fd this process inherited becomes close-on-exec.
+sys('close_range(3, ~0, CLOSE_RANGE_CLOEXEC)', NR.close_range, 3, 0xffffffff, 4 /* CLOSE_RANGE_CLOEXEC */);
 
 const dirs: string[] = [];
 export function tmpDir(tag: string): string {

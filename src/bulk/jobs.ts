@@ -15,7 +15,8 @@ export const CHUNK = 64 << 20;
  * takes the next item with an atomic counter, so whoever is free works on.
  */
 export interface CrcJob { op: 'crc'; path: string; size: number; chunks: number[]; claim?: SharedArrayBuffer }
-export interface CopyJob { op: 'copy-out'; pid: number; path: string; segs: Array<{ addr: string; len: number; fileOff: number }> }
+/** Copy memory of a stopped process (`pid`, through /proc/PID/mem) or of an open file (`fd`, offsets as addresses) into a page file. */
+export interface CopyJob { op: 'copy-out'; pid?: number; fd?: number; path: string; segs: Array<{ addr: string; len: number; fileOff: number }> }
 /**
  * Check a page file chunk by chunk and, while each piece of it is mapped and
  * hot in the cache, copy the pages that belong to anonymous areas into the
@@ -69,7 +70,7 @@ export function crcChunks(job: CrcJob): Array<[number, string]> {
  */
 export function copyOut(job: CopyJob): Array<[number, string]> {
   const fd = fs.openSync(job.path, 'r+');
-  const mem = fs.openSync(`/proc/${job.pid}/mem`, 'r');
+  const mem = job.fd ?? fs.openSync(`/proc/${job.pid}/mem`, 'r');
   const buf = Buffer.allocUnsafe(1 << 20);
   const sums: Array<[number, string]> = [];
   let crcChunk = -1;
@@ -81,7 +82,7 @@ export function copyOut(job: CopyJob): Array<[number, string]> {
         const n = Math.min(buf.length, g.len - o);
         const off = g.fileOff + o;
         const got = fs.readSync(mem, buf, 0, n, Number(BigInt(g.addr) + BigInt(o)));
-        if (got !== n) throw new Error(`short read of pid ${job.pid} memory at 0x${(BigInt(g.addr) + BigInt(o)).toString(16)}`);
+        if (got !== n) throw new Error(`short read of ${job.fd !== undefined ? 'shared memory' : `pid ${job.pid} memory`} at 0x${(BigInt(g.addr) + BigInt(o)).toString(16)}`);
         const data = buf.subarray(0, n);
         let w = 0;
         while (w < n) w += fs.writeSync(fd, data, w, n - w, off + w);
@@ -95,7 +96,7 @@ export function copyOut(job: CopyJob): Array<[number, string]> {
         } else crcChunk = -1;
       }
     }
-  } finally { fs.closeSync(fd); fs.closeSync(mem); }
+  } finally { fs.closeSync(fd); if (job.fd === undefined) fs.closeSync(mem); }
   // A last chunk that ends at the end of the job's data is complete only if the file ends there: the caller decides.
   if (crcChunk >= 0) sums.push([crcChunk, `partial:${crcNext}:${hex(crc)}`]);
   return sums;

@@ -4,21 +4,22 @@ export const NR = {
   read: 0, write: 1, open: 2, close: 3, lseek: 8, mmap: 9, mprotect: 10, munmap: 11, brk: 12,
   rt_sigaction: 13, rt_sigprocmask: 14, ioctl: 16, pread64: 17, pwrite64: 18, readv: 19, writev: 20,
   mremap: 25, mincore: 27, madvise: 28, dup: 32, dup2: 33, pause: 34, nanosleep: 35, getitimer: 36, setitimer: 38,
-  getpid: 39, clone: 56, fork: 57, exit: 60, wait4: 61, kill: 62, fcntl: 72, chdir: 80, fchdir: 81,
+  sendfile: 40, getpid: 39, clone: 56, fork: 57, exit: 60, wait4: 61, kill: 62, fcntl: 72, chdir: 80, fchdir: 81,
   umask: 95, ptrace: 101, getuid: 102, getgid: 104, setpgid: 109, getppid: 110, setsid: 112,
   setgroups: 116, setresuid: 117, setresgid: 119, getpgid: 121, getsid: 124, capget: 125, capset: 126,
-  rt_sigpending: 127, rt_sigqueueinfo: 129, sigaltstack: 131, personality: 135,
+  rt_sigpending: 127, rt_sigtimedwait: 128, rt_sigqueueinfo: 129, sigaltstack: 131, personality: 135,
   getpriority: 140, setpriority: 141, sched_getparam: 143, sched_setscheduler: 144, sched_getscheduler: 145,
   mlock: 149, prctl: 157, arch_prctl: 158, chroot: 161, gettid: 186, futex: 202,
   sched_setaffinity: 203, sched_getaffinity: 204, set_tid_address: 218, restart_syscall: 219,
   timer_gettime: 224, clock_nanosleep: 230, exit_group: 231, tgkill: 234, waitid: 247, openat: 257,
   set_robust_list: 273, get_robust_list: 274, dup3: 292, preadv: 295, pwritev: 296,
   rt_tgsigqueueinfo: 297, prlimit64: 302, process_vm_readv: 310, process_vm_writev: 311, kcmp: 312,
-  memfd_create: 319, rseq: 334, pidfd_open: 434, clone3: 435, pidfd_getfd: 438,
+  memfd_create: 319, userfaultfd: 323, membarrier: 324, mlock2: 325, rseq: 334, pidfd_open: 434, clone3: 435,
+  close_range: 436, pidfd_getfd: 438, mseal: 462,
 } as const;
 
 export const PTRACE = {
-  CONT: 7, KILL: 8, SINGLESTEP: 9, GETREGS: 12, SETREGS: 13, DETACH: 17,
+  CONT: 7, KILL: 8, SINGLESTEP: 9, SYSCALL: 24, GETREGS: 12, SETREGS: 13, DETACH: 17,
   SETOPTIONS: 0x4200, GETEVENTMSG: 0x4201, GETSIGINFO: 0x4202, SETSIGINFO: 0x4203,
   GETREGSET: 0x4204, SETREGSET: 0x4205, SEIZE: 0x4206, INTERRUPT: 0x4207, LISTEN: 0x4208,
   PEEKSIGINFO: 0x4209, GETSIGMASK: 0x420a, SETSIGMASK: 0x420b, GET_RSEQ_CONFIGURATION: 0x420f,
@@ -41,6 +42,13 @@ export const SIG = {
 export const NSIG = 64;
 /** Every signal but SIGKILL and SIGSTOP (bit n-1 stands for signal n). */
 export const BLOCKABLE_SIGNALS = 0xffffffffffffffffn & ~((1n << 8n) | (1n << 18n));
+/**
+ * The mask a task has while ckpt runs syscalls in it: everything blocked but
+ * SIGTRAP. A trap the kernel forces on a task whose SIGTRAP is blocked
+ * unblocks it and resets the program's handler to SIG_DFL; unblocked, the
+ * trap only stops the task for ckpt, which drops it.
+ */
+export const CALL_SIGMASK = BLOCKABLE_SIGNALS & ~(1n << 4n);
 
 const SIGNAMES = ['', 'SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGKILL',
   'SIGUSR1', 'SIGSEGV', 'SIGUSR2', 'SIGPIPE', 'SIGALRM', 'SIGTERM', 'SIGSTKFLT', 'SIGCHLD', 'SIGCONT', 'SIGSTOP',
@@ -55,11 +63,11 @@ export function signalName(n: number): string {
 export const PROT = { NONE: 0, READ: 1, WRITE: 2, EXEC: 4 } as const;
 export const MAP = {
   SHARED: 0x01, PRIVATE: 0x02, FIXED: 0x10, ANONYMOUS: 0x20, GROWSDOWN: 0x0100, NORESERVE: 0x4000,
-  POPULATE: 0x8000, FIXED_NOREPLACE: 0x100000,
+  DROPPABLE: 0x08, POPULATE: 0x8000, FIXED_NOREPLACE: 0x100000,
 } as const;
 export const MREMAP = { MAYMOVE: 1, FIXED: 2, DONTUNMAP: 4 } as const;
 export const MADV = {
-  DONTFORK: 10, DOFORK: 11, MERGEABLE: 12, HUGEPAGE: 14, NOHUGEPAGE: 15, DONTDUMP: 16,
+  RANDOM: 1, SEQUENTIAL: 2, DONTNEED: 4, DONTFORK: 10, DOFORK: 11, MERGEABLE: 12, HUGEPAGE: 14, NOHUGEPAGE: 15, DONTDUMP: 16,
   WIPEONFORK: 18, POPULATE_WRITE: 23,
 } as const;
 
@@ -93,7 +101,7 @@ export const E: Record<string, number> = {
   EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, EIO: 5, ENXIO: 6, E2BIG: 7, ENOEXEC: 8, EBADF: 9, ECHILD: 10,
   EAGAIN: 11, ENOMEM: 12, EACCES: 13, EFAULT: 14, EBUSY: 16, EEXIST: 17, EXDEV: 18, ENODEV: 19, ENOTDIR: 20,
   EISDIR: 21, EINVAL: 22, ENFILE: 23, EMFILE: 24, ENOTTY: 25, ETXTBSY: 26, EFBIG: 27, ENOSPC: 28, ESPIPE: 29,
-  EROFS: 30, EMLINK: 31, EPIPE: 32, ERANGE: 34, ENOSYS: 38, ENOTSUP: 95, ERESTARTSYS: 512,
+  EROFS: 30, EMLINK: 31, EPIPE: 32, EDOM: 33, ERANGE: 34, ENOSYS: 38, ENOTEMPTY: 39, ENOTSUP: 95, ERESTARTSYS: 512,
   ERESTARTNOINTR: 513, ERESTARTNOHAND: 514, ERESTART_RESTARTBLOCK: 516,
 };
 const ENAMES = new Map(Object.entries(E).map(([k, v]) => [v, k]));

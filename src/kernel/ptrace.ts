@@ -44,6 +44,7 @@ export function seize(pid: number, options = 0): void { ptrace('PTRACE_SEIZE', P
 export function interrupt(pid: number): void { ptrace('PTRACE_INTERRUPT', PTRACE.INTERRUPT, pid); }
 export function cont(pid: number, sig = 0): void { ptrace('PTRACE_CONT', PTRACE.CONT, pid, 0, sig); }
 export function singlestep(pid: number, sig = 0): void { ptrace('PTRACE_SINGLESTEP', PTRACE.SINGLESTEP, pid, 0, sig); }
+export function syscallStep(pid: number, sig = 0): void { ptrace('PTRACE_SYSCALL', PTRACE.SYSCALL, pid, 0, sig); }
 export function detach(pid: number, sig = 0): void { ptrace('PTRACE_DETACH', PTRACE.DETACH, pid, 0, sig); }
 /** Detach, ignoring errors: for cleanup paths. */
 export function detachQuiet(pid: number, sig = 0): number { return syscallRaw(NR.ptrace, PTRACE.DETACH, pid, 0, sig); }

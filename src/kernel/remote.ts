@@ -5,7 +5,8 @@
 // single-steps over it and reads rax. restore() puts the saved registers back.
 
 import fs from 'node:fs';
-import { Regs, getRegs, setRegs, setSigmask, singlestep, cont, waitPid, getEventMsg, describeStatus } from './ptrace.js';
+import { Regs, getRegs, setRegs, setSigmask, singlestep, syscallStep, cont, waitPid, getEventMsg, describeStatus } from './ptrace.js';
+import { readStatus } from './proc.js';
 import { NR, PTRACE_EVENT, SIG, errnoName, PROT, MAP, PAGE_SIZE, signalName } from './consts.js';
 
 export class RemoteError extends Error {
@@ -54,15 +55,27 @@ export class RemoteTask {
   calls = 0;
   /** A signal taken off the queue by an unexpected stop; pass it to detach(). */
   interceptedSignal = 0;
+  /** Run calls through syscall stops instead of single steps (see callQuietRaw). */
+  quiet = false;
+
+  /** Signals pending for the thread (SigPnd) when ckpt took it: a signal a call raises that is not here is ckpt's doing. */
+  private readonly pendingAtStart: bigint;
 
   constructor(public readonly pid: number, public gadget: bigint, saved?: Regs) {
     this.saved = saved ?? getRegs(pid);
     this.work = this.saved.clone();
     this.memFd = fs.openSync(`/proc/${pid}/mem`, 'r+');
+    let pnd = 0n;
+    try { pnd = BigInt('0x' + (readStatus(pid).get('SigPnd') ?? '0')); } catch { /* gone: the first call says so */ }
+    this.pendingAtStart = pnd;
   }
 
   /** Run one syscall in the task; returns the raw result (negative errno on failure). */
   callRaw(nr: number, a: RArg = 0, b: RArg = 0, c: RArg = 0, d: RArg = 0, e: RArg = 0, f: RArg = 0): bigint {
+    return this.quiet ? this.callQuietRaw(`syscall ${nr}`, nr, a, b, c, d, e, f) : this.stepRaw(nr, a, b, c, d, e, f);
+  }
+
+  private stepRaw(nr: number, a: RArg, b: RArg, c: RArg, d: RArg, e: RArg, f: RArg): bigint {
     const r = this.work;
     this.saved.buf.copy(r.buf);
     r.set('rax', nr);
@@ -104,9 +117,55 @@ export class RemoteTask {
 
   /** Run one syscall; throws RemoteError naming `name` on failure. */
   call(name: string, nr: number, a: RArg = 0, b: RArg = 0, c: RArg = 0, d: RArg = 0, e: RArg = 0, f: RArg = 0): bigint {
-    const r = this.callRaw(nr, a, b, c, d, e, f);
-    if (r < 0n && r > -4096n) throw new RemoteError(this.pid, name, Number(-r));
+    const r = this.quiet ? this.callQuietRaw(name, nr, a, b, c, d, e, f) : this.stepRaw(nr, a, b, c, d, e, f);
+    if (r < 0n && r > -4096n) {
+      this.dropRaisedSignal(Number(-r));
+      throw new RemoteError(this.pid, name, Number(-r));
+    }
     return r;
+  }
+
+  /**
+   * A write that fails with EFBIG (file size limit) or EPIPE also sends the
+   * task SIGXFSZ or SIGPIPE, which would kill or disturb the program once
+   * ckpt lets it go. Take such a signal off its queue again, unless it was
+   * already pending when ckpt took the task.
+   */
+  private dropRaisedSignal(errno: number): void {
+    const sig = errno === 27 /* EFBIG */ ? 25 /* SIGXFSZ */ : errno === 32 /* EPIPE */ ? SIG.PIPE : 0;
+    if (!sig || (this.pendingAtStart >> BigInt(sig - 1)) & 1n || !this.scratch) return;
+    const set = Buffer.alloc(8);
+    set.writeBigUInt64LE(1n << BigInt(sig - 1), 0);
+    const at = this.scratch + BigInt(this.scratchSize - 64);
+    this.write(at, Buffer.concat([set, Buffer.alloc(16)]));
+    this.callRaw(NR.rt_sigtimedwait, at, 0, at + 8n, 8);
+  }
+
+  /**
+   * Run one syscall without a single-step trap: through the syscall-entry
+   * and syscall-exit stops (PTRACE_SYSCALL). Slower (two stops), and used
+   * where a trap would leave a trace: a trap forced on a task whose SIGTRAP
+   * is ignored resets it to SIG_DFL, so the call that sets SIGTRAP's action
+   * back must be the last one and trap-free.
+   */
+  private callQuietRaw(name: string, nr: number, a: RArg, b: RArg, c: RArg, d: RArg, e: RArg, f: RArg): bigint {
+    const r = this.work;
+    this.saved.buf.copy(r.buf);
+    r.set('rax', nr);
+    r.set('orig_rax', -1);
+    r.set('rdi', a); r.set('rsi', b); r.set('rdx', c); r.set('r10', d); r.set('r8', e); r.set('r9', f);
+    r.set('rip', this.gadget);
+    setRegs(this.pid, r);
+    this.calls++;
+    for (let stops = 0; stops < 2;) {
+      syscallStep(this.pid);
+      const st = waitPid(this.pid)!;
+      if (!st.stopped) throw new Error(`pid ${this.pid} ${describeStatus(st)} during remote syscall ${name}`);
+      if (st.stopSig === (SIG.TRAP | 0x80)) { stops++; continue; }
+      if (st.event === PTRACE_EVENT.STOP) continue;
+      throw new Error(`pid ${this.pid}: unexpected stop (${signalName(st.stopSig)}, event ${st.event}) during remote syscall ${name}`);
+    }
+    return getRegs(this.pid).sget('rax');
   }
   callN(name: string, nr: number, a: RArg = 0, b: RArg = 0, c: RArg = 0, d: RArg = 0, e: RArg = 0, f: RArg = 0): number {
     return Number(this.call(name, nr, a, b, c, d, e, f));
@@ -195,7 +254,8 @@ export class RemoteTask {
   /** End the task by signal `sig` with its default action (as if the signal had killed it). */
   killSelfWith(sig: number, scratchOff: number): void {
     const dfl = Buffer.alloc(32); // handler SIG_DFL, no flags, no mask
-    this.call(`rt_sigaction(${sig}, SIG_DFL)`, NR.rt_sigaction, sig, this.put(dfl, scratchOff), 0, 8);
+    // (SIGKILL and SIGSTOP always have their default action, and cannot be given one)
+    if (sig !== SIG.KILL && sig !== SIG.STOP) this.call(`rt_sigaction(${sig}, SIG_DFL)`, NR.rt_sigaction, sig, this.put(dfl, scratchOff), 0, 8);
     setSigmask(this.pid, 0n);
     this.call(`tgkill(${sig})`, NR.tgkill, this.pid, this.pid, sig);
     setRegs(this.pid, this.saved);
@@ -213,7 +273,11 @@ export class RemoteTask {
   restore(): void {
     setRegs(this.pid, this.saved);
   }
+  /** Close ckpt's handle on the task's memory (once: a second close could hit a reused fd number). */
   close(): void {
-    try { fs.closeSync(this.memFd); } catch { /* already closed */ }
+    if (this.memFd < 0) return;
+    const fd = this.memFd;
+    this.memFd = -1;
+    fs.closeSync(fd);
   }
 }

@@ -5,11 +5,13 @@ import fs from 'node:fs';
 import { RemoteTask } from '../kernel/remote.js';
 import { NR, PR } from '../kernel/consts.js';
 import { readStatus } from '../kernel/proc.js';
+import { u32, int, hexMask } from '../image/schema.js';
 
+const ids = z.array(u32).check(z.length(4)); // real, effective, saved, filesystem
 export const Creds = z.object({
-  uid: z.array(z.number()), gid: z.array(z.number()), groups: z.array(z.number()),
-  capInh: z.string(), capPrm: z.string(), capEff: z.string(), capBnd: z.string(), capAmb: z.string(),
-  securebits: z.number(),
+  uid: ids, gid: ids, groups: z.array(u32).check(z.maxLength(65536)),
+  capInh: hexMask, capPrm: hexMask, capEff: hexMask, capBnd: hexMask, capAmb: hexMask,
+  securebits: int(0, 0xff),
 });
 export type Creds = z.infer<typeof Creds>;
 

@@ -11,17 +11,31 @@ import { refused } from '../errors.js';
 import { PathFd, dumpPathFd, checkPathFd, restorePathFd, isTty } from './regfile.js';
 import { TtyFd, dumpTtyFd, parkCallerTty, restoreTtyFd } from './tty.js';
 import { IOV_SCRATCH } from './memory.js';
+import { fdNum } from '../image/schema.js';
 
 /** An fd that shares its open file description with a lower fd of the same process (dup). */
-export const DupFd = z.object({ fd: z.number(), kind: z.literal('dup'), of: z.number(), cloexec: z.boolean() });
+export const DupFd = z.object({ fd: fdNum, kind: z.literal('dup'), of: fdNum, cloexec: z.boolean() });
 export type DupFd = z.infer<typeof DupFd>;
 
 /** An fd that shares its open file description with an fd of the parent process (inherited across fork). */
-export const InheritFd = z.object({ fd: z.number(), kind: z.literal('inherit'), parentFd: z.number(), cloexec: z.boolean() });
+export const InheritFd = z.object({ fd: fdNum, kind: z.literal('inherit'), parentFd: fdNum, cloexec: z.boolean() });
 export type InheritFd = z.infer<typeof InheritFd>;
 
 export const FdImage = z.discriminatedUnion('kind', [PathFd, TtyFd, DupFd, InheritFd]);
 export type FdImage = z.infer<typeof FdImage>;
+
+/** A process's fds, by number: each number once; a dup refers to a lower fd of the table that is not itself a dup. */
+export const FdTable = z.array(FdImage).check(z.superRefine((fds, ctx) => {
+  const seen = new Map<number, FdImage>();
+  fds.forEach((f, i) => {
+    if (seen.has(f.fd)) ctx.addIssue({ code: 'custom', message: `fd ${f.fd} is listed twice`, path: [i, 'fd'], input: f.fd });
+    if (f.kind === 'dup') {
+      const of = seen.get(f.of);
+      if (!of || of.kind === 'dup') ctx.addIssue({ code: 'custom', message: `fd ${f.fd} is a copy of fd ${f.of}, which is not an earlier open file of the table`, path: [i, 'of'], input: f.of });
+    }
+    seen.set(f.fd, f);
+  });
+}));
 
 const UNSUPPORTED: Array<[RegExp, string]> = [
   [/^pipe:/, 'a pipe (pipes are not supported yet)'],
@@ -44,7 +58,7 @@ const UNSUPPORTED: Array<[RegExp, string]> = [
  * as inherited: restore forks the process from its parent, which gives it
  * that very description again (offset and flags shared, as before).
  */
-export function dumpFds(pid: number, shellJob: boolean, parentPid?: number): FdImage[] {
+export function dumpFds(pid: number, shellJob: boolean, parentPid: number | undefined, treeIds: Set<number>): FdImage[] {
   const out: FdImage[] = [];
   const inode = new Map<number, string>();
   const parentFds = parentPid ? parentInodes(parentPid) : [];
@@ -67,7 +81,7 @@ export function dumpFds(pid: number, shellJob: boolean, parentPid?: number): FdI
     if (fromParent) out.push({ fd: e.fd, kind: 'inherit', parentFd: fromParent.fd, cloexec });
     else if (twin) out.push({ fd: e.fd, kind: 'dup', of: twin.fd, cloexec });
     else if (isTty(st)) out.push(dumpTtyFd(pid, e, st, shellJob));
-    else out.push(dumpPathFd(pid, e, st));
+    else out.push(dumpPathFd(pid, e, st, treeIds));
   }
   return out;
 }
@@ -86,13 +100,26 @@ function sameFile(pid: number, a: number, b: number): boolean {
   return syscallRaw(NR.kcmp, pid, pid, KCMP_FILE, a, b) === 0;
 }
 
-/** Checks that need no process: do the files still exist and match? */
+/** Checks that need no process: do the files still exist and match? (Files of the tree's own /proc entries come later.) */
 export function checkFds(fds: FdImage[]): void {
-  for (const f of fds) if (f.kind === 'path') checkPathFd(f);
+  for (const f of fds) if (f.kind === 'path' && f.procPid === undefined) checkPathFd(f);
 }
 
-/** Replace the task's inherited fd table with the image's. */
-export function restoreFds(rt: RemoteTask, fds: FdImage[], keep: number[] = []): void {
+/**
+ * Replace the task's inherited fd table with the image's. Files under
+ * /proc/PID of a process of the tree that does not exist yet (and dups of
+ * them) are left out and returned, to be opened by openDeferredFds once
+ * every process of the tree has its PID.
+ */
+export function restoreFds(rt: RemoteTask, fds: FdImage[], keep: number[] = []): FdImage[] {
+  const deferred: FdImage[] = [];
+  const later = new Set<number>();
+  for (const f of [...fds].sort((a, b) => a.fd - b.fd)) {
+    if ((f.kind === 'path' && f.procPid !== undefined && !fs.existsSync(`/proc/${f.procPid}`)) || (f.kind === 'dup' && later.has(f.of))) {
+      deferred.push(f);
+      later.add(f.fd);
+    }
+  }
   const inherited = fs.readdirSync(`/proc/${rt.pid}/fd`).map(Number).map((fd) => ({ fd, link: safeLink(`/proc/${rt.pid}/fd/${fd}`) }));
   let top = Math.max(2, ...fds.map((f) => f.fd), ...inherited.map((f) => f.fd)) + 1;
   const needTty = fds.some((f) => f.kind === 'tty');
@@ -108,6 +135,7 @@ export function restoreFds(rt: RemoteTask, fds: FdImage[], keep: number[] = []):
   const asideFds = new Set(aside.values());
   for (const f of inherited) if (f.fd !== parked && !keep.includes(f.fd) && !asideFds.has(f.fd)) rt.call(`close(${f.fd})`, NR.close, f.fd);
   for (const f of [...fds].sort((a, b) => a.fd - b.fd)) {
+    if (later.has(f.fd)) continue;
     if (f.kind === 'path') restorePathFd(rt, f, IOV_SCRATCH);
     else if (f.kind === 'tty') restoreTtyFd(rt, f, parked);
     else if (f.kind === 'inherit') rt.call(`dup3(inherited ${f.parentFd}, ${f.fd})`, NR.dup3, aside.get(f.parentFd)!, f.fd, f.cloexec ? O.CLOEXEC : 0);
@@ -115,6 +143,17 @@ export function restoreFds(rt: RemoteTask, fds: FdImage[], keep: number[] = []):
   }
   for (const a of asideFds) rt.call('close(set-aside fd)', NR.close, a);
   if (parked >= 0) rt.call('close(parked tty)', NR.close, parked);
+  return deferred;
+}
+
+/** The fds restoreFds left for later, now that every process of the tree exists. */
+export function openDeferredFds(rt: RemoteTask, fds: FdImage[]): void {
+  for (const f of fds) {
+    if (f.kind === 'path') {
+      checkPathFd(f);
+      restorePathFd(rt, f, IOV_SCRATCH);
+    } else if (f.kind === 'dup') rt.call(`dup3(${f.of}, ${f.fd})`, NR.dup3, f.of, f.fd, f.cloexec ? O.CLOEXEC : 0);
+  }
 }
 
 function safeLink(p: string): string {

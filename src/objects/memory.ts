@@ -7,41 +7,92 @@ import * as z from 'zod/mini';
 import { MapEntry, readSmaps } from '../kernel/proc.js';
 import { RemoteTask } from '../kernel/remote.js';
 import { NR, PROT, MAP, MADV, MREMAP, O, AT_FDCWD, PAGE_SIZE, PR } from '../kernel/consts.js';
-import { refused, CkptError } from '../errors.js';
+import { populatedRegions, pagemapEntries, entryFrame, PAGE_IS, dataExtents } from '../kernel/mm.js';
+import { refused, badImage, CkptError } from '../errors.js';
 import { log } from '../log.js';
 import { Pool } from '../bulk/pool.js';
 import { CHUNK, crcChunks, runJob } from '../bulk/jobs.js';
+import { pageAddr, hex64, count, PAGE } from '../image/schema.js';
+import {
+  Run, runsWhere, intersectRuns, subtractRuns, normalizeRuns, countPages, batches, trimIov, iovBuffer, runSegments,
+  findHole, Range, TASK_TOP, IOV_MAX,
+} from './pages.js';
 
-const hex = z.string();
+export { findHole } from './pages.js';
+
+const pageCount = z.int().check(z.gte(0), z.lte(2 ** 36));
+const runList = z.array(z.tuple([pageCount, z.int().check(z.gte(1), z.lte(2 ** 36))]));
+
+/** Runs sorted, not overlapping, within `pages` pages. */
+function runsOk(runs: Run[], pages: number): boolean {
+  let next = 0;
+  for (const [s, n] of runs) {
+    if (s < next || s + n > pages) return false;
+    next = s + n;
+  }
+  return true;
+}
+const big = (s: string) => BigInt(s);
+
 export const Area = z.object({
-  start: hex,
-  end: hex,
-  prot: z.string(),            // "rwx" subset, e.g. "r-x"
+  start: pageAddr,
+  end: pageAddr,
+  prot: z.string().check(z.regex(/^[r-][w-][x-]$/, 'expected a protection such as "r-x"')),
   shared: z.boolean(),
   kind: z.enum(['anon', 'file', 'special']),
   name: z.string(),            // path, [heap], [stack], [vdso], [anon:NAME] or ''
-  offset: hex,
-  vmflags: z.array(z.string()),
-  fileSize: z.optional(z.number()),
-  fileMtime: z.optional(z.number()), // seconds; with fileSize, to tell a changed file at restore
-  dataOffset: z.number(),      // where this area's pages start in the page file
-  runs: z.array(z.tuple([z.number(), z.number()])), // [first page index in area, page count]
+  offset: hex64,
+  vmflags: z.array(z.string().check(z.regex(/^[a-z0-9]{2}$/, 'expected a two-letter VmFlags mnemonic'))),
+  fileSize: z.optional(count),
+  fileMtime: z.optional(z.int()), // seconds; with fileSize, to tell a changed file at restore
+  dataOffset: count.check(z.multipleOf(PAGE)), // where this area's pages start in the page file
+  runs: runList,               // [first page index in area, page count]
   inherit: z.optional(z.boolean()),  // a child's area kept from its parent across fork (see planMemory)
-  drop: z.optional(z.array(z.tuple([z.number(), z.number()]))), // pages to drop in such an area
-});
+  drop: z.optional(runList),   // pages to drop in such an area
+  shmem: z.optional(z.string().check(z.regex(/^[0-9a-f]+:[0-9a-f]+:[0-9]+$/, 'expected a shared memory object id dev:ino'))),
+}).check(
+  z.refine((a) => big(a.start) < big(a.end), { message: 'the area ends before it starts', path: ['end'] }),
+  z.refine((a) => big(a.offset) % 4096n === 0n, { message: 'the offset is not page-aligned', path: ['offset'] }),
+  z.refine((a) => runsOk(a.runs as Run[], Number((big(a.end) - big(a.start)) / 4096n)), { message: 'page runs are out of order or outside the area', path: ['runs'] }),
+  z.refine((a) => !a.drop || runsOk(a.drop as Run[], Number((big(a.end) - big(a.start)) / 4096n)), { message: 'page runs are out of order or outside the area', path: ['drop'] }),
+  z.refine((a) => !a.shmem || (a.kind === 'anon' && a.shared && a.runs.length === 0), { message: 'only shared anonymous areas refer to a shared memory object, and they hold no pages of their own', path: ['shmem'] }),
+);
 export type Area = z.infer<typeof Area>;
 
 export const MemoryImage = z.object({
-  pagesFile: z.string(),
-  pageBytes: z.number(),
+  pagesFile: z.string().check(z.regex(/^pages-[0-9]+\.img$/, 'expected a page file name pages-PID.img')),
+  pageBytes: count.check(z.multipleOf(PAGE)),
   areas: z.array(Area),
-});
+}).check(z.superRefine((m, ctx) => {
+  let prevEnd = 0n;
+  m.areas.forEach((a, i) => {
+    const s = big(a.start);
+    if (s < prevEnd) ctx.addIssue({ code: 'custom', message: 'areas are out of order or overlap', path: ['areas', i, 'start'], input: a.start });
+    prevEnd = big(a.end);
+    if (a.dataOffset + countPages(a.runs as Run[]) * PAGE_SIZE > m.pageBytes) {
+      ctx.addIssue({ code: 'custom', message: `the area's pages reach past pageBytes (${m.pageBytes})`, path: ['areas', i, 'dataOffset'], input: a.dataOffset });
+    }
+  });
+}));
 export type MemoryImage = z.infer<typeof MemoryImage>;
+
+/**
+ * A shared memory object (MAP_SHARED anonymous memory, /dev/zero mapped
+ * shared): stored once, whole, whoever mapped or wrote its pages.
+ */
+export const ShmemObject = z.object({
+  id: z.string().check(z.regex(/^[0-9a-f]+:[0-9a-f]+:[0-9]+$/, 'expected a shared memory object id dev:ino')),
+  size: count.check(z.multipleOf(PAGE), z.gte(PAGE)),
+  pagesFile: z.string().check(z.regex(/^shmem-[0-9]+\.img$/, 'expected a page file name shmem-INODE.img')),
+  runs: runList,
+}).check(z.refine((o) => runsOk(o.runs as Run[], o.size / PAGE_SIZE), { message: 'page runs are out of order or outside the object', path: ['runs'] }));
+export type ShmemObject = z.infer<typeof ShmemObject>;
+export const ShmemImage = z.object({ objects: z.array(ShmemObject) });
+export type ShmemImage = z.infer<typeof ShmemImage>;
 
 export const SPECIAL = new Set(['[vdso]', '[vvar]', '[vvar_vclock]', '[vsyscall]']);
 
 const toHex = (v: bigint) => '0x' + v.toString(16);
-const big = (s: string) => BigInt(s);
 
 function protBits(perms: string): number {
   return (perms[0] === 'r' ? PROT.READ : 0) | (perms[1] === 'w' ? PROT.WRITE : 0) | (perms[2] === 'x' ? PROT.EXEC : 0);
@@ -54,6 +105,8 @@ function classify(pid: number, m: MapEntry): Pick<Area, 'kind' | 'shared' | 'nam
   if (SPECIAL.has(m.path)) return { kind: 'special', shared, name: m.path };
   if (m.vmflags.includes('io') || m.vmflags.includes('pf')) throw refused(`${where}: device memory (VM_IO/VM_PFNMAP) cannot be checkpointed`);
   if (m.vmflags.includes('ss')) throw refused(`${where}: shadow stacks are not supported yet`);
+  if (m.vmflags.includes('ht')) throw refused(`${where}: hugetlbfs memory is not supported yet`);
+  if (m.vmflags.includes('um') || m.vmflags.includes('uw')) throw refused(`${where}: the area is registered with a userfaultfd; not supported yet`);
   if (m.path === '' || m.path === '[heap]' || m.path === '[stack]' || m.path.startsWith('[anon:')) {
     if (shared) throw refused(`${where}: unexpected shared anonymous area without a shmem file`);
     return { kind: 'anon', shared: false, name: m.path };
@@ -74,21 +127,8 @@ export interface MemoryPlan {
   /** Runs of pages to store, in page-file order. */
   segments: Segment[];
   pageBytes: number;
-}
-
-/**
- * Read the target's areas and choose the pages to store: all present pages of
- * private anonymous and shared anonymous areas, and in private file areas only
- * the pages that no longer match the file (anonymous copies).
- */
-function readPagemap(fd: number, m: { start: bigint; end: bigint }): { lo: Uint32Array; hi: Uint32Array; n: number } {
-  const npages = Number((m.end - m.start) / BigInt(PAGE_SIZE));
-  const buf = Buffer.allocUnsafe(npages * 8);
-  const n = fs.readSync(fd, buf, 0, buf.length, Number(m.start / BigInt(PAGE_SIZE)) * 8);
-  if (n !== buf.length) throw new Error(`short pagemap read for ${toHex(m.start)}`);
-  const words = new Uint32Array(buf.buffer, buf.byteOffset, npages * 2);
-  // Low and high halves of each 64-bit entry (little endian).
-  return { lo: words.filter((_, i) => !(i & 1)), hi: words.filter((_, i) => (i & 1) === 1), n: npages };
+  /** Shared memory objects first met in this process: to be stored whole. */
+  shmem: Array<{ id: string; ino: number; start: bigint; end: bigint }>;
 }
 
 /** The parent's mapping this one was inherited from across fork, unchanged since. */
@@ -102,24 +142,27 @@ function inheritedFrom(m: MapEntry, parentMaps: MapEntry[] | null): MapEntry | n
 }
 
 /**
- * Read the target's areas and choose the pages to store: all present pages of
- * private anonymous and shared anonymous areas, and in private file areas only
- * the pages that no longer match the file (anonymous copies).
+ * Read the target's areas and choose the pages to store: the present (or
+ * swapped out) pages of private anonymous areas, and in private file areas
+ * only the pages that no longer match the file (anonymous copies). Shared
+ * anonymous memory is an object of its own, stored whole once (see
+ * `shmem`), whoever of the tree mapped or wrote its pages. Which pages exist
+ * comes from PAGEMAP_SCAN, so untouched reservations cost nothing.
  *
  * For a child in a tree (`parentPid`), an area it still shares with its parent
  * since fork is marked `inherit`: restore forks the child from its restored
  * parent and keeps the area. Only the pages the child no longer shares with
  * the parent (a different page frame) are stored for it, and pages the parent
  * has but the child has not are listed in `drop`, to be dropped again in the
- * child. Shared anonymous memory it inherited is not stored again at all.
+ * child.
  */
-export function planMemory(pid: number, parentPid?: number): MemoryPlan {
+export function planMemory(pid: number, parentPid: number | undefined, seenShmem: Set<string>, parentMaps: MapEntry[] | null = parentPid ? readSmaps(parentPid) : null): MemoryPlan & { maps: MapEntry[] } {
   const maps = readSmaps(pid);
-  const parentMaps = parentPid ? readSmaps(parentPid) : null;
   const pm = fs.openSync(`/proc/${pid}/pagemap`, 'r');
   const ppm = parentPid ? fs.openSync(`/proc/${parentPid}/pagemap`, 'r') : -1;
   const areas: Area[] = [];
   const segments: Segment[] = [];
+  const shmem: MemoryPlan['shmem'] = [];
   let offset = 0;
   try {
     for (const m of maps) {
@@ -139,93 +182,82 @@ export function planMemory(pid: number, parentPid?: number): MemoryPlan {
       areas.push(area);
       const from = c.kind !== 'special' ? inheritedFrom(m, parentMaps) : null;
       if (from) area.inherit = true;
-      if (from && c.shared) continue; // the same shared object: its pages are stored with the parent
-      if (parentMaps && c.kind === 'anon' && c.shared && !from && parentMaps.some((x) => x.inode === m.inode && x.dev === m.dev)) {
-        throw refused(`pid ${pid}: shared memory at ${toHex(m.start)} is shared with its parent ${parentPid} at another address; not supported yet`);
+      if (c.kind === 'anon' && c.shared) {
+        const id = `${m.dev}:${m.inode}`;
+        area.shmem = id;
+        if (!seenShmem.has(id)) {
+          seenShmem.add(id);
+          shmem.push({ id, ino: m.inode, start: m.start, end: m.end });
+        }
+        continue;
       }
       const wantPages = c.kind === 'anon' || (c.kind === 'file' && !c.shared);
       if (!wantPages) continue;
-      const mine = readPagemap(pm, m);
-      const theirs = from ? readPagemap(ppm, m) : null;
       const fileArea = c.kind === 'file';
-      // A private copy: present and not a page of the file (or swapped out).
-      const own = (hi: number) => {
-        const present = (hi & 0x80000000) !== 0;
-        const swapped = (hi & 0x40000000) !== 0;
-        const filePage = (hi & 0x20000000) !== 0;
-        return fileArea ? (present && !filePage) || swapped : present || swapped;
-      };
-      const pfn = (lo: number, hi: number) => (hi & 0x007fffff) * 0x100000000 + lo; // bits 0-54
-      let runStart = -1;
-      let dropStart = -1;
-      for (let i = 0; i <= mine.n; i++) {
-        let take = false;
-        let drop = false;
-        if (i < mine.n) {
-          const h = mine.hi[i];
-          take = own(h);
-          if (theirs) {
-            const ph = theirs.hi[i];
+      // A page of its own: an anonymous page (in a file area: a private copy), present or swapped out; not the shared zero page.
+      const own = (cat: number) => (cat & PAGE_IS.SWAPPED) !== 0 ||
+        ((cat & PAGE_IS.PRESENT) !== 0 && !(cat & PAGE_IS.PFNZERO) && !(fileArea && cat & PAGE_IS.FILE));
+      const mine = runsWhere(populatedRegions(pm, m.start, m.end), own);
+      let take = mine;
+      if (from) {
+        // Pages still the parent's (same page frame) come back with the fork at restore.
+        const theirs = runsWhere(populatedRegions(ppm, m.start, m.end), own);
+        const shared: Run[] = [];
+        for (const [s, n] of intersectRuns(mine, theirs)) {
+          const ce = pagemapEntries(pm, m.start, s, n);
+          const pe = pagemapEntries(ppm, m.start, s, n);
+          for (let i = 0; i < n; i++) {
+            const [idx, e] = ce.next().value as [number, bigint];
+            const f = entryFrame(e);
             // Page frames read as 0 without CAP_SYS_ADMIN: then nothing counts as shared.
-            const frame = pfn(mine.lo[i], h);
-            const shared = take && own(ph) && (h & 0x40000000) === 0 && (ph & 0x40000000) === 0 && frame !== 0 && frame === pfn(theirs.lo[i], ph);
-            if (shared) take = false; // still the parent's page: the fork at restore gives it back
-            else if (!take && own(ph)) drop = true; // the parent has a page here the child has not
+            if (f !== 0n && f === entryFrame((pe.next().value as [number, bigint])[1])) shared.push([idx, 1]);
           }
         }
-        if (take && runStart < 0) runStart = i;
-        else if (!take && runStart >= 0) {
-          const count = i - runStart;
-          area.runs.push([runStart, count]);
-          segments.push({ addr: m.start + BigInt(runStart * PAGE_SIZE), len: count * PAGE_SIZE, fileOff: offset, readable: m.perms[0] === 'r' });
-          offset += count * PAGE_SIZE;
-          runStart = -1;
-        }
-        if (drop && dropStart < 0) dropStart = i;
-        else if (!drop && dropStart >= 0) {
-          (area.drop ??= []).push([dropStart, i - dropStart]);
-          dropStart = -1;
-        }
+        take = subtractRuns(mine, normalizeRuns(shared));
+        const drop = subtractRuns(theirs, mine);
+        if (drop.length) area.drop = drop;
+      }
+      area.runs = take;
+      for (const [s, n] of take) {
+        segments.push({ addr: m.start + BigInt(s * PAGE_SIZE), len: n * PAGE_SIZE, fileOff: offset, readable: m.perms[0] === 'r' });
+        offset += n * PAGE_SIZE;
       }
     }
   } finally {
     fs.closeSync(pm);
     if (ppm >= 0) fs.closeSync(ppm);
   }
-  return { areas, segments, pageBytes: offset };
+  return { areas, segments, pageBytes: offset, shmem, maps };
 }
-
-const IOV_MAX = 1024;
-const MAX_CALL_BYTES = 64 << 20; // = CHUNK: each call completes a checksum chunk
 
 /**
- * Group segments into calls of at most IOV_MAX iovecs and MAX_CALL_BYTES, splitting
- * segments where needed. Returns per call the iovec list and its file offset.
+ * Store a shared memory object whole: its data extents (SEEK_DATA, which
+ * also finds pages that are swapped out) read from the object itself
+ * through /proc/PID/map_files, with their checksums.
  */
-function* batches(segments: Array<{ addr: bigint; len: number; fileOff: number }>): Generator<{ iov: Array<[bigint, number]>; bytes: number; fileOff: number }> {
-  let iov: Array<[bigint, number]> = [];
-  let bytes = 0;
-  let fileOff = 0;
-  for (const g of segments) {
-    let { addr, len } = g;
-    let off = g.fileOff;
-    // A batch covers one contiguous stretch of the page file.
-    if (iov.length && fileOff + bytes !== off) { yield { iov, bytes, fileOff }; iov = []; bytes = 0; }
-    while (len > 0) {
-      if (!iov.length) fileOff = off;
-      const take = Math.min(len, MAX_CALL_BYTES - bytes);
-      iov.push([addr, take]);
-      bytes += take; addr += BigInt(take); len -= take; off += take;
-      if (iov.length === IOV_MAX || bytes === MAX_CALL_BYTES) { yield { iov, bytes, fileOff }; iov = []; bytes = 0; }
-    }
-  }
-  if (iov.length) yield { iov, bytes, fileOff };
+export function dumpShmem(pid: number, o: MemoryPlan['shmem'][number], pagesPath: string): { obj: Omit<ShmemObject, 'pagesFile'>; sums: string[] } {
+  const src = fs.openSync(`/proc/${pid}/map_files/${o.start.toString(16)}-${o.end.toString(16)}`, 'r');
+  try {
+    const size = fs.fstatSync(src).size;
+    const runs = dataExtents(src, size);
+    const segs = runSegments(0n, runs, 0).map((g) => ({ addr: toHex(g.addr), len: g.len, fileOff: g.fileOff }));
+    const r = runJob({ op: 'copy-out', fd: src, path: pagesPath, segs });
+    const total = countPages(runs) * PAGE_SIZE;
+    const sums = finishSums(r.sums ?? [], total);
+    return { obj: { id: o.id, size: Math.max(size, PAGE_SIZE), runs }, sums };
+  } finally { fs.closeSync(src); }
 }
 
-function iovBuffer(iov: Array<[bigint, number]>): Buffer {
-  const b = Buffer.alloc(iov.length * 16);
-  iov.forEach(([a, l], i) => { b.writeBigUInt64LE(a, i * 16); b.writeBigUInt64LE(BigInt(l), i * 16 + 8); });
-  return b;
+/** Chunk checksums from a job's results; a final partial chunk counts when it ends where the file ends. */
+function finishSums(raw: Array<[number, string]>, total: number): string[] {
+  const nChunks = Math.max(1, Math.ceil(total / CHUNK));
+  const sums: Array<string | undefined> = new Array(nChunks);
+  for (const [c, v] of raw) {
+    if (!v.startsWith('partial:')) sums[c] = v;
+    else if (Number(v.split(':')[1]) === total) sums[c] = v.split(':')[2];
+  }
+  if (total === 0) return crcChunks({ op: 'crc', path: '', size: 0, chunks: [0] }).map(([, v]) => v);
+  return sums.map((v, c) => { if (v === undefined) throw new Error(`no checksum for chunk ${c}`); return v; });
 }
 
 export const IOV_SCRATCH = IOV_MAX * 16;
@@ -240,7 +272,7 @@ export const IOV_SCRATCH = IOV_MAX * 16;
  * (Copying part of the pages from outside at the same time was tried: with
  * two copies per byte it only slowed the whole down on two cores.)
  */
-export async function writePages(rt: RemoteTask, plan: MemoryPlan, pagesPath: string, pool: Pool | null, progress?: (done: number, total: number) => void): Promise<string[]> {
+export async function writePages(rt: RemoteTask, plan: MemoryPlan, pagesPath: string, pool: Pool | null, insideOk: boolean, progress?: (done: number, total: number) => void): Promise<string[]> {
   const total = plan.pageBytes;
   const nChunks = Math.max(1, Math.ceil(total / CHUNK));
   const sums: Array<string | undefined> = new Array(nChunks);
@@ -258,9 +290,10 @@ export async function writePages(rt: RemoteTask, plan: MemoryPlan, pagesPath: st
   };
 
   if (total > 0) {
-    const pathAddr = rt.putString(pagesPath, IOV_SCRATCH);
-    const fdr = rt.callRaw(NR.openat, AT_FDCWD, pathAddr, O.WRONLY | O.CLOEXEC, 0);
-    if (fdr < 0n) log.info(`pid ${rt.pid} cannot open the page file itself (errno ${-fdr}); copying pages from outside`);
+    // (insideOk is false when a limit of the target, such as RLIMIT_FSIZE,
+    // would make its own writes fail: then ckpt copies every page itself.)
+    const fdr = insideOk ? rt.callRaw(NR.openat, AT_FDCWD, rt.putString(pagesPath, IOV_SCRATCH), O.WRONLY | O.CLOEXEC, 0) : -1n;
+    if (fdr < 0n) log.info(`pid ${rt.pid} ${insideOk ? `cannot open the page file itself (errno ${-fdr})` : 'has a file size limit'}; copying pages from outside`);
     const split = fdr < 0n ? 0 : total;
     const inside: Segment[] = [];
     const outside: Segment[] = [];
@@ -322,39 +355,12 @@ export async function writePages(rt: RemoteTask, plan: MemoryPlan, pagesPath: st
 const range = (a: number, b: number) => Array.from({ length: Math.max(0, b - a) }, (_, i) => a + i);
 const overlapsChunk = (g: Segment, c: number) => g.fileOff < (c + 1) * CHUNK && g.fileOff + g.len > c * CHUNK;
 
-/** Drop the first `skip` bytes of an iovec list. */
-function trimIov(iov: Array<[bigint, number]>, skip: number): Array<[bigint, number]> {
-  if (skip === 0) return iov;
-  const out: Array<[bigint, number]> = [];
-  for (const [a, l] of iov) {
-    if (skip >= l) { skip -= l; continue; }
-    out.push([a + BigInt(skip), l - skip]);
-    skip = 0;
-  }
-  return out;
-}
-
 // ---------------------------------------------------------------- restore
 
 const MADVISE_FOR_FLAG: Record<string, number> = {
   dc: MADV.DONTFORK, dd: MADV.DONTDUMP, wf: MADV.WIPEONFORK, hg: MADV.HUGEPAGE, nh: MADV.NOHUGEPAGE, mg: MADV.MERGEABLE,
+  sr: MADV.SEQUENTIAL, rr: MADV.RANDOM,
 };
-
-export interface Range { start: bigint; end: bigint }
-const TASK_TOP = 0x7ffffffff000n;
-
-/** Find a free range of `size` bytes that overlaps none of `used`. */
-export function findHole(used: Range[], size: number, above = 0x100000000n): bigint {
-  const sorted = [...used].sort((a, b) => (a.start < b.start ? -1 : 1));
-  let cand = above;
-  for (const r of sorted) {
-    if (r.end <= cand) continue;
-    if (r.start >= cand + BigInt(size)) break;
-    cand = r.end;
-  }
-  if (cand + BigInt(size) > 0x7ffffffff000n) throw new Error('no free address range for the scratch area');
-  return cand;
-}
 
 /**
  * Before any process is created: the files the process maps (its program,
@@ -436,12 +442,21 @@ export interface DeferredPages {
   mlock: Area[];
 }
 
+/** Shared memory objects during a restore: what the image holds, and where each one made so far is mapped. */
+export interface ShmemCtx {
+  objects: Map<string, ShmemObject>;
+  /** An area of a restored process (its final PID) that maps the object. */
+  sources: Map<string, { pid: number; start: bigint; end: bigint }>;
+  pagesPath(name: string): string;
+}
+
 /**
  * Map every area of the image and fill in its pages. `pagesFd` is open in the
  * task. With `deferAnon`, the pages of readable private anonymous areas are
- * not read here but returned, for ckpt to copy in with userfaultfd.
+ * not read here but returned, for ckpt to copy in with userfaultfd. `pid` is
+ * the PID the process will have (the husk's task becomes the root's).
  */
-export function restoreAreas(rt: RemoteTask, mem: MemoryImage, pagesFd: number, pagesPath: string, deferAnon = false): DeferredPages {
+export function restoreAreas(rt: RemoteTask, mem: MemoryImage, pagesFd: number, pagesPath: string, deferAnon: boolean, shm: ShmemCtx, pid: number): DeferredPages {
   const deferred: DeferredPages = { areas: [], segs: [], bytes: 0, mlock: [] };
   const files = new Map<string, number>();
   let prev: Area | null = null;
@@ -457,66 +472,71 @@ export function restoreAreas(rt: RemoteTask, mem: MemoryImage, pagesFd: number, 
         // the copy-on-write sharing for them only) and drop what the child had not.
         if (a.runs.length) writeAreaFromOutside(rt, a, pagesPath);
         for (const [i, n] of a.drop ?? []) {
-          rt.call(`madvise(${a.start}, DONTNEED)`, NR.madvise, start + BigInt(i * PAGE_SIZE), n * PAGE_SIZE, 4 /* MADV_DONTNEED */);
+          rt.call(`madvise(${a.start}, DONTNEED)`, NR.madvise, start + BigInt(i * PAGE_SIZE), n * PAGE_SIZE, MADV.DONTNEED);
         }
         continue;
       }
       const prot = protBits(a.prot);
-      const hasPages = a.runs.length > 0;
-      const defer = deferAnon && hasPages && a.kind === 'anon' && !a.shared && a.prot[0] === 'r';
-      const addWrite = hasPages && !defer && !(prot & PROT.WRITE);
-      // Mapping a private area writable marks it accountable (VM_ACCOUNT, "ac") for good:
-      // when the original was not, write its pages from outside (/proc/PID/mem) instead.
-      const outside = addWrite && !a.shared && !a.vmflags.includes('ac');
-      const mapProt = addWrite && !outside ? prot | PROT.WRITE : prot;
-      let flags = MAP.FIXED | (a.shared ? MAP.SHARED : MAP.PRIVATE);
-      if (a.vmflags.includes('gd')) flags |= MAP.GROWSDOWN;
-      if (a.vmflags.includes('nr')) flags |= MAP.NORESERVE;
-      let fd = -1;
-      if (a.kind === 'file') {
-        const acc = a.shared && a.prot[1] === 'w' ? O.RDWR : O.RDONLY;
-        const key = `${acc}:${a.name}`;
-        if (!files.has(key)) {
-          const p = rt.putString(a.name, IOV_SCRATCH);
-          const r = rt.callRaw(NR.openat, AT_FDCWD, p, acc | O.CLOEXEC, 0);
-          if (r < 0n) throw new CkptError('conflict', `cannot open ${a.name} to map it at ${a.start}: errno ${-r}`);
-          files.set(key, Number(r));
-        }
-        fd = files.get(key)!;
+      if (a.shmem) {
+        mapShmem(rt, a, mem, shm, pid);
       } else {
-        flags |= MAP.ANONYMOUS;
-      }
-      if (a.kind === 'anon' && before && mayMerge(before, a)) {
-        // The two areas were separate VMAs although alike: they differed in
-        // what maps cannot show (the page offset of an area that was
-        // mremap'ed). Map this one elsewhere and move it into place, which
-        // gives it a page offset that keeps it from merging.
-        const tmp = rt.call(`mmap(${a.start} staging)`, NR.mmap, 0, len, mapProt, flags & ~MAP.FIXED, fd, 0);
-        rt.call(`mremap(${a.start})`, NR.mremap, tmp, len, len, MREMAP.MAYMOVE | MREMAP.FIXED, start);
-      } else {
-        rt.call(`mmap(${a.start} ${a.name || 'anon'})`, NR.mmap, start, len, mapProt, flags, fd, a.kind === 'file' ? big(a.offset) : 0n);
-      }
-      if (defer) {
-        deferred.areas.push(a);
-        let off = a.dataOffset;
-        for (const [i, n] of a.runs) {
-          deferred.segs.push({ addr: toHex(start + BigInt(i * PAGE_SIZE)), len: n * PAGE_SIZE, fileOff: off });
-          off += n * PAGE_SIZE;
-          deferred.bytes += n * PAGE_SIZE;
+        const hasPages = a.runs.length > 0;
+        const defer = deferAnon && hasPages && a.kind === 'anon' && !a.shared && a.prot[0] === 'r';
+        const addWrite = hasPages && !defer && !(prot & PROT.WRITE);
+        // Mapping a private area writable marks it accountable (VM_ACCOUNT, "ac") for good:
+        // when the original was not, write its pages from outside (/proc/PID/mem) instead.
+        const outside = addWrite && !a.shared && !a.vmflags.includes('ac');
+        const mapProt = addWrite && !outside ? prot | PROT.WRITE : prot;
+        // MAP_DROPPABLE is a mapping type of its own (its pages may be dropped under memory pressure).
+        let flags = MAP.FIXED | (a.shared ? MAP.SHARED : a.vmflags.includes('dp') ? MAP.DROPPABLE : MAP.PRIVATE);
+        if (a.vmflags.includes('gd')) flags |= MAP.GROWSDOWN;
+        if (a.vmflags.includes('nr')) flags |= MAP.NORESERVE;
+        let fd = -1;
+        if (a.kind === 'file') {
+          // A shared mapping that may be made writable (VM_MAYWRITE, "mw") needs a file open for writing, even if it is read-only now.
+          const acc = a.shared && (a.prot[1] === 'w' || a.vmflags.includes('mw')) ? O.RDWR : O.RDONLY;
+          const key = `${acc}:${a.name}`;
+          if (!files.has(key)) {
+            const p = rt.putString(a.name, IOV_SCRATCH);
+            const r = rt.callRaw(NR.openat, AT_FDCWD, p, acc | O.CLOEXEC, 0);
+            if (r < 0n) throw new CkptError('conflict', `cannot open ${a.name} to map it at ${a.start}: errno ${-r}`);
+            files.set(key, Number(r));
+          }
+          fd = files.get(key)!;
+        } else {
+          flags |= MAP.ANONYMOUS;
         }
-      } else if (hasPages) {
-        if (outside) writeAreaFromOutside(rt, a, pagesPath);
-        else readAreaPages(rt, a, pagesFd);
-        if (mapProt !== prot) rt.call(`mprotect(${a.start})`, NR.mprotect, start, len, prot);
+        if (a.kind === 'anon' && before && mayMerge(before, a)) {
+          // The two areas were separate VMAs although alike: they differed in
+          // what maps cannot show (the page offset of an area that was
+          // mremap'ed). Map this one elsewhere and move it into place, which
+          // gives it a page offset that keeps it from merging.
+          const tmp = rt.call(`mmap(${a.start} staging)`, NR.mmap, 0, len, mapProt, flags & ~MAP.FIXED, fd, 0);
+          rt.call(`mremap(${a.start})`, NR.mremap, tmp, len, len, MREMAP.MAYMOVE | MREMAP.FIXED, start);
+        } else {
+          rt.call(`mmap(${a.start} ${a.name || 'anon'})`, NR.mmap, start, len, mapProt, flags, fd, a.kind === 'file' ? big(a.offset) : 0n);
+        }
+        if (defer) {
+          deferred.areas.push(a);
+          for (const g of runSegments(start, a.runs as Run[], a.dataOffset)) {
+            deferred.segs.push({ addr: toHex(g.addr), len: g.len, fileOff: g.fileOff });
+            deferred.bytes += g.len;
+          }
+        } else if (hasPages) {
+          if (outside) writeAreaFromOutside(rt, a, pagesPath);
+          else readPages(rt, pagesFd, start, a.runs as Run[], a.dataOffset, `area ${a.start}`);
+          if (mapProt !== prot) rt.call(`mprotect(${a.start})`, NR.mprotect, start, len, prot);
+        }
+        if (a.vmflags.includes('lo')) {
+          if (defer) deferred.mlock.push(a);
+          else lockArea(rt, a);
+        }
       }
       for (const f of a.vmflags) {
         const adv = MADVISE_FOR_FLAG[f];
         if (adv !== undefined) rt.call(`madvise(${a.start}, ${f})`, NR.madvise, start, len, adv);
       }
-      if (a.vmflags.includes('lo')) {
-        if (defer) deferred.mlock.push(a);
-        else rt.call(`mlock(${a.start})`, NR.mlock, start, len);
-      }
+      if (a.shmem && a.vmflags.includes('lo')) lockArea(rt, a);
       if (a.name.startsWith('[anon:')) {
         const nm = rt.putString(a.name.slice(6, -1), IOV_SCRATCH);
         rt.call('prctl(PR_SET_VMA_ANON_NAME)', NR.prctl, PR.SET_VMA, PR.SET_VMA_ANON_NAME, start, len, nm);
@@ -528,17 +548,90 @@ export function restoreAreas(rt: RemoteTask, mem: MemoryImage, pagesFd: number, 
   return deferred;
 }
 
+/** mlock, or mlock2(MLOCK_ONFAULT) for an area locked on fault ("lf"). */
+function lockArea(rt: RemoteTask, a: Area): void {
+  const start = big(a.start);
+  const len = big(a.end) - start;
+  if (a.vmflags.includes('lf')) rt.call(`mlock2(${a.start}, MLOCK_ONFAULT)`, NR.mlock2, start, len, 1);
+  else rt.call(`mlock(${a.start})`, NR.mlock, start, len);
+}
+
+/**
+ * Seal the areas that were sealed (mseal, "sl"). Done last, once nothing
+ * more is to be mapped or changed in the process (and its children exist).
+ */
+export function sealAreas(rt: RemoteTask, mem: MemoryImage): void {
+  for (const a of mem.areas) {
+    if (a.kind !== 'special' && a.vmflags.includes('sl')) rt.call(`mseal(${a.start})`, NR.mseal, big(a.start), big(a.end) - big(a.start), 0);
+  }
+}
+
+/**
+ * A shared anonymous area: the first process of the tree that maps the
+ * object creates it (MAP_SHARED | MAP_ANONYMOUS, the same kind of object as
+ * before) and reads its pages in; every later area, in this process or
+ * another one, maps the same object through /proc/PID/map_files at its
+ * offset. (Areas a child inherited across fork are kept, not mapped again.)
+ */
+function mapShmem(rt: RemoteTask, a: Area, mem: MemoryImage, shm: ShmemCtx, pid: number): void {
+  const obj = shm.objects.get(a.shmem!);
+  if (!obj) throw badImage(`image file process-${pid}.json: area ${a.start} refers to shared memory object ${a.shmem}, which shmem.json does not hold`);
+  const start = big(a.start);
+  const len = big(a.end) - start;
+  const off = big(a.offset);
+  if (off + len > BigInt(obj.size)) throw badImage(`image file process-${pid}.json: area ${a.start} maps past the end of shared memory object ${obj.id} (${obj.size} bytes)`);
+  const prot = protBits(a.prot);
+  const nr = a.vmflags.includes('nr') ? MAP.NORESERVE : 0;
+  const src = shm.sources.get(obj.id);
+  const fill = (base: bigint) => {
+    if (!obj.runs.length) return;
+    const p = shm.pagesPath(obj.pagesFile);
+    const fd = rt.callN(`open(${obj.pagesFile})`, NR.openat, AT_FDCWD, rt.putString(p, IOV_SCRATCH), O.RDONLY | O.CLOEXEC, 0);
+    try { readPages(rt, fd, base, obj.runs as Run[], 0, `shared memory object ${obj.id}`); } finally { rt.callRaw(NR.close, fd); }
+  };
+  const mapFrom = (where: { pid: number; start: bigint; end: bigint }) => {
+    const p = `/proc/${where.pid === pid ? 'self' : where.pid}/map_files/${where.start.toString(16)}-${where.end.toString(16)}`;
+    const fd = rt.callN(`open(${p})`, NR.openat, AT_FDCWD, rt.putString(p, IOV_SCRATCH), O.RDWR | O.CLOEXEC, 0);
+    try {
+      rt.call(`mmap(${a.start} shared memory ${obj.id})`, NR.mmap, start, len, prot, MAP.SHARED | MAP.FIXED | nr, fd, off);
+    } finally { rt.callRaw(NR.close, fd); }
+  };
+  if (src) { mapFrom(src); return; }
+  if (off === 0n && len === BigInt(obj.size)) {
+    // The common case: the area is the whole object.
+    const addWrite = obj.runs.length > 0 && !(prot & PROT.WRITE);
+    rt.call(`mmap(${a.start} shared)`, NR.mmap, start, len, addWrite ? prot | PROT.WRITE : prot, MAP.SHARED | MAP.ANONYMOUS | MAP.FIXED | nr, -1, 0);
+    fill(start);
+    if (addWrite) rt.call(`mprotect(${a.start})`, NR.mprotect, start, len, prot);
+  } else {
+    // Make the whole object in a free spot, fill it, map the window, let the spot go.
+    const used = [...areaRanges(mem), ...readMapsRanges(rt.pid)];
+    const tmp = findHole(used, obj.size);
+    rt.call(`mmap(shared memory ${obj.id})`, NR.mmap, tmp, obj.size, PROT.READ | PROT.WRITE, MAP.SHARED | MAP.ANONYMOUS | MAP.FIXED_NOREPLACE | nr, -1, 0);
+    try {
+      fill(tmp);
+      mapFrom({ pid, start: tmp, end: tmp + BigInt(obj.size) });
+    } finally {
+      rt.call(`munmap(shared memory ${obj.id} staging)`, NR.munmap, tmp, obj.size);
+    }
+  }
+  shm.sources.set(obj.id, { pid, start, end: big(a.end) });
+}
+
+function readMapsRanges(pid: number): Range[] {
+  return readSmaps(pid).map((m) => ({ start: m.start, end: m.end }));
+}
+
 const UFFDIO_API = 0xc018aa3fn;
 const UFFDIO_REGISTER = 0xc020aa00n;
 const UFFDIO_UNREGISTER = 0x8010aa01n;
 const UFFD_API = 0xaa;
 const UFFDIO_REGISTER_MODE_MISSING = 1;
-const NR_USERFAULTFD = 323;
 
 /** Create a userfaultfd in the task and register the deferred areas with it; returns its fd (in the task). */
 export function registerUffd(rt: RemoteTask, d: DeferredPages, scratchOff: number, minFd: number): number {
   // Keep it above every fd number the image uses: the fd table is rebuilt meanwhile.
-  const first = rt.callN('userfaultfd', NR_USERFAULTFD, O.CLOEXEC);
+  const first = rt.callN('userfaultfd', NR.userfaultfd, O.CLOEXEC);
   const ufd = rt.callN('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, first, 1030 /* F_DUPFD_CLOEXEC */, minFd);
   rt.call('close', NR.close, first);
   const api = Buffer.alloc(24);
@@ -572,30 +665,26 @@ function mayMerge(a: Area, b: Area): boolean {
     a.name === b.name && a.vmflags.join(' ') === b.vmflags.join(' ');
 }
 
-function readAreaPages(rt: RemoteTask, a: Area, pagesFd: number): void {
-  const start = big(a.start);
-  let off = a.dataOffset;
-  const segs = a.runs.map(([i, n]) => {
-    const g = { addr: start + BigInt(i * PAGE_SIZE), len: n * PAGE_SIZE, fileOff: off };
-    off += g.len;
-    return g;
-  });
-  for (const b of batches(segs)) {
+/** Read pages from an image file open in the task into its memory at `base` (preadv, one call per batch). */
+function readPages(rt: RemoteTask, fd: number, base: bigint, runs: Run[], dataOffset: number, what: string): void {
+  for (const b of batches(runSegments(base, runs, dataOffset))) {
     const iovAddr = rt.put(iovBuffer(b.iov), 0);
-    const n = rt.call(`preadv(${a.start})`, NR.preadv, pagesFd, iovAddr, b.iov.length, b.fileOff, 0);
-    if (Number(n) !== b.bytes) throw new CkptError('bad-image', `page file is short: area ${a.start} wanted ${b.bytes} bytes at offset ${b.fileOff}, got ${n}`);
+    const n = rt.call(`preadv(${what})`, NR.preadv, fd, iovAddr, b.iov.length, b.fileOff, 0);
+    if (Number(n) !== b.bytes) throw new CkptError('bad-image', `page file is short: ${what} wanted ${b.bytes} bytes at offset ${b.fileOff}, got ${n}`);
   }
 }
 
+/** Write an area's pages from outside (/proc/PID/mem), 1 MiB at a time. */
 function writeAreaFromOutside(rt: RemoteTask, a: Area, pagesPath: string): void {
   const fd = fs.openSync(pagesPath, 'r');
+  const buf = Buffer.allocUnsafe(1 << 20);
   try {
-    let off = a.dataOffset;
-    for (const [i, n] of a.runs) {
-      const buf = Buffer.allocUnsafe(n * PAGE_SIZE);
-      fs.readSync(fd, buf, 0, buf.length, off);
-      rt.write(big(a.start) + BigInt(i * PAGE_SIZE), buf);
-      off += buf.length;
+    for (const g of runSegments(big(a.start), a.runs as Run[], a.dataOffset)) {
+      for (let o = 0; o < g.len; o += buf.length) {
+        const n = Math.min(buf.length, g.len - o);
+        if (fs.readSync(fd, buf, 0, n, g.fileOff + o) !== n) throw new CkptError('bad-image', `page file ${pagesPath} is short at offset ${g.fileOff + o}`);
+        rt.write(g.addr + BigInt(o), buf.subarray(0, n));
+      }
     }
   } finally { fs.closeSync(fd); }
 }

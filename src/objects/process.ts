@@ -9,47 +9,75 @@ import { NR, PR, ARCH, RLIMIT_NAMES, AT_FDCWD, O } from '../kernel/consts.js';
 import { readStat, readStatus } from '../kernel/proc.js';
 import { sys, addressOf } from '../kernel/ffi.js';
 import { refused, conflict } from '../errors.js';
+import { hex64, base64Bytes, decI64, int, u32, pid, PID_MAX } from '../image/schema.js';
 import { log } from '../log.js';
 import { MemoryImage } from './memory.js';
-import { FdImage } from './files.js';
-import { SigAction } from './signals.js';
+import { FdTable } from './files.js';
+import { SigAction, Siginfo } from './signals.js';
 import { Thread } from './thread.js';
 import { Creds } from './creds.js';
 
 export const MmFields = z.object({
-  startCode: z.string(), endCode: z.string(), startData: z.string(), endData: z.string(),
-  startBrk: z.string(), brk: z.string(), startStack: z.string(), argStart: z.string(), argEnd: z.string(),
-  envStart: z.string(), envEnd: z.string(), auxv: z.string(),
+  startCode: hex64, endCode: hex64, startData: hex64, endData: hex64,
+  startBrk: hex64, brk: hex64, startStack: hex64, argStart: hex64, argEnd: hex64,
+  envStart: hex64, envEnd: hex64, auxv: base64Bytes(16, 8192).check(z.refine((s) => Buffer.byteLength(s, 'base64') % 16 === 0, 'expected whole auxv entries (16 bytes each)')),
 });
 export type MmFields = z.infer<typeof MmFields>;
 
-const Timer = z.tuple([z.string(), z.string(), z.string(), z.string()]); // interval sec/usec, value sec/usec
+const Timer = z.tuple([decI64, decI64, decI64, decI64]); // interval sec/usec, value sec/usec
+const limitValue = z.string().check(z.regex(/^(unlimited|0|[1-9][0-9]{0,19})$/, 'expected "unlimited" or a decimal number'),
+  z.refine((s) => s === 'unlimited' || BigInt(s) < 0xffffffffffffffffn, 'too big for a limit'));
+const limitBig = (s: string) => (s === 'unlimited' ? 0xffffffffffffffffn : BigInt(s));
+const Rlimit = z.tuple([limitValue, limitValue]).check(z.refine(([soft, hard]) => limitBig(soft) <= limitBig(hard), 'the soft limit is above the hard one'));
+const absPath = z.string().check(z.regex(/^\//, 'expected an absolute path'), z.maxLength(4096));
 
 export const ProcessImage = z.object({
-  pid: z.number(), ppid: z.number(), pgid: z.number(), sid: z.number(),
+  pid, ppid: int(0, PID_MAX), pgid: pid, sid: pid,
   /** Its process group was the foreground group of its controlling terminal. */
   foreground: z.optional(z.boolean()),
   /** It was stopped (SIGSTOP, job control). */
   stopped: z.optional(z.boolean()),
-  comm: z.string(), exe: z.string(), cwd: z.string(), root: z.string(),
-  umask: z.number(), personality: z.number(),
-  rlimits: z.array(z.tuple([z.string(), z.string()])),
+  /** The signal that stopped it (SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU). */
+  stopSignal: z.optional(z.union([z.literal(19), z.literal(20), z.literal(21), z.literal(22)])),
+  /** Its parent had already been told of the stop (waitpid WUNTRACED). */
+  stopReported: z.optional(z.boolean()),
+  comm: z.string().check(z.maxLength(64)), exe: absPath, cwd: absPath, root: absPath,
+  umask: int(0, 0o777), personality: u32,
+  rlimits: z.array(Rlimit).check(z.length(RLIMIT_NAMES.length)),
   creds: Creds,
   misc: z.object({
-    dumpable: z.number(), pdeathsig: z.number(), noNewPrivs: z.number(), subreaper: z.number(), xcompPerm: z.string(),
-    oomScoreAdj: z.optional(z.number()),
-    exitSignal: z.optional(z.number()), // the signal its parent gets when it ends (usually SIGCHLD)
+    dumpable: int(0, 2), pdeathsig: int(0, 64), noNewPrivs: int(0, 1), subreaper: int(0, 1), xcompPerm: hex64,
+    oomScoreAdj: z.optional(int(-1000, 1000)),
+    exitSignal: z.optional(int(0, 64)), // the signal its parent gets when it ends (usually SIGCHLD)
+    thpDisable: z.optional(int(0, 0xff)),  // PR_GET_THP_DISABLE
+    membarrier: z.optional(int(0, 0x7fffffff)), // MEMBARRIER_CMD_GET_REGISTRATIONS
+    loginuid: z.optional(u32),             // /proc/PID/loginuid (4294967295: unset)
   }),
-  itimers: z.array(Timer),
+  itimers: z.array(Timer).check(z.length(3)),
   mm: MmFields,
   memory: MemoryImage,
-  fds: z.array(FdImage),
+  fds: FdTable,
   sigactions: z.array(SigAction),
-  pendingShared: z.array(z.string()),
-  threads: z.array(Thread),
-});
+  pendingShared: z.array(Siginfo),
+  threads: z.array(Thread).check(z.minLength(1)),
+}).check(z.superRefine((p, ctx) => {
+  const tids = new Set<number>();
+  p.threads.forEach((t, i) => {
+    if (tids.has(t.tid)) ctx.addIssue({ code: 'custom', message: `thread ${t.tid} is listed twice`, path: ['threads', i, 'tid'], input: t.tid });
+    tids.add(t.tid);
+  });
+  if (!tids.has(p.pid)) ctx.addIssue({ code: 'custom', message: `no thread has the process's own id ${p.pid} (its leader)`, path: ['threads'], input: p.threads });
+  const sigs = new Set<number>();
+  p.sigactions.forEach((a, i) => {
+    if (sigs.has(a.sig) || a.sig === 9 || a.sig === 19) ctx.addIssue({ code: 'custom', message: `signal ${a.sig} cannot have this action listed`, path: ['sigactions', i, 'sig'], input: a.sig });
+    sigs.add(a.sig);
+  });
+}));
 export type ProcessImage = z.infer<typeof ProcessImage>;
 
+const MEMBARRIER_CMD_GET_REGISTRATIONS = 1 << 9;
+/** Each registration command, by the bit GET_REGISTRATIONS reports it with (the command's own value). */
+const MEMBARRIER_REGISTER_CMDS = [1 << 2 /* GLOBAL_EXPEDITED */, 1 << 4 /* PRIVATE_EXPEDITED */, 1 << 6 /* PRIVATE_EXPEDITED_SYNC_CORE */, 1 << 8 /* PRIVATE_EXPEDITED_RSEQ */];
 const NAMESPACES = ['pid', 'pid_for_children', 'mnt', 'net', 'ipc', 'uts', 'user', 'cgroup', 'time', 'time_for_children'];
 const hex = (v: bigint | number | string) => '0x' + BigInt(v).toString(16);
 const INF = 0xffffffffffffffffn;
@@ -86,6 +114,8 @@ export function readIdentity(pid: number) {
       throw refused(where(`it is in another ${ns.replace('_for_children', ' (for its children)')} namespace than ckpt (${theirs}); namespaces are not supported yet`));
     }
   }
+  let loginuid: number | undefined;
+  try { loginuid = Number(fs.readFileSync(`/proc/${pid}/loginuid`, 'utf8').trim()); } catch { /* no audit support */ }
   const timers = fs.readFileSync(`/proc/${pid}/timers`, 'utf8');
   if (timers.trim()) throw refused(where('POSIX timers (timer_create) are not supported yet'));
   return {
@@ -95,6 +125,7 @@ export function readIdentity(pid: number) {
     exe, cwd, root, umask: parseInt(status.get('Umask') ?? '22', 8),
     personality: parseInt(fs.readFileSync(`/proc/${pid}/personality`, 'utf8').trim(), 16),
     rlimits: readRlimits(pid),
+    loginuid,
     noNewPrivs: Number(status.get('NoNewPrivs') ?? '0'),
     mmStat: {
       startCode: hex(stat[26]), endCode: hex(stat[27]), startStack: hex(stat[28]),
@@ -117,13 +148,17 @@ export function readTaskValues(rt: RemoteTask, scratchOff: number) {
   const securebits = rt.callN('prctl(PR_GET_SECUREBITS)', NR.prctl, PR.GET_SECUREBITS);
   const xr = rt.callRaw(NR.arch_prctl, ARCH.GET_XCOMP_PERM, a);
   const xcompPerm = xr >= 0n ? rt.read(a, 8).readBigUInt64LE(0) : 0n;
+  const thpDisable = rt.callN('prctl(PR_GET_THP_DISABLE)', NR.prctl, PR.GET_THP_DISABLE, 0, 0, 0, 0);
+  // Registered membarrier commands (MEMBARRIER_CMD_GET_REGISTRATIONS, Linux 6.3+).
+  const mb = rt.callRaw(NR.membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0);
+  const membarrier = mb >= 0n ? Number(mb) : 0;
   const itimers: Array<[string, string, string, string]> = [];
   for (let which = 0; which < 3; which++) {
     rt.call(`getitimer(${which})`, NR.getitimer, which, a);
     const b = rt.read(a, 32);
     itimers.push([0, 8, 16, 24].map((o) => b.readBigInt64LE(o).toString()) as [string, string, string, string]);
   }
-  return { brk: hex(brk), pdeathsig, dumpable, subreaper, securebits, xcompPerm: hex(xcompPerm), itimers };
+  return { brk: hex(brk), pdeathsig, dumpable, subreaper, securebits, xcompPerm: hex(xcompPerm), itimers, thpDisable, membarrier };
 }
 
 /** Before any process is created: can this host give the process its limits? */
@@ -175,8 +210,6 @@ export function restoreMm(rt: RemoteTask, p: ProcessImage, scratchOff: number): 
 }
 
 export function restoreIdentityCalls(rt: RemoteTask, p: ProcessImage, scratchOff: number): void {
-  if (p.root !== '/') rt.call(`chroot(${p.root})`, NR.chroot, rt.putString(p.root, scratchOff));
-  rt.call(`chdir(${p.cwd})`, NR.chdir, rt.putString(p.cwd, scratchOff));
   rt.call('umask', NR.umask, p.umask);
   rt.call('personality', NR.personality, p.personality);
   rt.call('prctl(PR_SET_NAME)', NR.prctl, PR.SET_NAME, rt.putString(p.comm.slice(0, 15), scratchOff));
@@ -194,6 +227,40 @@ export function restoreIdentityCalls(rt: RemoteTask, p: ProcessImage, scratchOff
     t.forEach((v, i) => b.writeBigInt64LE(BigInt(v), i * 8));
     rt.call(`setitimer(${which})`, NR.setitimer, which, rt.put(b, scratchOff), 0);
   });
+}
+
+/**
+ * The working directory and root, after everything else that opens a path
+ * (files, mapped files, the page files: all resolved from ckpt's root) and
+ * after the children were forked: chdir to the cwd as ckpt sees it, then
+ * chroot, which leaves the cwd where it is (also outside the new root, as
+ * a process can have it).
+ */
+export function restoreRootAndCwd(rt: RemoteTask, p: ProcessImage, scratchOff: number): void {
+  rt.call(`chdir(${p.cwd})`, NR.chdir, rt.putString(p.cwd, scratchOff));
+  if (p.root !== '/') rt.call(`chroot(${p.root})`, NR.chroot, rt.putString(p.root, scratchOff));
+}
+
+/** Per-process kernel settings: transparent huge pages, membarrier registrations, the audit login uid. */
+export function restoreMmSettings(rt: RemoteTask, p: ProcessImage, scratchOff: number): void {
+  const thp = p.misc.thpDisable ?? 0;
+  if (thp) rt.call('prctl(PR_SET_THP_DISABLE)', NR.prctl, PR.SET_THP_DISABLE, 1, thp & ~1, 0, 0);
+  for (const cmd of MEMBARRIER_REGISTER_CMDS) {
+    if ((p.misc.membarrier ?? 0) & cmd) rt.call(`membarrier(register ${cmd})`, NR.membarrier, cmd, 0, 0);
+  }
+  if (p.misc.loginuid !== undefined) {
+    let cur = -1;
+    try { cur = Number(fs.readFileSync(`/proc/${rt.pid}/loginuid`, 'utf8').trim()); } catch { /* no audit support here */ }
+    if (cur !== p.misc.loginuid) {
+      // Only the task itself may write its loginuid.
+      const path = rt.putString('/proc/self/loginuid', scratchOff);
+      const fd = rt.callN('open(/proc/self/loginuid)', NR.openat, AT_FDCWD, path, O.WRONLY | O.CLOEXEC, 0);
+      try {
+        const v = Buffer.from(String(p.misc.loginuid));
+        rt.call(`write(loginuid ${p.misc.loginuid})`, NR.write, fd, rt.put(v, scratchOff + 64), v.length);
+      } finally { rt.callRaw(NR.close, fd); }
+    }
+  }
 }
 
 export function restoreMiscLast(rt: RemoteTask, p: ProcessImage, parentStays: boolean): void {

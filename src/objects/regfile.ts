@@ -9,19 +9,22 @@ import { NR, O, AT_FDCWD } from '../kernel/consts.js';
 import { FdEntry } from '../kernel/proc.js';
 import { refused, conflict } from '../errors.js';
 import { peekFd, peekFionread } from './fdpeek.js';
+import { fdNum, u32, dec63, count, pid } from '../image/schema.js';
 
 export const PathFd = z.object({
-  fd: z.number(),
+  fd: fdNum,
   kind: z.literal('path'),
   type: z.enum(['reg', 'dir', 'chr', 'fifo']),
-  path: z.string(),
-  flags: z.number(),
-  pos: z.string(),
-  mode: z.number(),
-  size: z.number(),
-  dev: z.number(),
-  ino: z.number(),
-  rdev: z.number(),
+  path: z.string().check(z.regex(/^\//, 'expected an absolute path'), z.maxLength(4096)),
+  flags: u32,
+  pos: dec63,
+  mode: u32,
+  size: count,
+  dev: count,
+  ino: count,
+  rdev: count,
+  /** The path is under /proc/PID of a process of the tree: reopened once that process exists again. */
+  procPid: z.optional(pid),
 });
 export type PathFd = z.infer<typeof PathFd>;
 
@@ -38,7 +41,7 @@ export function isTty(st: fs.Stats): boolean {
 }
 
 /** Capture one fd that refers to a file by path; refuse what cannot be reopened. */
-export function dumpPathFd(pid: number, e: FdEntry, st: fs.Stats): PathFd {
+export function dumpPathFd(pid: number, e: FdEntry, st: fs.Stats, treeIds: Set<number>): PathFd {
   const where = `pid ${pid}: fd ${e.fd} (${e.link})`;
   if (e.link.endsWith(' (deleted)')) throw refused(`${where}: the file was deleted; deleted files are not supported yet`);
   if (!e.link.startsWith('/')) throw refused(`${where}: not a file reachable by path`);
@@ -60,10 +63,14 @@ export function dumpPathFd(pid: number, e: FdEntry, st: fs.Stats): PathFd {
   if (!byPath || byPath.ino !== st.ino || byPath.dev !== st.dev) {
     throw refused(`${where}: the path now names a different file than the one open; such files are not supported yet`);
   }
-  return {
+  const f: PathFd = {
     fd: e.fd, kind: 'path', type, path: e.link, flags: e.flags, pos: e.pos.toString(), mode: st.mode,
     size: type === 'reg' ? st.size : 0, dev: st.dev, ino: st.ino, rdev: st.rdev,
   };
+  // A file of the tree's own /proc entries (its children's stat...): reopened for that process once it exists again.
+  const proc = /^\/proc\/([0-9]+)(\/|$)/.exec(e.link);
+  if (proc && treeIds.has(Number(proc[1]))) f.procPid = Number(proc[1]);
+  return f;
 }
 
 /** Before any process is created: is the file still there and the same? */
@@ -74,7 +81,7 @@ export function checkPathFd(f: PathFd): void {
   }
   const kindOk = f.type === 'reg' ? st.isFile() : f.type === 'dir' ? st.isDirectory() : f.type === 'fifo' ? st.isFIFO() : st.isCharacterDevice() && st.rdev === f.rdev;
   if (!kindOk) throw conflict(`fd ${f.fd}: ${f.path} is no longer a ${f.type}`);
-  if (f.type === 'reg' && st.size !== f.size) {
+  if (f.type === 'reg' && st.size !== f.size && !f.path.startsWith('/proc/')) {
     throw conflict(`fd ${f.fd}: ${f.path} changed size since the dump (${f.size} -> ${st.size} bytes); restoring would give the program a file it did not have`);
   }
 }

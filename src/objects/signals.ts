@@ -5,8 +5,11 @@ import { RemoteTask } from '../kernel/remote.js';
 import { NR, NSIG, SIG } from '../kernel/consts.js';
 import { readStatus } from '../kernel/proc.js';
 import { SIGINFO_SIZE } from '../kernel/ptrace.js';
+import { hex64, sigNum, base64Bytes } from '../image/schema.js';
 
-export const SigAction = z.object({ sig: z.number(), handler: z.string(), flags: z.string(), restorer: z.string(), mask: z.string() });
+export const SigAction = z.object({ sig: sigNum, handler: hex64, flags: hex64, restorer: hex64, mask: hex64 });
+/** A pending signal: the kernel's siginfo, 128 bytes, base64; its first field is the signal number. */
+export const Siginfo = base64Bytes(SIGINFO_SIZE).check(z.refine((s) => { const n = Buffer.from(s, 'base64').readInt32LE(0); return n >= 1 && n <= 64; }, 'the siginfo does not hold a signal number 1-64'));
 export type SigAction = z.infer<typeof SigAction>;
 
 const hex = (v: bigint) => '0x' + v.toString(16);
@@ -33,9 +36,10 @@ export function dumpActions(rt: RemoteTask, pid: number, scratchOff: number): Si
   return out;
 }
 
-export function restoreActions(rt: RemoteTask, actions: SigAction[], scratchOff: number): void {
+/** Set the actions of the image (`only`: of these signals alone), and the default for every other signal that has none. */
+export function restoreActions(rt: RemoteTask, actions: SigAction[], scratchOff: number, only?: number[]): void {
   const want = new Map(actions.map((a) => [a.sig, a]));
-  const sigs = new Set([...want.keys(), ...nonDefault(rt.pid)]);
+  const sigs = only ?? new Set([...want.keys(), ...nonDefault(rt.pid)]);
   for (const sig of sigs) {
     if (sig === SIG.KILL || sig === SIG.STOP) continue;
     const a = want.get(sig);

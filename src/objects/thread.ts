@@ -4,23 +4,27 @@
 import fs from 'node:fs';
 import * as z from 'zod/mini';
 import { RemoteTask } from '../kernel/remote.js';
-import { Regs, getXstate, peekSiginfo, getRseqConfig, setXstate, setRegs, setSigmask } from '../kernel/ptrace.js';
+import { Regs, REG_NAMES, RegName, getXstate, peekSiginfo, getRseqConfig, setXstate, setRegs, setSigmask } from '../kernel/ptrace.js';
 import { NR, PR, ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK, EINTR } from '../kernel/consts.js';
 import { sys, addressOf } from '../kernel/ffi.js';
-import { queueSignals } from './signals.js';
+import { queueSignals, Siginfo } from './signals.js';
+import { hex64, base64Bytes, int, u32, pid } from '../image/schema.js';
 import { Sched, readSched } from './sched.js';
 
+/** user_regs_struct: every register, each a 64-bit hex value, nothing else. */
+export const RegSet = z.strictObject(Object.fromEntries(REG_NAMES.map((n) => [n, hex64])) as Record<RegName, typeof hex64>);
+
 export const Thread = z.object({
-  tid: z.number(),
-  comm: z.optional(z.string()),    // the thread's name (per thread; the leader's is the process's)
-  regs: z.record(z.string(), z.string()),
-  xstate: z.string(),              // base64 of the XSAVE area (NT_X86_XSTATE)
-  sigmask: z.string(),
-  pending: z.array(z.string()),    // base64 siginfo, thread-directed
-  altstack: z.object({ sp: z.string(), flags: z.number(), size: z.string() }),
-  rseq: z.nullable(z.object({ address: z.string(), size: z.number(), signature: z.number() })),
-  tidAddress: z.string(),
-  robustList: z.object({ head: z.string(), len: z.number() }),
+  tid: pid,
+  comm: z.optional(z.string().check(z.maxLength(64))), // the thread's name (per thread; the leader's is the process's)
+  regs: RegSet,
+  xstate: base64Bytes(576, 1 << 16), // the XSAVE area (NT_X86_XSTATE): 512 legacy bytes, the 64-byte header, the rest
+  sigmask: hex64,
+  pending: z.array(Siginfo),       // thread-directed
+  altstack: z.object({ sp: hex64, flags: int(0, 0xffffffff), size: hex64 }),
+  rseq: z.nullable(z.object({ address: hex64, size: int(0, 4096), signature: u32 })),
+  tidAddress: hex64,
+  robustList: z.object({ head: hex64, len: int(0, 4096) }),
   sched: z.optional(Sched),
 });
 export type Thread = z.infer<typeof Thread>;
@@ -41,7 +45,7 @@ export function dumpThread(rt: RemoteTask, tid: number, sigmask: bigint, scratch
   let comm: string | undefined;
   try { comm = fs.readFileSync(`/proc/${tid}/comm`, 'utf8').replace(/\n$/, ''); } catch { /* gone: caught later */ }
   return {
-    tid, comm, regs: rt.saved.toJSON(), xstate: xs.toString('base64'), sigmask: hex(sigmask), pending,
+    tid, comm, regs: rt.saved.toJSON() as Thread['regs'], xstate: xs.toString('base64'), sigmask: hex(sigmask), pending,
     altstack: { sp: hex(ss.readBigUInt64LE(0)), flags: ss.readInt32LE(8), size: hex(ss.readBigUInt64LE(16)) },
     rseq: rs.size ? { address: hex(rs.address), size: rs.size, signature: rs.signature } : null,
     tidAddress: hex(tidAddress),

@@ -8,13 +8,14 @@ import { NR, O } from '../kernel/consts.js';
 import { FdEntry } from '../kernel/proc.js';
 import { refused, conflict } from '../errors.js';
 import { placeFd } from './regfile.js';
+import { fdNum, u32, count } from '../image/schema.js';
 
 export const TtyFd = z.object({
-  fd: z.number(),
+  fd: fdNum,
   kind: z.literal('tty'),
   path: z.string(),
-  flags: z.number(),
-  rdev: z.number(),
+  flags: u32,
+  rdev: count,
 });
 export type TtyFd = z.infer<typeof TtyFd>;
 
