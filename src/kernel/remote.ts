@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import { Regs, getRegs, setRegs, setSigmask, singlestep, syscallStep, cont, waitPid, getEventMsg, describeStatus } from './ptrace.js';
 import { readStatus } from './proc.js';
+import { syscallRaw } from './ffi.js';
 import { NR, PTRACE_EVENT, SIG, errnoName, PROT, MAP, PAGE_SIZE, signalName } from './consts.js';
 
 export class RemoteError extends Error {
@@ -254,12 +255,15 @@ export class RemoteTask {
   /** End the task by signal `sig` with its default action (as if the signal had killed it). */
   killSelfWith(sig: number, scratchOff: number): void {
     const dfl = Buffer.alloc(32); // handler SIG_DFL, no flags, no mask
-    // (SIGKILL and SIGSTOP always have their default action, and cannot be given one)
-    if (sig !== SIG.KILL && sig !== SIG.STOP) this.call(`rt_sigaction(${sig}, SIG_DFL)`, NR.rt_sigaction, sig, this.put(dfl, scratchOff), 0, 8);
-    setSigmask(this.pid, 0n);
-    this.call(`tgkill(${sig})`, NR.tgkill, this.pid, this.pid, sig);
-    setRegs(this.pid, this.saved);
-    cont(this.pid);
+    if (sig === SIG.KILL) {
+      // SIGKILL always has its default action; it ends the task at once, so ckpt sends it.
+      syscallRaw(NR.tgkill, this.pid, this.pid, sig);
+    } else {
+      this.call(`rt_sigaction(${sig}, SIG_DFL)`, NR.rt_sigaction, sig, this.put(dfl, scratchOff), 0, 8);
+      setSigmask(this.pid, 0n);
+      this.call(`tgkill(${sig})`, NR.tgkill, this.pid, this.pid, sig);
+    }
+    if (sig !== SIG.KILL) { setRegs(this.pid, this.saved); cont(this.pid); }
     for (;;) {
       const st = waitPid(this.pid)!;
       if (st.signaled || st.exited) return;
