@@ -31,3 +31,14 @@ export async function checkpointYield(point = ''): Promise<void> {
 }
 
 export function wasInterrupted(): string | null { return interrupted; }
+
+/**
+ * For tests: CKPT_DEBUG_FAIL=<point> makes the step at that point fail, so
+ * that the cleanup after it can be checked.
+ */
+export function debugFail(point: string): void {
+  if (debugOn(point)) throw new Error(`debug failure at ${point}`);
+}
+export function debugOn(point: string): boolean {
+  return process.env.CKPT_DEBUG_FAIL === point;
+}

@@ -20,7 +20,7 @@ import { readOomScoreAdj } from './objects/sched.js';
 import { readIdentity, readTaskValues, ProcessImage } from './objects/process.js';
 import { ImageWriter, Manifest } from './image/store.js';
 import { CkptError, refused, inStep } from './errors.js';
-import { checkpointYield } from './cancel.js';
+import { checkpointYield, debugFail, debugOn } from './cancel.js';
 import { log } from './log.js';
 import { VERSION } from './version.js';
 
@@ -168,7 +168,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     log.error(`dump of pid ${root} failed in step "${step}": ${err.message}`);
     const signals = new Map<number, number>();
     for (const c of [...captured, ...(current ? [current] : [])]) {
-      releaseProcess(c);
+      try { releaseProcess(c); } catch (u) { log.error((u as Error).message); }
       for (const r of c.rts ?? []) if (r.interceptedSignal) signals.set(r.pid, r.interceptedSignal);
     }
     for (const p of live) if (p.groupStopped) syscallRaw(NR.kill, p.pid, p.stopSig || SIG.STOP);
@@ -189,7 +189,8 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
 function releaseProcess(c: Partial<Pick<Captured, 'leader' | 'rts' | 'origMasks' | 'trapAction'>>): void {
   const rts = c.rts ?? [];
   const masks = c.origMasks ?? new Map<number, bigint>();
-  const problem = (what: string, u: unknown) => log.error(`pid ${rts[0]?.pid ?? '?'}: could not ${what}: ${(u as Error).message}`);
+  const problems: string[] = [];
+  const problem = (what: string, u: unknown) => problems.push(`could not ${what}: ${(u as Error).message}`);
   try {
     if (c.leader?.scratch) {
       if (c.trapAction) {
@@ -197,6 +198,7 @@ function releaseProcess(c: Partial<Pick<Captured, 'leader' | 'rts' | 'origMasks'
         c.leader.quiet = true;
         try { c.leader.call('rt_sigaction(SIGTRAP)', NR.rt_sigaction, SIG.TRAP, c.leader.put(c.trapAction, IOV_SCRATCH + 4096), 0, 8); } catch (u) { problem('set SIGTRAP back to SIG_IGN', u); }
       }
+      debugFail('release:unmap');
       c.leader.unmapScratch();
     }
   } catch (u) {
@@ -211,7 +213,9 @@ function releaseProcess(c: Partial<Pick<Captured, 'leader' | 'rts' | 'origMasks'
     masks.clear();
     // Once released, a second release (after a later failure) has nothing left to do.
     c.rts = [];
+    if (c.leader) c.leader.scratch = 0n;
   }
+  if (problems.length) throw new CkptError('failed', `pid ${rts[0]?.pid ?? '?'}: ${problems.join('; ')}`);
 }
 
 /**
@@ -315,7 +319,8 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   log.info(`pid ${pid}: writing ${(plan.pageBytes / 1048576).toFixed(1)} MiB of pages`);
   // Its own writes would fail past its file size limit (and raise SIGXFSZ): then ckpt copies the pages itself.
   const fsize = ident.rlimits[1][0];
-  const insideOk = fsize === 'unlimited' || BigInt(fsize) >= BigInt(plan.pageBytes);
+  // (CKPT_DEBUG_FAIL=ignore-fsize lets the target write anyway, for the test of what a failed write leaves)
+  const insideOk = fsize === 'unlimited' || BigInt(fsize) >= BigInt(plan.pageBytes) || debugOn('ignore-fsize');
   const sums = await writePages(rt, plan, pagesPath, plan.pageBytes >= POOL_THRESHOLD ? pool : null, insideOk,
     (done, total) => opts.progress?.(`pid ${pid}: pages ${(done / 1048576).toFixed(0)}/${(total / 1048576).toFixed(0)} MiB`));
 

@@ -4,7 +4,10 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Subject, roundTrip, leaveRunning, cleanupAll } from './harness.js';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Subject, roundTrip, leaveRunning, cleanupAll, CKPT, readText, sleep } from './harness.js';
 
 after(cleanupAll);
 
@@ -75,3 +78,31 @@ for (const [topic, name, args] of LEAVE_RUNNING) {
     assert.equal(await leaveRunning(s), 'PASS');
   });
 }
+
+test('failure: a dump whose cleanup fails (the scratch unmap) still gives every thread its registers and mask back', async () => {
+  const s = Subject.start('threads', ['8']);
+  await s.ready();
+  const r = spawnSync(CKPT, ['dump', '-t', String(s.pid), '-D', path.join(s.dir, 'img'), '-R'], {
+    encoding: 'utf8', env: { ...process.env, CKPT_DEBUG_FAIL: 'release:unmap' },
+  });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`pid ${s.pid}: could not unmap the scratch area: debug failure`));
+  assert.ok(!fs.existsSync(path.join(s.dir, 'img', 'manifest.json')), 'no image is left behind');
+  assert.equal(await s.verdict(), 'PASS');
+});
+
+test('failure: a write in the target that fails on RLIMIT_FSIZE leaves no SIGXFSZ behind', async () => {
+  // Made to write its own pages past its 64 KiB limit (a debug switch), the
+  // target gets EFBIG and SIGXFSZ; the dump fails, and the signal, which would
+  // kill it (default action), is taken back.
+  const s = Subject.start('fsize', ['default']);
+  await s.ready();
+  const r = spawnSync(CKPT, ['dump', '-t', String(s.pid), '-D', path.join(s.dir, 'img'), '-R'], {
+    encoding: 'utf8', env: { ...process.env, CKPT_DEBUG_FAIL: 'ignore-fsize' },
+  });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /pwritev\(pages\) in pid \d+ failed: EFBIG/);
+  await sleep(100);
+  assert.equal(readText(`/proc/${s.pid}/status`).match(/^SigPnd:\s*(\S+)/m)?.[1], '0000000000000000', 'no signal is pending for it');
+  assert.equal(await s.verdict(), 'PASS');
+});

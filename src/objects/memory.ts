@@ -689,11 +689,11 @@ function writeAreaFromOutside(rt: RemoteTask, a: Area, pagesPath: string): void 
   } finally { fs.closeSync(fd); }
 }
 
-export function describeAreas(mem: MemoryImage): Array<{ range: string; size: number; prot: string; kind: string; name: string; stored: number }> {
+export function describeAreas(mem: MemoryImage): Array<{ range: string; size: number; prot: string; kind: string; name: string; stored: number; object?: string }> {
   return mem.areas.map((a) => ({
     range: `${a.start}-${a.end}`, size: Number(big(a.end) - big(a.start)), prot: a.prot + (a.shared ? 's' : 'p'),
-    kind: a.kind === 'anon' ? (a.shared ? 'shared-anon' : 'anon') : a.kind, name: a.name,
-    stored: a.runs.reduce((s, r) => s + r[1], 0) * PAGE_SIZE,
+    kind: a.kind === 'anon' ? (a.shared ? 'shared-anon' : 'anon') : a.kind, name: a.shmem ? `[shared memory ${a.shmem} at offset ${a.offset}]` : a.name,
+    stored: countPages(a.runs as Run[]) * PAGE_SIZE,
+    ...(a.shmem ? { object: a.shmem } : {}),
   }));
 }
-
