@@ -5,7 +5,7 @@
 // single-steps over it and reads rax. restore() puts the saved registers back.
 
 import fs from 'node:fs';
-import { Regs, getRegs, setRegs, setSigmask, singlestep, syscallStep, cont, waitPid, getEventMsg, describeStatus } from './ptrace.js';
+import { Regs, getRegs, setRegs, setSigmask, singlestep, syscallStep, cont, interrupt, waitPid, getEventMsg, describeStatus } from './ptrace.js';
 import { readStatus } from './proc.js';
 import { syscallRaw } from './ffi.js';
 import { NR, PTRACE_EVENT, SIG, errnoName, PROT, MAP, PAGE_SIZE, signalName } from './consts.js';
@@ -58,6 +58,8 @@ export class RemoteTask {
   interceptedSignal = 0;
   /** Run calls through syscall stops instead of single steps (see callQuietRaw). */
   quiet = false;
+  /** The task was single-stepped: its trap flag is set until it is resumed (see restore). */
+  private stepped = false;
 
   /** Signals pending for the thread (SigPnd) when ckpt took it: a signal a call raises that is not here is ckpt's doing. */
   private readonly pendingAtStart: bigint;
@@ -77,6 +79,7 @@ export class RemoteTask {
   }
 
   private stepRaw(nr: number, a: RArg, b: RArg, c: RArg, d: RArg, e: RArg, f: RArg): bigint {
+    this.stepped = true;
     const r = this.work;
     this.saved.buf.copy(r.buf);
     r.set('rax', nr);
@@ -273,9 +276,29 @@ export class RemoteTask {
     }
   }
 
-  /** Put the saved registers back (the task is left exactly as it was stopped). */
+  /**
+   * Put the saved registers back (the task is left exactly as it was
+   * stopped). A task that was single-stepped keeps the trap flag until
+   * ptrace resumes it, and a tracer that dies (ckpt killed) does not clear
+   * it: the task would die of SIGTRAP. So it is resumed once, with an
+   * interrupt pending, which stops it again in the kernel before it runs
+   * any of its own code.
+   */
   restore(): void {
     setRegs(this.pid, this.saved);
+    if (!this.stepped) return;
+    interrupt(this.pid);
+    cont(this.pid);
+    for (;;) {
+      const st = waitPid(this.pid)!;
+      if (!st.stopped) throw new Error(`pid ${this.pid} ${describeStatus(st)} while its registers were put back`);
+      if (st.event === PTRACE_EVENT.STOP) break;
+      // A signal on its way in first: keep it for when the task is let go, and stop it again.
+      if (st.event === 0 && st.stopSig !== SIG.TRAP) this.interceptedSignal = st.stopSig;
+      interrupt(this.pid);
+      cont(this.pid);
+    }
+    this.stepped = false;
   }
   /** Close ckpt's handle on the task's memory (once: a second close could hit a reused fd number). */
   close(): void {

@@ -11,7 +11,7 @@ import { refused } from '../errors.js';
 import { PathFd, dumpPathFd, checkPathFd, restorePathFd, isTty } from './regfile.js';
 import { TtyFd, dumpTtyFd, parkCallerTty, restoreTtyFd } from './tty.js';
 import { IOV_SCRATCH } from './memory.js';
-import { fdNum } from '../image/schema.js';
+import { fdNum, superRefine } from '../image/schema.js';
 
 /** An fd that shares its open file description with a lower fd of the same process (dup). */
 export const DupFd = z.object({ fd: fdNum, kind: z.literal('dup'), of: fdNum, cloexec: z.boolean() });
@@ -25,7 +25,7 @@ export const FdImage = z.discriminatedUnion('kind', [PathFd, TtyFd, DupFd, Inher
 export type FdImage = z.infer<typeof FdImage>;
 
 /** A process's fds, by number: each number once; a dup refers to a lower fd of the table that is not itself a dup. */
-export const FdTable = z.array(FdImage).check(z.superRefine((fds, ctx) => {
+export const FdTable = z.array(FdImage).check(superRefine((fds, ctx) => {
   const seen = new Map<number, FdImage>();
   fds.forEach((f, i) => {
     if (seen.has(f.fd)) ctx.addIssue({ code: 'custom', message: `fd ${f.fd} is listed twice`, path: [i, 'fd'], input: f.fd });

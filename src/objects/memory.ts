@@ -12,7 +12,7 @@ import { refused, badImage, CkptError } from '../errors.js';
 import { log } from '../log.js';
 import { Pool } from '../bulk/pool.js';
 import { CHUNK, crcChunks, runJob } from '../bulk/jobs.js';
-import { pageAddr, hex64, count, PAGE } from '../image/schema.js';
+import { pageAddr, hex64, count, PAGE, regex, refine, superRefine } from '../image/schema.js';
 import {
   Run, runsWhere, intersectRuns, subtractRuns, normalizeRuns, countPages, batches, trimIov, iovBuffer, runSegments,
   findHole, Range, TASK_TOP, IOV_MAX,
@@ -37,33 +37,33 @@ const big = (s: string) => BigInt(s);
 export const Area = z.object({
   start: pageAddr,
   end: pageAddr,
-  prot: z.string().check(z.regex(/^[r-][w-][x-]$/, 'expected a protection such as "r-x"')),
+  prot: z.string().check(regex(/^[r-][w-][x-]$/, 'expected a protection such as "r-x"')),
   shared: z.boolean(),
   kind: z.enum(['anon', 'file', 'special']),
   name: z.string(),            // path, [heap], [stack], [vdso], [anon:NAME] or ''
   offset: hex64,
-  vmflags: z.array(z.string().check(z.regex(/^[a-z0-9]{2}$/, 'expected a two-letter VmFlags mnemonic'))),
+  vmflags: z.array(z.string().check(regex(/^[a-z0-9]{2}$/, 'expected a two-letter VmFlags mnemonic'))),
   fileSize: z.optional(count),
   fileMtime: z.optional(z.int()), // seconds; with fileSize, to tell a changed file at restore
   dataOffset: count.check(z.multipleOf(PAGE)), // where this area's pages start in the page file
   runs: runList,               // [first page index in area, page count]
   inherit: z.optional(z.boolean()),  // a child's area kept from its parent across fork (see planMemory)
   drop: z.optional(runList),   // pages to drop in such an area
-  shmem: z.optional(z.string().check(z.regex(/^[0-9a-f]+:[0-9a-f]+:[0-9]+$/, 'expected a shared memory object id dev:ino'))),
+  shmem: z.optional(z.string().check(regex(/^[0-9a-f]+:[0-9a-f]+:[0-9]+$/, 'expected a shared memory object id dev:ino'))),
 }).check(
-  z.refine((a) => big(a.start) < big(a.end), { message: 'the area ends before it starts', path: ['end'] }),
-  z.refine((a) => big(a.offset) % 4096n === 0n, { message: 'the offset is not page-aligned', path: ['offset'] }),
-  z.refine((a) => runsOk(a.runs as Run[], Number((big(a.end) - big(a.start)) / 4096n)), { message: 'page runs are out of order or outside the area', path: ['runs'] }),
-  z.refine((a) => !a.drop || runsOk(a.drop as Run[], Number((big(a.end) - big(a.start)) / 4096n)), { message: 'page runs are out of order or outside the area', path: ['drop'] }),
-  z.refine((a) => !a.shmem || (a.kind === 'anon' && a.shared && a.runs.length === 0), { message: 'only shared anonymous areas refer to a shared memory object, and they hold no pages of their own', path: ['shmem'] }),
+  refine((a) => big(a.start) < big(a.end), { message: 'the area ends before it starts', path: ['end'] }),
+  refine((a) => big(a.offset) % 4096n === 0n, { message: 'the offset is not page-aligned', path: ['offset'] }),
+  refine((a) => runsOk(a.runs as Run[], Number((big(a.end) - big(a.start)) / 4096n)), { message: 'page runs are out of order or outside the area', path: ['runs'] }),
+  refine((a) => !a.drop || runsOk(a.drop as Run[], Number((big(a.end) - big(a.start)) / 4096n)), { message: 'page runs are out of order or outside the area', path: ['drop'] }),
+  refine((a) => !a.shmem || (a.kind === 'anon' && a.shared && a.runs.length === 0), { message: 'only shared anonymous areas refer to a shared memory object, and they hold no pages of their own', path: ['shmem'] }),
 );
 export type Area = z.infer<typeof Area>;
 
 export const MemoryImage = z.object({
-  pagesFile: z.string().check(z.regex(/^pages-[0-9]+\.img$/, 'expected a page file name pages-PID.img')),
+  pagesFile: z.string().check(regex(/^pages-[0-9]+\.img$/, 'expected a page file name pages-PID.img')),
   pageBytes: count.check(z.multipleOf(PAGE)),
   areas: z.array(Area),
-}).check(z.superRefine((m, ctx) => {
+}).check(superRefine((m, ctx) => {
   let prevEnd = 0n;
   m.areas.forEach((a, i) => {
     const s = big(a.start);
@@ -81,11 +81,11 @@ export type MemoryImage = z.infer<typeof MemoryImage>;
  * shared): stored once, whole, whoever mapped or wrote its pages.
  */
 export const ShmemObject = z.object({
-  id: z.string().check(z.regex(/^[0-9a-f]+:[0-9a-f]+:[0-9]+$/, 'expected a shared memory object id dev:ino')),
+  id: z.string().check(regex(/^[0-9a-f]+:[0-9a-f]+:[0-9]+$/, 'expected a shared memory object id dev:ino')),
   size: count.check(z.multipleOf(PAGE), z.gte(PAGE)),
-  pagesFile: z.string().check(z.regex(/^shmem-[0-9]+\.img$/, 'expected a page file name shmem-INODE.img')),
+  pagesFile: z.string().check(regex(/^shmem-[0-9]+\.img$/, 'expected a page file name shmem-INODE.img')),
   runs: runList,
-}).check(z.refine((o) => runsOk(o.runs as Run[], o.size / PAGE_SIZE), { message: 'page runs are out of order or outside the object', path: ['runs'] }));
+}).check(refine((o) => runsOk(o.runs as Run[], o.size / PAGE_SIZE), { message: 'page runs are out of order or outside the object', path: ['runs'] }));
 export type ShmemObject = z.infer<typeof ShmemObject>;
 export const ShmemImage = z.object({ objects: z.array(ShmemObject) });
 export type ShmemImage = z.infer<typeof ShmemImage>;

@@ -9,7 +9,7 @@ import { NR, PR, ARCH, RLIMIT_NAMES, AT_FDCWD, O } from '../kernel/consts.js';
 import { readStat, readStatus } from '../kernel/proc.js';
 import { sys, addressOf } from '../kernel/ffi.js';
 import { refused, conflict } from '../errors.js';
-import { hex64, base64Bytes, decI64, int, u32, pid, PID_MAX } from '../image/schema.js';
+import { hex64, base64Bytes, decI64, int, u32, pid, PID_MAX, regex, refine, superRefine } from '../image/schema.js';
 import { log } from '../log.js';
 import { MemoryImage } from './memory.js';
 import { FdTable } from './files.js';
@@ -20,16 +20,16 @@ import { Creds } from './creds.js';
 export const MmFields = z.object({
   startCode: hex64, endCode: hex64, startData: hex64, endData: hex64,
   startBrk: hex64, brk: hex64, startStack: hex64, argStart: hex64, argEnd: hex64,
-  envStart: hex64, envEnd: hex64, auxv: base64Bytes(16, 8192).check(z.refine((s) => Buffer.byteLength(s, 'base64') % 16 === 0, 'expected whole auxv entries (16 bytes each)')),
+  envStart: hex64, envEnd: hex64, auxv: base64Bytes(16, 8192).check(refine((s) => Buffer.byteLength(s, 'base64') % 16 === 0, 'expected whole auxv entries (16 bytes each)')),
 });
 export type MmFields = z.infer<typeof MmFields>;
 
 const Timer = z.tuple([decI64, decI64, decI64, decI64]); // interval sec/usec, value sec/usec
-const limitValue = z.string().check(z.regex(/^(unlimited|0|[1-9][0-9]{0,19})$/, 'expected "unlimited" or a decimal number'),
-  z.refine((s) => s === 'unlimited' || BigInt(s) < 0xffffffffffffffffn, 'too big for a limit'));
+const limitValue = z.string().check(regex(/^(unlimited|0|[1-9][0-9]{0,19})$/, 'expected "unlimited" or a decimal number'),
+  refine((s) => s === 'unlimited' || BigInt(s) < 0xffffffffffffffffn, 'too big for a limit'));
 const limitBig = (s: string) => (s === 'unlimited' ? 0xffffffffffffffffn : BigInt(s));
-const Rlimit = z.tuple([limitValue, limitValue]).check(z.refine(([soft, hard]) => limitBig(soft) <= limitBig(hard), 'the soft limit is above the hard one'));
-const absPath = z.string().check(z.regex(/^\//, 'expected an absolute path'), z.maxLength(4096));
+const Rlimit = z.tuple([limitValue, limitValue]).check(refine(([soft, hard]) => limitBig(soft) <= limitBig(hard), 'the soft limit is above the hard one'));
+const absPath = z.string().check(regex(/^\//, 'expected an absolute path'), z.maxLength(4096));
 
 export const ProcessImage = z.object({
   pid, ppid: int(0, PID_MAX), pgid: pid, sid: pid,
@@ -60,7 +60,7 @@ export const ProcessImage = z.object({
   sigactions: z.array(SigAction),
   pendingShared: z.array(Siginfo),
   threads: z.array(Thread).check(z.minLength(1)),
-}).check(z.superRefine((p, ctx) => {
+}).check(superRefine((p, ctx) => {
   const tids = new Set<number>();
   p.threads.forEach((t, i) => {
     if (tids.has(t.tid)) ctx.addIssue({ code: 'custom', message: `thread ${t.tid} is listed twice`, path: ['threads', i, 'tid'], input: t.tid });
@@ -243,8 +243,11 @@ export function restoreRootAndCwd(rt: RemoteTask, p: ProcessImage, scratchOff: n
 
 /** Per-process kernel settings: transparent huge pages, membarrier registrations, the audit login uid. */
 export function restoreMmSettings(rt: RemoteTask, p: ProcessImage, scratchOff: number): void {
+  // (a child forked from a restored parent has the parent's setting until set here)
   const thp = p.misc.thpDisable ?? 0;
-  if (thp) rt.call('prctl(PR_SET_THP_DISABLE)', NR.prctl, PR.SET_THP_DISABLE, 1, thp & ~1, 0, 0);
+  if (rt.callN('prctl(PR_GET_THP_DISABLE)', NR.prctl, PR.GET_THP_DISABLE, 0, 0, 0, 0) !== thp) {
+    rt.call(`prctl(PR_SET_THP_DISABLE, ${thp})`, NR.prctl, PR.SET_THP_DISABLE, thp & 1, thp & ~1, 0, 0);
+  }
   for (const cmd of MEMBARRIER_REGISTER_CMDS) {
     if ((p.misc.membarrier ?? 0) & cmd) rt.call(`membarrier(register ${cmd})`, NR.membarrier, cmd, 0, 0);
   }

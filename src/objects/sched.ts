@@ -6,13 +6,13 @@ import * as z from 'zod/mini';
 import { sys, syscallRaw, addressOf } from '../kernel/ffi.js';
 import { NR } from '../kernel/consts.js';
 import { log } from '../log.js';
-import { int, hexBits } from '../image/schema.js';
+import { int, hexBits, refine } from '../image/schema.js';
 
 export const Sched = z.object({
   policy: z.union([int(0, 7), int(0x40000000, 0x40000007)]), // with SCHED_RESET_ON_FORK when set
   priority: int(0, 99),  // sched_priority (real-time policies)
   nice: int(-20, 19),
-  affinity: hexBits(1024).check(z.refine((s) => BigInt(s) !== 0n, 'an empty CPU mask')), // lowest CPU in the lowest bit
+  affinity: hexBits(1024).check(refine((s) => BigInt(s) !== 0n, 'an empty CPU mask')), // lowest CPU in the lowest bit
 });
 export type Sched = z.infer<typeof Sched>;
 

@@ -5,11 +5,11 @@ import { RemoteTask } from '../kernel/remote.js';
 import { NR, NSIG, SIG } from '../kernel/consts.js';
 import { readStatus } from '../kernel/proc.js';
 import { SIGINFO_SIZE } from '../kernel/ptrace.js';
-import { hex64, sigNum, base64Bytes } from '../image/schema.js';
+import { hex64, sigNum, base64Bytes, refine } from '../image/schema.js';
 
 export const SigAction = z.object({ sig: sigNum, handler: hex64, flags: hex64, restorer: hex64, mask: hex64 });
 /** A pending signal: the kernel's siginfo, 128 bytes, base64; its first field is the signal number. */
-export const Siginfo = base64Bytes(SIGINFO_SIZE).check(z.refine((s) => { const n = Buffer.from(s, 'base64').readInt32LE(0); return n >= 1 && n <= 64; }, 'the siginfo does not hold a signal number 1-64'));
+export const Siginfo = base64Bytes(SIGINFO_SIZE).check(refine((s) => { const n = Buffer.from(s, 'base64').readInt32LE(0); return n >= 1 && n <= 64; }, 'the siginfo does not hold a signal number 1-64'));
 export type SigAction = z.infer<typeof SigAction>;
 
 const hex = (v: bigint) => '0x' + v.toString(16);
