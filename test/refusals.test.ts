@@ -219,3 +219,24 @@ test('a child sharing its parent\'s fd table (clone with CLONE_FILES) is refused
   assert.match(r.stderr, new RegExp(`shares its fd table \\(CLONE_FILES\\) with its parent ${s.pid}`));
   assert.equal(await s.verdict(), 'PASS');
 });
+
+test('children made while their parent is being frozen are checked like every other (CLONE_FILES race)', async () => {
+  const s = Subject.start('clonerace');
+  await s.ready();
+  let refusedCount = 0;
+  for (let i = 0; i < 15; i++) {
+    const img = path.join(s.dir, `img${i}`);
+    const r = ckpt('dump', '-t', String(s.pid), '-D', img, '--leave-running');
+    if (r.status === 3) {
+      assert.match(r.stderr, new RegExp(`shares its fd table \\(CLONE_FILES\\) with its parent ${s.pid}`));
+      refusedCount++;
+      continue;
+    }
+    assert.equal(r.status, 0, r.stderr);
+    const m = JSON.parse(fs.readFileSync(path.join(img, 'manifest.json'), 'utf8')) as { processes: Array<{ pid: number; zombie?: unknown }> };
+    const liveKids = m.processes.filter((p) => p.pid !== s.pid && !p.zombie);
+    assert.deepEqual(liveKids, [], 'a child sharing the fd table got into the image');
+  }
+  process.stdout.write(`# clonerace: ${refusedCount} of 15 dumps refused\n`);
+  assert.equal(await s.verdict(), 'PASS');
+});
