@@ -4,7 +4,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Subject, ckpt, ckptOk, cleanupAll } from './harness.js';
+import { spawnSync } from 'node:child_process';
+import { Subject, ckpt, ckptOk, cleanupAll, ROOT } from './harness.js';
 
 after(cleanupAll);
 
@@ -112,4 +113,14 @@ test('info lists the processes of a tree and its zombies', async () => {
   const j = JSON.parse(ckptOk('--json', 'info', '-D', img).stdout);
   assert.equal(j.zombies.length, 2);
   assert.equal(await s.verdict(), 'PASS');
+});
+
+test('the suite passes when it is started with an extra fd open (subjects get only fds 0-2)', () => {
+  // fd 3 is a pipe inherited without close-on-exec, as a shell may leak one.
+  const r = spawnSync(process.execPath, ['--test', '--test-name-pattern=^round trip: counter$', path.join(ROOT, 'build/test/roundtrip.test.js')], {
+    encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe', 'pipe'], timeout: 60000,
+    env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_TEST_CONTEXT')), // a run of its own, not a subtest of this one
+  });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /# pass 1/);
 });
