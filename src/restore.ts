@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ImageReader, chunkCount } from './image/store.js';
-import { ProcessImage, checkRlimits, restoreMm, restoreIdentityCalls, restoreMiscLast, restoreRlimits, restoreRootAndCwd, restoreMmSettings } from './objects/process.js';
+import { ProcessImage, readRlimits, checkRlimits, restoreMm, restoreIdentityCalls, restoreMiscLast, restoreRlimits, restoreRootAndCwd, restoreMmSettings } from './objects/process.js';
 import { checkFds, restoreFds, openDeferredFds, FdImage } from './objects/files.js';
 import { restoreActions, queueSignals } from './objects/signals.js';
 import { restoreThreadCalls, finalRegs, setThreadState } from './objects/thread.js';
@@ -77,6 +77,10 @@ function checkConsistency(m: ImageReader['manifest'], procs: ProcessImage[], shm
     const pf = p.memory.pagesFile;
     if (pf !== `pages-${p.pid}.img` || !m.files[pf]) throw badImage(`image file ${file}: field memory.pagesFile: ${pf} is not this process's page file in the manifest`);
     if (m.files[pf].size !== p.memory.pageBytes) throw badImage(`image file ${file}: field memory.pageBytes: ${p.memory.pageBytes}, but ${pf} has ${m.files[pf].size} bytes`);
+    p.threads.forEach((t, i) => {
+      const n = Buffer.byteLength(t.xstate, 'base64');
+      if (n !== m.cpu.xsaveSize) throw badImage(`image file ${file}: field threads[${i}].xstate: ${n} bytes, but manifest.json says cpu.xsaveSize ${m.cpu.xsaveSize}`);
+    });
     p.memory.areas.forEach((a, i) => {
       if (a.shmem && !objects.has(a.shmem)) throw badImage(`image file ${file}: field memory.areas[${i}].shmem: object ${a.shmem} is not in shmem.json`);
     });
@@ -98,6 +102,11 @@ function checkHost(p: ProcessImage): void {
   if (!fs.existsSync(p.exe)) throw conflict(`pid ${p.pid}: its executable ${p.exe} does not exist on this host`);
   if (!fs.existsSync(p.cwd)) throw conflict(`pid ${p.pid}: its working directory ${p.cwd} does not exist`);
   checkFds(p.fds);
+  // fds are put at their numbers before the process gets its own limits: each must be below ckpt's.
+  const soft = readRlimits(process.pid)[7][0];
+  const fdMax = soft === 'unlimited' ? Infinity : Number(soft);
+  const big = p.fds.find((f) => f.fd >= fdMax);
+  if (big) throw conflict(`pid ${p.pid}: fd ${big.fd} is above what this host allows ckpt (RLIMIT_NOFILE ${fdMax})`);
   checkMappedFiles(p.pid, p.memory);
   checkRlimits(p);
 }

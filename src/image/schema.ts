@@ -41,9 +41,6 @@ export const pageAddr = z.string().check(
 /** A decimal non-negative 64-bit signed value (file offsets). */
 export const dec63 = z.string().check(regex(/^(0|[1-9][0-9]{0,18})$/, 'expected a decimal number'),
   refine((s) => BigInt(s) < 1n << 63n, 'too big for a file offset'));
-/** A signed decimal 64-bit value (timer fields). */
-export const decI64 = z.string().check(regex(/^-?(0|[1-9][0-9]{0,18})$/, 'expected a decimal number'),
-  refine((s) => BigInt(s) >= -(1n << 63n) && BigInt(s) < 1n << 63n, 'out of the 64-bit range'));
 
 /** base64 of exactly `len` bytes, or of `min`..`max` bytes. */
 export const base64Bytes = (min: number, max = min) => z.string().check(
@@ -52,6 +49,13 @@ export const base64Bytes = (min: number, max = min) => z.string().check(
   refine((s) => { const n = Buffer.byteLength(s, 'base64'); return n >= min && n <= max; },
     min === max ? `expected ${min} bytes of base64 data` : `expected ${min}-${max} bytes of base64 data`),
 );
+
+/** A path or name the kernel takes: no NUL byte, at most PATH_MAX. */
+export const noNul = z.string().check(regex(/^[^\0]*$/, 'contains a NUL byte'), z.maxLength(4096));
+/** An absolute path. */
+export const absPath = z.string().check(regex(/^\/[^\0]*$/, 'expected an absolute path (without NUL bytes)'), z.maxLength(4096));
+/** A task's name: at most 15 bytes (TASK_COMM_LEN). */
+export const commName = z.string().check(z.maxLength(15), refine((s) => Buffer.byteLength(s) <= 15 * 3 && !s.includes('\0'), 'not a task name'));
 
 export const PID_MAX = 4194304; // PID_MAX_LIMIT on 64-bit
 export const pid = int(1, PID_MAX);

@@ -28,7 +28,7 @@ export type FileEntry = z.infer<typeof FileEntry>;
 const fileName = z.string().check(regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/, 'expected a plain file name'));
 
 const ProcessEntry = z.object({
-  pid, ppid: int(0, PID_MAX), comm: z.string().check(z.maxLength(64)), threads: int(0, 1 << 22),
+  pid, ppid: int(0, PID_MAX), comm: z.string().check(z.maxLength(15)), threads: int(0, 1 << 22),
   zombie: z.optional(z.object({ status: int(0, 0xffff), pgid: pid, sid: pid, exitSignal: int(0, 64) })),
 });
 
@@ -53,7 +53,9 @@ export const Manifest = z.object({
     if (seen.has(p.pid)) ctx.addIssue({ code: 'custom', message: `pid ${p.pid} is listed twice`, path: at('pid'), input: p.pid });
     if (i === 0 && p.pid !== m.root) ctx.addIssue({ code: 'custom', message: `the first process is not the root ${m.root}`, path: at('pid'), input: p.pid });
     if (i > 0 && !seen.has(p.ppid)) ctx.addIssue({ code: 'custom', message: `its parent ${p.ppid} is not listed before it`, path: at('ppid'), input: p.ppid });
+    if (i === 0 && m.processes.some((q) => q.pid === p.ppid)) ctx.addIssue({ code: 'custom', message: `the root's parent ${p.ppid} is a process of the image`, path: at('ppid'), input: p.ppid });
     if (i === 0 && p.zombie) ctx.addIssue({ code: 'custom', message: 'the root is a zombie', path: at('zombie'), input: p.zombie });
+    if (p.zombie && p.threads !== 0) ctx.addIssue({ code: 'custom', message: 'a zombie has no threads', path: at('threads'), input: p.threads });
     if (!p.zombie && p.threads < 1) ctx.addIssue({ code: 'custom', message: 'a live process has at least one thread', path: at('threads'), input: p.threads });
     if (!p.zombie && !m.files[`process-${p.pid}.json`]) ctx.addIssue({ code: 'custom', message: `process-${p.pid}.json is not in the manifest's files`, path: at('pid'), input: p.pid });
     seen.add(p.pid);
@@ -64,7 +66,9 @@ export type Manifest = z.infer<typeof Manifest>;
 function describeIssue(file: string, err: z.core.$ZodError): string {
   const i = err.issues[0];
   const where = i.path.length ? i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(top level)';
-  return `image file ${file}: field ${where}: ${i.message}`;
+  // (a missing field reads as "received undefined" in zod's words)
+  const msg = i.message.replace(/^Invalid input: expected (\w+), received undefined$/, 'missing (expected $1)');
+  return `image file ${file}: field ${where}: ${msg}`;
 }
 
 /** Validate a parsed JSON document against a schema, naming the file and field on failure. */
@@ -254,11 +258,12 @@ export class ImageReader {
       throw badImage(`image file manifest.json is not valid JSON (truncated or corrupted): ${(e as Error).message}`);
     }
     if (typeof raw !== 'object' || raw === null || (raw as { format?: unknown }).format !== FORMAT) {
-      throw badImage(`image file manifest.json: not a ckpt image (format is ${JSON.stringify((raw as { format?: unknown })?.format)}, expected "${FORMAT}")`);
+      throw badImage(`image file manifest.json: not a ckpt image (format is ${JSON.stringify((raw as { format?: unknown })?.format) ?? "missing"}, expected "${FORMAT}")`);
     }
     const v = (raw as { version?: unknown }).version;
     if (v !== FORMAT_VERSION) {
-      throw badImage(`image format version ${String(v)} is not supported by this ckpt (reads version ${FORMAT_VERSION})`);
+      if (typeof v !== 'number' || !Number.isInteger(v)) throw badImage(`image file manifest.json: field version: ${v === undefined ? 'missing' : `${JSON.stringify(v)} is not a version number`}`);
+      throw badImage(`image file manifest.json: image format version ${v} is not supported by this ckpt (reads version ${FORMAT_VERSION})`);
     }
     this.manifest = validate(Manifest, raw, 'manifest.json');
     if (this.manifest.chunkSize !== CHUNK) throw badImage(`image file manifest.json: chunk size ${this.manifest.chunkSize} is not ${CHUNK}`);

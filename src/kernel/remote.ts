@@ -78,8 +78,8 @@ export class RemoteTask {
     return this.quiet ? this.callQuietRaw(`syscall ${nr}`, nr, a, b, c, d, e, f) : this.stepRaw(nr, a, b, c, d, e, f);
   }
 
-  private stepRaw(nr: number, a: RArg, b: RArg, c: RArg, d: RArg, e: RArg, f: RArg): bigint {
-    this.stepped = true;
+  /** Load a syscall into the task's registers, at the gadget, from the saved registers. */
+  private load(nr: number, a: RArg = 0, b: RArg = 0, c: RArg = 0, d: RArg = 0, e: RArg = 0, f: RArg = 0): void {
     const r = this.work;
     this.saved.buf.copy(r.buf);
     r.set('rax', nr);
@@ -87,6 +87,11 @@ export class RemoteTask {
     r.set('rdi', a); r.set('rsi', b); r.set('rdx', c); r.set('r10', d); r.set('r8', e); r.set('r9', f);
     r.set('rip', this.gadget);
     setRegs(this.pid, r);
+  }
+
+  private stepRaw(nr: number, a: RArg, b: RArg, c: RArg, d: RArg, e: RArg, f: RArg): bigint {
+    this.stepped = true;
+    this.load(nr, a, b, c, d, e, f);
     singlestep(this.pid);
     this.calls++;
     for (;;) {
@@ -153,20 +158,16 @@ export class RemoteTask {
    * back must be the last one and trap-free.
    */
   private callQuietRaw(name: string, nr: number, a: RArg, b: RArg, c: RArg, d: RArg, e: RArg, f: RArg): bigint {
-    const r = this.work;
-    this.saved.buf.copy(r.buf);
-    r.set('rax', nr);
-    r.set('orig_rax', -1);
-    r.set('rdi', a); r.set('rsi', b); r.set('rdx', c); r.set('r10', d); r.set('r8', e); r.set('r9', f);
-    r.set('rip', this.gadget);
-    setRegs(this.pid, r);
+    this.load(nr, a, b, c, d, e, f);
     this.calls++;
     for (let stops = 0; stops < 2;) {
       syscallStep(this.pid);
       const st = waitPid(this.pid)!;
       if (!st.stopped) throw new Error(`pid ${this.pid} ${describeStatus(st)} during remote syscall ${name}`);
       if (st.stopSig === (SIG.TRAP | 0x80)) { stops++; continue; }
+      if (st.event === PTRACE_EVENT.FORK || st.event === PTRACE_EVENT.CLONE || st.event === PTRACE_EVENT.VFORK) { this.newChildren.push(getEventMsg(this.pid)); continue; }
       if (st.event === PTRACE_EVENT.STOP) continue;
+      if (st.event === 0 && st.stopSig === SIG.TRAP) continue; // a trap left over from an earlier single step: dropped
       throw new Error(`pid ${this.pid}: unexpected stop (${signalName(st.stopSig)}, event ${st.event}) during remote syscall ${name}`);
     }
     return getRegs(this.pid).sget('rax');
@@ -239,13 +240,7 @@ export class RemoteTask {
 
   /** End the task with exit_group(code); returns once it is dead (a zombie for its parent). */
   exitNow(code: number): void {
-    const r = this.work;
-    this.saved.buf.copy(r.buf);
-    r.set('rax', NR.exit_group);
-    r.set('orig_rax', -1);
-    r.set('rdi', code);
-    r.set('rip', this.gadget);
-    setRegs(this.pid, r);
+    this.load(NR.exit_group, code);
     singlestep(this.pid);
     for (;;) {
       const st = waitPid(this.pid)!;

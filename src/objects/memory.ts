@@ -12,7 +12,7 @@ import { refused, badImage, CkptError } from '../errors.js';
 import { log } from '../log.js';
 import { Pool } from '../bulk/pool.js';
 import { CHUNK, crcChunks, runJob } from '../bulk/jobs.js';
-import { pageAddr, hex64, count, PAGE, regex, refine, superRefine } from '../image/schema.js';
+import { pageAddr, hex64, count, PAGE, regex, refine, superRefine, noNul } from '../image/schema.js';
 import {
   Run, runsWhere, intersectRuns, subtractRuns, normalizeRuns, countPages, batches, trimIov, iovBuffer, runSegments,
   findHole, Range, TASK_TOP, IOV_MAX,
@@ -40,7 +40,7 @@ export const Area = z.object({
   prot: z.string().check(regex(/^[r-][w-][x-]$/, 'expected a protection such as "r-x"')),
   shared: z.boolean(),
   kind: z.enum(['anon', 'file', 'special']),
-  name: z.string(),            // path, [heap], [stack], [vdso], [anon:NAME] or ''
+  name: noNul,                 // path, [heap], [stack], [vdso], [anon:NAME] or ''
   offset: hex64,
   vmflags: z.array(z.string().check(regex(/^[a-z0-9]{2}$/, 'expected a two-letter VmFlags mnemonic'))),
   fileSize: z.optional(count),
@@ -55,6 +55,8 @@ export const Area = z.object({
   refine((a) => big(a.offset) % 4096n === 0n, { message: 'the offset is not page-aligned', path: ['offset'] }),
   refine((a) => runsOk(a.runs as Run[], Number((big(a.end) - big(a.start)) / 4096n)), { message: 'page runs are out of order or outside the area', path: ['runs'] }),
   refine((a) => !a.drop || runsOk(a.drop as Run[], Number((big(a.end) - big(a.start)) / 4096n)), { message: 'page runs are out of order or outside the area', path: ['drop'] }),
+  refine((a) => (a.kind === 'special' ? SPECIAL.has(a.name) : a.kind === 'file' ? a.name.startsWith('/') :
+    a.name === '' || a.name === '[heap]' || a.name === '[stack]' || /^\[anon:[^\]]{1,80}\]$/.test(a.name)), { message: 'not a name an area of this kind has', path: ['name'] }),
   refine((a) => !a.shmem || (a.kind === 'anon' && a.shared && a.runs.length === 0), { message: 'only shared anonymous areas refer to a shared memory object, and they hold no pages of their own', path: ['shmem'] }),
 );
 export type Area = z.infer<typeof Area>;
@@ -64,15 +66,18 @@ export const MemoryImage = z.object({
   pageBytes: count.check(z.multipleOf(PAGE)),
   areas: z.array(Area),
 }).check(superRefine((m, ctx) => {
+  // Areas in address order, without overlap; their pages one after another in the page file, from 0 to pageBytes.
   let prevEnd = 0n;
+  let offset = 0;
   m.areas.forEach((a, i) => {
     const s = big(a.start);
     if (s < prevEnd) ctx.addIssue({ code: 'custom', message: 'areas are out of order or overlap', path: ['areas', i, 'start'], input: a.start });
     prevEnd = big(a.end);
-    if (a.dataOffset + countPages(a.runs as Run[]) * PAGE_SIZE > m.pageBytes) {
-      ctx.addIssue({ code: 'custom', message: `the area's pages reach past pageBytes (${m.pageBytes})`, path: ['areas', i, 'dataOffset'], input: a.dataOffset });
-    }
+    if (a.dataOffset !== offset) ctx.addIssue({ code: 'custom', message: `expected ${offset}, where the pages of the areas before it end`, path: ['areas', i, 'dataOffset'], input: a.dataOffset });
+    offset = a.dataOffset + countPages(a.runs as Run[]) * PAGE_SIZE;
   });
+  if (offset !== m.pageBytes) ctx.addIssue({ code: 'custom', message: `the areas hold ${offset} bytes of pages`, path: ['pageBytes'], input: m.pageBytes });
+  if (!m.areas.some((a) => a.name === '[vdso]')) ctx.addIssue({ code: 'custom', message: 'no [vdso] area (every process has one)', path: ['areas'], input: m.areas });
 }));
 export type MemoryImage = z.infer<typeof MemoryImage>;
 

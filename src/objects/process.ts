@@ -9,7 +9,7 @@ import { NR, PR, ARCH, RLIMIT_NAMES, AT_FDCWD, O } from '../kernel/consts.js';
 import { readStat, readStatus } from '../kernel/proc.js';
 import { sys, addressOf } from '../kernel/ffi.js';
 import { refused, conflict } from '../errors.js';
-import { hex64, base64Bytes, decI64, int, u32, pid, PID_MAX, regex, refine, superRefine } from '../image/schema.js';
+import { hex64, base64Bytes, dec63, int, u32, pid, PID_MAX, regex, refine, superRefine, absPath, commName } from '../image/schema.js';
 import { log } from '../log.js';
 import { MemoryImage } from './memory.js';
 import { FdTable } from './files.js';
@@ -23,13 +23,19 @@ export const MmFields = z.object({
   envStart: hex64, envEnd: hex64, auxv: base64Bytes(16, 8192).check(refine((s) => Buffer.byteLength(s, 'base64') % 16 === 0, 'expected whole auxv entries (16 bytes each)')),
 });
 export type MmFields = z.infer<typeof MmFields>;
+const MM_PAIRS = [['startCode', 'endCode'], ['startData', 'endData'], ['startBrk', 'brk'], ['argStart', 'argEnd'], ['envStart', 'envEnd']] as const;
+const MmChecked = MmFields.check(superRefine((m, ctx) => {
+  for (const [lo, hi] of MM_PAIRS) {
+    if (BigInt(m[lo]) > BigInt(m[hi])) ctx.addIssue({ code: 'custom', message: `${lo} is above ${hi}`, path: [hi], input: m[hi] });
+  }
+}));
 
-const Timer = z.tuple([decI64, decI64, decI64, decI64]); // interval sec/usec, value sec/usec
+const usec = z.string().check(regex(/^(0|[1-9][0-9]{0,5})$/, 'expected microseconds, 0-999999'));
+const Timer = z.tuple([dec63, usec, dec63, usec]); // interval sec/usec, value sec/usec
 const limitValue = z.string().check(regex(/^(unlimited|0|[1-9][0-9]{0,19})$/, 'expected "unlimited" or a decimal number'),
   refine((s) => s === 'unlimited' || BigInt(s) < 0xffffffffffffffffn, 'too big for a limit'));
 const limitBig = (s: string) => (s === 'unlimited' ? 0xffffffffffffffffn : BigInt(s));
 const Rlimit = z.tuple([limitValue, limitValue]).check(refine(([soft, hard]) => limitBig(soft) <= limitBig(hard), 'the soft limit is above the hard one'));
-const absPath = z.string().check(regex(/^\//, 'expected an absolute path'), z.maxLength(4096));
 
 export const ProcessImage = z.object({
   pid, ppid: int(0, PID_MAX), pgid: pid, sid: pid,
@@ -41,7 +47,7 @@ export const ProcessImage = z.object({
   stopSignal: z.optional(z.union([z.literal(19), z.literal(20), z.literal(21), z.literal(22)])),
   /** Its parent had already been told of the stop (waitpid WUNTRACED). */
   stopReported: z.optional(z.boolean()),
-  comm: z.string().check(z.maxLength(64)), exe: absPath, cwd: absPath, root: absPath,
+  comm: commName, exe: absPath, cwd: absPath, root: absPath,
   umask: int(0, 0o777), personality: u32,
   rlimits: z.array(Rlimit).check(z.length(RLIMIT_NAMES.length)),
   creds: Creds,
@@ -49,12 +55,12 @@ export const ProcessImage = z.object({
     dumpable: int(0, 2), pdeathsig: int(0, 64), noNewPrivs: int(0, 1), subreaper: int(0, 1), xcompPerm: hex64,
     oomScoreAdj: z.optional(int(-1000, 1000)),
     exitSignal: z.optional(int(0, 64)), // the signal its parent gets when it ends (usually SIGCHLD)
-    thpDisable: z.optional(int(0, 0xff)),  // PR_GET_THP_DISABLE
+    thpDisable: z.optional(z.union([z.literal(0), z.literal(1), z.literal(3)])), // PR_GET_THP_DISABLE: 1, with PR_THP_DISABLE_EXCEPT_ADVISED 3
     membarrier: z.optional(int(0, 0x7fffffff)), // MEMBARRIER_CMD_GET_REGISTRATIONS
     loginuid: z.optional(u32),             // /proc/PID/loginuid (4294967295: unset)
   }),
   itimers: z.array(Timer).check(z.length(3)),
-  mm: MmFields,
+  mm: MmChecked,
   memory: MemoryImage,
   fds: FdTable,
   sigactions: z.array(SigAction),
@@ -66,7 +72,7 @@ export const ProcessImage = z.object({
     if (tids.has(t.tid)) ctx.addIssue({ code: 'custom', message: `thread ${t.tid} is listed twice`, path: ['threads', i, 'tid'], input: t.tid });
     tids.add(t.tid);
   });
-  if (!tids.has(p.pid)) ctx.addIssue({ code: 'custom', message: `no thread has the process's own id ${p.pid} (its leader)`, path: ['threads'], input: p.threads });
+  if (p.threads[0]?.tid !== p.pid) ctx.addIssue({ code: 'custom', message: `the first thread is not the leader ${p.pid}`, path: ['threads', 0, 'tid'], input: p.threads[0]?.tid });
   const sigs = new Set<number>();
   p.sigactions.forEach((a, i) => {
     if (sigs.has(a.sig) || a.sig === 9 || a.sig === 19) ctx.addIssue({ code: 'custom', message: `signal ${a.sig} cannot have this action listed`, path: ['sigactions', i, 'sig'], input: a.sig });
@@ -148,7 +154,9 @@ export function readTaskValues(rt: RemoteTask, scratchOff: number) {
   const securebits = rt.callN('prctl(PR_GET_SECUREBITS)', NR.prctl, PR.GET_SECUREBITS);
   const xr = rt.callRaw(NR.arch_prctl, ARCH.GET_XCOMP_PERM, a);
   const xcompPerm = xr >= 0n ? rt.read(a, 8).readBigUInt64LE(0) : 0n;
-  const thpDisable = rt.callN('prctl(PR_GET_THP_DISABLE)', NR.prctl, PR.GET_THP_DISABLE, 0, 0, 0, 0);
+  const thp = rt.callN('prctl(PR_GET_THP_DISABLE)', NR.prctl, PR.GET_THP_DISABLE, 0, 0, 0, 0);
+  if (thp !== 0 && thp !== 1 && thp !== 3) throw refused(`pid ${rt.pid}: PR_GET_THP_DISABLE says ${thp}, a setting ckpt does not know`);
+  const thpDisable = thp as 0 | 1 | 3;
   // Registered membarrier commands (MEMBARRIER_CMD_GET_REGISTRATIONS, Linux 6.3+).
   const mb = rt.callRaw(NR.membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0);
   const membarrier = mb >= 0n ? Number(mb) : 0;

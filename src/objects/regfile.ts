@@ -9,13 +9,13 @@ import { NR, O, AT_FDCWD } from '../kernel/consts.js';
 import { FdEntry } from '../kernel/proc.js';
 import { refused, conflict } from '../errors.js';
 import { peekFd, peekFionread } from './fdpeek.js';
-import { fdNum, u32, dec63, count, pid, regex } from '../image/schema.js';
+import { fdNum, u32, dec63, count, pid, absPath } from '../image/schema.js';
 
 export const PathFd = z.object({
   fd: fdNum,
   kind: z.literal('path'),
   type: z.enum(['reg', 'dir', 'chr', 'fifo']),
-  path: z.string().check(regex(/^\//, 'expected an absolute path'), z.maxLength(4096)),
+  path: absPath,
   flags: u32,
   pos: dec63,
   mode: u32,

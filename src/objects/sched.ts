@@ -6,14 +6,18 @@ import * as z from 'zod/mini';
 import { sys, syscallRaw, addressOf } from '../kernel/ffi.js';
 import { NR } from '../kernel/consts.js';
 import { log } from '../log.js';
+import { refused } from '../errors.js';
 import { int, hexBits, refine } from '../image/schema.js';
 
+// SCHED_OTHER, FIFO, RR, BATCH, IDLE (SCHED_DEADLINE needs sched_setattr: not supported), with SCHED_RESET_ON_FORK when set
+const POLICIES = [0, 1, 2, 3, 5];
 export const Sched = z.object({
-  policy: z.union([int(0, 7), int(0x40000000, 0x40000007)]), // with SCHED_RESET_ON_FORK when set
+  policy: int(0, 0x40000007).check(refine((p) => POLICIES.includes(p & ~0x40000000) && (p & 0x3ffffff8) === 0, 'expected a scheduling policy (0, 1, 2, 3 or 5, with SCHED_RESET_ON_FORK 0x40000000)')),
   priority: int(0, 99),  // sched_priority (real-time policies)
   nice: int(-20, 19),
   affinity: hexBits(1024).check(refine((s) => BigInt(s) !== 0n, 'an empty CPU mask')), // lowest CPU in the lowest bit
-});
+}).check(refine((s) => ((s.policy & 7) === 1 || (s.policy & 7) === 2 ? s.priority >= 1 : s.priority === 0),
+  { message: 'a real-time policy takes a priority of 1-99, the others 0', path: ['priority'] }));
 export type Sched = z.infer<typeof Sched>;
 
 const PRIO_PROCESS = 0;
@@ -21,6 +25,7 @@ const MASK_BYTES = 128; // 1024 CPUs
 
 export function readSched(tid: number): Sched {
   const policy = sys(`sched_getscheduler(${tid})`, NR.sched_getscheduler, tid);
+  if ((policy & 7) === 6) throw refused(`thread ${tid}: it runs under SCHED_DEADLINE, which restore cannot set yet`);
   const param = Buffer.alloc(4);
   sys(`sched_getparam(${tid})`, NR.sched_getparam, tid, addressOf(param));
   // The raw getpriority returns 20 - nice, so that it is never negative.

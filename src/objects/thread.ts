@@ -8,17 +8,32 @@ import { Regs, REG_NAMES, RegName, getXstate, peekSiginfo, getRseqConfig, setXst
 import { NR, PR, ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK, EINTR } from '../kernel/consts.js';
 import { sys, addressOf } from '../kernel/ffi.js';
 import { queueSignals, Siginfo } from './signals.js';
-import { hex64, base64Bytes, int, u32, pid } from '../image/schema.js';
+import { hex64, base64Bytes, int, u32, pid, refine, commName } from '../image/schema.js';
 import { Sched, readSched } from './sched.js';
+
+/**
+ * What the kernel checks of an XSAVE area set through ptrace (in the standard
+ * format): the features present (xstate_bv) are among those enabled (XCR0,
+ * which ptrace puts at offset 464), the compaction word is 0, the rest of
+ * the header is 0, and MXCSR has no reserved bit set.
+ */
+function xsaveHeaderOk(b64: string): boolean {
+  const b = Buffer.from(b64, 'base64');
+  const xcr0 = b.readBigUInt64LE(464);
+  const bv = b.readBigUInt64LE(512);
+  if ((bv & ~xcr0) !== 0n || b.readBigUInt64LE(520) !== 0n) return false;
+  for (let o = 528; o < 576; o += 8) if (b.readBigUInt64LE(o) !== 0n) return false;
+  return (b.readUInt32LE(24) & 0xffff0000) === 0;
+}
 
 /** user_regs_struct: every register, each a 64-bit hex value, nothing else. */
 export const RegSet = z.strictObject(Object.fromEntries(REG_NAMES.map((n) => [n, hex64])) as Record<RegName, typeof hex64>);
 
 export const Thread = z.object({
   tid: pid,
-  comm: z.optional(z.string().check(z.maxLength(64))), // the thread's name (per thread; the leader's is the process's)
+  comm: z.optional(commName), // the thread's name (per thread; the leader's is the process's)
   regs: RegSet,
-  xstate: base64Bytes(576, 1 << 16), // the XSAVE area (NT_X86_XSTATE): 512 legacy bytes, the 64-byte header, the rest
+  xstate: base64Bytes(576, 1 << 16).check(refine(xsaveHeaderOk, 'not an XSAVE area the kernel takes (its header: features outside XCR0, compacted format or reserved bits)')), // the XSAVE area (NT_X86_XSTATE): 512 legacy bytes, the 64-byte header, the rest
   sigmask: hex64,
   pending: z.array(Siginfo),       // thread-directed
   altstack: z.object({ sp: hex64, flags: int(0, 0xffffffff), size: hex64 }),

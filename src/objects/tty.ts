@@ -8,12 +8,12 @@ import { NR, O } from '../kernel/consts.js';
 import { FdEntry } from '../kernel/proc.js';
 import { refused, conflict } from '../errors.js';
 import { placeFd } from './regfile.js';
-import { fdNum, u32, count } from '../image/schema.js';
+import { fdNum, u32, count, absPath } from '../image/schema.js';
 
 export const TtyFd = z.object({
   fd: fdNum,
   kind: z.literal('tty'),
-  path: z.string(),
+  path: absPath,
   flags: u32,
   rdev: count,
 });
