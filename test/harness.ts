@@ -133,7 +133,9 @@ function descendants(pid: number): number[] {
 
 /** Kill every subject still alive, with its descendants, and reap what is ours (for after-hooks). */
 export async function cleanupAll(): Promise<void> {
-  const all = [...live].flatMap(descendants);
+  // Subjects still known, and whatever fell to this process as subreaper
+  // (children of a subject that ended, restored trees), with their descendants.
+  const all = [...new Set([...live, ...descendants(process.pid).slice(1)].flatMap(descendants))];
   for (const pid of all) {
     try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
   }

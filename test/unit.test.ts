@@ -668,25 +668,29 @@ describe('Area and MemoryImage', { skip: memSkip }, () => {
     }
   });
 
-  test('MemoryImage: ordered areas within pageBytes pass; overlapping, unordered or too many pages fail', () => {
+  test('MemoryImage: ordered areas laid out one after another in the page file pass; overlapping, unordered, gaps or no vDSO fail', () => {
     const { MemoryImage } = mem!;
     const a1 = area();                                                                   // 3 pages at dataOffset 0
     const a2 = area({ start: '0x404000', end: '0x406000', runs: [[0, 2]], dataOffset: 3 * P }); // adjacent to a1
-    const img = (over: Record<string, unknown>) => ({ pagesFile: 'pages-123.img', pageBytes: 5 * P, areas: [a1, a2], ...over });
+    const vdso = (dataOffset: number) => area({ start: '0x7fff00000000', end: '0x7fff00002000', prot: 'r-x', kind: 'special', name: '[vdso]', runs: [], dataOffset });
+    const img = (over: Record<string, unknown>) => ({ pagesFile: 'pages-123.img', pageBytes: 5 * P, areas: [a1, a2, vdso(5 * P)], ...over });
     assertAccepts(MemoryImage, [
       img({}),
-      img({ areas: [] , pageBytes: 0 }),
-      img({ pageBytes: 6 * P }),
+      img({ areas: [vdso(0)], pageBytes: 0 }),
     ], [
-      img({ areas: [a2, a1] }),                                                          // out of order
-      img({ areas: [a1, { ...a2, start: '0x403000' }] }),                                // overlapping
-      img({ areas: [a1, area({ start: '0x400000', end: '0x401000', runs: [] })] }),      // same start
+      img({ areas: [a2, a1, vdso(5 * P)] }),                                            // out of order
+      img({ areas: [a1, { ...a2, start: '0x403000' }, vdso(5 * P)] }),                  // overlapping
+      img({ areas: [a1, area({ start: '0x400000', end: '0x401000', runs: [], dataOffset: 3 * P }), vdso(3 * P)], pageBytes: 3 * P }), // same start
       img({ pageBytes: 4 * P }),                                                         // a2's pages past pageBytes
-      img({ areas: [a1, { ...a2, dataOffset: 3 * P + 1 }] }),                            // unaligned dataOffset
+      img({ pageBytes: 6 * P }),                                                         // pages nobody holds
+      img({ areas: [a1, { ...a2, dataOffset: 4 * P }, vdso(6 * P)], pageBytes: 6 * P }), // a gap in the page file
+      img({ areas: [a1, { ...a2, dataOffset: 3 * P + 1 }, vdso(5 * P)] }),              // unaligned dataOffset
+      img({ areas: [a1, a2] }),                                                          // no vDSO
+      img({ areas: [], pageBytes: 0 }),
       img({ pageBytes: 5 * P + 1 }),
       img({ pagesFile: 'pages.img' }),
       img({ pagesFile: '../pages-1.img' }),
-      img({ areas: [{ ...a1, end: '0x3ff000' }] }),                                      // an invalid area
+      img({ areas: [{ ...a1, end: '0x3ff000' }, vdso(3 * P)], pageBytes: 3 * P }),     // an invalid area
     ], 'MemoryImage');
   });
 });
