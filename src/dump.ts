@@ -118,7 +118,8 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     await checkpointYield('dump:pages');
 
     step = 'release';
-    for (const c of captured) releaseProcess(c);
+    const caught = new Map(captured.flatMap((c) => c.rts).map((r) => [r.pid, r]));
+    releaseProcesses(captured);
 
     step = 'write image';
     if (shmem.objects.length) image.writeJson('shmem.json', { objects: shmem.objects.map((o) => o.obj) });
@@ -154,7 +155,8 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     if (opts.leaveRunning) {
       // A process that was stopped (job control) is stopped again as it is let go, by the same signal.
       for (const p of live) if (p.groupStopped) syscallRaw(NR.kill, p.pid, p.stopSig || SIG.STOP);
-      for (const p of live) for (const tid of p.tids) detach(tid);
+      // (a signal that arrived while ckpt worked in a thread is handed back to it)
+      for (const p of live) for (const tid of p.tids) detach(tid, caught.get(tid)?.interceptedSignal ?? 0);
       log.info(`pid ${root} left running`);
     } else {
       // SIGKILL ends them; their memory is torn down while ckpt exits (which also ends the tracing).
@@ -167,10 +169,10 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     const err = inStep(step, e);
     log.error(`dump of pid ${root} failed in step "${step}": ${err.message}`);
     const signals = new Map<number, number>();
-    for (const c of [...captured, ...(current ? [current] : [])]) {
-      try { releaseProcess(c); } catch (u) { log.error((u as Error).message); }
-      for (const r of c.rts ?? []) if (r.interceptedSignal) signals.set(r.pid, r.interceptedSignal);
-    }
+    const all = [...captured, ...(current ? [current] : [])];
+    const rts = all.flatMap((c) => c.rts ?? []);
+    try { releaseProcesses(all); } catch (u) { log.error((u as Error).message); }
+    for (const r of rts) if (r.interceptedSignal) signals.set(r.pid, r.interceptedSignal);
     for (const p of live) if (p.groupStopped) syscallRaw(NR.kill, p.pid, p.stopSig || SIG.STOP);
     releaseTree(tree, signals);
     image?.discard();
@@ -181,41 +183,50 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
 }
 
 /**
- * Put a captured process back as it was: the scratch area gone, SIGTRAP's
+ * Put captured processes back as they were: the scratch areas gone, SIGTRAP's
  * action as it was, and, whatever fails on the way, every thread's
- * registers and signal mask back (each in its own finally). Safe to call
- * twice: what is done is not done again.
+ * registers and signal mask back (each in its own finally; the threads are
+ * resumed under an interrupt all at once, then waited for). Safe to call
+ * twice: what is done is not done again. Throws, after all that, if
+ * anything could not be put back.
  */
-function releaseProcess(c: Partial<Pick<Captured, 'leader' | 'rts' | 'origMasks' | 'trapAction'>>): void {
-  const rts = c.rts ?? [];
-  const masks = c.origMasks ?? new Map<number, bigint>();
+function releaseProcesses(cs: Array<Partial<Pick<Captured, 'leader' | 'rts' | 'origMasks' | 'trapAction'>>>): void {
   const problems: string[] = [];
-  const problem = (what: string, u: unknown) => problems.push(`could not ${what}: ${(u as Error).message}`);
+  const problem = (pid: number, what: string, u: unknown) => problems.push(`pid ${pid}: could not ${what}: ${(u as Error).message}`);
   try {
-    if (c.leader?.scratch) {
-      if (c.trapAction) {
-        // Its SIGTRAP was ignored: every trap ckpt caused reset it to SIG_DFL. Set it back without a trap.
-        c.leader.quiet = true;
-        try { c.leader.call('rt_sigaction(SIGTRAP)', NR.rt_sigaction, SIG.TRAP, c.leader.put(c.trapAction, IOV_SCRATCH + 4096), 0, 8); } catch (u) { problem('set SIGTRAP back to SIG_IGN', u); }
+    for (const c of cs) {
+      const l = c.leader;
+      if (!l?.scratch || !c.rts?.length) continue;
+      try {
+        if (c.trapAction) {
+          // Its SIGTRAP was ignored: every trap ckpt caused reset it to SIG_DFL. Set it back without a trap.
+          l.quiet = true;
+          try { l.call('rt_sigaction(SIGTRAP)', NR.rt_sigaction, SIG.TRAP, l.put(c.trapAction, IOV_SCRATCH + 4096), 0, 8); } catch (u) { problem(l.pid, 'set SIGTRAP back to SIG_IGN', u); }
+        }
+        debugFail('release:unmap');
+        l.unmapScratch();
+      } catch (u) {
+        problem(l.pid, 'unmap the scratch area', u);
       }
-      debugFail('release:unmap');
-      c.leader.unmapScratch();
     }
-  } catch (u) {
-    problem('unmap the scratch area', u);
   } finally {
-    for (const r of rts) {
-      try { r.restore(); } catch (u) { problem(`put the registers of thread ${r.pid} back`, u); } finally {
-        const m = masks.get(r.pid);
-        try { if (m !== undefined) setSigmask(r.pid, m); } catch (u) { problem(`put the signal mask of thread ${r.pid} back`, u); } finally { r.close(); }
+    const rts = cs.flatMap((c) => c.rts ?? []);
+    const failed = new Set<RemoteTask>();
+    for (const r of rts) { try { r.restoreBegin(); } catch (u) { failed.add(r); problem(r.pid, `put the registers of thread ${r.pid} back`, u); } }
+    for (const c of cs) {
+      for (const r of c.rts ?? []) {
+        try { if (!failed.has(r)) r.restoreEnd(); } catch (u) { problem(r.pid, `stop thread ${r.pid} again`, u); } finally {
+          const m = c.origMasks?.get(r.pid);
+          try { if (m !== undefined) setSigmask(r.pid, m); } catch (u) { problem(r.pid, `put the signal mask of thread ${r.pid} back`, u); } finally { r.close(); }
+        }
       }
+      c.origMasks?.clear();
+      // Once released, a second release (after a later failure) has nothing left to do.
+      c.rts = [];
+      if (c.leader) c.leader.scratch = 0n;
     }
-    masks.clear();
-    // Once released, a second release (after a later failure) has nothing left to do.
-    c.rts = [];
-    if (c.leader) c.leader.scratch = 0n;
   }
-  if (problems.length) throw new CkptError('failed', `pid ${rts[0]?.pid ?? '?'}: ${problems.join('; ')}`);
+  if (problems.length) throw new CkptError('failed', problems.join('; '));
 }
 
 /**

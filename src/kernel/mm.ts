@@ -29,7 +29,8 @@ let scanWorks: boolean | null = null;
  * FILE, PFNZERO). `pagemapFd` is an open /proc/PID/pagemap.
  */
 export function populatedRegions(pagemapFd: number, start: bigint, end: bigint): Region[] {
-  if (scanWorks !== false) {
+  // (CKPT_DEBUG_FAIL=pagemap-scan: as on a kernel without the ioctl, for the test of the fallback)
+  if (scanWorks !== false && process.env.CKPT_DEBUG_FAIL !== 'pagemap-scan') {
     const r = scanRegions(pagemapFd, start, end);
     if (r) { scanWorks = true; return r; }
     scanWorks = false;
@@ -72,48 +73,60 @@ function scanRegions(fd: number, start: bigint, end: bigint): Region[] | null {
 }
 
 const CHUNK_PAGES = 1 << 16; // 512 KiB of page-map entries at a time
+const bufA = Buffer.alloc(CHUNK_PAGES * 8);
+const bufB = Buffer.alloc(CHUNK_PAGES * 8);
 
-/** Page-map entries of pages [first, first + count) of the range at `base`, read in bounded chunks. */
-export function* pagemapEntries(fd: number, base: bigint, first: number, count: number): Generator<[number, bigint]> {
-  const entryBuf = Buffer.allocUnsafe(Math.min(CHUNK_PAGES, count) * 8); // one per walk: two may run side by side
+function readEntries(fd: number, buf: Buffer, page: number, n: number): void {
+  const got = fs.readSync(fd, buf, 0, n * 8, page * 8);
+  if (got !== n * 8) throw new Error(`short read of the page map at page 0x${page.toString(16)}`);
+}
+
+/**
+ * Pages [first, first + count) of the range at `base` that are the same page
+ * frame in two page maps (a child's and its parent's): present, not swapped,
+ * and with a frame number that is not hidden (0 without CAP_SYS_ADMIN).
+ * Read in bounded chunks, compared without allocating per page.
+ */
+export function samePageFrames(fdA: number, fdB: number, base: bigint, first: number, count: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
   const basePage = Number(base / PAGE);
-  for (let done = 0; done < count;) {
+  let runStart = -1;
+  for (let done = 0; done < count; done += CHUNK_PAGES) {
     const n = Math.min(CHUNK_PAGES, count - done);
-    const got = fs.readSync(fd, entryBuf, 0, n * 8, (basePage + first + done) * 8);
-    if (got !== n * 8) throw new Error(`short read of the page map at 0x${(base + BigInt(first + done) * PAGE).toString(16)}`);
-    for (let i = 0; i < n; i++) yield [first + done + i, entryBuf.readBigUInt64LE(i * 8)];
-    done += n;
+    readEntries(fdA, bufA, basePage + first + done, n);
+    readEntries(fdB, bufB, basePage + first + done, n);
+    for (let i = 0; i < n; i++) {
+      const loA = bufA.readUInt32LE(i * 8), hiA = bufA.readUInt32LE(i * 8 + 4);
+      const hiB = bufB.readUInt32LE(i * 8 + 4);
+      // both present and not swapped (bits 63, 62), the same frame (bits 0-54), not a hidden 0
+      const same = hiA >>> 30 === 2 && hiB >>> 30 === 2 && (loA !== 0 || (hiA & 0x7fffff) !== 0) &&
+        loA === bufB.readUInt32LE(i * 8) && (hiA & 0x7fffff) === (hiB & 0x7fffff);
+      const idx = first + done + i;
+      if (same && runStart < 0) runStart = idx;
+      else if (!same && runStart >= 0) { out.push([runStart, idx - runStart]); runStart = -1; }
+    }
   }
-}
-
-const PM_PRESENT = 1n << 63n;
-const PM_SWAP = 1n << 62n;
-const PM_FILE = 1n << 61n;
-const PFN_MASK = (1n << 55n) - 1n;
-
-/** The page frame of a page-map entry (0 when hidden, or not present). */
-export function entryFrame(e: bigint): bigint {
-  return e & PM_PRESENT && !(e & PM_SWAP) ? e & PFN_MASK : 0n;
-}
-
-function entryCategories(e: bigint): number {
-  let c = 0;
-  if (e & PM_PRESENT) c |= PAGE_IS.PRESENT;
-  if (e & PM_SWAP) c |= PAGE_IS.SWAPPED;
-  if (e & PM_FILE) c |= PAGE_IS.FILE;
-  return c;
+  if (runStart >= 0) out.push([runStart, first + count - runStart]);
+  return out;
 }
 
 /** Without PAGEMAP_SCAN: the page map read in bounded chunks (time grows with the range). */
 function readRegions(fd: number, start: bigint, end: bigint): Region[] {
   const out: Region[] = [];
   const total = Number((end - start) / PAGE);
-  for (const [i, e] of pagemapEntries(fd, start, 0, total)) {
-    const cat = entryCategories(e);
-    if (!(cat & (PAGE_IS.PRESENT | PAGE_IS.SWAPPED))) continue;
-    const last = out[out.length - 1];
-    if (last && last[0] + last[1] === i && last[2] === cat) last[1]++;
-    else out.push([i, 1, cat]);
+  const basePage = Number(start / PAGE);
+  for (let done = 0; done < total; done += CHUNK_PAGES) {
+    const n = Math.min(CHUNK_PAGES, total - done);
+    readEntries(fd, bufA, basePage + done, n);
+    for (let i = 0; i < n; i++) {
+      const hi = bufA.readUInt32LE(i * 8 + 4);
+      // bits 63 present, 62 swapped, 61 file-page or shared-anon
+      const cat = (hi & 0x80000000 ? PAGE_IS.PRESENT : 0) | (hi & 0x40000000 ? PAGE_IS.SWAPPED : 0) | (hi & 0x20000000 ? PAGE_IS.FILE : 0);
+      if (!(cat & (PAGE_IS.PRESENT | PAGE_IS.SWAPPED))) continue;
+      const last = out[out.length - 1];
+      if (last && last[0] + last[1] === done + i && last[2] === cat) last[1]++;
+      else out.push([done + i, 1, cat]);
+    }
   }
   return out;
 }

@@ -280,10 +280,19 @@ export class RemoteTask {
    * any of its own code.
    */
   restore(): void {
+    this.restoreBegin();
+    this.restoreEnd();
+  }
+  /** The first half of restore(): registers back, and the task resumed under an interrupt if it was stepped. */
+  restoreBegin(): void {
     setRegs(this.pid, this.saved);
     if (!this.stepped) return;
     interrupt(this.pid);
     cont(this.pid);
+  }
+  /** The second half: wait until it has stopped again (several tasks can be resumed first, then waited for). */
+  restoreEnd(): void {
+    if (!this.stepped) return;
     for (;;) {
       const st = waitPid(this.pid)!;
       if (!st.stopped) throw new Error(`pid ${this.pid} ${describeStatus(st)} while its registers were put back`);

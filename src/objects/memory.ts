@@ -7,7 +7,7 @@ import * as z from 'zod/mini';
 import { MapEntry, readSmaps } from '../kernel/proc.js';
 import { RemoteTask } from '../kernel/remote.js';
 import { NR, PROT, MAP, MADV, MREMAP, O, AT_FDCWD, PAGE_SIZE, PR } from '../kernel/consts.js';
-import { populatedRegions, pagemapEntries, entryFrame, PAGE_IS, dataExtents } from '../kernel/mm.js';
+import { populatedRegions, samePageFrames, PAGE_IS, dataExtents } from '../kernel/mm.js';
 import { refused, badImage, CkptError } from '../errors.js';
 import { log } from '../log.js';
 import { Pool } from '../bulk/pool.js';
@@ -207,17 +207,7 @@ export function planMemory(pid: number, parentPid: number | undefined, seenShmem
       if (from) {
         // Pages still the parent's (same page frame) come back with the fork at restore.
         const theirs = runsWhere(populatedRegions(ppm, m.start, m.end), own);
-        const shared: Run[] = [];
-        for (const [s, n] of intersectRuns(mine, theirs)) {
-          const ce = pagemapEntries(pm, m.start, s, n);
-          const pe = pagemapEntries(ppm, m.start, s, n);
-          for (let i = 0; i < n; i++) {
-            const [idx, e] = ce.next().value as [number, bigint];
-            const f = entryFrame(e);
-            // Page frames read as 0 without CAP_SYS_ADMIN: then nothing counts as shared.
-            if (f !== 0n && f === entryFrame((pe.next().value as [number, bigint])[1])) shared.push([idx, 1]);
-          }
-        }
+        const shared = intersectRuns(mine, theirs).flatMap(([s, n]) => samePageFrames(pm, ppm, m.start, s, n));
         take = subtractRuns(mine, normalizeRuns(shared));
         const drop = subtractRuns(theirs, mine);
         if (drop.length) area.drop = drop;
