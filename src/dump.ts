@@ -7,7 +7,7 @@ import { checkTraceable } from './freeze.js';
 import { freezeTree, releaseTree, TreeProc } from './tree.js';
 import { getSigmask, setSigmask, peekSiginfo, detach, xstateFeatures } from './kernel/ptrace.js';
 import { findSyscallGadget, RemoteTask } from './kernel/remote.js';
-import { kernelRelease, readStatus, readStat, pidExists } from './kernel/proc.js';
+import { kernelRelease, readStatus, readStat, pidExists, MapEntry } from './kernel/proc.js';
 import { Pool } from './bulk/pool.js';
 import { syscallRaw } from './kernel/ffi.js';
 import { NR, SIG, CALL_SIGMASK } from './kernel/consts.js';
@@ -68,6 +68,8 @@ interface Captured {
   origMasks: Map<number, bigint>;
   /** SIGTRAP's action, to be set back at the end, when the program ignores SIGTRAP. */
   trapAction?: Buffer;
+  /** Its areas, as read for the memory plan (its children's plans compare with them). */
+  maps: MapEntry[];
 }
 
 /** Shared memory objects of the dump: each stored once, by the first process met that maps it. */
@@ -279,7 +281,8 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   setStep('files');
   const fds = dumpFds(pid, !!opts.shellJob, pid !== opts.pid ? proc.ppid : undefined, shmem.treeIds);
   setStep('memory map');
-  const plan = planMemory(pid, pid !== opts.pid ? proc.ppid : undefined, shmem.seen);
+  // (the parent's areas as its own capture read them: frozen, they have not changed)
+  const plan = planMemory(pid, pid !== opts.pid ? proc.ppid : undefined, shmem.seen, parentCap?.maps);
   await checkpointYield();
 
   setStep('signals');
@@ -353,7 +356,7 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
     doc.stopSignal = (proc.stopSig || SIG.STOP) as 19 | 20 | 21 | 22;
     if (stopReported !== undefined) doc.stopReported = stopReported;
   }
-  return { doc, pagesName, sums, pageBytes: plan.pageBytes, leader: rt, rts, origMasks, trapAction: cur.trapAction };
+  return { doc, pagesName, sums, pageBytes: plan.pageBytes, leader: rt, rts, origMasks, trapAction: cur.trapAction, maps: plan.maps };
 }
 
 /** struct k_sigaction for rt_sigaction (handler, flags, restorer, mask). */

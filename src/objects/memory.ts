@@ -161,7 +161,8 @@ function inheritedFrom(m: MapEntry, parentMaps: MapEntry[] | null): MapEntry | n
  * has but the child has not are listed in `drop`, to be dropped again in the
  * child.
  */
-export function planMemory(pid: number, parentPid: number | undefined, seenShmem: Set<string>, parentMaps: MapEntry[] | null = parentPid ? readSmaps(parentPid) : null): MemoryPlan & { maps: MapEntry[] } {
+export function planMemory(pid: number, parentPid: number | undefined, seenShmem: Set<string>, knownParentMaps?: MapEntry[]): MemoryPlan & { maps: MapEntry[] } {
+  const parentMaps = parentPid ? knownParentMaps ?? readSmaps(parentPid) : null;
   const maps = readSmaps(pid);
   const pm = fs.openSync(`/proc/${pid}/pagemap`, 'r');
   const ppm = parentPid ? fs.openSync(`/proc/${parentPid}/pagemap`, 'r') : -1;
