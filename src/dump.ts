@@ -10,7 +10,7 @@ import { findSyscallGadget, RemoteTask } from './kernel/remote.js';
 import { kernelRelease, readStatus, readStat, pidExists, MapEntry } from './kernel/proc.js';
 import { Pool } from './bulk/pool.js';
 import { syscallRaw } from './kernel/ffi.js';
-import { NR, SIG, CALL_SIGMASK } from './kernel/consts.js';
+import { NR, SIG, CALL_SIGMASK, BLOCKABLE_SIGNALS } from './kernel/consts.js';
 import { planMemory, writePages, findHole, dumpShmem, IOV_SCRATCH, ShmemObject } from './objects/memory.js';
 import { dumpFds } from './objects/files.js';
 import { dumpActions } from './objects/signals.js';
@@ -66,8 +66,6 @@ interface Captured {
   leader: RemoteTask;
   rts: RemoteTask[];
   origMasks: Map<number, bigint>;
-  /** SIGTRAP's action, to be set back at the end, when the program ignores SIGTRAP. */
-  trapAction?: Buffer;
   /** Its areas, as read for the memory plan (its children's plans compare with them). */
   maps: MapEntry[];
 }
@@ -94,6 +92,8 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
   let image: ImageWriter | null = null;
   let step = 'inspect';
   let pageBytes = 0;
+  /** Every thread's remote-call context, to hand back the signals they caught. */
+  const caught = new Map<number, RemoteTask>();
   try {
     const pids = new Set(tree.map((p) => p.pid));
     // A zombie is remade by its parent (or a helper for a session or group
@@ -120,7 +120,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     await checkpointYield('dump:pages');
 
     step = 'release';
-    const caught = new Map(captured.flatMap((c) => c.rts).map((r) => [r.pid, r]));
+    for (const r of captured.flatMap((c) => c.rts)) caught.set(r.pid, r);
     releaseProcesses(captured);
 
     step = 'write image';
@@ -172,9 +172,9 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     log.error(`dump of pid ${root} failed in step "${step}": ${err.message}`);
     const signals = new Map<number, number>();
     const all = [...captured, ...(current ? [current] : [])];
-    const rts = all.flatMap((c) => c.rts ?? []);
+    for (const r of all.flatMap((c) => c.rts ?? [])) caught.set(r.pid, r);
     try { releaseProcesses(all); } catch (u) { log.error((u as Error).message); }
-    for (const r of rts) if (r.interceptedSignal) signals.set(r.pid, r.interceptedSignal);
+    for (const r of caught.values()) if (r.interceptedSignal) signals.set(r.pid, r.interceptedSignal);
     for (const p of live) if (p.groupStopped) syscallRaw(NR.kill, p.pid, p.stopSig || SIG.STOP);
     releaseTree(tree, signals);
     image?.discard();
@@ -185,14 +185,14 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
 }
 
 /**
- * Put captured processes back as they were: the scratch areas gone, SIGTRAP's
- * action as it was, and, whatever fails on the way, every thread's
+ * Put captured processes back as they were: the scratch areas gone and,
+ * whatever fails on the way, every thread's
  * registers and signal mask back (each in its own finally; the threads are
  * resumed under an interrupt all at once, then waited for). Safe to call
  * twice: what is done is not done again. Throws, after all that, if
  * anything could not be put back.
  */
-function releaseProcesses(cs: Array<Partial<Pick<Captured, 'leader' | 'rts' | 'origMasks' | 'trapAction'>>>): void {
+function releaseProcesses(cs: Array<Partial<Pick<Captured, 'leader' | 'rts' | 'origMasks'>>>): void {
   const problems: string[] = [];
   const problem = (pid: number, what: string, u: unknown) => problems.push(`pid ${pid}: could not ${what}: ${(u as Error).message}`);
   try {
@@ -200,11 +200,6 @@ function releaseProcesses(cs: Array<Partial<Pick<Captured, 'leader' | 'rts' | 'o
       const l = c.leader;
       if (!l?.scratch || !c.rts?.length) continue;
       try {
-        if (c.trapAction) {
-          // Its SIGTRAP was ignored: every trap ckpt caused reset it to SIG_DFL. Set it back without a trap.
-          l.quiet = true;
-          try { l.call('rt_sigaction(SIGTRAP)', NR.rt_sigaction, SIG.TRAP, l.put(c.trapAction, IOV_SCRATCH + 4096), 0, 8); } catch (u) { problem(l.pid, 'set SIGTRAP back to SIG_IGN', u); }
-        }
         debugFail('release:unmap');
         l.unmapScratch();
       } catch (u) {
@@ -221,6 +216,11 @@ function releaseProcesses(cs: Array<Partial<Pick<Captured, 'leader' | 'rts' | 'o
           const m = c.origMasks?.get(r.pid);
           try { if (m !== undefined) setSigmask(r.pid, m); } catch (u) { problem(r.pid, `put the signal mask of thread ${r.pid} back`, u); } finally { r.close(); }
         }
+      }
+      // Threads ckpt had set the mask of but made no remote-call context for yet (a failure on the way there).
+      for (const [tid, m] of c.origMasks ?? []) {
+        if ((c.rts ?? []).some((r) => r.pid === tid)) continue;
+        try { setSigmask(tid, m); } catch (u) { problem(tid, `put the signal mask of thread ${tid} back`, u); }
       }
       c.origMasks?.clear();
       // Once released, a second release (after a later failure) has nothing left to do.
@@ -286,19 +286,23 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   await checkpointYield();
 
   setStep('signals');
-  // A trap forced on a task whose SIGTRAP is ignored resets it to SIG_DFL:
-  // then every call goes through syscall stops instead (no trap at all).
-  const trapIgnored = (BigInt('0x' + (readStatus(pid).get('SigIgn') ?? '0')) >> 4n) & 1n;
+  // A trap forced on a task whose SIGTRAP is ignored resets it to SIG_DFL, and
+  // one merges with a SIGTRAP already pending (which would be lost): for such
+  // a process every call goes through syscall stops instead (no trap at all),
+  // with SIGTRAP blocked like every other signal.
+  const st = readStatus(pid);
+  const bit = (k: string) => (BigInt('0x' + (st.get(k) ?? '0')) >> BigInt(SIG.TRAP - 1)) & 1n;
+  const quiet = bit('SigIgn') === 1n || bit('ShdPnd') === 1n || tids.some((t) => { try { return ((BigInt('0x' + (readStatus(t).get('SigPnd') ?? '0')) >> 4n) & 1n) === 1n; } catch { return false; } });
   for (const tid of tids) {
     origMasks.set(tid, getSigmask(tid));
-    setSigmask(tid, CALL_SIGMASK); // nothing may be delivered while we run syscalls in it
+    setSigmask(tid, quiet ? BLOCKABLE_SIGNALS : CALL_SIGMASK); // nothing may be delivered while we run syscalls in it
   }
   const vdso = plan.areas.find((a) => a.name === '[vdso]');
   if (!vdso) throw refused(`pid ${pid} has no vDSO; ckpt needs one to run syscalls in the process`);
   const gadget = findSyscallGadget(pid, BigInt(vdso.start), BigInt(vdso.end));
   // One remote-syscall context per thread; the leader's maps the scratch area they share.
   const rt = new RemoteTask(pid, gadget);
-  rt.quiet = trapIgnored === 1n;
+  rt.quiet = quiet;
   rts.push(rt);
   cur.leader = rt;
   // Away from every area (a free page on each side), so that it cannot merge
@@ -315,7 +319,6 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   }
   const values = readTaskValues(rt, IOV_SCRATCH + 4096);
   const sigactions = dumpActions(rt, pid, IOV_SCRATCH + 4096);
-  if (rt.quiet) cur.trapAction = actionBuffer(sigactions.find((x) => x.sig === SIG.TRAP));
   const threads = rts.map((r) => dumpThread(r, r.pid, origMasks.get(r.pid)!, IOV_SCRATCH + 4096));
   const pendingShared = peekSiginfo(pid, true).map((b) => b.toString('base64'));
   const creds = readCreds(pid, values.securebits);
@@ -356,17 +359,7 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
     doc.stopSignal = (proc.stopSig || SIG.STOP) as 19 | 20 | 21 | 22;
     if (stopReported !== undefined) doc.stopReported = stopReported;
   }
-  return { doc, pagesName, sums, pageBytes: plan.pageBytes, leader: rt, rts, origMasks, trapAction: cur.trapAction, maps: plan.maps };
-}
-
-/** struct k_sigaction for rt_sigaction (handler, flags, restorer, mask). */
-function actionBuffer(a: { handler: string; flags: string; restorer: string; mask: string } | undefined): Buffer {
-  const b = Buffer.alloc(32);
-  if (a) {
-    b.writeBigUInt64LE(BigInt(a.handler), 0); b.writeBigUInt64LE(BigInt(a.flags), 8);
-    b.writeBigUInt64LE(BigInt(a.restorer), 16); b.writeBigUInt64LE(BigInt(a.mask), 24);
-  } else b.writeBigUInt64LE(1n, 0); // SIG_IGN
-  return b;
+  return { doc, pagesName, sums, pageBytes: plan.pageBytes, leader: rt, rts, origMasks, maps: plan.maps };
 }
 
 /**

@@ -22,7 +22,7 @@ import { RemoteTask, findSyscallGadget } from './kernel/remote.js';
 import { readMaps, pidExists, readStat, taskState } from './kernel/proc.js';
 import { sys, addressOf } from './kernel/ffi.js';
 import { setSigmask, getRseqConfig, waitPid, detach, waitNoHang, describeStatus } from './kernel/ptrace.js';
-import { CALL_SIGMASK } from './kernel/consts.js';
+import { CALL_SIGMASK, BLOCKABLE_SIGNALS } from './kernel/consts.js';
 import { NR, SIG, PR, PTRACE_O, PTRACE_EVENT, AT_FDCWD, O, CLONE, WALL, signalName } from './kernel/consts.js';
 import { CkptError, badImage, conflict, inStep } from './errors.js';
 import { checkpointYield, wasInterrupted } from './cancel.js';
@@ -326,6 +326,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
       } else {
         cpid = cloneIn(parent.rt, 0, q.misc.exitSignal ?? SIG.CHLD, q.pid, 'PID', tasksMade);
       }
+      setSigmask(cpid, CALL_SIGMASK); // (its parent may have had SIGTRAP blocked, see buildProcess)
       const crt = new RemoteTask(cpid, parent.rt.gadget);
       crt.scratch = hole;
       crt.scratchSize = SCRATCH_SIZE;
@@ -380,16 +381,18 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
     // it had taken it before the dump.
     step = 'limits and credentials';
     const byPid = new Map(built.map((b) => [b.p.pid, b]));
-    const stoppedKids = built.filter((b) => b.p.stopped && byPid.has(b.p.ppid));
-    for (const b of stoppedKids) finishProcess(b, opts, false, off);
+    // Deepest first: a stopped child's parent is still held when the child is done, even if it is stopped too.
+    const stoppedKids = built.filter((b) => b.p.stopped && byPid.has(b.p.ppid)).reverse();
     for (const b of stoppedKids) {
+      finishProcess(b, opts, false, off);
       syscallRaw(NR.kill, b.p.pid, stopSignalFor(b, byPid));
       for (const th of b.threads) detach(th.rt.pid);
-    }
-    for (const b of stoppedKids) await waitStopped(b);
-    for (const b of stoppedKids) {
+      await waitStopped(b);
       const parent = byPid.get(b.p.ppid)!;
-      if (b.p.stopReported) parent.rt.call(`wait4(${b.p.pid}, WUNTRACED)`, NR.wait4, b.p.pid, 0, 2 /* WUNTRACED */ | 1 /* WNOHANG */, 0);
+      if (b.p.stopReported) {
+        const got = parent.rt.call(`wait4(${b.p.pid}, WUNTRACED)`, NR.wait4, b.p.pid, 0, 2 /* WUNTRACED */ | 1 /* WNOHANG */, 0);
+        if (Number(got) !== b.p.pid) throw new CkptError('failed', `pid ${b.p.ppid}: the report that its child ${b.p.pid} stopped could not be taken back`);
+      }
       resetChld(parent, off);
     }
     for (const b of built) if (!stoppedKids.includes(b)) finishProcess(b, opts, b === built[0], off);
@@ -470,15 +473,16 @@ function resetChld(b: Built, off: number): void {
 function stopSignalFor(b: Built, byPid: Map<number, Built>): number {
   const sig = b.p.stopSignal ?? SIG.STOP;
   if (sig === SIG.STOP) return sig;
-  const members = [...byPid.values()].filter((x) => x.p.pgid === b.p.pgid);
-  const anchored = members.some((m) => {
-    const parent = byPid.get(m.p.ppid);
-    let pg: number, sid: number;
-    if (parent) { pg = parent.p.pgid; sid = parent.p.sid; } else {
-      try { const st = readStat(Number(readStat(m.p.pid)[4])); pg = Number(st[5]); sid = Number(st[6]); } catch { return false; }
-    }
-    return pg !== m.p.pgid && sid === m.p.sid;
-  });
+  // (as the processes are now: the root may have joined ckpt's session and group)
+  const now = (pid: number) => { const st = readStat(pid); return { ppid: Number(st[4]), pgid: Number(st[5]), sid: Number(st[6]) }; };
+  let anchored = false;
+  try {
+    const me = now(b.p.pid);
+    anchored = [...byPid.keys()].map((pid) => ({ pid, ...now(pid) })).filter((m) => m.pgid === me.pgid).some((m) => {
+      const parent = now(m.ppid);
+      return parent.pgid !== m.pgid && parent.sid === m.sid;
+    });
+  } catch { anchored = false; }
   if (anchored) return sig;
   log.warn(`pid ${b.p.pid} was stopped by ${signalName(sig)}, but its process group is orphaned here: it is stopped by SIGSTOP instead`);
   return SIG.STOP;
@@ -497,6 +501,14 @@ async function waitStopped(b: Built): Promise<void> {
 /** Files, identity, signals and threads of a process whose memory is in place. */
 function buildProcess(p: ProcessImage, rt: RemoteTask, opts: RestoreOptions, off: number, made: number[], isRoot: boolean, setStep: (s: string) => void): Built {
   const leader = p.threads.find((th) => th.tid === p.pid) ?? p.threads[0];
+  // A SIGTRAP the image has pending would merge with the next single-step
+  // trap and be lost: from here on such a process runs its calls through
+  // syscall stops, with SIGTRAP blocked (its threads are cloned with this mask).
+  const isTrap = (b64: string) => Buffer.from(b64, 'base64').readInt32LE(0) === SIG.TRAP;
+  if (p.pendingShared.some(isTrap) || p.threads.some((th) => th.pending.some(isTrap))) {
+    rt.quiet = true;
+    setSigmask(rt.pid, BLOCKABLE_SIGNALS);
+  }
   setStep(`files of ${p.pid}`);
   const laterFds = restoreFds(rt, p.fds);
   setStep(`identity of ${p.pid}`);
@@ -534,6 +546,7 @@ function buildProcess(p: ProcessImage, rt: RemoteTask, opts: RestoreOptions, off
     const trt = new RemoteTask(tid, rt.gadget);
     trt.scratch = rt.scratch;
     trt.scratchSize = rt.scratchSize;
+    trt.quiet = rt.quiet;
     threads.push({ rt: trt, t: th });
   }
   for (const { rt: trt, t: th } of threads) {

@@ -618,7 +618,7 @@ describe('Area and MemoryImage', { skip: memSkip }, () => {
       area({ runs: [[0, 1], [1, 1]] }), // adjacent runs
       area({ kind: 'file', name: '/usr/lib/libc.so.6', offset: '0x2000', prot: 'r-x', fileSize: 100000, fileMtime: 1700000000 }),
       area({ inherit: true, drop: [[1, 1]] }),
-      area({ kind: 'anon', shared: true, runs: [], shmem: '801:1a2b:0' }),
+      area({ kind: 'shmem', shared: true, runs: [], shmem: '801:1a2b:0' }),
       area({ dataOffset: 8192 }),
     ], [], 'Area');
   });
@@ -643,7 +643,9 @@ describe('Area and MemoryImage', { skip: memSkip }, () => {
       area({ kind: 'heap' }),
       area({ vmflags: ['read'] }),
       area({ shmem: '801:1a2b:0' }),             // shmem on a private area
-      area({ shared: true, kind: 'anon', shmem: '801:1a2b:0' }), // with runs of its own
+      area({ kind: 'anon', shared: true, runs: [], shmem: '801:1a2b:0' }), // an anon area naming an object
+      area({ kind: 'shmem', shared: true, runs: [] }),  // a shmem area without its object
+      area({ shared: true, kind: 'shmem', shmem: '801:1a2b:0' }), // with runs of its own
     ], 'Area');
   });
 

@@ -58,7 +58,11 @@ export class RemoteTask {
   interceptedSignal = 0;
   /** Run calls through syscall stops instead of single steps (see callQuietRaw). */
   quiet = false;
-  /** The task was single-stepped: its trap flag is set until it is resumed (see restore). */
+  /**
+   * ckpt ran calls in the task: it must be resumed once before it is let go
+   * (see restoreBegin), for the trap flag of single steps and for the restart
+   * of a syscall it was interrupted in.
+   */
   private stepped = false;
 
   /** Signals pending for the thread (SigPnd) when ckpt took it: a signal a call raises that is not here is ckpt's doing. */
@@ -158,6 +162,7 @@ export class RemoteTask {
    * back must be the last one and trap-free.
    */
   private callQuietRaw(name: string, nr: number, a: RArg, b: RArg, c: RArg, d: RArg, e: RArg, f: RArg): bigint {
+    this.stepped = true;
     this.load(nr, a, b, c, d, e, f);
     this.calls++;
     for (let stops = 0; stops < 2;) {
@@ -168,6 +173,8 @@ export class RemoteTask {
       if (st.event === PTRACE_EVENT.FORK || st.event === PTRACE_EVENT.CLONE || st.event === PTRACE_EVENT.VFORK) { this.newChildren.push(getEventMsg(this.pid)); continue; }
       if (st.event === PTRACE_EVENT.STOP) continue;
       if (st.event === 0 && st.stopSig === SIG.TRAP) continue; // a trap left over from an earlier single step: dropped
+      // A signal we did not expect was dequeued for delivery: keep it, so that it is delivered when the task is let go.
+      if (st.event === 0) this.interceptedSignal = st.stopSig;
       throw new Error(`pid ${this.pid}: unexpected stop (${signalName(st.stopSig)}, event ${st.event}) during remote syscall ${name}`);
     }
     return getRegs(this.pid).sget('rax');
@@ -252,16 +259,17 @@ export class RemoteTask {
 
   /** End the task by signal `sig` with its default action (as if the signal had killed it). */
   killSelfWith(sig: number, scratchOff: number): void {
-    const dfl = Buffer.alloc(32); // handler SIG_DFL, no flags, no mask
+    this.quiet = true; // a single-step trap would merge with a SIGTRAP sent here
     if (sig === SIG.KILL) {
       // SIGKILL always has its default action; it ends the task at once, so ckpt sends it.
       syscallRaw(NR.tgkill, this.pid, this.pid, sig);
     } else {
-      this.call(`rt_sigaction(${sig}, SIG_DFL)`, NR.rt_sigaction, sig, this.put(dfl, scratchOff), 0, 8);
+      this.call(`rt_sigaction(${sig}, SIG_DFL)`, NR.rt_sigaction, sig, this.put(Buffer.alloc(32) /* SIG_DFL, no flags, no mask */, scratchOff), 0, 8);
       setSigmask(this.pid, 0n);
       this.call(`tgkill(${sig})`, NR.tgkill, this.pid, this.pid, sig);
+      setRegs(this.pid, this.saved);
+      cont(this.pid);
     }
-    if (sig !== SIG.KILL) { setRegs(this.pid, this.saved); cont(this.pid); }
     for (;;) {
       const st = waitPid(this.pid)!;
       if (st.signaled || st.exited) return;
@@ -275,15 +283,18 @@ export class RemoteTask {
    * Put the saved registers back (the task is left exactly as it was
    * stopped). A task that was single-stepped keeps the trap flag until
    * ptrace resumes it, and a tracer that dies (ckpt killed) does not clear
-   * it: the task would die of SIGTRAP. So it is resumed once, with an
-   * interrupt pending, which stops it again in the kernel before it runs
-   * any of its own code.
+   * it: the task would die of SIGTRAP. A task left at a syscall-exit stop
+   * (quiet calls) would return the saved -ERESTART* code of the syscall it
+   * was interrupted in instead of restarting it. So it is resumed once, with
+   * an interrupt pending, which stops it again in the kernel (in its signal
+   * handling, where the restart is decided) before it runs any of its own
+   * code.
    */
   restore(): void {
     this.restoreBegin();
     this.restoreEnd();
   }
-  /** The first half of restore(): registers back, and the task resumed under an interrupt if it was stepped. */
+  /** The first half of restore(): registers back, and the task resumed under an interrupt if ckpt ran calls in it. */
   restoreBegin(): void {
     setRegs(this.pid, this.saved);
     if (!this.stepped) return;
@@ -297,8 +308,9 @@ export class RemoteTask {
       const st = waitPid(this.pid)!;
       if (!st.stopped) throw new Error(`pid ${this.pid} ${describeStatus(st)} while its registers were put back`);
       if (st.event === PTRACE_EVENT.STOP) break;
-      // A signal on its way in first: keep it for when the task is let go, and stop it again.
-      if (st.event === 0 && st.stopSig !== SIG.TRAP) this.interceptedSignal = st.stopSig;
+      // A signal on its way in first: keep it for when the task is let go (the first one: a second of
+      // the same kind would merge with it anyway), and stop it again.
+      if (st.event === 0 && st.stopSig !== SIG.TRAP && !this.interceptedSignal) this.interceptedSignal = st.stopSig;
       interrupt(this.pid);
       cont(this.pid);
     }

@@ -11,7 +11,7 @@ const ids = z.array(u32).check(z.length(4)); // real, effective, saved, filesyst
 export const Creds = z.object({
   uid: ids, gid: ids, groups: z.array(u32).check(z.maxLength(65536)),
   capInh: hexMask, capPrm: hexMask, capEff: hexMask, capBnd: hexMask, capAmb: hexMask,
-  securebits: int(0, 0xff),
+  securebits: int(0, 0xffff),
 });
 export type Creds = z.infer<typeof Creds>;
 

@@ -115,7 +115,8 @@ export function restoreFds(rt: RemoteTask, fds: FdImage[], keep: number[] = []):
   const deferred: FdImage[] = [];
   const later = new Set<number>();
   for (const f of [...fds].sort((a, b) => a.fd - b.fd)) {
-    if ((f.kind === 'path' && f.procPid !== undefined && !fs.existsSync(`/proc/${f.procPid}`)) || (f.kind === 'dup' && later.has(f.of))) {
+    // (all of them: a path under /proc/PID may name a thread, or a child, not made yet)
+    if ((f.kind === 'path' && f.procPid !== undefined) || (f.kind === 'dup' && later.has(f.of))) {
       deferred.push(f);
       later.add(f.fd);
     }

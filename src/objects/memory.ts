@@ -39,7 +39,9 @@ export const Area = z.object({
   end: pageAddr,
   prot: z.string().check(regex(/^[r-][w-][x-]$/, 'expected a protection such as "r-x"')),
   shared: z.boolean(),
-  kind: z.enum(['anon', 'file', 'special']),
+  // 'shmem': a window of a shared memory object (shmem.json). A new kind rather than an 'anon' area with
+  // a new field, so that a ckpt that does not know objects refuses such an image instead of misreading it.
+  kind: z.enum(['anon', 'file', 'special', 'shmem']),
   name: noNul,                 // path, [heap], [stack], [vdso], [anon:NAME] or ''
   offset: hex64,
   vmflags: z.array(z.string().check(regex(/^[a-z0-9]{2}$/, 'expected a two-letter VmFlags mnemonic'))),
@@ -55,9 +57,9 @@ export const Area = z.object({
   refine((a) => big(a.offset) % 4096n === 0n, { message: 'the offset is not page-aligned', path: ['offset'] }),
   refine((a) => runsOk(a.runs as Run[], Number((big(a.end) - big(a.start)) / 4096n)), { message: 'page runs are out of order or outside the area', path: ['runs'] }),
   refine((a) => !a.drop || runsOk(a.drop as Run[], Number((big(a.end) - big(a.start)) / 4096n)), { message: 'page runs are out of order or outside the area', path: ['drop'] }),
-  refine((a) => (a.kind === 'special' ? SPECIAL.has(a.name) : a.kind === 'file' ? a.name.startsWith('/') :
+  refine((a) => (a.kind === 'special' ? SPECIAL.has(a.name) : a.kind === 'file' ? a.name.startsWith('/') : a.kind === 'shmem' ? a.name === '' :
     a.name === '' || a.name === '[heap]' || a.name === '[stack]' || /^\[anon:[^\]]{1,80}\]$/.test(a.name)), { message: 'not a name an area of this kind has', path: ['name'] }),
-  refine((a) => !a.shmem || (a.kind === 'anon' && a.shared && a.runs.length === 0), { message: 'only shared anonymous areas refer to a shared memory object, and they hold no pages of their own', path: ['shmem'] }),
+  refine((a) => (a.kind === 'shmem') === (a.shmem !== undefined) && (a.kind !== 'shmem' || (a.shared && a.runs.length === 0)), { message: 'a shmem area, and only one, refers to a shared memory object, and holds no pages of its own', path: ['shmem'] }),
 );
 export type Area = z.infer<typeof Area>;
 
@@ -190,6 +192,7 @@ export function planMemory(pid: number, parentPid: number | undefined, seenShmem
       if (from) area.inherit = true;
       if (c.kind === 'anon' && c.shared) {
         const id = `${m.dev}:${m.inode}`;
+        area.kind = 'shmem';
         area.shmem = id;
         if (!seenShmem.has(id)) {
           seenShmem.add(id);
@@ -652,7 +655,7 @@ export function unregisterUffd(rt: RemoteTask, d: DeferredPages, ufd: number, sc
     rt.call(`ioctl(UFFDIO_UNREGISTER ${a.start})`, NR.ioctl, ufd, UFFDIO_UNREGISTER, rt.put(r, scratchOff));
   }
   rt.call('close(userfaultfd)', NR.close, ufd);
-  for (const a of d.mlock) rt.call(`mlock(${a.start})`, NR.mlock, big(a.start), big(a.end) - big(a.start));
+  for (const a of d.mlock) lockArea(rt, a);
 }
 
 /** Would the kernel merge `b` into the area `a` just below it if both were mapped plainly? */
@@ -688,7 +691,7 @@ function writeAreaFromOutside(rt: RemoteTask, a: Area, pagesPath: string): void 
 export function describeAreas(mem: MemoryImage): Array<{ range: string; size: number; prot: string; kind: string; name: string; stored: number; object?: string }> {
   return mem.areas.map((a) => ({
     range: `${a.start}-${a.end}`, size: Number(big(a.end) - big(a.start)), prot: a.prot + (a.shared ? 's' : 'p'),
-    kind: a.kind === 'anon' ? (a.shared ? 'shared-anon' : 'anon') : a.kind, name: a.shmem ? `[shared memory ${a.shmem} at offset ${a.offset}]` : a.name,
+    kind: a.kind === 'anon' ? (a.shared ? 'shared-anon' : 'anon') : a.kind === 'shmem' ? 'shared-anon' : a.kind, name: a.shmem ? `[shared memory ${a.shmem} at offset ${a.offset}]` : a.name,
     stored: countPages(a.runs as Run[]) * PAGE_SIZE,
     ...(a.shmem ? { object: a.shmem } : {}),
   }));

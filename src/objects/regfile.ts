@@ -20,8 +20,8 @@ export const PathFd = z.object({
   pos: dec63,
   mode: u32,
   size: count,
-  dev: count,
-  ino: count,
+  dev: z.number().check(z.gte(0)), // (stat's numbers; an inode above 2^53 is rounded, as fs.stat gives it)
+  ino: z.number().check(z.gte(0)),
   rdev: count,
   /** The path is under /proc/PID of a process of the tree: reopened once that process exists again. */
   procPid: z.optional(pid),

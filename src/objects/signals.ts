@@ -9,7 +9,7 @@ import { hex64, sigNum, base64Bytes, refine } from '../image/schema.js';
 
 export const SigAction = z.object({ sig: sigNum, handler: hex64, flags: hex64, restorer: hex64, mask: hex64 });
 /** A pending signal: the kernel's siginfo, 128 bytes, base64; its first field is the signal number. */
-export const Siginfo = base64Bytes(SIGINFO_SIZE).check(refine((s) => { const n = Buffer.from(s, 'base64').readInt32LE(0); return n >= 1 && n <= 64; }, 'the siginfo does not hold a signal number 1-64'));
+export const Siginfo = base64Bytes(SIGINFO_SIZE).check(refine((s) => { const n = Buffer.from(s, 'base64').readInt32LE(0); return n >= 1 && n <= 64 && n !== 9 && n !== 19; }, 'the siginfo does not hold a signal number that can be pending (1-64, not SIGKILL or SIGSTOP)'));
 export type SigAction = z.infer<typeof SigAction>;
 
 const hex = (v: bigint) => '0x' + v.toString(16);

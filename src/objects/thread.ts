@@ -36,10 +36,10 @@ export const Thread = z.object({
   xstate: base64Bytes(576, 1 << 16).check(refine(xsaveHeaderOk, 'not an XSAVE area the kernel takes (its header: features outside XCR0, compacted format or reserved bits)')), // the XSAVE area (NT_X86_XSTATE): 512 legacy bytes, the 64-byte header, the rest
   sigmask: hex64,
   pending: z.array(Siginfo),       // thread-directed
-  altstack: z.object({ sp: hex64, flags: int(0, 0xffffffff), size: hex64 }),
-  rseq: z.nullable(z.object({ address: hex64, size: int(0, 4096), signature: u32 })),
+  altstack: z.object({ sp: hex64, flags: u32, size: hex64 }),
+  rseq: z.nullable(z.object({ address: hex64, size: int(32, 4096), signature: u32 })), // struct rseq is at least 32 bytes
   tidAddress: hex64,
-  robustList: z.object({ head: hex64, len: int(0, 4096) }),
+  robustList: z.object({ head: hex64, len: int(0, 4096) }).check(refine((r) => BigInt(r.head) === 0n || r.len === 24, { message: 'a robust list head is 24 bytes (struct robust_list_head)', path: ['len'] })),
   sched: z.optional(Sched),
 });
 export type Thread = z.infer<typeof Thread>;
@@ -61,7 +61,7 @@ export function dumpThread(rt: RemoteTask, tid: number, sigmask: bigint, scratch
   try { comm = fs.readFileSync(`/proc/${tid}/comm`, 'utf8').replace(/\n$/, ''); } catch { /* gone: caught later */ }
   return {
     tid, comm, regs: rt.saved.toJSON() as Thread['regs'], xstate: xs.toString('base64'), sigmask: hex(sigmask), pending,
-    altstack: { sp: hex(ss.readBigUInt64LE(0)), flags: ss.readInt32LE(8), size: hex(ss.readBigUInt64LE(16)) },
+    altstack: { sp: hex(ss.readBigUInt64LE(0)), flags: ss.readUInt32LE(8), size: hex(ss.readBigUInt64LE(16)) },
     rseq: rs.size ? { address: hex(rs.address), size: rs.size, signature: rs.signature } : null,
     tidAddress: hex(tidAddress),
     robustList: { head: hex(hb.readBigUInt64LE(0)), len: Number(hb.readBigUInt64LE(8)) },
@@ -72,9 +72,10 @@ export function dumpThread(rt: RemoteTask, tid: number, sigmask: bigint, scratch
 /** Thread attributes set by the thread itself (remote syscalls), memory being in place. */
 export function restoreThreadCalls(rt: RemoteTask, t: Thread, tgid: number, scratchOff: number): void {
   const SS_DISABLE = 2;
+  const SS_AUTODISARM = 1 << 31;
   const ss = Buffer.alloc(24);
   ss.writeBigUInt64LE(BigInt(t.altstack.sp), 0);
-  ss.writeInt32LE(t.altstack.flags & SS_DISABLE, 8); // SS_ONSTACK is a state, not a setting
+  ss.writeUInt32LE((t.altstack.flags & (SS_DISABLE | SS_AUTODISARM)) >>> 0, 8); // SS_ONSTACK is a state, not a setting
   ss.writeBigUInt64LE(BigInt(t.altstack.size), 16);
   if (!(t.altstack.flags & SS_DISABLE)) rt.call('sigaltstack', NR.sigaltstack, rt.put(ss, scratchOff), 0);
   rt.call('set_tid_address', NR.set_tid_address, BigInt(t.tidAddress));
