@@ -386,7 +386,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
     for (const b of stoppedKids) {
       finishProcess(b, opts, false, off);
       syscallRaw(NR.kill, b.p.pid, stopSignalFor(b, byPid));
-      for (const th of b.threads) detach(th.rt.pid);
+      for (const th of b.threads) detach(th.rt.pid, th.rt.interceptedSignal);
       await waitStopped(b);
       const parent = byPid.get(b.p.ppid)!;
       if (b.p.stopReported) {
@@ -402,7 +402,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
     if (opts.pidfile) fs.writeFileSync(opts.pidfile, `${task}\n`);
     // A stopped process gets its stop signal queued: it stops again before running any of its code.
     for (const b of built) if (b.p.stopped && !stoppedKids.includes(b)) syscallRaw(NR.kill, b.p.pid, stopSignalFor(b, byPid));
-    for (const b of built) if (!stoppedKids.includes(b)) for (const th of b.threads) detach(th.rt.pid);
+    for (const b of built) if (!stoppedKids.includes(b)) for (const th of b.threads) detach(th.rt.pid, th.rt.interceptedSignal);
     log.info(`pid ${task} restored and running${built.length > 1 ? `, with ${built.length - 1} descendants` : ''}`);
     const restored = task;
     task = -1;
@@ -581,6 +581,10 @@ function finishProcess(b: Built, opts: RestoreOptions, isRoot: boolean, off: num
     const fin = finalRegs(th);
     if (fin.note) log.warn(fin.note);
     setThreadState(trt.pid, th, fin.regs);
+    trt.settle();
+  }
+  for (const { rt: trt } of threads) {
+    trt.restoreEnd();
     trt.close();
   }
 }

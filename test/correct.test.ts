@@ -34,12 +34,14 @@ const ROUND_TRIP: Array<[string, string, string[]]> = [
   ['process', 'tstp', ['tstp']],         // a child stopped by SIGTSTP, stop already collected
   ['process', 'tstp', ['ttin']],
   ['process', 'tstp', ['ttou']],
+  ['process', 'stopchain', []],          // a stopped child of a stopped child, both reports taken
   ['process', 'tstp', ['tstp', 'unreported']], // ... stop not collected yet
   ['process', 'tstp', ['ttin', 'unreported']],
   ['process', 'tstp', ['ttou', 'unreported']],
   ['signals', 'sigtrap', ['handler']],   // SIGTRAP handled: nothing pending, nothing delivered
   ['signals', 'sigtrap', ['ignore']],
   ['signals', 'sigtrap', ['blocked']],
+  ['signals', 'sigtrap', ['pending']],   // a SIGTRAP pending (blocked) at dump stays pending
   ['limits', 'fsize', []],               // RLIMIT_FSIZE 64 KiB with 8 MiB of memory, SIGXFSZ handled
   ['limits', 'fsize', ['default']],      // ... SIGXFSZ with its default action (it would kill)
 ];
@@ -64,10 +66,12 @@ test('process: round trip: loginuid (sessionid only noted)', async (t) => {
 
 const LEAVE_RUNNING: Array<[string, string, string[]]> = [
   ['limits', 'fsize', []],
+  ['process', 'stopchain', []],
   ['limits', 'fsize', ['default']],
   ['signals', 'sigtrap', ['handler']],
   ['signals', 'sigtrap', ['ignore']],
   ['signals', 'sigtrap', ['blocked']],
+  ['signals', 'sigtrap', ['pending']],
   ['memory', 'madvise', []],
   ['memory', 'thp', []],
 ];

@@ -424,17 +424,21 @@ function mkThread(regs: Partial<Record<RegName, bigint>>, tid = 4242): Thread {
   };
 }
 
-/** What finalRegs must do (the rules of the brief), on unsigned 64-bit register values. */
+/**
+ * What finalRegs must do, on unsigned 64-bit register values: a thread in a
+ * syscall with a restart code keeps it for the kernel to decide (orig_rax
+ * kept), -ERESTART_RESTARTBLOCK becoming -ERESTARTNOHAND; in restart_syscall
+ * it gets EINTR; otherwise orig_rax = -1 and nothing else changes.
+ */
 function expectedFinal(regs: Record<RegName, bigint>): { regs: Record<RegName, bigint>; note: boolean } {
   const out = { ...regs };
   const orig = BigInt.asIntN(64, regs.orig_rax);
   const rax = BigInt.asIntN(64, regs.rax);
   let note = false;
   if (orig >= 0n && ERESTART.includes(-rax)) {
-    if (orig === NR_RESTART_SYSCALL) { out.rax = BigInt.asUintN(64, -4n); note = true; }
-    else { out.rax = orig; out.rip = BigInt.asUintN(64, regs.rip - 2n); }
-  }
-  out.orig_rax = U64;
+    if (orig === NR_RESTART_SYSCALL) { out.rax = BigInt.asUintN(64, -4n); out.orig_rax = U64; note = true; }
+    else if (-rax === 516n) out.rax = BigInt.asUintN(64, -514n);
+  } else out.orig_rax = U64;
   return { regs: out, note };
 }
 
@@ -468,13 +472,13 @@ describe('finalRegs', () => {
     }
   });
 
-  test('interrupted with a restart code: the syscall is issued again (rax = number, rip - 2)', () => {
+  test('interrupted with a restart code: left for the kernel to restart (orig_rax and rip kept; RESTARTBLOCK as NOHAND)', () => {
     for (const code of ERESTART) {
       for (const nr of [0n, 7n, 35n, 230n, 461n]) {
         const { regs, note } = finalRegs(mkThread({ orig_rax: nr, rax: -code, rip: 0x7f0000001235n }));
-        assert.equal(regs.sget('rax'), nr, `code ${code}, nr ${nr}`);
-        assert.equal(regs.get('rip'), 0x7f0000001233n);
-        assert.equal(regs.sget('orig_rax'), -1n);
+        assert.equal(regs.sget('rax'), code === 516n ? -514n : -code, `code ${code}, nr ${nr}`);
+        assert.equal(regs.get('rip'), 0x7f0000001235n);
+        assert.equal(regs.sget('orig_rax'), nr);
         assert.equal(note, undefined);
       }
     }

@@ -297,6 +297,15 @@ export class RemoteTask {
   /** The first half of restore(): registers back, and the task resumed under an interrupt if ckpt ran calls in it. */
   restoreBegin(): void {
     setRegs(this.pid, this.saved);
+    this.settle();
+  }
+  /**
+   * Resume the task once under an interrupt (if ckpt ran calls in it), with
+   * the registers it has now; restoreEnd() waits for it to stop again. Its
+   * last stop is then inside signal handling, so that when it is let go the
+   * kernel decides on the restart of a syscall it was in (and no trap flag is left).
+   */
+  settle(): void {
     if (!this.stepped) return;
     interrupt(this.pid);
     cont(this.pid);

@@ -9,7 +9,10 @@ import { NR, O, AT_FDCWD } from '../kernel/consts.js';
 import { FdEntry } from '../kernel/proc.js';
 import { refused, conflict } from '../errors.js';
 import { peekFd, peekFionread } from './fdpeek.js';
-import { fdNum, u32, dec63, count, pid, absPath } from '../image/schema.js';
+import { fdNum, u32, dec63, count, pid, absPath, refine } from '../image/schema.js';
+
+/** A 64-bit stat number as a JSON number: a whole number, not negative, below 2^64. */
+const statNum = z.number().check(z.gte(0), z.lt(2 ** 64), refine((n) => Number.isInteger(n), 'expected a whole number'));
 
 export const PathFd = z.object({
   fd: fdNum,
@@ -20,8 +23,8 @@ export const PathFd = z.object({
   pos: dec63,
   mode: u32,
   size: count,
-  dev: z.number().check(z.gte(0)), // (stat's numbers; an inode above 2^53 is rounded, as fs.stat gives it)
-  ino: z.number().check(z.gte(0)),
+  dev: statNum, // (stat's numbers: an inode above 2^53 is rounded, as fs.stat gives it; informational at restore)
+  ino: statNum,
   rdev: count,
   /** The path is under /proc/PID of a process of the tree: reopened once that process exists again. */
   procPid: z.optional(pid),

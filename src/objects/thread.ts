@@ -86,29 +86,29 @@ export function restoreThreadCalls(rt: RemoteTask, t: Thread, tgid: number, scra
 
 /**
  * Registers for a restored thread. A thread stopped inside an interrupted
- * syscall gets it issued again (rax = syscall number, rip back over the
- * syscall instruction), so the program sees no EINTR it would not have seen.
- * Only a restart through restart_syscall, whose state lived in the kernel,
- * returns EINTR.
+ * syscall keeps the kernel's restart code, so that the kernel itself decides,
+ * as the thread leaves its last ptrace stop (which is inside signal handling,
+ * see RemoteTask.settle), whether the call is issued again or ends with
+ * EINTR for a signal that arrives first, as it would have without ckpt.
+ * -ERESTART_RESTARTBLOCK becomes -ERESTARTNOHAND: the restart block (the
+ * time left of a nanosleep...) lived in the kernel, so the call is issued
+ * again in full. A thread that was inside restart_syscall itself sees EINTR.
  */
 export function finalRegs(t: Thread): { regs: Regs; note?: string } {
   const r = Regs.fromJSON(t.regs);
   const orig = r.sget('orig_rax');
-  const rax = r.sget('rax');
+  const e = -Number(r.sget('rax'));
   let note: string | undefined;
-  if (orig >= 0n) {
-    const e = -Number(rax);
-    if (e === ERESTARTSYS || e === ERESTARTNOINTR || e === ERESTARTNOHAND || e === ERESTART_RESTARTBLOCK) {
-      if (orig === BigInt(NR.restart_syscall)) {
-        r.set('rax', -EINTR);
-        note = `thread ${t.tid} was in restart_syscall; it sees EINTR`;
-      } else {
-        r.set('rax', orig);
-        r.set('rip', r.get('rip') - 2n);
-      }
-    }
+  const restarting = orig >= 0n && (e === ERESTARTSYS || e === ERESTARTNOINTR || e === ERESTARTNOHAND || e === ERESTART_RESTARTBLOCK);
+  if (!restarting) {
+    r.set('orig_rax', -1);
+  } else if (orig === BigInt(NR.restart_syscall)) {
+    r.set('rax', -EINTR);
+    r.set('orig_rax', -1);
+    note = `thread ${t.tid} was in restart_syscall; it sees EINTR`;
+  } else if (e === ERESTART_RESTARTBLOCK) {
+    r.set('rax', -ERESTARTNOHAND);
   }
-  r.set('orig_rax', -1);
   return { regs: r, note };
 }
 

@@ -13,8 +13,12 @@
  * blocked: the handler, and SIGTRAP blocked. After restore still blocked,
  * not pending, handler installed; raise makes it pending without running the
  * handler, unblocking then runs it once.
+ * pending: as blocked, and one SIGTRAP raised before READY: after restore it
+ * is still pending, and unblocking runs the handler once.
  * In every mode SIGUSR2 and SIGRTMIN+5 are blocked too, and the whole mask
- * must be unchanged.
+ * must be unchanged. The nanosleep the process waits in must never fail with
+ * anything but EINTR (a syscall interrupted by ckpt is restarted, not ended
+ * with a restart code).
  */
 #include "subject.h"
 
@@ -30,8 +34,9 @@ static int same_set(const sigset_t *a, const sigset_t *b, int *which)
 
 int main(int argc, char **argv)
 {
-	subject_init(argc, argv, 2, "handler|ignore|blocked");
-	int ign = strcmp(argv[2], "ignore") == 0, blk = strcmp(argv[2], "blocked") == 0;
+	subject_init(argc, argv, 2, "handler|ignore|blocked|pending");
+	int pnd = strcmp(argv[2], "pending") == 0;
+	int ign = strcmp(argv[2], "ignore") == 0, blk = pnd || strcmp(argv[2], "blocked") == 0;
 	CHECK(ign || blk || strcmp(argv[2], "handler") == 0, "unknown mode %s", argv[2]);
 	install_term_handler(0);
 	struct sigaction sa, before, now;
@@ -54,10 +59,12 @@ int main(int argc, char **argv)
 	memset(&before, 0, sizeof(before));
 	sigaction(SIGTRAP, NULL, &before);
 	sigprocmask(SIG_BLOCK, NULL, &mask_before);
+	if (pnd) raise(SIGTRAP);
 	subject_ready(NULL);
 	while (!got_term) {
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
+		int r = nanosleep(&ts, NULL);
+		CHECK(r == 0 || errno == EINTR, "nanosleep failed: errno %d", errno);
 	}
 	int which = 0;
 	sigprocmask(SIG_BLOCK, NULL, &mask_now);
@@ -69,8 +76,8 @@ int main(int argc, char **argv)
 	CHECK(same_set(&before.sa_mask, &now.sa_mask, &which), "SIGTRAP sa_mask differs at signal %d", which);
 	CHECK(count == 0, "the SIGTRAP handler already ran %d times", (int)count);
 	sigpending(&pend);
-	CHECK(!sigismember(&pend, SIGTRAP), "SIGTRAP is pending");
-	raise(SIGTRAP);
+	CHECK(!sigismember(&pend, SIGTRAP) == !pnd, "SIGTRAP is %s", pnd ? "no longer pending" : "pending");
+	if (!pnd) raise(SIGTRAP);
 	sigpending(&pend);
 	if (blk) {
 		CHECK(count == 0 && sigismember(&pend, SIGTRAP), "blocked SIGTRAP: count %d, pending %d after raise", (int)count, sigismember(&pend, SIGTRAP));
