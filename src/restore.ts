@@ -452,13 +452,7 @@ function endHelper(h: Helper): void {
 /** Take every SIGCHLD off a process's queues, then queue again those the image had. */
 function resetChld(b: Built, off: number): void {
   const { p, rt } = b;
-  const set = Buffer.alloc(8);
-  set.writeBigUInt64LE(1n << BigInt(SIG.CHLD - 1), 0);
-  const setAddr = rt.put(set, off);
-  const tsAddr = rt.put(Buffer.alloc(16), off + 64);
-  for (const th of b.threads) {
-    while (th.rt.callRaw(NR.rt_sigtimedwait, setAddr, 0, tsAddr, 8) === BigInt(SIG.CHLD)) { /* drained */ }
-  }
+  for (const th of b.threads) th.rt.takeSignal(SIG.CHLD);
   const isChld = (b64: string) => Buffer.from(b64, 'base64').readInt32LE(0) === SIG.CHLD;
   queueSignals(rt, p.pid, null, p.pendingShared.filter(isChld), off);
   for (const th of b.threads) queueSignals(th.rt, p.pid, th.t.tid, th.t.pending.filter(isChld), off);

@@ -147,11 +147,22 @@ export class RemoteTask {
   private dropRaisedSignal(errno: number): void {
     const sig = errno === 27 /* EFBIG */ ? 25 /* SIGXFSZ */ : errno === 32 /* EPIPE */ ? SIG.PIPE : 0;
     if (!sig || (this.pendingAtStart >> BigInt(sig - 1)) & 1n || !this.scratch) return;
-    const set = Buffer.alloc(8);
+    this.takeSignal(sig);
+  }
+
+  /**
+   * Take every instance of `sig` off the task's queues (its own, then the
+   * process's) with rt_sigtimedwait and a zero timeout; the signal must be
+   * blocked. Uses the last 24 bytes of the scratch area. Returns how many.
+   */
+  takeSignal(sig: number): number {
+    const set = Buffer.alloc(24); // sigset, then a zero timespec
     set.writeBigUInt64LE(1n << BigInt(sig - 1), 0);
     const at = this.scratch + BigInt(this.scratchSize - 64);
-    this.write(at, Buffer.concat([set, Buffer.alloc(16)]));
-    this.callRaw(NR.rt_sigtimedwait, at, 0, at + 8n, 8);
+    this.write(at, set);
+    let n = 0;
+    while (this.callRaw(NR.rt_sigtimedwait, at, 0, at + 8n, 8) === BigInt(sig)) n++;
+    return n;
   }
 
   /**
