@@ -3,7 +3,7 @@
 
 import fs from 'node:fs';
 import { posixSpawn, sys, syscallRaw, addressOf } from './kernel/ffi.js';
-import { NR, PR, SIG, PTRACE_O } from './kernel/consts.js';
+import { NR, PR, SIG, PTRACE_O, O, KCMP } from './kernel/consts.js';
 import { getRegs, getXstate, getSigmask, peekSiginfo, getRseqConfig, xstateFeatures, detachQuiet, waitPid } from './kernel/ptrace.js';
 import { RemoteTask, findSyscallGadget } from './kernel/remote.js';
 import { readMaps, readStatus, kernelRelease } from './kernel/proc.js';
@@ -28,7 +28,7 @@ export function runChecks(): CheckReport {
   add('/proc/PID/pagemap', true, () => { fs.closeSync(fs.openSync('/proc/self/pagemap', 'r')); return 'readable'; });
   add('/proc/PID/map_files', true, () => { fs.readdirSync('/proc/self/map_files'); return 'readable'; });
   add('pidfd_open', true, () => { const fd = sys('pidfd_open', NR.pidfd_open, process.pid, 0); fs.closeSync(fd); return 'works'; });
-  add('userfaultfd', true, () => { const r = syscallRaw(323, 0o2000000 /* O_CLOEXEC */); if (r < 0) throw new Error(`unavailable (errno ${-r}): restoring images with 128 MiB of pages or more needs it`); fs.closeSync(r); return 'works (restore of big images copies pages in with UFFDIO_COPY)'; });
+  add('userfaultfd', true, () => { const r = syscallRaw(NR.userfaultfd, O.CLOEXEC); if (r < 0) throw new Error(`unavailable (errno ${-r}): restoring images with 128 MiB of pages or more needs it`); fs.closeSync(r); return 'works (restore of big images copies pages in with UFFDIO_COPY)'; });
   const host = hostXfeatures();
   add('XSAVE features', true, () => host.describe(host.mask));
 
@@ -86,7 +86,7 @@ export function runChecks(): CheckReport {
           try { const fd = sys('pidfd_getfd', NR.pidfd_getfd, pfd, 1, 0); fs.closeSync(fd); } finally { fs.closeSync(pfd); }
           return 'works';
         });
-        add('kcmp', true, () => { sys('kcmp', NR.kcmp, p, p, 0 /* KCMP_FILE */, 0, 0); return 'works (finds dup\'ed and shared files, and vfork)'; });
+        add('kcmp', true, () => { sys('kcmp', NR.kcmp, p, p, KCMP.FILE, 0, 0); return 'works (finds dup\'ed and shared files, and vfork)'; });
         add('get_robust_list', true, () => { const b = Buffer.alloc(16); sys('get_robust_list', NR.get_robust_list, p, addressOf(b), addressOf(b) + 8n); return 'works'; });
       }
     } finally {

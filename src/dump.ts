@@ -10,7 +10,7 @@ import { findSyscallGadget, RemoteTask } from './kernel/remote.js';
 import { kernelRelease, readStatus, readStat, pidExists, MapEntry } from './kernel/proc.js';
 import { Pool } from './bulk/pool.js';
 import { syscallRaw } from './kernel/ffi.js';
-import { NR, SIG, CALL_SIGMASK, BLOCKABLE_SIGNALS } from './kernel/consts.js';
+import { NR, SIG, CALL_SIGMASK, BLOCKABLE_SIGNALS, WAIT, KCMP } from './kernel/consts.js';
 import { planMemory, writePages, findHole, dumpShmem, IOV_SCRATCH, ShmemObject } from './objects/memory.js';
 import { dumpFds } from './objects/files.js';
 import { dumpActions } from './objects/signals.js';
@@ -245,7 +245,7 @@ function checkSharedFiles(captured: Captured[]): void {
       const key = `${f.dev}:${f.ino}`;
       const list = byInode.get(key) ?? [];
       for (const o of list) {
-        if (o.pid !== c.doc.pid && syscallRaw(NR.kcmp, o.pid, c.doc.pid, 0 /* KCMP_FILE */, o.fd, f.fd) === 0) {
+        if (o.pid !== c.doc.pid && syscallRaw(NR.kcmp, o.pid, c.doc.pid, KCMP.FILE, o.fd, f.fd) === 0) {
           throw refused(`pid ${c.doc.pid}: fd ${f.fd} (${f.path}) shares its open file with pid ${o.pid} fd ${o.fd}; files shared between processes are not supported yet`);
         }
       }
@@ -370,7 +370,7 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
 function stopWasReported(parent: RemoteTask, pid: number): boolean {
   const info = Buffer.alloc(128);
   const at = parent.put(info, IOV_SCRATCH + 4096);
-  parent.call(`waitid(${pid}, WSTOPPED|WNOWAIT)`, NR.waitid, 1 /* P_PID */, pid, at, 2 | 1 | 0x01000000 /* WSTOPPED|WNOHANG|WNOWAIT */, 0);
+  parent.call(`waitid(${pid}, WSTOPPED|WNOWAIT)`, NR.waitid, WAIT.P_PID, pid, at, WAIT.STOPPED | WAIT.NOHANG | WAIT.NOWAIT, 0);
   return parent.read(at + 16n, 4).readInt32LE(0) !== pid;
 }
 

@@ -1,7 +1,7 @@
 // Freezing: PTRACE_SEIZE + PTRACE_INTERRUPT, then wait for the interrupt stop.
 
 import { seize, interrupt, waitPid, cont, describeStatus, detachQuiet } from './kernel/ptrace.js';
-import { PTRACE_EVENT, PTRACE_O, SIG } from './kernel/consts.js';
+import { PTRACE_EVENT, PTRACE_O, SIG, KCMP } from './kernel/consts.js';
 import { readStatus, pidExists, taskExists, listTasks, taskState, readChildren } from './kernel/proc.js';
 import { WNOHANG, NR } from './kernel/consts.js';
 import { syscallRaw } from './kernel/ffi.js';
@@ -83,7 +83,7 @@ export function freezeTask(pid: number, options = 0): Frozen {
 function refuseVforkParent(pid: number): void {
   for (const tid of listTasks(pid)) {
     for (const kid of readChildren(pid, tid)) {
-      if (syscallRaw(NR.kcmp, kid, pid, 1 /* KCMP_VM */, 0, 0) === 0) {
+      if (syscallRaw(NR.kcmp, kid, pid, KCMP.VM, 0, 0) === 0) {
         throw refused(`pid ${kid} shares its memory with its parent ${pid} (vfork, or clone with CLONE_VM); such processes are not supported`);
       }
     }
@@ -96,10 +96,10 @@ function refuseVforkParent(pid: number): void {
  * Both must be frozen, so that the answer cannot change afterwards.
  */
 export function checkSharing(kid: number, parent: number): void {
-  for (const [type, what] of [[1, 'memory with its parent %P (vfork, or clone with CLONE_VM); such processes are not supported'],
-    [2, 'fd table (CLONE_FILES) with its parent %P; such processes are not supported yet'],
-    [3, 'cwd and root (CLONE_FS) with its parent %P; such processes are not supported yet'],
-    [4, 'signal handlers (CLONE_SIGHAND) with its parent %P; such processes are not supported yet']] as const) {
+  for (const [type, what] of [[KCMP.VM, 'memory with its parent %P (vfork, or clone with CLONE_VM); such processes are not supported'],
+    [KCMP.FILES, 'fd table (CLONE_FILES) with its parent %P; such processes are not supported yet'],
+    [KCMP.FS, 'cwd and root (CLONE_FS) with its parent %P; such processes are not supported yet'],
+    [KCMP.SIGHAND, 'signal handlers (CLONE_SIGHAND) with its parent %P; such processes are not supported yet']] as const) {
     if (syscallRaw(NR.kcmp, kid, parent, type, 0, 0) === 0) {
       throw refused(`pid ${kid} shares its ${what.replace('%P', String(parent))}`);
     }

@@ -22,7 +22,7 @@ import { RemoteTask, findSyscallGadget } from './kernel/remote.js';
 import { readMaps, pidExists, readStat, taskState } from './kernel/proc.js';
 import { sys, addressOf } from './kernel/ffi.js';
 import { setSigmask, getRseqConfig, waitPid, detach, waitNoHang, describeStatus } from './kernel/ptrace.js';
-import { CALL_SIGMASK, BLOCKABLE_SIGNALS } from './kernel/consts.js';
+import { CALL_SIGMASK, BLOCKABLE_SIGNALS, WAIT, IOCTL } from './kernel/consts.js';
 import { NR, SIG, PR, PTRACE_O, PTRACE_EVENT, AT_FDCWD, O, CLONE, WALL, signalName } from './kernel/consts.js';
 import { CkptError, badImage, conflict, inStep } from './errors.js';
 import { checkpointYield, wasInterrupted } from './cancel.js';
@@ -390,7 +390,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
       await waitStopped(b);
       const parent = byPid.get(b.p.ppid)!;
       if (b.p.stopReported) {
-        const got = parent.rt.call(`wait4(${b.p.pid}, WUNTRACED)`, NR.wait4, b.p.pid, 0, 2 /* WUNTRACED */ | 1 /* WNOHANG */, 0);
+        const got = parent.rt.call(`wait4(${b.p.pid}, WUNTRACED)`, NR.wait4, b.p.pid, 0, WAIT.UNTRACED | WAIT.NOHANG, 0);
         if (Number(got) !== b.p.pid) throw new CkptError('failed', `pid ${b.p.ppid}: the report that its child ${b.p.pid} stopped could not be taken back`);
       }
       resetChld(parent, off);
@@ -518,7 +518,7 @@ function buildProcess(p: ProcessImage, rt: RemoteTask, opts: RestoreOptions, off
       if (tty) {
         const pg = Buffer.alloc(4);
         pg.writeInt32LE(p.pid, 0);
-        rt.call('ioctl(TIOCSPGRP)', NR.ioctl, tty.fd, 0x5410 /* TIOCSPGRP */, rt.put(pg, off));
+        rt.call('ioctl(TIOCSPGRP)', NR.ioctl, tty.fd, IOCTL.TIOCSPGRP, rt.put(pg, off));
       }
     }
   } else if (p.sid === p.pid) {

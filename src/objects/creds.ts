@@ -45,10 +45,10 @@ export function restoreCreds(rt: RemoteTask, c: Creds, scratchOff: number): void
     rt.call('setgroups', NR.setgroups, c.groups.length, rt.put(g, scratchOff));
   }
   rt.call('setresgid', NR.setresgid, c.gid[0], c.gid[1], c.gid[2]);
-  rt.call('setfsgid', 123 /* setfsgid */, c.gid[3]);
+  rt.call('setfsgid', NR.setfsgid, c.gid[3]);
   rt.call('prctl(PR_SET_KEEPCAPS, 1)', NR.prctl, PR.SET_KEEPCAPS, 1);
   rt.call('setresuid', NR.setresuid, c.uid[0], c.uid[1], c.uid[2]);
-  rt.call('setfsuid', 122 /* setfsuid */, c.uid[3]);
+  rt.call('setfsuid', NR.setfsuid, c.uid[3]);
   // capset, version 3: header {version, pid}, then two {effective, permitted, inheritable} u32 triples.
   const eff = BigInt('0x' + c.capEff), prm = BigInt('0x' + c.capPrm), inh = BigInt('0x' + c.capInh);
   const hdr = Buffer.alloc(8);

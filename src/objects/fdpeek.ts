@@ -3,7 +3,7 @@
 
 import fs from 'node:fs';
 import { sys, addressOf } from '../kernel/ffi.js';
-import { NR } from '../kernel/consts.js';
+import { NR, IOCTL } from '../kernel/consts.js';
 
 export function peekFd<T>(pid: number, fd: number, fn: (localFd: number) => T): T {
   const pidfd = sys(`pidfd_open(${pid})`, NR.pidfd_open, pid, 0);
@@ -13,10 +13,9 @@ export function peekFd<T>(pid: number, fd: number, fn: (localFd: number) => T): 
   } finally { fs.closeSync(pidfd); }
 }
 
-const FIONREAD = 0x541b;
 export function peekFionread(fd: number): number {
   const b = Buffer.alloc(4);
-  sys('ioctl(FIONREAD)', NR.ioctl, fd, FIONREAD, addressOf(b));
+  sys('ioctl(FIONREAD)', NR.ioctl, fd, IOCTL.FIONREAD, addressOf(b));
   return b.readInt32LE(0);
 }
 

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import * as z from 'zod/mini';
 import { readFds } from '../kernel/proc.js';
 import { RemoteTask } from '../kernel/remote.js';
-import { NR, O } from '../kernel/consts.js';
+import { NR, O, F, KCMP } from '../kernel/consts.js';
 import { syscallRaw } from '../kernel/ffi.js';
 import { refused } from '../errors.js';
 import { PathFd, dumpPathFd, checkPathFd, restorePathFd, isTty } from './regfile.js';
@@ -75,7 +75,7 @@ export function dumpFds(pid: number, shellJob: boolean, parentPid: number | unde
     }
     const key = `${st.dev}:${st.ino}`;
     const cloexec = (e.flags & O.CLOEXEC) !== 0;
-    const fromParent = parentFds.find((pf) => pf.key === key && syscallRaw(NR.kcmp, parentPid!, pid, KCMP_FILE, pf.fd, e.fd) === 0);
+    const fromParent = parentFds.find((pf) => pf.key === key && syscallRaw(NR.kcmp, parentPid!, pid, KCMP.FILE, pf.fd, e.fd) === 0);
     const twin = fromParent ? undefined : out.find((o) => o.kind !== 'dup' && o.kind !== 'inherit' && inode.get(o.fd) === key && sameFile(pid, o.fd, e.fd));
     inode.set(e.fd, key);
     if (fromParent) out.push({ fd: e.fd, kind: 'inherit', parentFd: fromParent.fd, cloexec });
@@ -86,7 +86,6 @@ export function dumpFds(pid: number, shellJob: boolean, parentPid: number | unde
   return out;
 }
 
-const KCMP_FILE = 0;
 
 function parentInodes(ppid: number): Array<{ fd: number; key: string }> {
   const out: Array<{ fd: number; key: string }> = [];
@@ -97,7 +96,7 @@ function parentInodes(ppid: number): Array<{ fd: number; key: string }> {
 }
 /** Do two fds of the process share one open file description? */
 function sameFile(pid: number, a: number, b: number): boolean {
-  return syscallRaw(NR.kcmp, pid, pid, KCMP_FILE, a, b) === 0;
+  return syscallRaw(NR.kcmp, pid, pid, KCMP.FILE, a, b) === 0;
 }
 
 /** Checks that need no process: do the files still exist and match? (Files of the tree's own /proc entries come later.) */
@@ -131,7 +130,7 @@ export function restoreFds(rt: RemoteTask, fds: FdImage[], keep: number[] = []):
   const aside = new Map<number, number>();
   for (const f of fds) {
     if (f.kind !== 'inherit' || aside.has(f.parentFd)) continue;
-    aside.set(f.parentFd, rt.callN(`fcntl(F_DUPFD_CLOEXEC, ${f.parentFd})`, NR.fcntl, f.parentFd, 1030 /* F_DUPFD_CLOEXEC */, top));
+    aside.set(f.parentFd, rt.callN(`fcntl(F_DUPFD_CLOEXEC, ${f.parentFd})`, NR.fcntl, f.parentFd, F.DUPFD_CLOEXEC, top));
   }
   const asideFds = new Set(aside.values());
   for (const f of inherited) if (f.fd !== parked && !keep.includes(f.fd) && !asideFds.has(f.fd)) rt.call(`close(${f.fd})`, NR.close, f.fd);

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import * as z from 'zod/mini';
 import { MapEntry, readSmaps } from '../kernel/proc.js';
 import { RemoteTask } from '../kernel/remote.js';
-import { NR, PROT, MAP, MADV, MREMAP, O, AT_FDCWD, PAGE_SIZE, PR } from '../kernel/consts.js';
+import { NR, PROT, MAP, MADV, MREMAP, O, F, AT_FDCWD, PAGE_SIZE, PR } from '../kernel/consts.js';
 import { populatedRegions, samePageFrames, PAGE_IS, dataExtents } from '../kernel/mm.js';
 import { refused, badImage, CkptError } from '../errors.js';
 import { log } from '../log.js';
@@ -631,7 +631,7 @@ const UFFDIO_REGISTER_MODE_MISSING = 1;
 export function registerUffd(rt: RemoteTask, d: DeferredPages, scratchOff: number, minFd: number): number {
   // Keep it above every fd number the image uses: the fd table is rebuilt meanwhile.
   const first = rt.callN('userfaultfd', NR.userfaultfd, O.CLOEXEC);
-  const ufd = rt.callN('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, first, 1030 /* F_DUPFD_CLOEXEC */, minFd);
+  const ufd = rt.callN('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, first, F.DUPFD_CLOEXEC, minFd);
   rt.call('close', NR.close, first);
   const api = Buffer.alloc(24);
   api.writeBigUInt64LE(BigInt(UFFD_API), 0);

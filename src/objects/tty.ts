@@ -4,7 +4,7 @@
 import * as z from 'zod/mini';
 import fs from 'node:fs';
 import { RemoteTask } from '../kernel/remote.js';
-import { NR, O } from '../kernel/consts.js';
+import { NR, O, F } from '../kernel/consts.js';
 import { FdEntry } from '../kernel/proc.js';
 import { refused, conflict } from '../errors.js';
 import { placeFd } from './regfile.js';
@@ -33,13 +33,13 @@ export function parkCallerTty(rt: RemoteTask, inherited: Array<{ fd: number; lin
     let st: fs.Stats;
     try { st = fs.statSync(`/proc/${rt.pid}/fd/${f.fd}`); } catch { continue; }
     if (st.isCharacterDevice() && (f.link.startsWith('/dev/pts/') || f.link.startsWith('/dev/tty') || f.link === '/dev/console')) {
-      return Number(rt.call('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, f.fd, 1030 /* F_DUPFD_CLOEXEC */, parkAt));
+      return Number(rt.call('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, f.fd, F.DUPFD_CLOEXEC, parkAt));
     }
   }
   throw conflict('the image uses a terminal (--shell-job) but ckpt restore is not running on one: run it from a terminal');
 }
 
 export function restoreTtyFd(rt: RemoteTask, t: TtyFd, parked: number): void {
-  const fd = Number(rt.call(`dup(tty) for fd ${t.fd}`, NR.fcntl, parked, 0 /* F_DUPFD */, 0));
+  const fd = Number(rt.call(`dup(tty) for fd ${t.fd}`, NR.fcntl, parked, F.DUPFD, 0));
   placeFd(rt, fd, t.fd, (t.flags & O.CLOEXEC) !== 0);
 }
