@@ -2,8 +2,8 @@
 // relies on, and report each as present or missing.
 
 import fs from 'node:fs';
-import { posixSpawn, sys, syscallRaw, addressOf } from './kernel/ffi.js';
-import { NR, PR, SIG, PTRACE_O, O, KCMP } from './kernel/consts.js';
+import { posixSpawn, pidfdOpen, pidfdGetfd, userfaultfdErrno, kill, kcmpWorks, getRobustList } from './kernel/sys.js';
+import { NR, PR, SIG, PTRACE_O } from './kernel/consts.js';
 import { getRegs, getXstate, getSigmask, peekSiginfo, getRseqConfig, xstateFeatures, detachQuiet, waitPid } from './kernel/ptrace.js';
 import { RemoteTask, findSyscallGadget } from './kernel/remote.js';
 import { readMaps, readStatus, kernelRelease } from './kernel/proc.js';
@@ -27,8 +27,8 @@ export function runChecks(): CheckReport {
   add('CAP_SYS_RESOURCE', false, () => { if (!has(24)) throw new Error("missing: restore cannot raise a hard rlimit above the one ckpt runs with"); return 'present'; });
   add('/proc/PID/pagemap', true, () => { fs.closeSync(fs.openSync('/proc/self/pagemap', 'r')); return 'readable'; });
   add('/proc/PID/map_files', true, () => { fs.readdirSync('/proc/self/map_files'); return 'readable'; });
-  add('pidfd_open', true, () => { const fd = sys('pidfd_open', NR.pidfd_open, process.pid, 0); fs.closeSync(fd); return 'works'; });
-  add('userfaultfd', true, () => { const r = syscallRaw(NR.userfaultfd, O.CLOEXEC); if (r < 0) throw new Error(`unavailable (errno ${-r}): restoring images with 128 MiB of pages or more needs it`); fs.closeSync(r); return 'works (restore of big images copies pages in with UFFDIO_COPY)'; });
+  add('pidfd_open', true, () => { fs.closeSync(pidfdOpen(process.pid)); return 'works'; });
+  add('userfaultfd', true, () => { const e = userfaultfdErrno(); if (e) throw new Error(`unavailable (errno ${e}): restoring images with 128 MiB of pages or more needs it`); return 'works (restore of big images copies pages in with UFFDIO_COPY)'; });
   const host = hostXfeatures();
   add('XSAVE features', true, () => host.describe(host.mask));
 
@@ -76,21 +76,20 @@ export function runChecks(): CheckReport {
           args.writeBigUInt64LE(r.put(tid, 256), 64);
           args.writeBigUInt64LE(1n, 72);
           const child = r.callN('clone3', NR.clone3, r.put(args, 0), 88);
-          syscallRaw(NR.kill, child, SIG.KILL);
+          kill(child, SIG.KILL);
           try { waitPid(child); } catch { /* reaped with the husk */ }
           if (child !== want) throw new Error(`asked for PID ${want}, got ${child}`);
           return `PID ${want} created on request`;
         });
         add('pidfd_getfd', true, () => {
-          const pfd = sys('pidfd_open', NR.pidfd_open, p, 0);
-          try { const fd = sys('pidfd_getfd', NR.pidfd_getfd, pfd, 1, 0); fs.closeSync(fd); } finally { fs.closeSync(pfd); }
+          fs.closeSync(pidfdGetfd(p, 1));
           return 'works';
         });
-        add('kcmp', true, () => { sys('kcmp', NR.kcmp, p, p, KCMP.FILE, 0, 0); return 'works (finds dup\'ed and shared files, and vfork)'; });
-        add('get_robust_list', true, () => { const b = Buffer.alloc(16); sys('get_robust_list', NR.get_robust_list, p, addressOf(b), addressOf(b) + 8n); return 'works'; });
+        add('kcmp', true, () => { kcmpWorks(p); return 'works (finds dup\'ed and shared files, and vfork)'; });
+        add('get_robust_list', true, () => { getRobustList(p); return 'works'; });
       }
     } finally {
-      if (pid > 0) { syscallRaw(NR.kill, pid, SIG.KILL); detachQuiet(pid); try { while (waitPid(pid)?.stopped); } catch { /* reaped */ } }
+      if (pid > 0) { kill(pid, SIG.KILL); detachQuiet(pid); try { while (waitPid(pid)?.stopped); } catch { /* reaped */ } }
     }
   }
   return { ok: items.every((i) => i.ok || !i.required), kernel: kernelRelease(), items };

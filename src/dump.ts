@@ -9,8 +9,8 @@ import { getSigmask, setSigmask, peekSiginfo, detach, xstateFeatures } from './k
 import { findSyscallGadget, RemoteTask } from './kernel/remote.js';
 import { kernelRelease, readStatus, readStat, pidExists, MapEntry } from './kernel/proc.js';
 import { Pool } from './bulk/pool.js';
-import { syscallRaw } from './kernel/ffi.js';
-import { NR, SIG, CALL_SIGMASK, BLOCKABLE_SIGNALS, WAIT, KCMP } from './kernel/consts.js';
+import { kill, kcmpSame } from './kernel/sys.js';
+import { NR, SIG, CALL_SIGMASK, BLOCKABLE_SIGNALS, WAIT, KCMP, RLIMIT } from './kernel/consts.js';
 import { planMemory, writePages, findHole, dumpShmem, IOV_SCRATCH, ShmemObject } from './objects/memory.js';
 import { dumpFds } from './objects/files.js';
 import { dumpActions } from './objects/signals.js';
@@ -156,13 +156,13 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
 
     if (opts.leaveRunning) {
       // A process that was stopped (job control) is stopped again as it is let go, by the same signal.
-      for (const p of live) if (p.groupStopped) syscallRaw(NR.kill, p.pid, p.stopSig || SIG.STOP);
+      for (const p of live) if (p.groupStopped) kill(p.pid, p.stopSig || SIG.STOP);
       // (a signal that arrived while ckpt worked in a thread is handed back to it)
       for (const p of live) for (const tid of p.tids) detach(tid, caught.get(tid)?.interceptedSignal ?? 0);
       log.info(`pid ${root} left running`);
     } else {
       // SIGKILL ends them; their memory is torn down while ckpt exits (which also ends the tracing).
-      for (const p of live) syscallRaw(NR.kill, p.pid, SIG.KILL);
+      for (const p of live) kill(p.pid, SIG.KILL);
       log.info(`pid ${root}${live.length > 1 ? ` and ${live.length - 1} descendants` : ''} killed after dump`);
     }
     lap('finish');
@@ -175,7 +175,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     for (const r of all.flatMap((c) => c.rts ?? [])) caught.set(r.pid, r);
     try { releaseProcesses(all); } catch (u) { log.error((u as Error).message); }
     for (const r of caught.values()) if (r.interceptedSignal) signals.set(r.pid, r.interceptedSignal);
-    for (const p of live) if (p.groupStopped) syscallRaw(NR.kill, p.pid, p.stopSig || SIG.STOP);
+    for (const p of live) if (p.groupStopped) kill(p.pid, p.stopSig || SIG.STOP);
     releaseTree(tree, signals);
     image?.discard();
     log.info(`pid ${root} released unchanged`);
@@ -245,7 +245,7 @@ function checkSharedFiles(captured: Captured[]): void {
       const key = `${f.dev}:${f.ino}`;
       const list = byInode.get(key) ?? [];
       for (const o of list) {
-        if (o.pid !== c.doc.pid && syscallRaw(NR.kcmp, o.pid, c.doc.pid, KCMP.FILE, o.fd, f.fd) === 0) {
+        if (o.pid !== c.doc.pid && kcmpSame(o.pid, c.doc.pid, KCMP.FILE, o.fd, f.fd)) {
           throw refused(`pid ${c.doc.pid}: fd ${f.fd} (${f.path}) shares its open file with pid ${o.pid} fd ${o.fd}; files shared between processes are not supported yet`);
         }
       }
@@ -335,7 +335,7 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   const pagesPath = image.createRaw(pagesName);
   log.info(`pid ${pid}: writing ${(plan.pageBytes / 1048576).toFixed(1)} MiB of pages`);
   // Its own writes would fail past its file size limit (and raise SIGXFSZ): then ckpt copies the pages itself.
-  const fsize = ident.rlimits[1][0];
+  const fsize = ident.rlimits[RLIMIT.FSIZE][0];
   // (CKPT_DEBUG_FAIL=ignore-fsize lets the target write anyway, for the test of what a failed write leaves)
   const insideOk = fsize === 'unlimited' || BigInt(fsize) >= BigInt(plan.pageBytes) || debugOn('ignore-fsize');
   const sums = await writePages(rt, plan, pagesPath, plan.pageBytes >= POOL_THRESHOLD ? pool : null, insideOk,

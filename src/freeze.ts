@@ -3,9 +3,8 @@
 import { seize, interrupt, waitPid, cont, describeStatus, detachQuiet } from './kernel/ptrace.js';
 import { PTRACE_EVENT, PTRACE_O, SIG, KCMP } from './kernel/consts.js';
 import { readStatus, pidExists, taskExists, listTasks, taskState, readChildren } from './kernel/proc.js';
-import { WNOHANG, NR } from './kernel/consts.js';
-import { syscallRaw } from './kernel/ffi.js';
-import { SysError } from './kernel/ffi.js';
+import { WNOHANG } from './kernel/consts.js';
+import { SysError, kcmpSame } from './kernel/sys.js';
 import { CkptError, refused } from './errors.js';
 
 const FREEZE_TIMEOUT_MS = 5000;
@@ -83,7 +82,7 @@ export function freezeTask(pid: number, options = 0): Frozen {
 function refuseVforkParent(pid: number): void {
   for (const tid of listTasks(pid)) {
     for (const kid of readChildren(pid, tid)) {
-      if (syscallRaw(NR.kcmp, kid, pid, KCMP.VM, 0, 0) === 0) {
+      if (kcmpSame(kid, pid, KCMP.VM)) {
         throw refused(`pid ${kid} shares its memory with its parent ${pid} (vfork, or clone with CLONE_VM); such processes are not supported`);
       }
     }
@@ -100,7 +99,7 @@ export function checkSharing(kid: number, parent: number): void {
     [KCMP.FILES, 'fd table (CLONE_FILES) with its parent %P; such processes are not supported yet'],
     [KCMP.FS, 'cwd and root (CLONE_FS) with its parent %P; such processes are not supported yet'],
     [KCMP.SIGHAND, 'signal handlers (CLONE_SIGHAND) with its parent %P; such processes are not supported yet']] as const) {
-    if (syscallRaw(NR.kcmp, kid, parent, type, 0, 0) === 0) {
+    if (kcmpSame(kid, parent, type)) {
       throw refused(`pid ${kid} shares its ${what.replace('%P', String(parent))}`);
     }
   }

@@ -14,15 +14,13 @@ import { restoreCreds } from './objects/creds.js';
 import { findHole, checkMappedFiles, areaRanges, clearAndMoveSpecials, restoreAreas, registerUffd, unregisterUffd, sealAreas, IOV_SCRATCH, ShmemImage, ShmemCtx } from './objects/memory.js';
 import { Pool } from './bulk/pool.js';
 import { shareJob } from './bulk/jobs.js';
-import { peekFdKeep } from './objects/fdpeek.js';
 import { restoreSched, restoreOomScoreAdj } from './objects/sched.js';
-import { posixSpawn, syscallRaw } from './kernel/ffi.js';
+import { posixSpawn, pidfdGetfd, kill, setRlimit } from './kernel/sys.js';
 import { freezeTask } from './freeze.js';
 import { RemoteTask, findSyscallGadget } from './kernel/remote.js';
 import { readMaps, pidExists, readStat, taskState } from './kernel/proc.js';
-import { sys, addressOf } from './kernel/ffi.js';
 import { setSigmask, getRseqConfig, waitPid, detach, waitNoHang, describeStatus } from './kernel/ptrace.js';
-import { CALL_SIGMASK, BLOCKABLE_SIGNALS, WAIT, IOCTL } from './kernel/consts.js';
+import { CALL_SIGMASK, BLOCKABLE_SIGNALS, WAIT, IOCTL, RLIMIT } from './kernel/consts.js';
 import { NR, SIG, PR, PTRACE_O, PTRACE_EVENT, AT_FDCWD, O, CLONE, WALL, signalName } from './kernel/consts.js';
 import { CkptError, badImage, conflict, inStep } from './errors.js';
 import { checkpointYield, wasInterrupted } from './cancel.js';
@@ -103,7 +101,7 @@ function checkHost(p: ProcessImage): void {
   if (!fs.existsSync(p.cwd)) throw conflict(`pid ${p.pid}: its working directory ${p.cwd} does not exist`);
   checkFds(p.fds);
   // fds are put at their numbers before the process gets its own limits: each must be below ckpt's.
-  const soft = readRlimits(process.pid)[7][0];
+  const soft = readRlimits(process.pid)[RLIMIT.NOFILE][0];
   const fdMax = soft === 'unlimited' ? Infinity : Number(soft);
   const big = p.fds.find((f) => f.fd >= fdMax);
   if (big) throw conflict(`pid ${p.pid}: fd ${big.fd} is above what this host allows ckpt (RLIMIT_NOFILE ${fdMax})`);
@@ -119,7 +117,7 @@ function spawnHusk(): number {
 
 /** Kill a task ckpt traces and is the parent of, and reap it. */
 function killAndReap(pid: number): void {
-  syscallRaw(NR.kill, pid, SIG.KILL);
+  kill(pid, SIG.KILL);
   try {
     for (;;) {
       const st = waitPid(pid);
@@ -257,7 +255,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
       let ufdRemote = -1;
       if (deferred.segs.length) {
         ufdRemote = registerUffd(hrt, deferred, off, 3);
-        localUffd = peekFdKeep(husk, ufdRemote);
+        localUffd = pidfdGetfd(husk, ufdRemote);
       }
       const size = m.files[p.memory.pagesFile].size;
       const results = await shareJob({
@@ -342,7 +340,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
       crt.call('close(page file)', NR.close, cfd);
       if (pool && cdeferred.segs.length) {
         const cufd = registerUffd(crt, cdeferred, off, 3);
-        localUffd = peekFdKeep(cpid, cufd);
+        localUffd = pidfdGetfd(cpid, cufd);
         const size = m.files[q.memory.pagesFile].size;
         const res = await shareJob({ op: 'load', uffd: localUffd, path: cpages, size, chunks: Array.from({ length: chunkCount(size) }, (_, i) => i), segs: cdeferred.segs }, pool);
         img.checkSums(q.memory.pagesFile, res.flatMap((r) => r.sums ?? []));
@@ -385,7 +383,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
     const stoppedKids = built.filter((b) => b.p.stopped && byPid.has(b.p.ppid)).reverse();
     for (const b of stoppedKids) {
       finishProcess(b, opts, false, off);
-      syscallRaw(NR.kill, b.p.pid, stopSignalFor(b, byPid));
+      kill(b.p.pid, stopSignalFor(b, byPid));
       for (const th of b.threads) detach(th.rt.pid, th.rt.interceptedSignal);
       await waitStopped(b);
       const parent = byPid.get(b.p.ppid)!;
@@ -401,7 +399,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
 
     if (opts.pidfile) fs.writeFileSync(opts.pidfile, `${task}\n`);
     // A stopped process gets its stop signal queued: it stops again before running any of its code.
-    for (const b of built) if (b.p.stopped && !stoppedKids.includes(b)) syscallRaw(NR.kill, b.p.pid, stopSignalFor(b, byPid));
+    for (const b of built) if (b.p.stopped && !stoppedKids.includes(b)) kill(b.p.pid, stopSignalFor(b, byPid));
     for (const b of built) if (!stoppedKids.includes(b)) for (const th of b.threads) detach(th.rt.pid, th.rt.interceptedSignal);
     log.info(`pid ${task} restored and running${built.length > 1 ? `, with ${built.length - 1} descendants` : ''}`);
     const restored = task;
@@ -413,7 +411,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
   } catch (e) {
     const err = inStep(step, e);
     log.error(`restore failed in step "${step}": ${err.message}`);
-    for (const tid of tasksMade) syscallRaw(NR.kill, tid, SIG.KILL);
+    for (const tid of tasksMade) kill(tid, SIG.KILL);
     for (const tid of [...tasksMade].reverse()) { if (tid !== task) { try { waitPid(tid); } catch { /* gone */ } } }
     if (task > 0) killAndReap(task);
     if (husk > 0) killAndReap(husk);
@@ -603,8 +601,7 @@ function makeZombie(maker: RemoteTask, pid: number, z: { status: number; pgid: n
     zrt.exitNow((z.status >> 8) & 0xff);
   } else {
     // Killed by a signal: no core file, the default action, nothing blocked, then the signal.
-    const noCore = Buffer.alloc(16);
-    sys(`prlimit64(${zpid}, RLIMIT_CORE)`, NR.prlimit64, zpid, 4, addressOf(noCore), 0);
+    setRlimit(zpid, RLIMIT.CORE, 0n, 0n, 'RLIMIT_CORE');
     zrt.killSelfWith(sig, off);
   }
   zrt.close();
@@ -645,7 +642,7 @@ async function waitForExit(pid: number): Promise<number> {
     const sig = wasInterrupted();
     if (sig && sig !== forwarded) {
       forwarded = sig;
-      syscallRaw(NR.kill, pid, sig === 'SIGINT' ? SIG.INT : sig === 'SIGHUP' ? SIG.HUP : SIG.TERM);
+      kill(pid, sig === 'SIGINT' ? SIG.INT : sig === 'SIGHUP' ? SIG.HUP : SIG.TERM);
     }
     await new Promise((r) => setTimeout(r, 20));
   }

@@ -4,8 +4,7 @@
 
 import fs from 'node:fs';
 import { crc32c } from '@node-rs/crc32';
-import { sys, mapFile, addressOf } from '../kernel/ffi.js';
-import { NR } from '../kernel/consts.js';
+import { mapFile, uffdCopy } from '../kernel/sys.js';
 
 /** Files are checksummed in chunks, so that chunks can be checked in parallel. */
 export const CHUNK = 64 << 20;
@@ -102,35 +101,12 @@ export function copyOut(job: CopyJob): Array<[number, string]> {
   return sums;
 }
 
-const UFFDIO_COPY = 0xc028aa03;
-
-function uffdCopy(uffd: number, arg: Buffer, dst: bigint, src: bigint, len: number): void {
-  let done = 0;
-  while (done < len) {
-    arg.writeBigUInt64LE(dst + BigInt(done), 0);
-    arg.writeBigUInt64LE(src + BigInt(done), 8);
-    arg.writeBigUInt64LE(BigInt(len - done), 16);
-    arg.writeBigUInt64LE(0n, 24);
-    arg.writeBigInt64LE(0n, 32);
-    try {
-      sys('ioctl(UFFDIO_COPY)', NR.ioctl, uffd, UFFDIO_COPY, addressOf(arg));
-    } catch (e) {
-      const copied = Number(arg.readBigInt64LE(32));
-      if (copied > 0) { done += copied; continue; }
-      throw e;
-    }
-    return;
-  }
-}
-
 export function loadChunks(job: LoadJob): { sums: Array<[number, string]>; bytes: number } {
   const fd = fs.openSync(job.path, 'r');
-  const arg = Buffer.alloc(40);
   // One small buffer, read into and copied from while it is in the cache:
   // page cache -> buffer (read), buffer -> new pages of the process (UFFDIO_COPY),
   // and the checksum from the same buffer.
   const buf = Buffer.allocUnsafeSlow(STEP);
-  const bufAddr = addressOf(buf);
   const sums: Array<[number, string]> = [];
   let bytes = 0;
   try {
@@ -149,7 +125,7 @@ export function loadChunks(job: LoadJob): { sums: Array<[number, string]>; bytes
         for (const g of overlapping(job.segs, off, off + len)) {
           const from = Math.max(off, g.fileOff);
           const to = Math.min(off + len, g.fileOff + g.len);
-          uffdCopy(job.uffd, arg, BigInt(g.addr) + BigInt(from - g.fileOff), bufAddr + BigInt(from - off), to - from);
+          uffdCopy(job.uffd, BigInt(g.addr) + BigInt(from - g.fileOff), buf, from - off, to - from);
           bytes += to - from;
         }
         crc = crc32c(len === STEP ? buf : buf.subarray(0, len), crc);

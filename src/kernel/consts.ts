@@ -114,6 +114,7 @@ export function errnoName(e: number): string {
   return ENAMES.get(e) ?? `errno ${e}`;
 }
 
+export const RLIMIT = { FSIZE: 1, CORE: 4, NOFILE: 7 } as const;
 export const RLIMIT_NAMES = ['CPU', 'FSIZE', 'DATA', 'STACK', 'CORE', 'RSS', 'NPROC', 'NOFILE', 'MEMLOCK', 'AS',
   'LOCKS', 'SIGPENDING', 'MSGQUEUE', 'NICE', 'RTPRIO', 'RTTIME'] as const;
 

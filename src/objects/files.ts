@@ -6,7 +6,7 @@ import * as z from 'zod/mini';
 import { readFds } from '../kernel/proc.js';
 import { RemoteTask } from '../kernel/remote.js';
 import { NR, O, F, KCMP } from '../kernel/consts.js';
-import { syscallRaw } from '../kernel/ffi.js';
+import { kcmpSame } from '../kernel/sys.js';
 import { refused } from '../errors.js';
 import { PathFd, dumpPathFd, checkPathFd, restorePathFd, isTty } from './regfile.js';
 import { TtyFd, dumpTtyFd, parkCallerTty, restoreTtyFd } from './tty.js';
@@ -75,7 +75,7 @@ export function dumpFds(pid: number, shellJob: boolean, parentPid: number | unde
     }
     const key = `${st.dev}:${st.ino}`;
     const cloexec = (e.flags & O.CLOEXEC) !== 0;
-    const fromParent = parentFds.find((pf) => pf.key === key && syscallRaw(NR.kcmp, parentPid!, pid, KCMP.FILE, pf.fd, e.fd) === 0);
+    const fromParent = parentFds.find((pf) => pf.key === key && kcmpSame(parentPid!, pid, KCMP.FILE, pf.fd, e.fd));
     const twin = fromParent ? undefined : out.find((o) => o.kind !== 'dup' && o.kind !== 'inherit' && inode.get(o.fd) === key && sameFile(pid, o.fd, e.fd));
     inode.set(e.fd, key);
     if (fromParent) out.push({ fd: e.fd, kind: 'inherit', parentFd: fromParent.fd, cloexec });
@@ -96,7 +96,7 @@ function parentInodes(ppid: number): Array<{ fd: number; key: string }> {
 }
 /** Do two fds of the process share one open file description? */
 function sameFile(pid: number, a: number, b: number): boolean {
-  return syscallRaw(NR.kcmp, pid, pid, KCMP.FILE, a, b) === 0;
+  return kcmpSame(pid, pid, KCMP.FILE, a, b);
 }
 
 /** Checks that need no process: do the files still exist and match? (Files of the tree's own /proc entries come later.) */

@@ -7,7 +7,7 @@ import * as z from 'zod/mini';
 import { RemoteTask } from '../kernel/remote.js';
 import { NR, PR, ARCH, RLIMIT_NAMES, AT_FDCWD, O } from '../kernel/consts.js';
 import { readStat, readStatus } from '../kernel/proc.js';
-import { sys, addressOf } from '../kernel/ffi.js';
+import { getRlimit, setRlimit } from '../kernel/sys.js';
 import { refused, conflict } from '../errors.js';
 import { hex64, base64Bytes, dec63, int, u32, pid, PID_MAX, regex, refine, superRefine, absPath, commName } from '../image/schema.js';
 import { log } from '../log.js';
@@ -89,14 +89,8 @@ const hex = (v: bigint | number | string) => '0x' + BigInt(v).toString(16);
 const INF = 0xffffffffffffffffn;
 
 export function readRlimits(pid: number): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
-  const b = Buffer.alloc(16);
-  for (let r = 0; r < RLIMIT_NAMES.length; r++) {
-    sys(`prlimit64(${pid}, ${RLIMIT_NAMES[r]})`, NR.prlimit64, pid, r, 0, addressOf(b));
-    const fmt = (v: bigint) => (v === INF ? 'unlimited' : v.toString());
-    out.push([fmt(b.readBigUInt64LE(0)), fmt(b.readBigUInt64LE(8))]);
-  }
-  return out;
+  const fmt = (v: bigint) => (v === INF ? 'unlimited' : v.toString());
+  return RLIMIT_NAMES.map((name, r) => getRlimit(pid, r, `RLIMIT_${name}`).map(fmt) as [string, string]);
 }
 const parseLimit = (s: string) => (s === 'unlimited' ? INF : BigInt(s));
 
@@ -184,12 +178,9 @@ export function checkRlimits(p: ProcessImage): void {
 
 export function restoreRlimits(pid: number, limits: Array<[string, string]>): void {
   const cur = readRlimits(pid);
-  const b = Buffer.alloc(16);
   limits.forEach(([soft, hard], r) => {
     if (cur[r][0] === soft && cur[r][1] === hard) return;
-    b.writeBigUInt64LE(parseLimit(soft), 0);
-    b.writeBigUInt64LE(parseLimit(hard), 8);
-    sys(`prlimit64(${pid}, RLIMIT_${RLIMIT_NAMES[r]} = ${soft}/${hard})`, NR.prlimit64, pid, r, addressOf(b), 0);
+    setRlimit(pid, r, parseLimit(soft), parseLimit(hard), `RLIMIT_${RLIMIT_NAMES[r]}`);
   });
 }
 

@@ -8,7 +8,8 @@ import { RemoteTask } from '../kernel/remote.js';
 import { NR, O, AT_FDCWD } from '../kernel/consts.js';
 import { FdEntry } from '../kernel/proc.js';
 import { refused, conflict } from '../errors.js';
-import { peekFd, peekFionread } from './fdpeek.js';
+import { peekFd } from './fdpeek.js';
+import { fionread } from '../kernel/sys.js';
 import { fdNum, u32, dec63, count, pid, absPath, refine } from '../image/schema.js';
 
 /** A 64-bit stat number as a JSON number: a whole number, not negative, below 2^64. */
@@ -53,7 +54,7 @@ export function dumpPathFd(pid: number, e: FdEntry, st: fs.Stats, treeIds: Set<n
   else if (st.isDirectory()) type = 'dir';
   else if (st.isFIFO()) {
     type = 'fifo';
-    const queued = peekFd(pid, e.fd, peekFionread);
+    const queued = peekFd(pid, e.fd, fionread);
     if (queued > 0) throw refused(`${where}: the FIFO holds ${queued} unread bytes; FIFO contents are not supported yet`);
   } else if (st.isCharacterDevice()) {
     const id = `${major(st.rdev)}:${minor(st.rdev)}`;

@@ -6,7 +6,7 @@ import * as z from 'zod/mini';
 import { RemoteTask } from '../kernel/remote.js';
 import { Regs, REG_NAMES, RegName, getXstate, peekSiginfo, getRseqConfig, setXstate, setRegs, setSigmask } from '../kernel/ptrace.js';
 import { NR, PR, ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK, EINTR } from '../kernel/consts.js';
-import { sys, addressOf } from '../kernel/ffi.js';
+import { getRobustList } from '../kernel/sys.js';
 import { queueSignals, Siginfo } from './signals.js';
 import { hex64, base64Bytes, int, u32, pid, refine, commName } from '../image/schema.js';
 import { Sched, readSched } from './sched.js';
@@ -55,8 +55,7 @@ export function dumpThread(rt: RemoteTask, tid: number, sigmask: bigint, scratch
   rt.call('prctl(PR_GET_TID_ADDRESS)', NR.prctl, PR.GET_TID_ADDRESS, a);
   const tidAddress = rt.read(a, 8).readBigUInt64LE(0);
   const rs = getRseqConfig(tid);
-  const hb = Buffer.alloc(16);
-  sys(`get_robust_list(${tid})`, NR.get_robust_list, tid, addressOf(hb), addressOf(hb) + 8n);
+  const robust = getRobustList(tid);
   let comm: string | undefined;
   try { comm = fs.readFileSync(`/proc/${tid}/comm`, 'utf8').replace(/\n$/, ''); } catch { /* gone: caught later */ }
   return {
@@ -64,7 +63,7 @@ export function dumpThread(rt: RemoteTask, tid: number, sigmask: bigint, scratch
     altstack: { sp: hex(ss.readBigUInt64LE(0)), flags: ss.readUInt32LE(8), size: hex(ss.readBigUInt64LE(16)) },
     rseq: rs.size ? { address: hex(rs.address), size: rs.size, signature: rs.signature } : null,
     tidAddress: hex(tidAddress),
-    robustList: { head: hex(hb.readBigUInt64LE(0)), len: Number(hb.readBigUInt64LE(8)) },
+    robustList: { head: hex(robust.head), len: robust.len },
     sched: readSched(tid),
   };
 }

@@ -1,0 +1,129 @@
+// Typed system calls that ckpt makes itself (not in a target): signals,
+// kcmp, pidfds, resource limits, scheduling, robust lists, userfaultfd
+// copies. The rest of ckpt calls these instead of naming syscall numbers.
+
+import fs from 'node:fs';
+import { sys, syscallRaw, addressOf, SysError, posixSpawn, mapFile } from './ffi.js';
+import { NR, IOCTL, KCMP, O } from './consts.js';
+
+export { SysError, posixSpawn, mapFile };
+export type { SpawnOptions, FileMapping } from './ffi.js';
+
+/** kill(2); returns 0 or -errno (a process that is gone is no error here). */
+export function kill(pid: number, sig: number): number {
+  return syscallRaw(NR.kill, pid, sig);
+}
+
+/** tgkill(2) of a task by itself (tgid = tid); returns 0 or -errno. */
+export function tgkill(tgid: number, tid: number, sig: number): number {
+  return syscallRaw(NR.tgkill, tgid, tid, sig);
+}
+
+export type KcmpType = typeof KCMP[keyof typeof KCMP];
+/** Do the two tasks share the object of `type` (for FILE: their fds `a` and `b`)? */
+export function kcmpSame(pid1: number, pid2: number, type: KcmpType, a = 0, b = 0): boolean {
+  return syscallRaw(NR.kcmp, pid1, pid2, type, a, b) === 0;
+}
+/** kcmp that throws when it cannot compare (for `check`). */
+export function kcmpWorks(pid: number): void {
+  sys('kcmp', NR.kcmp, pid, pid, KCMP.FILE, 0, 0);
+}
+
+export function pidfdOpen(pid: number): number {
+  return sys(`pidfd_open(${pid})`, NR.pidfd_open, pid, 0);
+}
+
+/** A duplicate of fd `fd` of process `pid`, open in ckpt (the caller closes it). */
+export function pidfdGetfd(pid: number, fd: number): number {
+  const pidfd = pidfdOpen(pid);
+  try {
+    return sys(`pidfd_getfd(${pid}, ${fd})`, NR.pidfd_getfd, pidfd, fd, 0);
+  } finally { fs.closeSync(pidfd); }
+}
+
+/** Bytes waiting to be read in a pipe, FIFO or socket (FIONREAD). */
+export function fionread(fd: number): number {
+  const b = Buffer.alloc(4);
+  sys('ioctl(FIONREAD)', NR.ioctl, fd, IOCTL.FIONREAD, addressOf(b));
+  return b.readInt32LE(0);
+}
+
+/** Can this process make a userfaultfd? Returns 0 or the errno. */
+export function userfaultfdErrno(): number {
+  const r = syscallRaw(NR.userfaultfd, O.CLOEXEC);
+  if (r < 0) return -r;
+  fs.closeSync(r);
+  return 0;
+}
+
+/** prlimit64: a process's resource limit `r` as [soft, hard]. */
+export function getRlimit(pid: number, r: number, name = String(r)): [bigint, bigint] {
+  const b = Buffer.alloc(16);
+  sys(`prlimit64(${pid}, ${name})`, NR.prlimit64, pid, r, 0, addressOf(b));
+  return [b.readBigUInt64LE(0), b.readBigUInt64LE(8)];
+}
+export function setRlimit(pid: number, r: number, soft: bigint, hard: bigint, name = String(r)): void {
+  const b = Buffer.alloc(16);
+  b.writeBigUInt64LE(soft, 0);
+  b.writeBigUInt64LE(hard, 8);
+  sys(`prlimit64(${pid}, ${name} = ${soft}/${hard})`, NR.prlimit64, pid, r, addressOf(b), 0);
+}
+
+const PRIO_PROCESS = 0;
+
+/** A thread's scheduling: policy, real-time priority, nice value and CPU mask (as bytes, CPU 0 in bit 0 of byte 0). */
+export function getSched(tid: number, maskBytes: number): { policy: number; priority: number; nice: number; mask: Buffer } {
+  const policy = sys(`sched_getscheduler(${tid})`, NR.sched_getscheduler, tid);
+  const param = Buffer.alloc(4);
+  sys(`sched_getparam(${tid})`, NR.sched_getparam, tid, addressOf(param));
+  // The raw getpriority returns 20 - nice, so that it is never negative.
+  const nice = 20 - sys(`getpriority(${tid})`, NR.getpriority, PRIO_PROCESS, tid);
+  const mask = Buffer.alloc(maskBytes);
+  const n = sys(`sched_getaffinity(${tid})`, NR.sched_getaffinity, tid, maskBytes, addressOf(mask));
+  return { policy, priority: param.readInt32LE(0), nice, mask: mask.subarray(0, n) };
+}
+
+/** Set policy, priority and nice value; then the CPU mask, whose errno is returned (0 on success). */
+export function setSched(tid: number, policy: number, priority: number, nice: number, mask: Buffer): number {
+  const param = Buffer.alloc(4);
+  param.writeInt32LE(priority, 0);
+  sys(`sched_setscheduler(${tid}, ${policy})`, NR.sched_setscheduler, tid, policy, addressOf(param));
+  sys(`setpriority(${tid}, ${nice})`, NR.setpriority, PRIO_PROCESS, tid, nice);
+  const r = syscallRaw(NR.sched_setaffinity, tid, mask.length, addressOf(mask));
+  return r < 0 ? -r : 0;
+}
+
+/** get_robust_list of a thread: the list head's address and its length. */
+export function getRobustList(tid: number): { head: bigint; len: number } {
+  const hb = Buffer.alloc(16);
+  sys(`get_robust_list(${tid})`, NR.get_robust_list, tid, addressOf(hb), addressOf(hb) + 8n);
+  return { head: hb.readBigUInt64LE(0), len: Number(hb.readBigUInt64LE(8)) };
+}
+
+const UFFDIO_COPY = 0xc028aa03;
+const uffdArg = Buffer.alloc(40); // struct uffdio_copy: dst, src, len, mode, copy (result)
+
+/**
+ * Copy `len` bytes of `buf` from offset `off` into the memory of the
+ * process that owns the userfaultfd `uffd`, at `dst` (UFFDIO_COPY: the
+ * pages are filled, not zeroed first). Retries after a partial copy.
+ */
+export function uffdCopy(uffd: number, dst: bigint, buf: Buffer, off: number, len: number): void {
+  const src = addressOf(buf) + BigInt(off);
+  let done = 0;
+  while (done < len) {
+    uffdArg.writeBigUInt64LE(dst + BigInt(done), 0);
+    uffdArg.writeBigUInt64LE(src + BigInt(done), 8);
+    uffdArg.writeBigUInt64LE(BigInt(len - done), 16);
+    uffdArg.writeBigUInt64LE(0n, 24);
+    uffdArg.writeBigInt64LE(0n, 32);
+    try {
+      sys('ioctl(UFFDIO_COPY)', NR.ioctl, uffd, UFFDIO_COPY, addressOf(uffdArg));
+    } catch (e) {
+      const copied = Number(uffdArg.readBigInt64LE(32));
+      if (copied > 0) { done += copied; continue; }
+      throw e;
+    }
+    return;
+  }
+}
