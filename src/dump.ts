@@ -156,7 +156,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
 
     if (opts.leaveRunning) {
       // A process that was stopped (job control) is stopped again as it is let go, by the same signal.
-      for (const p of live) if (p.groupStopped) kill(p.pid, p.stopSig || SIG.STOP);
+      for (const p of live) if (p.stopSig) kill(p.pid, p.stopSig);
       // (a signal that arrived while ckpt worked in a thread is handed back to it)
       for (const p of live) for (const tid of p.tids) detach(tid, caught.get(tid)?.interceptedSignal ?? 0);
       log.info(`pid ${root} left running`);
@@ -175,7 +175,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     for (const r of all.flatMap((c) => c.rts ?? [])) caught.set(r.pid, r);
     try { releaseProcesses(all); } catch (u) { log.error((u as Error).message); }
     for (const r of caught.values()) if (r.interceptedSignal) signals.set(r.pid, r.interceptedSignal);
-    for (const p of live) if (p.groupStopped) kill(p.pid, p.stopSig || SIG.STOP);
+    for (const p of live) if (p.stopSig) kill(p.pid, p.stopSig);
     releaseTree(tree, signals);
     image?.discard();
     log.info(`pid ${root} released unchanged`);
@@ -322,7 +322,7 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   const threads = rts.map((r) => dumpThread(r, r.pid, origMasks.get(r.pid)!, IOV_SCRATCH + 4096));
   const pendingShared = peekSiginfo(pid, true).map((b) => b.toString('base64'));
   const creds = readCreds(pid, values.securebits);
-  const stopReported = proc.groupStopped && parentCap ? stopWasReported(parentCap.leader, pid) : undefined;
+  const stopReported = proc.stopSig && parentCap ? stopWasReported(parentCap.leader, pid) : undefined;
   await checkpointYield('dump:state');
 
   setStep('pages');
@@ -354,9 +354,9 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
     memory: { pagesFile: pagesName, pageBytes: plan.pageBytes, areas: plan.areas },
     fds, sigactions, pendingShared, threads,
   };
-  if (proc.groupStopped) {
+  if (proc.stopSig) {
     doc.stopped = true;
-    doc.stopSignal = (proc.stopSig || SIG.STOP) as 19 | 20 | 21 | 22;
+    doc.stopSignal = proc.stopSig as 19 | 20 | 21 | 22;
     if (stopReported !== undefined) doc.stopReported = stopReported;
   }
   return { doc, pagesName, sums, pageBytes: plan.pageBytes, leader: rt, rts, origMasks, maps: plan.maps };

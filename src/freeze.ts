@@ -11,7 +11,7 @@ const FREEZE_TIMEOUT_MS = 5000;
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
 /** A stopped task; `stopSig` is the signal of the job-control stop it was in (0 if none). */
-export interface Frozen { pid: number; groupStopped: boolean; stopSig: number }
+export interface Frozen { pid: number; stopSig: number }
 
 export function checkTraceable(pid: number): void {
   if (!pidExists(pid)) throw new CkptError('failed', `pid ${pid} does not exist`);
@@ -57,7 +57,7 @@ function waitStopped(pid: number, deadline: number): Frozen {
     if (!st.stopped) throw new CkptError('failed', `pid ${pid} ${describeStatus(st)} while being frozen`);
     if (st.event === PTRACE_EVENT.STOP) {
       const groupStopped = st.stopSig === SIG.STOP || st.stopSig === SIG.TSTP || st.stopSig === SIG.TTIN || st.stopSig === SIG.TTOU;
-      return { pid, groupStopped, stopSig: groupStopped ? st.stopSig : 0 };
+      return { pid, stopSig: groupStopped ? st.stopSig : 0 };
     }
     cont(pid, st.event ? 0 : st.stopSig);
   }
@@ -110,10 +110,9 @@ export function checkSharing(kid: number, parent: number): void {
  * attaches are caught too: the thread list is read again until it holds no
  * thread that is not stopped yet. Returns the thread ids, leader first.
  */
-export function freezeThreads(pid: number): { tids: number[]; groupStopped: boolean; stopSig: number } {
+export function freezeThreads(pid: number): { tids: number[]; stopSig: number } {
   refuseVforkParent(pid);
   const frozen: number[] = [];
-  let groupStopped = false;
   let stopSig = 0;
   try {
     for (;;) {
@@ -135,7 +134,7 @@ export function freezeThreads(pid: number): { tids: number[]; groupStopped: bool
       for (let i = 0; i < seized.length; i++) {
         try {
           const f = waitStopped(seized[i], deadline);
-          if (f.groupStopped) { groupStopped = true; stopSig ||= f.stopSig; }
+          stopSig ||= f.stopSig;
           frozen.push(seized[i]);
         } catch (e) {
           if (seized[i] !== pid && !taskExists(pid, seized[i])) continue; // it ended meanwhile
@@ -149,5 +148,5 @@ export function freezeThreads(pid: number): { tids: number[]; groupStopped: bool
     throw e;
   }
   frozen.sort((a, b) => (a === pid ? -1 : b === pid ? 1 : a - b));
-  return { tids: frozen, groupStopped, stopSig };
+  return { tids: frozen, stopSig };
 }

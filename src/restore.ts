@@ -297,33 +297,25 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
       const parent = built.find((b) => b.p.pid === entry.ppid);
       if (!parent) throw badImage(`image file manifest.json: process ${entry.pid} comes before its parent ${entry.ppid}`);
       step = `fork ${entry.pid}`;
+      // A process (or zombie) in a session whose leader is gone is made by a
+      // helper that leads a new session with that number (CLONE_PARENT keeps
+      // the real parent); one in a group whose leader is gone joins a group helper.
+      const { sid, pgid } = entry.zombie ?? procs.find((x) => x.pid === entry.pid)!;
+      const helper = (num: number, kind: 'session' | 'group') => {
+        const h = helpers.get(num) ?? makeHelper(parent, num, kind, tasksMade, hole);
+        helpers.set(num, h);
+        return h;
+      };
+      const sessionHelper = sid !== entry.pid && sid !== parent.p.sid ? helper(sid, 'session') : null;
       if (entry.zombie) {
-        const z = entry.zombie;
-        // A zombie in a session or group whose leader is gone joins it through a helper, like a live process.
-        let maker = parent.rt;
-        let viaHelper = false;
-        if (z.sid !== entry.pid && z.sid !== parent.p.sid) {
-          const h = helpers.get(z.sid) ?? makeHelper(parent, z.sid, 'session', tasksMade, hole);
-          helpers.set(z.sid, h);
-          maker = h.rt;
-          viaHelper = true;
-        } else if (z.pgid !== entry.pid && z.pgid !== parent.p.pgid && !inTree.has(z.pgid) && !helpers.has(z.pgid)) {
-          helpers.set(z.pgid, makeHelper(parent, z.pgid, 'group', tasksMade, hole));
-        }
-        makeZombie(maker, entry.pid, z, tasksMade, off, viaHelper, parent.rt);
+        if (!sessionHelper && pgid !== entry.pid && pgid !== parent.p.pgid && !inTree.has(pgid)) helper(pgid, 'group');
+        makeZombie(sessionHelper?.rt ?? parent.rt, entry.pid, entry.zombie, tasksMade, off, sessionHelper !== null, parent.rt);
         continue;
       }
       const q = procs.find((x) => x.pid === entry.pid)!;
-      // A child in a session whose leader is gone is made by a helper that
-      // leads a new session with that number (CLONE_PARENT keeps the real parent).
-      let cpid: number;
-      if (q.sid !== q.pid && q.sid !== parent.p.sid) {
-        const h = helpers.get(q.sid) ?? makeHelper(parent, q.sid, 'session', tasksMade, hole);
-        helpers.set(q.sid, h);
-        cpid = cloneIn(h.rt, CLONE.PARENT, 0, q.pid, 'PID', tasksMade);
-      } else {
-        cpid = cloneIn(parent.rt, 0, q.misc.exitSignal ?? SIG.CHLD, q.pid, 'PID', tasksMade);
-      }
+      const cpid = sessionHelper
+        ? cloneIn(sessionHelper.rt, CLONE.PARENT, 0, q.pid, 'PID', tasksMade)
+        : cloneIn(parent.rt, 0, q.misc.exitSignal ?? SIG.CHLD, q.pid, 'PID', tasksMade);
       setSigmask(cpid, CALL_SIGMASK); // (its parent may have had SIGTRAP blocked, see buildProcess)
       const crt = new RemoteTask(cpid, parent.rt.gadget);
       crt.scratch = hole;

@@ -11,8 +11,7 @@ export interface TreeProc {
   pid: number;
   ppid: number;
   tids: number[];
-  groupStopped: boolean;
-  /** The signal that stopped it (job control), when groupStopped. */
+  /** The signal of the job-control stop it is in (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU), or 0. */
   stopSig: number;
   /** Set for a zombie: its wait status, group and session. */
   zombie?: { status: number; pgid: number; sid: number; exitSignal: number };
@@ -32,17 +31,17 @@ export function freezeTree(root: number): TreeProc[] {
     while (queue.length) {
       const { pid, ppid } = queue.shift()!;
       const z = zombieInfo(pid);
-      if (z) { out.push({ pid, ppid, tids: [], groupStopped: false, stopSig: 0, zombie: z }); continue; }
+      if (z) { out.push({ pid, ppid, tids: [], stopSig: 0, zombie: z }); continue; }
       let frozen: ReturnType<typeof freezeThreads>;
       try {
         frozen = freezeThreads(pid);
       } catch (e) {
         const z2 = pid !== root ? zombieInfo(pid) : undefined; // it ended while we came to it
-        if (z2) { out.push({ pid, ppid, tids: [], groupStopped: false, stopSig: 0, zombie: z2 }); continue; }
+        if (z2) { out.push({ pid, ppid, tids: [], stopSig: 0, zombie: z2 }); continue; }
         if (pid !== root && !pidExists(pid)) continue;
         throw e;
       }
-      out.push({ pid, ppid, tids: frozen.tids, groupStopped: frozen.groupStopped, stopSig: frozen.stopSig });
+      out.push({ pid, ppid, tids: frozen.tids, stopSig: frozen.stopSig });
       // Checked once both are frozen: a child found while its parent was being frozen is checked like every other.
       if (pid !== root) checkSharing(pid, ppid);
 

@@ -240,23 +240,32 @@ export function dumpShmem(pid: number, o: MemoryPlan['shmem'][number], pagesPath
     const size = fs.fstatSync(src).size;
     const runs = dataExtents(src, size);
     const segs = runSegments(0n, runs, 0).map((g) => ({ addr: toHex(g.addr), len: g.len, fileOff: g.fileOff }));
-    const r = runJob({ op: 'copy-out', fd: src, path: pagesPath, segs });
-    const total = countPages(runs) * PAGE_SIZE;
-    const sums = finishSums(r.sums ?? [], total);
-    return { obj: { id: o.id, size: Math.max(size, PAGE_SIZE), runs }, sums };
+    const sums = chunkSums(countPages(runs) * PAGE_SIZE);
+    sums.take(runJob({ op: 'copy-out', fd: src, path: pagesPath, segs }));
+    sums.take({ sums: crcChunks({ op: 'crc', path: pagesPath, size: countPages(runs) * PAGE_SIZE, chunks: sums.missing() }) });
+    return { obj: { id: o.id, size: Math.max(size, PAGE_SIZE), runs }, sums: sums.all(pagesPath) };
   } finally { fs.closeSync(src); }
 }
 
-/** Chunk checksums from a job's results; a final partial chunk counts when it ends where the file ends. */
-function finishSums(raw: Array<[number, string]>, total: number): string[] {
-  const nChunks = Math.max(1, Math.ceil(total / CHUNK));
-  const sums: Array<string | undefined> = new Array(nChunks);
-  for (const [c, v] of raw) {
-    if (!v.startsWith('partial:')) sums[c] = v;
-    else if (Number(v.split(':')[1]) === total) sums[c] = v.split(':')[2];
-  }
-  if (total === 0) return crcChunks({ op: 'crc', path: '', size: 0, chunks: [0] }).map(([, v]) => v);
-  return sums.map((v, c) => { if (v === undefined) throw new Error(`no checksum for chunk ${c}`); return v; });
+/**
+ * The chunk checksums of a page file of `total` bytes, gathered from the
+ * results of the jobs that wrote or read it; a job's final partial chunk
+ * counts when it ends where the file ends.
+ */
+function chunkSums(total: number) {
+  const sums: Array<string | undefined> = new Array(Math.max(1, Math.ceil(total / CHUNK)));
+  return {
+    take(r: { sums?: Array<[number, string]> }): void {
+      for (const [c, v] of r.sums ?? []) {
+        if (!v.startsWith('partial:')) sums[c] = v;
+        else if (Number(v.split(':')[1]) === total) sums[c] = v.split(':')[2];
+      }
+    },
+    missing: (): number[] => range(0, sums.length).filter((c) => sums[c] === undefined),
+    all(path: string): string[] {
+      return sums.map((v, c) => { if (v === undefined) throw new Error(`no checksum for chunk ${c} of ${path}`); return v; });
+    },
+  };
 }
 
 export const IOV_SCRATCH = IOV_MAX * 16;
@@ -273,15 +282,9 @@ export const IOV_SCRATCH = IOV_MAX * 16;
  */
 export async function writePages(rt: RemoteTask, plan: MemoryPlan, pagesPath: string, pool: Pool | null, insideOk: boolean, progress?: (done: number, total: number) => void): Promise<string[]> {
   const total = plan.pageBytes;
-  const nChunks = Math.max(1, Math.ceil(total / CHUNK));
-  const sums: Array<string | undefined> = new Array(nChunks);
+  const sums = chunkSums(total);
+  const take = (r: { sums?: Array<[number, string]> }) => sums.take(r);
   const jobs: Array<Promise<void>> = [];
-  const take = (r: { sums?: Array<[number, string]> }) => {
-    for (const [c, v] of r.sums ?? []) {
-      if (!v.startsWith('partial:')) sums[c] = v;
-      else if (Number(v.split(':')[1]) === total) sums[c] = v.split(':')[2];
-    }
-  };
   const outsideJob = (segs: Segment[], worker?: number) => {
     const job = { op: 'copy-out' as const, pid: rt.pid, path: pagesPath, segs: segs.map((g) => ({ addr: toHex(g.addr), len: g.len, fileOff: g.fileOff })) };
     if (pool) jobs.push(pool.run(job, worker).then(take));
@@ -337,7 +340,7 @@ export async function writePages(rt: RemoteTask, plan: MemoryPlan, pagesPath: st
     }
   }
   await Promise.all(jobs);
-  const missing = range(0, nChunks).filter((c) => sums[c] === undefined);
+  const missing = sums.missing();
   if (missing.length) {
     if (pool && missing.length > 1) {
       const parts = range(0, pool.size).map((w) => missing.filter((_, i) => i % pool.size === w));
@@ -345,10 +348,7 @@ export async function writePages(rt: RemoteTask, plan: MemoryPlan, pagesPath: st
     } else take({ sums: crcChunks({ op: 'crc', path: pagesPath, size: total, chunks: missing }) });
   }
   progress?.(total, total);
-  return sums.map((v, c) => {
-    if (v === undefined) throw new Error(`no checksum for chunk ${c} of ${pagesPath}`);
-    return v;
-  });
+  return sums.all(pagesPath);
 }
 
 const range = (a: number, b: number) => Array.from({ length: Math.max(0, b - a) }, (_, i) => a + i);
