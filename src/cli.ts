@@ -7,6 +7,7 @@ import { log } from './log.js';
 import { CkptError, EXIT } from './errors.js';
 import { installCancelHandlers } from './cancel.js';
 import { VERSION } from './version.js';
+import { ProgressFn } from './progress.js';
 
 interface Globals { verbosity?: string; logFile?: string; json?: boolean }
 
@@ -45,14 +46,15 @@ function out(g: Globals, data: unknown, text: () => string): void {
 
 function ms(x: number): string { return `${x.toFixed(1)} ms`; }
 
-function progressPrinter(enabled: boolean): ((msg: string) => void) | undefined {
+function progressPrinter(enabled: boolean): ProgressFn | undefined {
   if (!enabled) return undefined;
   let last = 0;
-  return (msg: string) => {
+  return (e) => {
     const now = performance.now();
-    if (now - last < 200) return;
+    if (now - last < 200 && e.done !== e.total) return;
     last = now;
-    process.stderr.write(`\r${msg}   `);
+    const n = (x: number) => (e.unit === 'bytes' ? `${(x / 1048576).toFixed(0)}` : `${x}`);
+    process.stderr.write(`\r${e.op} ${e.phase}${e.pid ? ` pid ${e.pid}` : ''}: ${n(e.done)}/${n(e.total)}${e.unit === 'bytes' ? ' MiB' : ` ${e.unit}`}   `);
   };
 }
 
@@ -88,7 +90,7 @@ export async function main(argv: string[]): Promise<number> {
       installCancelHandlers();
       const { dump } = await import('./dump.js');
       const t0 = performance.now();
-      const r = await dump({ pid: o.tree, dir: o.imagesDir, leaveRunning: o.leaveRunning, shellJob: o.shellJob, progress: progressPrinter(!!o.progress && process.stderr.isTTY) });
+      const r = await dump({ pid: o.tree, dir: o.imagesDir, leaveRunning: o.leaveRunning, shellJob: o.shellJob, onProgress: progressPrinter(!!o.progress && process.stderr.isTTY) });
       const total = performance.now() - t0;
       out(g(), { ok: true, pid: o.tree, imagesDir: path.resolve(o.imagesDir), pageBytes: r.pageBytes, leftRunning: !!o.leaveRunning, timingsMs: { ...r.timings, total }, peakRssKiB: process.resourceUsage().maxRSS },
         () => (log.level >= 3 ? `dumped pid ${o.tree} to ${o.imagesDir} (${(r.pageBytes / 1048576).toFixed(1)} MiB of pages) in ${ms(total)}\n` : ''));

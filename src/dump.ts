@@ -23,13 +23,14 @@ import { CkptError, refused, inStep } from './errors.js';
 import { checkpointYield, debugFail, debugOn } from './cancel.js';
 import { log } from './log.js';
 import { VERSION } from './version.js';
+import { ProgressFn } from './progress.js';
 
 export interface DumpOptions {
   pid: number;
   dir: string;
   leaveRunning?: boolean;
   shellJob?: boolean;
-  progress?: (msg: string) => void;
+  onProgress?: ProgressFn;
 }
 
 export interface DumpResult {
@@ -339,7 +340,7 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   // (CKPT_DEBUG_FAIL=ignore-fsize lets the target write anyway, for the test of what a failed write leaves)
   const insideOk = fsize === 'unlimited' || BigInt(fsize) >= BigInt(plan.pageBytes) || debugOn('ignore-fsize');
   const sums = await writePages(rt, plan, pagesPath, plan.pageBytes >= POOL_THRESHOLD ? pool : null, insideOk,
-    (done, total) => opts.progress?.(`pid ${pid}: pages ${(done / 1048576).toFixed(0)}/${(total / 1048576).toFixed(0)} MiB`));
+    (done, total) => opts.onProgress?.({ op: 'dump', phase: 'memory', done, total, unit: 'bytes', pid }));
 
   const doc: ProcessImage = {
     pid, ppid: ident.ppid, pgid: ident.pgid, sid: ident.sid, foreground: ident.foreground, comm: ident.comm, exe: ident.exe, cwd: ident.cwd,

@@ -26,12 +26,14 @@ import { CkptError, badImage, conflict, inStep } from './errors.js';
 import { checkpointYield, wasInterrupted } from './cancel.js';
 import { hostXfeatures } from './cpu.js';
 import { log } from './log.js';
+import { ProgressFn } from './progress.js';
 
 export interface RestoreOptions {
   dir: string;
   detached?: boolean;
   pidfile?: string;
   shellJob?: boolean;
+  onProgress?: ProgressFn;
 }
 export interface RestoreResult { pid: number; exitCode?: number; timings: Record<string, number> }
 
