@@ -111,7 +111,7 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (o) => {
       setupLogging(g(), o.imagesDir);
       installCancelHandlers();
-      const { restore } = await import('./restore.js');
+      const { restore } = await import('./restore/index.js');
       const t0 = performance.now();
       const r = await restore({ dir: o.imagesDir, detached: o.restoreDetached, pidfile: o.pidfile, shellJob: o.shellJob });
       const total = performance.now() - t0;

@@ -9,10 +9,10 @@ import { getSigmask, setSigmask, peekSiginfo, detach, xstateFeatures } from './k
 import { findSyscallGadget, RemoteTask } from './kernel/remote.js';
 import { kernelRelease, readStatus, readStat, pidExists, MapEntry } from './kernel/proc.js';
 import { Pool } from './bulk/pool.js';
-import { kill, kcmpSame } from './kernel/sys.js';
-import { NR, SIG, CALL_SIGMASK, BLOCKABLE_SIGNALS, WAIT, KCMP, RLIMIT } from './kernel/consts.js';
+import { kill } from './kernel/sys.js';
+import { NR, SIG, CALL_SIGMASK, BLOCKABLE_SIGNALS, WAIT, RLIMIT } from './kernel/consts.js';
 import { planMemory, writePages, findHole, dumpShmem, IOV_SCRATCH, ShmemObject } from './objects/memory.js';
-import { dumpFds } from './objects/files.js';
+import { FileTableBuilder } from './objects/files.js';
 import { dumpActions } from './objects/signals.js';
 import { dumpThread } from './objects/thread.js';
 import { readCreds } from './objects/creds.js';
@@ -72,7 +72,7 @@ interface Captured {
 }
 
 /** Shared memory objects of the dump: each stored once, by the first process met that maps it. */
-interface ShmemCtxDump { seen: Set<string>; objects: Array<{ obj: ShmemObject; sums: string[] }>; treeIds: Set<number> }
+interface ShmemCtxDump { seen: Set<string>; objects: Array<{ obj: ShmemObject; sums: string[] }> }
 
 async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResult> {
   const root = opts.pid;
@@ -106,17 +106,16 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
       checkGroupAndSession(z.pid, z.zombie!, readStat(z.ppid), pids);
     }
     image = new ImageWriter(dir);
-    const shmem: ShmemCtxDump = { seen: new Set(), objects: [], treeIds: new Set([...pids, ...tree.flatMap((p) => p.tids)]) };
+    const shmem: ShmemCtxDump = { seen: new Set(), objects: [] };
+    const files = new FileTableBuilder({ shellJob: !!opts.shellJob, treeIds: new Set([...pids, ...tree.flatMap((p) => p.tids)]) });
     for (const proc of live) {
       current = { rts: [], origMasks: new Map() };
       const parentCap = captured.find((x) => x.doc.pid === proc.ppid);
-      const c = await captureProcess(proc, opts, image, pool, pids, current, (s) => { step = s; }, shmem, parentCap);
+      const c = await captureProcess(proc, opts, image, pool, pids, current, (s) => { step = s; }, shmem, files, parentCap);
       captured.push(c);
       pageBytes += c.pageBytes;
       current = null;
     }
-    checkSharedFiles(captured);
-    checkInheritedProcFiles(captured);
     lap('capture');
     await checkpointYield('dump:pages');
 
@@ -125,6 +124,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     releaseProcesses(captured);
 
     step = 'write image';
+    image.writeJson('files.json', { files: files.files });
     if (shmem.objects.length) image.writeJson('shmem.json', { objects: shmem.objects.map((o) => o.obj) });
     for (const o of shmem.objects) image.addRaw(o.obj.pagesFile, o.sums);
     for (const c of captured) {
@@ -232,46 +232,8 @@ function releaseProcesses(cs: Array<Partial<Pick<Captured, 'leader' | 'rts' | 'o
   if (problems.length) throw new CkptError('failed', problems.join('; '));
 }
 
-/**
- * Files are reopened by path for each process. A regular file or directory
- * whose open file description two processes share (inherited across fork)
- * would lose its shared offset: refuse it until sharing is restored.
- */
-function checkSharedFiles(captured: Captured[]): void {
-  const byInode = new Map<string, Array<{ pid: number; fd: number }>>();
-  for (const c of captured) {
-    for (const f of c.doc.fds) {
-      if (f.kind !== 'path' || (f.type !== 'reg' && f.type !== 'dir')) continue;
-      // (fds inherited from the parent are recorded as such and come back shared)
-      const key = `${f.dev}:${f.ino}`;
-      const list = byInode.get(key) ?? [];
-      for (const o of list) {
-        if (o.pid !== c.doc.pid && kcmpSame(o.pid, c.doc.pid, KCMP.FILE, o.fd, f.fd)) {
-          throw refused(`pid ${c.doc.pid}: fd ${f.fd} (${f.path}) shares its open file with pid ${o.pid} fd ${o.fd}; files shared between processes are not supported yet`);
-        }
-      }
-      list.push({ pid: c.doc.pid, fd: f.fd });
-      byInode.set(key, list);
-    }
-  }
-}
-
-/** A /proc file of the tree is opened again after the processes exist, so a child cannot get it by fork. */
-function checkInheritedProcFiles(captured: Captured[]): void {
-  for (const c of captured) {
-    const parent = captured.find((x) => x.doc.pid === c.doc.ppid);
-    for (const f of c.doc.fds) {
-      if (f.kind !== 'inherit' || !parent) continue;
-      const pf = parent.doc.fds.find((x) => x.fd === f.parentFd);
-      if (pf?.kind === 'path' && pf.procPid !== undefined) {
-        throw refused(`pid ${c.doc.pid}: fd ${f.fd} (${pf.path}) is the open file of its parent's fd ${pf.fd}, a /proc file of a process of the tree; sharing such files across fork is not supported yet`);
-      }
-    }
-  }
-}
-
 async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWriter, pool: Pool | null, treePids: Set<number>,
-  cur: Partial<Captured>, setStep: (s: string) => void, shmem: ShmemCtxDump, parentCap: Captured | undefined): Promise<Captured> {
+  cur: Partial<Captured>, setStep: (s: string) => void, shmem: ShmemCtxDump, files: FileTableBuilder, parentCap: Captured | undefined): Promise<Captured> {
   const pid = proc.pid;
   const tids = proc.tids;
   const origMasks = cur.origMasks!;
@@ -280,7 +242,7 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   const ident = readIdentity(pid);
   if (pid !== opts.pid) checkGroupAndSession(pid, ident, readStat(proc.ppid), treePids);
   setStep('files');
-  const fds = dumpFds(pid, !!opts.shellJob, pid !== opts.pid ? proc.ppid : undefined, shmem.treeIds);
+  const fds = files.dumpProcess(pid);
   setStep('memory map');
   // (the parent's areas as its own capture read them: frozen, they have not changed)
   const plan = planMemory(pid, pid !== opts.pid ? proc.ppid : undefined, shmem.seen, parentCap?.maps);

@@ -3,7 +3,7 @@
 import { ImageReader } from './image/store.js';
 import { ProcessImage } from './objects/process.js';
 import { describeAreas, ShmemImage } from './objects/memory.js';
-import { describeFd } from './objects/files.js';
+import { describeFile, FilesImage } from './objects/files.js';
 import { signalName, RLIMIT_NAMES } from './kernel/consts.js';
 import { Regs } from './kernel/ptrace.js';
 
@@ -14,6 +14,8 @@ export function imageInfo(dir: string) {
     pid: pp.pid, ppid: pp.ppid, pgid: pp.zombie!.pgid, sid: pp.zombie!.sid,
     status: describeWaitStatus(pp.zombie!.status),
   }));
+  const openFiles = img.readJson('files.json', FilesImage).files;
+  const holders = new Map<number, number>();
   const processes = m.processes.filter((pp) => !pp.zombie).map((pp) => {
     const p = img.readJson(`process-${pp.pid}.json`, ProcessImage);
     const areas = describeAreas(p.memory);
@@ -23,7 +25,13 @@ export function imageInfo(dir: string) {
       creds: { uid: p.creds.uid, gid: p.creds.gid, groups: p.creds.groups, capEff: p.creds.capEff },
       rlimits: Object.fromEntries(p.rlimits.map((l, i) => [RLIMIT_NAMES[i], l])),
       memory: { areas, mappedBytes: areas.reduce((s, a) => s + a.size, 0), storedBytes: p.memory.pageBytes },
-      fds: p.fds.map((f) => ({ fd: f.fd, kind: f.kind, what: describeFd(f) })),
+      fds: p.fds.map((f) => {
+        const d = openFiles.find((x) => x.id === f.file);
+        const seen = holders.get(f.file);
+        if (seen === undefined) holders.set(f.file, p.pid);
+        const shared = seen === undefined ? '' : seen === p.pid ? ', also at a lower fd' : `, shared with pid ${seen}`;
+        return { fd: f.fd, file: f.file, cloexec: f.cloexec, kind: d?.kind ?? 'unknown', what: `${d ? describeFile(d) : `open file ${f.file}, not in files.json`} (open file ${f.file}${f.cloexec ? ', close-on-exec' : ''}${shared})` };
+      }),
       signals: {
         handlers: p.sigactions.map((a) => ({ signal: signalName(a.sig), handler: a.handler === '0x1' ? 'SIG_IGN' : a.handler === '0x0' ? 'SIG_DFL' : a.handler, flags: a.flags, mask: a.mask })),
         pendingShared: p.pendingShared.map((s) => signalName(Buffer.from(s, 'base64').readInt32LE(0))),
@@ -42,7 +50,7 @@ export function imageInfo(dir: string) {
   const shmem = m.files['shmem.json'] ? img.readJson('shmem.json', ShmemImage).objects.map((o) => ({
     id: o.id, size: o.size, storedBytes: o.runs.reduce((s, r) => s + r[1], 0) * 4096, pagesFile: o.pagesFile,
   })) : [];
-  return { image: img.dir, format: m.version, ckptVersion: m.ckptVersion, created: m.created, kernel: m.kernel, arch: m.arch, cpu: m.cpu, options: m.options, files: m.files, root: m.root, processes, zombies, sharedMemory: shmem };
+  return { image: img.dir, format: m.version, ckptVersion: m.ckptVersion, created: m.created, kernel: m.kernel, arch: m.arch, cpu: m.cpu, options: m.options, files: m.files, root: m.root, processes, zombies, sharedMemory: shmem, openFiles };
 }
 
 function describeWaitStatus(st: number): string {

@@ -14,7 +14,7 @@ import { Subject, CKPT, ckpt, ckptOk, cleanupAll } from './harness.js';
 after(cleanupAll);
 
 const CHUNK = 64 << 20;
-const IMAGE_FILE = /^(manifest\.json|process-.+\.json|(pages|shmem)-.+\.img)$/;
+const IMAGE_FILE = /^(manifest\.json|files\.json|shmem\.json|process-.+\.json|(pages|shmem)-.+\.img)$/;
 
 interface Manifest { created: string; files: Record<string, { size: number; crc32c: string[] }> }
 

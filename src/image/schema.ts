@@ -60,5 +60,7 @@ export const commName = z.string().check(z.maxLength(15), refine((s) => Buffer.b
 export const PID_MAX = 4194304; // PID_MAX_LIMIT on 64-bit
 export const pid = int(1, PID_MAX);
 export const fdNum = int(0, 0x7fffffff);
+/** An open file description of the image (files.json). */
+export const fileId = int(1, 0x7fffffff);
 export const sigNum = int(1, 64);
 export const PAGE = 4096;

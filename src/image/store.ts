@@ -16,7 +16,7 @@ import { CHUNK, crcChunks, shareJob } from '../bulk/jobs.js';
 import { Pool } from '../bulk/pool.js';
 
 export const FORMAT = 'ckpt-image';
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 
 export const FileEntry = z.object({
   size: count,
@@ -60,6 +60,7 @@ export const Manifest = z.object({
     if (!p.zombie && !m.files[`process-${p.pid}.json`]) ctx.addIssue({ code: 'custom', message: `process-${p.pid}.json is not in the manifest's files`, path: at('pid'), input: p.pid });
     seen.add(p.pid);
   });
+  if (!m.files['files.json']) ctx.addIssue({ code: 'custom', message: 'files.json is not in the manifest\'s files', path: ['files'], input: m.files });
 }));
 export type Manifest = z.infer<typeof Manifest>;
 
@@ -92,7 +93,7 @@ const STAGE_PREFIX = '.ckpt-new-';
  * list is left over from the old image, and a commit removes it. A new kind
  * of image file must be added here. Other files (logs written with -o) stay.
  */
-const IMAGE_FILE = /^(manifest\.json|shmem\.json|process-[^/]+\.json|(pages|shmem)-[^/]+\.img)$/;
+const IMAGE_FILE = /^(manifest\.json|shmem\.json|files\.json|process-[^/]+\.json|(pages|shmem)-[^/]+\.img)$/;
 
 function errCode(e: unknown): string | undefined { return (e as NodeJS.ErrnoException)?.code; }
 function unlessGone(fn: () => void): void {
@@ -263,6 +264,10 @@ export class ImageReader {
     const v = (raw as { version?: unknown }).version;
     if (v !== FORMAT_VERSION) {
       if (typeof v !== 'number' || !Number.isInteger(v)) throw badImage(`image file manifest.json: field version: ${v === undefined ? 'missing' : `${JSON.stringify(v)} is not a version number`}`);
+      if (v >= 1 && v < FORMAT_VERSION) {
+        throw badImage(`the image in ${dir} has format version ${v}; this ckpt reads version ${FORMAT_VERSION}. ` +
+          `Upgrade it with \`ckpt image upgrade -D ${dir}\` (it is rewritten in place, the old image is replaced only once the new one is complete)`);
+      }
       throw badImage(`image file manifest.json: image format version ${v} is not supported by this ckpt (reads version ${FORMAT_VERSION})`);
     }
     this.manifest = validate(Manifest, raw, 'manifest.json');

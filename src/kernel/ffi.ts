@@ -94,6 +94,8 @@ export interface SpawnOptions {
   stdio?: [string, string, string];
   cwd?: string;
   env?: string[];
+  /** Fds of the caller the child gets at the same numbers (even close-on-exec ones). */
+  keepFds?: number[];
 }
 
 const POSIX_SPAWN_SETSIGMASK = 0x08;
@@ -124,6 +126,8 @@ export function posixSpawn(path: string, argv: string[], opts: SpawnOptions = {}
     // (dup2 onto itself clears FD_CLOEXEC in the child).
     for (let fd = 0; fd < 3; fd++) if (isOpen(fd)) rawFaDup2(fa, fd, fd);
   }
+  // Fds to hand down at their own numbers (dup2 onto itself clears FD_CLOEXEC in the child).
+  for (const fd of opts.keepFds ?? []) rawFaDup2(fa, fd, fd);
   if (opts.stdio) {
     rawFaOpen(fa, 0, opts.stdio[0], 0 /* O_RDONLY */, 0);
     rawFaOpen(fa, 1, opts.stdio[1], 0o1 | 0o100 | 0o2000, 0o644);

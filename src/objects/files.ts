@@ -1,168 +1,207 @@
-// The fd table: classify each fd of the target, hand it to the module for its
-// kind, and refuse (naming the fd) whatever no module supports yet.
+// The open-file table. Every open file description of the tree is recorded
+// once in files.json, with an id; each process's fd table maps fd numbers
+// (with their close-on-exec flag) to those ids, whether the description was
+// inherited, dup'ed or passed between processes. The module of each kind
+// (registry.ts) captures and creates descriptions; this module finds which
+// fds share one, and on restore creates each once and puts it at every fd
+// number of every process that holds it (over a unix socket, SCM_RIGHTS).
 
 import fs from 'node:fs';
 import * as z from 'zod/mini';
-import { readFds } from '../kernel/proc.js';
+import { readFds, FdEntry } from '../kernel/proc.js';
 import { RemoteTask } from '../kernel/remote.js';
-import { NR, O, F, KCMP } from '../kernel/consts.js';
-import { kcmpSame } from '../kernel/sys.js';
-import { refused } from '../errors.js';
-import { PathFd, dumpPathFd, checkPathFd, restorePathFd, isTty } from './regfile.js';
-import { TtyFd, dumpTtyFd, parkCallerTty, restoreTtyFd } from './tty.js';
-import { IOV_SCRATCH } from './memory.js';
-import { fdNum, superRefine } from '../image/schema.js';
+import { NR, O, F, FD_CLOEXEC, KCMP } from '../kernel/consts.js';
+import { fdObject } from '../kernel/fdtype.js';
+import { kcmpSame, pidfdGetfd } from '../kernel/sys.js';
+import { sendFds, recvFdsRemote, MAX_FDS_PER_MESSAGE } from '../kernel/fdpass.js';
+import { refused, badImage, CkptError } from '../errors.js';
+import { fdNum, fileId, superRefine } from '../image/schema.js';
+import { FILE_KINDS } from './registry.js';
+import { FileBase, FileKind, FdFacts, DumpFileCtx, RestoreFileCtx, Created } from './kind.js';
+import { planFdMoves } from './fdmoves.js';
 
-/** An fd that shares its open file description with a lower fd of the same process (dup). */
-export const DupFd = z.object({ fd: fdNum, kind: z.literal('dup'), of: fdNum, cloexec: z.boolean() });
-export type DupFd = z.infer<typeof DupFd>;
+const KINDS = new Map(FILE_KINDS.map((k) => [k.kind, k]));
 
-/** An fd that shares its open file description with an fd of the parent process (inherited across fork). */
-export const InheritFd = z.object({ fd: fdNum, kind: z.literal('inherit'), parentFd: fdNum, cloexec: z.boolean() });
-export type InheritFd = z.infer<typeof InheritFd>;
+/** An open file description of the image: one of the kinds' descriptions. */
+export const FileDesc = z.discriminatedUnion('kind', FILE_KINDS.map((k) => k.schema) as unknown as [z.ZodMiniObject, ...z.ZodMiniObject[]]) as unknown as z.ZodMiniType<FileBase & Record<string, unknown>>;
+export type FileDesc = FileBase & Record<string, unknown>;
 
-export const FdImage = z.discriminatedUnion('kind', [PathFd, TtyFd, DupFd, InheritFd]);
-export type FdImage = z.infer<typeof FdImage>;
+/** files.json: every open file description of the tree, each once. */
+export const FilesImage = z.object({ files: z.array(FileDesc) }).check(superRefine((doc, ctx) => {
+  const ids = new Set<number>();
+  doc.files.forEach((f, i) => {
+    if (ids.has(f.id)) ctx.addIssue({ code: 'custom', message: `open file ${f.id} is listed twice`, path: ['files', i, 'id'], input: f.id });
+    ids.add(f.id);
+  });
+}));
+export type FilesImage = z.infer<typeof FilesImage>;
 
-/** A process's fds, by number: each number once; a dup refers to a lower fd of the table that is not itself a dup. */
-export const FdTable = z.array(FdImage).check(superRefine((fds, ctx) => {
-  const seen = new Map<number, FdImage>();
+/** One fd of a process: its number, its close-on-exec flag and the open file description it refers to. */
+export const FdRef = z.object({ fd: fdNum, file: fileId, cloexec: z.boolean() });
+export type FdRef = z.infer<typeof FdRef>;
+
+/** A process's fd table: each number once. */
+export const FdTable = z.array(FdRef).check(superRefine((fds, ctx) => {
+  const seen = new Set<number>();
   fds.forEach((f, i) => {
     if (seen.has(f.fd)) ctx.addIssue({ code: 'custom', message: `fd ${f.fd} is listed twice`, path: [i, 'fd'], input: f.fd });
-    if (f.kind === 'dup') {
-      const of = seen.get(f.of);
-      if (!of || of.kind === 'dup') ctx.addIssue({ code: 'custom', message: `fd ${f.fd} is a copy of fd ${f.of}, which is not an earlier open file of the table`, path: [i, 'of'], input: f.of });
-    }
-    seen.set(f.fd, f);
+    seen.add(f.fd);
   });
 }));
 
-const UNSUPPORTED: Array<[RegExp, string]> = [
-  [/^pipe:/, 'a pipe (pipes are not supported yet)'],
-  [/^socket:/, 'a socket (sockets are not supported yet)'],
-  [/^anon_inode:\[?eventfd/, 'an eventfd (not supported yet)'],
-  [/^anon_inode:\[?eventpoll/, 'an epoll instance (not supported yet)'],
-  [/^anon_inode:\[?signalfd/, 'a signalfd (not supported yet)'],
-  [/^anon_inode:\[?timerfd/, 'a timerfd (not supported yet)'],
-  [/^anon_inode:inotify/, 'an inotify instance (not supported yet)'],
-  [/^anon_inode:\[?fanotify/, 'a fanotify instance (not supported yet)'],
-  [/^anon_inode:\[?pidfd/, 'a pidfd (not supported yet)'],
-  [/^anon_inode:\[?userfaultfd/, 'a userfaultfd (not supported yet)'],
-  [/^anon_inode:/, 'an anonymous-inode object (not supported yet)'],
-  [/^\/memfd:/, 'a memfd (not supported yet)'],
-];
+export function kindOf(d: FileDesc): FileKind {
+  const k = KINDS.get(d.kind);
+  if (!k) throw badImage(`image file files.json: open file ${d.id} has kind ${JSON.stringify(d.kind)}, which this ckpt does not know`);
+  return k;
+}
 
-/**
- * The fd table of a process. With `parentPid` (a process of the tree), an fd
- * that shares its open file description with one of the parent's is recorded
- * as inherited: restore forks the process from its parent, which gives it
- * that very description again (offset and flags shared, as before).
- */
-export function dumpFds(pid: number, shellJob: boolean, parentPid: number | undefined, treeIds: Set<number>): FdImage[] {
-  const out: FdImage[] = [];
-  const inode = new Map<number, string>();
-  const parentFds = parentPid ? parentInodes(parentPid) : [];
-  for (const e of readFds(pid)) {
-    for (const [re, what] of UNSUPPORTED) {
-      if (re.test(e.link)) throw refused(`pid ${pid}: fd ${e.fd} is ${what}: ${e.link}`);
+// ---- dump ----
+
+/** The descriptions met so far in a dump; fds that share one get its id. */
+export class FileTableBuilder {
+  readonly files: FileDesc[] = [];
+  /** Per inode: one fd (pid, fd) of each description of it, to compare others with (kcmp). */
+  private readonly seen = new Map<string, Array<{ pid: number; fd: number; id: number }>>();
+
+  constructor(private readonly ctx: DumpFileCtx) {}
+
+  /** The fd table of a frozen process; descriptions it shares with fds seen before get their ids. */
+  dumpProcess(pid: number): FdRef[] {
+    const out: FdRef[] = [];
+    for (const e of readFds(pid)) {
+      const id = this.describe(pid, e);
+      out.push({ fd: e.fd, file: id, cloexec: (e.flags & O.CLOEXEC) !== 0 });
+    }
+    return out;
+  }
+
+  private describe(pid: number, e: FdEntry): number {
+    let st: fs.Stats | null = null;
+    let statErr = '';
+    try { st = fs.statSync(`/proc/${pid}/fd/${e.fd}`); } catch (err) { statErr = (err as Error).message; }
+    const object = fdObject(e.link, st);
+    const key = st ? `${st.dev}:${st.ino}` : e.link;
+    const same = this.seen.get(key) ?? [];
+    for (const s of same) if (kcmpSame(s.pid, pid, KCMP.FILE, s.fd, e.fd)) return s.id;
+    const kind = FILE_KINDS.find((k) => st && k.takes({ ...e, pid, st, object } as FdFacts));
+    if (!kind || !st) {
+      if (!st && object.type === 'other') throw refused(`pid ${pid}: fd ${e.fd} (${e.link}) cannot be examined: ${statErr}`);
+      throw refused(`pid ${pid}: fd ${e.fd} is ${object.noun} (${object.plural} are not supported yet): ${e.link}`);
     }
     if (e.info.has('lock')) {
       throw refused(`pid ${pid}: fd ${e.fd} (${e.link}) holds a file lock (${e.info.get('lock')!.split(/\s+/).slice(1, 3).join(' ')}); file locks are not supported yet`);
     }
-    let st: fs.Stats;
-    try { st = fs.statSync(`/proc/${pid}/fd/${e.fd}`); } catch (err) {
-      throw refused(`pid ${pid}: fd ${e.fd} (${e.link}) cannot be examined: ${(err as Error).message}`);
-    }
-    const key = `${st.dev}:${st.ino}`;
-    const cloexec = (e.flags & O.CLOEXEC) !== 0;
-    const fromParent = parentFds.find((pf) => pf.key === key && kcmpSame(parentPid!, pid, KCMP.FILE, pf.fd, e.fd));
-    const twin = fromParent ? undefined : out.find((o) => o.kind !== 'dup' && o.kind !== 'inherit' && inode.get(o.fd) === key && sameFile(pid, o.fd, e.fd));
-    inode.set(e.fd, key);
-    if (fromParent) out.push({ fd: e.fd, kind: 'inherit', parentFd: fromParent.fd, cloexec });
-    else if (twin) out.push({ fd: e.fd, kind: 'dup', of: twin.fd, cloexec });
-    else if (isTty(st)) out.push(dumpTtyFd(pid, e, st, shellJob));
-    else out.push(dumpPathFd(pid, e, st, treeIds));
+    const facts: FdFacts = { pid, fd: e.fd, link: e.link, flags: e.flags, pos: e.pos, info: e.info, st, object };
+    const id = this.files.length + 1;
+    this.files.push({ id, ...kind.dump(facts, this.ctx) } as FileDesc);
+    same.push({ pid, fd: e.fd, id });
+    this.seen.set(key, same);
+    return id;
   }
-  return out;
 }
 
+// ---- restore ----
 
-function parentInodes(ppid: number): Array<{ fd: number; key: string }> {
-  const out: Array<{ fd: number; key: string }> = [];
-  for (const e of readFds(ppid)) {
-    try { const st = fs.statSync(`/proc/${ppid}/fd/${e.fd}`); out.push({ fd: e.fd, key: `${st.dev}:${st.ino}` }); } catch { /* gone */ }
+/** What the image's documents say of open files must agree: every fd names a description, every description is held. */
+export function checkFileRefs(files: FilesImage, tables: Array<{ pid: number; fds: FdRef[] }>): void {
+  const ids = new Set(files.files.map((f) => f.id));
+  const held = new Set<number>();
+  for (const t of tables) {
+    t.fds.forEach((f, i) => {
+      if (!ids.has(f.file)) throw badImage(`image file process-${t.pid}.json: field fds[${i}].file: open file ${f.file} is not in files.json`);
+      held.add(f.file);
+    });
   }
-  return out;
-}
-/** Do two fds of the process share one open file description? */
-function sameFile(pid: number, a: number, b: number): boolean {
-  return kcmpSame(pid, pid, KCMP.FILE, a, b);
+  files.files.forEach((f, i) => {
+    kindOf(f);
+    if (!held.has(f.id)) throw badImage(`image file files.json: field files[${i}]: open file ${f.id} is held by no fd`);
+  });
 }
 
-/** Checks that need no process: do the files still exist and match? (Files of the tree's own /proc entries come later.) */
-export function checkFds(fds: FdImage[]): void {
-  for (const f of fds) if (f.kind === 'path' && f.procPid === undefined) checkPathFd(f);
+/** Before any process is created: can every description be made here? */
+export function checkFiles(files: FilesImage, shellJob: boolean): void {
+  for (const f of files.files) kindOf(f).check(f, { shellJob });
 }
+
+/** A description once created, and where ckpt has it. */
+interface Instance { created: Created; holder: number; local: number; closeLocal: boolean }
 
 /**
- * Replace the task's inherited fd table with the image's. Files under
- * /proc/PID of a process of the tree that does not exist yet (and dups of
- * them) are left out and returned, to be opened by openDeferredFds once
- * every process of the tree has its PID.
+ * The restore phases of open files. create(): once every task exists, each
+ * description is made once, in the first process that holds it (or in ckpt).
+ * install(): each process gets its fd table: what it does not hold already
+ * is sent to it over the restore socket, and everything is moved to its number.
  */
-export function restoreFds(rt: RemoteTask, fds: FdImage[], keep: number[] = []): FdImage[] {
-  const deferred: FdImage[] = [];
-  const later = new Set<number>();
-  for (const f of [...fds].sort((a, b) => a.fd - b.fd)) {
-    // (all of them: a path under /proc/PID may name a thread, or a child, not made yet)
-    if ((f.kind === 'path' && f.procPid !== undefined) || (f.kind === 'dup' && later.has(f.of))) {
-      deferred.push(f);
-      later.add(f.fd);
+export class OpenFiles {
+  private readonly instances = new Map<number, Instance>();
+  private readonly byId: Map<number, FileDesc>;
+
+  constructor(files: FilesImage, private readonly ctx: RestoreFileCtx, private readonly channel: { local: number; remote: number }) {
+    this.byId = new Map(files.files.map((f) => [f.id, f]));
+  }
+
+  /** Create every description, each in the first of `procs` (in tree order) whose fd table holds it. */
+  create(procs: Array<{ rt: RemoteTask; fds: FdRef[] }>): void {
+    const holders = new Map<number, RemoteTask[]>();
+    for (const p of procs) {
+      for (const f of p.fds) {
+        const list = holders.get(f.file) ?? [];
+        if (!list.includes(p.rt)) list.push(p.rt);
+        holders.set(f.file, list);
+      }
+    }
+    for (const [id, list] of holders) {
+      const d = this.byId.get(id)!;
+      const rt = list[0];
+      let created: Created;
+      try {
+        created = kindOf(d).create(d, rt, this.ctx);
+      } catch (e) {
+        if (e instanceof CkptError) throw e;
+        throw new CkptError('failed', `pid ${rt.pid}: creating open file ${id} (${kindOf(d).describe(d)}): ${(e as Error).message}`);
+      }
+      const inst: Instance = { created, holder: rt.pid, local: -1, closeLocal: false };
+      if ('local' in created) { inst.local = created.local; inst.closeLocal = created.closeAfter; }
+      else if (list.length > 1) { inst.local = pidfdGetfd(rt.pid, created.remote); inst.closeLocal = true; }
+      this.instances.set(id, inst);
     }
   }
-  const inherited = fs.readdirSync(`/proc/${rt.pid}/fd`).map(Number).map((fd) => ({ fd, link: safeLink(`/proc/${rt.pid}/fd/${fd}`) }));
-  let top = Math.max(2, ...fds.map((f) => f.fd), ...inherited.map((f) => f.fd)) + 1;
-  const needTty = fds.some((f) => f.kind === 'tty');
-  const parked = needTty ? parkCallerTty(rt, inherited, top) : -1;
-  if (parked >= 0) top = parked + 1;
-  // Descriptions inherited from the parent (this task was forked from it):
-  // set them aside above everything before the table is cleared.
-  const aside = new Map<number, number>();
-  for (const f of fds) {
-    if (f.kind !== 'inherit' || aside.has(f.parentFd)) continue;
-    aside.set(f.parentFd, rt.callN(`fcntl(F_DUPFD_CLOEXEC, ${f.parentFd})`, NR.fcntl, f.parentFd, F.DUPFD_CLOEXEC, top));
+
+  /** Give the process its fd table, and close everything else it has open. */
+  install(rt: RemoteTask, fds: FdRef[]): void {
+    const src = new Map<number, number>(); // description -> its number in the task
+    const toSend: number[] = [];
+    for (const f of fds) {
+      if (src.has(f.file) || toSend.includes(f.file)) continue;
+      const inst = this.instances.get(f.file)!;
+      if ('remote' in inst.created && inst.holder === rt.pid) src.set(f.file, inst.created.remote);
+      else toSend.push(f.file);
+    }
+    for (let i = 0; i < toSend.length; i += MAX_FDS_PER_MESSAGE) {
+      const part = toSend.slice(i, i + MAX_FDS_PER_MESSAGE);
+      sendFds(this.channel.local, part.map((id) => this.instances.get(id)!.local));
+      const got = recvFdsRemote(rt, this.channel.remote, part.length, this.ctx.off);
+      part.forEach((id, j) => src.set(id, got[j]));
+    }
+    const open = fs.readdirSync(`/proc/${rt.pid}/fd`).map(Number);
+    const ops = planFdMoves(fds.map((f) => ({ src: src.get(f.file)!, dst: f.fd, cloexec: f.cloexec })), open);
+    for (const o of ops) {
+      if (o.op === 'dup3') rt.call(`dup3(${o.src}, ${o.dst})`, NR.dup3, o.src, o.dst, o.cloexec ? O.CLOEXEC : 0);
+      else if (o.op === 'park') {
+        const at = rt.callN(`fcntl(${o.src}, F_DUPFD_CLOEXEC, ${o.at})`, NR.fcntl, o.src, F.DUPFD_CLOEXEC, o.at);
+        if (at !== o.at) throw new Error(`pid ${rt.pid}: fd ${o.src} was parked at ${at}, not ${o.at}`);
+      } else if (o.op === 'setfd') rt.call(`fcntl(${o.fd}, F_SETFD)`, NR.fcntl, o.fd, F.SETFD, o.cloexec ? FD_CLOEXEC : 0);
+      else rt.call(`close(${o.fd})`, NR.close, o.fd);
+    }
   }
-  const asideFds = new Set(aside.values());
-  for (const f of inherited) if (f.fd !== parked && !keep.includes(f.fd) && !asideFds.has(f.fd)) rt.call(`close(${f.fd})`, NR.close, f.fd);
-  for (const f of [...fds].sort((a, b) => a.fd - b.fd)) {
-    if (later.has(f.fd)) continue;
-    if (f.kind === 'path') restorePathFd(rt, f, IOV_SCRATCH);
-    else if (f.kind === 'tty') restoreTtyFd(rt, f, parked);
-    else if (f.kind === 'inherit') rt.call(`dup3(inherited ${f.parentFd}, ${f.fd})`, NR.dup3, aside.get(f.parentFd)!, f.fd, f.cloexec ? O.CLOEXEC : 0);
-    else rt.call(`dup3(${f.of}, ${f.fd})`, NR.dup3, f.of, f.fd, f.cloexec ? O.CLOEXEC : 0);
+
+  /** Close what ckpt holds (after success or failure). */
+  close(): void {
+    for (const inst of this.instances.values()) if (inst.closeLocal && inst.local >= 0) { try { fs.closeSync(inst.local); } catch { /* closed */ } }
+    this.instances.clear();
   }
-  for (const a of asideFds) rt.call('close(set-aside fd)', NR.close, a);
-  if (parked >= 0) rt.call('close(parked tty)', NR.close, parked);
-  return deferred;
 }
 
-/** The fds restoreFds left for later, now that every process of the tree exists. */
-export function openDeferredFds(rt: RemoteTask, fds: FdImage[]): void {
-  for (const f of fds) {
-    if (f.kind === 'path') {
-      checkPathFd(f);
-      restorePathFd(rt, f, IOV_SCRATCH);
-    } else if (f.kind === 'dup') rt.call(`dup3(${f.of}, ${f.fd})`, NR.dup3, f.of, f.fd, f.cloexec ? O.CLOEXEC : 0);
-  }
-}
-
-function safeLink(p: string): string {
-  try { return fs.readlinkSync(p); } catch { return ''; }
-}
-
-export function describeFd(f: FdImage): string {
-  if (f.kind === 'dup') return `same open file as fd ${f.of}`;
-  if (f.kind === 'inherit') return `same open file as the parent's fd ${f.parentFd}`;
-  if (f.kind === 'tty') return `terminal ${f.path} (given the caller's terminal on restore)`;
-  return `${f.type} ${f.path} flags 0${f.flags.toString(8)} pos ${f.pos}`;
+export function describeFile(d: FileDesc): string {
+  return kindOf(d).describe(d);
 }

@@ -3,43 +3,47 @@
 
 import * as z from 'zod/mini';
 import fs from 'node:fs';
-import { RemoteTask } from '../kernel/remote.js';
-import { NR, O, F } from '../kernel/consts.js';
-import { FdEntry } from '../kernel/proc.js';
+import { O } from '../kernel/consts.js';
+import { isTerminal } from '../kernel/fdtype.js';
 import { refused, conflict } from '../errors.js';
-import { placeFd } from './regfile.js';
-import { fdNum, u32, count, absPath } from '../image/schema.js';
+import { fileId, u32, count, absPath } from '../image/schema.js';
+import { defineKind } from './kind.js';
 
-export const TtyFd = z.object({
-  fd: fdNum,
+export const TtyFile = z.object({
+  id: fileId,
   kind: z.literal('tty'),
   path: absPath,
+  /** open flags, without O_CLOEXEC */
   flags: u32,
   rdev: count,
 });
-export type TtyFd = z.infer<typeof TtyFd>;
+export type TtyFile = z.infer<typeof TtyFile>;
 
-export function dumpTtyFd(pid: number, e: FdEntry, st: fs.Stats, shellJob: boolean): TtyFd {
-  if (!shellJob) {
-    throw refused(`pid ${pid}: fd ${e.fd} is the terminal ${e.link}; dump with --shell-job to let restore hand it the caller's terminal`);
-  }
-  return { fd: e.fd, kind: 'tty', path: e.link, flags: e.flags, rdev: st.rdev };
-}
-
-/** Find a terminal among the task's inherited fds 0-2 and park a copy of it at `parkAt`. */
-export function parkCallerTty(rt: RemoteTask, inherited: Array<{ fd: number; link: string }>, parkAt: number): number {
-  for (const f of inherited) {
-    if (f.fd > 2) continue;
+/** ckpt's own terminal: the first of its fds 0-2 that is one. */
+function callerTerminal(): number {
+  for (let fd = 0; fd < 3; fd++) {
     let st: fs.Stats;
-    try { st = fs.statSync(`/proc/${rt.pid}/fd/${f.fd}`); } catch { continue; }
-    if (st.isCharacterDevice() && (f.link.startsWith('/dev/pts/') || f.link.startsWith('/dev/tty') || f.link === '/dev/console')) {
-      return Number(rt.call('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, f.fd, F.DUPFD_CLOEXEC, parkAt));
-    }
+    try { st = fs.fstatSync(fd); } catch { continue; }
+    if (isTerminal(st)) return fd;
   }
   throw conflict('the image uses a terminal (--shell-job) but ckpt restore is not running on one: run it from a terminal');
 }
 
-export function restoreTtyFd(rt: RemoteTask, t: TtyFd, parked: number): void {
-  const fd = Number(rt.call(`dup(tty) for fd ${t.fd}`, NR.fcntl, parked, F.DUPFD, 0));
-  placeFd(rt, fd, t.fd, (t.flags & O.CLOEXEC) !== 0);
-}
+export const ttyKind = defineKind<TtyFile>({
+  kind: 'tty',
+  schema: TtyFile,
+  takes: (f) => f.object.type === 'tty',
+  dump(f, ctx) {
+    if (!ctx.shellJob) {
+      throw refused(`pid ${f.pid}: fd ${f.fd} is the terminal ${f.link}; dump with --shell-job to let restore hand it the caller's terminal`);
+    }
+    return { kind: 'tty', path: f.link, flags: f.flags & ~O.CLOEXEC, rdev: f.st.rdev };
+  },
+  describe: (t) => `terminal ${t.path} (given the caller's terminal on restore)`,
+  check(_t, ctx) {
+    if (!ctx.shellJob) throw conflict('the image holds a terminal: restore it with --shell-job');
+    callerTerminal();
+  },
+  phase: 'objects',
+  create: () => ({ local: callerTerminal(), closeAfter: false }),
+});

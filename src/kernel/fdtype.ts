@@ -1,0 +1,52 @@
+// What kind of kernel object an fd refers to, from its /proc link and stat:
+// facts of the kernel's naming (anon_inode:[eventfd], pipe:[123], ...) and of
+// its device numbers. Which of these ckpt supports is decided in src/objects.
+
+import fs from 'node:fs';
+
+export type FdObjectType =
+  | 'file' | 'dir' | 'fifo' | 'chr' | 'tty' | 'blk' | 'pipe' | 'socket' | 'memfd'
+  | 'eventfd' | 'epoll' | 'signalfd' | 'timerfd' | 'inotify' | 'fanotify' | 'pidfd' | 'userfaultfd'
+  | 'anon' | 'other';
+
+/** The object type, and how to name it to a user: singular and plural. */
+export interface FdObject { type: FdObjectType; noun: string; plural: string }
+
+const BY_LINK: Array<[RegExp, FdObjectType, string, string]> = [
+  [/^pipe:/, 'pipe', 'a pipe', 'pipes'],
+  [/^socket:/, 'socket', 'a socket', 'sockets'],
+  [/^anon_inode:\[?eventfd/, 'eventfd', 'an eventfd', 'eventfds'],
+  [/^anon_inode:\[?eventpoll/, 'epoll', 'an epoll instance', 'epoll instances'],
+  [/^anon_inode:\[?signalfd/, 'signalfd', 'a signalfd', 'signalfds'],
+  [/^anon_inode:\[?timerfd/, 'timerfd', 'a timerfd', 'timerfds'],
+  [/^anon_inode:inotify/, 'inotify', 'an inotify instance', 'inotify instances'],
+  [/^anon_inode:\[?fanotify/, 'fanotify', 'a fanotify instance', 'fanotify instances'],
+  [/^anon_inode:\[?pidfd/, 'pidfd', 'a pidfd', 'pidfds'],
+  [/^anon_inode:\[?userfaultfd/, 'userfaultfd', 'a userfaultfd', 'userfaultfds'],
+  [/^anon_inode:/, 'anon', 'an anonymous-inode object', 'anonymous-inode objects'],
+  [/^\/memfd:/, 'memfd', 'a memfd', 'memfds'],
+];
+
+export const major = (rdev: number) => Number((BigInt(rdev) >> 8n) & 0xfffn);
+export const minor = (rdev: number) => Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & 0xfff00n));
+
+/** A terminal: pty slaves (136), virtual consoles (4), /dev/tty and /dev/console (5:0, 5:1); not /dev/ptmx (5:2). */
+export function isTerminal(st: fs.Stats): boolean {
+  if (!st.isCharacterDevice()) return false;
+  const maj = major(st.rdev);
+  return maj === 136 || maj === 4 || (maj === 5 && (minor(st.rdev) === 0 || minor(st.rdev) === 1));
+}
+
+/** Classify an fd by its link (readlink of /proc/PID/fd/N) and, when it has one, its stat. */
+export function fdObject(link: string, st: fs.Stats | null): FdObject {
+  for (const [re, type, noun, plural] of BY_LINK) if (re.test(link)) return { type, noun, plural };
+  if (!st) return { type: 'other', noun: 'an object that cannot be examined', plural: 'such objects' };
+  if (st.isFile()) return { type: 'file', noun: 'a file', plural: 'files' };
+  if (st.isDirectory()) return { type: 'dir', noun: 'a directory', plural: 'directories' };
+  if (st.isFIFO()) return { type: 'fifo', noun: 'a FIFO', plural: 'FIFOs' };
+  if (isTerminal(st)) return { type: 'tty', noun: 'a terminal', plural: 'terminals' };
+  if (st.isCharacterDevice()) return { type: 'chr', noun: 'a character device', plural: 'character devices' };
+  if (st.isBlockDevice()) return { type: 'blk', noun: 'a block device', plural: 'block devices' };
+  if (st.isSocket()) return { type: 'socket', noun: 'a socket', plural: 'sockets' };
+  return { type: 'other', noun: 'a special file', plural: 'special files' };
+}

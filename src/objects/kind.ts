@@ -1,0 +1,76 @@
+// What a module for one kind of open file provides. Each kind (a file opened
+// by path, a terminal, and every later one: pipes, sockets, event objects)
+// is one module under src/objects that exports a FileKind, listed once in
+// registry.ts. The open-file table (files.ts) does the rest: finding which
+// fds share a description, recording each description once, creating it
+// once on restore and putting it at every fd number that holds it.
+
+import fs from 'node:fs';
+import * as z from 'zod/mini';
+import { FdObject } from '../kernel/fdtype.js';
+import { RemoteTask } from '../kernel/remote.js';
+
+/** What ckpt knows of one fd of a frozen process when it dumps it. */
+export interface FdFacts {
+  pid: number;
+  fd: number;
+  /** readlink of /proc/PID/fd/N */
+  link: string;
+  /** open flags from fdinfo (O_CLOEXEC included; the table keeps it per fd) */
+  flags: number;
+  pos: bigint;
+  info: Map<string, string>;
+  st: fs.Stats;
+  object: FdObject;
+}
+
+export interface DumpFileCtx {
+  shellJob: boolean;
+  /** PIDs and TIDs of the tree (a file under /proc/PID of one is reopened once it exists again). */
+  treeIds: Set<number>;
+}
+
+export interface RestoreFileCtx {
+  shellJob: boolean;
+  /** Offset in the holder's scratch area that remote calls may use. */
+  off: number;
+}
+
+/**
+ * A description once created: open in a process of the tree at a number of
+ * its own (`remote`), or open in ckpt (`local`; `closeAfter`: ckpt made it and
+ * closes it when restore is done with it).
+ */
+export type Created = { remote: number } | { local: number; closeAfter: boolean };
+
+/** The fields every description has in the image. */
+export interface FileBase { id: number; kind: string }
+
+/**
+ * The restore phase a kind's descriptions are created in. 'objects': once
+ * every task of the tree exists, before any fd is installed (files, terminals,
+ * pipes, sockets). Kinds whose objects refer to other fds of the process
+ * (epoll) will need a phase after fds are installed.
+ */
+export type CreatePhase = 'objects';
+
+export interface FileKind<D extends FileBase = FileBase> {
+  /** Its `kind` in the image. */
+  kind: D['kind'];
+  /** The schema of its descriptions (with `id` and `kind`). */
+  schema: z.ZodMiniType<D>;
+  /** Does this kind take the fd? (Fds no kind takes are refused, named by their object type.) */
+  takes(f: FdFacts): boolean;
+  /** Capture one description (refuse what cannot be captured, naming pid and fd). */
+  dump(f: FdFacts, ctx: DumpFileCtx): Omit<D, 'id'>;
+  /** One line for `ckpt info`. */
+  describe(d: D): string;
+  /** Before any process is created: can the description be made on this host? */
+  check(d: D, ctx: { shellJob: boolean }): void;
+  phase: CreatePhase;
+  /** Create the description, in `holder` (the first process of the tree that holds it) or in ckpt. */
+  create(d: D, holder: RemoteTask, ctx: RestoreFileCtx): Created;
+}
+
+/** Declare a kind (keeps its description type while the registry holds kinds of every type). */
+export function defineKind<D extends FileBase>(k: FileKind<D>): FileKind<D> { return k; }

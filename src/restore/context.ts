@@ -1,0 +1,60 @@
+// What the phases of a restore share: the image, the options, and what has
+// been made so far (so that a failure at any step can take it all away).
+
+import { ImageReader } from '../image/store.js';
+import { ProcessImage } from '../objects/process.js';
+import { FilesImage } from '../objects/files.js';
+import { ShmemCtx } from '../objects/memory.js';
+import { Pool } from '../bulk/pool.js';
+import { RemoteTask } from '../kernel/remote.js';
+import { ProgressFn } from '../progress.js';
+
+export interface RestoreOptions {
+  dir: string;
+  detached?: boolean;
+  pidfile?: string;
+  shellJob?: boolean;
+  onProgress?: ProgressFn;
+}
+export interface RestoreResult { pid: number; exitCode?: number; timings: Record<string, number> }
+
+export const SCRATCH_SIZE = 64 * 1024;
+export const POOL_THRESHOLD = 128 << 20;
+
+/** A process of the tree, made: its leader's remote-call context and its threads. */
+export interface Built {
+  p: ProcessImage;
+  rt: RemoteTask;
+  threads: Array<{ rt: RemoteTask; t: ProcessImage['threads'][number] }>;
+}
+
+export interface RestoreCtx {
+  opts: RestoreOptions;
+  img: ImageReader;
+  procs: ProcessImage[];
+  files: FilesImage;
+  shm: ShmemCtx;
+  pool: Pool | null;
+  /** Offset in the scratch area for the arguments of remote calls. */
+  off: number;
+  /** The scratch area, at the same address in every process of the tree. */
+  scratch: { start: bigint; end: bigint };
+  /** Every task made so far (killed if the restore fails). */
+  tasksMade: number[];
+  /** A userfaultfd open in ckpt while pages are copied in (closed if the restore fails). */
+  localUffd: number;
+  /** Record the time since the last lap under `name`. */
+  lap: (name: string) => void;
+  /** The step now running, for the error message. */
+  step: string;
+  /** The restore socket: ckpt's end, and the number of the tree's end in every process. */
+  channel: { local: number; remote: number };
+}
+
+/** The remote-call context of a new task of the tree (it shares the tree's scratch area). */
+export function taskContext(pid: number, like: RemoteTask): RemoteTask {
+  const rt = new RemoteTask(pid, like.gadget);
+  rt.scratch = like.scratch;
+  rt.scratchSize = like.scratchSize;
+  return rt;
+}

@@ -1,0 +1,144 @@
+// The husk: a throwaway process whose address space is turned into the
+// root's. Its memory is built, then the root's task is cloned from it with
+// the recorded PID (clone3 set_tid), sharing that memory (CLONE_VM), and the
+// husk goes.
+
+import fs from 'node:fs';
+import { chunkCount } from '../image/store.js';
+import { restoreMm } from '../objects/process.js';
+import { findHole, areaRanges, clearAndMoveSpecials, restoreAreas, registerUffd, unregisterUffd } from '../objects/memory.js';
+import { shareJob } from '../bulk/jobs.js';
+import { posixSpawn, pidfdGetfd, kill } from '../kernel/sys.js';
+import { freezeTask } from '../freeze.js';
+import { RemoteTask, findSyscallGadget } from '../kernel/remote.js';
+import { readMaps } from '../kernel/proc.js';
+import { setSigmask, getRseqConfig, waitPid, describeStatus } from '../kernel/ptrace.js';
+import { CALL_SIGMASK, NR, SIG, PTRACE_O, PTRACE_EVENT, AT_FDCWD, O, CLONE } from '../kernel/consts.js';
+import { CkptError, conflict } from '../errors.js';
+import { checkpointYield } from '../cancel.js';
+import { log } from '../log.js';
+import { ProcessImage } from '../objects/process.js';
+import { RestoreCtx, SCRATCH_SIZE } from './context.js';
+
+const HUSKS = ['/usr/bin/sleep', '/bin/sleep'];
+
+/** Kill a task ckpt traces and is the parent of, and reap it. */
+export function killAndReap(pid: number): void {
+  kill(pid, SIG.KILL);
+  try {
+    for (;;) {
+      const st = waitPid(pid);
+      if (!st) break;
+      if (!st.stopped) {
+        // As tracer we may see the death before it becomes reapable; reap as parent too.
+        try { waitPid(pid); } catch { /* already reaped */ }
+        break;
+      }
+    }
+  } catch { /* not ours to wait for */ }
+}
+
+/** clone3 in `parent` with a recorded PID/TID; waits for the new task's first stop. */
+export function cloneIn(parent: RemoteTask, flags: number, exitSignal: number, pid: number, what: string, made: number[]): number {
+  const args = Buffer.alloc(88);
+  args.writeBigUInt64LE(BigInt(flags), 0);
+  args.writeBigUInt64LE(BigInt(exitSignal), 32);
+  const tidArr = Buffer.alloc(8);
+  tidArr.writeInt32LE(pid, 0);
+  args.writeBigUInt64LE(parent.put(tidArr, 256), 64);
+  args.writeBigUInt64LE(1n, 72);
+  const r = parent.callRaw(NR.clone3, parent.put(args, 0), 88);
+  if (r === -17n) throw conflict(`${what} ${pid} is already in use; it must get its number back`);
+  if (r < 0n) throw new CkptError('failed', `clone3 for ${what} ${pid} failed: errno ${-r}`);
+  const task = Number(r);
+  made.push(task);
+  for (;;) {
+    const st = waitPid(task)!;
+    if (st.stopped && st.event === PTRACE_EVENT.STOP) return task;
+    if (!st.stopped) throw new CkptError('failed', `new task ${task} ${describeStatus(st)}`);
+  }
+}
+
+/** The husk, traced, with the restore socket at its own number; `made` gets its PID at once. */
+function spawnHusk(channelFd: number, made: { husk: number }): number {
+  const husk = HUSKS.find((h) => fs.existsSync(h));
+  if (!husk) throw new CkptError('failed', `no husk program found (tried ${HUSKS.join(', ')})`);
+  made.husk = posixSpawn(husk, ['ckpt-husk', '1000000'], { sigmask: CALL_SIGMASK, keepFds: [channelFd] });
+  freezeTask(made.husk, PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACEVFORK | PTRACE_O.EXITKILL);
+  return made.husk;
+}
+
+/**
+ * Build the root's address space in a husk and clone the root's task from
+ * it. Returns the root's remote-call context; the husk is gone by then.
+ * `made.husk` is the husk while it lives (for the caller's cleanup).
+ */
+export async function buildRoot(ctx: RestoreCtx, p: ProcessImage, made: { husk: number }): Promise<RemoteTask> {
+  const { img, procs, pool, off } = ctx;
+  ctx.step = 'husk';
+  const husk = spawnHusk(ctx.channel.remote, made);
+  const huskMaps = readMaps(husk);
+  const vdso = huskMaps.find((mm) => mm.path === '[vdso]');
+  if (!vdso) throw new CkptError('failed', 'the husk has no vDSO');
+  const gadget = findSyscallGadget(husk, vdso.start, vdso.end);
+  // The scratch area is inherited by every process of the tree: it must fit in all of them.
+  const hole = findHole([...procs.flatMap((q) => areaRanges(q.memory)), ...huskMaps.map((mm) => ({ start: mm.start, end: mm.end }))], SCRATCH_SIZE);
+  ctx.scratch = { start: hole, end: hole + BigInt(SCRATCH_SIZE) };
+  const hrt = new RemoteTask(husk, gadget);
+  hrt.mapScratch(SCRATCH_SIZE, hole);
+  setSigmask(husk, CALL_SIGMASK);
+  ctx.lap('husk');
+
+  // Memory, built in the husk.
+  ctx.step = 'memory';
+  const rs = getRseqConfig(husk);
+  if (rs.size) hrt.call('rseq(unregister)', NR.rseq, rs.address, rs.size, 1, rs.signature);
+  clearAndMoveSpecials(hrt, p.memory, ctx.scratch, gadget - vdso.start);
+  const pagesPath = img.path(p.memory.pagesFile);
+  const pfd = hrt.callN('open(page file)', NR.openat, AT_FDCWD, hrt.putString(pagesPath, off), O.RDONLY | O.CLOEXEC, 0);
+  const deferred = restoreAreas(hrt, p.memory, pfd, pagesPath, pool !== null, ctx.shm, p.pid);
+  hrt.call('close(page file)', NR.close, pfd);
+  restoreMm(hrt, p, off);
+  ctx.lap('memory');
+  await checkpointYield('restore:memory');
+  if (pool) {
+    // Pages of anonymous areas are copied in by ckpt (UFFDIO_COPY: no
+    // zeroing), on this thread and a worker at once, and the whole page file
+    // is checked on the way. A bad checksum ends the restore here, before
+    // any process of the image exists.
+    ctx.step = 'pages';
+    let ufdRemote = -1;
+    if (deferred.segs.length) {
+      ufdRemote = registerUffd(hrt, deferred, off, 3);
+      ctx.localUffd = pidfdGetfd(husk, ufdRemote);
+    }
+    const size = img.manifest.files[p.memory.pagesFile].size;
+    const results = await shareJob({
+      op: 'load', uffd: ctx.localUffd, path: pagesPath, size, chunks: Array.from({ length: chunkCount(size) }, (_, i) => i),
+      segs: deferred.segs,
+    }, pool);
+    log.debug(`pages loaded: ${results.map((r) => `${((r.bytes ?? 0) / 1048576).toFixed(0)} MiB copied in ${(r.ms ?? 0).toFixed(0)} ms`).join(', ')}`);
+    img.checkSums(p.memory.pagesFile, results.flatMap((r) => r.sums ?? []));
+    if (ufdRemote >= 0) {
+      unregisterUffd(hrt, deferred, ufdRemote, off);
+      fs.closeSync(ctx.localUffd);
+      ctx.localUffd = -1;
+    }
+    ctx.lap('pages');
+  }
+
+  // The root's task: cloned from the husk with its recorded PID, sharing
+  // the address space just built (CLONE_VM), as ckpt's child (CLONE_PARENT,
+  // whose exit signal must be 0: it takes the husk's SIGCHLD). Then the husk
+  // goes and the task owns the memory alone.
+  ctx.step = 'clone';
+  const task = cloneIn(hrt, CLONE.PARENT | CLONE.VM, 0, p.pid, 'PID', ctx.tasksMade);
+  const rt = new RemoteTask(task, hrt.gadget);
+  rt.scratch = hole;
+  rt.scratchSize = SCRATCH_SIZE;
+  hrt.close();
+  killAndReap(husk);
+  made.husk = -1;
+  ctx.lap('clone');
+  return rt;
+}

@@ -1,0 +1,226 @@
+// restore: check the image, then recreate the tree in phases:
+//   husk     the root's address space is built in a throwaway process and
+//            the root's task is cloned from it with its PID (husk.ts);
+//   tasks    every process, thread and zombie exists, with its memory,
+//            session and group (tree.ts);
+//   objects  every open file description is created once (objects/files.ts);
+//   fds      every process gets its fd table (objects/files.ts);
+//   process  identity, signals, thread state (process.ts);
+//   run      limits, credentials and registers, last, and the tree is let go (run.ts).
+// A failure at any step kills every task made and leaves nothing behind.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { ImageReader } from '../image/store.js';
+import { ProcessImage, readRlimits, checkRlimits } from '../objects/process.js';
+import { FilesImage, FdRef, checkFileRefs, checkFiles, OpenFiles } from '../objects/files.js';
+import { checkMappedFiles, ShmemImage, IOV_SCRATCH } from '../objects/memory.js';
+import { Pool } from '../bulk/pool.js';
+import { kill } from '../kernel/sys.js';
+import { datagramPair } from '../kernel/fdpass.js';
+import { pidExists, readStat } from '../kernel/proc.js';
+import { waitPid } from '../kernel/ptrace.js';
+import { RLIMIT, SIG } from '../kernel/consts.js';
+import { CkptError, badImage, conflict, inStep } from '../errors.js';
+import { checkpointYield } from '../cancel.js';
+import { hostXfeatures } from '../cpu.js';
+import { log } from '../log.js';
+import { buildRoot, killAndReap } from './husk.js';
+import { buildTree } from './tree.js';
+import { restoreProcess, resetChld } from './process.js';
+import { release, waitForExit } from './run.js';
+import { RestoreCtx, RestoreOptions, RestoreResult, POOL_THRESHOLD } from './context.js';
+
+export type { RestoreOptions, RestoreResult } from './context.js';
+
+export interface LoadedImage { img: ImageReader; procs: ProcessImage[]; shmem: ShmemImage; files: FilesImage }
+
+/** Load and check everything that can be checked without creating a process. */
+export async function loadImage(dir: string, check: 'all' | 'defer-root-pages', pool: Pool | null): Promise<LoadedImage> {
+  const img = new ImageReader(dir);
+  const m = img.manifest;
+  const arch = process.arch === 'x64' ? 'x86_64' : process.arch;
+  if (m.arch !== arch) throw badImage(`the image was made on ${m.arch}; this host is ${arch}`);
+  await img.verify(check === 'all' ? null : (name) => name !== `pages-${m.root}.img`, pool);
+  const host = hostXfeatures();
+  const used = BigInt(m.cpu.used);
+  const missing = used & ~host.mask;
+  if (missing) {
+    throw new CkptError('conflict', `the image uses CPU state this host lacks: ${host.describe(missing)} (XSAVE features 0x${missing.toString(16)})`);
+  }
+  const procs = m.processes.filter((p) => !p.zombie).map((p) => img.readJson(`process-${p.pid}.json`, ProcessImage));
+  const shmem: ShmemImage = m.files['shmem.json'] ? img.readJson('shmem.json', ShmemImage) : { objects: [] };
+  const files = img.readJson('files.json', FilesImage);
+  checkConsistency(m, procs, shmem, files);
+  return { img, procs, shmem, files };
+}
+
+/** What the documents say of each other must agree (each document alone was checked by its schema). */
+function checkConsistency(m: ImageReader['manifest'], procs: ProcessImage[], shmem: ShmemImage, files: FilesImage): void {
+  const objects = new Map(shmem.objects.map((o) => [o.id, o]));
+  shmem.objects.forEach((o, i) => {
+    const f = m.files[o.pagesFile];
+    if (!f) throw badImage(`image file shmem.json: field objects[${i}].pagesFile: ${o.pagesFile} is not in the manifest`);
+    if (f.size !== o.runs.reduce((s, r) => s + r[1], 0) * 4096) throw badImage(`image file shmem.json: field objects[${i}].runs: they do not match the size of ${o.pagesFile}`);
+  });
+  for (const p of procs) {
+    const file = `process-${p.pid}.json`;
+    const entry = m.processes.find((x) => x.pid === p.pid)!;
+    if (p.ppid !== entry.ppid) throw badImage(`image file ${file}: field ppid: ${p.ppid}, but manifest.json says ${entry.ppid}`);
+    if (p.threads.length !== entry.threads) throw badImage(`image file ${file}: field threads: ${p.threads.length} threads, but manifest.json says ${entry.threads}`);
+    const pf = p.memory.pagesFile;
+    if (pf !== `pages-${p.pid}.img` || !m.files[pf]) throw badImage(`image file ${file}: field memory.pagesFile: ${pf} is not this process's page file in the manifest`);
+    if (m.files[pf].size !== p.memory.pageBytes) throw badImage(`image file ${file}: field memory.pageBytes: ${p.memory.pageBytes}, but ${pf} has ${m.files[pf].size} bytes`);
+    p.threads.forEach((t, i) => {
+      const n = Buffer.byteLength(t.xstate, 'base64');
+      if (n !== m.cpu.xsaveSize) throw badImage(`image file ${file}: field threads[${i}].xstate: ${n} bytes, but manifest.json says cpu.xsaveSize ${m.cpu.xsaveSize}`);
+    });
+    p.memory.areas.forEach((a, i) => {
+      if (a.shmem && !objects.has(a.shmem)) throw badImage(`image file ${file}: field memory.areas[${i}].shmem: object ${a.shmem} is not in shmem.json`);
+    });
+  }
+  checkFileRefs(files, procs.map((p) => ({ pid: p.pid, fds: p.fds })));
+}
+
+function checkHost(p: ProcessImage): void {
+  if (pidExists(p.pid)) {
+    let who = '';
+    try { who = ` by ${readStat(p.pid)[2]}`; } catch { /* gone meanwhile */ }
+    throw conflict(`PID ${p.pid} is already in use${who}; the process must get its PID back`);
+  }
+  if (!fs.existsSync(p.exe)) throw conflict(`pid ${p.pid}: its executable ${p.exe} does not exist on this host`);
+  if (!fs.existsSync(p.cwd)) throw conflict(`pid ${p.pid}: its working directory ${p.cwd} does not exist`);
+  // fds are put at their numbers before the process gets its own limits: each must be below ckpt's.
+  const soft = readRlimits(process.pid)[RLIMIT.NOFILE][0];
+  const fdMax = soft === 'unlimited' ? Infinity : Number(soft);
+  const big = p.fds.find((f) => f.fd >= fdMax);
+  if (big) throw conflict(`pid ${p.pid}: fd ${big.fd} is above what this host allows ckpt (RLIMIT_NOFILE ${fdMax})`);
+  checkMappedFiles(p.pid, p.memory);
+  checkRlimits(p);
+}
+
+/** Checks of the host before any process is created. */
+function checkBeforeRestore(loaded: LoadedImage, opts: RestoreOptions): void {
+  const { img, procs, files } = loaded;
+  const m = img.manifest;
+  const ttyHolder = procs.find((q) => q.fds.some((f) => files.files.find((d) => d.id === f.file)?.kind === 'tty'));
+  if (ttyHolder && !opts.shellJob) {
+    throw new CkptError('usage', `pid ${ttyHolder.pid} used a terminal when dumped: restore it with --shell-job`);
+  }
+  for (const q of procs) checkHost(q);
+  checkFiles(files, !!opts.shellJob);
+  for (const z of m.processes.filter((x) => x.zombie)) {
+    if (pidExists(z.pid)) throw conflict(`PID ${z.pid} (a zombie of the image) is already in use`);
+  }
+  // Sessions and groups whose leaders have exited are remade by helpers with their numbers.
+  const inTree = new Set(m.processes.map((x) => x.pid));
+  for (const q of procs) {
+    const parent = procs.find((x) => x.pid === q.ppid);
+    if (q.pid === m.root || !parent) continue;
+    const needs: Array<[number, string]> = [];
+    if (q.sid !== q.pid && q.sid !== parent.sid) needs.push([q.sid, 'session']);
+    if (q.pgid !== q.pid && q.pgid !== parent.pgid && !inTree.has(q.pgid) && q.pgid !== q.sid) needs.push([q.pgid, 'process group']);
+    for (const [num, what] of needs) {
+      if (pidExists(num)) throw conflict(`PID ${num} is in use: pid ${q.pid} needs it to recreate its ${what}, whose leader had exited`);
+    }
+  }
+}
+
+function imagePageBytes(dir: string): number {
+  try {
+    return fs.readdirSync(dir).filter((f) => f.startsWith('pages-')).reduce((s, f) => s + fs.statSync(path.join(dir, f)).size, 0);
+  } catch { return 0; }
+}
+
+export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
+  const dir = path.resolve(opts.dir);
+  // Big images: two workers check the page file and later copy pages in.
+  const pool = imagePageBytes(dir) >= POOL_THRESHOLD ? new Pool(1) : null;
+  try {
+    return await restoreWith(opts, dir, pool);
+  } finally {
+    await pool?.close();
+  }
+}
+
+async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null): Promise<RestoreResult> {
+  const t: Record<string, number> = {};
+  let mark = performance.now();
+  const lap = (name: string) => { const n = performance.now(); t[name] = n - mark; mark = n; };
+  const progress = (phase: 'check' | 'tasks' | 'objects' | 'fds' | 'restore' | 'run', done: number, total: number) =>
+    opts.onProgress?.({ op: 'restore', phase, done, total, unit: 'processes' });
+
+  // The root's big page file is checked while it is loaded into the husk
+  // (below), before any process of the image exists; everything else now.
+  const loaded = await loadImage(dir, pool ? 'defer-root-pages' : 'all', pool);
+  const { img, procs, shmem, files } = loaded;
+  const m = img.manifest;
+  const root = procs.find((x) => x.pid === m.root);
+  if (!root) throw badImage(`image file manifest.json: the root process ${m.root} has no process document`);
+  checkBeforeRestore(loaded, opts);
+  lap('check');
+  progress('check', 1, 1);
+
+  const [channelLocal, channelTree] = datagramPair();
+  const ctx: RestoreCtx = {
+    opts, img, procs, files, pool, lap,
+    shm: { objects: new Map(shmem.objects.map((o) => [o.id, o])), sources: new Map(), pagesPath: (n) => img.path(n) },
+    off: IOV_SCRATCH + 4096, scratch: { start: 0n, end: 0n }, tasksMade: [], localUffd: -1, step: 'husk',
+    channel: { local: channelLocal, remote: channelTree },
+  };
+  const made = { husk: -1 };
+  const open = new OpenFiles(files, { shellJob: !!opts.shellJob, off: ctx.off }, ctx.channel);
+  let rootPid = -1;
+  let treeEnd = channelTree;
+  try {
+    const rootRt = await buildRoot(ctx, root, made);
+    fs.closeSync(treeEnd); // (the tree holds its end now, at the same number)
+    treeEnd = -1;
+    rootPid = rootRt.pid;
+
+    const built = await buildTree(ctx, root, rootRt);
+    lap('tree');
+    progress('tasks', built.length, procs.length);
+
+    ctx.step = 'open files';
+    open.create(built.map((b) => ({ rt: b.rt, fds: b.p.fds })));
+    progress('objects', built.length, procs.length);
+    built.forEach((b, i) => {
+      ctx.step = `files of ${b.p.pid}`;
+      open.install(b.rt, b.p.fds as FdRef[]);
+      progress('fds', i + 1, built.length);
+    });
+    open.close();
+    lap('files');
+
+    built.forEach((b, i) => {
+      restoreProcess(ctx, b, i === 0);
+      progress('restore', i + 1, built.length);
+    });
+    // Zombies, helpers and stops made here sent their parents SIGCHLD: only the image's pending ones stay.
+    for (const b of built) resetChld(b, ctx.off);
+    lap('process');
+    await checkpointYield();
+
+    const pid = await release(ctx, built);
+    progress('run', built.length, built.length);
+    ctx.tasksMade.length = 0;
+    rootPid = -1;
+    if (opts.detached) return { pid, timings: t };
+    const exitCode = await waitForExit(pid);
+    return { pid, exitCode, timings: t };
+  } catch (e) {
+    const err = inStep(ctx.step, e);
+    log.error(`restore failed in step "${ctx.step}": ${err.message}`);
+    for (const tid of ctx.tasksMade) kill(tid, SIG.KILL);
+    for (const tid of [...ctx.tasksMade].reverse()) { if (tid !== rootPid) { try { waitPid(tid); } catch { /* gone */ } } }
+    if (rootPid > 0) killAndReap(rootPid);
+    if (made.husk > 0) killAndReap(made.husk);
+    if (ctx.localUffd >= 0) fs.closeSync(ctx.localUffd);
+    throw err;
+  } finally {
+    open.close();
+    fs.closeSync(channelLocal);
+    if (treeEnd >= 0) fs.closeSync(treeEnd);
+  }
+}
