@@ -133,6 +133,17 @@ export async function main(argv: string[]): Promise<number> {
       out(g(), info, () => renderInfo(info));
     });
 
+  const image = program.command('image').description('work on image directories');
+  image.command('upgrade')
+    .description('rewrite an image of an older format version in the current one (the old image is replaced once the new one is complete)')
+    .requiredOption('-D, --images-dir <dir>', 'image directory')
+    .action(async (o) => {
+      setupLogging(g());
+      const { upgradeImage } = await import('./image/upgrade.js');
+      const r = await upgradeImage(o.imagesDir);
+      out(g(), { ok: true, ...r }, () => (r.steps.length ? `${r.dir}: upgraded from format ${r.from} to ${r.to} (${r.steps.join('; ')})\n` : `${r.dir}: already format ${r.to}\n`));
+    });
+
   program.command('check')
     .description('check that this kernel and CPU offer everything ckpt relies on')
     .action(async () => {

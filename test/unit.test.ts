@@ -7,6 +7,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { planFdMoves, simulateFdOps } from '../src/objects/fdmoves.js';
 
 import {
   Run, normalizeRuns, runsWhere, intersectRuns, subtractRuns, countPages, batches, trimIov, iovBuffer,
@@ -699,4 +700,32 @@ describe('Area and MemoryImage', { skip: memSkip }, () => {
       img({ areas: [{ ...a1, end: '0x3ff000' }, vdso(3 * P)], pageBytes: 3 * P }),     // an invalid area
     ], 'MemoryImage');
   });
+});
+
+// ---- fd moves (objects/fdmoves.ts) ----
+
+
+test('fd moves: every target ends with its file and flag, nothing else stays open, no source is overwritten before use', () => {
+  fc.assert(fc.property(
+    fc.uniqueArray(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: 12 }), // numbers open now (sources first, then junk)
+    fc.uniqueArray(fc.integer({ min: 0, max: 40 }), { minLength: 0, maxLength: 12 }), // targets
+    fc.array(fc.nat(), { maxLength: 12 }),
+    fc.array(fc.boolean(), { maxLength: 12 }),
+    fc.integer({ min: 1, max: 12 }),
+    (open, dsts, pick, flags, nsrc) => {
+      const srcs = open.slice(0, Math.min(nsrc, open.length));
+      const moves = dsts.map((dst, i) => ({ src: srcs[(pick[i] ?? i) % srcs.length], dst, cloexec: flags[i] ?? true }));
+      // Each open number holds its own file; sources are close-on-exec.
+      const table = new Map(open.map((fd) => [fd, { file: `file@${fd}`, cloexec: true }]));
+      const after = simulateFdOps(table, planFdMoves(moves, open));
+      assert.deepEqual([...after.keys()].sort((a, b) => a - b), [...dsts].sort((a, b) => a - b));
+      for (const m of moves) assert.deepEqual(after.get(m.dst), { file: `file@${m.src}`, cloexec: m.cloexec });
+    }), { numRuns: 2000, seed: 7 });
+});
+
+test('fd moves: a swap of two numbers is done through a parked copy', () => {
+  const ops = planFdMoves([{ src: 3, dst: 4, cloexec: false }, { src: 4, dst: 3, cloexec: false }], [3, 4]);
+  assert.equal(ops.filter((o) => o.op === 'park').length, 1);
+  const after = simulateFdOps(new Map([[3, { file: 'a', cloexec: true }], [4, { file: 'b', cloexec: true }]]), ops);
+  assert.deepEqual([...after.entries()].sort(), [[3, { file: 'b', cloexec: false }], [4, { file: 'a', cloexec: false }]]);
 });

@@ -64,6 +64,9 @@ export const Manifest = z.object({
 }));
 export type Manifest = z.infer<typeof Manifest>;
 
+/** What every format version's manifest has: its files and their checksums. */
+const OlderManifest = z.looseObject({ version: z.int(), chunkSize: z.int(), files: z.record(fileName, FileEntry) });
+
 function describeIssue(file: string, err: z.core.$ZodError): string {
   const i = err.issues[0];
   const where = i.path.length ? i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(top level)';
@@ -249,7 +252,15 @@ export class ImageWriter {
 
 export class ImageReader {
   readonly manifest: Manifest;
-  constructor(public readonly dir: string) {
+  /** The image's format version: FORMAT_VERSION, or older when opened with `olderVersions`. */
+  readonly version: number;
+  /**
+   * With `olderVersions` (for the converter), an image of an older format
+   * version opens too: then only the manifest's `files` and `chunkSize` are
+   * checked here, and `manifest` is the old manifest as it is (the converter
+   * reads it with the frozen schemas of its version).
+   */
+  constructor(public readonly dir: string, opts: { olderVersions?: boolean } = {}) {
     const mp = path.join(dir, 'manifest.json');
     if (!fs.existsSync(dir)) throw badImage(`image directory ${dir} does not exist`);
     finishCommitForReading(dir);
@@ -262,15 +273,18 @@ export class ImageReader {
       throw badImage(`image file manifest.json: not a ckpt image (format is ${JSON.stringify((raw as { format?: unknown })?.format) ?? "missing"}, expected "${FORMAT}")`);
     }
     const v = (raw as { version?: unknown }).version;
-    if (v !== FORMAT_VERSION) {
-      if (typeof v !== 'number' || !Number.isInteger(v)) throw badImage(`image file manifest.json: field version: ${v === undefined ? 'missing' : `${JSON.stringify(v)} is not a version number`}`);
-      if (v >= 1 && v < FORMAT_VERSION) {
-        throw badImage(`the image in ${dir} has format version ${v}; this ckpt reads version ${FORMAT_VERSION}. ` +
-          `Upgrade it with \`ckpt image upgrade -D ${dir}\` (it is rewritten in place, the old image is replaced only once the new one is complete)`);
-      }
+    if (typeof v !== 'number' || !Number.isInteger(v)) throw badImage(`image file manifest.json: field version: ${v === undefined ? 'missing' : `${JSON.stringify(v)} is not a version number`}`);
+    this.version = v;
+    if (v >= 1 && v < FORMAT_VERSION && opts.olderVersions) {
+      this.manifest = validate(OlderManifest, raw, 'manifest.json') as unknown as Manifest;
+    } else if (v >= 1 && v < FORMAT_VERSION) {
+      throw badImage(`the image in ${dir} has format version ${v}; this ckpt reads version ${FORMAT_VERSION}. ` +
+        `Upgrade it with \`ckpt image upgrade -D ${dir}\` (it is rewritten in place; the old image is replaced only once the new one is complete)`);
+    } else if (v !== FORMAT_VERSION) {
       throw badImage(`image file manifest.json: image format version ${v} is not supported by this ckpt (reads version ${FORMAT_VERSION})`);
+    } else {
+      this.manifest = validate(Manifest, raw, 'manifest.json');
     }
-    this.manifest = validate(Manifest, raw, 'manifest.json');
     if (this.manifest.chunkSize !== CHUNK) throw badImage(`image file manifest.json: chunk size ${this.manifest.chunkSize} is not ${CHUNK}`);
   }
   path(name: string): string { return path.join(this.dir, name); }
