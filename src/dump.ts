@@ -2,6 +2,7 @@
 // an image, then end them (or let them go on with --leave-running). Any
 // failure leaves them as they were.
 
+import fs from 'node:fs';
 import path from 'node:path';
 import { checkTraceable } from './freeze.js';
 import { freezeTree, releaseTree, TreeProc } from './tree.js';
@@ -22,6 +23,7 @@ import { ImageWriter, Manifest } from './image/store.js';
 import { CkptError, refused, inStep } from './errors.js';
 import { checkpointYield, debugFail, debugOn } from './cancel.js';
 import { log } from './log.js';
+import { faultPoint } from './kernel/faults.js';
 import { VERSION } from './version.js';
 import { ProgressFn } from './progress.js';
 
@@ -67,6 +69,8 @@ interface Captured {
   leader: RemoteTask;
   rts: RemoteTask[];
   origMasks: Map<number, bigint>;
+  /** Its fd numbers when ckpt took it: any other fd open at release is ckpt's, and closed. */
+  origFds?: Set<number>;
   /** Its areas, as read for the memory plan (its children's plans compare with them). */
   maps: MapEntry[];
 }
@@ -92,6 +96,8 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
   let current: Partial<Captured> | null = null;
   let image: ImageWriter | null = null;
   let step = 'inspect';
+  /** Every named step is a fault point for the failure tests (kernel/faults.ts). */
+  const enter = (s: string) => { step = s; faultPoint(`dump step ${s}`); };
   let pageBytes = 0;
   /** Every thread's remote-call context, to hand back the signals they caught. */
   const caught = new Map<number, RemoteTask>();
@@ -111,7 +117,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     for (const proc of live) {
       current = { rts: [], origMasks: new Map() };
       const parentCap = captured.find((x) => x.doc.pid === proc.ppid);
-      const c = await captureProcess(proc, opts, image, pool, pids, current, (s) => { step = s; }, shmem, files, parentCap);
+      const c = await captureProcess(proc, opts, image, pool, pids, current, enter, shmem, files, parentCap);
       captured.push(c);
       pageBytes += c.pageBytes;
       current = null;
@@ -119,11 +125,11 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     lap('capture');
     await checkpointYield('dump:pages');
 
-    step = 'release';
+    enter('release');
     for (const r of captured.flatMap((c) => c.rts)) caught.set(r.pid, r);
     releaseProcesses(captured);
 
-    step = 'write image';
+    enter('write image');
     image.writeJson('files.json', { files: files.files });
     if (shmem.objects.length) image.writeJson('shmem.json', { objects: shmem.objects.map((o) => o.obj) });
     for (const o of shmem.objects) image.addRaw(o.obj.pagesFile, o.sums);
@@ -156,8 +162,10 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     lap('write');
 
     if (opts.leaveRunning) {
-      // A process that was stopped (job control) is stopped again as it is let go, by the same signal.
-      for (const p of live) if (p.stopSig) kill(p.pid, p.stopSig);
+      // A process that was stopped (job control) stops again by itself as it
+      // is let go: detach reinstates a group stop that is still in effect.
+      // (Sending its stop signal again would leave one queued, to stop it
+      // in the middle of the next dump.)
       // (a signal that arrived while ckpt worked in a thread is handed back to it)
       for (const p of live) for (const tid of p.tids) detach(tid, caught.get(tid)?.interceptedSignal ?? 0);
       log.info(`pid ${root} left running`);
@@ -176,7 +184,6 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     for (const r of all.flatMap((c) => c.rts ?? [])) caught.set(r.pid, r);
     try { releaseProcesses(all); } catch (u) { log.error((u as Error).message); }
     for (const r of caught.values()) if (r.interceptedSignal) signals.set(r.pid, r.interceptedSignal);
-    for (const p of live) if (p.stopSig) kill(p.pid, p.stopSig);
     releaseTree(tree, signals);
     image?.discard();
     log.info(`pid ${root} released unchanged`);
@@ -193,18 +200,25 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
  * twice: what is done is not done again. Throws, after all that, if
  * anything could not be put back.
  */
-function releaseProcesses(cs: Array<Partial<Pick<Captured, 'leader' | 'rts' | 'origMasks'>>>): void {
+function releaseProcesses(cs: Array<Partial<Pick<Captured, 'leader' | 'rts' | 'origMasks' | 'origFds'>>>): void {
   const problems: string[] = [];
   const problem = (pid: number, what: string, u: unknown) => problems.push(`pid ${pid}: could not ${what}: ${(u as Error).message}`);
   try {
     for (const c of cs) {
       const l = c.leader;
       if (!l?.scratch || !c.rts?.length) continue;
-      try {
-        debugFail('release:unmap');
-        l.unmapScratch();
-      } catch (u) {
-        problem(l.pid, 'unmap the scratch area', u);
+      // An fd ckpt opened in the process and had no chance to close (a failure on the way).
+      for (const fd of fs.readdirSync(`/proc/${l.pid}/fd`).map(Number)) {
+        if (c.origFds && !c.origFds.has(fd)) { try { l.call(`close(${fd})`, NR.close, fd); } catch (u) { problem(l.pid, `close fd ${fd}`, u); } }
+      }
+      // (tried twice: once a call failed, the dump is failing and only the release remains to be done)
+      for (let attempt = 0; l.scratch; attempt++) {
+        try {
+          debugFail('release:unmap');
+          l.unmapScratch();
+        } catch (u) {
+          if (attempt > 0) { problem(l.pid, 'unmap the scratch area', u); break; }
+        }
       }
     }
   } finally {
@@ -237,6 +251,7 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   const pid = proc.pid;
   const tids = proc.tids;
   const origMasks = cur.origMasks!;
+  cur.origFds = new Set(fs.readdirSync(`/proc/${pid}/fd`).map(Number));
   const rts = cur.rts!;
   setStep('inspect');
   const ident = readIdentity(pid);

@@ -57,10 +57,20 @@ function waitStopped(pid: number, deadline: number): Frozen {
     if (!st.stopped) throw new CkptError('failed', `pid ${pid} ${describeStatus(st)} while being frozen`);
     if (st.event === PTRACE_EVENT.STOP) {
       const groupStopped = st.stopSig === SIG.STOP || st.stopSig === SIG.TSTP || st.stopSig === SIG.TTIN || st.stopSig === SIG.TTOU;
+      // A SIGSTOP sent just before (it cannot be blocked) would stop the task
+      // in the middle of ckpt's work: let it take effect first, as a group stop.
+      if (!groupStopped && stopPending(pid)) { cont(pid); continue; }
       return { pid, stopSig: groupStopped ? st.stopSig : 0 };
     }
     cont(pid, st.event ? 0 : st.stopSig);
   }
+}
+
+/** Is a SIGSTOP queued for the task (its own queue or its process's)? */
+function stopPending(tid: number): boolean {
+  const st = readStatus(tid);
+  const bit = (k: string) => ((BigInt('0x' + (st.get(k) ?? '0')) >> BigInt(SIG.STOP - 1)) & 1n) === 1n;
+  return bit('SigPnd') || bit('ShdPnd');
 }
 
 /** Seize and stop one task. */

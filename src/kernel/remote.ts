@@ -4,6 +4,7 @@
 // arguments, points rip at a `syscall` instruction (found in the task's vDSO),
 // single-steps over it and reads rax. restore() puts the saved registers back.
 
+import { faultPoint } from './faults.js';
 import fs from 'node:fs';
 import { Regs, getRegs, setRegs, setSigmask, singlestep, syscallStep, cont, interrupt, waitPid, getEventMsg, describeStatus } from './ptrace.js';
 import { readStatus } from './proc.js';
@@ -79,6 +80,7 @@ export class RemoteTask {
 
   /** Run one syscall in the task; returns the raw result (negative errno on failure). */
   callRaw(nr: number, a: RArg = 0, b: RArg = 0, c: RArg = 0, d: RArg = 0, e: RArg = 0, f: RArg = 0): bigint {
+    faultPoint(`pid ${this.pid}: syscall ${nr}`);
     return this.quiet ? this.callQuietRaw(`syscall ${nr}`, nr, a, b, c, d, e, f) : this.stepRaw(nr, a, b, c, d, e, f);
   }
 
@@ -114,6 +116,14 @@ export class RemoteTask {
         if (now.get('rip') === this.gadget) { singlestep(this.pid); continue; }
         return now.sget('rax');
       }
+      if (st.event === 0 && st.stopSig === SIG.STOP) {
+        // A SIGSTOP (which no mask holds back) was dequeued: keep it for
+        // when the task is let go, and go on as after a job-control stop.
+        this.interceptedSignal = SIG.STOP;
+        const now = getRegs(this.pid);
+        if (now.get('rip') === this.gadget) { singlestep(this.pid); continue; }
+        return now.sget('rax');
+      }
       if (st.stopSig !== SIG.TRAP || st.event !== 0) {
         // A signal we did not expect was dequeued for delivery: keep it, so
         // that it is delivered when the task is let go.
@@ -130,6 +140,7 @@ export class RemoteTask {
 
   /** Run one syscall; throws RemoteError naming `name` on failure. */
   call(name: string, nr: number, a: RArg = 0, b: RArg = 0, c: RArg = 0, d: RArg = 0, e: RArg = 0, f: RArg = 0): bigint {
+    faultPoint(`pid ${this.pid}: ${name}`);
     const r = this.quiet ? this.callQuietRaw(name, nr, a, b, c, d, e, f) : this.stepRaw(nr, a, b, c, d, e, f);
     if (r < 0n && r > -4096n) {
       this.dropRaisedSignal(Number(-r));

@@ -25,6 +25,7 @@ import { CkptError, badImage, conflict, inStep } from '../errors.js';
 import { checkpointYield } from '../cancel.js';
 import { hostXfeatures } from '../cpu.js';
 import { log } from '../log.js';
+import { faultPoint } from '../kernel/faults.js';
 import { buildRoot, killAndReap } from './husk.js';
 import { buildTree } from './tree.js';
 import { restoreProcess, resetChld } from './process.js';
@@ -162,11 +163,15 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
   progress('check', 1, 1);
 
   const [channelLocal, channelTree] = datagramPair();
+  let step = 'husk';
   const ctx: RestoreCtx = {
     opts, img, procs, files, pool, lap,
     shm: { objects: new Map(shmem.objects.map((o) => [o.id, o])), sources: new Map(), pagesPath: (n) => img.path(n) },
-    off: IOV_SCRATCH + 4096, scratch: { start: 0n, end: 0n }, tasksMade: [], localUffd: -1, step: 'husk',
+    off: IOV_SCRATCH + 4096, scratch: { start: 0n, end: 0n }, tasksMade: [], localUffd: -1,
     channel: { local: channelLocal, remote: channelTree },
+    // Every named step is a fault point for the failure tests (kernel/faults.ts).
+    get step() { return step; },
+    set step(s: string) { step = s; faultPoint(`restore step ${s}`); },
   };
   const made = { husk: -1 };
   const open = new OpenFiles(files, { shellJob: !!opts.shellJob, off: ctx.off }, ctx.channel);
