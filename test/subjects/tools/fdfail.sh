@@ -116,7 +116,7 @@ for c in "${CASES[@]}"; do
 			verdict=$(grep -E '^(PASS|FAIL)' "$out" | tail -1)
 		fi
 	fi
-	pkill -KILL -s "$pid" 2>/dev/null # the subject's session: its processes only
+	kill -KILL -- -"$pid" 2>/dev/null # the subject's process group (setsid): its processes only
 	wait "$pid" 2>/dev/null
 	if [[ "$verdict" =~ ^FAIL\ .*($reason) ]]; then
 		echo "ok   $n $spec: $who $op: $verdict"
