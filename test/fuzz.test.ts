@@ -8,11 +8,16 @@
 //   - flip, truncate, remove, empty: damage to a file, checksums left as they
 //     are (the size or checksum check must catch it; manifest.json, which has
 //     no checksum, is only damaged so that it is no longer JSON);
-//   - type, missing, range, consistency: a change to manifest.json or a
-//     process document that is still valid JSON, with the checksums in the
-//     manifest fixed up, so that only the schema and the consistency checks
-//     can catch it. Only wrong types, out-of-range and inconsistent values
-//     are generated (docs/image-format.md), never a different valid value.
+//   - type, missing, range, consistency: a change to manifest.json, a
+//     process document or files.json (the open-file table) that is still
+//     valid JSON, with the checksums in the manifest fixed up, so that only
+//     the schema and the consistency checks can catch it. Only wrong types,
+//     out-of-range and inconsistent values are generated
+//     (docs/image-format.md), never a different valid value. The open-file
+//     table has its own: an fd naming an open file files.json lacks, a
+//     description listed twice or held by no fd, an unknown kind, bad fields
+//     of a path description, an fd's file that is no integer; the bases
+//     hold descriptions shared between processes and by dups (fd_flags).
 //
 // Repeatable: CKPT_FUZZ_SEED (default below) picks the mutations,
 // CKPT_FUZZ_CASES (default 1000) how many, CKPT_FUZZ_ONLY=3,17 replays some
@@ -89,6 +94,7 @@ interface Base {
   bytes: Record<string, Buffer>;
   manifest: J;
   docs: Record<string, J>;         // process documents by file name
+  filesDoc: J;                     // files.json
   pids: number[];
   ids: number[];                   // PIDs and TIDs
 }
@@ -98,8 +104,11 @@ const SUBJECT_KINDS: Array<{ kind: string; name: string; args: string[]; weight:
   { kind: 'threads', name: 'threads', args: ['8'], weight: 2.5 },
   { kind: 'zombie', name: 'zombie', args: [], weight: 2 },
   { kind: 'tree', name: 'tree', args: ['2'], weight: 2.5 }, // 1 + 2 + 4 processes
+  // A parent and a child sharing 15 descriptions (files, a directory, O_PATH), dups with their own close-on-exec.
+  { kind: 'files', name: 'fd_flags', args: [], weight: 3 },
 ];
 
+const FILES = 'files.json';
 const jsonText = (v: J) => Buffer.from(JSON.stringify(v, null, 1) + '\n');
 const hex8 = (n: number) => n.toString(16).padStart(8, '0');
 function fileEntry(b: Buffer): { size: number; crc32c: string[] } {
@@ -115,15 +124,18 @@ function loadBase(set: number, kind: string, dir: string): Base {
   for (const f of files) bytes[f] = fs.readFileSync(path.join(dir, f));
   const manifest = JSON.parse(bytes['manifest.json'].toString('utf8'));
   const docs: Record<string, J> = {};
-  for (const f of files.filter((x) => /^process-\d+\.json$/.test(x))) {
-    docs[f] = JSON.parse(bytes[f].toString('utf8'));
+  const parsed: Record<string, J> = {};
+  for (const f of files.filter((x) => /^process-\d+\.json$/.test(x) || x === FILES)) {
+    parsed[f] = JSON.parse(bytes[f].toString('utf8'));
+    if (f !== FILES) docs[f] = parsed[f];
     // The fix-up below rewrites documents this way: it must give the same bytes.
-    assert.ok(jsonText(docs[f]).equals(bytes[f]), `${f} is written as JSON.stringify(v, null, 1) + newline`);
+    assert.ok(jsonText(parsed[f]).equals(bytes[f]), `${f} is written as JSON.stringify(v, null, 1) + newline`);
     assert.deepEqual(fileEntry(bytes[f]), manifest.files[f], `checksum of ${f} as computed here`);
   }
+  assert.ok(parsed[FILES], `${dir} has a ${FILES}`);
   const pids = manifest.processes.map((p: J) => p.pid as number);
   const tids = Object.values(docs).flatMap((d: J) => d.threads.map((t: J) => t.tid as number));
-  return { set, kind, dir, files, bytes, manifest, docs, pids, ids: [...new Set([...pids, ...tids])] };
+  return { set, kind, dir, files, bytes, manifest, docs, filesDoc: parsed[FILES], pids, ids: [...new Set([...pids, ...tids])] };
 }
 
 // ---------------------------------------------------------------- JSON paths
@@ -190,7 +202,7 @@ class Edit {
   constructor(private readonly base: Base) { this.m = structuredClone(base.manifest); }
   doc(name: string): J {
     if (name === 'manifest.json') { this.manifestChanged = true; return this.m; }
-    if (!this.docs.has(name)) this.docs.set(name, structuredClone(this.base.docs[name]));
+    if (!this.docs.has(name)) this.docs.set(name, structuredClone(name === FILES ? this.base.filesDoc : this.base.docs[name]));
     return this.docs.get(name)!;
   }
   writes(): Map<string, Buffer | null> {
@@ -221,14 +233,15 @@ const REQUIRED_DOC = new Set([
   'itimers', 'mm', ...['startCode', 'endCode', 'startData', 'endData', 'startBrk', 'brk', 'startStack', 'argStart', 'argEnd', 'envStart', 'envEnd', 'auxv'].map((k) => `mm.${k}`),
   'memory', 'memory.pagesFile', 'memory.pageBytes', 'memory.areas',
   ...['start', 'end', 'prot', 'shared', 'kind', 'name', 'offset', 'vmflags', 'dataOffset', 'runs'].map((k) => `memory.areas[].${k}`),
-  // Every field an fd entry has is required for its kind.
-  ...['fd', 'kind', 'type', 'path', 'flags', 'pos', 'mode', 'size', 'dev', 'ino', 'rdev', 'of', 'parentFd', 'cloexec'].map((k) => `fds[].${k}`),
+  ...['fd', 'file', 'cloexec'].map((k) => `fds[].${k}`),
   'fds', 'sigactions', ...['sig', 'handler', 'flags', 'restorer', 'mask'].map((k) => `sigactions[].${k}`),
   'pendingShared', 'threads',
   ...['tid', 'regs', 'xstate', 'sigmask', 'pending', 'altstack', 'rseq', 'tidAddress', 'robustList',
     'altstack.sp', 'altstack.flags', 'altstack.size', 'rseq.address', 'rseq.size', 'rseq.signature', 'robustList.head', 'robustList.len',
     'sched.policy', 'sched.priority', 'sched.nice', 'sched.affinity'].map((k) => `threads[].${k}`),
 ]);
+// files.json: every field a description has is required for its kind (procPid is optional).
+const REQUIRED_FILES = new Set(['files', ...['id', 'kind', 'type', 'path', 'flags', 'pos', 'mode', 'size', 'dev', 'ino', 'rdev'].map((k) => `files[].${k}`)]);
 const NULLABLE = new Set(['threads[].rseq']);
 
 function wrongTypes(v: J): J[] {
@@ -260,12 +273,15 @@ function rangeValues(file: string, root: J, p: P, v: J): J[] {
   const parentKey = [...p.slice(0, p.lastIndexOf(key))].reverse().find((k) => typeof k === 'string');
   const f = fieldOf(p);
   const inManifest = file === 'manifest.json';
+  const inFiles = file === FILES;
   if (typeof v === 'number') {
     switch (key) {
       case 'pid': case 'tid': case 'pgid': case 'sid': return [0, -1, -v, PID_LIMIT + 1, ...BAD_INT];
       case 'root': return inManifest ? [0, -1, PID_LIMIT + 1, ...BAD_INT] : [];
       case 'ppid': return [-1, PID_LIMIT + 1, ...BAD_INT];
-      case 'fd': case 'of': case 'parentFd': return [-1, 1e9, 2 ** 31, ...BAD_INT];
+      case 'fd': return [-1, 1e9, 2 ** 31, ...BAD_INT];
+      case 'file': return [0, -1, 2 ** 31, ...BAD_INT];
+      case 'id': return inFiles ? [0, -1, 2 ** 31, ...BAD_INT] : BAD_INT;
       case 'sig': return [0, 65, -1, 9, 19, ...BAD_INT];
       case 'pdeathsig': case 'exitSignal': return [65, -1, ...BAD_INT];
       case 'stopSignal': return [0, 18, 23, 65, 1.5];
@@ -317,8 +333,8 @@ function rangeValues(file: string, root: J, p: P, v: J): J[] {
     if (key === 'auxv') return [...BAD_B64, b64Len(v, Buffer.from(v, 'base64').length - 8)];
     if (key === 'pending' || key === 'pendingShared') return [...BAD_B64, b64Len(v, 127), b64Len(v, 129)];
     if (key === 'prot') return ['rwz', '', 'rwxp', 'r-', 'xwr'];
-    if (key === 'kind') return ['bogus', '', v.toUpperCase()];
-    if (key === 'type' && parentKey === 'fds') return ['sock', 'blk', ''];
+    if (key === 'kind') return inFiles ? ['bogus', '', v.toUpperCase(), 'pipe', 'socket'] : ['bogus', '', v.toUpperCase()];
+    if (key === 'type' && inFiles) return ['sock', 'blk', 'lnk', '', v.toUpperCase()];
     if (key === 'exe' || key === 'cwd' || key === 'path') return ['', 'relative/path', `${v}\u0000x`];
     if (key === 'root' && !inManifest) return ['', 'relative', '/\u0000x'];
     if (key === 'name' && f === 'memory.areas[].name') {
@@ -332,6 +348,7 @@ function rangeValues(file: string, root: J, p: P, v: J): J[] {
     const fixed: Record<string, number> = { rlimits: 16, 'rlimits[]': 2, itimers: 3, 'itimers[]': 4, 'creds.uid': 4, 'creds.gid': 4, 'memory.areas[].runs[]': 2 };
     if (fixed[f] !== undefined) return [v.slice(0, -1), [...v, v[v.length - 1]]];
     if (['threads', 'memory.areas', 'processes', 'files.process-N.json.crc32c', 'files.pages-N.img.crc32c'].includes(f)) return [[]];
+    if (inFiles && f === 'files') return [[]]; // every fd then names an open file that is not there
     return [];
   }
   return [];
@@ -342,7 +359,8 @@ function namesFor(file: string, p: P): string[] {
 }
 
 function pickJsonFile(rng: Rng, base: Base): string {
-  return rng() < 0.3 ? 'manifest.json' : pick(rng, Object.keys(base.docs));
+  const r = rng();
+  return r < 0.3 ? 'manifest.json' : r < 0.42 ? FILES : pick(rng, Object.keys(base.docs));
 }
 
 /** Choose a field uniformly among the generalized paths that have candidates, then one instance. */
@@ -361,7 +379,7 @@ function jsonMutation(rng: Rng, base: Base, kind: 'type' | 'missing' | 'range'):
   const file = pickJsonFile(rng, base);
   const e = new Edit(base);
   const root = e.doc(file);
-  const required = file === 'manifest.json' ? REQUIRED_MANIFEST : REQUIRED_DOC;
+  const required = file === 'manifest.json' ? REQUIRED_MANIFEST : file === FILES ? REQUIRED_FILES : REQUIRED_DOC;
   const same = (a: J, b: J) => JSON.stringify(a) === JSON.stringify(b);
   const alternatives = (n: { p: P; v: J }): J[] => {
     const f = fieldOf(n.p);
@@ -384,6 +402,7 @@ interface Incons { field: string; where: string; old?: unknown; value?: unknown;
 type InconsGen = { name: string; applies: (b: Base) => boolean; apply: (rng: Rng, b: Base, e: Edit) => Incons | null };
 
 const docsWith = (b: Base, pred: (d: J) => boolean) => Object.keys(b.docs).filter((f) => pred(b.docs[f]));
+const fileIds = (b: Base): number[] => b.filesDoc.files.map((f: J) => f.id as number);
 /** Indices of the elements that pass. */
 const where = (xs: J[], pred: (x: J) => boolean): number[] => xs.flatMap((x, i) => (pred(x) ? [i] : []));
 const areaPages = (a: J) => Number((BigInt(a.end) - BigInt(a.start)) / 4096n);
@@ -611,26 +630,86 @@ const INCONSISTENT: InconsGen[] = [
       return { field: 'fds[].fd', where: `fds[${j}].fd`, old, value: fds[j].fd, what: 'two entries for one fd', names: [f] };
     },
   },
+  // The open-file table: fds name descriptions of files.json by id.
   {
-    name: 'dup of a later or missing fd', applies: (b) => docsWith(b, (d) => d.fds.some((x: J) => x.kind === 'dup')).length > 0,
+    name: 'fd names an open file files.json lacks', applies: (b) => docsWith(b, (d) => d.fds.length > 0).length > 0,
     apply: (rng, b, e) => {
-      const f = pick(rng, docsWith(b, (d) => d.fds.some((x: J) => x.kind === 'dup')));
+      const f = pick(rng, docsWith(b, (d) => d.fds.length > 0));
       const fds = e.doc(f).fds;
-      const j = pick(rng, where(fds, (x: J) => x.kind === 'dup'));
-      const old = fds[j].of;
-      fds[j].of = rng() < 0.5 ? fds[j].fd : Math.max(...fds.map((x: J) => x.fd)) + 5;
-      return { field: 'fds[].of', where: `fds[${j}].of`, old, value: fds[j].of, what: 'a dup of an fd that is not an earlier one', names: [f] };
+      const j = int(rng, fds.length);
+      const old = fds[j].file;
+      fds[j].file = Math.max(...fileIds(b)) + 1 + int(rng, 1000);
+      return { field: 'fds[].file', where: `fds[${j}].file`, old, value: fds[j].file, what: 'an fd names an open file that files.json does not list', names: [f, FILES] };
     },
   },
   {
-    name: "inherit of an fd the parent lacks", applies: (b) => docsWith(b, (d) => d.fds.some((x: J) => x.kind === 'inherit')).length > 0,
+    name: 'open file removed from files.json', applies: () => true,
     apply: (rng, b, e) => {
-      const f = pick(rng, docsWith(b, (d) => d.fds.some((x: J) => x.kind === 'inherit')));
+      const files = e.doc(FILES).files;
+      const k = int(rng, files.length);
+      const [old] = files.splice(k, 1);
+      const holders = docsWith(b, (d) => d.fds.some((x: J) => x.file === old.id));
+      return { field: 'files', where: `files[${k}]`, old: old.id, what: `open file ${old.id}, which fds hold, removed`, names: [FILES, ...holders] };
+    },
+  },
+  {
+    name: 'open file listed twice', applies: () => true,
+    apply: (rng, b, e) => {
+      const files: J[] = e.doc(FILES).files;
+      const k = int(rng, files.length);
+      if (files.length >= 2 && rng() < 0.5) {
+        const j = pick(rng, files.map((_, i) => i).filter((i) => i !== k));
+        const old = files[j].id;
+        files[j].id = files[k].id;
+        return { field: 'files[].id', where: `files[${j}].id`, old, value: files[j].id, what: 'two descriptions with one id', names: [FILES] };
+      }
+      const twin = structuredClone(files[k]);
+      files.splice(int(rng, files.length + 1), 0, twin);
+      return { field: 'files', where: 'files', value: twin.id, what: `open file ${twin.id} listed twice`, names: [FILES] };
+    },
+  },
+  {
+    name: 'open file no fd holds', applies: () => true,
+    apply: (rng, b, e) => {
+      const files: J[] = e.doc(FILES).files;
+      const extra = { ...structuredClone(pick(rng, files)), id: Math.max(...fileIds(b)) + 1 + int(rng, 1000) };
+      files.splice(int(rng, files.length + 1), 0, extra);
+      return { field: 'files', where: 'files', value: extra.id, what: `open file ${extra.id} that no fd holds`, names: [FILES] };
+    },
+  },
+  {
+    name: 'open file of an unknown kind', applies: () => true,
+    apply: (rng, b, e) => {
+      const files = e.doc(FILES).files;
+      const k = int(rng, files.length);
+      const old = files[k].kind;
+      files[k].kind = pick(rng, ['pipe', 'socket', 'eventfd', 'memfd', 'Path', 'path ', 'tty0'].filter((x) => x !== old));
+      return { field: 'files[].kind', where: `files[${k}].kind`, old, value: files[k].kind, what: 'a kind of open file this ckpt does not know', names: [FILES] };
+    },
+  },
+  {
+    name: 'path description with a bad field', applies: (b) => b.filesDoc.files.some((f: J) => f.kind === 'path'),
+    apply: (rng, b, e) => {
+      const files = e.doc(FILES).files;
+      const k = pick(rng, where(files, (f: J) => f.kind === 'path'));
+      const d = files[k];
+      const key = pick(rng, ['type', 'path', 'flags', 'pos'] as const);
+      const old = d[key];
+      d[key] = key === 'type' ? pick(rng, ['sock', 'blk', 'lnk', 'file', '']) :
+        key === 'path' ? pick(rng, ['', 'relative/path', old.slice(1), `${old}\u0000x`]) :
+        key === 'flags' ? pick(rng, [-1, 2 ** 32, 1.5, String(old)]) : pick(rng, ['-1', '1.5', 'abc', '', '18446744073709551616', 0]);
+      return { field: `files[].${key}`, where: `files[${k}].${key}`, old, value: d[key], what: `a path description's ${key} out of range or of the wrong form`, names: [FILES] };
+    },
+  },
+  {
+    name: "an fd's file not an integer id", applies: (b) => docsWith(b, (d) => d.fds.length > 0).length > 0,
+    apply: (rng, b, e) => {
+      const f = pick(rng, docsWith(b, (d) => d.fds.length > 0));
       const fds = e.doc(f).fds;
-      const j = pick(rng, where(fds, (x: J) => x.kind === 'inherit'));
-      const old = fds[j].parentFd;
-      fds[j].parentFd = 999;
-      return { field: 'fds[].parentFd', where: `fds[${j}].parentFd`, old, value: 999, what: 'parentFd names an fd the parent does not have', names: [f] };
+      const j = int(rng, fds.length);
+      const old = fds[j].file;
+      fds[j].file = pick(rng, [old + 0.5, String(old), null, true, [old], { id: old }, 0, -old, 2 ** 31]);
+      return { field: 'fds[].file', where: `fds[${j}].file`, old, value: fds[j].file, what: 'an fd names its open file by something else than an id', names: [f] };
     },
   },
   {
@@ -1195,7 +1274,7 @@ test(`fuzz: ${ONLY.length ? `cases ${ONLY.join(', ')}` : `${CASES} mutated image
   results.sort((a, b) => a.i - b.i);
   if (LOG) {
     fs.writeFileSync(LOG, results.map((r) => `${r.i} ${r.problems.length ? 'FAIL' : 'ok'} ${r.base.kind} ${r.mut.kind} ${r.mut.file} ${r.mut.where}: ` +
-      `${show(r.mut.old)} -> ${show(r.mut.value)} | exit ${r.run.status ?? r.run.signal} | ${visible(r.run.stderr.trim().split('\n').pop() ?? '')}\n`).join(''));
+      `${show(r.mut.old)} -> ${show(r.mut.value)} | exit ${r.run.status ?? r.run.signal} in ${r.run.ms.toFixed(0)} ms | ${visible(r.run.stderr.trim().split('\n').pop() ?? '')}\n`).join(''));
   }
   const { text, failed } = summarize(results, ms);
   console.log(`fuzz: setup (dumps and control restores) ${(setupMs / 1000).toFixed(1)} s`);

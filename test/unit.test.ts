@@ -729,3 +729,12 @@ test('fd moves: a swap of two numbers is done through a parked copy', () => {
   const after = simulateFdOps(new Map([[3, { file: 'a', cloexec: true }], [4, { file: 'b', cloexec: true }]]), ops);
   assert.deepEqual([...after.entries()].sort(), [[3, { file: 'b', cloexec: false }], [4, { file: 'a', cloexec: false }]]);
 });
+
+test('fd moves: a cycle is parked at the lowest free number that is no target, not above everything (which can be beyond RLIMIT_NOFILE)', () => {
+  const moves = [{ src: 3, dst: 4, cloexec: false }, { src: 4, dst: 3, cloexec: false }, { src: 5, dst: 19999, cloexec: false }, { src: 6, dst: 0, cloexec: true }];
+  const ops = planFdMoves(moves, [3, 4, 5, 6]);
+  const parks = ops.filter((o) => o.op === 'park');
+  assert.deepEqual(parks.map((o) => o.at), [1]);
+  const after = simulateFdOps(new Map([3, 4, 5, 6].map((fd) => [fd, { file: `f${fd}`, cloexec: true }])), ops);
+  assert.deepEqual([...after.entries()].sort((a, b) => a[0] - b[0]), [[0, { file: 'f6', cloexec: true }], [3, { file: 'f4', cloexec: false }], [4, { file: 'f3', cloexec: false }], [19999, { file: 'f5', cloexec: false }]]);
+});

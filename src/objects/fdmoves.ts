@@ -3,14 +3,16 @@
 // number (target) with its close-on-exec flag, and nothing else may stay
 // open. A source may sit where another file must go: this plans the dup3
 // calls in an order that overwrites no source still needed, parking a source
-// above everything when the moves form a cycle. Pure: the plan is carried out
+// at a free number that is no target when the moves form a cycle (the
+// lowest: a number above everything can be beyond RLIMIT_NOFILE when the
+// image has an fd at the limit's last number). Pure: the plan is carried out
 // by the caller.
 
 export interface FdMove { src: number; dst: number; cloexec: boolean }
 
 export type FdOp =
   | { op: 'dup3'; src: number; dst: number; cloexec: boolean }
-  /** fcntl(src, F_DUPFD_CLOEXEC, at): `at` and everything above it are free, so the copy lands at `at`. */
+  /** fcntl(src, F_DUPFD_CLOEXEC, at): `at` is free, so the copy lands at `at`. */
   | { op: 'park'; src: number; at: number }
   /** fcntl(fd, F_SETFD, cloexec ? FD_CLOEXEC : 0) */
   | { op: 'setfd'; fd: number; cloexec: boolean }
@@ -28,7 +30,11 @@ export function planFdMoves(moves: FdMove[], open: Iterable<number>): FdOp[] {
   }
   const present = new Set(open);
   for (const m of moves) if (!present.has(m.src)) throw new Error(`internal: source fd ${m.src} is not open`);
-  let top = Math.max(-1, ...present, ...dsts) + 1;
+  let spare = 0; // numbers below it are open or targets
+  const freeNumber = () => {
+    while (present.has(spare) || dsts.has(spare)) spare++;
+    return spare;
+  };
   const ops: FdOp[] = [];
   let pending: FdMove[] = [];
   for (const m of moves) {
@@ -45,7 +51,7 @@ export function planFdMoves(moves: FdMove[], open: Iterable<number>): FdOp[] {
     }
     // Every pending target holds a source still needed: a cycle. Park one source.
     const from = pending[0].src;
-    const at = top++;
+    const at = freeNumber();
     ops.push({ op: 'park', src: from, at });
     present.add(at);
     pending = pending.map((m) => (m.src === from ? { ...m, src: at } : m));
