@@ -116,6 +116,19 @@ export function checkSharing(kid: number, parent: number): void {
 }
 
 /**
+ * Threads share the fd table and cwd and root of their process, unless one
+ * unshared them (unshare(CLONE_FILES), unshare(CLONE_FS)): such a thread
+ * would come back with the process's. Checked once all are frozen.
+ */
+export function checkThreadSharing(pid: number, tids: number[]): void {
+  for (const tid of tids) {
+    if (tid === pid) continue;
+    if (!kcmpSame(pid, tid, KCMP.FILES)) throw refused(`pid ${pid}: thread ${tid} has an fd table of its own (unshare(CLONE_FILES)); not supported yet`);
+    if (!kcmpSame(pid, tid, KCMP.FS)) throw refused(`pid ${pid}: thread ${tid} has a cwd and root of its own (unshare(CLONE_FS)); not supported yet`);
+  }
+}
+
+/**
  * Seize and stop every thread of a process. Threads created while ckpt
  * attaches are caught too: the thread list is read again until it holds no
  * thread that is not stopped yet. Returns the thread ids, leader first.
