@@ -11,7 +11,7 @@ import { kernelRelease, readStatus, readStat, pidExists, MapEntry } from './kern
 import { Pool } from './bulk/pool.js';
 import { kill, kcmpSame } from './kernel/sys.js';
 import { NR, SIG, CALL_SIGMASK, BLOCKABLE_SIGNALS, WAIT, KCMP, RLIMIT } from './kernel/consts.js';
-import { planMemory, writePages, findHole, dumpShmem, IOV_SCRATCH, ShmemObject } from './objects/memory.js';
+import { planMemory, writePages, findHole, dumpShmem, IOV_SCRATCH, ShmemObject } from './objects/memory/index.js';
 import { dumpFds } from './objects/files.js';
 import { dumpActions } from './objects/signals.js';
 import { dumpThread } from './objects/thread.js';

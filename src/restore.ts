@@ -11,7 +11,7 @@ import { checkFds, restoreFds, openDeferredFds, FdImage } from './objects/files.
 import { restoreActions, queueSignals } from './objects/signals.js';
 import { restoreThreadCalls, finalRegs, setThreadState } from './objects/thread.js';
 import { restoreCreds } from './objects/creds.js';
-import { findHole, checkMappedFiles, areaRanges, clearAndMoveSpecials, restoreAreas, registerUffd, unregisterUffd, sealAreas, IOV_SCRATCH, ShmemImage, ShmemCtx } from './objects/memory.js';
+import { findHole, checkMappedFiles, areaRanges, clearAndMoveSpecials, restoreAreas, registerUffd, unregisterUffd, sealAreas, IOV_SCRATCH, ShmemImage, ShmemCtx } from './objects/memory/index.js';
 import { Pool } from './bulk/pool.js';
 import { shareJob } from './bulk/jobs.js';
 import { restoreSched, restoreOomScoreAdj } from './objects/sched.js';

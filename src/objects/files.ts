@@ -10,7 +10,7 @@ import { kcmpSame } from '../kernel/sys.js';
 import { refused } from '../errors.js';
 import { PathFd, dumpPathFd, checkPathFd, restorePathFd, isTty } from './regfile.js';
 import { TtyFd, dumpTtyFd, parkCallerTty, restoreTtyFd } from './tty.js';
-import { IOV_SCRATCH } from './memory.js';
+import { IOV_SCRATCH } from './memory/index.js';
 import { fdNum, superRefine } from '../image/schema.js';
 
 /** An fd that shares its open file description with a lower fd of the same process (dup). */
