@@ -5,23 +5,23 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { ImageReader, chunkCount } from './image/store.js';
+import { ImageReader } from './image/store.js';
 import { ProcessImage, readRlimits, checkRlimits, restoreMm, restoreIdentityCalls, restoreMiscLast, restoreRlimits, restoreRootAndCwd, restoreMmSettings } from './objects/process.js';
 import { checkFds, restoreFds, openDeferredFds, FdImage } from './objects/files.js';
 import { restoreActions, queueSignals } from './objects/signals.js';
 import { restoreThreadCalls, finalRegs, setThreadState } from './objects/thread.js';
 import { restoreCreds } from './objects/creds.js';
-import { findHole, checkMappedFiles, areaRanges, clearAndMoveSpecials, restoreAreas, registerUffd, unregisterUffd, sealAreas, IOV_SCRATCH, ShmemImage, ShmemCtx } from './objects/memory/index.js';
+import { findHole, checkMappedFiles, areaRanges, clearAndMoveSpecials, restoreAreas, copyInDeferred, sealAreas, IOV_SCRATCH, ShmemImage, ShmemCtx } from './objects/memory/index.js';
+import { ImageDirSource } from './image/pages.js';
 import { Pool } from './bulk/pool.js';
-import { shareJob } from './bulk/jobs.js';
 import { restoreSched, restoreOomScoreAdj } from './objects/sched.js';
-import { posixSpawn, pidfdGetfd, kill, setRlimit } from './kernel/sys.js';
+import { posixSpawn, kill, setRlimit } from './kernel/sys.js';
 import { freezeTask } from './freeze.js';
 import { RemoteTask, findSyscallGadget } from './kernel/remote.js';
 import { readMaps, pidExists, readStat, taskState } from './kernel/proc.js';
 import { setSigmask, getRseqConfig, waitPid, detach, waitNoHang, describeStatus } from './kernel/ptrace.js';
 import { CALL_SIGMASK, BLOCKABLE_SIGNALS, WAIT, IOCTL, RLIMIT } from './kernel/consts.js';
-import { NR, SIG, PR, PTRACE_O, PTRACE_EVENT, AT_FDCWD, O, CLONE, WALL, signalName } from './kernel/consts.js';
+import { NR, SIG, PR, PTRACE_O, PTRACE_EVENT, CLONE, WALL, signalName } from './kernel/consts.js';
 import { CkptError, badImage, conflict, inStep } from './errors.js';
 import { checkpointYield, wasInterrupted } from './cancel.js';
 import { hostXfeatures } from './cpu.js';
@@ -188,7 +188,8 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
   // (below), before any process of the image exists; everything else now.
   const { img, procs, shmem } = await loadImage(dir, pool ? 'defer-root-pages' : 'all', pool);
   const m = img.manifest;
-  const shm: ShmemCtx = { objects: new Map(shmem.objects.map((o) => [o.id, o])), sources: new Map(), pagesPath: (n) => img.path(n) };
+  const shm: ShmemCtx = { objects: new Map(shmem.objects.map((o) => [o.id, o])), sources: new Map() };
+  const pages = new ImageDirSource(img, pool);
   const p = procs.find((x) => x.pid === m.root);
   if (!p) throw badImage(`image file manifest.json: the root process ${m.root} has no process document`);
   for (const q of procs) {
@@ -217,7 +218,6 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
   let husk = -1;
   let task = -1;
   const tasksMade: number[] = [];
-  let localUffd = -1;
   let step = 'husk';
   try {
     // 1. The husk: a throwaway process whose address space is turned into the root's.
@@ -241,10 +241,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
     const rs = getRseqConfig(husk);
     if (rs.size) hrt.call('rseq(unregister)', NR.rseq, rs.address, rs.size, 1, rs.signature);
     clearAndMoveSpecials(hrt, p.memory, scratch, gadget - vdso.start);
-    const pagesPath = img.path(p.memory.pagesFile);
-    const pfd = Number(hrt.call('open(page file)', NR.openat, AT_FDCWD, hrt.putString(pagesPath, off), O.RDONLY | O.CLOEXEC, 0));
-    const deferred = restoreAreas(hrt, p.memory, pfd, pagesPath, pool !== null, shm, p.pid);
-    hrt.call('close(page file)', NR.close, pfd);
+    const deferred = restoreAreas(hrt, p.memory, pages, pool !== null, shm, p.pid);
     restoreMm(hrt, p, off);
     lap('memory');
     await checkpointYield('restore:memory');
@@ -254,23 +251,8 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
       // is checked on the way. A bad checksum ends the restore here, before
       // any process of the image exists.
       step = 'pages';
-      let ufdRemote = -1;
-      if (deferred.segs.length) {
-        ufdRemote = registerUffd(hrt, deferred, off, 3);
-        localUffd = pidfdGetfd(husk, ufdRemote);
-      }
-      const size = m.files[p.memory.pagesFile].size;
-      const results = await shareJob({
-        op: 'load', uffd: localUffd, path: pagesPath, size, chunks: Array.from({ length: chunkCount(size) }, (_, i) => i),
-        segs: deferred.segs,
-      }, pool);
-      log.debug(`pages loaded: ${results.map((r) => `${((r.bytes ?? 0) / 1048576).toFixed(0)} MiB copied in ${(r.ms ?? 0).toFixed(0)} ms`).join(', ')}`);
-      img.checkSums(p.memory.pagesFile, results.flatMap((r) => r.sums ?? []));
-      if (ufdRemote >= 0) {
-        unregisterUffd(hrt, deferred, ufdRemote, off);
-        fs.closeSync(localUffd);
-        localUffd = -1;
-      }
+      const results = await copyInDeferred(hrt, deferred, off);
+      log.debug(`pages loaded: ${results.map((r) => `${(r.bytes / 1048576).toFixed(0)} MiB copied in ${r.ms.toFixed(0)} ms`).join(', ')}`);
       lap('pages');
     }
 
@@ -327,21 +309,11 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
       if (crs.size) crt.call('rseq(unregister)', NR.rseq, crs.address, crs.size, 1, crs.signature);
       const vd = readMaps(cpid).find((mm) => mm.path === '[vdso]')!;
       clearAndMoveSpecials(crt, q.memory, scratch, crt.gadget - vd.start);
-      const cpages = img.path(q.memory.pagesFile);
-      const cfd = Number(crt.call('open(page file)', NR.openat, AT_FDCWD, crt.putString(cpages, off), O.RDONLY | O.CLOEXEC, 0));
       // A child with much memory of its own gets it copied in like the root's (UFFDIO_COPY, two threads).
-      const cdeferred = restoreAreas(crt, q.memory, cfd, cpages, pool !== null && q.memory.pageBytes >= CHILD_UFFD_MIN, shm, q.pid);
-      crt.call('close(page file)', NR.close, cfd);
+      const cdeferred = restoreAreas(crt, q.memory, pages, pool !== null && q.memory.pageBytes >= CHILD_UFFD_MIN, shm, q.pid);
       if (pool && cdeferred.segs.length) {
-        const cufd = registerUffd(crt, cdeferred, off, 3);
-        localUffd = pidfdGetfd(cpid, cufd);
-        const size = m.files[q.memory.pagesFile].size;
-        const res = await shareJob({ op: 'load', uffd: localUffd, path: cpages, size, chunks: Array.from({ length: chunkCount(size) }, (_, i) => i), segs: cdeferred.segs }, pool);
-        img.checkSums(q.memory.pagesFile, res.flatMap((r) => r.sums ?? []));
+        await copyInDeferred(crt, cdeferred, off);
         log.debug(`pid ${cpid}: ${(cdeferred.bytes / 1048576).toFixed(0)} MiB of pages copied in`);
-        unregisterUffd(crt, cdeferred, cufd, off);
-        fs.closeSync(localUffd);
-        localUffd = -1;
       }
       restoreMm(crt, q, off);
       built.push(buildProcess(q, crt, opts, off, tasksMade, false, setStep));
@@ -409,7 +381,6 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null,
     for (const tid of [...tasksMade].reverse()) { if (tid !== task) { try { waitPid(tid); } catch { /* gone */ } } }
     if (task > 0) killAndReap(task);
     if (husk > 0) killAndReap(husk);
-    if (localUffd >= 0) fs.closeSync(localUffd);
     throw err;
   }
 }

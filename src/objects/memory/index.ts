@@ -5,6 +5,8 @@
 //   transfer.ts  moving page data between a process and its page files
 //   map.ts       mapping the areas of a restored process
 //   uffd.ts      userfaultfd registration for pages copied in by ckpt
+//   pages-io.ts  the page sink (dump) and page source (restore) interfaces;
+//                the image directory's are in image/pages.ts
 
 export { Area, MemoryImage, ShmemObject, ShmemImage, SPECIAL, areaRanges, describeAreas } from './areas.js';
 export { findHole } from './runs.js';
@@ -13,4 +15,5 @@ export type { MemoryPlan, Segment } from './plan.js';
 export { writePages, dumpShmem, IOV_SCRATCH } from './transfer.js';
 export { checkMappedFiles, clearAndMoveSpecials, restoreAreas, sealAreas } from './map.js';
 export type { DeferredPages, ShmemCtx } from './map.js';
-export { registerUffd, unregisterUffd } from './uffd.js';
+export { registerUffd, unregisterUffd, copyInDeferred } from './uffd.js';
+export type { PageRun, PageSet, PageOrigin, StoredPages, PageSink, PageStream, PageSource, PageReader } from './pages-io.js';

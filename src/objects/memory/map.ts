@@ -11,7 +11,8 @@ import { NR, PROT, MAP, MADV, MREMAP, O, AT_FDCWD, PAGE_SIZE, PR } from '../../k
 import { badImage, CkptError } from '../../errors.js';
 import { Run, runSegments, findHole, Range, TASK_TOP } from './runs.js';
 import { Area, MemoryImage, ShmemObject, SPECIAL, big, toHex, protBits, areaRanges } from './areas.js';
-import { IOV_SCRATCH, readPages, writeAreaFromOutside } from './transfer.js';
+import { IOV_SCRATCH, readPages, writeFromOutside } from './transfer.js';
+import { PageSource, PageReader, PageRun } from './pages-io.js';
 
 const MADVISE_FOR_FLAG: Record<string, number> = {
   dc: MADV.DONTFORK, dd: MADV.DONTDUMP, wf: MADV.WIPEONFORK, hg: MADV.HUGEPAGE, nh: MADV.NOHUGEPAGE, mg: MADV.MERGEABLE,
@@ -88,7 +89,9 @@ function remap(rt: RemoteTask, from: bigint, size: bigint, to: bigint, name: str
 export interface DeferredPages {
   /** Anonymous areas whose pages are to be filled by UFFDIO_COPY from ckpt's side. */
   areas: Area[];
-  segs: Array<{ addr: string; len: number; fileOff: number }>;
+  /** Their runs of pages, and where they come from. */
+  segs: PageRun[];
+  pages: PageReader;
   bytes: number;
   /** Areas to mlock once their pages are in (mlock would fault them in as zeros). */
   mlock: Area[];
@@ -99,19 +102,26 @@ export interface ShmemCtx {
   objects: Map<string, ShmemObject>;
   /** An area of a restored process (its final PID) that maps the object. */
   sources: Map<string, { pid: number; start: bigint; end: bigint }>;
-  pagesPath(name: string): string;
 }
 
 /**
- * Map every area of the image and fill in its pages. `pagesFd` is open in the
- * task. With `deferAnon`, the pages of readable private anonymous areas are
- * not read here but returned, for ckpt to copy in with userfaultfd. `pid` is
- * the PID the process will have (the husk's task becomes the root's).
+ * Map every area of the image and fill in its pages from `source`. With
+ * `deferAnon`, the pages of readable private anonymous areas are not read
+ * here but returned, for ckpt to copy in with userfaultfd (uffd.ts). `pid`
+ * is the PID the process will have (the husk's task becomes the root's).
  */
-export function restoreAreas(rt: RemoteTask, mem: MemoryImage, pagesFd: number, pagesPath: string, deferAnon: boolean, shm: ShmemCtx, pid: number): DeferredPages {
-  const deferred: DeferredPages = { areas: [], segs: [], bytes: 0, mlock: [] };
+export function restoreAreas(rt: RemoteTask, mem: MemoryImage, source: PageSource, deferAnon: boolean, shm: ShmemCtx, pid: number): DeferredPages {
+  const pages = source.process(pid, mem);
+  const deferred: DeferredPages = { areas: [], segs: [], pages, bytes: 0, mlock: [] };
   const files = new Map<string, number>();
   let prev: Area | null = null;
+  // The page file, opened in the task when it first reads pages itself.
+  let pagesFd = -1;
+  const fill = (start: bigint, runs: Run[], dataOffset: number, what: string) => {
+    if (pages.targetPath === null) { writeFromOutside(rt, pages, start, runs, dataOffset); return; }
+    if (pagesFd < 0) pagesFd = rt.callN('open(page file)', NR.openat, AT_FDCWD, rt.putString(pages.targetPath, IOV_SCRATCH), O.RDONLY | O.CLOEXEC, 0);
+    readPages(rt, pagesFd, start, runs, dataOffset, what);
+  };
   try {
     for (const a of mem.areas) {
       const before = prev;
@@ -122,7 +132,7 @@ export function restoreAreas(rt: RemoteTask, mem: MemoryImage, pagesFd: number, 
       if (a.inherit) {
         // Kept from the parent across fork: write the child's own pages (breaking
         // the copy-on-write sharing for them only) and drop what the child had not.
-        if (a.runs.length) writeAreaFromOutside(rt, a, pagesPath);
+        if (a.runs.length) writeFromOutside(rt, pages, start, a.runs as Run[], a.dataOffset);
         for (const [i, n] of a.drop ?? []) {
           rt.call(`madvise(${a.start}, DONTNEED)`, NR.madvise, start + BigInt(i * PAGE_SIZE), n * PAGE_SIZE, MADV.DONTNEED);
         }
@@ -130,7 +140,7 @@ export function restoreAreas(rt: RemoteTask, mem: MemoryImage, pagesFd: number, 
       }
       const prot = protBits(a.prot);
       if (a.shmem) {
-        mapShmem(rt, a, mem, shm, pid);
+        mapShmem(rt, a, mem, shm, source, pid);
       } else {
         const hasPages = a.runs.length > 0;
         const defer = deferAnon && hasPages && a.kind === 'anon' && !a.shared && a.prot[0] === 'r';
@@ -171,12 +181,12 @@ export function restoreAreas(rt: RemoteTask, mem: MemoryImage, pagesFd: number, 
         if (defer) {
           deferred.areas.push(a);
           for (const g of runSegments(start, a.runs as Run[], a.dataOffset)) {
-            deferred.segs.push({ addr: toHex(g.addr), len: g.len, fileOff: g.fileOff });
+            deferred.segs.push(g);
             deferred.bytes += g.len;
           }
         } else if (hasPages) {
-          if (outside) writeAreaFromOutside(rt, a, pagesPath);
-          else readPages(rt, pagesFd, start, a.runs as Run[], a.dataOffset, `area ${a.start}`);
+          if (outside) writeFromOutside(rt, pages, start, a.runs as Run[], a.dataOffset);
+          else fill(start, a.runs as Run[], a.dataOffset, `area ${a.start}`);
           if (mapProt !== prot) rt.call(`mprotect(${a.start})`, NR.mprotect, start, len, prot);
         }
         if (a.vmflags.includes('lo')) {
@@ -196,6 +206,7 @@ export function restoreAreas(rt: RemoteTask, mem: MemoryImage, pagesFd: number, 
     }
   } finally {
     for (const fd of files.values()) rt.callRaw(NR.close, fd);
+    if (pagesFd >= 0) rt.callRaw(NR.close, pagesFd);
   }
   return deferred;
 }
@@ -225,7 +236,7 @@ export function sealAreas(rt: RemoteTask, mem: MemoryImage): void {
  * another one, maps the same object through /proc/PID/map_files at its
  * offset. (Areas a child inherited across fork are kept, not mapped again.)
  */
-function mapShmem(rt: RemoteTask, a: Area, mem: MemoryImage, shm: ShmemCtx, pid: number): void {
+function mapShmem(rt: RemoteTask, a: Area, mem: MemoryImage, shm: ShmemCtx, source: PageSource, pid: number): void {
   const obj = shm.objects.get(a.shmem!);
   if (!obj) throw badImage(`image file process-${pid}.json: area ${a.start} refers to shared memory object ${a.shmem}, which shmem.json does not hold`);
   const start = big(a.start);
@@ -237,8 +248,9 @@ function mapShmem(rt: RemoteTask, a: Area, mem: MemoryImage, shm: ShmemCtx, pid:
   const src = shm.sources.get(obj.id);
   const fill = (base: bigint) => {
     if (!obj.runs.length) return;
-    const p = shm.pagesPath(obj.pagesFile);
-    const fd = rt.callN(`open(${obj.pagesFile})`, NR.openat, AT_FDCWD, rt.putString(p, IOV_SCRATCH), O.RDONLY | O.CLOEXEC, 0);
+    const pages = source.shmem(obj);
+    if (pages.targetPath === null) { writeFromOutside(rt, pages, base, obj.runs as Run[], 0); return; }
+    const fd = rt.callN(`open(${pages.name})`, NR.openat, AT_FDCWD, rt.putString(pages.targetPath, IOV_SCRATCH), O.RDONLY | O.CLOEXEC, 0);
     try { readPages(rt, fd, base, obj.runs as Run[], 0, `shared memory object ${obj.id}`); } finally { rt.callRaw(NR.close, fd); }
   };
   const mapFrom = (where: { pid: number; start: bigint; end: bigint }) => {

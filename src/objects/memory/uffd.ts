@@ -1,11 +1,12 @@
 // userfaultfd for restore: the deferred anonymous areas of a task are
-// registered with a userfaultfd made in the task, ckpt copies their pages in
-// through a duplicate of it (UFFDIO_COPY, bulk/jobs.ts), and then they are
-// unregistered.
+// registered with a userfaultfd made in the task, the page source copies
+// their pages in through ckpt's duplicate of it (UFFDIO_COPY, bulk/jobs.ts),
+// and then they are unregistered.
 
+import fs from 'node:fs';
 import { RemoteTask } from '../../kernel/remote.js';
 import { NR, O, F, UFFD } from '../../kernel/consts.js';
-import { uffdioApiArg, uffdioRegisterArg, uffdioRangeArg } from '../../kernel/sys.js';
+import { pidfdGetfd, uffdioApiArg, uffdioRegisterArg, uffdioRangeArg } from '../../kernel/sys.js';
 import { big } from './areas.js';
 import { DeferredPages, lockArea } from './map.js';
 
@@ -33,3 +34,24 @@ export function unregisterUffd(rt: RemoteTask, d: DeferredPages, ufd: number, sc
   for (const a of d.mlock) lockArea(rt, a);
 }
 
+/**
+ * Put the deferred pages of a task in place through a userfaultfd: register
+ * the areas, take a duplicate of the fd (pidfd_getfd), let the page source
+ * copy the pages in, unregister. With nothing deferred the source still
+ * reads (and so checks) all its pages. Returns what each thread copied.
+ */
+export async function copyInDeferred(rt: RemoteTask, d: DeferredPages, scratchOff: number): Promise<Array<{ bytes: number; ms: number }>> {
+  let ufd = -1;
+  let local = -1;
+  try {
+    if (d.segs.length) {
+      ufd = registerUffd(rt, d, scratchOff, 3);
+      local = pidfdGetfd(rt.pid, ufd);
+    }
+    const results = await d.pages.copyIn(local, d.segs);
+    if (ufd >= 0) unregisterUffd(rt, d, ufd, scratchOff);
+    return results;
+  } finally {
+    if (local >= 0) fs.closeSync(local);
+  }
+}
