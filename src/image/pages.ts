@@ -7,7 +7,7 @@
 // way. At restore, the task reads its pages from the file, or ckpt copies
 // them in through a userfaultfd, checking the whole file on the way.
 
-import fs from 'node:fs';
+import { openSync, readSync, closeSync } from 'node:fs';
 import { CkptError } from '../errors.js';
 import { Pool } from '../bulk/pool.js';
 import { CHUNK, CopyJob, crcChunks, runJob, shareJob } from '../bulk/jobs.js';
@@ -134,17 +134,17 @@ class FileReader implements PageReader {
 
   /** 1 MiB at a time, through one buffer. */
   each(runs: PageRun[], put: (addr: bigint, data: Buffer) => void): void {
-    const fd = fs.openSync(this.targetPath, 'r');
+    const fd = openSync(this.targetPath, 'r');
     const buf = Buffer.allocUnsafe(1 << 20);
     try {
       for (const g of runs) {
         for (let o = 0; o < g.len; o += buf.length) {
           const n = Math.min(buf.length, g.len - o);
-          if (fs.readSync(fd, buf, 0, n, g.fileOff + o) !== n) throw new CkptError('bad-image', `page file ${this.targetPath} is short at offset ${g.fileOff + o}`);
+          if (readSync(fd, buf, 0, n, g.fileOff + o) !== n) throw new CkptError('bad-image', `page file ${this.targetPath} is short at offset ${g.fileOff + o}`);
           put(g.addr + BigInt(o), buf.subarray(0, n));
         }
       }
-    } finally { fs.closeSync(fd); }
+    } finally { closeSync(fd); }
   }
 
   /** The whole file is read in chunks (both threads taking the next one), copied from and checksummed against the manifest. */

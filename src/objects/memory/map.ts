@@ -4,7 +4,8 @@
 // shared memory objects made once and mapped by all, and the pages put in
 // (by the task itself, from outside, or left for userfaultfd: uffd.ts).
 
-import fs from 'node:fs';
+import { statSync } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { readSmaps } from '../../kernel/proc.js';
 import { RemoteTask } from '../../kernel/remote.js';
 import { NR, PROT, MAP, MADV, MREMAP, O, AT_FDCWD, PAGE_SIZE, PR } from '../../kernel/consts.js';
@@ -28,8 +29,8 @@ export function checkMappedFiles(pid: number, mem: MemoryImage): void {
   for (const a of mem.areas) {
     if (a.kind !== 'file' || seen.has(a.name) || a.fileSize === undefined) continue;
     seen.add(a.name);
-    let st: fs.Stats;
-    try { st = fs.statSync(a.name); } catch {
+    let st: Stats;
+    try { st = statSync(a.name); } catch {
       throw new CkptError('conflict', `pid ${pid}: the file it maps, ${a.name}, does not exist here`);
     }
     if (st.size !== a.fileSize || (a.fileMtime !== undefined && Math.floor(st.mtimeMs / 1000) !== a.fileMtime)) {

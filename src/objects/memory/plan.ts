@@ -3,7 +3,7 @@
 // map. Nothing is moved here: the plan lists the runs of pages, in the order
 // they take in the process's page stream, for the transfer (transfer.ts).
 
-import fs from 'node:fs';
+import { openSync, statSync, closeSync } from 'node:fs';
 import { MapEntry, readSmaps } from '../../kernel/proc.js';
 import { PAGE_SIZE } from '../../kernel/consts.js';
 import { populatedRegions, samePageFrames, PAGE_IS } from '../../kernel/mm.js';
@@ -72,8 +72,8 @@ function inheritedFrom(m: MapEntry, parentMaps: MapEntry[] | null): MapEntry | n
 export function planMemory(pid: number, parentPid: number | undefined, seenShmem: Set<string>, knownParentMaps?: MapEntry[]): MemoryPlan & { maps: MapEntry[] } {
   const parentMaps = parentPid ? knownParentMaps ?? readSmaps(parentPid) : null;
   const maps = readSmaps(pid);
-  const pm = fs.openSync(`/proc/${pid}/pagemap`, 'r');
-  const ppm = parentPid ? fs.openSync(`/proc/${parentPid}/pagemap`, 'r') : -1;
+  const pm = openSync(`/proc/${pid}/pagemap`, 'r');
+  const ppm = parentPid ? openSync(`/proc/${parentPid}/pagemap`, 'r') : -1;
   const areas: Area[] = [];
   const segments: Segment[] = [];
   const shmem: MemoryPlan['shmem'] = [];
@@ -88,7 +88,7 @@ export function planMemory(pid: number, parentPid: number | undefined, seenShmem
       };
       if (c.kind === 'file') {
         try {
-          const st = fs.statSync(`/proc/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`);
+          const st = statSync(`/proc/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`);
           area.fileSize = st.size;
           area.fileMtime = Math.floor(st.mtimeMs / 1000);
         } catch { /* no size */ }
@@ -129,8 +129,8 @@ export function planMemory(pid: number, parentPid: number | undefined, seenShmem
       }
     }
   } finally {
-    fs.closeSync(pm);
-    if (ppm >= 0) fs.closeSync(ppm);
+    closeSync(pm);
+    if (ppm >= 0) closeSync(ppm);
   }
   return { areas, segments, pageBytes: offset, shmem, maps };
 }

@@ -4,7 +4,7 @@
 // restore, the task reads its pages itself (remote preadv) or ckpt writes
 // them from outside, as the source hands them over.
 
-import fs from 'node:fs';
+import { openSync, fstatSync, closeSync } from 'node:fs';
 import { RemoteTask } from '../../kernel/remote.js';
 import { NR, O, AT_FDCWD, PAGE_SIZE } from '../../kernel/consts.js';
 import { dataExtents } from '../../kernel/mm.js';
@@ -23,15 +23,15 @@ export const IOV_SCRATCH = IOV_MAX * 16;
  * itself through /proc/PID/map_files, into the sink.
  */
 export async function dumpShmem(pid: number, o: MemoryPlan['shmem'][number], sink: PageSink): Promise<{ obj: ShmemObject; sums: string[] }> {
-  const src = fs.openSync(`/proc/${pid}/map_files/${o.start.toString(16)}-${o.end.toString(16)}`, 'r');
+  const src = openSync(`/proc/${pid}/map_files/${o.start.toString(16)}-${o.end.toString(16)}`, 'r');
   try {
-    const size = fs.fstatSync(src).size;
+    const size = fstatSync(src).size;
     const runs = dataExtents(src, size);
     const out = sink.open({ kind: 'shmem', id: o.ino, runs: runSegments(0n, runs, 0), bytes: countPages(runs) * PAGE_SIZE });
     out.copy({ fd: src }, out.runs);
     const stored = await out.finish();
     return { obj: { id: o.id, size: Math.max(size, PAGE_SIZE), runs, pagesFile: stored.file }, sums: stored.sums };
-  } finally { fs.closeSync(src); }
+  } finally { closeSync(src); }
 }
 
 /**

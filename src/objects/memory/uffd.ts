@@ -3,7 +3,7 @@
 // their pages in through ckpt's duplicate of it (UFFDIO_COPY, bulk/jobs.ts),
 // and then they are unregistered.
 
-import fs from 'node:fs';
+import { closeSync } from 'node:fs';
 import { RemoteTask } from '../../kernel/remote.js';
 import { NR, O, F, UFFD } from '../../kernel/consts.js';
 import { pidfdGetfd, uffdioApiArg, uffdioRegisterArg, uffdioRangeArg } from '../../kernel/sys.js';
@@ -52,6 +52,6 @@ export async function copyInDeferred(rt: RemoteTask, d: DeferredPages, scratchOf
     if (ufd >= 0) unregisterUffd(rt, d, ufd, scratchOff);
     return results;
   } finally {
-    if (local >= 0) fs.closeSync(local);
+    if (local >= 0) closeSync(local);
   }
 }
