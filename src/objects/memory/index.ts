@@ -2,7 +2,7 @@
 //   areas.ts     the image's memory documents (schemas) and helpers on areas
 //   runs.ts      pure logic on page runs, batches of transfers, free ranges
 //   plan.ts      which areas and pages a dump stores
-//   transfer.ts  moving page data between a process and its page files
+//   transfer.ts  moving page data between a process and a page sink or source
 //   map.ts       mapping the areas of a restored process
 //   uffd.ts      userfaultfd registration for pages copied in by ckpt
 //   pages-io.ts  the page sink (dump) and page source (restore) interfaces;
