@@ -12,7 +12,8 @@ import { kernelRelease, readStatus, readStat, pidExists, MapEntry } from './kern
 import { Pool } from './bulk/pool.js';
 import { kill } from './kernel/sys.js';
 import { NR, SIG, CALL_SIGMASK, BLOCKABLE_SIGNALS, WAIT, RLIMIT } from './kernel/consts.js';
-import { planMemory, writePages, findHole, dumpShmem, IOV_SCRATCH, ShmemObject } from './objects/memory.js';
+import { planMemory, writePages, findHole, dumpShmem, IOV_SCRATCH, ShmemObject } from './objects/memory/index.js';
+import { ImageDirSink } from './image/pages.js';
 import { FileTableBuilder } from './objects/files.js';
 import { dumpActions } from './objects/signals.js';
 import { dumpThread } from './objects/thread.js';
@@ -304,19 +305,14 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   await checkpointYield('dump:state');
 
   setStep('pages');
-  for (const o of plan.shmem) {
-    const name = `shmem-${o.ino}.img`;
-    const r = dumpShmem(pid, o, image.createRaw(name));
-    shmem.objects.push({ obj: { ...r.obj, pagesFile: name }, sums: r.sums });
-  }
-  const pagesName = `pages-${pid}.img`;
-  const pagesPath = image.createRaw(pagesName);
+  const sink = new ImageDirSink(image, pool, POOL_THRESHOLD);
+  for (const o of plan.shmem) shmem.objects.push(await dumpShmem(pid, o, sink));
   log.info(`pid ${pid}: writing ${(plan.pageBytes / 1048576).toFixed(1)} MiB of pages`);
   // Its own writes would fail past its file size limit (and raise SIGXFSZ): then ckpt copies the pages itself.
   const fsize = ident.rlimits[RLIMIT.FSIZE][0];
   // (CKPT_DEBUG_FAIL=ignore-fsize lets the target write anyway, for the test of what a failed write leaves)
   const insideOk = fsize === 'unlimited' || BigInt(fsize) >= BigInt(plan.pageBytes) || debugOn('ignore-fsize');
-  const sums = await writePages(rt, plan, pagesPath, plan.pageBytes >= POOL_THRESHOLD ? pool : null, insideOk,
+  const { file: pagesName, sums } = await writePages(rt, plan, sink, insideOk,
     (done, total) => opts.onProgress?.({ op: 'dump', phase: 'memory', done, total, unit: 'bytes', pid }));
 
   const doc: ProcessImage = {

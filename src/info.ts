@@ -2,7 +2,7 @@
 
 import { ImageReader } from './image/store.js';
 import { ProcessImage } from './objects/process.js';
-import { describeAreas, ShmemImage } from './objects/memory.js';
+import { describeAreas, ShmemImage } from './objects/memory/index.js';
 import { describeFile, FilesImage } from './objects/files.js';
 import { signalName, RLIMIT_NAMES } from './kernel/consts.js';
 import { Regs } from './kernel/ptrace.js';

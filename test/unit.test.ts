@@ -12,16 +12,16 @@ import { planFdMoves, simulateFdOps } from '../src/objects/fdmoves.js';
 import {
   Run, normalizeRuns, runsWhere, intersectRuns, subtractRuns, countPages, batches, trimIov, iovBuffer,
   runSegments, findHole, Segment, Batch, Range, TASK_TOP, IOV_MAX, MAX_CALL_BYTES,
-} from '../src/objects/pages.js';
+} from '../src/objects/memory/runs.js';
 import { hex64, pageAddr, dec63, base64Bytes, int } from '../src/image/schema.js';
 import { Regs, REG_NAMES, RegName, REGS_SIZE } from '../src/kernel/ptrace.js';
 import { finalRegs, Thread } from '../src/objects/thread.js';
 
 // memory.ts pulls in much of the program; if it cannot be loaded here, its
 // schema tests are skipped (with the reason) rather than failing the file.
-let mem: typeof import('../src/objects/memory.js') | undefined;
+let mem: typeof import('../src/objects/memory/index.js') | undefined;
 let memSkip: string | false = false;
-try { mem = await import('../src/objects/memory.js'); } catch (e) { memSkip = `memory.ts did not load: ${(e as Error).message}`; }
+try { mem = await import('../src/objects/memory/index.js'); } catch (e) { memSkip = `memory.ts did not load: ${(e as Error).message}`; }
 
 const P = 4096;
 const PAGES = 2000;

@@ -13,7 +13,7 @@ import { ImageReader, ImageWriter, FORMAT_VERSION, Manifest, validate } from './
 import { ManifestV1, ProcessImageV1, FdImageV1 } from './v1.js';
 import { ProcessImage } from '../objects/process.js';
 import { FilesImage, FileDesc, FdRef } from '../objects/files.js';
-import { ShmemImage } from '../objects/memory.js';
+import { ShmemImage } from '../objects/memory/index.js';
 import { O } from '../kernel/consts.js';
 import { badImage } from '../errors.js';
 

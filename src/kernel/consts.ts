@@ -85,6 +85,11 @@ export const KCMP = { FILE: 0, VM: 1, FILES: 2, FS: 3, SIGHAND: 4 } as const;
 /** wait4/waitid options and id types. */
 export const WAIT = { NOHANG: 1, UNTRACED: 2, STOPPED: 2, NOWAIT: 0x01000000, P_PID: 1 } as const;
 export const IOCTL = { TIOCSPGRP: 0x5410, FIONREAD: 0x541b } as const;
+/** userfaultfd: its ioctl requests (as bigint: the top bit is set) and values. */
+export const UFFD = {
+  API: 0xaa, REGISTER_MODE_MISSING: 1,
+  IOC_API: 0xc018aa3fn, IOC_REGISTER: 0xc020aa00n, IOC_UNREGISTER: 0x8010aa01n,
+} as const;
 
 export const PR = {
   SET_PDEATHSIG: 1, GET_PDEATHSIG: 2, GET_DUMPABLE: 3, SET_DUMPABLE: 4, SET_NAME: 15, GET_NAME: 16,

@@ -4,7 +4,7 @@
 
 import fs from 'node:fs';
 import { sys, syscallRaw, addressOf, SysError, posixSpawn, mapFile } from './ffi.js';
-import { NR, IOCTL, KCMP, O } from './consts.js';
+import { NR, IOCTL, KCMP, O, UFFD } from './consts.js';
 
 export { SysError, posixSpawn, mapFile };
 export type { SpawnOptions, FileMapping } from './ffi.js';
@@ -126,4 +126,28 @@ export function uffdCopy(uffd: number, dst: bigint, buf: Buffer, off: number, le
     }
     return;
   }
+}
+
+/** struct uffdio_api for UFFDIO_API (made in a task by a remote ioctl): this API version, no features. */
+export function uffdioApiArg(): Buffer {
+  const b = Buffer.alloc(24); // api, features, ioctls
+  b.writeBigUInt64LE(BigInt(UFFD.API), 0);
+  return b;
+}
+
+/** struct uffdio_register for UFFDIO_REGISTER of [start, start + len) for missing pages. */
+export function uffdioRegisterArg(start: bigint, len: bigint): Buffer {
+  const b = Buffer.alloc(32); // range (start, len), mode, ioctls
+  b.writeBigUInt64LE(start, 0);
+  b.writeBigUInt64LE(len, 8);
+  b.writeBigUInt64LE(BigInt(UFFD.REGISTER_MODE_MISSING), 16);
+  return b;
+}
+
+/** struct uffdio_range for UFFDIO_UNREGISTER. */
+export function uffdioRangeArg(start: bigint, len: bigint): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeBigUInt64LE(start, 0);
+  b.writeBigUInt64LE(len, 8);
+  return b;
 }

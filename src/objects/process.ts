@@ -11,7 +11,7 @@ import { getRlimit, setRlimit } from '../kernel/sys.js';
 import { refused, conflict } from '../errors.js';
 import { hex64, base64Bytes, dec63, int, u32, pid, PID_MAX, regex, refine, superRefine, absPath, commName } from '../image/schema.js';
 import { log } from '../log.js';
-import { MemoryImage } from './memory.js';
+import { MemoryImage } from './memory/index.js';
 import { FdTable } from './files.js';
 import { SigAction, Siginfo } from './signals.js';
 import { Thread } from './thread.js';

@@ -4,7 +4,8 @@
 import { ImageReader } from '../image/store.js';
 import { ProcessImage } from '../objects/process.js';
 import { FilesImage } from '../objects/files.js';
-import { ShmemCtx } from '../objects/memory.js';
+import { ShmemCtx } from '../objects/memory/index.js';
+import { PageSource } from '../objects/memory/pages-io.js';
 import { Pool } from '../bulk/pool.js';
 import { RemoteTask } from '../kernel/remote.js';
 import { ProgressFn } from '../progress.js';
@@ -34,6 +35,8 @@ export interface RestoreCtx {
   procs: ProcessImage[];
   files: FilesImage;
   shm: ShmemCtx;
+  /** Where pages come from (the image directory). */
+  pages: PageSource;
   pool: Pool | null;
   /** Offset in the scratch area for the arguments of remote calls. */
   off: number;
@@ -41,8 +44,6 @@ export interface RestoreCtx {
   scratch: { start: bigint; end: bigint };
   /** Every task made so far (killed if the restore fails). */
   tasksMade: number[];
-  /** A userfaultfd open in ckpt while pages are copied in (closed if the restore fails). */
-  localUffd: number;
   /** Record the time since the last lap under `name`. */
   lap: (name: string) => void;
   /** The step now running, for the error message. */

@@ -4,16 +4,14 @@
 // husk goes.
 
 import fs from 'node:fs';
-import { chunkCount } from '../image/store.js';
 import { restoreMm } from '../objects/process.js';
-import { findHole, areaRanges, clearAndMoveSpecials, restoreAreas, registerUffd, unregisterUffd } from '../objects/memory.js';
-import { shareJob } from '../bulk/jobs.js';
-import { posixSpawn, pidfdGetfd, kill } from '../kernel/sys.js';
+import { findHole, areaRanges, clearAndMoveSpecials, restoreAreas, copyInDeferred } from '../objects/memory/index.js';
+import { posixSpawn, kill } from '../kernel/sys.js';
 import { freezeTask } from '../freeze.js';
 import { RemoteTask, findSyscallGadget } from '../kernel/remote.js';
 import { readMaps } from '../kernel/proc.js';
 import { setSigmask, getRseqConfig, waitPid, describeStatus } from '../kernel/ptrace.js';
-import { CALL_SIGMASK, NR, SIG, PTRACE_O, PTRACE_EVENT, AT_FDCWD, O, CLONE } from '../kernel/consts.js';
+import { CALL_SIGMASK, NR, SIG, PTRACE_O, PTRACE_EVENT, CLONE } from '../kernel/consts.js';
 import { CkptError, conflict } from '../errors.js';
 import { checkpointYield } from '../cancel.js';
 import { log } from '../log.js';
@@ -74,7 +72,7 @@ function spawnHusk(channelFd: number, made: { husk: number }): number {
  * `made.husk` is the husk while it lives (for the caller's cleanup).
  */
 export async function buildRoot(ctx: RestoreCtx, p: ProcessImage, made: { husk: number }): Promise<RemoteTask> {
-  const { img, procs, pool, off } = ctx;
+  const { procs, pool, off } = ctx;
   ctx.step = 'husk';
   const husk = spawnHusk(ctx.channel.remote, made);
   const huskMaps = readMaps(husk);
@@ -94,10 +92,7 @@ export async function buildRoot(ctx: RestoreCtx, p: ProcessImage, made: { husk: 
   const rs = getRseqConfig(husk);
   if (rs.size) hrt.call('rseq(unregister)', NR.rseq, rs.address, rs.size, 1, rs.signature);
   clearAndMoveSpecials(hrt, p.memory, ctx.scratch, gadget - vdso.start);
-  const pagesPath = img.path(p.memory.pagesFile);
-  const pfd = hrt.callN('open(page file)', NR.openat, AT_FDCWD, hrt.putString(pagesPath, off), O.RDONLY | O.CLOEXEC, 0);
-  const deferred = restoreAreas(hrt, p.memory, pfd, pagesPath, pool !== null, ctx.shm, p.pid);
-  hrt.call('close(page file)', NR.close, pfd);
+  const deferred = restoreAreas(hrt, p.memory, ctx.pages, pool !== null, ctx.shm, p.pid);
   restoreMm(hrt, p, off);
   ctx.lap('memory');
   await checkpointYield('restore:memory');
@@ -107,23 +102,8 @@ export async function buildRoot(ctx: RestoreCtx, p: ProcessImage, made: { husk: 
     // is checked on the way. A bad checksum ends the restore here, before
     // any process of the image exists.
     ctx.step = 'pages';
-    let ufdRemote = -1;
-    if (deferred.segs.length) {
-      ufdRemote = registerUffd(hrt, deferred, off, 3);
-      ctx.localUffd = pidfdGetfd(husk, ufdRemote);
-    }
-    const size = img.manifest.files[p.memory.pagesFile].size;
-    const results = await shareJob({
-      op: 'load', uffd: ctx.localUffd, path: pagesPath, size, chunks: Array.from({ length: chunkCount(size) }, (_, i) => i),
-      segs: deferred.segs,
-    }, pool);
-    log.debug(`pages loaded: ${results.map((r) => `${((r.bytes ?? 0) / 1048576).toFixed(0)} MiB copied in ${(r.ms ?? 0).toFixed(0)} ms`).join(', ')}`);
-    img.checkSums(p.memory.pagesFile, results.flatMap((r) => r.sums ?? []));
-    if (ufdRemote >= 0) {
-      unregisterUffd(hrt, deferred, ufdRemote, off);
-      fs.closeSync(ctx.localUffd);
-      ctx.localUffd = -1;
-    }
+    const results = await copyInDeferred(hrt, deferred, off);
+    log.debug(`pages loaded: ${results.map((r) => `${(r.bytes / 1048576).toFixed(0)} MiB copied in ${r.ms.toFixed(0)} ms`).join(', ')}`);
     ctx.lap('pages');
   }
 

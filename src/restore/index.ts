@@ -14,7 +14,8 @@ import path from 'node:path';
 import { ImageReader } from '../image/store.js';
 import { ProcessImage, readRlimits, checkRlimits } from '../objects/process.js';
 import { FilesImage, FdRef, checkFileRefs, checkFiles, OpenFiles } from '../objects/files.js';
-import { checkMappedFiles, ShmemImage, IOV_SCRATCH } from '../objects/memory.js';
+import { checkMappedFiles, ShmemImage, IOV_SCRATCH } from '../objects/memory/index.js';
+import { ImageDirSource } from '../image/pages.js';
 import { Pool } from '../bulk/pool.js';
 import { kill } from '../kernel/sys.js';
 import { datagramPair } from '../kernel/fdpass.js';
@@ -166,8 +167,8 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
   let step = 'husk';
   const ctx: RestoreCtx = {
     opts, img, procs, files, pool, lap,
-    shm: { objects: new Map(shmem.objects.map((o) => [o.id, o])), sources: new Map(), pagesPath: (n) => img.path(n) },
-    off: IOV_SCRATCH + 4096, scratch: { start: 0n, end: 0n }, tasksMade: [], localUffd: -1,
+    shm: { objects: new Map(shmem.objects.map((o) => [o.id, o])), sources: new Map() }, pages: new ImageDirSource(img, pool),
+    off: IOV_SCRATCH + 4096, scratch: { start: 0n, end: 0n }, tasksMade: [],
     channel: { local: channelLocal, remote: channelTree },
     // Every named step is a fault point for the failure tests (kernel/faults.ts).
     get step() { return step; },
@@ -221,7 +222,6 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
     for (const tid of [...ctx.tasksMade].reverse()) { if (tid !== rootPid) { try { waitPid(tid); } catch { /* gone */ } } }
     if (rootPid > 0) killAndReap(rootPid);
     if (made.husk > 0) killAndReap(made.husk);
-    if (ctx.localUffd >= 0) fs.closeSync(ctx.localUffd);
     throw err;
   } finally {
     open.close();

@@ -7,7 +7,7 @@ import { restoreIdentityCalls, restoreMiscLast, restoreRlimits, restoreRootAndCw
 import { restoreActions, queueSignals } from '../objects/signals.js';
 import { restoreThreadCalls, finalRegs, setThreadState } from '../objects/thread.js';
 import { restoreCreds } from '../objects/creds.js';
-import { sealAreas } from '../objects/memory.js';
+import { sealAreas } from '../objects/memory/index.js';
 import { restoreSched, restoreOomScoreAdj } from '../objects/sched.js';
 import { RemoteTask } from '../kernel/remote.js';
 import { IOCTL, NR, PR, SIG } from '../kernel/consts.js';

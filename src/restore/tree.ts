@@ -5,16 +5,13 @@
 // parents; a session or group whose leader has exited is led by a helper
 // with that number while its members join it.
 
-import fs from 'node:fs';
-import { chunkCount } from '../image/store.js';
 import { ProcessImage, restoreMm } from '../objects/process.js';
-import { clearAndMoveSpecials, restoreAreas, registerUffd, unregisterUffd } from '../objects/memory.js';
-import { shareJob } from '../bulk/jobs.js';
-import { pidfdGetfd, setRlimit } from '../kernel/sys.js';
+import { clearAndMoveSpecials, restoreAreas, copyInDeferred } from '../objects/memory/index.js';
+import { setRlimit } from '../kernel/sys.js';
 import { RemoteTask } from '../kernel/remote.js';
 import { readMaps, readStat } from '../kernel/proc.js';
 import { setSigmask, getRseqConfig } from '../kernel/ptrace.js';
-import { CALL_SIGMASK, BLOCKABLE_SIGNALS, NR, SIG, AT_FDCWD, O, CLONE, WALL, RLIMIT } from '../kernel/consts.js';
+import { CALL_SIGMASK, BLOCKABLE_SIGNALS, NR, SIG, CLONE, WALL, RLIMIT } from '../kernel/consts.js';
 import { badImage } from '../errors.js';
 import { log } from '../log.js';
 import { cloneIn } from './husk.js';
@@ -78,27 +75,17 @@ export async function buildTree(ctx: RestoreCtx, root: ProcessImage, rootRt: Rem
 
 /** A forked child's own memory: what it does not share with its parent is rebuilt from its page file. */
 async function childMemory(ctx: RestoreCtx, q: ProcessImage, crt: RemoteTask): Promise<void> {
-  const { img, pool, off } = ctx;
+  const { pool, off } = ctx;
   ctx.step = `memory of ${q.pid}`;
   const crs = getRseqConfig(q.pid); // a fork keeps its parent's registration
   if (crs.size) crt.call('rseq(unregister)', NR.rseq, crs.address, crs.size, 1, crs.signature);
   const vd = readMaps(q.pid).find((mm) => mm.path === '[vdso]')!;
   clearAndMoveSpecials(crt, q.memory, ctx.scratch, crt.gadget - vd.start);
-  const cpages = img.path(q.memory.pagesFile);
-  const cfd = crt.callN('open(page file)', NR.openat, AT_FDCWD, crt.putString(cpages, off), O.RDONLY | O.CLOEXEC, 0);
   // A child with much memory of its own gets it copied in like the root's (UFFDIO_COPY, two threads).
-  const cdeferred = restoreAreas(crt, q.memory, cfd, cpages, pool !== null && q.memory.pageBytes >= CHILD_UFFD_MIN, ctx.shm, q.pid);
-  crt.call('close(page file)', NR.close, cfd);
+  const cdeferred = restoreAreas(crt, q.memory, ctx.pages, pool !== null && q.memory.pageBytes >= CHILD_UFFD_MIN, ctx.shm, q.pid);
   if (pool && cdeferred.segs.length) {
-    const cufd = registerUffd(crt, cdeferred, off, 3);
-    ctx.localUffd = pidfdGetfd(q.pid, cufd);
-    const size = img.manifest.files[q.memory.pagesFile].size;
-    const res = await shareJob({ op: 'load', uffd: ctx.localUffd, path: cpages, size, chunks: Array.from({ length: chunkCount(size) }, (_, i) => i), segs: cdeferred.segs }, pool);
-    img.checkSums(q.memory.pagesFile, res.flatMap((r) => r.sums ?? []));
+    await copyInDeferred(crt, cdeferred, off);
     log.debug(`pid ${q.pid}: ${(cdeferred.bytes / 1048576).toFixed(0)} MiB of pages copied in`);
-    unregisterUffd(crt, cdeferred, cufd, off);
-    fs.closeSync(ctx.localUffd);
-    ctx.localUffd = -1;
   }
   restoreMm(crt, q, off);
 }

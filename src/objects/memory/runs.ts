@@ -2,7 +2,7 @@
 // unit-tested without root): run lists, batching of page transfers into
 // system calls, trimming a partly done vector, finding a free address range.
 
-import { PAGE_SIZE } from '../kernel/consts.js';
+import { PAGE_SIZE } from '../../kernel/consts.js';
 
 /** A run of pages: [first page index, page count]. Run lists are sorted and do not overlap. */
 export type Run = [number, number];
