@@ -109,14 +109,7 @@ int main(int argc, char **argv)
 	fdt_add(&t, kids[1], "C2");
 	fdt_add(&t, kids[2], "C3");
 	fdt_add(&t, kids[3], "C4");
-	fdt_take(&t, &before);
-	fdt_probe(&t, &before);
-
-	subject_ready(NULL);
-	while (!got_term)
-		pause();
-
-	fdt_check(&t, &before, &after);
+	fdt_ready_then_check(&t, &before, &after);
 	fdt_expect(&t, me, 3, kids[0], 4, 1);
 	fdt_expect(&t, me, 4, kids[0], 3, 1);
 	fdt_expect(&t, me, 3, kids[0], 0, 1);

@@ -72,14 +72,7 @@ int main(int argc, char **argv)
 		fdt_add(&t, kids[k], n);
 	}
 	fdt_add(&t, sh->pid[4], "grandchild");
-	fdt_take(&t, &before);
-	fdt_probe(&t, &before);
-
-	subject_ready(NULL);
-	while (!got_term)
-		pause();
-
-	fdt_check(&t, &before, &after);
+	fdt_ready_then_check(&t, &before, &after);
 	for (int k = 0; k < 4; k++) {
 		fdt_expect(&t, kids[k], 6, kids[k], 10 + k, 1);
 		fdt_expect(&t, kids[k], 6, me, 3, 0);

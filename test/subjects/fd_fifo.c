@@ -74,14 +74,7 @@ int main(int argc, char **argv)
 	fdt_add(&t, me, "root");
 	fdt_add(&t, kids[0], "reader R");
 	fdt_add(&t, kids[1], "writer W");
-	fdt_take(&t, &before);
-	fdt_probe(&t, &before);
-
-	subject_ready(NULL);
-	while (!got_term)
-		pause();
-
-	fdt_check(&t, &before, &after);
+	fdt_ready_then_check(&t, &before, &after);
 	fdt_expect(&t, me, 3, kids[0], 3, 1);
 	fdt_expect(&t, kids[1], 6, kids[1], 7, 0);
 	through(&t, kids[1], 5, me, 3, "p1 from W to the root");

@@ -75,14 +75,7 @@ int main(int argc, char **argv)
 	CHECK(!(fcntl(6, F_GETFL) & O_NONBLOCK), "the child's F_SETFL did not reach the root's fd 6");
 	fdt_add(&t, me, "root");
 	fdt_add(&t, c, "child");
-	fdt_take(&t, &before);
-	fdt_probe(&t, &before);
-
-	subject_ready(NULL);
-	while (!got_term)
-		pause();
-
-	fdt_check(&t, &before, &after);
+	fdt_ready_then_check(&t, &before, &after);
 	CHECK(write(5, "E", 1) == 1, "write 5: %s", strerror(errno));
 	CHECK(fstat(5, &st) == 0 && st.st_size == 101 && lseek(5, 0, SEEK_CUR) == 101,
 	      "a write through the O_APPEND fd 5 made the file %lld bytes and left the offset at %lld, expected 101 and 101",

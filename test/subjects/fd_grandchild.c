@@ -68,14 +68,7 @@ int main(int argc, char **argv)
 	fdt_add(&t, m, "middle");
 	fdt_add(&t, sh->pid[1], "grandchild G1");
 	fdt_add(&t, sh->pid[2], "grandchild G2");
-	fdt_take(&t, &before);
-	fdt_probe(&t, &before);
-
-	subject_ready(NULL);
-	while (!got_term)
-		pause();
-
-	fdt_check(&t, &before, &after);
+	fdt_ready_then_check(&t, &before, &after);
 	fdt_expect(&t, getpid(), 3, sh->pid[1], 3, 1);
 	fdt_expect(&t, getpid(), 3, sh->pid[2], 12, 1);
 	fdt_expect(&t, getpid(), 4, sh->pid[1], 4, 1);

@@ -78,14 +78,7 @@ int main(int argc, char **argv)
 	fdt_add(&t, kids[0], "child");
 	if (cycle)
 		fdt_add(&t, kids[1], "cycle child");
-	fdt_take(&t, &before);
-	fdt_probe(&t, &before);
-
-	subject_ready(NULL);
-	while (!got_term)
-		pause();
-
-	fdt_check(&t, &before, &after);
+	fdt_ready_then_check(&t, &before, &after);
 	fdt_expect(&t, me, 1000, kids[0], (int)H - 2, 1);
 	fdt_expect(&t, me, 1000, kids[0], 500, 1);
 	fdt_expect(&t, me, (int)H - 1, kids[0], 1000, 1);

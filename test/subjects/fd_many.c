@@ -72,14 +72,7 @@ int main(int argc, char **argv)
 	fdt_add(&t, me, "root");
 	fdt_add(&t, a, "child A");
 	fdt_add(&t, sh->pid[1], "grandchild G");
-	fdt_take(&t, &before);
-	fdt_probe(&t, &before);
-
-	subject_ready(NULL);
-	while (!got_term)
-		pause();
-
-	fdt_check(&t, &before, &after);
+	fdt_ready_then_check(&t, &before, &after);
 	for (int i = 1; i < n; i += 6)
 		fdt_expect(&t, me, 3 + i, sh->pid[1], 1000 + i, 1);
 	fdt_end_children(&a, 1);

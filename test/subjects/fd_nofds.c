@@ -70,14 +70,7 @@ int main(int argc, char **argv)
 	fdt_add(&t, n, "fd-less N");
 	fdt_add(&t, sh->pid[1], "G1");
 	fdt_add(&t, sh->pid[2], "G2");
-	fdt_take(&t, &before);
-	fdt_probe(&t, &before);
-
-	subject_ready(NULL);
-	while (!got_term)
-		pause();
-
-	fdt_check(&t, &before, &after);
+	fdt_ready_then_check(&t, &before, &after);
 	snprintf(path, sizeof(path), "/proc/%d/fd", n);
 	d = opendir(path);
 	CHECK(d, "opendir %s: %s", path, strerror(errno));

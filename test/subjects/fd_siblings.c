@@ -57,14 +57,7 @@ int main(int argc, char **argv)
 	fdt_add(&t, getpid(), "root");
 	fdt_add(&t, kids[0], "child A");
 	fdt_add(&t, kids[1], "child B");
-	fdt_take(&t, &before);
-	fdt_probe(&t, &before);
-
-	subject_ready(NULL);
-	while (!got_term)
-		pause();
-
-	fdt_check(&t, &before, &after);
+	fdt_ready_then_check(&t, &before, &after);
 	fdt_expect(&t, kids[0], 3, kids[0], 7, 1);
 	fdt_expect(&t, kids[0], 3, kids[1], 5, 1);
 	fdt_expect(&t, kids[1], 3, kids[1], 5, 0);

@@ -63,14 +63,7 @@ int main(int argc, char **argv)
 	fdt_add(&t, getpid(), "root");
 	fdt_add(&t, c, "child");
 	facts(&t, getpid(), c);
-	fdt_take(&t, &before);
-	fdt_probe(&t, &before);
-
-	subject_ready(NULL);
-	while (!got_term)
-		pause();
-
-	fdt_check(&t, &before, &after);
+	fdt_ready_then_check(&t, &before, &after);
 	facts(&t, getpid(), c);
 	fdt_end_children(&c, 1);
 	subject_pass();

@@ -356,6 +356,18 @@ static SUBJ_UNUSED void fdt_check(const struct fdt_tree *t, const struct fdt_sna
 }
 
 /* End the tree's other processes (SIGTERM; each must exit 0) and reap the root's children. */
+/* The usual course of a subject: record the tree's fds, check the probe sees
+ * exactly the sharing recorded, say READY, wait for SIGTERM, check again. */
+static SUBJ_UNUSED void fdt_ready_then_check(const struct fdt_tree *t, struct fdt_snap *before, struct fdt_snap *after)
+{
+	fdt_take(t, before);
+	fdt_probe(t, before);
+	subject_ready(NULL);
+	while (!got_term)
+		pause();
+	fdt_check(t, before, after);
+}
+
 static SUBJ_UNUSED void fdt_end_children(const pid_t *kids, int n)
 {
 	for (int i = 0; i < n; i++)
