@@ -1,7 +1,10 @@
-// Bundle the CLI into one CommonJS file (and the bulk worker into another):
+// Bundle the CLI into one CommonJS file (and the engine thread, the library
+// entry and the bulk worker into others):
 // Node resolves and compiles one module instead of hundreds, and loading
 // CommonJS skips the ESM loader's work, which keeps `ckpt` start-up short.
 // Native modules (koffi, @node-rs/crc32) stay outside.
+import fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { build } from 'esbuild';
 // commander loads child_process at start-up for stand-alone executable
 // subcommands, which ckpt has none of: give it a stand-in that loads the real
@@ -29,5 +32,15 @@ const common = {
   define: { 'import.meta.url': '__ckptModuleUrl' },
   banner: { js: "const __ckptModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
 };
+// The command line: commander and the library's caller side only; the
+// engine (everything that traces, and zod) is loaded by the engine thread.
 await build({ ...common, entryPoints: ['src/main.ts'], outfile: 'dist/ckpt.cjs' });
+// The engine thread (src/engine/worker.ts), also loaded as a module for info.
+await build({ ...common, entryPoints: ['src/engine/worker.ts'], outfile: 'dist/engine.cjs' });
+// Its V8 code cache: an engine thread starts for every operation.
+execFileSync(process.execPath, ['scripts/engine-cache.cjs', 'dist/engine.cjs'], { stdio: 'inherit' });
+// The library (package.json "main"/"exports"); its types are dist/types/ (tsconfig.lib.json).
+await build({ ...common, entryPoints: ['src/api.ts'], outfile: 'dist/index.cjs' });
+// Declarations of a package whose JavaScript is CommonJS are CommonJS too.
+fs.writeFileSync('dist/types/package.json', '{ "type": "commonjs" }\n');
 await build({ ...common, entryPoints: ['src/bulk/worker.ts'], outfile: 'dist/bulk-worker.cjs' });
