@@ -14,6 +14,7 @@
 
 import path from 'node:path';
 import { runInEngine, engineModule, RunHooks } from './engine/host.js';
+import { CkptError, errorFromJSON } from './errors.js';
 import type { ProgressFn } from './progress.js';
 import type { DebugSwitches } from './cancel.js';
 import type { CheckReport } from './check.js';
@@ -133,7 +134,14 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
 
 /** What an image holds: the same data as `ckpt info --json`. Reads files only (no thread, no tracing). */
 export async function info(opts: { dir: string }): Promise<ImageInfo> {
-  return (await engineModule()).imageInfo(opts.dir);
+  const engine = await engineModule();
+  try {
+    return engine.imageInfo(opts.dir);
+  } catch (e) {
+    // The engine's own copy of the error classes: give the caller this module's.
+    if (e instanceof CkptError) throw errorFromJSON({ ...e.toJSON(), stack: e.stack });
+    throw e;
+  }
 }
 
 /**

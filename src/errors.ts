@@ -48,7 +48,22 @@ function fromMessage(message: string): { pid?: number; resource?: string } {
   return { pid: pid ? Number(pid[1]) : undefined, resource: res?.[1] };
 }
 
+/**
+ * Marks ckpt's errors, so that `instanceof` also knows them when they come
+ * from another copy of this module (the engine's bundle and the library's
+ * are two: info() runs the engine's code on the caller's thread).
+ */
+const BRAND = Symbol.for('ckpt.CkptError');
+
 export class CkptError extends Error {
+  /** The kind a subclass stands for (undefined: any kind). */
+  static readonly forKind: ErrorKind | undefined = undefined;
+  static override [Symbol.hasInstance](x: unknown): boolean {
+    if (typeof x !== 'object' || x === null || !(BRAND in x)) return Function.prototype[Symbol.hasInstance].call(this, x);
+    const k = this.forKind;
+    return k === undefined || (x as unknown as CkptError).kind === k;
+  }
+
   readonly kind!: ErrorKind;
   readonly step?: string;
   readonly pid?: number;
@@ -64,6 +79,7 @@ export class CkptError extends Error {
     super(message, f.cause !== undefined ? { cause: f.cause } : undefined);
     if (new.target === CkptError) return new KIND_CLASS[kind](message, f);
     this.kind = kind;
+    Object.defineProperty(this, BRAND, { value: true });
     const got = fromMessage(message);
     if (f.step !== undefined) this.step = f.step;
     const pid = f.pid ?? got.pid;
@@ -91,19 +107,40 @@ export class CkptError extends Error {
 export interface SerializedCkptError { kind: ErrorKind; message: string; step?: string; pid?: number; resource?: string; exitCode: number }
 
 /** The operation failed (exit 1). */
-export class FailedError extends CkptError { constructor(message: string, f?: ErrorFields) { super('failed', message, f); } }
+export class FailedError extends CkptError {
+  static override readonly forKind: ErrorKind = 'failed';
+  constructor(message: string, f?: ErrorFields) { super('failed', message, f); }
+}
 /** Bad use: a bad option or argument (exit 2). */
-export class UsageError extends CkptError { constructor(message: string, f?: ErrorFields) { super('usage', message, f); } }
+export class UsageError extends CkptError {
+  static override readonly forKind: ErrorKind = 'usage';
+  constructor(message: string, f?: ErrorFields) { super('usage', message, f); }
+}
 /** The process holds something ckpt cannot capture; it was left unchanged (exit 3). */
-export class RefusedError extends CkptError { constructor(message: string, f?: ErrorFields) { super('refused', message, f); } }
+export class RefusedError extends CkptError {
+  static override readonly forKind: ErrorKind = 'refused';
+  constructor(message: string, f?: ErrorFields) { super('refused', message, f); }
+}
 /** The image is missing, truncated, corrupted, foreign or incompatible (exit 4). */
-export class BadImageError extends CkptError { constructor(message: string, f?: ErrorFields) { super('bad-image', message, f); } }
+export class BadImageError extends CkptError {
+  static override readonly forKind: ErrorKind = 'bad-image';
+  constructor(message: string, f?: ErrorFields) { super('bad-image', message, f); }
+}
 /** Restore cannot proceed on this host: a PID is taken, a file is missing or changed (exit 5). */
-export class ConflictError extends CkptError { constructor(message: string, f?: ErrorFields) { super('conflict', message, f); } }
+export class ConflictError extends CkptError {
+  static override readonly forKind: ErrorKind = 'conflict';
+  constructor(message: string, f?: ErrorFields) { super('conflict', message, f); }
+}
 /** `check`: a required kernel or CPU feature is missing (exit 6). */
-export class MissingError extends CkptError { constructor(message: string, f?: ErrorFields) { super('missing', message, f); } }
+export class MissingError extends CkptError {
+  static override readonly forKind: ErrorKind = 'missing';
+  constructor(message: string, f?: ErrorFields) { super('missing', message, f); }
+}
 /** Interrupted (a signal to ckpt, or the caller's AbortSignal); everything was put back (exit 130). */
-export class InterruptedError extends CkptError { constructor(message: string, f?: ErrorFields) { super('interrupted', message, f); } }
+export class InterruptedError extends CkptError {
+  static override readonly forKind: ErrorKind = 'interrupted';
+  constructor(message: string, f?: ErrorFields) { super('interrupted', message, f); }
+}
 
 const KIND_CLASS: Record<ErrorKind, new (message: string, f?: ErrorFields) => CkptError> = {
   failed: FailedError, usage: UsageError, refused: RefusedError, 'bad-image': BadImageError,
