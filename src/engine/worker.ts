@@ -13,7 +13,7 @@
 // Loaded as a module outside an engine thread (the library's info(), the
 // command line's text output), it only exports the functions below.
 
-import { parentPort, workerData, isMainThread } from 'node:worker_threads';
+import { parentPort, workerData, isMainThread, receiveMessageOnPort } from 'node:worker_threads';
 import { dump } from '../dump.js';
 import { restore } from '../restore.js';
 import { runChecks } from '../check.js';
@@ -71,11 +71,15 @@ if (!isMainThread && (workerData as EngineData | undefined)?.ckptEngine) {
   useInterruptFlag(data.flag);
   configureWaits({ flag: data.flag, pending: pendingInterrupt });
   const post = (msg: EngineMessage) => port.postMessage(msg);
-  port.once('message', (m: RunMessage) => {
+  const start = (m: RunMessage) => {
     run(m, post).then(
       (result) => { log.close(); post({ t: 'done', result }); },
       (e: unknown) => { log.close(); post({ t: 'error', error: serialize(e) }); },
     );
     // Nothing else is to come: the caller ends this thread.
-  });
+  };
+  // The operation is usually waiting already (the caller sent it while this
+  // bundle loaded): take it now rather than on the next turn of the loop.
+  const queued = receiveMessageOnPort(port);
+  if (queued) start(queued.message as RunMessage); else port.once('message', start);
 }
