@@ -20,8 +20,22 @@ const lazyChildProcess = {
     }));
   },
 };
+// `import fs from 'node:fs'` in every module would copy the module's
+// properties once per importer (esbuild's CommonJS interop); one shared
+// ES module for each of the builtins the sources import by default saves that.
+const sharedBuiltins = {
+  name: 'shared-builtins',
+  setup(b) {
+    b.onResolve({ filter: /^node:(fs|path)$/ }, (args) =>
+      args.importer.includes('/src/') ? { path: args.path, namespace: 'ckpt-builtin' } : undefined);
+    b.onLoad({ filter: /.*/, namespace: 'ckpt-builtin' }, (args) => ({
+      contents: `const m = require(${JSON.stringify(args.path)}); export default m;`,
+      loader: 'js',
+    }));
+  },
+};
 const common = {
-  plugins: [lazyChildProcess],
+  plugins: [lazyChildProcess, sharedBuiltins],
   bundle: true,
   platform: 'node',
   format: 'cjs',
