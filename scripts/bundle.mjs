@@ -46,9 +46,18 @@ const common = {
   define: { 'import.meta.url': '__ckptModuleUrl' },
   banner: { js: "const __ckptModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
 };
-// The command line: commander and the library's caller side only; the
+// The command line: its entry (dist/ckpt.cjs) only starts an engine thread
+// and loads the rest (dist/cli.cjs: commander and the library's caller side),
+// so that the thread starts before the bulk of the command is compiled. The
 // engine (everything that traces, and zod) is loaded by the engine thread.
-await build({ ...common, entryPoints: ['src/main.ts'], outfile: 'dist/ckpt.cjs' });
+const cliApart = {
+  name: 'cli-apart',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/cli\.js$/ }, (args) => (args.importer.endsWith('main.ts') ? { path: './cli.cjs', external: true } : undefined));
+  },
+};
+await build({ ...common, plugins: [...common.plugins, cliApart], entryPoints: ['src/main.ts'], outfile: 'dist/ckpt.cjs' });
+await build({ ...common, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.cjs' });
 // The engine thread (src/engine/worker.ts), also loaded as a module for info.
 await build({ ...common, entryPoints: ['src/engine/worker.ts'], outfile: 'dist/engine.cjs' });
 // Its V8 code cache: an engine thread starts for every operation.

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { Command, Option, CommanderError } from 'commander';
 import { CkptError, UsageError, BadImageError, FailedError, EXIT } from './errors.js';
 import * as api from './api.js';
-import { engineModule } from './engine/host.js';
+import { engineModule, adoptEngine, Engine } from './engine/host.js';
 import type { DebugSwitches } from './cancel.js';
 import { VERSION } from './version.js';
 import { ProgressFn } from './progress.js';
@@ -77,7 +77,9 @@ function pidArg(v: string): number {
   return n;
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** Run the command line; `engine`: an engine thread the entry started early (see main.ts). */
+export async function main(argv: string[], engine?: Engine): Promise<number> {
+  if (engine) adoptEngine(engine);
   const program = new Command('ckpt')
     .description('Checkpoint and restore Linux processes')
     .version(VERSION, '-V, --version')

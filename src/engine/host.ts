@@ -28,7 +28,7 @@ export async function engineModule(): Promise<typeof import('./worker.js')> {
   return import(spec) as Promise<typeof import('./worker.js')>;
 }
 
-interface Engine { worker: Worker; flag: Int32Array; early: EngineMessage[]; failed: Error | null; exited: number | null }
+export interface Engine { worker: Worker; flag: Int32Array; early: EngineMessage[]; failed: Error | null; exited: number | null }
 
 /**
  * The bundled engine is loaded with its V8 code cache (dist/engine.cjs.cache,
@@ -65,8 +65,13 @@ let spare: Engine | null = null;
  * loads while the caller does other work (the command line parses its
  * arguments meanwhile).
  */
-export function prewarmEngine(): void {
-  if (!spare) spare = startEngine();
+export function prewarmEngine(): Engine {
+  return (spare ??= startEngine());
+}
+
+/** Take an engine thread another copy of this module started (the command's entry bundle does). */
+export function adoptEngine(e: Engine): void {
+  if (!spare) spare = e;
 }
 
 export interface RunHooks {
