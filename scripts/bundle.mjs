@@ -62,8 +62,12 @@ await build({ ...common, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.cjs' })
 await build({ ...common, entryPoints: ['src/engine/worker.ts'], outfile: 'dist/engine.cjs' });
 // Its V8 code cache: an engine thread starts for every operation.
 execFileSync(process.execPath, ['scripts/engine-cache.cjs', 'dist/engine.cjs'], { stdio: 'inherit' });
+// (which kinds of operation have added to it since: none yet)
+fs.rmSync('dist/engine.cjs.cache-ops', { force: true });
 // The library (package.json "main"/"exports"); its types are dist/types/ (tsconfig.lib.json).
 await build({ ...common, entryPoints: ['src/api.ts'], outfile: 'dist/index.cjs' });
 // Declarations of a package whose JavaScript is CommonJS are CommonJS too.
 fs.writeFileSync('dist/types/package.json', '{ "type": "commonjs" }\n');
 await build({ ...common, entryPoints: ['src/bulk/worker.ts'], outfile: 'dist/bulk-worker.cjs' });
+// With everything built: the engine's code cache gets the code of each kind of operation.
+execFileSync(process.execPath, ['scripts/warm-engine.mjs'], { stdio: 'inherit' });

@@ -31,9 +31,14 @@ export async function engineModule(): Promise<typeof import('./worker.js')> {
 export interface Engine { worker: Worker; flag: Int32Array; early: EngineMessage[]; failed: Error | null; exited: number | null }
 
 /**
- * The bundled engine is loaded with its V8 code cache (dist/engine.cjs.cache,
- * made at build time), as a CommonJS module: no parsing and compiling again
- * in every engine thread. Without a usable cache it is compiled as usual.
+ * The bundled engine is loaded with its V8 code cache (dist/engine.cjs.cache),
+ * as a CommonJS module: no parsing and compiling again in every engine
+ * thread. The build makes the cache from loading the bundle; the first run
+ * of each kind of operation (dump, restore, check) then adds to it what it
+ * compiled (the functions of that operation), writing it anew next to the
+ * bundle (atomically; not at all if the directory is read-only), and notes
+ * the kind in dist/engine.cjs.cache-ops. A cache this Node cannot use is
+ * ignored, and replaced by the next run.
  */
 const BOOT = `'use strict';
 const vm = require('node:vm'), fs = require('node:fs'), path = require('node:path'), { createRequire } = require('node:module');
@@ -43,7 +48,19 @@ try { cachedData = fs.readFileSync(file + '.cache'); } catch {}
 const src = fs.readFileSync(file, 'utf8');
 const script = new vm.Script('(function (exports, require, module, __filename, __dirname) {' + src + '\\n})', { filename: file, cachedData });
 const m = { exports: {} };
-script.runInThisContext()(m.exports, createRequire(file), m, file, path.dirname(file));`;
+script.runInThisContext()(m.exports, createRequire(file), m, file, path.dirname(file));
+m.exports.useCodeCacheSaver((op) => {
+  const opsFile = file + '.cache-ops';
+  let ops = [];
+  if (cachedData && !script.cachedDataRejected) { try { ops = fs.readFileSync(opsFile, 'utf8').split(/\\s+/).filter(Boolean); } catch {} }
+  if (ops.includes(op)) return;
+  const tmp = file + '.cache.' + process.pid + '-' + require('node:worker_threads').threadId + '.tmp';
+  try {
+    fs.writeFileSync(tmp, script.createCachedData());
+    fs.renameSync(tmp, file + '.cache');
+    fs.writeFileSync(opsFile, [...ops, op].join(' ') + '\\n');
+  } catch { try { fs.unlinkSync(tmp); } catch {} }
+});`;
 
 function startEngine(): Engine {
   const flag = newInterruptFlag();

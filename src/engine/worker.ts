@@ -27,6 +27,10 @@ import type { EngineData, EngineMessage, RunMessage, SerializedError } from './p
 export { imageInfo, renderInfo } from '../info.js';
 export { runChecks, renderChecks } from '../check.js';
 
+let codeCacheSaver: ((op: string) => void) | null = null;
+/** The loader of the bundle (src/engine/host.ts) hands over how to add this run's compiled code to the cache. */
+export function useCodeCacheSaver(f: (op: string) => void): void { codeCacheSaver = f; }
+
 const DEBUG_ENV: Array<[keyof DebugSwitches, string]> = [['pause', 'CKPT_DEBUG_PAUSE'], ['fail', 'CKPT_DEBUG_FAIL'], ['crash', 'CKPT_DEBUG_CRASH']];
 
 function serialize(e: unknown): SerializedError {
@@ -73,7 +77,11 @@ if (!isMainThread && (workerData as EngineData | undefined)?.ckptEngine) {
   const post = (msg: EngineMessage) => port.postMessage(msg);
   const start = (m: RunMessage) => {
     run(m, post).then(
-      (result) => { log.close(); post({ t: 'done', result }); },
+      (result) => {
+        log.close();
+        try { codeCacheSaver?.(m.op); } catch { /* only a cache */ }
+        post({ t: 'done', result });
+      },
       (e: unknown) => { log.close(); post({ t: 'error', error: serialize(e) }); },
     );
     // Nothing else is to come: the caller ends this thread.
