@@ -146,8 +146,8 @@ export async function main(argv: string[], engine?: Engine): Promise<number> {
     .action(async (o) => {
       logOptions(g());
       const info = await api.info({ dir: o.imagesDir });
-      out(g(), info, () => '');
-      if (!g().json) process.stdout.write((await engineModule()).renderInfo(info));
+      const render = g().json ? null : (await engineModule()).renderInfo;
+      out(g(), info, () => render!(info));
     });
 
   program.command('check')
@@ -155,8 +155,8 @@ export async function main(argv: string[], engine?: Engine): Promise<number> {
     .action(async () => {
       const lo = logOptions(g());
       const r = await api.check({ signal: signalsAbort(), ...lo });
-      if (g().json) out(g(), r, () => '');
-      else process.stdout.write((await engineModule()).renderChecks(r));
+      const render = g().json ? null : (await engineModule()).renderChecks;
+      out(g(), r, () => render!(r));
       if (!r.ok) code = EXIT.MISSING;
     });
 

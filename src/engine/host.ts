@@ -28,7 +28,7 @@ export async function engineModule(): Promise<typeof import('./worker.js')> {
   return import(spec) as Promise<typeof import('./worker.js')>;
 }
 
-export interface Engine { worker: Worker; flag: Int32Array; early: EngineMessage[]; failed: Error | null; exited: number | null }
+export interface Engine { worker: Worker; flag: Int32Array; failed: Error | null; exited: number | null }
 
 /**
  * The bundled engine is loaded with its V8 code cache (dist/engine.cjs.cache),
@@ -67,7 +67,7 @@ function startEngine(): Engine {
   const data: EngineData = { ckptEngine: true, flag, engineFile: fileURLToPath(ENGINE_URL) };
   const options = { workerData: data, stdout: false, stderr: false, trackUnmanagedFds: false };
   const worker = BUNDLED ? new (wt().Worker)(BOOT, { ...options, eval: true }) : new (wt().Worker)(ENGINE_URL, options);
-  const e: Engine = { worker, flag, early: [], failed: null, exited: null };
+  const e: Engine = { worker, flag, failed: null, exited: null };
   // Until an operation takes it, an engine thread must not keep the process alive.
   worker.unref();
   worker.on('error', (err) => { e.failed = err; });
