@@ -8,7 +8,9 @@ import fs from 'node:fs';
 import { Command, Option, CommanderError } from 'commander';
 import { CkptError, UsageError, BadImageError, FailedError, EXIT } from './errors.js';
 import * as api from './api.js';
-import { engineModule, adoptEngine, Engine } from './engine/host.js';
+import { engineModule, adoptEngine, exitThroughEngine, Engine } from './engine/host.js';
+
+export { exitThroughEngine };
 import type { DebugSwitches } from './cancel.js';
 import { VERSION } from './version.js';
 import { ProgressFn } from './progress.js';

@@ -10,4 +10,4 @@ const engine = argv.some((a) => a === 'dump' || a === 'restore' || a === 'check'
 // (bundled, the rest is dist/cli.cjs, loaded as CommonJS; from build/, cli.js)
 const cli: Promise<typeof import('./cli.js')> = import.meta.url.endsWith('.cjs')
   ? Promise.resolve(createRequire(import.meta.url)('./cli.cjs')) : import('./cli.js');
-cli.then(({ main }) => main(argv, engine)).then((c) => process.exit(c), (e) => { process.stderr.write(String(e) + '\n'); process.exit(1); });
+cli.then(async (m) => { const c = await m.main(argv, engine); if (!m.exitThroughEngine(c)) process.exit(c); }).catch((e) => { process.stderr.write(String(e) + '\n'); process.exit(1); });

@@ -28,7 +28,7 @@ export async function engineModule(): Promise<typeof import('./worker.js')> {
   return import(spec) as Promise<typeof import('./worker.js')>;
 }
 
-export interface Engine { worker: Worker; flag: Int32Array; failed: Error | null; exited: number | null }
+export interface Engine { worker: Worker; flag: Int32Array; failed: Error | null; exited: number | null; ending?: ReturnType<typeof setTimeout> }
 
 /**
  * The bundled engine is loaded with its V8 code cache (dist/engine.cjs.cache),
@@ -65,7 +65,9 @@ m.exports.useCodeCacheSaver((op) => {
 function startEngine(): Engine {
   const flag = newInterruptFlag();
   const data: EngineData = { ckptEngine: true, flag, engineFile: fileURLToPath(ENGINE_URL) };
-  const options = { workerData: data, stdout: false, stderr: false, trackUnmanagedFds: false };
+  // (stdout/stderr: true: not piped to this thread's at once, which would
+  // create those streams here before the thread starts; see runInEngine)
+  const options = { workerData: data, stdout: true, stderr: true, trackUnmanagedFds: false };
   const worker = BUNDLED ? new (wt().Worker)(BOOT, { ...options, eval: true }) : new (wt().Worker)(ENGINE_URL, options);
   const e: Engine = { worker, flag, failed: null, exited: null };
   // Until an operation takes it, an engine thread must not keep the process alive.
@@ -76,6 +78,24 @@ function startEngine(): Engine {
 }
 
 let spare: Engine | null = null;
+/** The engine thread of the last operation, done, until it is ended. */
+let last: Engine | null = null;
+
+/**
+ * For the command: end the process with `code` now, through the engine
+ * thread of the last operation (which calls exit_group): Node's own exit
+ * would first tear down that thread's heap, and its own, for nothing.
+ * Returns false when there is no such thread (then exit as usual).
+ */
+export function exitThroughEngine(code: number): boolean {
+  const e = last;
+  if (!e || e.exited !== null || e.failed) return false;
+  clearTimeout(e.ending);
+  e.worker.postMessage({ t: 'exit', code });
+  // (should the thread not do it, Node's exit does, a moment later)
+  setTimeout(() => process.exit(code), 200);
+  return true;
+}
 
 /**
  * Start an engine thread now, for the next operation of this thread: it
@@ -124,6 +144,9 @@ export function runInEngine<R>(op: EngineOp, opts: Record<string, unknown>, hook
   const engine = spare ?? startEngine();
   spare = null;
   const { worker, flag } = engine;
+  // What the engine thread itself would write (it sends its log as messages) reaches this thread's streams.
+  worker.stdout.pipe(process.stdout);
+  worker.stderr.pipe(process.stderr);
   const onLog = hooks.onLog ?? ((text: string) => { process.stderr.write(text); });
   return new Promise<R>((resolve, reject) => {
     let settled = false;
@@ -135,8 +158,9 @@ export function runInEngine<R>(op: EngineOp, opts: Record<string, unknown>, hook
       worker.removeAllListeners('message');
       worker.unref();
       // The engine thread has done its one operation. It is ended a moment
-      // later: a command that exits at once ends it faster itself.
-      setTimeout(() => { void worker.terminate(); }, 0).unref();
+      // later (a command that exits at once ends it faster itself).
+      engine.ending = setTimeout(() => { void worker.terminate(); }, 0).unref();
+      last = engine;
       f();
     };
     hooks.signal?.addEventListener('abort', onAbort, { once: true });

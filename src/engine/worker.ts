@@ -20,6 +20,7 @@ import { runChecks } from '../check.js';
 import { log } from '../log.js';
 import { useInterruptFlag, setDebugSwitches, pendingInterrupt, DebugSwitches } from '../cancel.js';
 import { configureWaits } from '../kernel/ptrace.js';
+import { exitGroup } from '../kernel/sys.js';
 import { CkptError, FailedError } from '../errors.js';
 import type { ProgressFn } from '../progress.js';
 import type { EngineData, EngineMessage, RunMessage, SerializedError } from './protocol.js';
@@ -76,7 +77,9 @@ if (!isMainThread && (workerData as EngineData | undefined)?.ckptEngine) {
   configureWaits({ flag: data.flag, pending: pendingInterrupt });
   const post = (msg: EngineMessage) => port.postMessage(msg);
   const start = (m: RunMessage) => {
-    run(m, post).then(
+    // Once it is done: the command's request to end the process (see exitThroughEngine in host.ts).
+    const afterwards = () => port.on('message', (x: { t?: string; code?: number }) => { if (x?.t === 'exit') exitGroup(x.code ?? 1); });
+    run(m, post).finally(afterwards).then(
       (result) => {
         log.close();
         try { codeCacheSaver?.(m.op); } catch { /* only a cache */ }
