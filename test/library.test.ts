@@ -227,6 +227,24 @@ test('abort during a restore leaves no process; the image still restores', async
   assert.equal(await s.verdict(), 'PASS');
 });
 
+test('a restore that waits for its process passes an abort on to it as SIGINT, and resolves with its status', async () => {
+  const s = new Spawned('counter');
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  await ckpt.dump({ pid: s.pid, dir: img });
+  await s.gone();
+  const ac = new AbortController();
+  const p = ckpt.restore({ dir: img, signal: ac.signal });
+  const before = s.lines().length;
+  // It runs (and counts) while the engine thread waits for it.
+  await waitUntil('the restored counter to count', () => s.lines().length > before + 1);
+  ac.abort();
+  const r = await p;
+  assert.equal(r.pid, s.pid);
+  assert.equal(r.exitCode, 128 + 2, 'ended by the SIGINT passed on');
+  await s.gone();
+});
+
 test('two dumps of different processes at once (Promise.all) both succeed and both restore', async () => {
   const a = new Spawned('threads', ['4']);
   const b = new Spawned('signals');
