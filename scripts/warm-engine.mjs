@@ -11,6 +11,12 @@ import os from 'node:os';
 import path from 'node:path';
 
 const CKPT = path.resolve('bin/ckpt');
+// The restored sleep falls to this process (a child subreaper), which reaps it:
+// PID 1 here reaps orphans only lazily. (build/ is there: tsc ran first.)
+const { sys } = await import('../build/src/kernel/ffi.js');
+const { NR, PR } = await import('../build/src/kernel/consts.js');
+const { waitNoHang } = await import('../build/src/kernel/ptrace.js');
+try { sys('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1); } catch { /* then PID 1 reaps it */ }
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-warm-'));
 const img = path.join(dir, 'img');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -34,6 +40,9 @@ try {
 } catch (e) {
   process.stderr.write(`note: the engine's code cache was not warmed by a dump and restore (${String(e.message).trim()}); the first run of each will add to it\n`);
 } finally {
-  if (pid) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+  if (pid) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    for (let i = 0; i < 500 && fs.existsSync(`/proc/${pid}`); i++) { try { waitNoHang(pid); } catch { /* not ours */ } await sleep(2); }
+  }
   fs.rmSync(dir, { recursive: true, force: true });
 }
