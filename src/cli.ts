@@ -1,11 +1,17 @@
-// The command line. Verbs and flags follow CRIU's where they mean the same.
+// The command line: a thin shell over the library (src/api.ts). Verbs and
+// flags follow CRIU's where they mean the same. It reads the environment's
+// debug switches and hands them to the operation; SIGINT/SIGTERM/SIGHUP
+// interrupt the operation as an abort does.
 
 import path from 'node:path';
 import fs from 'node:fs';
 import { Command, Option, CommanderError } from 'commander';
-import { log } from './log.js';
-import { CkptError, EXIT } from './errors.js';
-import { installCancelHandlers } from './cancel.js';
+import { CkptError, UsageError, BadImageError, FailedError, EXIT } from './errors.js';
+import * as api from './api.js';
+import { engineModule, adoptEngine, exitThroughEngine, Engine } from './engine/host.js';
+
+export { exitThroughEngine };
+import type { DebugSwitches } from './cancel.js';
 import { VERSION } from './version.js';
 import { ProgressFn } from './progress.js';
 
@@ -15,22 +21,31 @@ function parseVerbosity(v: string | true | undefined): number {
   if (v === undefined) return 2;
   if (v === true || v === '') return 3;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 4) throw new CkptError('usage', `-v takes a level from 0 to 4, not "${v}"`);
+  if (!Number.isInteger(n) || n < 0 || n > 4) throw new UsageError(`-v takes a level from 0 to 4, not "${v}"`);
   return n;
 }
 
-function setupLogging(g: Globals, imagesDir?: string, create = false): void {
-  log.level = parseVerbosity(g.verbosity as string | undefined);
-  if (g.logFile) {
-    if (create && imagesDir && !path.isAbsolute(g.logFile)) fs.mkdirSync(imagesDir, { recursive: true, mode: 0o700 });
-    const p = path.isAbsolute(g.logFile) || !imagesDir ? g.logFile : path.join(imagesDir, g.logFile);
-    try {
-      log.setFile(p);
-    } catch (e) {
-      if (imagesDir && !fs.existsSync(imagesDir)) throw new CkptError('bad-image', `image directory ${imagesDir} does not exist`);
-      throw new CkptError('failed', `cannot open the log file ${p}: ${(e as Error).message}`);
-    }
-  }
+/** Log level and file of an operation; a relative log file is inside the images directory, as in CRIU. */
+function logOptions(g: Globals, imagesDir?: string, create = false): { logLevel: number; logFile?: string } {
+  const logLevel = parseVerbosity(g.verbosity as string | undefined);
+  if (!g.logFile) return { logLevel };
+  if (path.isAbsolute(g.logFile) || !imagesDir) return { logLevel, logFile: g.logFile };
+  if (create) fs.mkdirSync(imagesDir, { recursive: true, mode: 0o700 });
+  else if (!fs.existsSync(imagesDir)) throw new BadImageError(`image directory ${imagesDir} does not exist`);
+  return { logLevel, logFile: path.join(imagesDir, g.logFile) };
+}
+
+/** The debug switches of the environment (CKPT_DEBUG_PAUSE, _FAIL, _CRASH), for tests. */
+function debugFromEnv(): DebugSwitches {
+  const e = process.env;
+  return { pause: e.CKPT_DEBUG_PAUSE || undefined, fail: e.CKPT_DEBUG_FAIL || undefined, crash: e.CKPT_DEBUG_CRASH || undefined };
+}
+
+/** SIGINT/SIGTERM/SIGHUP abort the operation (with the signal's name as the reason). */
+function signalsAbort(): AbortSignal {
+  const ac = new AbortController();
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, () => ac.abort(s));
+  return ac.signal;
 }
 
 /** CRIU-style verbosity: -v alone raises the level by one, -vv by two; -vN sets it. */
@@ -60,11 +75,13 @@ function progressPrinter(enabled: boolean): ProgressFn | undefined {
 
 function pidArg(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new CkptError('usage', `not a PID: ${v}`);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`not a PID: ${v}`);
   return n;
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** Run the command line; `engine`: an engine thread the entry started early (see main.ts). */
+export async function main(argv: string[], engine?: Engine): Promise<number> {
+  if (engine) adoptEngine(engine);
   const program = new Command('ckpt')
     .description('Checkpoint and restore Linux processes')
     .version(VERSION, '-V, --version')
@@ -86,21 +103,22 @@ export async function main(argv: string[]): Promise<number> {
     .option('-j, --shell-job', 'the process uses the terminal of the shell that started it')
     .option('--progress', 'show progress on stderr')
     .action(async (o) => {
-      setupLogging(g(), o.imagesDir, true);
-      installCancelHandlers();
-      const { dump } = await import('./dump.js');
+      const lo = logOptions(g(), o.imagesDir, true);
       const t0 = performance.now();
-      const r = await dump({ pid: o.tree, dir: o.imagesDir, leaveRunning: o.leaveRunning, shellJob: o.shellJob, onProgress: progressPrinter(!!o.progress && process.stderr.isTTY) });
+      const r = await api.dump({
+        pid: o.tree, dir: o.imagesDir, leaveRunning: !!o.leaveRunning, shellJob: !!o.shellJob,
+        onProgress: progressPrinter(!!o.progress && process.stderr.isTTY), signal: signalsAbort(), debug: debugFromEnv(), ...lo,
+      });
       const total = performance.now() - t0;
-      out(g(), { ok: true, pid: o.tree, imagesDir: path.resolve(o.imagesDir), pageBytes: r.pageBytes, leftRunning: !!o.leaveRunning, timingsMs: { ...r.timings, total }, peakRssKiB: process.resourceUsage().maxRSS },
-        () => (log.level >= 3 ? `dumped pid ${o.tree} to ${o.imagesDir} (${(r.pageBytes / 1048576).toFixed(1)} MiB of pages) in ${ms(total)}\n` : ''));
+      out(g(), { ok: true, pid: o.tree, imagesDir: r.dir, pageBytes: r.pageBytes, leftRunning: r.leftRunning, timingsMs: { ...r.timings, total }, peakRssKiB: process.resourceUsage().maxRSS },
+        () => (lo.logLevel >= 3 ? `dumped pid ${o.tree} to ${o.imagesDir} (${(r.pageBytes / 1048576).toFixed(1)} MiB of pages) in ${ms(total)}\n` : ''));
     });
 
   program.command('pre-dump')
     .description('copy memory while the process runs, for a shorter dump later (planned)')
     .requiredOption('-t, --tree <pid>', 'the process', pidArg)
     .requiredOption('-D, --images-dir <dir>', 'directory for the image')
-    .action(() => { throw new CkptError('failed', 'pre-dump is not implemented yet (planned; see docs/support.md)'); });
+    .action(() => { throw new FailedError('pre-dump is not implemented yet (planned; see docs/support.md)'); });
 
   program.command('restore')
     .description('recreate a process from an image; waits for it and exits with its status unless -d')
@@ -109,14 +127,15 @@ export async function main(argv: string[]): Promise<number> {
     .option('--pidfile <file>', 'write the restored PID to FILE')
     .option('-j, --shell-job', 'give the process the terminal ckpt runs on')
     .action(async (o) => {
-      setupLogging(g(), o.imagesDir);
-      installCancelHandlers();
-      const { restore } = await import('./restore/index.js');
+      const lo = logOptions(g(), o.imagesDir);
       const t0 = performance.now();
-      const r = await restore({ dir: o.imagesDir, detached: o.restoreDetached, pidfile: o.pidfile, shellJob: o.shellJob });
+      const r = await api.restore({
+        dir: o.imagesDir, detached: !!o.restoreDetached, pidfile: o.pidfile, shellJob: !!o.shellJob,
+        signal: signalsAbort(), debug: debugFromEnv(), ...lo,
+      });
       const total = performance.now() - t0;
       if (o.restoreDetached) {
-        out(g(), { ok: true, pid: r.pid, timingsMs: { ...r.timings, total }, peakRssKiB: process.resourceUsage().maxRSS }, () => (log.level >= 3 ? `restored pid ${r.pid} in ${ms(total)}\n` : ''));
+        out(g(), { ok: true, pid: r.pid, timingsMs: { ...r.timings, total }, peakRssKiB: process.resourceUsage().maxRSS }, () => (lo.logLevel >= 3 ? `restored pid ${r.pid} in ${ms(total)}\n` : ''));
       } else {
         code = r.exitCode ?? 0;
         if (g().json) out(g(), { ok: true, pid: r.pid, exitCode: r.exitCode }, () => '');
@@ -127,10 +146,10 @@ export async function main(argv: string[]): Promise<number> {
     .description('show what an image holds')
     .requiredOption('-D, --images-dir <dir>', 'image directory')
     .action(async (o) => {
-      setupLogging(g());
-      const { imageInfo, renderInfo } = await import('./info.js');
-      const info = imageInfo(o.imagesDir);
-      out(g(), info, () => renderInfo(info));
+      logOptions(g());
+      const info = await api.info({ dir: o.imagesDir });
+      const render = g().json ? null : (await engineModule()).renderInfo;
+      out(g(), info, () => render!(info));
     });
 
   const image = program.command('image').description('work on image directories');
@@ -147,10 +166,10 @@ export async function main(argv: string[]): Promise<number> {
   program.command('check')
     .description('check that this kernel and CPU offer everything ckpt relies on')
     .action(async () => {
-      setupLogging(g());
-      const { runChecks, renderChecks } = await import('./check.js');
-      const r = runChecks();
-      out(g(), r, () => renderChecks(r));
+      const lo = logOptions(g());
+      const r = await api.check({ signal: signalsAbort(), ...lo });
+      const render = g().json ? null : (await engineModule()).renderChecks;
+      out(g(), r, () => render!(r));
       if (!r.ok) code = EXIT.MISSING;
     });
 
@@ -163,12 +182,12 @@ export async function main(argv: string[]): Promise<number> {
       return EXIT.USAGE;
     }
     if (e instanceof CkptError) {
-      if (g().json) process.stdout.write(JSON.stringify({ ok: false, error: e.message, kind: e.kind, step: e.step ?? null, exitCode: e.exitCode }, null, 2) + '\n');
+      if (g().json) process.stdout.write(JSON.stringify({ ok: false, error: e.message, kind: e.kind, step: e.step ?? null, pid: e.pid ?? null, resource: e.resource ?? null, exitCode: e.exitCode }, null, 2) + '\n');
       process.stderr.write(`ckpt: ${e.step ? `${e.step}: ` : ''}${e.message}\n`);
+      if (e.message.startsWith('internal error') && e.stack) process.stderr.write(`${e.stack}\n`);
       return e.exitCode;
     }
     process.stderr.write(`ckpt: internal error: ${(e as Error).stack ?? String(e)}\n`);
     return EXIT.FAILED;
   }
 }
-

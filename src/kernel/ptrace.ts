@@ -1,8 +1,10 @@
 // ptrace primitives: seize, interrupt, wait, registers, extended state, signals.
-// All requests must come from the thread that attached (Node's main thread).
+// All requests must come from the thread that attached: the engine thread of
+// the operation (src/engine/worker.ts).
 
 import { sys, syscallRaw, addressOf, SysError } from './ffi.js';
 import { NR, PTRACE, PTRACE_EVENT, NT_X86_XSTATE, WALL, WNOHANG, signalName } from './consts.js';
+import { CkptError } from '../errors.js';
 
 /** Names of user_regs_struct fields, in kernel order (27 x u64). */
 export const REG_NAMES = ['r15', 'r14', 'r13', 'r12', 'rbp', 'rbx', 'r11', 'r10', 'r9', 'r8', 'rax', 'rcx', 'rdx',
@@ -151,14 +153,93 @@ export function decodeStatus(pid: number, st: number): WaitStatus {
 }
 
 const statusBuf = Buffer.alloc(4);
-/** wait4 on one pid (never -1), with __WALL. Returns null with WNOHANG when nothing changed. */
-export function waitPid(pid: number, flags = 0): WaitStatus | null {
+function wait4Once(pid: number, flags: number): WaitStatus | null {
   for (;;) {
     const r = syscallRaw(NR.wait4, pid, addressOf(statusBuf), flags | WALL, 0);
     if (r === -4) continue; // EINTR
     if (r < 0) throw new SysError(`wait4(${pid})`, -r);
     if (r === 0) return null;
     return decodeStatus(r, statusBuf.readInt32LE(0));
+  }
+}
+
+// Waits never block: a task that does not stop (a remote call stuck on a
+// slow file system, a task in uninterruptible sleep) must not hang ckpt, and
+// an interrupt must be able to cut a long wait short. So wait4 is polled
+// with WNOHANG: first in a tight loop with sched_yield (a remote syscall
+// comes back in microseconds), then sleeping on the interrupt flag in short
+// growing intervals (an interrupt wakes it at once), until a deadline.
+
+/** How waits are bounded and interrupted; the engine thread sets it for its operation. */
+export interface WaitControl {
+  /** Word 0 is nonzero once an interrupt was asked for; the waits sleep on it. */
+  flag: Int32Array;
+  /** An interrupt not yet acted on, as the error to throw (or null). */
+  pending: (what: string, pid: number) => Error | null;
+  /** Default deadline of a wait, ms. */
+  timeoutMs: number;
+  /** Deadline of a wait for a call that moves page data (reads and writes of image files), ms. */
+  ioTimeoutMs: number;
+}
+const waitControl: WaitControl = {
+  flag: new Int32Array(new SharedArrayBuffer(8)),
+  pending: () => null,
+  timeoutMs: 30_000,
+  ioTimeoutMs: 600_000,
+};
+export function configureWaits(c: Partial<WaitControl>): void { Object.assign(waitControl, c); }
+export function waitTimeouts(): { timeoutMs: number; ioTimeoutMs: number } {
+  return { timeoutMs: waitControl.timeoutMs, ioTimeoutMs: waitControl.ioTimeoutMs };
+}
+
+export interface WaitOptions {
+  /** What is waited for, for the error messages ("the trap after remote syscall mmap"). */
+  what?: string;
+  /** Deadline, ms (default: the configured one). */
+  timeoutMs?: number;
+  /** An interrupt may end the wait (default true; cleanup waits pass false). */
+  interruptible?: boolean;
+}
+
+const SPIN_MS = 0.2;
+const SLEEP_MAX_MS = 1;
+
+/**
+ * wait4 on one pid (never -1), with __WALL. With WNOHANG: returns null when
+ * nothing changed. Without: waits, up to a deadline, and throws a CkptError
+ * naming the pid and what was waited for when it passes or when an interrupt
+ * ends the wait (see WaitOptions).
+ */
+export function waitPid(pid: number, flags = 0, opts: WaitOptions = {}): WaitStatus | null {
+  if (flags & WNOHANG) return wait4Once(pid, flags);
+  const f = flags | WNOHANG;
+  let st = wait4Once(pid, f);
+  if (st) return st;
+  const t0 = performance.now();
+  let now = t0;
+  while (now - t0 < SPIN_MS) {
+    syscallRaw(NR.sched_yield);
+    st = wait4Once(pid, f);
+    if (st) return st;
+    now = performance.now();
+  }
+  const what = opts.what ?? 'a change of state';
+  const timeout = opts.timeoutMs ?? waitControl.timeoutMs;
+  const end = t0 + timeout;
+  const flag = waitControl.flag;
+  for (;;) {
+    if (opts.interruptible !== false) {
+      const e = waitControl.pending(what, pid);
+      if (e) throw e;
+    }
+    const elapsed = now - t0;
+    Atomics.wait(flag, 0, Atomics.load(flag, 0), Math.min(SLEEP_MAX_MS, Math.max(0.02, elapsed / 10)));
+    st = wait4Once(pid, f);
+    if (st) return st;
+    now = performance.now();
+    if (now > end) {
+      throw new CkptError('failed', `pid ${pid}: ${what} did not come within ${timeout >= 1000 ? `${timeout / 1000} s` : `${timeout} ms`}`, { pid });
+    }
   }
 }
 export function waitNoHang(pid: number): WaitStatus | null { return waitPid(pid, WNOHANG); }

@@ -6,10 +6,16 @@
 
 import { faultPoint } from './faults.js';
 import fs from 'node:fs';
-import { Regs, getRegs, setRegs, setSigmask, singlestep, syscallStep, cont, interrupt, waitPid, getEventMsg, describeStatus } from './ptrace.js';
+import { Regs, getRegs, setRegs, setSigmask, singlestep, syscallStep, cont, interrupt, waitPid, getEventMsg, describeStatus, waitTimeouts, WaitStatus, WaitOptions } from './ptrace.js';
 import { readStatus } from './proc.js';
 import { syscallRaw } from './ffi.js';
 import { NR, PTRACE_EVENT, SIG, errnoName, PROT, MAP, PAGE_SIZE, signalName } from './consts.js';
+import { CkptError } from '../errors.js';
+
+const NR_NAME = new Map<number, string>(Object.entries(NR).map(([k, v]) => [v, k]));
+/** Calls that move page data to or from image files: their waits get the longer deadline. */
+const IO_CALLS = new Set<number>([NR.read, NR.write, NR.pread64, NR.pwrite64, NR.readv, NR.writev, NR.sendfile, 295, 296, 326, 327, 328, 74, 75]);
+const callName = (nr: number) => NR_NAME.get(nr) ?? `syscall ${nr}`;
 
 export class RemoteError extends Error {
   constructor(public readonly pid: number, public readonly call: string, public readonly errno: number) {
@@ -101,7 +107,7 @@ export class RemoteTask {
     singlestep(this.pid);
     this.calls++;
     for (;;) {
-      const st = waitPid(this.pid)!;
+      const st = this.waitCall(nr, `the end of remote syscall ${callName(nr)}`);
       if (!st.stopped) throw new Error(`pid ${this.pid} ${describeStatus(st)} during remote syscall ${nr}`);
       if (st.event === PTRACE_EVENT.FORK || st.event === PTRACE_EVENT.CLONE || st.event === PTRACE_EVENT.VFORK) {
         this.newChildren.push(getEventMsg(this.pid));
@@ -136,6 +142,34 @@ export class RemoteTask {
     }
     const out = getRegs(this.pid);
     return out.sget('rax');
+  }
+
+  /**
+   * Wait for the stop that ends a remote call (nr -1: a code run). If the
+   * wait ends without it (its deadline passed, or an interrupt ended it), the
+   * task is interrupted and waited for, so that it is in a ptrace stop again
+   * for the cleanup that follows (which puts its registers back).
+   */
+  private waitCall(nr: number, what: string): WaitStatus {
+    const t = waitTimeouts();
+    const opts: WaitOptions = { what, timeoutMs: IO_CALLS.has(nr) ? t.ioTimeoutMs : t.timeoutMs };
+    try {
+      return waitPid(this.pid, 0, opts)!;
+    } catch (e) {
+      if (e instanceof CkptError) this.stopAfterWait();
+      throw e;
+    }
+  }
+  private stopAfterWait(): void {
+    try { interrupt(this.pid); } catch { return; /* gone */ }
+    let st: WaitStatus;
+    try {
+      st = waitPid(this.pid, 0, { what: 'its stop after an interrupt', interruptible: false })!;
+    } catch { return; /* it does not stop (uninterruptible sleep?): the cleanup will say so */ }
+    if (!st.stopped) return;
+    if (st.event === PTRACE_EVENT.FORK || st.event === PTRACE_EVENT.CLONE || st.event === PTRACE_EVENT.VFORK) this.newChildren.push(getEventMsg(this.pid));
+    // A signal dequeued for delivery: kept, to be delivered when the task is let go.
+    else if (st.event === 0 && st.stopSig !== SIG.TRAP && !this.interceptedSignal) this.interceptedSignal = st.stopSig;
   }
 
   /** Run one syscall; throws RemoteError naming `name` on failure. */
@@ -189,7 +223,7 @@ export class RemoteTask {
     this.calls++;
     for (let stops = 0; stops < 2;) {
       syscallStep(this.pid);
-      const st = waitPid(this.pid)!;
+      const st = this.waitCall(nr, `${stops ? 'the exit' : 'the entry'} stop of remote syscall ${name}`);
       if (!st.stopped) throw new Error(`pid ${this.pid} ${describeStatus(st)} during remote syscall ${name}`);
       if (st.stopSig === (SIG.TRAP | 0x80)) { stops++; continue; }
       if (st.event === PTRACE_EVENT.FORK || st.event === PTRACE_EVENT.CLONE || st.event === PTRACE_EVENT.VFORK) { this.newChildren.push(getEventMsg(this.pid)); continue; }
@@ -258,7 +292,7 @@ export class RemoteTask {
       r.set('rip', page);
       setRegs(this.pid, r);
       cont(this.pid);
-      const st = waitPid(this.pid)!;
+      const st = this.waitCall(-1, 'the end of a code run');
       if (!st.stopped || st.stopSig !== SIG.TRAP) throw new Error(`pid ${this.pid}: code run ended with ${describeStatus(st)}`);
       const rip = getRegs(this.pid).get('rip');
       if (rip !== page + BigInt(stopAt)) throw new Error(`pid ${this.pid}: code run stopped at 0x${rip.toString(16)}, not at its end`);
@@ -272,7 +306,7 @@ export class RemoteTask {
     this.load(NR.exit_group, code);
     singlestep(this.pid);
     for (;;) {
-      const st = waitPid(this.pid)!;
+      const st = waitPid(this.pid, 0, { what: `its exit with status ${code}` })!;
       if (st.exited) return;
       if (!st.stopped) throw new Error(`pid ${this.pid} ${describeStatus(st)} instead of exiting with ${code}`);
       cont(this.pid); // an exit event or a trap on the way out
@@ -293,7 +327,7 @@ export class RemoteTask {
       cont(this.pid);
     }
     for (;;) {
-      const st = waitPid(this.pid)!;
+      const st = waitPid(this.pid, 0, { what: `its end by ${signalName(sig)}` })!;
       if (st.signaled || st.exited) return;
       if (!st.stopped) throw new Error(`pid ${this.pid} ${describeStatus(st)}`);
       // The signal-delivery stop for our signal: let it through.
@@ -336,7 +370,8 @@ export class RemoteTask {
   restoreEnd(): void {
     if (!this.stepped) return;
     for (;;) {
-      const st = waitPid(this.pid)!;
+      // (a cleanup wait: an interrupt does not cut it short)
+      const st = waitPid(this.pid, 0, { what: 'its stop after its registers were put back', interruptible: false })!;
       if (!st.stopped) throw new Error(`pid ${this.pid} ${describeStatus(st)} while its registers were put back`);
       if (st.event === PTRACE_EVENT.STOP) break;
       // A signal on its way in first: keep it for when the task is let go (the first one: a second of

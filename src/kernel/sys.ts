@@ -14,6 +14,15 @@ export function kill(pid: number, sig: number): number {
   return syscallRaw(NR.kill, pid, sig);
 }
 
+/**
+ * exit_group(2): end this whole process at once, with `code`, skipping
+ * Node's teardown of its threads (the command's last act; see cli.ts).
+ */
+export function exitGroup(code: number): never {
+  syscallRaw(NR.exit_group, code);
+  throw new Error('exit_group returned');
+}
+
 /** tgkill(2) of a task by itself (tgid = tid); returns 0 or -errno. */
 export function tgkill(tgid: number, tid: number, sig: number): number {
   return syscallRaw(NR.tgkill, tgid, tid, sig);
