@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { build } from 'esbuild';
+import { createRequire } from 'node:module';
 // commander loads child_process at start-up for stand-alone executable
 // subcommands, which ckpt has none of: give it a stand-in that loads the real
 // module only if it is ever used.
@@ -28,10 +29,17 @@ const sharedBuiltins = {
   setup(b) {
     b.onResolve({ filter: /^node:(fs|path)$/ }, (args) =>
       args.importer.includes('/src/') ? { path: args.path, namespace: 'ckpt-builtin' } : undefined);
-    b.onLoad({ filter: /.*/, namespace: 'ckpt-builtin' }, (args) => ({
-      contents: `const m = require(${JSON.stringify(args.path)}); export default m;`,
-      loader: 'js',
-    }));
+    b.onLoad({ filter: /.*/, namespace: 'ckpt-builtin' }, (args) => {
+      // Named imports too (`import { openSync } from 'node:fs'`): every plain
+      // value property, read once here; accessors (fs.promises) are left out
+      // so that nothing is loaded that no one asked for.
+      const real = createRequire(import.meta.url)(args.path);
+      const names = Object.keys(real).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && 'value' in Object.getOwnPropertyDescriptor(real, k));
+      return {
+        contents: `const m = require(${JSON.stringify(args.path)}); export default m; export const { ${names.join(', ')} } = m;`,
+        loader: 'js',
+      };
+    });
   },
 };
 const common = {

@@ -14,6 +14,7 @@
 
 import path from 'node:path';
 import { runInEngine, engineModule, RunHooks } from './engine/host.js';
+import type { UpgradeResult } from './image/upgrade.js';
 import { CkptError, errorFromJSON } from './errors.js';
 import type { ProgressFn } from './progress.js';
 import type { DebugSwitches } from './cancel.js';
@@ -142,6 +143,17 @@ export async function info(opts: { dir: string }): Promise<ImageInfo> {
     if (e instanceof CkptError) throw errorFromJSON({ ...e.toJSON(), stack: e.stack });
     throw e;
   }
+}
+
+export type { UpgradeResult } from './image/upgrade.js';
+
+/**
+ * Rewrite an image of an older format version in the current one (`ckpt
+ * image upgrade`): the old image is replaced only once the new one is
+ * complete. It reads the whole image, so it runs in an engine thread.
+ */
+export async function upgrade(opts: { dir: string } & Pick<OperationOptions, 'signal' | 'logLevel' | 'logFile' | 'onLog' | 'debug'>): Promise<UpgradeResult> {
+  return runInEngine<UpgradeResult>('upgrade', { dir: opts.dir }, hooks(opts));
 }
 
 /**

@@ -54,6 +54,8 @@ export interface DebugSwitches {
   fail?: string;
   /** Kill the whole process at this commit step (commit:N). */
   crash?: string;
+  /** Fail the N-th fault point (a number), or count them ('count'): src/kernel/faults.ts. */
+  failAt?: string;
 }
 let debug: DebugSwitches = {};
 export function setDebugSwitches(d: DebugSwitches): void { debug = { ...d }; }

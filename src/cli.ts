@@ -38,7 +38,7 @@ function logOptions(g: Globals, imagesDir?: string, create = false): { logLevel:
 /** The debug switches of the environment (CKPT_DEBUG_PAUSE, _FAIL, _CRASH), for tests. */
 function debugFromEnv(): DebugSwitches {
   const e = process.env;
-  return { pause: e.CKPT_DEBUG_PAUSE || undefined, fail: e.CKPT_DEBUG_FAIL || undefined, crash: e.CKPT_DEBUG_CRASH || undefined };
+  return { pause: e.CKPT_DEBUG_PAUSE || undefined, fail: e.CKPT_DEBUG_FAIL || undefined, crash: e.CKPT_DEBUG_CRASH || undefined, failAt: e.CKPT_DEBUG_FAIL_AT || undefined };
 }
 
 /** SIGINT/SIGTERM/SIGHUP abort the operation (with the signal's name as the reason). */
@@ -157,9 +157,7 @@ export async function main(argv: string[], engine?: Engine): Promise<number> {
     .description('rewrite an image of an older format version in the current one (the old image is replaced once the new one is complete)')
     .requiredOption('-D, --images-dir <dir>', 'image directory')
     .action(async (o) => {
-      setupLogging(g());
-      const { upgradeImage } = await import('./image/upgrade.js');
-      const r = await upgradeImage(o.imagesDir);
+      const r = await api.upgrade({ dir: o.imagesDir, signal: signalsAbort(), ...logOptions(g()) });
       out(g(), { ok: true, ...r }, () => (r.steps.length ? `${r.dir}: upgraded from format ${r.from} to ${r.to} (${r.steps.join('; ')})\n` : `${r.dir}: already format ${r.to}\n`));
     });
 

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { prewarmEngine } from './engine/host.js';
 
 const argv = process.argv.slice(2);
-const engine = argv.some((a) => a === 'dump' || a === 'restore' || a === 'check') ? prewarmEngine() : undefined;
+const engine = argv.some((a) => a === 'dump' || a === 'restore' || a === 'check' || a === 'upgrade') ? prewarmEngine() : undefined;
 // (bundled, the rest is dist/cli.cjs, loaded as CommonJS; from build/, cli.js)
 const cli: Promise<typeof import('./cli.js')> = import.meta.url.endsWith('.cjs')
   ? Promise.resolve(createRequire(import.meta.url)('./cli.cjs')) : import('./cli.js');

@@ -5,7 +5,7 @@ import type { ProgressEvent } from '../progress.js';
 import type { DebugSwitches } from '../cancel.js';
 import type { ErrorKind } from '../errors.js';
 
-export type EngineOp = 'dump' | 'restore' | 'check';
+export type EngineOp = 'dump' | 'restore' | 'check' | 'upgrade';
 
 /** What the engine thread is started with (workerData). */
 export interface EngineData {

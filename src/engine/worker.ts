@@ -17,10 +17,12 @@ import { parentPort, workerData, isMainThread, receiveMessageOnPort } from 'node
 import { dump } from '../dump.js';
 import { restore } from '../restore/index.js';
 import { runChecks } from '../check.js';
+import { upgradeImage } from '../image/upgrade.js';
 import { log } from '../log.js';
 import { useInterruptFlag, setDebugSwitches, pendingInterrupt, DebugSwitches } from '../cancel.js';
 import { configureWaits } from '../kernel/ptrace.js';
 import { exitGroup } from '../kernel/sys.js';
+import { configureFaults, reportFaults } from '../kernel/faults.js';
 import { CkptError, FailedError } from '../errors.js';
 import type { ProgressFn } from '../progress.js';
 import type { EngineData, EngineMessage, RunMessage, SerializedError } from './protocol.js';
@@ -49,6 +51,7 @@ async function run(m: RunMessage, post: (msg: EngineMessage) => void): Promise<u
     }
   }
   setDebugSwitches(m.debug);
+  configureFaults(m.debug.failAt);
   // Modules that read their debug switch from the environment read this
   // thread's own copy of it (a worker has its own process.env).
   for (const [k, name] of DEBUG_ENV) {
@@ -67,6 +70,8 @@ async function run(m: RunMessage, post: (msg: EngineMessage) => void): Promise<u
       return restore({ dir: o.dir as string, detached: !!o.detached, pidfile: o.pidfile as string | undefined, shellJob: !!o.shellJob, onProgress });
     case 'check':
       return runChecks();
+    case 'upgrade':
+      return upgradeImage(o.dir as string);
   }
 }
 
@@ -79,7 +84,7 @@ if (!isMainThread && (workerData as EngineData | undefined)?.ckptEngine) {
   const start = (m: RunMessage) => {
     // Once it is done: the command's request to end the process (see exitThroughEngine in host.ts).
     const afterwards = () => port.on('message', (x: { t?: string; code?: number }) => { if (x?.t === 'exit') exitGroup(x.code ?? 1); });
-    run(m, post).finally(afterwards).then(
+    run(m, post).finally(reportFaults).finally(afterwards).then(
       (result) => {
         log.close();
         try { codeCacheSaver?.(m.op); } catch { /* only a cache */ }
