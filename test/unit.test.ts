@@ -17,11 +17,7 @@ import { hex64, pageAddr, dec63, base64Bytes, int } from '../src/image/schema.js
 import { Regs, REG_NAMES, RegName, REGS_SIZE } from '../src/kernel/ptrace.js';
 import { finalRegs, Thread } from '../src/objects/thread.js';
 
-// memory.ts pulls in much of the program; if it cannot be loaded here, its
-// schema tests are skipped (with the reason) rather than failing the file.
-let mem: typeof import('../src/objects/memory/index.js') | undefined;
-let memSkip: string | false = false;
-try { mem = await import('../src/objects/memory/index.js'); } catch (e) { memSkip = `memory.ts did not load: ${(e as Error).message}`; }
+import * as mem from '../src/objects/memory/index.js';
 
 const P = 4096;
 const PAGES = 2000;
@@ -608,14 +604,14 @@ describe('schemas', () => {
 // ---------------------------------------------------------------------------
 // Memory image schemas.
 
-describe('Area and MemoryImage', { skip: memSkip }, () => {
+describe('Area and MemoryImage', () => {
   const area = (over: Record<string, unknown> = {}) => ({
     start: '0x400000', end: '0x404000', prot: 'rw-', shared: false, kind: 'anon', name: '', offset: '0x0',
     vmflags: ['rd', 'wr', 'mr', 'mw', 'me', 'ac'], dataOffset: 0, runs: [[0, 1], [2, 2]], ...over,
   });
 
   test('Area: valid areas pass', () => {
-    const { Area } = mem!;
+    const { Area } = mem;
     assertAccepts(Area, [
       area(),
       area({ runs: [] }),
@@ -629,7 +625,7 @@ describe('Area and MemoryImage', { skip: memSkip }, () => {
   });
 
   test('Area: invalid areas fail', () => {
-    const { Area } = mem!;
+    const { Area } = mem;
     assertAccepts(Area, [], [
       area({ end: '0x3ff000' }),                 // ends before it starts
       area({ end: '0x400000' }),                 // empty
@@ -655,7 +651,7 @@ describe('Area and MemoryImage', { skip: memSkip }, () => {
   });
 
   test('Area: runs are accepted exactly when sorted, non-overlapping and inside the area', () => {
-    const { Area } = mem!;
+    const { Area } = mem;
     fc.assert(fc.property(fc.integer({ min: 1, max: 40 }),
       fc.array(fc.tuple(fc.integer({ min: 0, max: 45 }), fc.integer({ min: 1, max: 10 })), { maxLength: 6 }),
       (pages, runs) => {
@@ -668,7 +664,7 @@ describe('Area and MemoryImage', { skip: memSkip }, () => {
 
   // The object-level refinements read fields whose own check may have failed: they must not throw.
   test('Area: a malformed address or offset is rejected, not thrown on', () => {
-    const { Area } = mem!;
+    const { Area } = mem;
     for (const over of [{ start: 'zz' }, { end: '0x' }, { offset: 'nothex' }]) {
       assert.doesNotThrow(() => Area.safeParse(area(over)), JSON.stringify(over));
       assert.equal(accepts(Area, area(over)), false);
@@ -676,7 +672,7 @@ describe('Area and MemoryImage', { skip: memSkip }, () => {
   });
 
   test('MemoryImage: ordered areas laid out one after another in the page file pass; overlapping, unordered, gaps or no vDSO fail', () => {
-    const { MemoryImage } = mem!;
+    const { MemoryImage } = mem;
     const a1 = area();                                                                   // 3 pages at dataOffset 0
     const a2 = area({ start: '0x404000', end: '0x406000', runs: [[0, 2]], dataOffset: 3 * P }); // adjacent to a1
     const vdso = (dataOffset: number) => area({ start: '0x7fff00000000', end: '0x7fff00002000', prot: 'r-x', kind: 'special', name: '[vdso]', runs: [], dataOffset });
