@@ -92,6 +92,9 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
   const n = (k: number, w: string) => `${k} ${w}${k === 1 ? '' : w.endsWith('s') ? 'es' : 's'}`;
   log.info(`frozen: ${n(live.length, 'process')}, ${n(live.reduce((s, p) => s + p.tids.length, 0), 'thread')}, ${n(tree.length - live.length, 'zombie')}`);
   lap('freeze');
+  const progress = (phase: 'freeze' | 'inspect' | 'write' | 'release', done: number, total: number) =>
+    opts.onProgress?.({ op: 'dump', phase, done, total, unit: 'processes' });
+  progress('freeze', live.length, live.length);
 
   const captured: Captured[] = [];
   let current: Partial<Captured> | null = null;
@@ -120,6 +123,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
       const parentCap = captured.find((x) => x.doc.pid === proc.ppid);
       const c = await captureProcess(proc, opts, image, pool, pids, current, enter, shmem, files, parentCap);
       captured.push(c);
+      progress('inspect', captured.length, live.length);
       pageBytes += c.pageBytes;
       current = null;
     }
@@ -129,6 +133,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     enter('release');
     for (const r of captured.flatMap((c) => c.rts)) caught.set(r.pid, r);
     releaseProcesses(captured);
+    progress('release', captured.length, live.length);
 
     enter('write image');
     image.writeJson('files.json', { files: files.files });
@@ -161,6 +166,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
       options: { shellJob: !!opts.shellJob, leaveRunning: !!opts.leaveRunning },
     });
     lap('write');
+    progress('write', captured.length, live.length);
 
     if (opts.leaveRunning) {
       // A process that was stopped (job control) stops again by itself as it

@@ -162,6 +162,10 @@ test('progress events name their phase and carry done/total with a unit; info an
   assert.equal(mem.at(-1)!.done, mem.at(-1)!.total);
   assert.equal(mem[0].unit, 'bytes');
   assert.equal(mem[0].pid, s.pid);
+  for (const phase of ['freeze', 'inspect', 'release', 'write'] as const) {
+    const e = dumpEvents.find((x) => x.phase === phase);
+    assert.deepEqual(e && [e.done, e.total, e.unit], [1, 1, 'processes'], `a dump ${phase} event for its one process`);
+  }
   await s.gone();
 
   const info = await ckpt.info({ dir: img });
@@ -172,6 +176,8 @@ test('progress events name their phase and carry done/total with a unit; info an
   const r = await ckpt.restore({ dir: img, detached: true, onProgress: (e) => restoreEvents.push(e) });
   assert.equal(r.pid, s.pid);
   checkEvents(restoreEvents, 'restore');
+  assert.deepEqual([...new Set(restoreEvents.map((e) => e.phase))], ['check', 'tasks', 'objects', 'fds', 'restore', 'run'], 'restore events for every phase, in order');
+  assert.ok(restoreEvents.every((e) => e.unit === 'processes'));
   assert.equal(await s.verdict(), 'PASS');
 
   const c = await ckpt.check();
