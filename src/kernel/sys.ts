@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import { sys, syscallRaw, addressOf, SysError, posixSpawn, mapFile } from './ffi.js';
 import { NR, IOCTL, KCMP, O, UFFD } from './consts.js';
-import { UFFDIO_COPY_STRUCT, UFFDIO_API_STRUCT, UFFDIO_REGISTER_STRUCT, UFFDIO_RANGE, RLIMIT64 } from './structs.js';
+import { UFFDIO_COPY_STRUCT, RLIMIT64 } from './structs.js';
 
 export { SysError, posixSpawn, mapFile };
 export type { SpawnOptions, FileMapping } from './ffi.js';
@@ -128,19 +128,4 @@ export function uffdCopy(uffd: number, dst: bigint, buf: Buffer, off: number, le
     }
     return;
   }
-}
-
-/** struct uffdio_api for UFFDIO_API (made in a task by a remote ioctl): this API version, no features. */
-export function uffdioApiArg(): Buffer {
-  return UFFDIO_API_STRUCT.encode({ api: UFFD.API });
-}
-
-/** struct uffdio_register for UFFDIO_REGISTER of [start, start + len) for missing pages. */
-export function uffdioRegisterArg(start: bigint, len: bigint): Buffer {
-  return UFFDIO_REGISTER_STRUCT.encode({ start, len, mode: UFFD.REGISTER_MODE_MISSING });
-}
-
-/** struct uffdio_range for UFFDIO_UNREGISTER. */
-export function uffdioRangeArg(start: bigint, len: bigint): Buffer {
-  return UFFDIO_RANGE.encode({ start, len });
 }
