@@ -3,7 +3,9 @@
 
 import fs from 'node:fs';
 import { posixSpawn, pidfdOpen, pidfdGetfd, userfaultfdErrno, kill, kcmpWorks, getRobustList } from './kernel/sys.js';
-import { NR, PR, SIG, PTRACE_O } from './kernel/consts.js';
+import { SIG, PTRACE_O } from './kernel/consts.js';
+import { PRCTL_MM_MAP } from './kernel/structs.js';
+import * as remote from './kernel/rsys.js';
 import { getRegs, getXstate, getSigmask, peekSiginfo, getRseqConfig, xstateFeatures, detachQuiet, waitPid } from './kernel/ptrace.js';
 import { RemoteTask, findSyscallGadget } from './kernel/remote.js';
 import { readMaps, readStatus, kernelRelease } from './kernel/proc.js';
@@ -55,7 +57,7 @@ export function runChecks(): CheckReport {
       add('remote syscalls (vDSO gadget + single-step)', true, () => {
         const v = maps.find((m) => m.path === '[vdso]')!;
         rt = new RemoteTask(p, findSyscallGadget(p, v.start, v.end));
-        const got = rt.callN('getpid', NR.getpid);
+        const got = remote.getpid(rt);
         if (got !== p) throw new Error(`getpid returned ${got}`);
         rt.mapScratch(8192);
         return 'works';
@@ -63,19 +65,13 @@ export function runChecks(): CheckReport {
       if (rt) {
         const r = rt as RemoteTask;
         add('PR_SET_MM_MAP', true, () => {
-          r.call('prctl(PR_SET_MM_MAP_SIZE)', NR.prctl, PR.SET_MM, PR.SET_MM_MAP_SIZE, r.scratch, 0, 0);
-          const n = r.read(r.scratch, 4).readUInt32LE(0);
-          if (n !== 104) throw new Error(`struct prctl_mm_map is ${n} bytes here, ckpt knows 104`);
-          return 'struct size 104';
+          const n = remote.prctlMmMapSize(r);
+          if (n !== PRCTL_MM_MAP.size) throw new Error(`struct prctl_mm_map is ${n} bytes here, ckpt knows ${PRCTL_MM_MAP.size}`);
+          return `struct size ${n}`;
         });
         add('clone3 with set_tid', true, () => {
           const want = freePid();
-          const args = Buffer.alloc(88);
-          args.writeBigUInt64LE(BigInt(SIG.CHLD), 32);
-          const tid = Buffer.alloc(8); tid.writeInt32LE(want, 0);
-          args.writeBigUInt64LE(r.put(tid, 256), 64);
-          args.writeBigUInt64LE(1n, 72);
-          const child = r.callN('clone3', NR.clone3, r.put(args, 0), 88);
+          const child = remote.clone3(r, { flags: 0, exitSignal: SIG.CHLD, setTid: [want] });
           kill(child, SIG.KILL);
           try { waitPid(child); } catch { /* reaped with the husk */ }
           if (child !== want) throw new Error(`asked for PID ${want}, got ${child}`);

@@ -11,8 +11,9 @@ import { findSyscallGadget, RemoteTask } from './kernel/remote.js';
 import { kernelRelease, readStatus, readStat, pidExists, MapEntry } from './kernel/proc.js';
 import { Pool } from './bulk/pool.js';
 import { kill } from './kernel/sys.js';
-import { NR, SIG, CALL_SIGMASK, BLOCKABLE_SIGNALS, WAIT, RLIMIT } from './kernel/consts.js';
-import { planMemory, writePages, findHole, dumpShmem, IOV_SCRATCH, ShmemObject } from './objects/memory/index.js';
+import { SIG, CALL_SIGMASK, BLOCKABLE_SIGNALS, WAIT, RLIMIT } from './kernel/consts.js';
+import * as remote from './kernel/rsys.js';
+import { planMemory, writePages, findHole, dumpShmem, ShmemObject } from './objects/memory/index.js';
 import { ImageDirSink } from './image/pages.js';
 import { FileTableBuilder } from './objects/files.js';
 import { dumpActions } from './objects/signals.js';
@@ -216,7 +217,7 @@ function releaseProcesses(cs: Array<Partial<Pick<Captured, 'leader' | 'rts' | 'o
       if (!l?.scratch || !c.rts?.length) continue;
       // An fd ckpt opened in the process and had no chance to close (a failure on the way).
       for (const fd of fs.readdirSync(`/proc/${l.pid}/fd`).map(Number)) {
-        if (c.origFds && !c.origFds.has(fd)) { try { l.call(`close(${fd})`, NR.close, fd); } catch (u) { problem(l.pid, `close fd ${fd}`, u); } }
+        if (c.origFds && !c.origFds.has(fd)) { try { remote.close(l, fd, String(fd)); } catch (u) { problem(l.pid, `close fd ${fd}`, u); } }
       }
       // (tried twice: once a call failed, the dump is failing and only the release remains to be done)
       for (let attempt = 0; l.scratch; attempt++) {
@@ -247,7 +248,7 @@ function releaseProcesses(cs: Array<Partial<Pick<Captured, 'leader' | 'rts' | 'o
       c.origMasks?.clear();
       // Once released, a second release (after a later failure) has nothing left to do.
       c.rts = [];
-      if (c.leader) c.leader.scratch = 0n;
+      c.leader?.forgetScratch();
     }
   }
   if (problems.length) throw new CkptError('failed', problems.join('; '));
@@ -295,16 +296,10 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   // the parent's scratch area is mapped.
   const used = plan.areas.map((a) => ({ start: BigInt(a.start) - 4096n, end: BigInt(a.end) + 4096n }));
   rt.mapScratch(SCRATCH_SIZE, findHole(used, SCRATCH_SIZE + 4096, 0x10000n));
-  for (const tid of tids.slice(1)) {
-    const trt = new RemoteTask(tid, gadget);
-    trt.quiet = rt.quiet;
-    trt.scratch = rt.scratch;
-    trt.scratchSize = rt.scratchSize;
-    rts.push(trt);
-  }
-  const values = readTaskValues(rt, IOV_SCRATCH + 4096);
-  const sigactions = dumpActions(rt, pid, IOV_SCRATCH + 4096);
-  const threads = rts.map((r) => dumpThread(r, r.pid, origMasks.get(r.pid)!, IOV_SCRATCH + 4096));
+  for (const tid of tids.slice(1)) rts.push(rt.taskSharingMemory(tid)); // (quiet like the leader)
+  const values = readTaskValues(rt);
+  const sigactions = dumpActions(rt, pid);
+  const threads = rts.map((r) => dumpThread(r, r.pid, origMasks.get(r.pid)!));
   const pendingShared = peekSiginfo(pid, true).map((b) => b.toString('base64'));
   const creds = readCreds(pid, values.securebits);
   const stopReported = proc.stopSig && parentCap ? stopWasReported(parentCap.leader, pid) : undefined;
@@ -348,10 +343,8 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
  * WNOWAIT) reports an unreported stop and leaves it for the program.
  */
 function stopWasReported(parent: RemoteTask, pid: number): boolean {
-  const info = Buffer.alloc(128);
-  const at = parent.put(info, IOV_SCRATCH + 4096);
-  parent.call(`waitid(${pid}, WSTOPPED|WNOWAIT)`, NR.waitid, WAIT.P_PID, pid, at, WAIT.STOPPED | WAIT.NOHANG | WAIT.NOWAIT, 0);
-  return parent.read(at + 16n, 4).readInt32LE(0) !== pid;
+  const info = remote.waitid(parent, WAIT.P_PID, pid, WAIT.STOPPED | WAIT.NOHANG | WAIT.NOWAIT, `${pid}, WSTOPPED|WNOWAIT`);
+  return info.pid !== pid;
 }
 
 /**

@@ -4,6 +4,7 @@ import { ImageReader } from './image/store.js';
 import { ProcessImage } from './objects/process.js';
 import { describeAreas, ShmemImage } from './objects/memory/index.js';
 import { describeFile, FilesImage } from './objects/files.js';
+import { pendingSigno } from './objects/signals.js';
 import { signalName, RLIMIT_NAMES } from './kernel/consts.js';
 import { Regs } from './kernel/ptrace.js';
 
@@ -34,14 +35,14 @@ export function imageInfo(dir: string) {
       }),
       signals: {
         handlers: p.sigactions.map((a) => ({ signal: signalName(a.sig), handler: a.handler === '0x1' ? 'SIG_IGN' : a.handler === '0x0' ? 'SIG_DFL' : a.handler, flags: a.flags, mask: a.mask })),
-        pendingShared: p.pendingShared.map((s) => signalName(Buffer.from(s, 'base64').readInt32LE(0))),
+        pendingShared: p.pendingShared.map((s) => signalName(pendingSigno(s))),
       },
       threads: p.threads.map((t) => {
         const r = Regs.fromJSON(t.regs);
         return {
           tid: t.tid, rip: t.regs.rip, rsp: t.regs.rsp, fsBase: t.regs.fs_base,
           inSyscall: r.sget('orig_rax') >= 0n ? Number(r.sget('orig_rax')) : null,
-          sigmask: t.sigmask, pending: t.pending.map((s) => signalName(Buffer.from(s, 'base64').readInt32LE(0))),
+          sigmask: t.sigmask, pending: t.pending.map((s) => signalName(pendingSigno(s))),
           xsaveBytes: Buffer.from(t.xstate, 'base64').length, rseq: t.rseq ? t.rseq.address : null,
         };
       }),

@@ -342,7 +342,7 @@ test('a wait for a remote call that does not come back ends at its deadline, or 
   try {
     const ts = Buffer.alloc(16);
     ts.writeBigInt64LE(30n, 0); // nanosleep(30 s)
-    const at = h.rt.put(ts, 0);
+    const at = h.rt.withScratch((sc) => sc.put(ts)); // (the memory stays mapped after the frame)
     configureWaits({ timeoutMs: 300 });
     let t0 = performance.now();
     const e = (() => { try { h.rt.call('nanosleep', NR.nanosleep, at, 0); } catch (x) { return x; } return null; })();
@@ -351,7 +351,7 @@ test('a wait for a remote call that does not come back ends at its deadline, or 
     assert.equal((e as SrcCkptError).pid, h.pid);
     assert.ok(performance.now() - t0 < 2000);
     // The task was interrupted and is stopped: calls work again.
-    assert.equal(h.rt.callN('getpid', NR.getpid), h.pid);
+    assert.equal(Number(h.rt.call('getpid', NR.getpid)), h.pid);
 
     // An interrupt (set by another thread, as the caller's does) ends a wait at once.
     configureWaits({ timeoutMs: 30000 });
@@ -369,7 +369,7 @@ test('a wait for a remote call that does not come back ends at its deadline, or 
     assert.ok(ie instanceof SrcCkptError && ie.kind === 'interrupted', String(ie));
     assert.match((ie as Error).message, /aborted by the caller while waiting for the end of remote syscall nanosleep/);
     assert.ok(took >= 150 && took < 2000, `took ${took.toFixed(0)} ms`);
-    assert.equal(h.rt.callN('getpid', NR.getpid), h.pid);
+    assert.equal(Number(h.rt.call('getpid', NR.getpid)), h.pid);
     h.rt.unmapScratch();
     h.rt.restore();
   } finally {

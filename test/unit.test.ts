@@ -1,5 +1,5 @@
 // Unit tests of the pure logic: page runs, batching of page transfers,
-// I/O vectors, free address ranges, register fix-ups after an interrupted
+// I/O vectors (kernel/structs.ts), free address ranges, register fix-ups after an interrupted
 // syscall, and the image field schemas. No root, no traced processes, no
 // ptrace calls. Property tests (fast-check) compare each function with a
 // simple reference model.
@@ -10,11 +10,12 @@ import fc from 'fast-check';
 import { planFdMoves, simulateFdOps } from '../src/objects/fdmoves.js';
 
 import {
-  Run, normalizeRuns, runsWhere, intersectRuns, subtractRuns, countPages, batches, trimIov, iovBuffer,
+  Run, normalizeRuns, runsWhere, intersectRuns, subtractRuns, countPages, batches, trimIov,
   runSegments, findHole, Segment, Batch, Range, TASK_TOP, IOV_MAX, MAX_CALL_BYTES,
 } from '../src/objects/memory/runs.js';
 import { hex64, pageAddr, dec63, base64Bytes, int } from '../src/image/schema.js';
 import { Regs, REG_NAMES, RegName, REGS_SIZE } from '../src/kernel/ptrace.js';
+import { iovecArray as iovBuffer } from '../src/kernel/structs.js';
 import { finalRegs, Thread } from '../src/objects/thread.js';
 
 import * as mem from '../src/objects/memory/index.js';
@@ -322,7 +323,7 @@ describe('I/O vectors', () => {
     assert.deepEqual(trimIov(iov, 12288), []);
   });
 
-  test('iovBuffer: 16 bytes per vector, address then length, little endian', () => {
+  test('iovecArray: 16 bytes per vector, address then length, little endian', () => {
     assert.equal(iovBuffer([]).length, 0);
     assert.equal(iovBuffer([[0x1122334455667788n, 0x10], [0xffffffffffffffffn, 1]]).toString('hex'),
       '8877665544332211' + '1000000000000000' + 'ffffffffffffffff' + '0100000000000000');

@@ -15,7 +15,7 @@ export const NR = {
   set_robust_list: 273, get_robust_list: 274, dup3: 292, preadv: 295, pwritev: 296,
   rt_tgsigqueueinfo: 297, prlimit64: 302, process_vm_readv: 310, process_vm_writev: 311, kcmp: 312,
   memfd_create: 319, userfaultfd: 323, membarrier: 324, mlock2: 325, rseq: 334, pidfd_open: 434, clone3: 435,
-  close_range: 436, pidfd_getfd: 438, mseal: 462,
+  close_range: 436, fsync: 74, fdatasync: 75, copy_file_range: 326, preadv2: 327, pwritev2: 328, pidfd_getfd: 438, mseal: 462,
 } as const;
 
 export const PTRACE = {
@@ -77,6 +77,7 @@ export const O = {
   DIRECTORY: 0o200000, NOFOLLOW: 0o400000, NOATIME: 0o1000000, CLOEXEC: 0o2000000, PATH: 0o10000000,
 } as const;
 export const AT_FDCWD = -100;
+export const SEEK = { SET: 0, CUR: 1, END: 2, DATA: 3, HOLE: 4 } as const;
 export const F = { DUPFD: 0, GETFD: 1, SETFD: 2, DUPFD_CLOEXEC: 1030 } as const;
 export const FD_CLOEXEC = 1;
 /** Unix sockets and fd passing. */
@@ -88,7 +89,7 @@ export const IOCTL = { TIOCSPGRP: 0x5410, FIONREAD: 0x541b } as const;
 /** userfaultfd: its ioctl requests (as bigint: the top bit is set) and values. */
 export const UFFD = {
   API: 0xaa, REGISTER_MODE_MISSING: 1,
-  IOC_API: 0xc018aa3fn, IOC_REGISTER: 0xc020aa00n, IOC_UNREGISTER: 0x8010aa01n,
+  IOC_API: 0xc018aa3fn, IOC_REGISTER: 0xc020aa00n, IOC_UNREGISTER: 0x8010aa01n, IOC_COPY: 0xc028aa03n,
 } as const;
 
 export const PR = {
@@ -99,6 +100,18 @@ export const PR = {
   CAP_AMBIENT: 47, CAP_AMBIENT_RAISE: 2, CAP_AMBIENT_CLEAR_ALL: 4, SET_VMA: 0x53564d41, SET_VMA_ANON_NAME: 0,
   GET_SPECULATION_CTRL: 52,
 } as const;
+
+/** mlock2 flags. */
+export const MLOCK = { ONFAULT: 1 } as const;
+/** sigaltstack flags (SS_ONSTACK is a state the kernel reports, not a setting). */
+export const SS = { ONSTACK: 1, DISABLE: 2, AUTODISARM: 1 << 31 } as const;
+/** membarrier commands: the registrations, and the query of those made (Linux 6.3+). */
+export const MEMBARRIER_CMD = {
+  REGISTER_GLOBAL_EXPEDITED: 1 << 2, REGISTER_PRIVATE_EXPEDITED: 1 << 4, REGISTER_PRIVATE_EXPEDITED_SYNC_CORE: 1 << 6,
+  REGISTER_PRIVATE_EXPEDITED_RSEQ: 1 << 8, GET_REGISTRATIONS: 1 << 9,
+} as const;
+/** rseq flags. */
+export const RSEQ_FLAG_UNREGISTER = 1;
 
 export const ARCH = { SET_GS: 0x1001, SET_FS: 0x1002, GET_FS: 0x1003, GET_GS: 0x1004, GET_XCOMP_PERM: 0x1022, REQ_XCOMP_PERM: 0x1023 } as const;
 

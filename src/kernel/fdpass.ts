@@ -4,28 +4,15 @@
 // inheritance (every restored process descends from the husk, which is
 // spawned holding it).
 //
-// struct msghdr (x86_64): name 0, namelen 8, iov 16, iovlen 24, control 32,
-// controllen 40, flags 48; 56 bytes. struct cmsghdr: len (size_t) 0, level 8,
-// type 12, data 16. struct iovec: base 0, len 8; 16 bytes.
+// (The layouts of struct msghdr, cmsghdr and iovec are in structs.ts.)
 
 import { sys, addressOf } from './ffi.js';
 import { NR, SOCK } from './consts.js';
 import { RemoteTask } from './remote.js';
-
-const MSGHDR_SIZE = 56;
-const CMSGHDR_SIZE = 16;
-const IOVEC_SIZE = 16;
-const align8 = (n: number) => (n + 7) & ~7;
-/** CMSG_SPACE for n ints. */
-const cmsgSpace = (n: number) => CMSGHDR_SIZE + align8(4 * n);
+import { MSGHDR, CMSGHDR, IOVEC, cmsgSpace, cmsgLen, iovecArray } from './structs.js';
 
 function msghdr(iov: bigint, control: bigint, controlLen: number): Buffer {
-  const m = Buffer.alloc(MSGHDR_SIZE);
-  m.writeBigUInt64LE(iov, 16);
-  m.writeBigUInt64LE(1n, 24);
-  m.writeBigUInt64LE(control, 32);
-  m.writeBigUInt64LE(BigInt(controlLen), 40);
-  return m;
+  return MSGHDR.encode({ iov, iovlen: 1, control, controllen: controlLen });
 }
 
 /** A connected pair of unix datagram sockets, close-on-exec, open in ckpt. */
@@ -42,47 +29,38 @@ export const MAX_FDS_PER_MESSAGE = SOCK.SCM_MAX_FD;
 export function sendFds(sock: number, fds: number[]): void {
   if (fds.length === 0 || fds.length > MAX_FDS_PER_MESSAGE) throw new Error(`internal: sendFds of ${fds.length} fds`);
   const data = Buffer.from([0x63]);
-  const iov = Buffer.alloc(IOVEC_SIZE);
-  iov.writeBigUInt64LE(addressOf(data), 0);
-  iov.writeBigUInt64LE(1n, 8);
+  const iov = iovecArray([[addressOf(data), 1]]);
   const control = Buffer.alloc(cmsgSpace(fds.length));
-  control.writeBigUInt64LE(BigInt(CMSGHDR_SIZE + 4 * fds.length), 0);
-  control.writeInt32LE(SOCK.SOL_SOCKET, 8);
-  control.writeInt32LE(SOCK.SCM_RIGHTS, 12);
-  fds.forEach((fd, i) => control.writeInt32LE(fd, CMSGHDR_SIZE + 4 * i));
+  CMSGHDR.encodeInto(control, { len: cmsgLen(fds.length), level: SOCK.SOL_SOCKET, type: SOCK.SCM_RIGHTS });
+  fds.forEach((fd, i) => control.writeInt32LE(fd, CMSGHDR.size + 4 * i));
   const m = msghdr(addressOf(iov), addressOf(control), control.length);
   sys('sendmsg(SCM_RIGHTS)', NR.sendmsg, sock, addressOf(m), 0);
   // (the buffers must live until the call returns)
   void data; void iov; void control;
 }
 
-/** Bytes of scratch memory recvFdsRemote uses in the target. */
-export const RECV_SCRATCH = MSGHDR_SIZE + IOVEC_SIZE + 8 + cmsgSpace(MAX_FDS_PER_MESSAGE);
-
 /**
  * In the target: receive one message of `count` fds on its socket `sock`
- * (close-on-exec, at the lowest free numbers), using scratch memory at
- * offset `off`. Returns their numbers in the target, in the order sent.
+ * (close-on-exec, at the lowest free numbers), in a frame of its scratch
+ * area. Returns their numbers in the target, in the order sent.
  */
-export function recvFdsRemote(rt: RemoteTask, sock: number, count: number, off: number): number[] {
+export function recvFdsRemote(rt: RemoteTask, sock: number, count: number): number[] {
   const ctlLen = cmsgSpace(count);
-  const base = rt.scratch + BigInt(off);
-  const iovAt = base + BigInt(MSGHDR_SIZE);
-  const dataAt = iovAt + BigInt(IOVEC_SIZE);
-  const ctlAt = dataAt + 8n;
-  const iov = Buffer.alloc(IOVEC_SIZE);
-  iov.writeBigUInt64LE(dataAt, 0);
-  iov.writeBigUInt64LE(1n, 8);
-  const block = Buffer.concat([msghdr(iovAt, ctlAt, ctlLen), iov, Buffer.alloc(8), Buffer.alloc(ctlLen)]);
-  rt.put(block, off);
-  rt.call(`recvmsg(${count} fds)`, NR.recvmsg, sock, base, SOCK.MSG_CMSG_CLOEXEC);
-  const back = rt.read(base, block.length);
-  const flags = back.readInt32LE(48);
-  if (flags & SOCK.MSG_CTRUNC) throw new Error(`pid ${rt.pid}: the fds sent to it did not all arrive (MSG_CTRUNC)`);
-  const ctl = back.subarray(MSGHDR_SIZE + IOVEC_SIZE + 8);
-  const len = Number(ctl.readBigUInt64LE(0));
-  if (ctl.readInt32LE(8) !== SOCK.SOL_SOCKET || ctl.readInt32LE(12) !== SOCK.SCM_RIGHTS || len !== CMSGHDR_SIZE + 4 * count) {
-    throw new Error(`pid ${rt.pid}: expected ${count} fds over the restore socket, got a control message of ${len} bytes`);
+  // One block: the msghdr, its iovec, one byte of data (8 with padding), the control buffer.
+  const iovOff = MSGHDR.size, dataOff = iovOff + IOVEC.size, ctlOff = dataOff + 8;
+  const size = ctlOff + ctlLen;
+  const back = rt.withScratch((s) => {
+    const base = s.alloc(size);
+    const block = Buffer.concat([msghdr(base + BigInt(iovOff), base + BigInt(ctlOff), ctlLen), iovecArray([[base + BigInt(dataOff), 1]]), Buffer.alloc(8 + ctlLen)]);
+    rt.write(base, block);
+    rt.call(`recvmsg(${count} fds)`, NR.recvmsg, sock, base, SOCK.MSG_CMSG_CLOEXEC);
+    return s.read(base, size);
+  });
+  if (MSGHDR.get(back, 'flags') & SOCK.MSG_CTRUNC) throw new Error(`pid ${rt.pid}: the fds sent to it did not all arrive (MSG_CTRUNC)`);
+  const ctl = back.subarray(ctlOff);
+  const c = CMSGHDR.decode(ctl);
+  if (c.level !== SOCK.SOL_SOCKET || c.type !== SOCK.SCM_RIGHTS || c.len !== BigInt(cmsgLen(count))) {
+    throw new Error(`pid ${rt.pid}: expected ${count} fds over the restore socket, got a control message of ${c.len} bytes`);
   }
-  return Array.from({ length: count }, (_, i) => ctl.readInt32LE(CMSGHDR_SIZE + 4 * i));
+  return Array.from({ length: count }, (_, i) => ctl.readInt32LE(CMSGHDR.size + 4 * i));
 }

@@ -5,6 +5,7 @@
 import { sys, syscallRaw, addressOf, SysError } from './ffi.js';
 import { NR, PTRACE, PTRACE_EVENT, NT_X86_XSTATE, WALL, WNOHANG, signalName } from './consts.js';
 import { CkptError } from '../errors.js';
+import { SIGINFO_SIZE, xsaveStateBv, xsaveXcr0 } from './structs.js';
 
 /** Names of user_regs_struct fields, in kernel order (27 x u64). */
 export const REG_NAMES = ['r15', 'r14', 'r13', 'r12', 'rbp', 'rbx', 'r11', 'r10', 'r9', 'r8', 'rax', 'rcx', 'rdx',
@@ -28,6 +29,8 @@ export class Regs {
     for (const n of REG_NAMES) o[n] = '0x' + this.get(n).toString(16);
     return o;
   }
+  /** Was the task stopped inside restart_syscall (the kernel's continuation of an interrupted sleep)? */
+  inRestartSyscall(): boolean { return this.sget('orig_rax') === BigInt(NR.restart_syscall); }
   static fromJSON(o: Record<string, string>): Regs {
     const r = new Regs();
     for (const n of REG_NAMES) {
@@ -78,9 +81,9 @@ export function setXstate(pid: number, xs: Buffer): void {
   iov.writeBigUInt64LE(BigInt(buf.length), 8);
   ptrace('PTRACE_SETREGSET(NT_X86_XSTATE)', PTRACE.SETREGSET, pid, NT_X86_XSTATE, addressOf(iov));
 }
-/** XSAVE layout facts: ptrace puts XCR0 in the first software-reserved word (offset 464); xstate_bv is in the header. */
+/** The features of an XSAVE area: those enabled (XCR0, which ptrace reports in it) and those present (XSTATE_BV). */
 export function xstateFeatures(xs: Buffer): { xcr0: bigint; xstateBv: bigint } {
-  return { xcr0: xs.readBigUInt64LE(464), xstateBv: xs.length >= 520 ? xs.readBigUInt64LE(512) : 0n };
+  return { xcr0: xsaveXcr0(xs), xstateBv: xsaveStateBv(xs) };
 }
 
 export function getSigmask(pid: number): bigint {
@@ -94,7 +97,7 @@ export function setSigmask(pid: number, mask: bigint): void {
   ptrace('PTRACE_SETSIGMASK', PTRACE.SETSIGMASK, pid, 8, addressOf(b));
 }
 
-export const SIGINFO_SIZE = 128;
+export { SIGINFO_SIZE };
 /** Pending signals' siginfo, without dequeuing them. shared: the process-wide queue. */
 export function peekSiginfo(pid: number, shared: boolean): Buffer[] {
   const out: Buffer[] = [];

@@ -14,8 +14,10 @@ import { CkptError } from '../errors.js';
 
 const NR_NAME = new Map<number, string>(Object.entries(NR).map(([k, v]) => [v, k]));
 /** Calls that move page data to or from image files: their waits get the longer deadline. */
-const IO_CALLS = new Set<number>([NR.read, NR.write, NR.pread64, NR.pwrite64, NR.readv, NR.writev, NR.sendfile, 295, 296, 326, 327, 328, 74, 75]);
+const IO_CALLS = new Set<number>([NR.read, NR.write, NR.pread64, NR.pwrite64, NR.readv, NR.writev, NR.sendfile, NR.preadv, NR.pwritev, NR.copy_file_range, NR.preadv2, NR.pwritev2, NR.fsync, NR.fdatasync]);
 const callName = (nr: number) => NR_NAME.get(nr) ?? `syscall ${nr}`;
+import { ScratchArea, ScratchFrame } from './scratch.js';
+import { KSIGACTION, KSIGSET_SIZE, TIMESPEC } from './structs.js';
 
 export class RemoteError extends Error {
   constructor(public readonly pid: number, public readonly call: string, public readonly errno: number) {
@@ -56,8 +58,8 @@ export class RemoteTask {
   readonly saved: Regs;
   private work: Regs;
   private memFd: number;
-  scratch = 0n;
-  scratchSize = 0;
+  /** The scratch area mapped in the task (shared with the other tasks of its address space), or null. */
+  private area: ScratchArea | null = null;
   /** pids created by fork/clone events seen during calls. */
   readonly newChildren: number[] = [];
   calls = 0;
@@ -82,6 +84,34 @@ export class RemoteTask {
     let pnd = 0n;
     try { pnd = BigInt('0x' + (readStatus(pid).get('SigPnd') ?? '0')); } catch { /* gone: the first call says so */ }
     this.pendingAtStart = pnd;
+  }
+
+  /** The scratch area's address (0 when there is none). */
+  get scratch(): bigint { return this.area?.isLive ? this.area.base : 0n; }
+  get scratchSize(): number { return this.area?.isLive ? this.area.size : 0; }
+
+  /**
+   * Run `fn` with a frame of the scratch area: the blocks it takes
+   * (`s.put(buf)`, `s.putString(path)`, `s.alloc(n)`) are given back when
+   * it returns. Frames nest; `fn` must be synchronous.
+   */
+  withScratch<T>(fn: (s: ScratchFrame) => T): T {
+    if (!this.area) throw new Error(`internal: pid ${this.pid} has no scratch area`);
+    return this.area.withFrame(this, fn);
+  }
+
+  /** A context for a task that shares this one's memory (a thread of its process, or a CLONE_VM task): the same scratch area and allocator. */
+  taskSharingMemory(tid: number): RemoteTask {
+    const t = new RemoteTask(tid, this.gadget);
+    t.area = this.area;
+    t.quiet = this.quiet;
+    return t;
+  }
+  /** A context for a process forked from this one: its memory is a copy, with the scratch area at the same address, so an allocator of its own. */
+  taskWithCopy(pid: number): RemoteTask {
+    const t = new RemoteTask(pid, this.gadget);
+    t.area = this.area?.isLive ? this.area.copy(` of pid ${pid}`) : null;
+    return t;
   }
 
   /** Run one syscall in the task; returns the raw result (negative errno on failure). */
@@ -191,23 +221,24 @@ export class RemoteTask {
    */
   private dropRaisedSignal(errno: number): void {
     const sig = errno === 27 /* EFBIG */ ? 25 /* SIGXFSZ */ : errno === 32 /* EPIPE */ ? SIG.PIPE : 0;
-    if (!sig || (this.pendingAtStart >> BigInt(sig - 1)) & 1n || !this.scratch) return;
+    if (!sig || (this.pendingAtStart >> BigInt(sig - 1)) & 1n || !this.area?.isLive) return;
     this.takeSignal(sig);
   }
 
   /**
    * Take every instance of `sig` off the task's queues (its own, then the
    * process's) with rt_sigtimedwait and a zero timeout; the signal must be
-   * blocked. Uses the last 24 bytes of the scratch area. Returns how many.
+   * blocked. Returns how many.
    */
   takeSignal(sig: number): number {
-    const set = Buffer.alloc(24); // sigset, then a zero timespec
+    const set = Buffer.alloc(KSIGSET_SIZE + TIMESPEC.size); // the sigset, then a zero timespec
     set.writeBigUInt64LE(1n << BigInt(sig - 1), 0);
-    const at = this.scratch + BigInt(this.scratchSize - 64);
-    this.write(at, set);
-    let n = 0;
-    while (this.callRaw(NR.rt_sigtimedwait, at, 0, at + 8n, 8) === BigInt(sig)) n++;
-    return n;
+    return this.withScratch((s) => {
+      const at = s.put(set);
+      let n = 0;
+      while (this.callRaw(NR.rt_sigtimedwait, at, 0, at + BigInt(KSIGSET_SIZE), KSIGSET_SIZE) === BigInt(sig)) n++;
+      return n;
+    });
   }
 
   /**
@@ -235,24 +266,28 @@ export class RemoteTask {
     }
     return getRegs(this.pid).sget('rax');
   }
-  callN(name: string, nr: number, a: RArg = 0, b: RArg = 0, c: RArg = 0, d: RArg = 0, e: RArg = 0, f: RArg = 0): number {
-    return Number(this.call(name, nr, a, b, c, d, e, f));
-  }
 
   /** Map a private anonymous scratch area in the task (at `at` if given). */
   mapScratch(size: number, at?: bigint): bigint {
     size = Math.ceil(size / PAGE_SIZE) * PAGE_SIZE;
     const flags = MAP.PRIVATE | MAP.ANONYMOUS | (at ? MAP.FIXED_NOREPLACE : 0);
     // (a hint address taken by another mapping gives EEXIST, reported as an error)
-    this.scratch = this.call('mmap(scratch)', NR.mmap, at ?? 0, size, PROT.READ | PROT.WRITE, flags, -1, 0);
-    this.scratchSize = size;
-    return this.scratch;
+    const base = this.call('mmap(scratch)', NR.mmap, at ?? 0, size, PROT.READ | PROT.WRITE, flags, -1, 0);
+    this.area = new ScratchArea(base, size, ` of pid ${this.pid}`);
+    return base;
   }
+  /** Unmap the scratch area (for every task that shares it). */
   unmapScratch(): void {
-    if (this.scratch) {
-      this.call('munmap(scratch)', NR.munmap, this.scratch, this.scratchSize);
-      this.scratch = 0n;
+    if (this.area?.isLive) {
+      this.call('munmap(scratch)', NR.munmap, this.area.base, this.area.size);
+      this.area.retire();
     }
+    this.area = null;
+  }
+  /** Forget the scratch area without unmapping it (released already, or given up). */
+  forgetScratch(): void {
+    this.area?.retire();
+    this.area = null;
   }
 
   write(addr: bigint, data: Buffer): void {
@@ -263,16 +298,6 @@ export class RemoteTask {
   }
   read(addr: bigint, len: number): Buffer {
     return readFully(this.memFd, this.pid, addr, len);
-  }
-  /** Put data in the scratch area at offset `off`; returns its remote address. */
-  put(data: Buffer, off = 0): bigint {
-    if (off + data.length > this.scratchSize) throw new Error(`scratch area too small (${data.length} bytes at ${off})`);
-    const a = this.scratch + BigInt(off);
-    this.write(a, data);
-    return a;
-  }
-  putString(s: string, off = 0): bigint {
-    return this.put(Buffer.from(s + '\0'), off);
   }
 
   /**
@@ -314,13 +339,14 @@ export class RemoteTask {
   }
 
   /** End the task by signal `sig` with its default action (as if the signal had killed it). */
-  killSelfWith(sig: number, scratchOff: number): void {
+  killSelfWith(sig: number): void {
     this.quiet = true; // a single-step trap would merge with a SIGTRAP sent here
     if (sig === SIG.KILL) {
       // SIGKILL always has its default action; it ends the task at once, so ckpt sends it.
       syscallRaw(NR.tgkill, this.pid, this.pid, sig);
     } else {
-      this.call(`rt_sigaction(${sig}, SIG_DFL)`, NR.rt_sigaction, sig, this.put(Buffer.alloc(32) /* SIG_DFL, no flags, no mask */, scratchOff), 0, 8);
+      const dfl = KSIGACTION.encode({}); // SIG_DFL, no flags, no mask
+      this.withScratch((s) => this.call(`rt_sigaction(${sig}, SIG_DFL)`, NR.rt_sigaction, sig, s.put(dfl), 0, KSIGSET_SIZE));
       setSigmask(this.pid, 0n);
       this.call(`tgkill(${sig})`, NR.tgkill, this.pid, this.pid, sig);
       setRegs(this.pid, this.saved);

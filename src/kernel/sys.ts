@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import { sys, syscallRaw, addressOf, SysError, posixSpawn, mapFile } from './ffi.js';
 import { NR, IOCTL, KCMP, O, UFFD } from './consts.js';
+import { UFFDIO_COPY_STRUCT, RLIMIT64 } from './structs.js';
 
 export { SysError, posixSpawn, mapFile };
 export type { SpawnOptions, FileMapping } from './ffi.js';
@@ -67,14 +68,13 @@ export function userfaultfdErrno(): number {
 
 /** prlimit64: a process's resource limit `r` as [soft, hard]. */
 export function getRlimit(pid: number, r: number, name = String(r)): [bigint, bigint] {
-  const b = Buffer.alloc(16);
+  const b = Buffer.alloc(RLIMIT64.size);
   sys(`prlimit64(${pid}, ${name})`, NR.prlimit64, pid, r, 0, addressOf(b));
-  return [b.readBigUInt64LE(0), b.readBigUInt64LE(8)];
+  const l = RLIMIT64.decode(b);
+  return [l.cur, l.max];
 }
 export function setRlimit(pid: number, r: number, soft: bigint, hard: bigint, name = String(r)): void {
-  const b = Buffer.alloc(16);
-  b.writeBigUInt64LE(soft, 0);
-  b.writeBigUInt64LE(hard, 8);
+  const b = RLIMIT64.encode({ cur: soft, max: hard });
   sys(`prlimit64(${pid}, ${name} = ${soft}/${hard})`, NR.prlimit64, pid, r, addressOf(b), 0);
 }
 
@@ -109,8 +109,9 @@ export function getRobustList(tid: number): { head: bigint; len: number } {
   return { head: hb.readBigUInt64LE(0), len: Number(hb.readBigUInt64LE(8)) };
 }
 
-const UFFDIO_COPY = 0xc028aa03;
-const uffdArg = Buffer.alloc(40); // struct uffdio_copy: dst, src, len, mode, copy (result)
+const uffdArg = Buffer.alloc(UFFDIO_COPY_STRUCT.size);
+const C = UFFDIO_COPY_STRUCT;
+const O_DST = C.offsetOf('dst'), O_SRC = C.offsetOf('src'), O_LEN = C.offsetOf('len'), O_MODE = C.offsetOf('mode'), O_COPY = C.offsetOf('copy');
 
 /**
  * Copy `len` bytes of `buf` from offset `off` into the memory of the
@@ -121,42 +122,19 @@ export function uffdCopy(uffd: number, dst: bigint, buf: Buffer, off: number, le
   const src = addressOf(buf) + BigInt(off);
   let done = 0;
   while (done < len) {
-    uffdArg.writeBigUInt64LE(dst + BigInt(done), 0);
-    uffdArg.writeBigUInt64LE(src + BigInt(done), 8);
-    uffdArg.writeBigUInt64LE(BigInt(len - done), 16);
-    uffdArg.writeBigUInt64LE(0n, 24);
-    uffdArg.writeBigInt64LE(0n, 32);
+    // (offsets looked up once: this runs for every run of pages copied in)
+    uffdArg.writeBigUInt64LE(dst + BigInt(done), O_DST);
+    uffdArg.writeBigUInt64LE(src + BigInt(done), O_SRC);
+    uffdArg.writeBigUInt64LE(BigInt(len - done), O_LEN);
+    uffdArg.writeBigUInt64LE(0n, O_MODE);
+    uffdArg.writeBigInt64LE(0n, O_COPY);
     try {
-      sys('ioctl(UFFDIO_COPY)', NR.ioctl, uffd, UFFDIO_COPY, addressOf(uffdArg));
+      sys('ioctl(UFFDIO_COPY)', NR.ioctl, uffd, UFFD.IOC_COPY, addressOf(uffdArg));
     } catch (e) {
-      const copied = Number(uffdArg.readBigInt64LE(32));
+      const copied = Number(C.get(uffdArg, 'copy'));
       if (copied > 0) { done += copied; continue; }
       throw e;
     }
     return;
   }
-}
-
-/** struct uffdio_api for UFFDIO_API (made in a task by a remote ioctl): this API version, no features. */
-export function uffdioApiArg(): Buffer {
-  const b = Buffer.alloc(24); // api, features, ioctls
-  b.writeBigUInt64LE(BigInt(UFFD.API), 0);
-  return b;
-}
-
-/** struct uffdio_register for UFFDIO_REGISTER of [start, start + len) for missing pages. */
-export function uffdioRegisterArg(start: bigint, len: bigint): Buffer {
-  const b = Buffer.alloc(32); // range (start, len), mode, ioctls
-  b.writeBigUInt64LE(start, 0);
-  b.writeBigUInt64LE(len, 8);
-  b.writeBigUInt64LE(BigInt(UFFD.REGISTER_MODE_MISSING), 16);
-  return b;
-}
-
-/** struct uffdio_range for UFFDIO_UNREGISTER. */
-export function uffdioRangeArg(start: bigint, len: bigint): Buffer {
-  const b = Buffer.alloc(16);
-  b.writeBigUInt64LE(start, 0);
-  b.writeBigUInt64LE(len, 8);
-  return b;
 }

@@ -10,7 +10,8 @@ import fs from 'node:fs';
 import * as z from 'zod/mini';
 import { readFds, FdEntry } from '../kernel/proc.js';
 import { RemoteTask } from '../kernel/remote.js';
-import { NR, O, F, FD_CLOEXEC, KCMP } from '../kernel/consts.js';
+import { O, KCMP } from '../kernel/consts.js';
+import * as remote from '../kernel/rsys.js';
 import { fdObject } from '../kernel/fdtype.js';
 import { kcmpSame, pidfdGetfd } from '../kernel/sys.js';
 import { sendFds, recvFdsRemote, MAX_FDS_PER_MESSAGE } from '../kernel/fdpass.js';
@@ -180,18 +181,18 @@ export class OpenFiles {
     for (let i = 0; i < toSend.length; i += MAX_FDS_PER_MESSAGE) {
       const part = toSend.slice(i, i + MAX_FDS_PER_MESSAGE);
       sendFds(this.channel.local, part.map((id) => this.instances.get(id)!.local));
-      const got = recvFdsRemote(rt, this.channel.remote, part.length, this.ctx.off);
+      const got = recvFdsRemote(rt, this.channel.remote, part.length);
       part.forEach((id, j) => src.set(id, got[j]));
     }
     const open = fs.readdirSync(`/proc/${rt.pid}/fd`).map(Number);
     const ops = planFdMoves(fds.map((f) => ({ src: src.get(f.file)!, dst: f.fd, cloexec: f.cloexec })), open);
     for (const o of ops) {
-      if (o.op === 'dup3') rt.call(`dup3(${o.src}, ${o.dst})`, NR.dup3, o.src, o.dst, o.cloexec ? O.CLOEXEC : 0);
+      if (o.op === 'dup3') remote.dup3(rt, o.src, o.dst, o.cloexec ? O.CLOEXEC : 0);
       else if (o.op === 'park') {
-        const at = rt.callN(`fcntl(${o.src}, F_DUPFD_CLOEXEC, ${o.at})`, NR.fcntl, o.src, F.DUPFD_CLOEXEC, o.at);
+        const at = remote.fcntlDupfdCloexec(rt, o.src, o.at);
         if (at !== o.at) throw new Error(`pid ${rt.pid}: fd ${o.src} was parked at ${at}, not ${o.at}`);
-      } else if (o.op === 'setfd') rt.call(`fcntl(${o.fd}, F_SETFD)`, NR.fcntl, o.fd, F.SETFD, o.cloexec ? FD_CLOEXEC : 0);
-      else rt.call(`close(${o.fd})`, NR.close, o.fd);
+      } else if (o.op === 'setfd') remote.fcntlSetCloexec(rt, o.fd, o.cloexec);
+      else remote.close(rt, o.fd, String(o.fd));
     }
   }
 

@@ -32,8 +32,6 @@ export interface DumpFileCtx {
 
 export interface RestoreFileCtx {
   shellJob: boolean;
-  /** Offset in the holder's scratch area that remote calls may use. */
-  off: number;
 }
 
 /**

@@ -5,7 +5,8 @@
 import fs from 'node:fs';
 import * as z from 'zod/mini';
 import { RemoteTask } from '../kernel/remote.js';
-import { NR, PR, ARCH, RLIMIT_NAMES, AT_FDCWD, O } from '../kernel/consts.js';
+import { RLIMIT_NAMES, O, MEMBARRIER_CMD } from '../kernel/consts.js';
+import * as remote from '../kernel/rsys.js';
 import { readStat, readStatus } from '../kernel/proc.js';
 import { getRlimit, setRlimit } from '../kernel/sys.js';
 import { refused, conflict } from '../errors.js';
@@ -81,9 +82,11 @@ export const ProcessImage = z.object({
 }));
 export type ProcessImage = z.infer<typeof ProcessImage>;
 
-const MEMBARRIER_CMD_GET_REGISTRATIONS = 1 << 9;
 /** Each registration command, by the bit GET_REGISTRATIONS reports it with (the command's own value). */
-const MEMBARRIER_REGISTER_CMDS = [1 << 2 /* GLOBAL_EXPEDITED */, 1 << 4 /* PRIVATE_EXPEDITED */, 1 << 6 /* PRIVATE_EXPEDITED_SYNC_CORE */, 1 << 8 /* PRIVATE_EXPEDITED_RSEQ */];
+const MEMBARRIER_REGISTER_CMDS = [
+  MEMBARRIER_CMD.REGISTER_GLOBAL_EXPEDITED, MEMBARRIER_CMD.REGISTER_PRIVATE_EXPEDITED,
+  MEMBARRIER_CMD.REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, MEMBARRIER_CMD.REGISTER_PRIVATE_EXPEDITED_RSEQ,
+];
 const NAMESPACES = ['pid', 'pid_for_children', 'mnt', 'net', 'ipc', 'uts', 'user', 'cgroup', 'time', 'time_for_children'];
 const hex = (v: bigint | number | string) => '0x' + BigInt(v).toString(16);
 const INF = 0xffffffffffffffffn;
@@ -137,28 +140,21 @@ export function readIdentity(pid: number) {
 }
 
 /** Values only the task itself can report (remote syscalls). */
-export function readTaskValues(rt: RemoteTask, scratchOff: number) {
-  const a = rt.scratch + BigInt(scratchOff);
-  const brk = rt.call('brk(0)', NR.brk, 0);
-  rt.call('prctl(PR_GET_PDEATHSIG)', NR.prctl, PR.GET_PDEATHSIG, a);
-  const pdeathsig = rt.read(a, 4).readInt32LE(0);
-  const dumpable = rt.callN('prctl(PR_GET_DUMPABLE)', NR.prctl, PR.GET_DUMPABLE);
-  rt.call('prctl(PR_GET_CHILD_SUBREAPER)', NR.prctl, PR.GET_CHILD_SUBREAPER, a);
-  const subreaper = rt.read(a, 4).readInt32LE(0);
-  const securebits = rt.callN('prctl(PR_GET_SECUREBITS)', NR.prctl, PR.GET_SECUREBITS);
-  const xr = rt.callRaw(NR.arch_prctl, ARCH.GET_XCOMP_PERM, a);
-  const xcompPerm = xr >= 0n ? rt.read(a, 8).readBigUInt64LE(0) : 0n;
-  const thp = rt.callN('prctl(PR_GET_THP_DISABLE)', NR.prctl, PR.GET_THP_DISABLE, 0, 0, 0, 0);
+export function readTaskValues(rt: RemoteTask) {
+  const brk = remote.brk(rt, 0);
+  const pdeathsig = remote.prctlGetPdeathsig(rt);
+  const dumpable = remote.prctlGetDumpable(rt);
+  const subreaper = remote.prctlGetChildSubreaper(rt);
+  const securebits = remote.prctlGetSecurebits(rt);
+  const xcompPerm = remote.archGetXcompPerm(rt) ?? 0n;
+  const thp = remote.prctlGetThpDisable(rt);
   if (thp !== 0 && thp !== 1 && thp !== 3) throw refused(`pid ${rt.pid}: PR_GET_THP_DISABLE says ${thp}, a setting ckpt does not know`);
   const thpDisable = thp as 0 | 1 | 3;
   // Registered membarrier commands (MEMBARRIER_CMD_GET_REGISTRATIONS, Linux 6.3+).
-  const mb = rt.callRaw(NR.membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0);
-  const membarrier = mb >= 0n ? Number(mb) : 0;
+  const membarrier = remote.membarrierRegistrations(rt);
   const itimers: Array<[string, string, string, string]> = [];
   for (let which = 0; which < 3; which++) {
-    rt.call(`getitimer(${which})`, NR.getitimer, which, a);
-    const b = rt.read(a, 32);
-    itimers.push([0, 8, 16, 24].map((o) => b.readBigInt64LE(o).toString()) as [string, string, string, string]);
+    itimers.push(remote.getitimer(rt, which).map((v) => v.toString()) as [string, string, string, string]);
   }
   return { brk: hex(brk), pdeathsig, dumpable, subreaper, securebits, xcompPerm: hex(xcompPerm), itimers, thpDisable, membarrier };
 }
@@ -185,46 +181,40 @@ export function restoreRlimits(pid: number, limits: Array<[string, string]>): vo
 }
 
 /** PR_SET_MM_MAP: code/data/brk/stack/args/env bounds, auxv and /proc/PID/exe in one call. */
-export function restoreMm(rt: RemoteTask, p: ProcessImage, scratchOff: number): void {
-  const auxv = Buffer.from(p.mm.auxv, 'base64');
-  const auxvAddr = rt.put(auxv, scratchOff + 256);
+export function restoreMm(rt: RemoteTask, p: ProcessImage): void {
   // /proc/PID/exe is changed only when it differs (a forked child already has
   // its parent's, and the kernel refuses to change it while the file is mapped).
   let same = false;
   try { same = fs.readlinkSync(`/proc/${rt.pid}/exe`) === p.exe; } catch { /* no exe yet */ }
-  const exePath = rt.putString(p.exe, scratchOff + 256 + auxv.length + 16);
-  const exeFd = same ? -1 : Number(rt.call(`open(${p.exe})`, NR.openat, AT_FDCWD, exePath, O.RDONLY | O.CLOEXEC, 0));
+  const exeFd = same ? -1 : remote.openat(rt, p.exe, O.RDONLY | O.CLOEXEC);
   const m = p.mm;
-  const b = Buffer.alloc(104);
-  const vals = [m.startCode, m.endCode, m.startData, m.endData, m.startBrk, m.brk, m.startStack, m.argStart, m.argEnd, m.envStart, m.envEnd];
-  vals.forEach((v, i) => b.writeBigUInt64LE(BigInt(v), i * 8));
-  b.writeBigUInt64LE(auxvAddr, 88);
-  b.writeUInt32LE(auxv.length, 96);
-  b.writeUInt32LE(exeFd >>> 0, 100);
   try {
-    rt.call('prctl(PR_SET_MM, PR_SET_MM_MAP)', NR.prctl, PR.SET_MM, PR.SET_MM_MAP, rt.put(b, scratchOff), 104, 0);
+    remote.prctlSetMmMap(rt, {
+      startCode: BigInt(m.startCode), endCode: BigInt(m.endCode), startData: BigInt(m.startData), endData: BigInt(m.endData),
+      startBrk: BigInt(m.startBrk), brk: BigInt(m.brk), startStack: BigInt(m.startStack), argStart: BigInt(m.argStart),
+      argEnd: BigInt(m.argEnd), envStart: BigInt(m.envStart), envEnd: BigInt(m.envEnd),
+      auxv: Buffer.from(m.auxv, 'base64'), exeFd,
+    });
   } finally {
-    if (exeFd >= 0) rt.callRaw(NR.close, exeFd);
+    if (exeFd >= 0) remote.closeQuietly(rt, exeFd);
   }
 }
 
-export function restoreIdentityCalls(rt: RemoteTask, p: ProcessImage, scratchOff: number): void {
-  rt.call('umask', NR.umask, p.umask);
-  rt.call('personality', NR.personality, p.personality);
-  rt.call('prctl(PR_SET_NAME)', NR.prctl, PR.SET_NAME, rt.putString(p.comm.slice(0, 15), scratchOff));
+export function restoreIdentityCalls(rt: RemoteTask, p: ProcessImage): void {
+  remote.umask(rt, p.umask);
+  remote.personality(rt, p.personality);
+  remote.prctlSetName(rt, p.comm);
   const perm = BigInt(p.misc.xcompPerm);
   // Ask for every dynamically enabled XSAVE feature the process had (AMX tile data is bit 18).
   for (let bit = 17; bit < 64; bit++) {
     if ((perm >> BigInt(bit)) & 1n) {
-      const r = rt.callRaw(NR.arch_prctl, ARCH.REQ_XCOMP_PERM, bit);
-      if (r < 0n && bit === 18) throw conflict(`pid ${p.pid} uses AMX (XTILEDATA) but this host refuses it`);
+      const r = remote.tryArchReqXcompPerm(rt, bit);
+      if (r < 0 && bit === 18) throw conflict(`pid ${p.pid} uses AMX (XTILEDATA) but this host refuses it`);
     }
   }
   p.itimers.forEach((t, which) => {
     if (t.every((v) => v === '0')) return;
-    const b = Buffer.alloc(32);
-    t.forEach((v, i) => b.writeBigInt64LE(BigInt(v), i * 8));
-    rt.call(`setitimer(${which})`, NR.setitimer, which, rt.put(b, scratchOff), 0);
+    remote.setitimer(rt, which, t.map((v) => BigInt(v)) as [bigint, bigint, bigint, bigint]);
   });
 }
 
@@ -235,32 +225,28 @@ export function restoreIdentityCalls(rt: RemoteTask, p: ProcessImage, scratchOff
  * chroot, which leaves the cwd where it is (also outside the new root, as
  * a process can have it).
  */
-export function restoreRootAndCwd(rt: RemoteTask, p: ProcessImage, scratchOff: number): void {
-  rt.call(`chdir(${p.cwd})`, NR.chdir, rt.putString(p.cwd, scratchOff));
-  if (p.root !== '/') rt.call(`chroot(${p.root})`, NR.chroot, rt.putString(p.root, scratchOff));
+export function restoreRootAndCwd(rt: RemoteTask, p: ProcessImage): void {
+  remote.chdir(rt, p.cwd);
+  if (p.root !== '/') remote.chroot(rt, p.root);
 }
 
 /** Per-process kernel settings: transparent huge pages, membarrier registrations, the audit login uid. */
-export function restoreMmSettings(rt: RemoteTask, p: ProcessImage, scratchOff: number): void {
+export function restoreMmSettings(rt: RemoteTask, p: ProcessImage): void {
   // (a child forked from a restored parent has the parent's setting until set here)
   const thp = p.misc.thpDisable ?? 0;
-  if (rt.callN('prctl(PR_GET_THP_DISABLE)', NR.prctl, PR.GET_THP_DISABLE, 0, 0, 0, 0) !== thp) {
-    rt.call(`prctl(PR_SET_THP_DISABLE, ${thp})`, NR.prctl, PR.SET_THP_DISABLE, thp & 1, thp & ~1, 0, 0);
-  }
+  if (remote.prctlGetThpDisable(rt) !== thp) remote.prctlSetThpDisable(rt, thp);
   for (const cmd of MEMBARRIER_REGISTER_CMDS) {
-    if ((p.misc.membarrier ?? 0) & cmd) rt.call(`membarrier(register ${cmd})`, NR.membarrier, cmd, 0, 0);
+    if ((p.misc.membarrier ?? 0) & cmd) remote.membarrierRegister(rt, cmd);
   }
   if (p.misc.loginuid !== undefined) {
     let cur = -1;
     try { cur = Number(fs.readFileSync(`/proc/${rt.pid}/loginuid`, 'utf8').trim()); } catch { /* no audit support here */ }
     if (cur !== p.misc.loginuid) {
       // Only the task itself may write its loginuid.
-      const path = rt.putString('/proc/self/loginuid', scratchOff);
-      const fd = rt.callN('open(/proc/self/loginuid)', NR.openat, AT_FDCWD, path, O.WRONLY | O.CLOEXEC, 0);
+      const fd = remote.openat(rt, '/proc/self/loginuid', O.WRONLY | O.CLOEXEC);
       try {
-        const v = Buffer.from(String(p.misc.loginuid));
-        rt.call(`write(loginuid ${p.misc.loginuid})`, NR.write, fd, rt.put(v, scratchOff + 64), v.length);
-      } finally { rt.callRaw(NR.close, fd); }
+        remote.write(rt, fd, Buffer.from(String(p.misc.loginuid)), `loginuid ${p.misc.loginuid}`);
+      } finally { remote.closeQuietly(rt, fd); }
     }
   }
 }
@@ -268,9 +254,9 @@ export function restoreMmSettings(rt: RemoteTask, p: ProcessImage, scratchOff: n
 export function restoreMiscLast(rt: RemoteTask, p: ProcessImage, parentStays: boolean): void {
   // The parent-death signal fires when the parent goes. A process whose
   // parent is ckpt restore -d, which ends right away, would get it at once.
-  if (p.misc.pdeathsig && parentStays) rt.call('prctl(PR_SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, p.misc.pdeathsig);
+  if (p.misc.pdeathsig && parentStays) remote.prctlSetPdeathsig(rt, p.misc.pdeathsig);
   else if (p.misc.pdeathsig) log.warn(`pid ${p.pid}: its parent-death signal (${p.misc.pdeathsig}) is not set again: its parent now is ckpt restore -d, which ends at once`);
-  if (p.misc.subreaper) rt.call('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
-  if (p.misc.dumpable === 0 || p.misc.dumpable === 1) rt.call('prctl(PR_SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, p.misc.dumpable);
-  if (p.misc.noNewPrivs) rt.call('prctl(PR_SET_NO_NEW_PRIVS)', NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  if (p.misc.subreaper) remote.prctlSetChildSubreaper(rt, true);
+  if (p.misc.dumpable === 0 || p.misc.dumpable === 1) remote.prctlSetDumpable(rt, p.misc.dumpable);
+  if (p.misc.noNewPrivs) remote.prctlSetNoNewPrivs(rt);
 }

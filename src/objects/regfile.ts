@@ -4,7 +4,8 @@
 
 import fs from 'node:fs';
 import * as z from 'zod/mini';
-import { NR, O, AT_FDCWD } from '../kernel/consts.js';
+import { O, SEEK } from '../kernel/consts.js';
+import * as remote from '../kernel/rsys.js';
 import { major, minor } from '../kernel/fdtype.js';
 import { refused, conflict } from '../errors.js';
 import { peekFd } from './fdpeek.js';
@@ -89,18 +90,17 @@ export const pathKind = defineKind<PathFile>({
   // (a file of the tree's own /proc entries exists only once the tree does: checked when it is opened)
   check: (f) => { if (f.procPid === undefined) checkPath(f); },
   phase: 'objects',
-  create(f, rt, ctx) {
+  create(f, rt) {
     if (f.procPid !== undefined) checkPath(f);
-    const p = rt.putString(f.path, ctx.off);
     const flags = (f.flags & ~(O.CREAT | O.TRUNC | O.EXCL | O.NOCTTY)) | O.CLOEXEC;
     let helper = -1;
     if (f.type === 'fifo') {
       // Opening one end of a FIFO blocks until the other end exists: hold both ends briefly.
-      helper = rt.callN(`open(${f.path})`, NR.openat, AT_FDCWD, p, O.RDWR | O.CLOEXEC | O.NONBLOCK, 0);
+      helper = remote.openat(rt, f.path, O.RDWR | O.CLOEXEC | O.NONBLOCK);
     }
-    const fd = rt.callN(`open(${f.path}) for open file ${f.id}`, NR.openat, AT_FDCWD, p, flags, 0);
-    if (helper >= 0) rt.call('close', NR.close, helper);
-    if ((f.type === 'reg' || f.type === 'dir') && f.pos !== '0') rt.call(`lseek(${f.path})`, NR.lseek, fd, BigInt(f.pos), 0);
+    const fd = remote.openat(rt, f.path, flags, 0, `${f.path}, for open file ${f.id}`);
+    if (helper >= 0) remote.close(rt, helper);
+    if ((f.type === 'reg' || f.type === 'dir') && f.pos !== '0') remote.lseek(rt, fd, BigInt(f.pos), SEEK.SET, f.path);
     return { remote: fd };
   },
 });

@@ -38,8 +38,6 @@ export interface RestoreCtx {
   /** Where pages come from (the image directory). */
   pages: PageSource;
   pool: Pool | null;
-  /** Offset in the scratch area for the arguments of remote calls. */
-  off: number;
   /** The scratch area, at the same address in every process of the tree. */
   scratch: { start: bigint; end: bigint };
   /** Every task made so far (killed if the restore fails). */
@@ -50,12 +48,4 @@ export interface RestoreCtx {
   step: string;
   /** The restore socket: ckpt's end, and the number of the tree's end in every process. */
   channel: { local: number; remote: number };
-}
-
-/** The remote-call context of a new task of the tree (it shares the tree's scratch area). */
-export function taskContext(pid: number, like: RemoteTask): RemoteTask {
-  const rt = new RemoteTask(pid, like.gadget);
-  rt.scratch = like.scratch;
-  rt.scratchSize = like.scratchSize;
-  return rt;
 }

@@ -11,7 +11,8 @@ import { freezeTask } from '../freeze.js';
 import { RemoteTask, findSyscallGadget } from '../kernel/remote.js';
 import { readMaps } from '../kernel/proc.js';
 import { setSigmask, getRseqConfig, waitPid, describeStatus } from '../kernel/ptrace.js';
-import { CALL_SIGMASK, NR, SIG, PTRACE_O, PTRACE_EVENT, CLONE } from '../kernel/consts.js';
+import { CALL_SIGMASK, SIG, PTRACE_O, PTRACE_EVENT, CLONE, E } from '../kernel/consts.js';
+import * as remote from '../kernel/rsys.js';
 import { CkptError, conflict } from '../errors.js';
 import { checkpointYield } from '../cancel.js';
 import { log } from '../log.js';
@@ -38,17 +39,10 @@ export function killAndReap(pid: number): void {
 
 /** clone3 in `parent` with a recorded PID/TID; waits for the new task's first stop. */
 export function cloneIn(parent: RemoteTask, flags: number, exitSignal: number, pid: number, what: string, made: number[]): number {
-  const args = Buffer.alloc(88);
-  args.writeBigUInt64LE(BigInt(flags), 0);
-  args.writeBigUInt64LE(BigInt(exitSignal), 32);
-  const tidArr = Buffer.alloc(8);
-  tidArr.writeInt32LE(pid, 0);
-  args.writeBigUInt64LE(parent.put(tidArr, 256), 64);
-  args.writeBigUInt64LE(1n, 72);
-  const r = parent.callRaw(NR.clone3, parent.put(args, 0), 88);
-  if (r === -17n) throw conflict(`${what} ${pid} is already in use; it must get its number back`);
-  if (r < 0n) throw new CkptError('failed', `clone3 for ${what} ${pid} failed: errno ${-r}`);
-  const task = Number(r);
+  const r = remote.tryClone3(parent, { flags, exitSignal, setTid: [pid] });
+  if (r === -E.EEXIST) throw conflict(`${what} ${pid} is already in use; it must get its number back`);
+  if (r < 0) throw new CkptError('failed', `clone3 for ${what} ${pid} failed: errno ${-r}`);
+  const task = r;
   made.push(task);
   for (;;) {
     const st = waitPid(task)!;
@@ -72,7 +66,7 @@ function spawnHusk(channelFd: number, made: { husk: number }): number {
  * `made.husk` is the husk while it lives (for the caller's cleanup).
  */
 export async function buildRoot(ctx: RestoreCtx, p: ProcessImage, made: { husk: number }): Promise<RemoteTask> {
-  const { procs, pool, off } = ctx;
+  const { procs, pool } = ctx;
   ctx.step = 'husk';
   const husk = spawnHusk(ctx.channel.remote, made);
   const huskMaps = readMaps(husk);
@@ -90,10 +84,10 @@ export async function buildRoot(ctx: RestoreCtx, p: ProcessImage, made: { husk: 
   // Memory, built in the husk.
   ctx.step = 'memory';
   const rs = getRseqConfig(husk);
-  if (rs.size) hrt.call('rseq(unregister)', NR.rseq, rs.address, rs.size, 1, rs.signature);
+  if (rs.size) remote.rseqUnregister(hrt, rs.address, rs.size, rs.signature);
   clearAndMoveSpecials(hrt, p.memory, ctx.scratch, gadget - vdso.start);
   const deferred = restoreAreas(hrt, p.memory, ctx.pages, pool !== null, ctx.shm, p.pid);
-  restoreMm(hrt, p, off);
+  restoreMm(hrt, p);
   ctx.lap('memory');
   await checkpointYield('restore:memory');
   if (pool) {
@@ -102,7 +96,7 @@ export async function buildRoot(ctx: RestoreCtx, p: ProcessImage, made: { husk: 
     // is checked on the way. A bad checksum ends the restore here, before
     // any process of the image exists.
     ctx.step = 'pages';
-    const results = await copyInDeferred(hrt, deferred, off);
+    const results = await copyInDeferred(hrt, deferred);
     log.debug(`pages loaded: ${results.map((r) => `${(r.bytes / 1048576).toFixed(0)} MiB copied in ${r.ms.toFixed(0)} ms`).join(', ')}`);
     ctx.lap('pages');
   }
@@ -113,9 +107,7 @@ export async function buildRoot(ctx: RestoreCtx, p: ProcessImage, made: { husk: 
   // goes and the task owns the memory alone.
   ctx.step = 'clone';
   const task = cloneIn(hrt, CLONE.PARENT | CLONE.VM, 0, p.pid, 'PID', ctx.tasksMade);
-  const rt = new RemoteTask(task, hrt.gadget);
-  rt.scratch = hole;
-  rt.scratchSize = SCRATCH_SIZE;
+  const rt = hrt.taskSharingMemory(task); // (the scratch area too)
   hrt.close();
   killAndReap(husk);
   made.husk = -1;

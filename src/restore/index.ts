@@ -14,7 +14,7 @@ import path from 'node:path';
 import { ImageReader } from '../image/store.js';
 import { ProcessImage, readRlimits, checkRlimits } from '../objects/process.js';
 import { FilesImage, FdRef, checkFileRefs, checkFiles, OpenFiles } from '../objects/files.js';
-import { checkMappedFiles, ShmemImage, IOV_SCRATCH } from '../objects/memory/index.js';
+import { checkMappedFiles, ShmemImage } from '../objects/memory/index.js';
 import { ImageDirSource } from '../image/pages.js';
 import { Pool } from '../bulk/pool.js';
 import { kill } from '../kernel/sys.js';
@@ -168,14 +168,14 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
   const ctx: RestoreCtx = {
     opts, img, procs, files, pool, lap,
     shm: { objects: new Map(shmem.objects.map((o) => [o.id, o])), sources: new Map() }, pages: new ImageDirSource(img, pool),
-    off: IOV_SCRATCH + 4096, scratch: { start: 0n, end: 0n }, tasksMade: [],
+    scratch: { start: 0n, end: 0n }, tasksMade: [],
     channel: { local: channelLocal, remote: channelTree },
     // Every named step is a fault point for the failure tests (kernel/faults.ts).
     get step() { return step; },
     set step(s: string) { step = s; faultPoint(`restore step ${s}`); },
   };
   const made = { husk: -1 };
-  const open = new OpenFiles(files, { shellJob: !!opts.shellJob, off: ctx.off }, ctx.channel);
+  const open = new OpenFiles(files, { shellJob: !!opts.shellJob }, ctx.channel);
   let rootPid = -1;
   let treeEnd = channelTree;
   try {
@@ -204,7 +204,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
       progress('restore', i + 1, built.length);
     });
     // Zombies, helpers and stops made here sent their parents SIGCHLD: only the image's pending ones stay.
-    for (const b of built) resetChld(b, ctx.off);
+    for (const b of built) resetChld(b);
     lap('process');
     await checkpointYield();
 

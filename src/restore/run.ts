@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import { kill } from '../kernel/sys.js';
 import { readStat, taskState } from '../kernel/proc.js';
 import { detach, waitNoHang } from '../kernel/ptrace.js';
-import { NR, SIG, WAIT, signalName } from '../kernel/consts.js';
+import { SIG, WAIT, signalName } from '../kernel/consts.js';
+import * as remote from '../kernel/rsys.js';
 import { CkptError } from '../errors.js';
 import { checkpointYield, wasInterrupted } from '../cancel.js';
 import { log } from '../log.js';
@@ -29,10 +30,10 @@ export async function release(ctx: RestoreCtx, built: Built[]): Promise<number> 
     await waitStopped(b);
     const parent = byPid.get(b.p.ppid)!;
     if (b.p.stopReported) {
-      const got = parent.rt.call(`wait4(${b.p.pid}, WUNTRACED)`, NR.wait4, b.p.pid, 0, WAIT.UNTRACED | WAIT.NOHANG, 0);
-      if (Number(got) !== b.p.pid) throw new CkptError('failed', `pid ${b.p.ppid}: the report that its child ${b.p.pid} stopped could not be taken back`);
+      const got = remote.wait4(parent.rt, b.p.pid, WAIT.UNTRACED | WAIT.NOHANG, `${b.p.pid}, WUNTRACED`);
+      if (got !== b.p.pid) throw new CkptError('failed', `pid ${b.p.ppid}: the report that its child ${b.p.pid} stopped could not be taken back`);
     }
-    resetChld(parent, ctx.off);
+    resetChld(parent);
   }
   for (const b of built) if (!stoppedKids.includes(b)) finishProcess(ctx, b, b === root);
   ctx.lap('state');

@@ -11,11 +11,13 @@ import { setRlimit } from '../kernel/sys.js';
 import { RemoteTask } from '../kernel/remote.js';
 import { readMaps, readStat } from '../kernel/proc.js';
 import { setSigmask, getRseqConfig } from '../kernel/ptrace.js';
-import { CALL_SIGMASK, BLOCKABLE_SIGNALS, NR, SIG, CLONE, WALL, RLIMIT } from '../kernel/consts.js';
+import { CALL_SIGMASK, BLOCKABLE_SIGNALS, SIG, CLONE, WALL, RLIMIT } from '../kernel/consts.js';
+import * as remote from '../kernel/rsys.js';
+import { pendingSigno } from '../objects/signals.js';
 import { badImage } from '../errors.js';
 import { log } from '../log.js';
 import { cloneIn } from './husk.js';
-import { Built, RestoreCtx, taskContext } from './context.js';
+import { Built, RestoreCtx } from './context.js';
 
 const CHILD_UFFD_MIN = 16 << 20;
 
@@ -53,7 +55,7 @@ export async function buildTree(ctx: RestoreCtx, root: ProcessImage, rootRt: Rem
       ? cloneIn(sessionHelper.rt, CLONE.PARENT, 0, q.pid, 'PID', ctx.tasksMade)
       : cloneIn(parent.rt, 0, q.misc.exitSignal ?? SIG.CHLD, q.pid, 'PID', ctx.tasksMade);
     setSigmask(cpid, CALL_SIGMASK); // (its parent may have had SIGTRAP blocked, see makeTask)
-    const crt = taskContext(cpid, parent.rt);
+    const crt = parent.rt.taskWithCopy(cpid);
     await childMemory(ctx, q, crt);
     built.push(makeTask(ctx, q, crt, false));
   }
@@ -66,7 +68,7 @@ export async function buildTree(ctx: RestoreCtx, root: ProcessImage, rootRt: Rem
       const parent = built.find((x) => x.p.pid === b.p.ppid)!;
       helpers.set(b.p.pgid, makeHelper(ctx, parent, b.p.pgid, 'group'));
     }
-    b.rt.call(`setpgid(${b.p.pgid})`, NR.setpgid, 0, b.p.pgid);
+    remote.setpgid(b.rt, 0, b.p.pgid);
   }
   // The helpers go: each ends and its parent reaps it.
   for (const h of helpers.values()) endHelper(h);
@@ -75,19 +77,19 @@ export async function buildTree(ctx: RestoreCtx, root: ProcessImage, rootRt: Rem
 
 /** A forked child's own memory: what it does not share with its parent is rebuilt from its page file. */
 async function childMemory(ctx: RestoreCtx, q: ProcessImage, crt: RemoteTask): Promise<void> {
-  const { pool, off } = ctx;
+  const { pool } = ctx;
   ctx.step = `memory of ${q.pid}`;
   const crs = getRseqConfig(q.pid); // a fork keeps its parent's registration
-  if (crs.size) crt.call('rseq(unregister)', NR.rseq, crs.address, crs.size, 1, crs.signature);
+  if (crs.size) remote.rseqUnregister(crt, crs.address, crs.size, crs.signature);
   const vd = readMaps(q.pid).find((mm) => mm.path === '[vdso]')!;
   clearAndMoveSpecials(crt, q.memory, ctx.scratch, crt.gadget - vd.start);
   // A child with much memory of its own gets it copied in like the root's (UFFDIO_COPY, two threads).
   const cdeferred = restoreAreas(crt, q.memory, ctx.pages, pool !== null && q.memory.pageBytes >= CHILD_UFFD_MIN, ctx.shm, q.pid);
   if (pool && cdeferred.segs.length) {
-    await copyInDeferred(crt, cdeferred, off);
+    await copyInDeferred(crt, cdeferred);
     log.debug(`pid ${q.pid}: ${(cdeferred.bytes / 1048576).toFixed(0)} MiB of pages copied in`);
   }
-  restoreMm(crt, q, off);
+  restoreMm(crt, q);
 }
 
 /** A process whose memory is in place: its session or group, and its threads. */
@@ -96,7 +98,7 @@ function makeTask(ctx: RestoreCtx, p: ProcessImage, rt: RemoteTask, isRoot: bool
   // A SIGTRAP the image has pending would merge with the next single-step
   // trap and be lost: from here on such a process runs its calls through
   // syscall stops, with SIGTRAP blocked (its threads are cloned with this mask).
-  const isTrap = (b64: string) => Buffer.from(b64, 'base64').readInt32LE(0) === SIG.TRAP;
+  const isTrap = (b64: string) => pendingSigno(b64) === SIG.TRAP;
   if (p.pendingShared.some(isTrap) || p.threads.some((th) => th.pending.some(isTrap))) {
     rt.quiet = true;
     setSigmask(rt.pid, BLOCKABLE_SIGNALS);
@@ -105,12 +107,12 @@ function makeTask(ctx: RestoreCtx, p: ProcessImage, rt: RemoteTask, isRoot: bool
   if (isRoot) {
     // A shell job stays in the caller's session, whose terminal it is given;
     // otherwise a session leader gets its session back.
-    if (p.sid === p.pid && !ctx.opts.shellJob) rt.call('setsid', NR.setsid);
-    else if (p.pgid === p.pid) rt.call('setpgid', NR.setpgid, 0, 0);
+    if (p.sid === p.pid && !ctx.opts.shellJob) remote.setsid(rt);
+    else if (p.pgid === p.pid) remote.setpgid(rt, 0, 0);
   } else if (p.sid === p.pid) {
-    rt.call('setsid', NR.setsid);
+    remote.setsid(rt);
   } else if (p.pgid === p.pid) {
-    rt.call('setpgid', NR.setpgid, 0, 0);
+    remote.setpgid(rt, 0, 0);
   }
   // The other threads: cloned from the leader with their recorded TIDs,
   // sharing its memory, files, fs and signal handlers.
@@ -119,8 +121,7 @@ function makeTask(ctx: RestoreCtx, p: ProcessImage, rt: RemoteTask, isRoot: bool
   for (const th of p.threads) {
     if (th === leader) continue;
     const tid = cloneIn(rt, CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.THREAD | CLONE.SYSVSEM, 0, th.tid, `TID (a thread of pid ${p.pid})`, ctx.tasksMade);
-    const trt = taskContext(tid, rt);
-    trt.quiet = rt.quiet;
+    const trt = rt.taskSharingMemory(tid); // (quiet like the leader)
     threads.push({ rt: trt, t: th });
   }
   return { p, rt, threads };
@@ -135,9 +136,9 @@ function makeTask(ctx: RestoreCtx, p: ProcessImage, rt: RemoteTask, isRoot: bool
  */
 function makeHelper(ctx: RestoreCtx, parent: Built, num: number, kind: 'session' | 'group'): Helper {
   const hpid = cloneIn(parent.rt, 0, kind === 'session' ? SIG.CHLD : 0, num, `PID (to lead ${kind} ${num})`, ctx.tasksMade);
-  const rt = taskContext(hpid, parent.rt);
-  if (kind === 'session') rt.call('setsid', NR.setsid);
-  else rt.call('setpgid', NR.setpgid, 0, 0);
+  const rt = parent.rt.taskWithCopy(hpid);
+  if (kind === 'session') remote.setsid(rt);
+  else remote.setpgid(rt, 0, 0);
   log.debug(`helper ${hpid} leads ${kind} ${num}`);
   return { rt, parent, kind };
 }
@@ -146,7 +147,7 @@ function endHelper(h: Helper): void {
   const hpid = h.rt.pid;
   h.rt.exitNow(0);
   h.rt.close();
-  h.parent.rt.call(`wait4(helper ${hpid})`, NR.wait4, hpid, 0, WALL, 0);
+  remote.wait4(h.parent.rt, hpid, WALL, `helper ${hpid}`);
 }
 
 /**
@@ -159,17 +160,17 @@ function makeZombie(ctx: RestoreCtx, maker: RemoteTask, pid: number, z: { status
   const made = ctx.tasksMade;
   // Made by a session helper, it is created with CLONE_PARENT: its parent is the helper's, and its exit signal the helper's (SIGCHLD).
   const zpid = viaHelper ? cloneIn(maker, CLONE.PARENT, 0, pid, 'PID (a zombie)', made) : cloneIn(maker, 0, z.exitSignal || SIG.CHLD, pid, 'PID (a zombie)', made);
-  const zrt = taskContext(zpid, parent);
-  if (z.sid === pid) zrt.call('setsid', NR.setsid);
-  else if (z.pgid === pid) zrt.call('setpgid', NR.setpgid, 0, 0);
-  else if (z.pgid !== Number(readStat(zpid)[5])) zrt.call(`setpgid(${z.pgid})`, NR.setpgid, 0, z.pgid);
+  const zrt = parent.taskWithCopy(zpid);
+  if (z.sid === pid) remote.setsid(zrt);
+  else if (z.pgid === pid) remote.setpgid(zrt, 0, 0);
+  else if (z.pgid !== Number(readStat(zpid)[5])) remote.setpgid(zrt, 0, z.pgid);
   const sig = z.status & 0x7f;
   if (sig === 0) {
     zrt.exitNow((z.status >> 8) & 0xff);
   } else {
     // Killed by a signal: no core file, the default action, nothing blocked, then the signal.
     setRlimit(zpid, RLIMIT.CORE, 0n, 0n, 'RLIMIT_CORE');
-    zrt.killSelfWith(sig, ctx.off);
+    zrt.killSelfWith(sig);
   }
   zrt.close();
 }

@@ -12,7 +12,7 @@ export { Area, MemoryImage, ShmemObject, ShmemImage, SPECIAL, areaRanges, descri
 export { findHole } from './runs.js';
 export { planMemory } from './plan.js';
 export type { MemoryPlan, Segment } from './plan.js';
-export { writePages, dumpShmem, IOV_SCRATCH } from './transfer.js';
+export { writePages, dumpShmem } from './transfer.js';
 export { checkMappedFiles, clearAndMoveSpecials, restoreAreas, sealAreas } from './map.js';
 export type { DeferredPages, ShmemCtx } from './map.js';
 export { registerUffd, unregisterUffd, copyInDeferred } from './uffd.js';

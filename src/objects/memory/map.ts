@@ -8,11 +8,12 @@ import { statSync } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { readSmaps } from '../../kernel/proc.js';
 import { RemoteTask } from '../../kernel/remote.js';
-import { NR, PROT, MAP, MADV, MREMAP, O, AT_FDCWD, PAGE_SIZE, PR } from '../../kernel/consts.js';
+import { PROT, MAP, MADV, MREMAP, MLOCK, O, PAGE_SIZE } from '../../kernel/consts.js';
+import * as remote from '../../kernel/rsys.js';
 import { badImage, CkptError } from '../../errors.js';
 import { Run, runSegments, findHole, Range, TASK_TOP } from './runs.js';
 import { Area, MemoryImage, ShmemObject, SPECIAL, big, toHex, protBits, areaRanges } from './areas.js';
-import { IOV_SCRATCH, readPages, writeFromOutside } from './transfer.js';
+import { readPages, writeFromOutside } from './transfer.js';
 import { PageSource, PageReader, PageRun } from './pages-io.js';
 
 const MADVISE_FOR_FLAG: Record<string, number> = {
@@ -53,7 +54,7 @@ export function clearAndMoveSpecials(rt: RemoteTask, mem: MemoryImage, scratch: 
     .filter((r) => r.start < TASK_TOP).sort((x, y) => (x.start < y.start ? -1 : 1));
   let from = BigInt(PAGE_SIZE);
   for (const r of [...keep, { start: TASK_TOP, end: TASK_TOP }]) {
-    if (r.start > from) rt.call(`munmap(${toHex(from)}-${toHex(r.start)})`, NR.munmap, from, r.start - from);
+    if (r.start > from) remote.munmap(rt, from, r.start - from, `${toHex(from)}-${toHex(r.start)}`);
     if (r.end > from) from = r.end;
   }
   const wanted = mem.areas.filter((a) => a.kind === 'special' && a.name !== '[vsyscall]');
@@ -83,7 +84,7 @@ export function clearAndMoveSpecials(rt: RemoteTask, mem: MemoryImage, scratch: 
 }
 
 function remap(rt: RemoteTask, from: bigint, size: bigint, to: bigint, name: string, gadgetOffset: bigint): void {
-  rt.call(`mremap(${name})`, NR.mremap, from, size, size, MREMAP.MAYMOVE | MREMAP.FIXED, to);
+  remote.mremap(rt, from, size, size, MREMAP.MAYMOVE | MREMAP.FIXED, to, name);
   if (name === '[vdso]') rt.gadget = to + gadgetOffset;
 }
 
@@ -120,7 +121,7 @@ export function restoreAreas(rt: RemoteTask, mem: MemoryImage, source: PageSourc
   let pagesFd = -1;
   const fill = (start: bigint, runs: Run[], dataOffset: number, what: string) => {
     if (pages.targetPath === null) { writeFromOutside(rt, pages, start, runs, dataOffset); return; }
-    if (pagesFd < 0) pagesFd = rt.callN('open(page file)', NR.openat, AT_FDCWD, rt.putString(pages.targetPath, IOV_SCRATCH), O.RDONLY | O.CLOEXEC, 0);
+    if (pagesFd < 0) pagesFd = remote.openat(rt, pages.targetPath, O.RDONLY | O.CLOEXEC, 0, 'page file');
     readPages(rt, pagesFd, start, runs, dataOffset, what);
   };
   try {
@@ -135,7 +136,7 @@ export function restoreAreas(rt: RemoteTask, mem: MemoryImage, source: PageSourc
         // the copy-on-write sharing for them only) and drop what the child had not.
         if (a.runs.length) writeFromOutside(rt, pages, start, a.runs as Run[], a.dataOffset);
         for (const [i, n] of a.drop ?? []) {
-          rt.call(`madvise(${a.start}, DONTNEED)`, NR.madvise, start + BigInt(i * PAGE_SIZE), n * PAGE_SIZE, MADV.DONTNEED);
+          remote.madvise(rt, start + BigInt(i * PAGE_SIZE), n * PAGE_SIZE, MADV.DONTNEED, `${a.start}, DONTNEED`);
         }
         continue;
       }
@@ -160,10 +161,9 @@ export function restoreAreas(rt: RemoteTask, mem: MemoryImage, source: PageSourc
           const acc = a.shared && (a.prot[1] === 'w' || a.vmflags.includes('mw')) ? O.RDWR : O.RDONLY;
           const key = `${acc}:${a.name}`;
           if (!files.has(key)) {
-            const p = rt.putString(a.name, IOV_SCRATCH);
-            const r = rt.callRaw(NR.openat, AT_FDCWD, p, acc | O.CLOEXEC, 0);
-            if (r < 0n) throw new CkptError('conflict', `cannot open ${a.name} to map it at ${a.start}: errno ${-r}`);
-            files.set(key, Number(r));
+            const r = remote.tryOpenat(rt, a.name, acc | O.CLOEXEC);
+            if (r < 0) throw new CkptError('conflict', `cannot open ${a.name} to map it at ${a.start}: errno ${-r}`);
+            files.set(key, r);
           }
           fd = files.get(key)!;
         } else {
@@ -174,10 +174,10 @@ export function restoreAreas(rt: RemoteTask, mem: MemoryImage, source: PageSourc
           // what maps cannot show (the page offset of an area that was
           // mremap'ed). Map this one elsewhere and move it into place, which
           // gives it a page offset that keeps it from merging.
-          const tmp = rt.call(`mmap(${a.start} staging)`, NR.mmap, 0, len, mapProt, flags & ~MAP.FIXED, fd, 0);
-          rt.call(`mremap(${a.start})`, NR.mremap, tmp, len, len, MREMAP.MAYMOVE | MREMAP.FIXED, start);
+          const tmp = remote.mmap(rt, 0, len, mapProt, flags & ~MAP.FIXED, fd, 0, `${a.start} staging`);
+          remote.mremap(rt, tmp, len, len, MREMAP.MAYMOVE | MREMAP.FIXED, start, a.start);
         } else {
-          rt.call(`mmap(${a.start} ${a.name || 'anon'})`, NR.mmap, start, len, mapProt, flags, fd, a.kind === 'file' ? big(a.offset) : 0n);
+          remote.mmap(rt, start, len, mapProt, flags, fd, a.kind === 'file' ? big(a.offset) : 0n, `${a.start} ${a.name || 'anon'}`);
         }
         if (defer) {
           deferred.areas.push(a);
@@ -188,7 +188,7 @@ export function restoreAreas(rt: RemoteTask, mem: MemoryImage, source: PageSourc
         } else if (hasPages) {
           if (outside) writeFromOutside(rt, pages, start, a.runs as Run[], a.dataOffset);
           else fill(start, a.runs as Run[], a.dataOffset, `area ${a.start}`);
-          if (mapProt !== prot) rt.call(`mprotect(${a.start})`, NR.mprotect, start, len, prot);
+          if (mapProt !== prot) remote.mprotect(rt, start, len, prot, a.start);
         }
         if (a.vmflags.includes('lo')) {
           if (defer) deferred.mlock.push(a);
@@ -197,17 +197,16 @@ export function restoreAreas(rt: RemoteTask, mem: MemoryImage, source: PageSourc
       }
       for (const f of a.vmflags) {
         const adv = MADVISE_FOR_FLAG[f];
-        if (adv !== undefined) rt.call(`madvise(${a.start}, ${f})`, NR.madvise, start, len, adv);
+        if (adv !== undefined) remote.madvise(rt, start, len, adv, `${a.start}, ${f}`);
       }
       if (a.shmem && a.vmflags.includes('lo')) lockArea(rt, a);
       if (a.name.startsWith('[anon:')) {
-        const nm = rt.putString(a.name.slice(6, -1), IOV_SCRATCH);
-        rt.call('prctl(PR_SET_VMA_ANON_NAME)', NR.prctl, PR.SET_VMA, PR.SET_VMA_ANON_NAME, start, len, nm);
+        remote.prctlSetVmaAnonName(rt, start, len, a.name.slice(6, -1));
       }
     }
   } finally {
-    for (const fd of files.values()) rt.callRaw(NR.close, fd);
-    if (pagesFd >= 0) rt.callRaw(NR.close, pagesFd);
+    for (const fd of files.values()) remote.closeQuietly(rt, fd);
+    if (pagesFd >= 0) remote.closeQuietly(rt, pagesFd);
   }
   return deferred;
 }
@@ -216,8 +215,8 @@ export function restoreAreas(rt: RemoteTask, mem: MemoryImage, source: PageSourc
 export function lockArea(rt: RemoteTask, a: Area): void {
   const start = big(a.start);
   const len = big(a.end) - start;
-  if (a.vmflags.includes('lf')) rt.call(`mlock2(${a.start}, MLOCK_ONFAULT)`, NR.mlock2, start, len, 1);
-  else rt.call(`mlock(${a.start})`, NR.mlock, start, len);
+  if (a.vmflags.includes('lf')) remote.mlock2(rt, start, len, MLOCK.ONFAULT, `${a.start}, MLOCK_ONFAULT`);
+  else remote.mlock(rt, start, len, a.start);
 }
 
 /**
@@ -226,7 +225,7 @@ export function lockArea(rt: RemoteTask, a: Area): void {
  */
 export function sealAreas(rt: RemoteTask, mem: MemoryImage): void {
   for (const a of mem.areas) {
-    if (a.kind !== 'special' && a.vmflags.includes('sl')) rt.call(`mseal(${a.start})`, NR.mseal, big(a.start), big(a.end) - big(a.start), 0);
+    if (a.kind !== 'special' && a.vmflags.includes('sl')) remote.mseal(rt, big(a.start), big(a.end) - big(a.start), a.start);
   }
 }
 
@@ -251,33 +250,33 @@ function mapShmem(rt: RemoteTask, a: Area, mem: MemoryImage, shm: ShmemCtx, sour
     if (!obj.runs.length) return;
     const pages = source.shmem(obj);
     if (pages.targetPath === null) { writeFromOutside(rt, pages, base, obj.runs as Run[], 0); return; }
-    const fd = rt.callN(`open(${pages.name})`, NR.openat, AT_FDCWD, rt.putString(pages.targetPath, IOV_SCRATCH), O.RDONLY | O.CLOEXEC, 0);
-    try { readPages(rt, fd, base, obj.runs as Run[], 0, `shared memory object ${obj.id}`); } finally { rt.callRaw(NR.close, fd); }
+    const fd = remote.openat(rt, pages.targetPath, O.RDONLY | O.CLOEXEC, 0, pages.name);
+    try { readPages(rt, fd, base, obj.runs as Run[], 0, `shared memory object ${obj.id}`); } finally { remote.closeQuietly(rt, fd); }
   };
   const mapFrom = (where: { pid: number; start: bigint; end: bigint }) => {
     const p = `/proc/${where.pid === pid ? 'self' : where.pid}/map_files/${where.start.toString(16)}-${where.end.toString(16)}`;
-    const fd = rt.callN(`open(${p})`, NR.openat, AT_FDCWD, rt.putString(p, IOV_SCRATCH), O.RDWR | O.CLOEXEC, 0);
+    const fd = remote.openat(rt, p, O.RDWR | O.CLOEXEC);
     try {
-      rt.call(`mmap(${a.start} shared memory ${obj.id})`, NR.mmap, start, len, prot, MAP.SHARED | MAP.FIXED | nr, fd, off);
-    } finally { rt.callRaw(NR.close, fd); }
+      remote.mmap(rt, start, len, prot, MAP.SHARED | MAP.FIXED | nr, fd, off, `${a.start} shared memory ${obj.id}`);
+    } finally { remote.closeQuietly(rt, fd); }
   };
   if (src) { mapFrom(src); return; }
   if (off === 0n && len === BigInt(obj.size)) {
     // The common case: the area is the whole object.
     const addWrite = obj.runs.length > 0 && !(prot & PROT.WRITE);
-    rt.call(`mmap(${a.start} shared)`, NR.mmap, start, len, addWrite ? prot | PROT.WRITE : prot, MAP.SHARED | MAP.ANONYMOUS | MAP.FIXED | nr, -1, 0);
+    remote.mmap(rt, start, len, addWrite ? prot | PROT.WRITE : prot, MAP.SHARED | MAP.ANONYMOUS | MAP.FIXED | nr, -1, 0, `${a.start} shared`);
     fill(start);
-    if (addWrite) rt.call(`mprotect(${a.start})`, NR.mprotect, start, len, prot);
+    if (addWrite) remote.mprotect(rt, start, len, prot, a.start);
   } else {
     // Make the whole object in a free spot, fill it, map the window, let the spot go.
     const used = [...areaRanges(mem), ...readMapsRanges(rt.pid)];
     const tmp = findHole(used, obj.size);
-    rt.call(`mmap(shared memory ${obj.id})`, NR.mmap, tmp, obj.size, PROT.READ | PROT.WRITE, MAP.SHARED | MAP.ANONYMOUS | MAP.FIXED_NOREPLACE | nr, -1, 0);
+    remote.mmap(rt, tmp, obj.size, PROT.READ | PROT.WRITE, MAP.SHARED | MAP.ANONYMOUS | MAP.FIXED_NOREPLACE | nr, -1, 0, `shared memory ${obj.id}`);
     try {
       fill(tmp);
       mapFrom({ pid, start: tmp, end: tmp + BigInt(obj.size) });
     } finally {
-      rt.call(`munmap(shared memory ${obj.id} staging)`, NR.munmap, tmp, obj.size);
+      remote.munmap(rt, tmp, obj.size, `shared memory ${obj.id} staging`);
     }
   }
   shm.sources.set(obj.id, { pid, start, end: big(a.end) });

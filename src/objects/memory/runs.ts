@@ -104,13 +104,6 @@ export function trimIov(iov: Array<[bigint, number]>, skip: number): Array<[bigi
   return out;
 }
 
-/** struct iovec[] for the kernel. */
-export function iovBuffer(iov: Array<[bigint, number]>): Buffer {
-  const b = Buffer.alloc(iov.length * 16);
-  iov.forEach(([a, l], i) => { b.writeBigUInt64LE(a, i * 16); b.writeBigUInt64LE(BigInt(l), i * 16 + 8); });
-  return b;
-}
-
 /** Segments for the runs of an area at `start` whose pages begin at `dataOffset` in the page file. */
 export function runSegments(start: bigint, runs: Run[], dataOffset: number): Segment[] {
   let off = dataOffset;

@@ -6,16 +6,15 @@
 
 import { openSync, fstatSync, closeSync } from 'node:fs';
 import { RemoteTask } from '../../kernel/remote.js';
-import { NR, O, AT_FDCWD, PAGE_SIZE } from '../../kernel/consts.js';
+import { O, PAGE_SIZE } from '../../kernel/consts.js';
+import * as remote from '../../kernel/rsys.js';
 import { dataExtents } from '../../kernel/mm.js';
 import { CkptError } from '../../errors.js';
 import { log } from '../../log.js';
-import { Run, countPages, batches, trimIov, iovBuffer, runSegments, IOV_MAX } from './runs.js';
+import { Run, countPages, batches, trimIov, runSegments } from './runs.js';
 import { ShmemObject } from './areas.js';
 import { MemoryPlan } from './plan.js';
 import { PageSink, PageReader, PageRun, StoredPages } from './pages-io.js';
-
-export const IOV_SCRATCH = IOV_MAX * 16;
 
 /**
  * Store a shared memory object whole: its data extents (SEEK_DATA, which
@@ -51,22 +50,21 @@ export async function writePages(rt: RemoteTask, plan: MemoryPlan, sink: PageSin
   const total = out.bytes;
   if (total > 0) {
     const path = insideOk ? out.targetPath : null;
-    const fdr = path !== null ? rt.callRaw(NR.openat, AT_FDCWD, rt.putString(path, IOV_SCRATCH), O.WRONLY | O.CLOEXEC, 0) : -1n;
-    if (fdr < 0n) log.info(`pid ${rt.pid} ${!insideOk ? 'has a file size limit' : path === null ? 'cannot write its pages into this sink itself' : `cannot open the page file itself (errno ${-fdr})`}; copying pages from outside`);
+    const fdr = path !== null ? remote.tryOpenat(rt, path, O.WRONLY | O.CLOEXEC) : -1;
+    if (fdr < 0) log.info(`pid ${rt.pid} ${!insideOk ? 'has a file size limit' : path === null ? 'cannot write its pages into this sink itself' : `cannot open the page file itself (errno ${-fdr})`}; copying pages from outside`);
     const inside: PageRun[] = [];
     const outside: PageRun[] = [];
-    for (const g of out.runs) (fdr >= 0n && g.readable ? inside : outside).push(g);
+    for (const g of out.runs) (fdr >= 0 && g.readable ? inside : outside).push(g);
     if (outside.length) out.copy({ pid: rt.pid }, outside);
-    if (fdr >= 0n) {
-      const fd = Number(fdr);
+    if (fdr >= 0) {
+      const fd = fdr;
       let done = 0;
       try {
         for (const b of batches(inside)) {
           let at = 0;
           while (at < b.bytes) {
             const iov = trimIov(b.iov, at);
-            const iovAddr = rt.put(iovBuffer(iov), 0);
-            const n = Number(rt.call('pwritev(pages)', NR.pwritev, fd, iovAddr, iov.length, b.fileOff + at, 0));
+            const n = remote.pwritev(rt, fd, iov, b.fileOff + at, 'pages');
             if (n <= 0) throw new CkptError('failed', `pid ${rt.pid}: writing pages at 0x${iov[0][0].toString(16)} made no progress: is the image file system full?`);
             at += n;
           }
@@ -75,7 +73,7 @@ export async function writePages(rt: RemoteTask, plan: MemoryPlan, sink: PageSin
           out.written(b.fileOff, b.fileOff + b.bytes);
         }
       } finally {
-        rt.callRaw(NR.close, fd);
+        remote.closeQuietly(rt, fd);
       }
     }
   }
@@ -89,9 +87,8 @@ export async function writePages(rt: RemoteTask, plan: MemoryPlan, sink: PageSin
 /** Read pages from an image file open in the task into its memory at `base` (preadv, one call per batch). */
 export function readPages(rt: RemoteTask, fd: number, base: bigint, runs: Run[], dataOffset: number, what: string): void {
   for (const b of batches(runSegments(base, runs, dataOffset))) {
-    const iovAddr = rt.put(iovBuffer(b.iov), 0);
-    const n = rt.call(`preadv(${what})`, NR.preadv, fd, iovAddr, b.iov.length, b.fileOff, 0);
-    if (Number(n) !== b.bytes) throw new CkptError('bad-image', `page file is short: ${what} wanted ${b.bytes} bytes at offset ${b.fileOff}, got ${n}`);
+    const n = remote.preadv(rt, fd, b.iov, b.fileOff, what);
+    if (n !== b.bytes) throw new CkptError('bad-image', `page file is short: ${what} wanted ${b.bytes} bytes at offset ${b.fileOff}, got ${n}`);
   }
 }
 

@@ -1,0 +1,167 @@
+// The sizes and field offsets of the kernel structs ckpt uses, as this
+// host's C headers have them, for test/kernel.test.ts to compare with
+// src/kernel/structs.ts. Not a subject. Built twice: the glibc side, and
+// with -DKERNEL_SIDE the structs only the kernel's own headers declare
+// (they clash with glibc's <signal.h>). Prints one line per struct and per
+// field:
+//   S <struct> <size>
+//   F <struct> <field> <offset> <size>
+
+#ifndef KERNEL_SIDE
+#define _GNU_SOURCE
+#endif
+#include <stddef.h>
+#include <stdio.h>
+
+#define S(t, name) printf("S %s %zu\n", name, sizeof(t))
+#define F(t, name, f) printf("F %s %s %zu %zu\n", name, #f, offsetof(t, f), sizeof(((t *)0)->f))
+
+#ifdef KERNEL_SIDE
+#include <asm/signal.h>
+#include <asm/sigcontext.h>
+
+int main(void)
+{
+	// struct sigaction as the kernel takes it (x86_64, not glibc's)
+	S(struct sigaction, "sigaction");
+	F(struct sigaction, "sigaction", sa_handler);
+	F(struct sigaction, "sigaction", sa_flags);
+	F(struct sigaction, "sigaction", sa_restorer);
+	F(struct sigaction, "sigaction", sa_mask);
+	// the XSAVE area: the legacy region, then the header
+	F(struct _fpstate_64, "fpstate", mxcsr);
+	F(struct _fpstate_64, "fpstate", sw_reserved);
+	S(struct _fpstate_64, "fpstate");
+	F(struct _xstate, "xstate", xstate_hdr);
+	F(struct _xstate, "xstate", xstate_hdr.xfeatures);
+	F(struct _xstate, "xstate", xstate_hdr.reserved1);
+	S(struct _header, "xstate_header");
+	return 0;
+}
+#else
+#include <signal.h>
+#include <time.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <sys/socket.h>
+#include <sys/resource.h>
+#include <linux/sched.h>
+#include <linux/prctl.h>
+#include <linux/capability.h>
+#include <linux/ioctl.h>
+#include <linux/userfaultfd.h>
+
+int main(void)
+{
+	S(struct clone_args, "clone_args");
+	printf("C CLONE_ARGS_SIZE_VER2 %d\n", CLONE_ARGS_SIZE_VER2);
+	F(struct clone_args, "clone_args", flags);
+	F(struct clone_args, "clone_args", pidfd);
+	F(struct clone_args, "clone_args", child_tid);
+	F(struct clone_args, "clone_args", parent_tid);
+	F(struct clone_args, "clone_args", exit_signal);
+	F(struct clone_args, "clone_args", stack);
+	F(struct clone_args, "clone_args", stack_size);
+	F(struct clone_args, "clone_args", tls);
+	F(struct clone_args, "clone_args", set_tid);
+	F(struct clone_args, "clone_args", set_tid_size);
+	F(struct clone_args, "clone_args", cgroup);
+
+	S(struct prctl_mm_map, "prctl_mm_map");
+	F(struct prctl_mm_map, "prctl_mm_map", start_code);
+	F(struct prctl_mm_map, "prctl_mm_map", end_code);
+	F(struct prctl_mm_map, "prctl_mm_map", start_data);
+	F(struct prctl_mm_map, "prctl_mm_map", end_data);
+	F(struct prctl_mm_map, "prctl_mm_map", start_brk);
+	F(struct prctl_mm_map, "prctl_mm_map", brk);
+	F(struct prctl_mm_map, "prctl_mm_map", start_stack);
+	F(struct prctl_mm_map, "prctl_mm_map", arg_start);
+	F(struct prctl_mm_map, "prctl_mm_map", arg_end);
+	F(struct prctl_mm_map, "prctl_mm_map", env_start);
+	F(struct prctl_mm_map, "prctl_mm_map", env_end);
+	F(struct prctl_mm_map, "prctl_mm_map", auxv);
+	F(struct prctl_mm_map, "prctl_mm_map", auxv_size);
+	F(struct prctl_mm_map, "prctl_mm_map", exe_fd);
+
+	S(struct __user_cap_header_struct, "cap_header");
+	F(struct __user_cap_header_struct, "cap_header", version);
+	F(struct __user_cap_header_struct, "cap_header", pid);
+	printf("C _LINUX_CAPABILITY_VERSION_3 %d\n", _LINUX_CAPABILITY_VERSION_3);
+	printf("C _LINUX_CAPABILITY_U32S_3 %d\n", _LINUX_CAPABILITY_U32S_3);
+	S(struct __user_cap_data_struct, "cap_data");
+	F(struct __user_cap_data_struct, "cap_data", effective);
+	F(struct __user_cap_data_struct, "cap_data", permitted);
+	F(struct __user_cap_data_struct, "cap_data", inheritable);
+
+	S(struct itimerval, "itimerval");
+	F(struct itimerval, "itimerval", it_interval.tv_sec);
+	F(struct itimerval, "itimerval", it_interval.tv_usec);
+	F(struct itimerval, "itimerval", it_value.tv_sec);
+	F(struct itimerval, "itimerval", it_value.tv_usec);
+
+	S(siginfo_t, "siginfo");
+	F(siginfo_t, "siginfo", si_signo);
+	F(siginfo_t, "siginfo", si_errno);
+	F(siginfo_t, "siginfo", si_code);
+	F(siginfo_t, "siginfo", si_pid);
+	F(siginfo_t, "siginfo", si_uid);
+	F(siginfo_t, "siginfo", si_status);
+
+	S(stack_t, "stack_t");
+	F(stack_t, "stack_t", ss_sp);
+	F(stack_t, "stack_t", ss_flags);
+	F(stack_t, "stack_t", ss_size);
+
+	S(struct timespec, "timespec");
+	F(struct timespec, "timespec", tv_sec);
+	F(struct timespec, "timespec", tv_nsec);
+
+	S(struct iovec, "iovec");
+	F(struct iovec, "iovec", iov_base);
+	F(struct iovec, "iovec", iov_len);
+	S(struct msghdr, "msghdr");
+	F(struct msghdr, "msghdr", msg_name);
+	F(struct msghdr, "msghdr", msg_namelen);
+	F(struct msghdr, "msghdr", msg_iov);
+	F(struct msghdr, "msghdr", msg_iovlen);
+	F(struct msghdr, "msghdr", msg_control);
+	F(struct msghdr, "msghdr", msg_controllen);
+	F(struct msghdr, "msghdr", msg_flags);
+	S(struct cmsghdr, "cmsghdr");
+	F(struct cmsghdr, "cmsghdr", cmsg_len);
+	F(struct cmsghdr, "cmsghdr", cmsg_level);
+	F(struct cmsghdr, "cmsghdr", cmsg_type);
+	printf("C CMSG_LEN_1 %zu\n", (size_t)CMSG_LEN(sizeof(int)));
+	printf("C CMSG_SPACE_3 %zu\n", (size_t)CMSG_SPACE(3 * sizeof(int)));
+
+	S(struct rlimit64, "rlimit64");
+	F(struct rlimit64, "rlimit64", rlim_cur);
+	F(struct rlimit64, "rlimit64", rlim_max);
+
+	S(struct uffdio_api, "uffdio_api");
+	F(struct uffdio_api, "uffdio_api", api);
+	F(struct uffdio_api, "uffdio_api", features);
+	F(struct uffdio_api, "uffdio_api", ioctls);
+	S(struct uffdio_range, "uffdio_range");
+	F(struct uffdio_range, "uffdio_range", start);
+	F(struct uffdio_range, "uffdio_range", len);
+	S(struct uffdio_register, "uffdio_register");
+	F(struct uffdio_register, "uffdio_register", range.start);
+	F(struct uffdio_register, "uffdio_register", range.len);
+	F(struct uffdio_register, "uffdio_register", mode);
+	F(struct uffdio_register, "uffdio_register", ioctls);
+	S(struct uffdio_copy, "uffdio_copy");
+	F(struct uffdio_copy, "uffdio_copy", dst);
+	F(struct uffdio_copy, "uffdio_copy", src);
+	F(struct uffdio_copy, "uffdio_copy", len);
+	F(struct uffdio_copy, "uffdio_copy", mode);
+	F(struct uffdio_copy, "uffdio_copy", copy);
+	printf("C UFFD_API %llu\n", (unsigned long long)UFFD_API);
+	printf("C UFFDIO_API %lu\n", (unsigned long)UFFDIO_API);
+	printf("C UFFDIO_REGISTER %lu\n", (unsigned long)UFFDIO_REGISTER);
+	printf("C UFFDIO_UNREGISTER %lu\n", (unsigned long)UFFDIO_UNREGISTER);
+	printf("C UFFDIO_COPY %lu\n", (unsigned long)UFFDIO_COPY);
+	printf("C UFFDIO_REGISTER_MODE_MISSING %llu\n", (unsigned long long)UFFDIO_REGISTER_MODE_MISSING);
+	return 0;
+}
+#endif
