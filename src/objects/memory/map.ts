@@ -6,7 +6,7 @@
 
 import { statSync } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { readSmaps } from '../../kernel/proc.js';
+import { readSmaps, readMaps } from '../../kernel/proc.js';
 import { RemoteTask } from '../../kernel/remote.js';
 import { PROT, MAP, MADV, MREMAP, MLOCK, O, PAGE_SIZE } from '../../kernel/consts.js';
 import * as remote from '../../kernel/rsys.js';
@@ -174,8 +174,18 @@ export function restoreAreas(rt: RemoteTask, mem: MemoryImage, source: PageSourc
           // what maps cannot show (the page offset of an area that was
           // mremap'ed). Map this one elsewhere and move it into place, which
           // gives it a page offset that keeps it from merging.
-          const tmp = remote.mmap(rt, 0, len, mapProt, flags & ~MAP.FIXED, fd, 0, `${a.start} staging`);
-          remote.mremap(rt, tmp, len, len, MREMAP.MAYMOVE | MREMAP.FIXED, start, a.start);
+          // (The moved area keeps its page offset, and still merges if that
+          // happens to continue the offsets of the area below: then it is
+          // split off again and staged a page further on.)
+          for (let attempt = 0; ; attempt++) {
+            const skip = BigInt(attempt * PAGE_SIZE);
+            const tmp = remote.mmap(rt, 0, len + skip, mapProt, flags & ~MAP.FIXED, fd, 0, `${a.start} staging`);
+            if (skip) remote.munmap(rt, tmp, skip, `${a.start} staging`);
+            remote.mremap(rt, tmp + skip, len, len, MREMAP.MAYMOVE | MREMAP.FIXED, start, a.start);
+            if (readMaps(rt.pid).some((m) => m.start === start)) break;
+            remote.munmap(rt, start, len, `${a.start} merged`);
+            if (attempt === 3) throw new CkptError('failed', `pid ${pid}: area ${a.start} merges with the area below it however it is placed`);
+          }
         } else {
           remote.mmap(rt, start, len, mapProt, flags, fd, a.kind === 'file' ? big(a.offset) : 0n, `${a.start} ${a.name || 'anon'}`);
         }
