@@ -119,9 +119,18 @@ export function checkFileRefs(files: FilesImage, tables: Array<{ pid: number; fd
   });
 }
 
-/** Before any process is created: can every description be made here? */
-export function checkFiles(files: FilesImage, shellJob: boolean): void {
-  for (const f of files.files) kindOf(f).check(f, { shellJob });
+/** Before any process is created: can every description be made here? (`tables` in tree order) */
+export function checkFiles(files: FilesImage, tables: Array<{ pid: number; fds: FdRef[] }>, shellJob: boolean): void {
+  for (const f of files.files) {
+    const holder = tables.find((t) => t.fds.some((x) => x.file === f.id))?.pid ?? 0;
+    kindOf(f).check(f, { shellJob, holder });
+  }
+}
+
+/** The first of these fds that is a shell job's terminal (a description of a `terminal` kind). */
+export function terminalFd(files: FilesImage, fds: FdRef[]): FdRef | undefined {
+  const ids = new Set(files.files.filter((f) => kindOf(f).terminal).map((f) => f.id));
+  return fds.find((f) => ids.has(f.file));
 }
 
 /** A description once created, and where ckpt has it. */

@@ -63,8 +63,10 @@ export interface FileKind<D extends FileBase = FileBase> {
   dump(f: FdFacts, ctx: DumpFileCtx): Omit<D, 'id'>;
   /** One line for `ckpt info`. */
   describe(d: D): string;
-  /** Before any process is created: can the description be made on this host? */
-  check(d: D, ctx: { shellJob: boolean }): void;
+  /** Before any process is created: can the description be made on this host? (`holder`: the first process that holds it) */
+  check(d: D, ctx: { shellJob: boolean; holder: number }): void;
+  /** Its descriptions are the terminal of a shell job (--shell-job): a root in the foreground gets its group made the terminal's foreground. */
+  terminal?: true;
   phase: CreatePhase;
   /** Create the description, in `holder` (the first process of the tree that holds it) or in ckpt. */
   create(d: D, holder: RemoteTask, ctx: RestoreFileCtx): Created;

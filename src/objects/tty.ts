@@ -5,7 +5,7 @@ import * as z from 'zod/mini';
 import fs from 'node:fs';
 import { O } from '../kernel/consts.js';
 import { isTerminal } from '../kernel/fdtype.js';
-import { refused, conflict } from '../errors.js';
+import { refused, conflict, CkptError } from '../errors.js';
 import { fileId, u32, count, absPath } from '../image/schema.js';
 import { defineKind } from './kind.js';
 
@@ -41,9 +41,10 @@ export const ttyKind = defineKind<TtyFile>({
   },
   describe: (t) => `terminal ${t.path} (given the caller's terminal on restore)`,
   check(_t, ctx) {
-    if (!ctx.shellJob) throw conflict('the image holds a terminal: restore it with --shell-job');
+    if (!ctx.shellJob) throw new CkptError('usage', `pid ${ctx.holder} used a terminal when dumped: restore it with --shell-job`);
     callerTerminal();
   },
+  terminal: true,
   phase: 'objects',
   create: () => ({ local: callerTerminal(), closeAfter: false }),
 });

@@ -105,12 +105,9 @@ function checkHost(p: ProcessImage): void {
 function checkBeforeRestore(loaded: LoadedImage, opts: RestoreOptions): void {
   const { img, procs, files } = loaded;
   const m = img.manifest;
-  const ttyHolder = procs.find((q) => q.fds.some((f) => files.files.find((d) => d.id === f.file)?.kind === 'tty'));
-  if (ttyHolder && !opts.shellJob) {
-    throw new CkptError('usage', `pid ${ttyHolder.pid} used a terminal when dumped: restore it with --shell-job`);
-  }
+  // (open files first: an image restored without the --shell-job it needs is a usage error)
+  checkFiles(files, procs, !!opts.shellJob);
   for (const q of procs) checkHost(q);
-  checkFiles(files, !!opts.shellJob);
   for (const z of m.processes.filter((x) => x.zombie)) {
     if (pidExists(z.pid)) throw conflict(`PID ${z.pid} (a zombie of the image) is already in use`);
   }

@@ -15,6 +15,7 @@ import { xsaveStateBv } from '../kernel/structs.js';
 import * as remote from '../kernel/rsys.js';
 import { log } from '../log.js';
 import { Built, RestoreCtx } from './context.js';
+import { terminalFd } from '../objects/files.js';
 
 /** Identity, signals and thread state of a process whose tasks and files are in place. */
 export function restoreProcess(ctx: RestoreCtx, b: Built, isRoot: boolean): void {
@@ -23,8 +24,7 @@ export function restoreProcess(ctx: RestoreCtx, b: Built, isRoot: boolean): void
   restoreMmSettings(rt, p);
   if (isRoot && ctx.opts.shellJob && p.foreground && p.pgid === p.pid) {
     // It was in the foreground of its terminal: make its group the foreground of the caller's.
-    const ttyIds = new Set(ctx.files.files.filter((f) => f.kind === 'tty').map((f) => f.id));
-    const tty = p.fds.find((f) => ttyIds.has(f.file));
+    const tty = terminalFd(ctx.files, p.fds);
     if (tty) remote.ioctlTiocspgrp(rt, tty.fd, p.pid);
   }
   restoreIdentityCalls(rt, p);
