@@ -59,6 +59,7 @@ export interface DebugSwitches {
 }
 let debug: DebugSwitches = {};
 export function setDebugSwitches(d: DebugSwitches): void { debug = { ...d }; }
+export function debugSwitches(): Readonly<DebugSwitches> { return debug; }
 
 function interruptedError(name: InterruptName, what?: string, pid?: number): CkptError {
   taken = true;

@@ -26,6 +26,7 @@ import { CkptError, refused, inStep } from './errors.js';
 import { checkpointYield, debugFail, debugOn } from './cancel.js';
 import { log } from './log.js';
 import { faultPoint } from './kernel/faults.js';
+import { pagemapScanWorks } from './kernel/mm.js';
 import { VERSION } from './version.js';
 import { ProgressFn } from './progress.js';
 
@@ -129,6 +130,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
       current = null;
     }
     lap('capture');
+    if (pagemapScanWorks() === false) log.info('page maps were read without PAGEMAP_SCAN, in bounded chunks');
     await checkpointYield('dump:pages');
 
     enter('release');

@@ -116,7 +116,8 @@ test('memory: without PAGEMAP_SCAN (the page map read in bounded chunks, as on o
   try {
     for (const [name, args] of [['mem', []], ['cowshare', ['32']], ['shmem_child', []]] as Array<[string, string[]]>) {
       const s = Subject.start(name, args);
-      assert.equal(await roundTrip(s), 'PASS', name);
+      assert.equal(await roundTrip(s, { dump: ['-v3', '-o', 'dump.log'] }), 'PASS', name);
+      assert.match(fs.readFileSync(path.join(s.dir, 'img', 'dump.log'), 'utf8'), /page maps were read without PAGEMAP_SCAN/, `${name}: the fallback was used`);
       if (name === 'cowshare') {
         // 32 MiB shared by the parent and 8 children is stored once (plus child 1's own 32 MiB), not once per child.
         const img = path.join(s.dir, 'img');

@@ -23,6 +23,7 @@ import { useInterruptFlag, setDebugSwitches, pendingInterrupt, DebugSwitches } f
 import { configureWaits } from '../kernel/ptrace.js';
 import { exitGroup } from '../kernel/sys.js';
 import { configureFaults, reportFaults } from '../kernel/faults.js';
+import { pretendNoPagemapScan } from '../kernel/mm.js';
 import { CkptError, FailedError } from '../errors.js';
 import type { ProgressFn } from '../progress.js';
 import type { EngineData, EngineMessage, RunMessage, SerializedError } from './protocol.js';
@@ -33,8 +34,6 @@ export { runChecks, renderChecks } from '../check.js';
 let codeCacheSaver: ((op: string) => void) | null = null;
 /** The loader of the bundle (src/engine/host.ts) hands over how to add this run's compiled code to the cache. */
 export function useCodeCacheSaver(f: (op: string) => void): void { codeCacheSaver = f; }
-
-const DEBUG_ENV: Array<[keyof DebugSwitches, string]> = [['pause', 'CKPT_DEBUG_PAUSE'], ['fail', 'CKPT_DEBUG_FAIL'], ['crash', 'CKPT_DEBUG_CRASH']];
 
 function serialize(e: unknown): SerializedError {
   if (e instanceof CkptError) return { kind: e.kind, name: e.name, message: e.message, stack: e.stack, step: e.step, pid: e.pid, resource: e.resource };
@@ -52,11 +51,7 @@ async function run(m: RunMessage, post: (msg: EngineMessage) => void): Promise<u
   }
   setDebugSwitches(m.debug);
   configureFaults(m.debug.failAt);
-  // Modules that read their debug switch from the environment read this
-  // thread's own copy of it (a worker has its own process.env).
-  for (const [k, name] of DEBUG_ENV) {
-    if (m.debug[k]) process.env[name] = m.debug[k]; else delete process.env[name];
-  }
+  pretendNoPagemapScan(m.debug.fail === 'pagemap-scan');
   configureWaits({
     ...(m.timeouts.waitMs ? { timeoutMs: m.timeouts.waitMs } : {}),
     ...(m.timeouts.ioWaitMs ? { ioTimeoutMs: m.timeouts.ioWaitMs } : {}),

@@ -11,6 +11,7 @@ import path from 'node:path';
 import * as z from 'zod/mini';
 import { crc32c } from '@node-rs/crc32';
 import { badImage } from '../errors.js';
+import { debugSwitches } from '../cancel.js';
 import { count, hex64, int, pid, PID_MAX, regex, superRefine } from './schema.js';
 import { CHUNK, crcChunks, shareJob } from '../bulk/jobs.js';
 import { Pool } from '../bulk/pool.js';
@@ -104,11 +105,12 @@ function unlessGone(fn: () => void): void {
 }
 
 /**
- * For tests: CKPT_DEBUG_CRASH=commit:N kills ckpt (SIGKILL) just before the
- * N-th filesystem operation (rename, unlink, rmdir; from 0) of commit().
+ * For tests: the debug switch crash = commit:N (CKPT_DEBUG_CRASH) kills ckpt
+ * (SIGKILL) just before the N-th filesystem operation (rename, unlink,
+ * rmdir; from 0) of commit().
  */
 function commitOps(): () => void {
-  const m = /^commit:(\d+)$/.exec(process.env.CKPT_DEBUG_CRASH ?? '');
+  const m = /^commit:(\d+)$/.exec(debugSwitches().crash ?? '');
   let i = 0;
   return m ? () => { if (i++ === Number(m[1])) process.kill(process.pid, 'SIGKILL'); } : () => {};
 }

@@ -22,6 +22,10 @@ const VEC_LEN = 4096;
 const PAGE = BigInt(PAGE_SIZE);
 
 let scanWorks: boolean | null = null;
+/** For the test of the fallback (debug switch fail = pagemap-scan): read page maps as on a kernel without PAGEMAP_SCAN. */
+export function pretendNoPagemapScan(on: boolean): void { if (on) scanWorks = false; }
+/** Whether PAGEMAP_SCAN was found to work (null: not tried yet). */
+export function pagemapScanWorks(): boolean | null { return scanWorks; }
 
 /**
  * The pages of [start, end) that are present or swapped out, as regions
@@ -29,8 +33,7 @@ let scanWorks: boolean | null = null;
  * FILE, PFNZERO). `pagemapFd` is an open /proc/PID/pagemap.
  */
 export function populatedRegions(pagemapFd: number, start: bigint, end: bigint): Region[] {
-  // (CKPT_DEBUG_FAIL=pagemap-scan: as on a kernel without the ioctl, for the test of the fallback)
-  if (scanWorks !== false && process.env.CKPT_DEBUG_FAIL !== 'pagemap-scan') {
+  if (scanWorks !== false) {
     const r = scanRegions(pagemapFd, start, end);
     if (r) { scanWorks = true; return r; }
     scanWorks = false;
