@@ -119,7 +119,11 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     }
     image = new ImageWriter(dir);
     const shmem: ShmemCtxDump = { seen: new Set(), objects: [] };
-    const files = new FileTableBuilder({ shellJob: !!opts.shellJob, treeIds: new Set([...pids, ...tree.flatMap((p) => p.tids)]) });
+    const img = image;
+    const files = new FileTableBuilder({
+      shellJob: !!opts.shellJob, treeIds: new Set([...pids, ...tree.flatMap((p) => p.tids)]), state: new Map(),
+      writeData: (name, data) => { const f = `file-${name}.img`; img.writeRaw(f, data); return f; },
+    });
     for (const proc of live) {
       current = { rts: [], origMasks: new Map() };
       const parentCap = captured.find((x) => x.doc.pid === proc.ppid);
@@ -139,7 +143,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     progress('release', captured.length, live.length);
 
     enter('write image');
-    image.writeJson('files.json', { files: files.files });
+    image.writeJson('files.json', { files: files.finish() });
     if (shmem.objects.length) image.writeJson('shmem.json', { objects: shmem.objects.map((o) => o.obj) });
     for (const o of shmem.objects) image.addRaw(o.obj.pagesFile, o.sums);
     for (const c of captured) {

@@ -97,7 +97,7 @@ const STAGE_PREFIX = '.ckpt-new-';
  * list is left over from the old image, and a commit removes it. A new kind
  * of image file must be added here. Other files (logs written with -o) stay.
  */
-const IMAGE_FILE = /^(manifest\.json|shmem\.json|files\.json|process-[^/]+\.json|(pages|shmem)-[^/]+\.img)$/;
+const IMAGE_FILE = /^(manifest\.json|shmem\.json|files\.json|process-[^/]+\.json|(pages|shmem|file)-[^/]+\.img)$/;
 
 function errCode(e: unknown): string | undefined { return (e as NodeJS.ErrnoException)?.code; }
 function unlessGone(fn: () => void): void {
@@ -220,9 +220,14 @@ export class ImageWriter {
     fs.rmSync(this.stage, { recursive: true, force: true });
   }
   writeJson(name: string, data: unknown): void {
-    const text = Buffer.from(JSON.stringify(data, null, 1) + '\n');
-    fs.writeFileSync(this.path(name), text, { mode: 0o600 });
-    this.files[name] = { size: text.length, crc32c: [hex(crc32c(text))] };
+    this.writeRaw(name, Buffer.from(JSON.stringify(data, null, 1) + '\n'));
+  }
+  /** Write a whole file from memory (small data: a JSON document, a pipe's contents). */
+  writeRaw(name: string, data: Buffer): void {
+    fs.writeFileSync(this.path(name), data, { mode: 0o600 });
+    const sums: string[] = [];
+    for (let at = 0; at < Math.max(1, data.length); at += CHUNK) sums.push(hex(crc32c(data.subarray(at, at + CHUNK))));
+    this.files[name] = { size: data.length, crc32c: sums };
   }
   /** Create an empty file (for page data written by the target itself). */
   createRaw(name: string, size = 0): string {

@@ -15,7 +15,7 @@ export const NR = {
   set_robust_list: 273, get_robust_list: 274, dup3: 292, preadv: 295, pwritev: 296,
   rt_tgsigqueueinfo: 297, prlimit64: 302, process_vm_readv: 310, process_vm_writev: 311, kcmp: 312,
   memfd_create: 319, userfaultfd: 323, membarrier: 324, mlock2: 325, rseq: 334, pidfd_open: 434, clone3: 435,
-  close_range: 436, fsync: 74, fdatasync: 75, copy_file_range: 326, preadv2: 327, pwritev2: 328, pidfd_getfd: 438, mseal: 462,
+  close_range: 436, tee: 276, pipe2: 293, fsync: 74, fdatasync: 75, copy_file_range: 326, preadv2: 327, pwritev2: 328, pidfd_getfd: 438, mseal: 462,
 } as const;
 
 export const PTRACE = {
@@ -78,7 +78,9 @@ export const O = {
 } as const;
 export const AT_FDCWD = -100;
 export const SEEK = { SET: 0, CUR: 1, END: 2, DATA: 3, HOLE: 4 } as const;
-export const F = { DUPFD: 0, GETFD: 1, SETFD: 2, DUPFD_CLOEXEC: 1030 } as const;
+export const F = { DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, DUPFD_CLOEXEC: 1030, SETPIPE_SZ: 1031, GETPIPE_SZ: 1032 } as const;
+/** splice(2)/tee(2) flags. */
+export const SPLICE = { NONBLOCK: 2 } as const;
 export const FD_CLOEXEC = 1;
 /** Unix sockets and fd passing. */
 export const SOCK = { AF_UNIX: 1, DGRAM: 2, CLOEXEC: 0o2000000, SOL_SOCKET: 1, SCM_RIGHTS: 1, MSG_CMSG_CLOEXEC: 0x40000000, MSG_CTRUNC: 8, SCM_MAX_FD: 253 } as const;

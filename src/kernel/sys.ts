@@ -4,7 +4,7 @@
 
 import fs from 'node:fs';
 import { sys, syscallRaw, addressOf, SysError, posixSpawn, mapFile } from './ffi.js';
-import { NR, IOCTL, KCMP, O, UFFD } from './consts.js';
+import { NR, IOCTL, KCMP, O, UFFD, F, SPLICE } from './consts.js';
 import { UFFDIO_COPY_STRUCT, RLIMIT64 } from './structs.js';
 
 export { SysError, posixSpawn, mapFile };
@@ -137,4 +137,40 @@ export function uffdCopy(uffd: number, dst: bigint, buf: Buffer, off: number, le
     }
     return;
   }
+}
+
+/** pipe2(2) in ckpt: [read end, write end]. */
+export function pipe2(flags: number): [number, number] {
+  const b = Buffer.alloc(8);
+  sys('pipe2', NR.pipe2, addressOf(b), flags);
+  return [b.readInt32LE(0), b.readInt32LE(4)];
+}
+
+/** The capacity of a pipe, in bytes (F_GETPIPE_SZ). */
+export function pipeSize(fd: number): number { return sys('fcntl(F_GETPIPE_SZ)', NR.fcntl, fd, F.GETPIPE_SZ); }
+/** Set a pipe's capacity (F_SETPIPE_SZ); returns the capacity given, or -errno. */
+export function setPipeSize(fd: number, size: number): number { return syscallRaw(NR.fcntl, fd, F.SETPIPE_SZ, size); }
+
+/** The file status flags of an open file description (F_GETFL) and setting them (F_SETFL). */
+export function getFl(fd: number): number { return sys('fcntl(F_GETFL)', NR.fcntl, fd, F.GETFL); }
+export function setFl(fd: number, flags: number): void { sys('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, flags); }
+
+/**
+ * A copy of the data buffered in the pipe whose read end is `readFd`,
+ * without consuming it: tee(2) into a pipe of the same capacity, then read
+ * that one. `size` is the pipe's capacity.
+ */
+export function peekPipe(readFd: number, size: number): Buffer {
+  const [r, w] = pipe2(O.CLOEXEC | O.NONBLOCK);
+  try {
+    const set = setPipeSize(w, size);
+    if (set < 0) throw new SysError('fcntl(F_SETPIPE_SZ) for a copy of a pipe', -set);
+    const n = syscallRaw(NR.tee, readFd, w, size, SPLICE.NONBLOCK);
+    if (n === -11 /* EAGAIN: empty */) return Buffer.alloc(0);
+    if (n < 0) throw new SysError('tee', -n);
+    const out = Buffer.alloc(n);
+    let got = 0;
+    while (got < n) got += fs.readSync(r, out, got, n - got, null);
+    return out;
+  } finally { fs.closeSync(r); fs.closeSync(w); }
 }

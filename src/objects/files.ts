@@ -76,6 +76,12 @@ export class FileTableBuilder {
     return out;
   }
 
+  /** Once every process is dumped: let each kind see all its descriptions. */
+  finish(): FileDesc[] {
+    for (const k of FILE_KINDS) k.finish?.(this.files.filter((f) => f.kind === k.kind), this.ctx);
+    return this.files;
+  }
+
   private describe(pid: number, e: FdEntry): number {
     let st: fs.Stats | null = null;
     let statErr = '';
@@ -120,10 +126,10 @@ export function checkFileRefs(files: FilesImage, tables: Array<{ pid: number; fd
 }
 
 /** Before any process is created: can every description be made here? (`tables` in tree order) */
-export function checkFiles(files: FilesImage, tables: Array<{ pid: number; fds: FdRef[] }>, shellJob: boolean): void {
+export function checkFiles(files: FilesImage, tables: Array<{ pid: number; fds: FdRef[] }>, shellJob: boolean, hasFile: (name: string) => boolean): void {
   for (const f of files.files) {
     const holder = tables.find((t) => t.fds.some((x) => x.file === f.id))?.pid ?? 0;
-    kindOf(f).check(f, { shellJob, holder });
+    kindOf(f).check(f, { shellJob, holder, hasFile });
   }
 }
 
@@ -209,7 +215,11 @@ export class OpenFiles {
   close(): void {
     for (const inst of this.instances.values()) if (inst.closeLocal && inst.local >= 0) { try { fs.closeSync(inst.local); } catch { /* closed */ } }
     this.instances.clear();
+    for (const fn of this.done.splice(0)) { try { fn(); } catch { /* what a kind could not close */ } }
   }
+
+  /** For the kinds' contexts: what to run once every fd is installed. */
+  readonly done: Array<() => void> = [];
 }
 
 export function describeFile(d: FileDesc): string {

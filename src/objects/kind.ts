@@ -28,10 +28,20 @@ export interface DumpFileCtx {
   shellJob: boolean;
   /** PIDs and TIDs of the tree (a file under /proc/PID of one is reopened once it exists again). */
   treeIds: Set<number>;
+  /** Store data of an object in the image, as file `file-NAME.img`; returns that file's name. */
+  writeData(name: string, data: Buffer): string;
+  /** What a kind keeps for the whole dump (objects met already, a scan of the host), by kind. */
+  state: Map<string, unknown>;
 }
 
 export interface RestoreFileCtx {
   shellJob: boolean;
+  /** The contents of an image file that dump() wrote with writeData. */
+  readData(file: string): Buffer;
+  /** What a kind keeps for the whole restore (objects already made), by kind. */
+  state: Map<string, unknown>;
+  /** Run this once every fd is installed (or the restore failed): close what the kind still holds. */
+  onDone(fn: () => void): void;
 }
 
 /**
@@ -61,10 +71,12 @@ export interface FileKind<D extends FileBase = FileBase> {
   takes(f: FdFacts): boolean;
   /** Capture one description (refuse what cannot be captured, naming pid and fd). */
   dump(f: FdFacts, ctx: DumpFileCtx): Omit<D, 'id'>;
+  /** Once every fd of the tree is dumped: fill in what one description says of the others (optional). */
+  finish?(descs: D[], ctx: DumpFileCtx): void;
   /** One line for `ckpt info`. */
   describe(d: D): string;
-  /** Before any process is created: can the description be made on this host? (`holder`: the first process that holds it) */
-  check(d: D, ctx: { shellJob: boolean; holder: number }): void;
+  /** Before any process is created: can the description be made on this host? (`holder`: the first process that holds it; `hasFile`: is an image file there) */
+  check(d: D, ctx: { shellJob: boolean; holder: number; hasFile(name: string): boolean }): void;
   /** Its descriptions are the terminal of a shell job (--shell-job): a root in the foreground gets its group made the terminal's foreground. */
   terminal?: true;
   phase: CreatePhase;

@@ -3,8 +3,10 @@
 import { FileKind } from './kind.js';
 import { pathKind } from './regfile.js';
 import { ttyKind } from './tty.js';
+import { pipeKind } from './pipe.js';
 
 export const FILE_KINDS: readonly FileKind<any>[] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
   pathKind,
   ttyKind,
+  pipeKind,
 ];

@@ -17,9 +17,10 @@ done
 shift $((OPTIND - 1))
 ALL="counter counter:30 static_counter mem mem:growsdown bigmem:64 regs sleep_nanosleep
 sleep_pause futex_wait fifo_read signals identity files tls unsupported:socket
-unsupported:pipe unsupported:thread unsupported:child unsupported:timer unsupported:deleted
+unsupported:thread unsupported:child unsupported:timer unsupported:deleted
 fd_siblings fd_grandchild fd_twice fd_cycles fd_high fd_high:cycle fd_many fd_flags fd_dir fd_dir:big
-fd_fifo fd_devnull fd_nofds fd_passed fd_threads fd_threads:unshared"
+fd_fifo fd_devnull fd_nofds fd_passed fd_threads fd_threads:unshared
+pipes:data pipes:full pipes:shared pipes:halfclosed pipes:noreader pipes:nonblock pipes:leaverun"
 [ $# -gt 0 ] && ALL="$*"
 BIN=$PWD/bin
 fails=0
