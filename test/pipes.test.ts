@@ -1,4 +1,4 @@
-// Pipes (src/objects/pipe.ts): data buffered in them, capacity, flags, ends
+// Pipes (src/objects/pipe.ts) and FIFOs (src/objects/regfile.ts): data buffered in them, capacity, flags, ends
 // shared between processes, half-closed pipes; a dump with --leave-running
 // does not consume the data; a pipe whose other end is outside the tree is
 // refused.
@@ -23,6 +23,16 @@ for (const mode of ['leaverun', 'shared', 'full']) {
     assert.equal(await leaveRunning(Subject.start('pipes', [mode])), 'PASS');
   });
 }
+
+for (const mode of ['rw', 'rdwr', 'shared', 'size']) {
+  test(`fifos: round trip with data: ${mode}`, async () => {
+    assert.equal(await roundTrip(Subject.start('fifo_data', [mode])), 'PASS');
+  });
+}
+
+test('fifos: leave running: the data is not consumed', async () => {
+  assert.equal(await leaveRunning(Subject.start('fifo_data', ['shared'])), 'PASS');
+});
 
 test('pipes: the data of a pipe is in the image once, and info names the pipe', async () => {
   const s = Subject.start('pipes', ['shared']);

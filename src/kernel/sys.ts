@@ -51,12 +51,6 @@ export function pidfdGetfd(pid: number, fd: number): number {
   } finally { fs.closeSync(pidfd); }
 }
 
-/** Bytes waiting to be read in a pipe, FIFO or socket (FIONREAD). */
-export function fionread(fd: number): number {
-  const b = Buffer.alloc(4);
-  sys('ioctl(FIONREAD)', NR.ioctl, fd, IOCTL.FIONREAD, addressOf(b));
-  return b.readInt32LE(0);
-}
 
 /** Can this process make a userfaultfd? Returns 0 or the errno. */
 export function userfaultfdErrno(): number {

@@ -7,11 +7,10 @@ import * as z from 'zod/mini';
 import { O, SEEK } from '../kernel/consts.js';
 import * as remote from '../kernel/rsys.js';
 import { major, minor } from '../kernel/fdtype.js';
-import { refused, conflict } from '../errors.js';
-import { peekFd } from './fdpeek.js';
-import { fionread } from '../kernel/sys.js';
-import { fileId, u32, dec63, count, pid, absPath, refine } from '../image/schema.js';
-import { defineKind, FdFacts, DumpFileCtx } from './kind.js';
+import { refused, conflict, badImage } from '../errors.js';
+import { pipeSize, setPipeSize, peekPipe } from '../kernel/sys.js';
+import { fileId, u32, dec63, count, pid, absPath, refine, int } from '../image/schema.js';
+import { defineKind, FdFacts, DumpFileCtx, RestoreFileCtx } from './kind.js';
 
 /** A 64-bit stat number as a JSON number: a whole number, not negative, below 2^64. */
 const statNum = z.number().check(z.gte(0), z.lt(2 ** 64), refine((n) => Number.isInteger(n), 'expected a whole number'));
@@ -31,6 +30,10 @@ export const PathFile = z.object({
   rdev: count,
   /** The path is under /proc/PID of a process of the tree: checked once that process exists again. */
   procPid: z.optional(pid),
+  /** A FIFO: its capacity (F_GETPIPE_SZ) while it was open. */
+  pipeSize: z.optional(int(4096, 2 ** 31)),
+  /** A FIFO: the image file with the bytes buffered in it, when there were some. */
+  data: z.optional(z.string()),
 });
 export type PathFile = z.infer<typeof PathFile>;
 
@@ -44,11 +47,8 @@ function dumpPath(f: FdFacts, ctx: DumpFileCtx): Omit<PathFile, 'id'> {
   let type: PathFile['type'];
   if (f.object.type === 'file') type = 'reg';
   else if (f.object.type === 'dir') type = 'dir';
-  else if (f.object.type === 'fifo') {
-    type = 'fifo';
-    const queued = peekFd(pid, f.fd, fionread);
-    if (queued > 0) throw refused(`${where}: the FIFO holds ${queued} unread bytes; FIFO contents are not supported yet`);
-  } else {
+  else if (f.object.type === 'fifo') type = 'fifo';
+  else {
     const id = `${major(st.rdev)}:${minor(st.rdev)}`;
     if (!SAFE_CHR.has(id)) throw refused(`${where}: character device ${id} is not supported`);
     type = 'chr';
@@ -65,7 +65,54 @@ function dumpPath(f: FdFacts, ctx: DumpFileCtx): Omit<PathFile, 'id'> {
   };
   const proc = /^\/proc\/([0-9]+)(\/|$)/.exec(f.link);
   if (proc && ctx.treeIds.has(Number(proc[1]))) d.procPid = Number(proc[1]);
+  if (type === 'fifo') Object.assign(d, dumpFifo(f, ctx));
   return d;
+}
+
+/**
+ * A FIFO's capacity and the data buffered in it, read once per FIFO without
+ * consuming it (tee from a read end of ckpt's own, opened through
+ * /proc/PID/fd/N, which opens the FIFO itself).
+ */
+function dumpFifo(f: FdFacts, ctx: DumpFileCtx): { pipeSize: number; data?: string } {
+  const fifos = (ctx.state.get('fifo') ?? new Map()) as Map<number, { pipeSize: number; data?: string }>;
+  ctx.state.set('fifo', fifos);
+  let got = fifos.get(f.st.ino);
+  if (!got) {
+    const r = fs.openSync(`/proc/${f.pid}/fd/${f.fd}`, O.RDONLY | O.NONBLOCK | O.CLOEXEC);
+    try {
+      const size = pipeSize(r);
+      const bytes = peekPipe(r, size);
+      got = { pipeSize: size, ...(bytes.length ? { data: ctx.writeData(`fifo-${f.st.ino}`, bytes) } : {}) };
+    } finally { fs.closeSync(r); }
+    fifos.set(f.st.ino, got);
+  }
+  return got;
+}
+
+/**
+ * Before a FIFO with data (or a capacity of its own) is opened in the tree:
+ * ckpt opens it too (read-write, which never blocks), gives it its capacity
+ * and writes the data in, and holds it until every fd is installed, so the
+ * data stays buffered until the tree holds the FIFO.
+ */
+function prepareFifo(f: PathFile, ctx: RestoreFileCtx): void {
+  if (!f.data && !f.pipeSize) return;
+  const done = (ctx.state.get('fifo') ?? new Set()) as Set<string>;
+  ctx.state.set('fifo', done);
+  if (done.has(f.path)) return;
+  done.add(f.path);
+  const fd = fs.openSync(f.path, O.RDWR | O.NONBLOCK | O.CLOEXEC);
+  ctx.onDone(() => fs.closeSync(fd));
+  if (f.pipeSize && pipeSize(fd) !== f.pipeSize) {
+    const set = setPipeSize(fd, f.pipeSize);
+    if (set < 0) throw conflict(`open file ${f.id}: the FIFO ${f.path} had a capacity of ${f.pipeSize} bytes; this host refuses it (errno ${-set})`);
+  }
+  if (f.data) {
+    const data = ctx.readData(f.data);
+    let at = 0;
+    while (at < data.length) at += fs.writeSync(fd, data, at, data.length - at);
+  }
 }
 
 /** Is the file still there and the same? */
@@ -88,10 +135,14 @@ export const pathKind = defineKind<PathFile>({
   dump: dumpPath,
   describe: (f) => `${f.type} ${f.path} flags 0${f.flags.toString(8)} pos ${f.pos}`,
   // (a file of the tree's own /proc entries exists only once the tree does: checked when it is opened)
-  check: (f) => { if (f.procPid === undefined) checkPath(f); },
+  check: (f, ctx) => {
+    if (f.procPid === undefined) checkPath(f);
+    if (f.data && !ctx.hasFile(f.data)) throw badImage(`image file files.json: open file ${f.id}: its data file ${f.data} is not in the manifest`);
+  },
   phase: 'objects',
-  create(f, rt) {
+  create(f, rt, ctx) {
     if (f.procPid !== undefined) checkPath(f);
+    if (f.type === 'fifo') prepareFifo(f, ctx);
     const flags = (f.flags & ~(O.CREAT | O.TRUNC | O.EXCL | O.NOCTTY)) | O.CLOEXEC;
     let helper = -1;
     if (f.type === 'fifo') {

@@ -20,7 +20,8 @@ sleep_pause futex_wait fifo_read signals identity files tls unsupported:socket
 unsupported:thread unsupported:child unsupported:timer unsupported:deleted
 fd_siblings fd_grandchild fd_twice fd_cycles fd_high fd_high:cycle fd_many fd_flags fd_dir fd_dir:big
 fd_fifo fd_devnull fd_nofds fd_passed fd_threads fd_threads:unshared
-pipes:data pipes:full pipes:shared pipes:halfclosed pipes:noreader pipes:nonblock pipes:leaverun"
+pipes:data pipes:full pipes:shared pipes:halfclosed pipes:noreader pipes:nonblock pipes:leaverun
+fifo_data:rw fifo_data:rdwr fifo_data:shared fifo_data:size"
 [ $# -gt 0 ] && ALL="$*"
 BIN=$PWD/bin
 fails=0
