@@ -265,13 +265,14 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   const pid = proc.pid;
   const tids = proc.tids;
   const origMasks = cur.origMasks!;
-  cur.origFds = new Set(fs.readdirSync(`/proc/${pid}/fd`).map(Number));
   const rts = cur.rts!;
   setStep('inspect');
   const ident = readIdentity(pid);
   if (pid !== opts.pid) checkGroupAndSession(pid, ident, readStat(proc.ppid), treePids);
   setStep('files');
   const fds = files.dumpProcess(pid);
+  // (ckpt opens nothing in the process before this: the fd table is what it had)
+  cur.origFds = new Set(fds.map((f) => f.fd));
   setStep('memory map');
   // (the parent's areas as its own capture read them: frozen, they have not changed)
   const plan = planMemory(pid, pid !== opts.pid ? proc.ppid : undefined, shmem.seen, parentCap?.maps);

@@ -11,7 +11,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Subject, roundTrip, leaveRunning, cleanupAll, ckpt, treeGone } from './harness.js';
+import { Subject, roundTrip, leaveRunning, cleanupAll, ckpt } from './harness.js';
 
 after(cleanupAll);
 

@@ -19,7 +19,7 @@ import { restore } from '../restore/index.js';
 import { runChecks } from '../check.js';
 import { upgradeImage } from '../image/upgrade.js';
 import { log } from '../log.js';
-import { useInterruptFlag, setDebugSwitches, pendingInterrupt, DebugSwitches } from '../cancel.js';
+import { useInterruptFlag, setDebugSwitches, pendingInterrupt } from '../cancel.js';
 import { configureWaits } from '../kernel/ptrace.js';
 import { exitGroup } from '../kernel/sys.js';
 import { configureFaults, reportFaults } from '../kernel/faults.js';

@@ -87,7 +87,7 @@ export const SOCK = { AF_UNIX: 1, DGRAM: 2, CLOEXEC: 0o2000000, SOL_SOCKET: 1, S
 export const KCMP = { FILE: 0, VM: 1, FILES: 2, FS: 3, SIGHAND: 4 } as const;
 /** wait4/waitid options and id types. */
 export const WAIT = { NOHANG: 1, UNTRACED: 2, STOPPED: 2, NOWAIT: 0x01000000, P_PID: 1 } as const;
-export const IOCTL = { TIOCSPGRP: 0x5410, FIONREAD: 0x541b } as const;
+export const IOCTL = { TIOCSPGRP: 0x5410 } as const;
 /** userfaultfd: its ioctl requests (as bigint: the top bit is set) and values. */
 export const UFFD = {
   API: 0xaa, REGISTER_MODE_MISSING: 1,

@@ -260,6 +260,8 @@ export class RemoteTask {
       if (st.event === PTRACE_EVENT.FORK || st.event === PTRACE_EVENT.CLONE || st.event === PTRACE_EVENT.VFORK) { this.newChildren.push(getEventMsg(this.pid)); continue; }
       if (st.event === PTRACE_EVENT.STOP) continue;
       if (st.event === 0 && st.stopSig === SIG.TRAP) continue; // a trap left over from an earlier single step: dropped
+      // A SIGSTOP dequeued: kept for when the task is let go (as in stepRaw); resuming without it goes on to the call.
+      if (st.event === 0 && st.stopSig === SIG.STOP) { this.interceptedSignal = SIG.STOP; continue; }
       // A signal we did not expect was dequeued for delivery: keep it, so that it is delivered when the task is let go.
       if (st.event === 0) this.interceptedSignal = st.stopSig;
       throw new Error(`pid ${this.pid}: unexpected stop (${signalName(st.stopSig)}, event ${st.event}) during remote syscall ${name}`);

@@ -4,7 +4,7 @@
 
 import fs from 'node:fs';
 import { sys, syscallRaw, addressOf, SysError, posixSpawn, mapFile } from './ffi.js';
-import { NR, IOCTL, KCMP, O, UFFD, F, SPLICE } from './consts.js';
+import { NR, KCMP, O, UFFD, F, SPLICE } from './consts.js';
 import { UFFDIO_COPY_STRUCT, RLIMIT64 } from './structs.js';
 
 export { SysError, posixSpawn, mapFile };

@@ -38,7 +38,7 @@ function outsideHolders(ctx: DumpFileCtx): Map<number, number> {
   if (m) return m;
   m = new Map();
   for (const p of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(p) || ctx.treeIds.has(Number(p)) || Number(p) === process.pid) continue;
+    if (!/^\d+$/.test(p) || ctx.treeIds.has(Number(p))) continue;
     let fds: string[];
     try { fds = fs.readdirSync(`/proc/${p}/fd`); } catch { continue; }
     for (const fd of fds) {

@@ -13,38 +13,8 @@
  *   size    capacity grown to 128 KiB, 100 KiB buffered
  */
 #include "subject.h"
-#include <sys/ioctl.h>
+#include "pipedata.h"
 #include <sys/wait.h>
-
-static unsigned char pat(size_t i) { return (unsigned char)(i * 13 + 5); }
-
-static void fill(int fd, size_t n, size_t from)
-{
-	unsigned char buf[4096];
-	while (n) {
-		size_t k = n < sizeof(buf) ? n : sizeof(buf);
-		for (size_t i = 0; i < k; i++) buf[i] = pat(from + i);
-		CHECK(write(fd, buf, k) == (ssize_t)k, "write: %s", strerror(errno));
-		n -= k;
-		from += k;
-	}
-}
-
-static void expect(int fd, size_t n, size_t from, const char *what)
-{
-	unsigned char buf[4096];
-	size_t got = 0;
-	while (got < n) {
-		size_t k = n - got < sizeof(buf) ? n - got : sizeof(buf);
-		ssize_t r = read(fd, buf, k);
-		if (r < 0 && errno == EAGAIN) { usleep(1000); continue; }
-		CHECK(r > 0, "%s: read after %zu of %zu bytes: %zd %s", what, got, n, r, strerror(errno));
-		for (ssize_t i = 0; i < r; i++) CHECK(buf[i] == pat(from + got + i), "%s: byte %zu differs", what, got + i);
-		got += r;
-	}
-}
-
-static int queued(int fd) { int n = -1; CHECK(ioctl(fd, FIONREAD, &n) == 0, "FIONREAD: %s", strerror(errno)); return n; }
 
 int main(int argc, char **argv)
 {
@@ -60,25 +30,25 @@ int main(int argc, char **argv)
 		CHECK(r >= 0 && w >= 0, "open: %s", strerror(errno));
 		if (!strcmp(mode, "size")) {
 			CHECK(fcntl(w, F_SETPIPE_SZ, 128 << 10) == 128 << 10, "F_SETPIPE_SZ: %s", strerror(errno));
-			fill(w, 100 << 10, 0);
-		} else fill(w, 2000, 0);
+			pd_fill(w, 100 << 10, 0);
+		} else pd_fill(w, 2000, 0);
 	} else if (!strcmp(mode, "rdwr")) {
 		r = w = open("f", O_RDWR);
 		CHECK(r >= 0, "open: %s", strerror(errno));
-		fill(w, 1000, 0);
+		pd_fill(w, 1000, 0);
 	} else if (!strcmp(mode, "shared")) {
 		kid = fork();
 		if (kid == 0) {
 			int rr = open("f", O_RDONLY);
 			if (rr < 0) _exit(4);
 			while (!got_term) pause();
-			expect(rr, 1200, 0, "child");
+			pd_expect(rr, 1200, 0, "child");
 			char c;
 			_exit(read(rr, &c, 1) == 0 ? 0 : 3);
 		}
 		w = open("f", O_WRONLY);
 		CHECK(w >= 0, "open: %s", strerror(errno));
-		fill(w, 500, 0);
+		pd_fill(w, 500, 0);
 	} else {
 		fprintf(stderr, "fifo_data: unknown MODE '%s'\n", mode);
 		return 2;
@@ -87,18 +57,18 @@ int main(int argc, char **argv)
 	while (!got_term) pause();
 
 	if (!strcmp(mode, "rw")) {
-		CHECK(queued(r) == 2000, "%d bytes queued, expected 2000", queued(r));
-		expect(r, 2000, 0, "rw");
+		CHECK(pd_queued(r) == 2000, "%d bytes queued, expected 2000", pd_queued(r));
+		pd_expect(r, 2000, 0, "rw");
 	} else if (!strcmp(mode, "size")) {
 		CHECK(fcntl(r, F_GETPIPE_SZ) == 128 << 10, "capacity %d", fcntl(r, F_GETPIPE_SZ));
-		CHECK(queued(r) == 100 << 10, "%d bytes queued", queued(r));
-		expect(r, 100 << 10, 0, "size");
+		CHECK(pd_queued(r) == 100 << 10, "%d bytes queued", pd_queued(r));
+		pd_expect(r, 100 << 10, 0, "size");
 	} else if (!strcmp(mode, "rdwr")) {
-		CHECK(queued(r) == 1000, "%d bytes queued, expected 1000", queued(r));
-		expect(r, 1000, 0, "rdwr");
+		CHECK(pd_queued(r) == 1000, "%d bytes queued, expected 1000", pd_queued(r));
+		pd_expect(r, 1000, 0, "rdwr");
 	} else {
 		kill(kid, SIGTERM);
-		fill(w, 700, 500);
+		pd_fill(w, 700, 500);
 		close(w);
 		int st;
 		CHECK(waitpid(kid, &st, 0) == kid, "waitpid: %s", strerror(errno));

@@ -19,39 +19,8 @@
  * After SIGTERM each mode checks its pipe and reports PASS or FAIL.
  */
 #include "subject.h"
+#include "pipedata.h"
 #include <sys/wait.h>
-#include <sys/ioctl.h>
-
-static unsigned char pat(size_t i) { return (unsigned char)(i * 7 + 3); }
-
-static void fill(int fd, size_t n, size_t from)
-{
-	unsigned char buf[4096];
-	while (n) {
-		size_t k = n < sizeof(buf) ? n : sizeof(buf);
-		for (size_t i = 0; i < k; i++) buf[i] = pat(from + i);
-		ssize_t w = write(fd, buf, k);
-		CHECK(w == (ssize_t)k, "write %zu: %zd %s", k, w, strerror(errno));
-		n -= k;
-		from += k;
-	}
-}
-
-/* Read exactly n bytes (blocking) and check the pattern from `from`. */
-static void expect(int fd, size_t n, size_t from, const char *what)
-{
-	unsigned char buf[4096];
-	size_t got = 0;
-	while (got < n) {
-		size_t k = n - got < sizeof(buf) ? n - got : sizeof(buf);
-		ssize_t r = read(fd, buf, k);
-		CHECK(r > 0, "%s: read after %zu of %zu bytes: %zd %s", what, got, n, r, strerror(errno));
-		for (ssize_t i = 0; i < r; i++) CHECK(buf[i] == pat(from + got + i), "%s: byte %zu differs", what, got + i);
-		got += r;
-	}
-}
-
-static int queued(int fd) { int n = -1; CHECK(ioctl(fd, FIONREAD, &n) == 0, "FIONREAD: %s", strerror(errno)); return n; }
 
 int main(int argc, char **argv)
 {
@@ -63,13 +32,13 @@ int main(int argc, char **argv)
 	pid_t kid = -1;
 
 	if (!strcmp(mode, "data") || !strcmp(mode, "leaverun")) {
-		fill(p[1], 3000, 0);
+		pd_fill(p[1], 3000, 0);
 	} else if (!strcmp(mode, "full")) {
 		CHECK(fcntl(p[1], F_SETPIPE_SZ, 256 << 10) == 256 << 10, "F_SETPIPE_SZ: %s", strerror(errno));
 		fcntl(p[1], F_SETFL, O_NONBLOCK);
 		size_t n = 0;
 		for (;;) {
-			unsigned char c = pat(n);
+			unsigned char c = pd_pat(n);
 			if (write(p[1], &c, 1) != 1) { CHECK(errno == EAGAIN, "filling: %s", strerror(errno)); break; }
 			n++;
 		}
@@ -81,14 +50,14 @@ int main(int argc, char **argv)
 			close(p[1]);
 			while (!got_term) pause();
 			/* 500 bytes from before the dump, then 700 written after restore, then EOF. */
-			expect(p[0], 1200, 0, "child");
+			pd_expect(p[0], 1200, 0, "child");
 			char c;
 			_exit(read(p[0], &c, 1) == 0 ? 0 : 3);
 		}
 		close(p[0]);
-		fill(p[1], 500, 0);
+		pd_fill(p[1], 500, 0);
 	} else if (!strcmp(mode, "halfclosed")) {
-		fill(p[1], 100, 0);
+		pd_fill(p[1], 100, 0);
 		close(p[1]);
 	} else if (!strcmp(mode, "noreader")) {
 		close(p[0]);
@@ -103,23 +72,23 @@ int main(int argc, char **argv)
 	while (!got_term) pause();
 
 	if (!strcmp(mode, "data") || !strcmp(mode, "leaverun")) {
-		CHECK(queued(p[0]) == 3000, "%d bytes queued, expected 3000", queued(p[0]));
-		expect(p[0], 3000, 0, "data");
-		fill(p[1], 10, 3000);
-		expect(p[0], 10, 3000, "after");
+		CHECK(pd_queued(p[0]) == 3000, "%d bytes queued, expected 3000", pd_queued(p[0]));
+		pd_expect(p[0], 3000, 0, "data");
+		pd_fill(p[1], 10, 3000);
+		pd_expect(p[0], 10, 3000, "after");
 	} else if (!strcmp(mode, "full")) {
 		CHECK(fcntl(p[0], F_GETPIPE_SZ) == 256 << 10, "capacity %d, expected %d", fcntl(p[0], F_GETPIPE_SZ), 256 << 10);
-		CHECK(queued(p[0]) == 256 << 10, "%d bytes queued", queued(p[0]));
-		expect(p[0], 256 << 10, 0, "full");
+		CHECK(pd_queued(p[0]) == 256 << 10, "%d bytes queued", pd_queued(p[0]));
+		pd_expect(p[0], 256 << 10, 0, "full");
 	} else if (!strcmp(mode, "shared")) {
 		kill(kid, SIGTERM);
-		fill(p[1], 700, 500);
+		pd_fill(p[1], 700, 500);
 		close(p[1]);
 		int st;
 		CHECK(waitpid(kid, &st, 0) == kid, "waitpid: %s", strerror(errno));
 		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child's reading failed (status %#x)", st);
 	} else if (!strcmp(mode, "halfclosed")) {
-		expect(p[0], 100, 0, "halfclosed");
+		pd_expect(p[0], 100, 0, "halfclosed");
 		char c;
 		CHECK(read(p[0], &c, 1) == 0, "no end of file after the data");
 	} else if (!strcmp(mode, "noreader")) {
