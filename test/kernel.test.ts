@@ -78,6 +78,9 @@ const LAYOUTS: Array<[Layout<any>, string, Record<string, string>]> = [
   [S.UFFDIO_RANGE, 'uffdio_range', { start: 'start', len: 'len' }],
   [S.UFFDIO_REGISTER_STRUCT, 'uffdio_register', { start: 'range.start', len: 'range.len', mode: 'mode', ioctls: 'ioctls' }],
   [S.UFFDIO_COPY_STRUCT, 'uffdio_copy', { dst: 'dst', src: 'src', len: 'len', mode: 'mode', copy: 'copy' }],
+  [S.EPOLL_EVENT, 'epoll_event', { events: 'events', data: 'data' }],
+  [S.POLLFD, 'pollfd', { fd: 'fd', events: 'events', revents: 'revents' }],
+  [S.KCMP_EPOLL_SLOT, 'kcmp_epoll_slot', { efd: 'efd', tfd: 'tfd', toff: 'toff' }],
 ];
 
 describe('struct layouts', () => {

@@ -15,6 +15,7 @@ export const NR = {
   set_robust_list: 273, get_robust_list: 274, dup3: 292, preadv: 295, pwritev: 296,
   rt_tgsigqueueinfo: 297, prlimit64: 302, process_vm_readv: 310, process_vm_writev: 311, kcmp: 312,
   memfd_create: 319, userfaultfd: 323, membarrier: 324, mlock2: 325, rseq: 334, pidfd_open: 434, clone3: 435,
+  poll: 7, epoll_wait: 232, epoll_ctl: 233, epoll_create1: 291,
   close_range: 436, tee: 276, pipe2: 293, fsync: 74, fdatasync: 75, copy_file_range: 326, preadv2: 327, pwritev2: 328, pidfd_getfd: 438, mseal: 462,
 } as const;
 
@@ -84,7 +85,17 @@ export const SPLICE = { NONBLOCK: 2 } as const;
 export const FD_CLOEXEC = 1;
 /** Unix sockets and fd passing. */
 export const SOCK = { AF_UNIX: 1, DGRAM: 2, CLOEXEC: 0o2000000, SOL_SOCKET: 1, SCM_RIGHTS: 1, MSG_CMSG_CLOEXEC: 0x40000000, MSG_CTRUNC: 8, SCM_MAX_FD: 253 } as const;
-export const KCMP = { FILE: 0, VM: 1, FILES: 2, FS: 3, SIGHAND: 4 } as const;
+export const KCMP = { FILE: 0, VM: 1, FILES: 2, FS: 3, SIGHAND: 4, EPOLL_TFD: 7 } as const;
+/** epoll: epoll_ctl operations and the event bits (uapi eventpoll.h); poll(2) request bits. */
+export const EPOLL = {
+  CTL_ADD: 1, CTL_DEL: 2, CTL_MOD: 3, CLOEXEC: 0o2000000,
+  IN: 0x1, PRI: 0x2, OUT: 0x4, ERR: 0x8, HUP: 0x10, NVAL: 0x20, RDNORM: 0x40, RDBAND: 0x80, WRNORM: 0x100, WRBAND: 0x200,
+  MSG: 0x400, RDHUP: 0x2000, EXCLUSIVE: 0x10000000, WAKEUP: 0x20000000, ONESHOT: 0x40000000, ET: 0x80000000,
+} as const;
+/** The bits of an epoll registration that are its mode, not events (EP_PRIVATE_BITS): what stays of a one-shot registration once it fired. */
+export const EPOLL_PRIVATE_BITS = (EPOLL.WAKEUP | EPOLL.ONESHOT | EPOLL.ET | EPOLL.EXCLUSIVE) >>> 0;
+/** Every event a poll(2) can ask for (POLLIN|PRI|OUT|RDNORM|RDBAND|WRNORM|WRBAND|MSG|RDHUP; ERR and HUP are always reported). */
+export const POLL_ALL = 0x1 | 0x2 | 0x4 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x2000;
 /** wait4/waitid options and id types. */
 export const WAIT = { NOHANG: 1, UNTRACED: 2, STOPPED: 2, NOWAIT: 0x01000000, P_PID: 1 } as const;
 export const IOCTL = { TIOCSPGRP: 0x5410 } as const;

@@ -7,11 +7,16 @@ import fs from 'node:fs';
 export type FdObjectType =
   | 'file' | 'dir' | 'fifo' | 'chr' | 'tty' | 'blk' | 'pipe' | 'socket' | 'memfd'
   | 'eventfd' | 'epoll' | 'signalfd' | 'timerfd' | 'inotify' | 'fanotify' | 'pidfd' | 'userfaultfd'
+  | 'io_uring' | 'perf_event' | 'bpf' | 'kvm' | 'fscontext' | 'landlock' | 'nsfs'
   | 'anon' | 'other';
 
 /** The object type, and how to name it to a user: singular and plural. */
 export interface FdObject { type: FdObjectType; noun: string; plural: string }
 
+// The names the kernel gives its objects in /proc/PID/fd links. Objects on an
+// anonymous inode are "anon_inode:NAME" with the NAME the kernel passes to
+// anon_inode_getfile() (bracketed for some, not for others); a namespace
+// opened from /proc/PID/ns is "TYPE:[INODE]".
 const BY_LINK: Array<[RegExp, FdObjectType, string, string]> = [
   [/^pipe:/, 'pipe', 'a pipe', 'pipes'],
   [/^socket:/, 'socket', 'a socket', 'sockets'],
@@ -23,12 +28,29 @@ const BY_LINK: Array<[RegExp, FdObjectType, string, string]> = [
   [/^anon_inode:\[?fanotify/, 'fanotify', 'a fanotify instance', 'fanotify instances'],
   [/^anon_inode:\[?pidfd/, 'pidfd', 'a pidfd', 'pidfds'],
   [/^anon_inode:\[?userfaultfd/, 'userfaultfd', 'a userfaultfd', 'userfaultfds'],
-  [/^anon_inode:/, 'anon', 'an anonymous-inode object', 'anonymous-inode objects'],
+  [/^anon_inode:\[io_uring\]/, 'io_uring', 'an io_uring instance', 'io_uring instances'],
+  [/^anon_inode:\[perf_event\]/, 'perf_event', 'a perf event', 'perf events'],
+  [/^anon_inode:bpf-map$/, 'bpf', 'a BPF map', 'BPF objects'],
+  [/^anon_inode:bpf-prog$/, 'bpf', 'a BPF program', 'BPF objects'],
+  [/^anon_inode:bpf_link$/, 'bpf', 'a BPF link', 'BPF objects'],
+  [/^anon_inode:bpf_iter$/, 'bpf', 'a BPF iterator', 'BPF objects'],
+  [/^anon_inode:btf$/, 'bpf', 'a BPF type description', 'BPF objects'],
+  [/^anon_inode:bpf-token$/, 'bpf', 'a BPF token', 'BPF objects'],
+  [/^anon_inode:kvm-/, 'kvm', 'a KVM object', 'KVM objects'],
+  [/^anon_inode:\[?fscontext/, 'fscontext', 'a filesystem context (fsopen)', 'filesystem contexts'],
+  [/^anon_inode:\[?landlock-ruleset/, 'landlock', 'a Landlock ruleset', 'Landlock rulesets'],
+  [/^(cgroup|ipc|mnt|net|pid|pid_for_children|time|time_for_children|user|uts):\[\d+\]$/, 'nsfs', 'a namespace file (from /proc/PID/ns)', 'namespace files'],
   [/^\/memfd:/, 'memfd', 'a memfd', 'memfds'],
 ];
 
 export const major = (rdev: number) => Number((BigInt(rdev) >> 8n) & 0xfffn);
 export const minor = (rdev: number) => Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & 0xfff00n));
+
+/** A device number as the kernel keeps it inside (MAJOR << 20 | MINOR, as fdinfo prints it) to the one stat gives. */
+export function devFromKernel(kdev: number): number {
+  const maj = Math.floor(kdev / 2 ** 20), min = kdev % 2 ** 20;
+  return (min & 0xff) + maj * 256 + Math.floor(min / 256) * 2 ** 20;
+}
 
 /** A terminal: pty slaves (136), virtual consoles (4), /dev/tty and /dev/console (5:0, 5:1); not /dev/ptmx (5:2). */
 export function isTerminal(st: fs.Stats): boolean {
@@ -40,6 +62,9 @@ export function isTerminal(st: fs.Stats): boolean {
 /** Classify an fd by its link (readlink of /proc/PID/fd/N) and, when it has one, its stat. */
 export function fdObject(link: string, st: fs.Stats | null): FdObject {
   for (const [re, type, noun, plural] of BY_LINK) if (re.test(link)) return { type, noun, plural };
+  // Any other object on an anonymous inode: named by the name the kernel gave it.
+  const anon = /^anon_inode:(.+)$/.exec(link);
+  if (anon) return { type: 'anon', noun: `an anonymous-inode object named ${anon[1]}`, plural: 'anonymous-inode objects' };
   if (!st) return { type: 'other', noun: 'an object that cannot be examined', plural: 'such objects' };
   if (st.isFile()) return { type: 'file', noun: 'a file', plural: 'files' };
   if (st.isDirectory()) return { type: 'dir', noun: 'a directory', plural: 'directories' };

@@ -122,3 +122,27 @@ export function taskExists(pid: number, tid: number): boolean {
 export function taskState(pid: number): string {
   try { return readStat(pid)[3]; } catch { return ''; }
 }
+
+/** One registration of an epoll instance, as /proc/PID/fdinfo lists it ("tfd: N events: X data: D pos: P ino: I sdev: S"). */
+export interface EpollTfdLine {
+  /** The fd number the file was registered under. */
+  tfd: number;
+  /** Its events and mode bits (EPOLLET...), as the kernel keeps them (a one-shot one that fired keeps only the mode bits). */
+  events: number;
+  data: bigint;
+  /** The target's inode number and the kernel's device number of its filesystem (MAJOR << 20 | MINOR). */
+  ino: number;
+  sdev: number;
+}
+
+/** The registrations of an epoll instance from the text of its fdinfo, in the kernel's order. */
+export function parseEpollFdinfo(text: string): EpollTfdLine[] {
+  const out: EpollTfdLine[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('tfd:')) continue;
+    const m = /^tfd:\s*(\d+)\s+events:\s*([0-9a-f]+)\s+data:\s*([0-9a-f]+)\s+pos:\s*-?\d+\s+ino:\s*([0-9a-f]+)\s+sdev:\s*([0-9a-f]+)/.exec(line);
+    if (!m) throw new Error(`unexpected epoll fdinfo line: ${line}`);
+    out.push({ tfd: Number(m[1]), events: parseInt(m[2], 16) >>> 0, data: BigInt('0x' + m[3]), ino: parseInt(m[4], 16), sdev: parseInt(m[5], 16) });
+  }
+  return out;
+}

@@ -12,10 +12,10 @@
 // the raw result (a negative errno on failure) instead of throwing.
 
 import { RemoteTask } from './remote.js';
-import { NR, PR, ARCH, AT_FDCWD, F, FD_CLOEXEC, IOCTL, UFFD, MEMBARRIER_CMD, RSEQ_FLAG_UNREGISTER } from './consts.js';
+import { NR, PR, ARCH, AT_FDCWD, F, FD_CLOEXEC, IOCTL, UFFD, MEMBARRIER_CMD, RSEQ_FLAG_UNREGISTER, EPOLL, POLL_ALL } from './consts.js';
 import {
   CLONE_ARGS, PRCTL_MM_MAP, CAP_HEADER, CAP_DATA, CAP_VERSION_3, CAP_U32S_3, ITIMERVAL, SIGINFO, KSIGACTION, KSIGSET_SIZE,
-  STACK_T, UFFDIO_API_STRUCT, UFFDIO_REGISTER_STRUCT, UFFDIO_RANGE, iovecArray, StructValues, TILECFG, TILECFG_COLSB, TILECFG_ROWS,
+  STACK_T, EPOLL_EVENT, POLLFD, UFFDIO_API_STRUCT, UFFDIO_REGISTER_STRUCT, UFFDIO_RANGE, iovecArray, StructValues, TILECFG, TILECFG_COLSB, TILECFG_ROWS,
 } from './structs.js';
 
 const n = Number;
@@ -92,6 +92,22 @@ export function fcntlDupfdCloexec(rt: RemoteTask, fd: number, min: number): numb
 export function fcntlSetCloexec(rt: RemoteTask, fd: number, cloexec: boolean): void {
   rt.call(`fcntl(${fd}, F_SETFD)`, NR.fcntl, fd, F.SETFD, cloexec ? FD_CLOEXEC : 0);
 }
+/** fcntl(fd, F_GETFD): the fd's flags (FD_CLOEXEC), or a negative errno (-EBADF: no such fd). */
+export function tryFcntlGetfd(rt: RemoteTask, fd: number): number {
+  return n(rt.callRaw(NR.fcntl, fd, F.GETFD));
+}
+/** fcntl(fd, F_SETFL): set the file status flags (O_NONBLOCK, O_APPEND, O_ASYNC...). */
+export function fcntlSetfl(rt: RemoteTask, fd: number, flags: number): void {
+  rt.call(`fcntl(${fd}, F_SETFL)`, NR.fcntl, fd, F.SETFL, flags);
+}
+/** poll(2) of one fd with every event asked for, not waiting: the events it is ready for. */
+export function pollNow(rt: RemoteTask, fd: number): number {
+  return rt.withScratch((s) => {
+    const at = s.put(POLLFD.encode({ fd, events: POLL_ALL }));
+    rt.call(`poll(${fd})`, NR.poll, at, 1, 0);
+    return POLLFD.decode(s.read(at, POLLFD.size)).revents;
+  });
+}
 /** pwritev(fd, iov, off): bytes written. */
 export function pwritev(rt: RemoteTask, fd: number, iov: ReadonlyArray<readonly [bigint, number]>, off: number, label?: string): number {
   return rt.withScratch((s) => n(rt.call(withLabel('pwritev', label), NR.pwritev, fd, s.put(iovecArray(iov)), iov.length, off, 0)));
@@ -111,6 +127,27 @@ export function chdir(rt: RemoteTask, path: string): void {
 }
 export function chroot(rt: RemoteTask, path: string): void {
   rt.withScratch((s) => rt.call(`chroot(${path})`, NR.chroot, s.putString(path)));
+}
+
+// ---------------------------------------------------------------- epoll
+
+/** epoll_create1(flags): the new epoll instance's fd. */
+export function epollCreate1(rt: RemoteTask, flags: number): number {
+  return n(rt.call('epoll_create1', NR.epoll_create1, flags));
+}
+/** epoll_ctl(epfd, EPOLL_CTL_ADD, fd, {events, data}). */
+export function epollCtlAdd(rt: RemoteTask, epfd: number, fd: number, events: number, data: bigint, label = String(fd)): void {
+  const ev = EPOLL_EVENT.encode({ events, data });
+  rt.withScratch((s) => rt.call(`epoll_ctl(${epfd}, EPOLL_CTL_ADD, ${label})`, NR.epoll_ctl, epfd, EPOLL.CTL_ADD, fd, s.put(ev)));
+}
+/** epoll_wait(epfd, events, max, 0): the events ready now (without waiting), at most `max`. */
+export function epollWaitNow(rt: RemoteTask, epfd: number, max: number): Array<{ events: number; data: bigint }> {
+  return rt.withScratch((s) => {
+    const at = s.zeroed(EPOLL_EVENT.size * max);
+    const got = n(rt.call(`epoll_wait(${epfd})`, NR.epoll_wait, epfd, at, max, 0));
+    const b = s.read(at, EPOLL_EVENT.size * got);
+    return Array.from({ length: got }, (_, i) => EPOLL_EVENT.decode(b, i * EPOLL_EVENT.size));
+  });
 }
 
 // ---------------------------------------------------------------- userfaultfd

@@ -21,11 +21,11 @@ export class Layout<F extends Fields> {
    * left out), which the check enforces; otherwise only the fields ckpt uses
    * are listed.
    */
-  constructor(readonly name: string, readonly size: number, readonly fields: F, whole: boolean) {
+  constructor(readonly name: string, readonly size: number, readonly fields: F, whole: boolean, packed = false) {
     const spans = Object.entries(fields).map(([k, [off, ty]]) => ({ k, off, end: off + WIDTH[ty], ty })).sort((a, b) => a.off - b.off);
     let at = 0;
     for (const s of spans) {
-      if (s.off % WIDTH[s.ty] !== 0) throw new Error(`internal: ${name}.${s.k} at ${s.off} is not aligned`);
+      if (!packed && s.off % WIDTH[s.ty] !== 0) throw new Error(`internal: ${name}.${s.k} at ${s.off} is not aligned`);
       if (s.off < at) throw new Error(`internal: ${name}.${s.k} at ${s.off} overlaps the field before`);
       if (s.end > size) throw new Error(`internal: ${name}.${s.k} ends at ${s.end}, past the struct's ${size} bytes`);
       if (whole && s.off !== at) throw new Error(`internal: ${name} has a gap at ${at}`);
@@ -84,8 +84,9 @@ export class Layout<F extends Fields> {
   }
 }
 
-function struct<F extends Fields>(name: string, size: number, fields: F, opts: { whole?: boolean } = {}): Layout<F> {
-  return new Layout(name, size, fields, opts.whole ?? false);
+/** `packed`: the struct is declared packed in the uapi headers (its fields need not be aligned). */
+function struct<F extends Fields>(name: string, size: number, fields: F, opts: { whole?: boolean; packed?: boolean } = {}): Layout<F> {
+  return new Layout(name, size, fields, opts.whole ?? false, opts.packed ?? false);
 }
 
 // ---------------------------------------------------------------- processes
@@ -221,3 +222,12 @@ export const TILECFG = struct('tilecfg', 64, { palette: [0, 'u8'], startRow: [1,
 /** Offsets of the per-tile arrays of TILECFG: bytes per row (u16 each), rows (u8 each). */
 export const TILECFG_COLSB = 16;
 export const TILECFG_ROWS = 48;
+
+// ---------------------------------------------------------------- epoll and poll
+
+/** struct epoll_event: packed on x86-64 (__EPOLL_PACKED), 12 bytes, the data right after the events. */
+export const EPOLL_EVENT = struct('epoll_event', 12, { events: [0, 'u32'], data: [4, 'u64'] } as const, { whole: true, packed: true });
+/** struct pollfd. */
+export const POLLFD = struct('pollfd', 8, { fd: [0, 'i32'], events: [4, 'u16'], revents: [6, 'u16'] } as const, { whole: true });
+/** struct kcmp_epoll_slot (kcmp KCMP_EPOLL_TFD): the epoll fd, the target fd number, and which of the registrations under that number. */
+export const KCMP_EPOLL_SLOT = struct('kcmp_epoll_slot', 12, { efd: [0, 'u32'], tfd: [4, 'u32'], toff: [8, 'u32'] } as const, { whole: true });

@@ -4,8 +4,8 @@
 
 import fs from 'node:fs';
 import { sys, syscallRaw, addressOf, SysError, posixSpawn, mapFile } from './ffi.js';
-import { NR, KCMP, O, UFFD, F, SPLICE } from './consts.js';
-import { UFFDIO_COPY_STRUCT, RLIMIT64 } from './structs.js';
+import { NR, KCMP, O, UFFD, F, SPLICE, POLL_ALL } from './consts.js';
+import { UFFDIO_COPY_STRUCT, RLIMIT64, KCMP_EPOLL_SLOT, POLLFD } from './structs.js';
 
 export { SysError, posixSpawn, mapFile };
 export type { SpawnOptions, FileMapping } from './ffi.js';
@@ -33,6 +33,17 @@ export type KcmpType = typeof KCMP[keyof typeof KCMP];
 /** Do the two tasks share the object of `type` (for FILE: their fds `a` and `b`)? */
 export function kcmpSame(pid1: number, pid2: number, type: KcmpType, a = 0, b = 0): boolean {
   return syscallRaw(NR.kcmp, pid1, pid2, type, a, b) === 0;
+}
+/**
+ * Is fd `fd` of `pid` the file that the epoll instance at fd `efd` of
+ * `epollPid` has registered under fd number `tfd` (the `toff`-th such
+ * registration, in the order /proc/PID/fdinfo lists them)? (kcmp KCMP_EPOLL_TFD)
+ */
+export function kcmpEpollTarget(pid: number, fd: number, epollPid: number, efd: number, tfd: number, toff: number): boolean {
+  const slot = KCMP_EPOLL_SLOT.encode({ efd, tfd, toff });
+  const r = syscallRaw(NR.kcmp, pid, epollPid, KCMP.EPOLL_TFD, fd, addressOf(slot));
+  void slot;
+  return r === 0;
 }
 /** kcmp that throws when it cannot compare (for `check`). */
 export function kcmpWorks(pid: number): void {
@@ -167,4 +178,11 @@ export function peekPipe(readFd: number, size: number): Buffer {
     while (got < n) got += fs.readSync(r, out, got, n - got, null);
     return out;
   } finally { fs.closeSync(r); fs.closeSync(w); }
+}
+
+/** The events ckpt's fd `fd` is ready for now (poll(2) with every event asked for, not waiting). */
+export function pollNow(fd: number): number {
+  const p = POLLFD.encode({ fd, events: POLL_ALL });
+  sys('poll', NR.poll, addressOf(p), 1, 0);
+  return POLLFD.get(p, 'revents');
 }

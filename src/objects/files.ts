@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import * as z from 'zod/mini';
 import { readFds, FdEntry } from '../kernel/proc.js';
 import { RemoteTask } from '../kernel/remote.js';
-import { O, KCMP } from '../kernel/consts.js';
+import { O, KCMP, FD_CLOEXEC } from '../kernel/consts.js';
 import * as remote from '../kernel/rsys.js';
 import { fdObject } from '../kernel/fdtype.js';
 import { kcmpSame, pidfdGetfd } from '../kernel/sys.js';
@@ -18,7 +18,7 @@ import { sendFds, recvFdsRemote, MAX_FDS_PER_MESSAGE } from '../kernel/fdpass.js
 import { refused, badImage, CkptError } from '../errors.js';
 import { fdNum, fileId, superRefine } from '../image/schema.js';
 import { FILE_KINDS } from './registry.js';
-import { FileBase, FileKind, FdFacts, DumpFileCtx, RestoreFileCtx, Created } from './kind.js';
+import { FileBase, FileKind, FdFacts, DumpFileCtx, RestoreFileCtx, Created, CreatePhase } from './kind.js';
 import { planFdMoves } from './fdmoves.js';
 
 const KINDS = new Map(FILE_KINDS.map((k) => [k.kind, k]));
@@ -63,8 +63,22 @@ export class FileTableBuilder {
   readonly files: FileDesc[] = [];
   /** Per inode: one fd (pid, fd) of each description of it, to compare others with (kcmp). */
   private readonly seen = new Map<string, Array<{ pid: number; fd: number; id: number }>>();
+  private readonly ctx: DumpFileCtx;
 
-  constructor(private readonly ctx: DumpFileCtx) {}
+  constructor(ctx: Omit<DumpFileCtx, 'findFile'>) {
+    this.ctx = { ...ctx, findFile: (same, near) => this.findFile(same, near) };
+  }
+
+  /** The description (and one fd of it) whose file passes `same`: those of inode `near` first, then all others. */
+  private findFile(same: (pid: number, fd: number) => boolean, near?: { dev: number; ino: number }): { id: number; pid: number; fd: number } | null {
+    const first = near ? this.seen.get(`${near.dev}:${near.ino}`) ?? [] : [];
+    for (const s of first) if (same(s.pid, s.fd)) return s;
+    for (const list of this.seen.values()) {
+      if (list === first) continue;
+      for (const s of list) if (same(s.pid, s.fd)) return s;
+    }
+    return null;
+  }
 
   /** The fd table of a frozen process; descriptions it shares with fds seen before get their ids. */
   dumpProcess(pid: number): FdRef[] {
@@ -112,6 +126,12 @@ export class FileTableBuilder {
 /** What the image's documents say of open files must agree: every fd names a description, every description is held. */
 export function checkFileRefs(files: FilesImage, tables: Array<{ pid: number; fds: FdRef[] }>): void {
   const ids = new Set(files.files.map((f) => f.id));
+  files.files.forEach((f, i) => {
+    for (const r of kindOf(f).refs?.(f) ?? []) {
+      if (!ids.has(r)) throw badImage(`image file files.json: field files[${i}]: open file ${f.id} refers to open file ${r}, which is not in files.json`);
+    }
+  });
+  refsOrder(new Map(files.files.map((f) => [f.id, f])), files.files.map((f) => f.id));
   const held = new Set<number>();
   for (const t of tables) {
     t.fds.forEach((f, i) => {
@@ -139,6 +159,24 @@ export function terminalFd(files: FilesImage, fds: FdRef[]): FdRef | undefined {
   return fds.find((f) => ids.has(f.file));
 }
 
+/** `ids` ordered so that each comes after the descriptions it refers to (refs()); a cycle is a bad image. */
+function refsOrder(byId: Map<number, FileDesc>, ids: number[]): number[] {
+  const out: number[] = [];
+  const state = new Map<number, 'visiting' | 'done'>();
+  const wanted = new Set(ids);
+  const visit = (id: number) => {
+    if (state.get(id) === 'done') return;
+    if (state.get(id) === 'visiting') throw badImage(`image file files.json: open file ${id} refers to itself through other open files`);
+    state.set(id, 'visiting');
+    const d = byId.get(id)!;
+    for (const r of kindOf(d).refs?.(d) ?? []) if (wanted.has(r)) visit(r);
+    state.set(id, 'done');
+    out.push(id);
+  };
+  ids.forEach(visit);
+  return out;
+}
+
 /** A description once created, and where ckpt has it. */
 interface Instance { created: Created; holder: number; local: number; closeLocal: boolean }
 
@@ -151,13 +189,19 @@ interface Instance { created: Created; holder: number; local: number; closeLocal
 export class OpenFiles {
   private readonly instances = new Map<number, Instance>();
   private readonly byId: Map<number, FileDesc>;
+  private readonly ctx: RestoreFileCtx;
 
-  constructor(files: FilesImage, private readonly ctx: RestoreFileCtx, private readonly channel: { local: number; remote: number }) {
+  constructor(files: FilesImage, ctx: Omit<RestoreFileCtx, 'withFileAt'>, private readonly channel: { local: number; remote: number }) {
     this.byId = new Map(files.files.map((f) => [f.id, f]));
+    this.ctx = { ...ctx, withFileAt: (rt, id, fd, fn) => this.withFileAt(rt, id, fd, fn) };
   }
 
-  /** Create every description, each in the first of `procs` (in tree order) whose fd table holds it. */
-  create(procs: Array<{ rt: RemoteTask; fds: FdRef[] }>): void {
+  /**
+   * Create every description of the kinds of `phase`, each in the first of
+   * `procs` (in tree order) whose fd table holds it ('refs': each after those
+   * it refers to).
+   */
+  create(procs: Array<{ rt: RemoteTask; fds: FdRef[] }>, phase: CreatePhase): void {
     const holders = new Map<number, RemoteTask[]>();
     for (const p of procs) {
       for (const f of p.fds) {
@@ -166,7 +210,9 @@ export class OpenFiles {
         holders.set(f.file, list);
       }
     }
-    for (const [id, list] of holders) {
+    const ids = [...holders.keys()].filter((id) => kindOf(this.byId.get(id)!).phase === phase);
+    for (const id of phase === 'refs' ? refsOrder(this.byId, ids) : ids) {
+      const list = holders.get(id)!;
       const d = this.byId.get(id)!;
       const rt = list[0];
       let created: Created;
@@ -180,6 +226,43 @@ export class OpenFiles {
       if ('local' in created) { inst.local = created.local; inst.closeLocal = created.closeAfter; }
       else if (list.length > 1) { inst.local = pidfdGetfd(rt.pid, created.remote); inst.closeLocal = true; }
       this.instances.set(id, inst);
+    }
+  }
+
+  /** Where ckpt has the description open (a copy of it, taken from its holder, when it was made in the tree). */
+  private localFd(id: number): number {
+    const inst = this.instances.get(id);
+    if (!inst) throw new Error(`internal: open file ${id} is used before it was created`);
+    if (inst.local < 0 && 'remote' in inst.created) { inst.local = pidfdGetfd(inst.holder, inst.created.remote); inst.closeLocal = true; }
+    return inst.local;
+  }
+
+  /** RestoreFileCtx.withFileAt: description `id` at number `fd` of `rt` while `fn` runs (what was there is parked and put back). */
+  private withFileAt(rt: RemoteTask, id: number, fd: number, fn: () => void): void {
+    const inst = this.instances.get(id);
+    let src: number;
+    let received = false;
+    if (inst && 'remote' in inst.created && inst.holder === rt.pid) src = inst.created.remote;
+    else {
+      sendFds(this.channel.local, [this.localFd(id)]);
+      src = recvFdsRemote(rt, this.channel.remote, 1)[0];
+      received = true;
+    }
+    try {
+      if (src === fd) { fn(); return; }
+      const had = remote.tryFcntlGetfd(rt, fd);
+      const parked = had >= 0 ? remote.fcntlDupfdCloexec(rt, fd, 0) : -1;
+      remote.dup3(rt, src, fd, O.CLOEXEC);
+      try {
+        fn();
+      } finally {
+        if (parked >= 0) {
+          remote.dup3(rt, parked, fd, had & FD_CLOEXEC ? O.CLOEXEC : 0);
+          remote.close(rt, parked);
+        } else remote.close(rt, fd);
+      }
+    } finally {
+      if (received) remote.close(rt, src);
     }
   }
 

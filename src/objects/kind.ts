@@ -32,6 +32,12 @@ export interface DumpFileCtx {
   writeData(name: string, data: Buffer): string;
   /** What a kind keeps for the whole dump (objects met already, a scan of the host), by kind. */
   state: Map<string, unknown>;
+  /**
+   * For finish(), once every fd is dumped: the description whose file passes
+   * `same`, asked of one fd (pid, fd) of each description (those of inode
+   * `near` first), with that fd; null when no fd of the tree holds it.
+   */
+  findFile(same: (pid: number, fd: number) => boolean, near?: { dev: number; ino: number }): { id: number; pid: number; fd: number } | null;
 }
 
 export interface RestoreFileCtx {
@@ -42,6 +48,11 @@ export interface RestoreFileCtx {
   state: Map<string, unknown>;
   /** Run this once every fd is installed (or the restore failed): close what the kind still holds. */
   onDone(fn: () => void): void;
+  /**
+   * In the 'refs' phase: run `fn` while description `id` (made already) is
+   * open in `rt` at number `fd`; what `rt` had at `fd` before is put back after.
+   */
+  withFileAt(rt: RemoteTask, id: number, fd: number, fn: () => void): void;
 }
 
 /**
@@ -55,12 +66,13 @@ export type Created = { remote: number } | { local: number; closeAfter: boolean 
 export interface FileBase { id: number; kind: string }
 
 /**
- * The restore phase a kind's descriptions are created in. 'objects': once
- * every task of the tree exists, before any fd is installed (files, terminals,
- * pipes, sockets). Kinds whose objects refer to other fds of the process
- * (epoll) will need a phase after fds are installed.
+ * The restore phase a kind's descriptions are created in, both once every
+ * task of the tree exists and before any fd is installed. 'objects': files,
+ * terminals, pipes, sockets. 'refs': descriptions that refer to others (an
+ * epoll instance to the files it watches), once every 'objects' one exists,
+ * each after the 'refs' ones it refers to (its refs()).
  */
-export type CreatePhase = 'objects';
+export type CreatePhase = 'objects' | 'refs';
 
 export interface FileKind<D extends FileBase = FileBase> {
   /** Its `kind` in the image. */
@@ -80,6 +92,8 @@ export interface FileKind<D extends FileBase = FileBase> {
   /** Its descriptions are the terminal of a shell job (--shell-job): a root in the foreground gets its group made the terminal's foreground. */
   terminal?: true;
   phase: CreatePhase;
+  /** The descriptions this one refers to (ids of files.json): each exists before it is created. */
+  refs?(d: D): number[];
   /** Create the description, in `holder` (the first process of the tree that holds it) or in ckpt. */
   create(d: D, holder: RemoteTask, ctx: RestoreFileCtx): Created;
 }

@@ -3,7 +3,8 @@
 //            the root's task is cloned from it with its PID (husk.ts);
 //   tasks    every process, thread and zombie exists, with its memory,
 //            session and group (tree.ts);
-//   objects  every open file description is created once (objects/files.ts);
+//   objects  every open file description is created once (objects/files.ts),
+//            those that refer to others (epoll) after them;
 //   fds      every process gets its fd table (objects/files.ts);
 //   process  identity, signals, thread state (process.ts);
 //   run      limits, credentials and registers, last, and the tree is let go (run.ts).
@@ -191,8 +192,11 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
     lap('tree');
     progress('tasks', built.length, procs.length);
 
+    const holding = built.map((b) => ({ rt: b.rt, fds: b.p.fds }));
     ctx.step = 'open files';
-    open.create(built.map((b) => ({ rt: b.rt, fds: b.p.fds })));
+    open.create(holding, 'objects');
+    ctx.step = 'open files that refer to others';
+    open.create(holding, 'refs');
     progress('objects', built.length, procs.length);
     built.forEach((b, i) => {
       ctx.step = `files of ${b.p.pid}`;

@@ -50,6 +50,9 @@ int main(void)
 #include <linux/capability.h>
 #include <linux/ioctl.h>
 #include <linux/userfaultfd.h>
+#include <linux/kcmp.h>
+#include <sys/epoll.h>
+#include <poll.h>
 
 int main(void)
 {
@@ -156,6 +159,17 @@ int main(void)
 	F(struct uffdio_copy, "uffdio_copy", len);
 	F(struct uffdio_copy, "uffdio_copy", mode);
 	F(struct uffdio_copy, "uffdio_copy", copy);
+	S(struct epoll_event, "epoll_event");
+	F(struct epoll_event, "epoll_event", events);
+	F(struct epoll_event, "epoll_event", data);
+	S(struct pollfd, "pollfd");
+	F(struct pollfd, "pollfd", fd);
+	F(struct pollfd, "pollfd", events);
+	F(struct pollfd, "pollfd", revents);
+	S(struct kcmp_epoll_slot, "kcmp_epoll_slot");
+	F(struct kcmp_epoll_slot, "kcmp_epoll_slot", efd);
+	F(struct kcmp_epoll_slot, "kcmp_epoll_slot", tfd);
+	F(struct kcmp_epoll_slot, "kcmp_epoll_slot", toff);
 	printf("C UFFD_API %llu\n", (unsigned long long)UFFD_API);
 	printf("C UFFDIO_API %lu\n", (unsigned long)UFFDIO_API);
 	printf("C UFFDIO_REGISTER %lu\n", (unsigned long)UFFDIO_REGISTER);
