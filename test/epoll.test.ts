@@ -1,0 +1,110 @@
+// epoll instances (src/objects/epoll.ts): the interest list (events, modes,
+// data, fd numbers), what epoll_wait reports after restore (level- and
+// edge-triggered, one-shot fired or armed), nested instances, registrations
+// whose fd was closed, instances shared between processes; what cannot be
+// recreated is refused. And the fds ckpt does not support (io_uring,
+// userfaultfd, perf events, BPF objects, namespace files, other anonymous
+// inodes) are refused by name.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Subject, roundTrip, leaveRunning, cleanupAll, ckpt, ckptOk, readText } from './harness.js';
+
+after(cleanupAll);
+
+const MODES = ['empty', 'lt', 'et', 'etpending', 'oneshot', 'rearmed', 'many', 'nested', 'closed', 'twofd', 'shared', 'child'];
+
+for (const mode of MODES) {
+  test(`epoll: round trip: ${mode}`, async () => {
+    assert.equal(await roundTrip(Subject.start('epoll', [mode])), 'PASS');
+  });
+}
+
+for (const mode of ['lt', 'et', 'etpending', 'oneshot', 'nested', 'child']) {
+  test(`epoll: leave running: ${mode} (no event is consumed)`, async () => {
+    assert.equal(await leaveRunning(Subject.start('epoll', [mode])), 'PASS');
+  });
+}
+
+test('epoll: the image names each registration\'s file and fd number, and info shows them', async () => {
+  const s = Subject.start('epoll', ['closed']);
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  ckptOk('dump', '-t', String(s.pid), '-D', img, '--leave-running');
+  const files = JSON.parse(fs.readFileSync(path.join(img, 'files.json'), 'utf8')).files as Array<{ id: number; kind: string; end?: string; targets?: Array<{ tfd: number; file: number; data: string }> }>;
+  const ep = files.find((f) => f.kind === 'epoll')!;
+  assert.equal(ep.targets!.length, 1);
+  const t = ep.targets![0];
+  // The registration is under the fd number the pipe had (3 or so), which now holds another file.
+  const target = files.find((f) => f.id === t.file)!;
+  assert.equal(target.kind, 'pipe');
+  assert.equal(target.end, 'read');
+  const procDoc = JSON.parse(fs.readFileSync(path.join(img, `process-${s.pid}.json`), 'utf8'));
+  const atTfd = procDoc.fds.find((x: { fd: number }) => x.fd === t.tfd);
+  assert.ok(atTfd && atTfd.file !== t.file, `fd ${t.tfd} holds another file now`);
+  assert.ok(procDoc.fds.some((x: { fd: number; file: number }) => x.fd >= 40 && x.file === t.file), 'the pipe lives on at its dup');
+  assert.equal(t.data, '0x1122334455660031');
+  const info = ckpt('info', '-D', img);
+  assert.match(info.stdout, new RegExp(`epoll instance, 1 registration: fd ${t.tfd} \\(file ${t.file}\\) IN\\|ERR\\|HUP data 0x1122334455660031`));
+  assert.equal(await s.verdict(), 'PASS');
+});
+
+test('epoll: a fired one-shot registration is kept disabled (info says so)', async () => {
+  const s = Subject.start('epoll', ['oneshot']);
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  ckptOk('dump', '-t', String(s.pid), '-D', img, '--leave-running');
+  assert.match(ckpt('info', '-D', img).stdout, /fd \d+ \(file \d+\) ONESHOT \(fired, disabled\) data 0x1122334455660004/);
+  assert.equal(await s.verdict(), 'PASS');
+});
+
+test('epoll: an edge-triggered event collected before the dump is marked collected; a pending one is not', async () => {
+  for (const [mode, collected] of [['et', true], ['etpending', false]] as const) {
+    const s = Subject.start('epoll', [mode]);
+    await s.ready();
+    const img = path.join(s.dir, 'img');
+    ckptOk('dump', '-t', String(s.pid), '-D', img, '--leave-running');
+    const ep = JSON.parse(fs.readFileSync(path.join(img, 'files.json'), 'utf8')).files.find((f: { kind: string }) => f.kind === 'epoll');
+    assert.equal(ep.targets[0].collected === true, collected, mode);
+    assert.equal(await s.verdict(), 'PASS');
+  }
+});
+
+/** Dump must fail with status 3, naming the pid and matching `message`; the process runs on and passes. */
+async function expectRefused(s: Subject, message: RegExp): Promise<void> {
+  await s.ready();
+  const maps = readText(`/proc/${s.pid}/maps`);
+  const img = path.join(s.dir, 'img');
+  const r = ckpt('dump', '-t', String(s.pid), '-D', img);
+  assert.equal(r.status, 3, `exit status 3 (refused); stderr: ${r.stderr}`);
+  assert.match(r.stderr, new RegExp(`pid ${s.pid}`));
+  assert.match(r.stderr, message);
+  assert.equal(readText(`/proc/${s.pid}/maps`), maps, 'no scratch mapping is left behind');
+  assert.ok(!fs.existsSync(path.join(img, 'manifest.json')), 'no image is left behind');
+  assert.equal(await s.verdict(), 'PASS');
+}
+
+test('epoll: a fired one-shot registration whose file is ready for nothing is refused, and the process runs on', async () => {
+  await expectRefused(Subject.start('epoll', ['oneshotempty']), /fd \d+ \(an epoll instance\): its one-shot registration of fd \d+ has fired and is disabled, and its file is ready for no event now/);
+});
+
+test('epoll: a registered file that no process of the tree holds is refused, naming the epoll fd and the target fd', async () => {
+  await expectRefused(Subject.start('fd_refused', ['epoll_outside']), /fd 3 \(an epoll instance\): its registration of fd 4 \(events IN\|ERR\|HUP\) is of a file that no process of the tree holds open/);
+});
+
+const REFUSED: Array<[string, RegExp]> = [
+  ['io_uring', /fd 3 is an io_uring instance \(io_uring instances are not supported yet\): anon_inode:\[io_uring\]/],
+  ['userfaultfd', /fd 3 is a userfaultfd \(userfaultfds are not supported yet\): anon_inode:\[userfaultfd\]/],
+  ['perf', /fd 3 is a perf event \(perf events are not supported yet\): anon_inode:\[perf_event\]/],
+  ['bpf', /fd 3 is a BPF map \(BPF objects are not supported yet\): anon_inode:bpf-map/],
+  ['netns', /fd 3 is a namespace file \(from \/proc\/PID\/ns\) \(namespace files are not supported yet\): net:\[\d+\]/],
+  ['fscontext', /fd 3 is a filesystem context \(fsopen\) \(filesystem contexts are not supported yet\): anon_inode:\[fscontext\]/],
+];
+
+for (const [mode, message] of REFUSED) {
+  test(`refused: ${mode}, named with its fd, and the process runs on unchanged`, async () => {
+    await expectRefused(Subject.start('fd_refused', [mode]), message);
+  });
+}
