@@ -142,15 +142,11 @@ int main(int argc, char **argv)
 		struct epoll_event e = { .events = EPOLLIN | EPOLLONESHOT | EPOLLET, .data.u64 = DATA(6) };
 		CHECK(epoll_ctl(ep, EPOLL_CTL_MOD, p[0], &e) == 0, "MOD: %s", strerror(errno));
 	} else if (!strcmp(mode, "many")) {
-		char fifo[] = "/tmp/ckpt-epoll-fifo-XXXXXX";
-		CHECK(mkdtemp(fifo) != NULL, "mkdtemp");
-		char fpath[128];
-		snprintf(fpath, sizeof(fpath), "%s/f", fifo);
-		CHECK(mkfifo(fpath, 0600) == 0, "mkfifo: %s", strerror(errno));
-		int f = open(fpath, O_RDWR | O_NONBLOCK);
+		/* (in the working directory, a fresh one of the harness's) */
+		unlink("epoll-fifo");
+		CHECK(mkfifo("epoll-fifo", 0600) == 0, "mkfifo: %s", strerror(errno));
+		int f = open("epoll-fifo", O_RDWR | O_NONBLOCK);
 		CHECK(f >= 0, "open fifo: %s", strerror(errno));
-		unlink(fpath);
-		rmdir(fifo);
 		add(ep, p[0], EPOLLIN | EPOLLRDHUP | EPOLLPRI, DATA(10));
 		add(ep, p[1], EPOLLOUT, DATA(11));
 		add(ep, q[0], EPOLLIN | EPOLLEXCLUSIVE, DATA(12));
@@ -285,6 +281,7 @@ int main(int argc, char **argv)
 		expect(ep, "0:10 1122334455660010:10 1122334455660012:1 1122334455660015:4 ", "after writing to q (the edge-triggered write end has no new edge)");
 		struct epoll_event e;
 		CHECK(epoll_ctl(ep, EPOLL_CTL_DEL, keep, &e) == 0, "DEL fifo: %s", strerror(errno));
+		unlink("epoll-fifo");
 	} else if (!strcmp(mode, "nested")) {
 		expect(e1, "1122334455660021:1 ", "inner");
 		expect(e2, "1122334455660022:1 ", "middle");
