@@ -108,3 +108,42 @@ for (const [mode, message] of REFUSED) {
     await expectRefused(Subject.start('fd_refused', [mode]), message);
   });
 }
+
+/** Rewrite files.json of an image (keeping the manifest's checksum right, so that the check of what it says is what catches it). */
+async function editFiles(img: string, edit: (files: Array<Record<string, unknown>>) => void): Promise<void> {
+  const doc = path.join(img, 'files.json');
+  const j = JSON.parse(fs.readFileSync(doc, 'utf8'));
+  edit(j.files);
+  const text = JSON.stringify(j);
+  fs.writeFileSync(doc, text);
+  const m = JSON.parse(fs.readFileSync(path.join(img, 'manifest.json'), 'utf8'));
+  const { crc32c } = await import('@node-rs/crc32');
+  m.files['files.json'] = { size: Buffer.byteLength(text), crc32c: [crc32c(Buffer.from(text)).toString(16).padStart(8, '0')] };
+  fs.writeFileSync(path.join(img, 'manifest.json'), JSON.stringify(m));
+}
+
+type EpollDesc = { id: number; kind: string; targets: Array<{ file: number }> };
+
+for (const [what, edit, message] of [
+  ['a registration of a file that is not in files.json', (files: EpollDesc[]) => { files.find((f) => f.kind === 'epoll')!.targets[0].file = 9999; }, /open file \d+ refers to open file 9999, which is not in files.json/],
+  ['epoll instances that contain each other', (files: EpollDesc[]) => {
+    // nested: the outer one (met first) holds the middle one, which holds the inner one; make the inner one hold the outer one.
+    const eps = files.filter((f) => f.kind === 'epoll');
+    const outer = eps[0];
+    const inner = eps.find((e) => !e.targets.some((t) => eps.some((x) => x.id === t.file)))!;
+    inner.targets[0].file = outer.id;
+  }, /open file \d+ refers to itself through other open files/],
+] as const) {
+  test(`epoll: an image with ${what} is a bad image, refused before any process is made`, async () => {
+    const s = Subject.start('epoll', ['nested']);
+    await s.ready();
+    const img = path.join(s.dir, 'img');
+    ckptOk('dump', '-t', String(s.pid), '-D', img);
+    await s.gone();
+    await editFiles(img, edit as (f: Array<Record<string, unknown>>) => void);
+    const r = ckpt('restore', '-D', img, '-d');
+    assert.equal(r.status, 4, `exit status 4 (bad image); stderr: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.ok(!fs.existsSync(`/proc/${s.pid}`), 'no process was created');
+  });
+}

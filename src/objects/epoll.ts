@@ -30,9 +30,9 @@
 
 import fs from 'node:fs';
 import * as z from 'zod/mini';
-import { O, EPOLL, EPOLL_PRIVATE_BITS } from '../kernel/consts.js';
+import { O, EPOLL, EPOLL_PRIVATE_BITS, RLIMIT } from '../kernel/consts.js';
 import * as remote from '../kernel/rsys.js';
-import { kcmpEpollTarget, pidfdGetfd, pollNow } from '../kernel/sys.js';
+import { kcmpEpollTarget, pidfdGetfd, pollNow, getRlimit } from '../kernel/sys.js';
 import { parseEpollFdinfo, EpollTfdLine } from '../kernel/proc.js';
 import { devFromKernel } from '../kernel/fdtype.js';
 import { refused, conflict, badImage } from '../errors.js';
@@ -145,6 +145,10 @@ export const epollKind = defineKind<EpollFile>({
   check(e) {
     const self = e.targets.find((t) => t.file === e.id);
     if (self) throw badImage(`image file files.json: open file ${e.id}, an epoll instance, is registered in itself (fd ${self.tfd})`);
+    // Each registered file is put at its number in a process of the tree, whose limit is ckpt's until the end.
+    const [soft] = getRlimit(process.pid, RLIMIT.NOFILE, 'RLIMIT_NOFILE');
+    const big = e.targets.find((t) => BigInt(t.tfd) >= soft);
+    if (big) throw conflict(`open file ${e.id} (an epoll instance): its registration of fd ${big.tfd} is above what this host allows ckpt (RLIMIT_NOFILE ${soft})`);
   },
   phase: 'refs',
   refs: (e) => [...new Set(e.targets.map((t) => t.file))],
