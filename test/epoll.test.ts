@@ -28,6 +28,15 @@ for (const mode of ['lt', 'et', 'etpending', 'oneshot', 'nested', 'child']) {
   });
 }
 
+// The kernel ends epoll_wait with EINTR when its thread is stopped (signal(7):
+// also by ckpt's PTRACE_INTERRUPT), and does not restart it. Not fixed yet:
+// the freeze would have to turn that EINTR back into a restart.
+for (const [name, run] of [['round trip', roundTrip], ['leave running', leaveRunning]] as const) {
+  test(`epoll: ${name}: blocked in epoll_wait, it sees no EINTR`, { todo: 'a stop makes epoll_wait return EINTR; the freeze does not restart it yet' }, async () => {
+    assert.equal(await run(Subject.start('epoll', ['blocked'])), 'PASS');
+  });
+}
+
 test('epoll: the image names each registration\'s file and fd number, and info shows them', async () => {
   const s = Subject.start('epoll', ['closed']);
   await s.ready();

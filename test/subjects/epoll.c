@@ -25,6 +25,8 @@
  *   shared     an epoll and its pipe shared between parent and child
  *   child      an epoll shared with a child that registered a pipe only
  *              the child holds
+ *   blocked    blocked in epoll_wait (no timeout) on an empty pipe: it must
+ *              not see a spurious EINTR, and data written later is reported
  *
  * After SIGTERM each mode checks the interest list (/proc/self/fdinfo:
  * numbers, events and data), what epoll_wait reports, and that the
@@ -192,6 +194,8 @@ int main(int argc, char **argv)
 			_exit(read(p[0], &c, 1) == 1 && c == 's' ? 0 : 4);
 		}
 		put(p[1], "s");
+	} else if (!strcmp(mode, "blocked")) {
+		add(ep, p[0], EPOLLIN, DATA(71));
 	} else if (!strcmp(mode, "child")) {
 		int sync[2];
 		CHECK(pipe(sync) == 0, "pipe");
@@ -223,6 +227,11 @@ int main(int argc, char **argv)
 	}
 	interest(ep, before, sizeof(before));
 	subject_ready(NULL);
+	if (!strcmp(mode, "blocked")) {
+		struct epoll_event ev[4];
+		int n = epoll_wait(ep, ev, 4, -1);
+		CHECK(n < 0 && errno == EINTR && got_term, "epoll_wait returned %d (%s) before SIGTERM", n, n < 0 ? strerror(errno) : "events");
+	}
 	while (!got_term) pause();
 
 	interest(ep, after, sizeof(after));
@@ -310,6 +319,10 @@ int main(int argc, char **argv)
 		struct epoll_event e;
 		CHECK(epoll_ctl(ep, EPOLL_CTL_DEL, moved, &e) == 0, "DEL %d: %s", moved, strerror(errno));
 		expect(ep, "1122334455660041:1 ", "after deleting one");
+	} else if (!strcmp(mode, "blocked")) {
+		expect(ep, "", "after");
+		put(p[1], "b");
+		expect(ep, "1122334455660071:1 ", "after new data");
 	} else if (!strcmp(mode, "shared") || !strcmp(mode, "child")) {
 		if (!strcmp(mode, "shared")) expect(ep, "1122334455660051:1 ", "parent");
 		else expect(ep, "1122334455660061:1 ", "parent");
