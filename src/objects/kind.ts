@@ -50,7 +50,8 @@ export interface RestoreFileCtx {
   onDone(fn: () => void): void;
   /**
    * In the 'refs' phase: run `fn` while description `id` (made already) is
-   * open in `rt` at number `fd`; what `rt` had at `fd` before is put back after.
+   * open in `rt` at number `fd`; what `rt` had at `fd` before is parked at
+   * another number meanwhile (so `fn` must not use it) and put back after.
    */
   withFileAt(rt: RemoteTask, id: number, fd: number, fn: () => void): void;
 }
