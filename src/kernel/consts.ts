@@ -15,7 +15,7 @@ export const NR = {
   set_robust_list: 273, get_robust_list: 274, dup3: 292, preadv: 295, pwritev: 296,
   rt_tgsigqueueinfo: 297, prlimit64: 302, process_vm_readv: 310, process_vm_writev: 311, kcmp: 312,
   memfd_create: 319, userfaultfd: 323, membarrier: 324, mlock2: 325, rseq: 334, pidfd_open: 434, clone3: 435,
-  poll: 7, epoll_wait: 232, epoll_ctl: 233, epoll_create1: 291,
+  poll: 7, epoll_wait: 232, epoll_ctl: 233, epoll_create1: 291, epoll_pwait: 281, epoll_pwait2: 441,
   close_range: 436, tee: 276, pipe2: 293, fsync: 74, fdatasync: 75, copy_file_range: 326, preadv2: 327, pwritev2: 328, pidfd_getfd: 438, mseal: 462,
 } as const;
 

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { Regs, getRegs, setRegs, setSigmask, singlestep, syscallStep, cont, interrupt, waitPid, getEventMsg, describeStatus, waitTimeouts, WaitStatus, WaitOptions } from './ptrace.js';
 import { readStatus } from './proc.js';
 import { syscallRaw } from './ffi.js';
-import { NR, PTRACE_EVENT, SIG, errnoName, PROT, MAP, PAGE_SIZE, signalName } from './consts.js';
+import { NR, PTRACE_EVENT, SIG, errnoName, PROT, MAP, PAGE_SIZE, signalName, EINTR, ERESTARTNOHAND } from './consts.js';
 import { CkptError } from '../errors.js';
 
 const NR_NAME = new Map<number, string>(Object.entries(NR).map(([k, v]) => [v, k]));
@@ -54,6 +54,28 @@ export function readMem(pid: number, addr: bigint, len: number): Buffer {
   try { return readFully(fd, pid, addr, len); } finally { fs.closeSync(fd); }
 }
 
+/**
+ * Syscalls the kernel ends with EINTR, not with a restart code, when their
+ * thread is stopped, even without a handler (signal(7)): the stop of a
+ * freeze would make them fail in the program.
+ */
+const EINTR_ON_STOP = new Set<number>([NR.epoll_wait, NR.epoll_pwait, NR.epoll_pwait2]);
+
+/**
+ * A thread stopped at the exit of one of those (orig_rax is the call, rax
+ * -EINTR, rip right after a syscall instruction: no handler frame was set up
+ * yet) gets -ERESTARTNOHAND instead of -EINTR in its saved registers: the
+ * kernel then restarts the call when no handler runs, and still ends it with
+ * EINTR when one does, which is what the thread would have seen without the
+ * stop.
+ */
+function restartAfterStop(pid: number, r: Regs): void {
+  if (!EINTR_ON_STOP.has(Number(r.sget('orig_rax'))) || r.sget('rax') !== BigInt(-EINTR)) return;
+  let insn: Buffer;
+  try { insn = readMem(pid, r.get('rip') - 2n, 2); } catch { return; }
+  if (insn[0] === 0x0f && insn[1] === 0x05) r.set('rax', -ERESTARTNOHAND);
+}
+
 export class RemoteTask {
   readonly saved: Regs;
   private work: Regs;
@@ -79,6 +101,7 @@ export class RemoteTask {
 
   constructor(public readonly pid: number, public gadget: bigint, saved?: Regs) {
     this.saved = saved ?? getRegs(pid);
+    if (!saved) restartAfterStop(pid, this.saved);
     this.work = this.saved.clone();
     this.memFd = fs.openSync(`/proc/${pid}/mem`, 'r+');
     let pnd = 0n;
