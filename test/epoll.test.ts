@@ -11,8 +11,34 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Subject, roundTrip, leaveRunning, cleanupAll, ckpt, ckptOk, readText } from './harness.js';
+import { parseEpollFdinfo } from '../src/kernel/proc.js';
+import { devFromKernel, fdObject } from '../src/kernel/fdtype.js';
 
 after(cleanupAll);
+
+test('epoll fdinfo lines are read with their 32-bit events, 64-bit data and the target\'s inode and device', () => {
+  const text = 'pos:\t0\nflags:\t02\nmnt_id:\t17\nino:\t1038\n'
+    + 'tfd:        3 events: c0000000 data: 1122334455667788  pos:0 ino:37446c sdev:f\n'
+    + 'tfd:       12 events:       1c data:                5  pos:-1 ino:40e sdev:800003\n';
+  assert.deepEqual(parseEpollFdinfo(text), [
+    { tfd: 3, events: 0xc0000000, data: 0x1122334455667788n, ino: 0x37446c, sdev: 0xf },
+    { tfd: 12, events: 0x1c, data: 5n, ino: 0x40e, sdev: 0x800003 },
+  ]);
+  assert.throws(() => parseEpollFdinfo('tfd: 3 events: zz\n'), /unexpected epoll fdinfo line/);
+  // The kernel's MAJOR << 20 | MINOR to stat's encoding.
+  assert.equal(devFromKernel(0xf), 0xf);
+  assert.equal(devFromKernel((8 << 20) | 3), 0x803);
+  assert.equal(devFromKernel((259 << 20) | 0x12345), 0x12300000 + (259 << 8) + 0x45);
+});
+
+test('fd objects are named by the kernel\'s names for them', () => {
+  assert.equal(fdObject('anon_inode:[eventpoll]', null).type, 'epoll');
+  assert.equal(fdObject('anon_inode:[io_uring]', null).noun, 'an io_uring instance');
+  assert.equal(fdObject('anon_inode:bpf-prog', null).noun, 'a BPF program');
+  assert.equal(fdObject('anon_inode:bpf_link', null).noun, 'a BPF link');
+  assert.equal(fdObject('mnt:[4026531841]', null).type, 'nsfs');
+  assert.equal(fdObject('anon_inode:[somethingnew]', null).noun, 'an anonymous-inode object named [somethingnew]');
+});
 
 const MODES = ['empty', 'lt', 'et', 'etpending', 'oneshot', 'rearmed', 'many', 'nested', 'closed', 'twofd', 'shared', 'child'];
 
