@@ -43,6 +43,8 @@ export function kcmpEpollTarget(pid: number, fd: number, epollPid: number, efd: 
   const slot = KCMP_EPOLL_SLOT.encode({ efd, tfd, toff });
   const r = syscallRaw(NR.kcmp, pid, epollPid, KCMP.EPOLL_TFD, fd, addressOf(slot));
   void slot;
+  // (a kernel without KCMP_EPOLL_TFD cannot tell: an error, not a "different file")
+  if (r < 0) throw new SysError(`kcmp(KCMP_EPOLL_TFD, pid ${epollPid} fd ${efd} target fd ${tfd})`, -r);
   return r === 0;
 }
 /** kcmp that throws when it cannot compare (for `check`). */
