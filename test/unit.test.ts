@@ -7,7 +7,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { planFdMoves, simulateFdOps } from '../src/objects/fdmoves.js';
+import { planFdMoves, simulateFdOps, planInstall, InstallPlan } from '../src/objects/fdmoves.js';
 
 import {
   Run, normalizeRuns, runsWhere, intersectRuns, subtractRuns, countPages, batches, trimIov,
@@ -734,4 +734,67 @@ test('fd moves: a cycle is parked at the lowest free number that is no target, n
   assert.deepEqual(parks.map((o) => o.at), [1]);
   const after = simulateFdOps(new Map([3, 4, 5, 6].map((fd) => [fd, { file: `f${fd}`, cloexec: true }])), ops);
   assert.deepEqual([...after.entries()].sort((a, b) => a[0] - b[0]), [[0, { file: 'f6', cloexec: true }], [3, { file: 'f4', cloexec: false }], [4, { file: 'f3', cloexec: false }], [19999, { file: 'f5', cloexec: false }]]);
+});
+
+// ---- installing an fd table (objects/fdmoves.ts planInstall) ----
+
+/** Carry out an install plan the way the kernel would: received fds take the lowest free numbers. */
+function simulateInstall(table: Map<number, { file: number; cloexec: boolean }>, plan: InstallPlan): Map<number, { file: number; cloexec: boolean }> {
+  const t = new Map(table);
+  for (const m of plan.receives) {
+    m.files.forEach((file, i) => {
+      let fd = 0;
+      while (t.has(fd)) fd++;
+      assert.equal(fd, m.at[i], `slot ${i} lands at ${fd}, planned ${m.at[i]}`);
+      t.set(fd, { file, cloexec: m.cloexec });
+    });
+  }
+  for (const o of plan.ops) {
+    if (o.op === 'dup3') {
+      const f = t.get(o.src);
+      assert.ok(f, `dup3 from closed fd ${o.src}`);
+      t.set(o.dst, { file: f.file, cloexec: o.cloexec });
+    } else if (o.op === 'setfd') {
+      const f = t.get(o.fd);
+      assert.ok(f, `setfd on closed fd ${o.fd}`);
+      t.set(o.fd, { file: f.file, cloexec: o.cloexec });
+    } else {
+      for (const fd of [...t.keys()]) if (fd >= o.from && fd <= o.to) t.delete(fd);
+    }
+  }
+  return t;
+}
+
+test('fd install: every target ends with its file and flag, only kept numbers stay besides, received fds land where planned', () => {
+  fc.assert(fc.property(
+    fc.uniqueArray(fc.integer({ min: 0, max: 60 }), { maxLength: 12 }), // numbers open now
+    fc.uniqueArray(fc.integer({ min: 0, max: 80 }), { maxLength: 30 }), // targets
+    fc.array(fc.integer({ min: 1, max: 6 }), { maxLength: 30 }),         // their files
+    fc.array(fc.boolean(), { maxLength: 30 }),
+    fc.integer({ min: 1, max: 8 }),                                      // per message
+    fc.integer({ min: 0, max: 20 }),                                     // max gap
+    (open, dsts, files, flags, perMsg, maxGap) => {
+      const fds = dsts.map((dst, i) => ({ dst, file: files[i] ?? 1, cloexec: flags[i] ?? true }));
+      // Some open numbers hold a wanted file already (made in the process), others junk (file 100+).
+      const table = new Map(open.map((fd, i) => [fd, { file: i % 3 === 0 ? (files[i] ?? 1) : 100 + fd, cloexec: true }]));
+      const keep = open.filter((fd, i) => i % 5 === 4 && !dsts.includes(fd));
+      const inPlace = new Map([...table].filter(([, v]) => v.file < 100));
+      const plan = planInstall(fds, open, inPlace, { keep, maxPerMessage: perMsg, maxGap });
+      for (const m of plan.receives) assert.ok(m.files.length >= 1 && m.files.length <= perMsg);
+      const after = simulateInstall(table, plan);
+      const expected = new Map(fds.map((f) => [f.dst, { file: f.file, cloexec: f.cloexec }]));
+      for (const k of keep) expected.set(k, table.get(k)!);
+      assert.deepEqual(new Map([...after].sort((a, b) => a[0] - b[0])), new Map([...expected].sort((a, b) => a[0] - b[0])));
+    }), { numRuns: 3000, seed: 11 });
+});
+
+test('fd install: a dense table of 1,000 fds with mixed flags costs at most one remote call per fd; a lone high fd costs one copy', () => {
+  const fds = Array.from({ length: 1000 }, (_, i) => ({ dst: i, file: i + 1, cloexec: (i * 7919) % 3 === 0 }));
+  const plan = planInstall(fds, [1000], new Map(), { keep: [1000], maxPerMessage: 253 });
+  const calls = plan.receives.length + plan.ops.length;
+  assert.ok(calls <= 1000, `${calls} calls`);
+  assert.equal(plan.ops.filter((o) => o.op === 'dup3').length, 0);
+  const high = planInstall([{ dst: 0, file: 1, cloexec: false }, { dst: 19999, file: 2, cloexec: false }], [5], new Map(), { maxPerMessage: 253 });
+  assert.deepEqual(high.receives.map((m) => m.files), [[1, 2]]);
+  assert.deepEqual(high.ops, [{ op: 'dup3', src: 1, dst: 19999, cloexec: false }, { op: 'closeRange', from: 1, to: 5 }]);
 });
