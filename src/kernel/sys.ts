@@ -168,3 +168,10 @@ export function peekPipe(readFd: number, size: number): Buffer {
     return out;
   } finally { fs.closeSync(r); fs.closeSync(w); }
 }
+
+/** lseek(2) in ckpt; returns the new offset. */
+export function lseek(fd: number, off: bigint, whence: number): bigint {
+  const r = syscallRaw(NR.lseek, fd, off, whence);
+  if (r < 0) throw new SysError('lseek', -r);
+  return BigInt(r);
+}

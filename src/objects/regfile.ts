@@ -5,10 +5,9 @@
 import fs from 'node:fs';
 import * as z from 'zod/mini';
 import { O, SEEK } from '../kernel/consts.js';
-import * as remote from '../kernel/rsys.js';
 import { major, minor } from '../kernel/fdtype.js';
 import { refused, conflict, badImage } from '../errors.js';
-import { pipeSize, setPipeSize, peekPipe } from '../kernel/sys.js';
+import { pipeSize, setPipeSize, peekPipe, lseek } from '../kernel/sys.js';
 import { fileId, u32, dec63, count, pid, absPath, refine, int } from '../image/schema.js';
 import { defineKind, FdFacts, DumpFileCtx, RestoreFileCtx } from './kind.js';
 
@@ -140,18 +139,22 @@ export const pathKind = defineKind<PathFile>({
     if (f.data && !ctx.hasFile(f.data)) throw badImage(`image file files.json: open file ${f.id}: its data file ${f.data} is not in the manifest`);
   },
   phase: 'objects',
-  create(f, rt, ctx) {
+  // Opened by ckpt (as root, as the restored process still is at this point) and sent to the tree: no remote call.
+  create(f, _rt, ctx) {
     if (f.procPid !== undefined) checkPath(f);
     if (f.type === 'fifo') prepareFifo(f, ctx);
     const flags = (f.flags & ~(O.CREAT | O.TRUNC | O.EXCL | O.NOCTTY)) | O.CLOEXEC;
-    let helper = -1;
-    if (f.type === 'fifo') {
-      // Opening one end of a FIFO blocks until the other end exists: hold both ends briefly.
-      helper = remote.openat(rt, f.path, O.RDWR | O.CLOEXEC | O.NONBLOCK);
+    // Opening one end of a FIFO blocks until the other end exists: hold both ends briefly.
+    const helper = f.type === 'fifo' ? fs.openSync(f.path, O.RDWR | O.CLOEXEC | O.NONBLOCK) : -1;
+    let fd: number;
+    try {
+      fd = fs.openSync(f.path, flags);
+    } catch (e) {
+      throw conflict(`open file ${f.id}: cannot open ${f.path}: ${(e as Error).message}`);
+    } finally {
+      if (helper >= 0) fs.closeSync(helper);
     }
-    const fd = remote.openat(rt, f.path, flags, 0, `${f.path}, for open file ${f.id}`);
-    if (helper >= 0) remote.close(rt, helper);
-    if ((f.type === 'reg' || f.type === 'dir') && f.pos !== '0') remote.lseek(rt, fd, BigInt(f.pos), SEEK.SET, f.path);
-    return { remote: fd };
+    if ((f.type === 'reg' || f.type === 'dir') && f.pos !== '0') lseek(fd, BigInt(f.pos), SEEK.SET);
+    return { local: fd, closeAfter: true };
   },
 });

@@ -17,7 +17,13 @@ export interface RestoreOptions {
   shellJob?: boolean;
   onProgress?: ProgressFn;
 }
-export interface RestoreResult { pid: number; exitCode?: number; timings: Record<string, number> }
+export interface RestoreResult {
+  pid: number;
+  exitCode?: number;
+  timings: Record<string, number>;
+  /** Remote syscalls run in the tree: in all, and for the open files (create and install); and the fds installed. */
+  counts: { remoteCalls: number; remoteCallsFiles: number; fds: number };
+}
 
 export const SCRATCH_SIZE = 64 * 1024;
 export const POOL_THRESHOLD = 128 << 20;

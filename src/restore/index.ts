@@ -21,6 +21,7 @@ import { kill } from '../kernel/sys.js';
 import { datagramPair } from '../kernel/fdpass.js';
 import { pidExists, readStat } from '../kernel/proc.js';
 import { waitPid } from '../kernel/ptrace.js';
+import { remoteCallsMade } from '../kernel/remote.js';
 import { RLIMIT, SIG } from '../kernel/consts.js';
 import { CkptError, badImage, conflict, inStep } from '../errors.js';
 import { checkpointYield } from '../cancel.js';
@@ -144,6 +145,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
 
 async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null): Promise<RestoreResult> {
   const t: Record<string, number> = {};
+  const callsAtStart = remoteCallsMade();
   let mark = performance.now();
   const lap = (name: string) => { const n = performance.now(); t[name] = n - mark; mark = n; };
   const progress = (phase: 'check' | 'tasks' | 'objects' | 'fds' | 'restore' | 'run', done: number, total: number) =>
@@ -192,6 +194,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
     progress('tasks', built.length, procs.length);
 
     ctx.step = 'open files';
+    const callsBeforeFiles = remoteCallsMade();
     open.create(built.map((b) => ({ rt: b.rt, fds: b.p.fds })));
     progress('objects', built.length, procs.length);
     built.forEach((b, i) => {
@@ -201,6 +204,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
     });
     open.close();
     lap('files');
+    const remoteCallsFiles = remoteCallsMade() - callsBeforeFiles;
 
     built.forEach((b, i) => {
       restoreProcess(ctx, b, i === 0);
@@ -215,9 +219,10 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
     progress('run', built.length, built.length);
     ctx.tasksMade.length = 0;
     rootPid = -1;
-    if (opts.detached) return { pid, timings: t };
+    const counts = { remoteCalls: remoteCallsMade() - callsAtStart, remoteCallsFiles, fds: procs.reduce((n, p) => n + p.fds.length, 0) };
+    if (opts.detached) return { pid, timings: t, counts };
     const exitCode = await waitForExit(pid);
-    return { pid, exitCode, timings: t };
+    return { pid, exitCode, timings: t, counts };
   } catch (e) {
     const err = inStep(ctx.step, e);
     log.error(`restore failed in step "${ctx.step}": ${err.message}`);
