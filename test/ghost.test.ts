@@ -1,0 +1,102 @@
+// Files whose contents travel in the image (src/objects/inodes.ts): files,
+// directories and FIFOs deleted or replaced while open or mapped, memfds
+// (src/objects/memfd.ts), and files held with O_PATH (src/objects/regfile.ts).
+// Each mode of the ghost subject checks itself after restore: contents byte
+// for byte, size, holes (SEEK_DATA/SEEK_HOLE), st_nlink 0, seals, offsets,
+// flags, and writes through shared mappings seen by every holder.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Subject, roundTrip, leaveRunning, cleanupAll, ckpt, ckptOk } from './harness.js';
+
+after(cleanupAll);
+
+const MODES = [
+  'empty', 'sparse', 'offset', 'mmap-shared', 'mmap-private', 'mapped-only', 'cwd', 'dirfd', 'fifo', 'replaced',
+  'opath', 'memfd', 'memfd-plain', 'memfd-shared', 'memfd-mapped', 'twoprocs',
+];
+
+for (const mode of MODES) {
+  test(`ghost: round trip: ${mode}`, async () => {
+    assert.equal(await roundTrip(Subject.start('ghost', [mode])), 'PASS');
+  });
+}
+
+for (const mode of ['sparse', 'mmap-shared', 'fifo', 'memfd', 'memfd-shared', 'cwd', 'twoprocs']) {
+  test(`ghost: leave running: ${mode} (the program goes on unchanged)`, async () => {
+    assert.equal(await leaveRunning(Subject.start('ghost', [mode])), 'PASS');
+  });
+}
+
+test('ghost: a 1 GiB sparse deleted file costs only its data in the image', async () => {
+  const s = Subject.start('ghost', ['sparse']);
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  ckptOk('dump', '-t', String(s.pid), '-D', img, '--leave-running');
+  const doc = JSON.parse(fs.readFileSync(path.join(img, 'files.json'), 'utf8'));
+  assert.equal(doc.inodes.length, 1);
+  const n = doc.inodes[0];
+  assert.equal(n.type, 'reg');
+  assert.equal(n.size, 1024 ** 3);
+  assert.ok(n.path.endsWith('/g'), n.path);
+  const stored = n.runs.reduce((t: number, r: [number, number]) => t + r[1], 0);
+  assert.ok(stored >= 4096 + 5000 + 100 && stored <= 64 * 1024, `${stored} bytes of data`);
+  assert.equal(fs.statSync(path.join(img, n.data)).size, stored);
+  const total = fs.readdirSync(img).reduce((t, f) => t + fs.statSync(path.join(img, f)).size, 0);
+  assert.ok(total < 8 << 20, `the image has ${total} bytes`);
+  const fd = doc.files.find((f: { kind: string }) => f.kind === 'ghost');
+  assert.equal(fd.inode, n.id);
+  assert.equal(await s.verdict(), 'PASS');
+});
+
+test('ghost: a memfd mapped by parent and child is stored once, and info names it', async () => {
+  const s = Subject.start('ghost', ['memfd-shared']);
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  ckptOk('dump', '-t', String(s.pid), '-D', img, '--leave-running');
+  const doc = JSON.parse(fs.readFileSync(path.join(img, 'files.json'), 'utf8'));
+  assert.equal(doc.inodes.length, 1);
+  assert.equal(doc.inodes[0].type, 'memfd');
+  assert.equal(doc.inodes[0].name, 'shared');
+  assert.equal(doc.inodes[0].seals, 0x12);
+  for (const f of fs.readdirSync(img).filter((x) => /^process-\d+\.json$/.test(x))) {
+    const p = JSON.parse(fs.readFileSync(path.join(img, f), 'utf8'));
+    const areas = p.memory.areas.filter((a: { kind: string }) => a.kind === 'inode');
+    assert.ok(areas.length >= 1, `${f} maps the memfd`);
+    for (const a of areas) assert.equal(a.inode, doc.inodes[0].id);
+  }
+  const info = ckpt('info', '-D', img);
+  assert.equal(info.status, 0, info.stderr);
+  assert.match(info.stdout, /memfd \(inode 1\)/);
+  assert.equal(await s.verdict(), 'PASS');
+});
+
+test('ghost: a deleted file also held by a process outside the tree is refused, and the program runs on', async () => {
+  const s = Subject.start('ghost', ['empty']);
+  await s.ready();
+  const fdNum = fs.readdirSync(`/proc/${s.pid}/fd`).find((n) => fs.readlinkSync(`/proc/${s.pid}/fd/${n}`).endsWith('/g (deleted)'))!;
+  const mine = fs.openSync(`/proc/${s.pid}/fd/${fdNum}`, 'r');
+  try {
+    const r = ckpt('dump', '-t', String(s.pid), '-D', path.join(s.dir, 'img'));
+    assert.equal(r.status, 3, r.stderr);
+    assert.match(r.stderr, new RegExp(`deleted file .*/g is also held by pid ${process.pid}, outside the tree`));
+  } finally { fs.closeSync(mine); }
+  assert.equal(await s.verdict(), 'PASS');
+});
+
+const REFUSED: Array<[string, RegExp]> = [
+  ['deleted-hardlink', /fd 3 \(.*\/g \(deleted\)\): .*was unlinked from this path but still has 1 other link/],
+  ['hugetlb', /fd 3 \(\/memfd:huge.*\): a memfd of huge pages \(MFD_HUGETLB\)/],
+];
+for (const [mode, re] of REFUSED) {
+  test(`ghost: refused: ${mode}, and the program runs on`, async () => {
+    const s = Subject.start('ghost', [mode]);
+    await s.ready();
+    const r = ckpt('dump', '-t', String(s.pid), '-D', path.join(s.dir, 'img'));
+    assert.equal(r.status, 3, r.stderr);
+    assert.match(r.stderr, re);
+    assert.equal(await s.verdict(), 'PASS');
+  });
+}
