@@ -135,6 +135,7 @@ export class InodeTable {
       if (st.nlink > 0n && !st.isDirectory()) {
         throw refused(`${what}: ${shown} was unlinked from this path but still has ${st.nlink} other link${st.nlink === 1n ? '' : 's'}, which ckpt cannot find; restoring a copy would separate it from them`);
       }
+      if (Number(fs.statfsSync(open).type) === FS_MAGIC.HUGETLBFS) throw refused(`${what}: ${shown} is a deleted file of hugetlbfs; not supported yet`);
       if (st.isFile()) {
         n = { ...base, type: 'reg', path, size: Number(st.size) };
         this.storeData(n, open);
@@ -292,22 +293,23 @@ function makeUnlinked(n: StoredInode): number {
       try { fd = fs.openSync(p, O.RDWR | O.NONBLOCK | O.CLOEXEC); } finally { fs.unlinkSync(p); }
       return fd;
     } catch (e) {
-      if (codeOf(e) === 'EEXIST' || codeOf(e) === 'ENOENT' || codeOf(e) === 'ENOTDIR') return null;
-      throw e;
+      failures.push(`${p}: ${codeOf(e) ?? (e as Error).message}`);
+      return null;
     }
   };
+  const failures: string[] = [];
   // A file made with O_TMPFILE (shown as DIR/#INODE) is made the same way again, so that it stays linkable.
   const tmpName = /\/#\d+$/.test(path);
   if (!tmpName) { const fd = attempt(path); if (fd !== null) return fd; }
   const dir = existingAncestor(parentOf(path));
   if (n.type === 'reg') {
-    try { return fs.openSync(dir, O.TMPFILE | O.RDWR | O.CLOEXEC, 0o600); } catch { /* a file system without O_TMPFILE */ }
+    try { return fs.openSync(dir, O.TMPFILE | O.RDWR | O.CLOEXEC, 0o600); } catch (e) { failures.push(`O_TMPFILE in ${dir}: ${codeOf(e)}`); }
   }
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 3; i++) {
     const fd = attempt(`${dir === '/' ? '' : dir}/.ckpt-ghost-${process.pid}-${n.id}-${i}`);
     if (fd !== null) return fd;
   }
-  throw conflict(`the ${where(n)} cannot be made again in ${dir}`);
+  throw conflict(`the ${where(n)} cannot be made again here (${failures.join('; ')})`);
 }
 
 /** Copy `len` bytes of image file `src` at `from` into `dst` at `to` (in the kernel when it can, else 1 MiB at a time). */
@@ -420,7 +422,9 @@ export class MadeInodes {
     const n = this.get(id);
     const path = `/proc/self/fd/${this.fd(id)}`;
     // (opening a FIFO blocks until its other end is open: ckpt's own fd holds both, and O_NONBLOCK is put back after)
-    const open = (flags & ~(O.CREAT | O.TRUNC | O.EXCL | O.NOCTTY | O_TMPFILE_BIT) & ~O.CLOEXEC) | O.CLOEXEC;
+    // (a file made with O_TMPFILE has O_DIRECTORY in its flags, which no open of a file can have again)
+    const notDir = n.type !== 'dir' ? O.DIRECTORY : 0;
+    const open = (flags & ~(O.CREAT | O.TRUNC | O.EXCL | O.NOCTTY | O_TMPFILE_BIT | O.CLOEXEC | notDir)) | O.CLOEXEC;
     const fd = fs.openSync(path, n.type === 'fifo' && !(flags & O.PATH) ? open | O.NONBLOCK : open);
     try {
       if (n.type === 'fifo' && !(flags & O.PATH) && !(flags & O.NONBLOCK)) setFl(fd, flags & ~(O.ACCMODE | O.CLOEXEC | O.LARGEFILE | O_TMPFILE_BIT));

@@ -167,7 +167,9 @@ export const pathKind = defineKind<PathFile>({
     const oPath = (f.flags & O.PATH) !== 0;
     if (oPath) return { remote: remote.openat(rt, f.path, (f.flags & ~O_TMPFILE_BIT) | O.CLOEXEC, 0, `${f.path}, for open file ${f.id}`) };
     if (f.type === 'fifo') prepareFifo(f, ctx);
-    const flags = (f.flags & ~(O.CREAT | O.TRUNC | O.EXCL | O.NOCTTY | O_TMPFILE_BIT)) | O.CLOEXEC;
+    // (a file made with O_TMPFILE, and linked since, has O_DIRECTORY in its flags, which no open of a file can have again)
+    const notDir = f.type !== 'dir' ? O.DIRECTORY : 0;
+    const flags = (f.flags & ~(O.CREAT | O.TRUNC | O.EXCL | O.NOCTTY | O_TMPFILE_BIT | notDir)) | O.CLOEXEC;
     let helper = -1;
     if (f.type === 'fifo') {
       // Opening one end of a FIFO blocks until the other end exists: hold both ends briefly.

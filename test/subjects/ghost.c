@@ -32,6 +32,8 @@
  *   memfd-mapped a memfd mapped shared twice and privately, its fd closed
  *   twoprocs     one deleted file opened separately by parent and child:
  *                what one writes the other reads, offsets their own
+ *   memfd-noexec a memfd made with MFD_NOEXEC_SEAL (mode 0666, F_SEAL_EXEC)
+ *   tmpfile      a file made with O_TMPFILE: it stays linkable (linkat)
  *   deleted-hardlink  a deleted file that still has another link (refused)
  *   hugetlb      a memfd of huge pages (refused)
  */
@@ -43,6 +45,12 @@
 
 #ifndef F_SEAL_FUTURE_WRITE
 #define F_SEAL_FUTURE_WRITE 0x0010
+#endif
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 8U
+#endif
+#ifndef F_SEAL_EXEC
+#define F_SEAL_EXEC 0x0020
 #endif
 #ifndef MFD_HUGETLB
 #define MFD_HUGETLB 4U
@@ -316,6 +324,14 @@ int main(int argc, char **argv)
 		CHECK(read(ready[0], &c, 1) == 0, "the child's signal");
 		close(ready[0]);
 		CHECK(unlink("g") == 0, "unlink");
+	} else if (!strcmp(mode, "memfd-noexec")) {
+		fd = memfd_create("noexec", MFD_NOEXEC_SEAL);
+		CHECK(fd >= 0, "memfd_create(MFD_NOEXEC_SEAL): %s", strerror(errno));
+		put(fd, 0, 100, 18);
+	} else if (!strcmp(mode, "tmpfile")) {
+		fd = open(".", O_TMPFILE | O_RDWR, 0640);
+		CHECK(fd >= 0, "O_TMPFILE: %s", strerror(errno));
+		put(fd, 0, 3000, 19);
 	} else if (!strcmp(mode, "deleted-hardlink")) {
 		fd = make_file("g", 0600, 100, 17);
 		CHECK(link("g", "g2") == 0, "link");
@@ -512,6 +528,24 @@ int main(int argc, char **argv)
 		wait_kid(kid);
 		char b[16] = { 0 };
 		CHECK(pread(fd, b, 12, 6000) == 12 && !strcmp(b, "child wrote"), "the child's write is not in the parent's file");
+	} else if (!strcmp(mode, "memfd-noexec")) {
+		expect_link(fd, "/memfd:noexec (deleted)");
+		struct stat st;
+		CHECK(fstat(fd, &st) == 0 && (st.st_mode & 07777) == 0666, "mode 0%o", st.st_mode);
+		int seals = fcntl(fd, F_GET_SEALS);
+		CHECK(seals == F_SEAL_EXEC, "seals %#x", seals);
+		CHECK(fchmod(fd, 0777) < 0 && errno == EPERM, "exec bits could be set");
+		CHECK(fcntl(fd, F_ADD_SEALS, F_SEAL_GROW) == 0, "sealing is not allowed: %s", strerror(errno));
+		expect(fd, 0, 100, 18, "contents");
+	} else if (!strcmp(mode, "tmpfile")) {
+		struct stat st;
+		CHECK(fstat(fd, &st) == 0 && st.st_nlink == 0 && st.st_size == 3000 && (st.st_mode & 0777) == 0640, "nlink %lu size %ld mode 0%o", (unsigned long)st.st_nlink, (long)st.st_size, st.st_mode);
+		char p[64];
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+		CHECK(linkat(AT_FDCWD, p, AT_FDCWD, "linked", AT_SYMLINK_FOLLOW) == 0, "linkat: %s", strerror(errno));
+		int n = open("linked", O_RDONLY);
+		CHECK(n >= 0, "open linked");
+		expect(n, 0, 3000, 19, "linked");
 	}
 	(void)fd4;
 	subject_pass();
