@@ -22,7 +22,7 @@ import {
 } from '../kernel/sys.js';
 import { refused, conflict, badImage, CkptError } from '../errors.js';
 import { fileId, u32, count, dec63, absPath, int, refine } from '../image/schema.js';
-import { runJob, crcChunks, CHUNK } from '../bulk/jobs.js';
+import { crcChunks, CHUNK } from '../bulk/jobs.js';
 
 /** __O_TMPFILE alone (O_TMPFILE without O_DIRECTORY): kept in the flags of a file made so, never to be opened with again. */
 export const O_TMPFILE_BIT = O.TMPFILE & ~O.DIRECTORY;
@@ -172,20 +172,14 @@ export class InodeTable {
       if (!runs.length) return;
       const name = `file-inode-${n.id}.img`;
       const target = this.image.createRaw(name);
-      let at = 0;
-      const segs = runs.map(([off, len]) => { const g = { addr: '0x' + off.toString(16), len, fileOff: at }; at += len; return g; });
-      const got = runJob({ op: 'copy-out', fd, path: target, segs }).sums ?? [];
-      const total = at;
-      const chunks = Math.max(1, Math.ceil(total / CHUNK));
-      const sums: Array<string | undefined> = new Array(chunks);
-      for (const [c, v] of got) {
-        if (!v.startsWith('partial:')) sums[c] = v;
-        else if (Number(v.split(':')[1]) === total) sums[c] = v.split(':')[2];
-      }
-      const missing = sums.map((v, c) => (v === undefined ? c : -1)).filter((c) => c >= 0);
-      for (let c = 0; c < chunks; c++) if (sums[c] === undefined && !missing.includes(c)) missing.push(c);
-      if (missing.length) for (const [c, v] of crcChunks({ op: 'crc', path: target, size: total, chunks: missing })) sums[c] = v;
-      this.image.addRaw(name, sums as string[]);
+      // The ranges one after another, copied in the kernel (copy_file_range) where it can, then checksummed through a mapping.
+      const out = fs.openSync(target, O.WRONLY | O.CLOEXEC);
+      let total = 0;
+      try {
+        for (const [off, len] of runs) { copyRange(fd, off, out, total, len, () => new CkptError('failed', `the ${where(n)} ended while ckpt read it (at ${off}, ${len} bytes expected)`)); total += len; }
+      } finally { fs.closeSync(out); }
+      const sums = crcChunks({ op: 'crc', path: target, size: total, chunks: Array.from({ length: Math.max(1, Math.ceil(total / CHUNK)) }, (_, i) => i) }).map(([, v]) => v);
+      this.image.addRaw(name, sums);
       n.data = name;
     } finally { fs.closeSync(fd); }
   }
@@ -312,8 +306,8 @@ function makeUnlinked(n: StoredInode): number {
   throw conflict(`the ${where(n)} cannot be made again here (${failures.join('; ')})`);
 }
 
-/** Copy `len` bytes of image file `src` at `from` into `dst` at `to` (in the kernel when it can, else 1 MiB at a time). */
-function copyIn(src: number, from: number, dst: number, to: number, len: number, name: string): void {
+/** Copy `len` bytes of `src` at `from` into `dst` at `to` (in the kernel when it can, else 1 MiB at a time); `short()`: the error when `src` ends first. */
+export function copyRange(src: number, from: number, dst: number, to: number, len: number, short: () => Error): void {
   let done = 0;
   let kernel = true;
   let buf: Buffer | null = null;
@@ -322,13 +316,13 @@ function copyIn(src: number, from: number, dst: number, to: number, len: number,
     if (kernel) {
       const r = copyFileRange(src, from + done, dst, to + done, want);
       if (r > 0) { done += r; continue; }
-      if (r === 0) throw badImage(`image file ${name} is short at offset ${from + done}`);
+      if (r === 0) throw short();
       kernel = false;
     }
     buf ??= Buffer.allocUnsafe(1 << 20);
     const n = Math.min(buf.length, len - done);
     const got = fs.readSync(src, buf, 0, n, from + done);
-    if (got <= 0) throw badImage(`image file ${name} is short at offset ${from + done}`);
+    if (got <= 0) throw short();
     let w = 0;
     while (w < got) w += fs.writeSync(dst, buf, w, got - w, to + done + w);
     done += got;
@@ -384,7 +378,7 @@ export class MadeInodes {
         const src = fs.openSync(this.imagePath(n.data), O.RDONLY | O.CLOEXEC);
         try {
           let at = 0;
-          for (const [off, len] of n.runs ?? []) { copyIn(src, at, fd, off, len, n.data); at += len; }
+          for (const [off, len] of n.runs ?? []) { copyRange(src, at, fd, off, len, () => badImage(`image file ${n.data} is short at offset ${at}`)); at += len; }
         } finally { fs.closeSync(src); }
       }
       fs.ftruncateSync(fd, n.size);

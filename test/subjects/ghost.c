@@ -34,6 +34,7 @@
  *                what one writes the other reads, offsets their own
  *   memfd-noexec a memfd made with MFD_NOEXEC_SEAL (mode 0666, F_SEAL_EXEC)
  *   tmpfile      a file made with O_TMPFILE: it stays linkable (linkat)
+ *   big          a deleted file of 512 MiB, all data (for timing by hand)
  *   deleted-hardlink  a deleted file that still has another link (refused)
  *   hugetlb      a memfd of huge pages (refused)
  */
@@ -332,6 +333,9 @@ int main(int argc, char **argv)
 		fd = open(".", O_TMPFILE | O_RDWR, 0640);
 		CHECK(fd >= 0, "O_TMPFILE: %s", strerror(errno));
 		put(fd, 0, 3000, 19);
+	} else if (!strcmp(mode, "big")) {
+		fd = make_file("g", 0600, 512 * MIB, 20);
+		CHECK(unlink("g") == 0, "unlink");
 	} else if (!strcmp(mode, "deleted-hardlink")) {
 		fd = make_file("g", 0600, 100, 17);
 		CHECK(link("g", "g2") == 0, "link");
@@ -528,6 +532,9 @@ int main(int argc, char **argv)
 		wait_kid(kid);
 		char b[16] = { 0 };
 		CHECK(pread(fd, b, 12, 6000) == 12 && !strcmp(b, "child wrote"), "the child's write is not in the parent's file");
+	} else if (!strcmp(mode, "big")) {
+		expect_deleted(fd, "g", S_IFREG);
+		expect(fd, 0, 512 * MIB, 20, "contents");
 	} else if (!strcmp(mode, "memfd-noexec")) {
 		expect_link(fd, "/memfd:noexec (deleted)");
 		struct stat st;
