@@ -9,7 +9,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Subject, roundTrip, leaveRunning, cleanupAll, ckpt, ckptOk } from './harness.js';
+import { Subject, roundTrip, leaveRunning, cleanupAll, ckpt, ckptOk, tmpDir } from './harness.js';
 
 after(cleanupAll);
 
@@ -24,7 +24,7 @@ for (const mode of MODES) {
   });
 }
 
-for (const mode of ['sparse', 'mmap-shared', 'fifo', 'memfd', 'memfd-shared', 'cwd', 'twoprocs']) {
+for (const mode of ['sparse', 'mmap-shared', 'mapped-only', 'fifo', 'memfd', 'memfd-shared', 'memfd-mapped', 'cwd', 'twoprocs']) {
   test(`ghost: leave running: ${mode} (the program goes on unchanged)`, async () => {
     assert.equal(await leaveRunning(Subject.start('ghost', [mode])), 'PASS');
   });
@@ -100,3 +100,18 @@ for (const [mode, re] of REFUSED) {
     assert.equal(await s.verdict(), 'PASS');
   });
 }
+
+test('ghost: a deleted file that a process outside the tree also maps, but both only privately, is no refusal', async () => {
+  const dir = tmpDir('ghost-lib');
+  const lib = path.join(dir, 'lib');
+  const page = Buffer.alloc(8192);
+  page.write('a library\0');
+  fs.writeFileSync(lib, page);
+  const a = Subject.start('ghost', ['lib-private', lib]);
+  const b = Subject.start('ghost', ['lib-private', lib]);
+  await a.ready();
+  await b.ready();
+  fs.unlinkSync(lib);
+  assert.equal(await roundTrip(a), 'PASS');
+  assert.equal(await b.verdict(), 'PASS');
+});

@@ -96,6 +96,8 @@ export class InodeTable {
   readonly inodes: StoredInode[] = [];
   private readonly byKey = new Map<string, StoredInode>();
   private readonly devs = new Map<number, { dev: bigint; ino: bigint }>();
+  /** Inodes the tree holds by an fd, maps shared or has as its cwd (not only mapped privately). */
+  private readonly exposed = new Set<number>();
 
   constructor(private readonly image: InodeImage) {}
 
@@ -104,11 +106,11 @@ export class InodeTable {
    * /proc/PID/fd/N, /proc/PID/map_files/START-END, /proc/PID/cwd), as
    * `shown` names it (its fd link or mapped path). `what` names it in refusals.
    */
-  add(open: string, shown: string, what: string): number {
+  add(open: string, shown: string, what: string, privateMapping = false): number {
     const st = fs.statSync(open, { bigint: true });
     const key = `${st.dev}:${st.ino}`;
     const had = this.byKey.get(key);
-    if (had) return had.id;
+    if (had) { if (!privateMapping) this.exposed.add(had.id); return had.id; }
     const id = this.inodes.length + 1;
     const base = {
       id, mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), size: 0,
@@ -157,6 +159,7 @@ export class InodeTable {
       throw new CkptError('failed', `${what}: ${shown} is neither deleted nor a memfd`);
     }
     this.inodes.push(n);
+    if (!privateMapping) this.exposed.add(id);
     this.byKey.set(key, n);
     this.devs.set(id, { dev: st.dev, ino: st.ino });
     return id;
@@ -187,7 +190,9 @@ export class InodeTable {
   /**
    * Once the whole tree is dumped: an inode that a process outside the tree
    * also holds or maps would be a copy of its own after restore, and the
-   * two would no longer see each other's writes. Refused.
+   * two would no longer see each other's writes. Refused, unless both only
+   * map it privately (a library replaced by an upgrade, mapped by many
+   * programs: no one can write it through those mappings).
    */
   checkOutside(treeIds: Set<number>): void {
     if (!this.inodes.length) return;
@@ -217,10 +222,10 @@ export class InodeTable {
       let maps = '';
       try { maps = fs.readFileSync(`/proc/${p}/maps`, 'utf8'); } catch { continue; }
       for (const line of maps.split('\n')) {
-        const m = /^\S+ \S+ \S+ ([0-9a-f]+):([0-9a-f]+) (\d+)\s+(.*)$/.exec(line);
-        if (!m || !isGhostName(m[4])) continue;
-        const n = want.get(`${parseInt(m[1], 16)}:${parseInt(m[2], 16)}:${m[3]}`);
-        if (n) refuse(n, p, 'mapped');
+        const m = /^\S+ (\S+) \S+ ([0-9a-f]+):([0-9a-f]+) (\d+)\s+(.*)$/.exec(line);
+        if (!m || !isGhostName(m[5])) continue;
+        const n = want.get(`${parseInt(m[2], 16)}:${parseInt(m[3], 16)}:${m[4]}`);
+        if (n && (m[1][3] === 's' || this.exposed.has(n.id))) refuse(n, p, 'mapped');
       }
     }
   }

@@ -14,7 +14,8 @@
  *                mapping: the writes show through the fd, both ways
  *   mmap-private a deleted file mapped MAP_PRIVATE, one page written (a
  *                private copy); the other pages still follow the file
- *   mapped-only  a deleted file mapped twice MAP_SHARED, its fd closed
+ *   mapped-only  a deleted file mapped twice MAP_SHARED and once MAP_PRIVATE
+ *                (one page copied), its fd closed
  *   cwd          the working directory deleted
  *   dirfd        a deleted directory held open
  *   fifo         a deleted FIFO with 3000 bytes buffered
@@ -37,6 +38,8 @@
  *   big          a deleted file of 512 MiB, all data (for timing by hand)
  *   deleted-hardlink  a deleted file that still has another link (refused)
  *   hugetlb      a memfd of huge pages (refused)
+ *   lib-private  a deleted file only mapped privately (read-only), as a
+ *                library replaced by an upgrade is in many programs
  */
 #include "subject.h"
 #include <sys/mman.h>
@@ -194,8 +197,10 @@ int main(int argc, char **argv)
 		fd = make_file("g", 0600, 2 * pg, 7);
 		m1 = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 		m2 = mmap(NULL, pg, PROT_READ, MAP_SHARED, fd, pg);
-		CHECK(m1 != MAP_FAILED && m2 != MAP_FAILED, "mmap: %s", strerror(errno));
+		m3 = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+		CHECK(m1 != MAP_FAILED && m2 != MAP_FAILED && m3 != MAP_FAILED, "mmap: %s", strerror(errno));
 		memset(m1 + pg + 10, 'M', 10);
+		memset(m3, 'p', 10); /* a private copy of page 0 */
 		close(fd);
 		fd = -1;
 		CHECK(unlink("g") == 0, "unlink");
@@ -340,6 +345,15 @@ int main(int argc, char **argv)
 		fd = make_file("g", 0600, 100, 17);
 		CHECK(link("g", "g2") == 0, "link");
 		CHECK(unlink("g") == 0, "unlink");
+	} else if (!strcmp(mode, "lib-private")) {
+		const char *lib = argc > 3 ? argv[3] : "lib";
+		int t = open(lib, O_RDONLY);
+		CHECK(t >= 0, "open %s: %s", lib, strerror(errno));
+		m1 = mmap(NULL, 2 * pg, PROT_READ, MAP_PRIVATE, t, 0);
+		CHECK(m1 != MAP_FAILED, "mmap: %s", strerror(errno));
+		close(t);
+		if (argc <= 3)
+			CHECK(unlink(lib) == 0, "unlink");
 	} else if (!strcmp(mode, "hugetlb")) {
 		fd = memfd_create("huge", MFD_HUGETLB);
 		CHECK(fd >= 0, "memfd_create(MFD_HUGETLB): %s", strerror(errno));
@@ -413,6 +427,10 @@ int main(int argc, char **argv)
 		CHECK(!memcmp(m1 + pg + 10, want, 10) && !memcmp(m2 + 10, want, 10), "the data written before are gone");
 		strcpy(m1 + pg + 100, "shared still");
 		CHECK(!strcmp(m2 + 100, "shared still"), "the two mappings are no longer one file");
+		CHECK(!strcmp(m3 + pg + 100, "shared still"), "the private mapping's untouched page does not follow the file");
+		memset(want, 'p', 10);
+		CHECK(!memcmp(m3, want, 10), "the private copy is gone");
+		CHECK(m1[0] != 'p', "the private copy is in the file");
 		char text[65536];
 		CHECK(read_file("/proc/self/maps", text, sizeof(text)) > 0, "maps");
 		CHECK(strstr(text, "/g (deleted)") != NULL, "the mapping does not name the deleted file");
@@ -553,6 +571,8 @@ int main(int argc, char **argv)
 		int n = open("linked", O_RDONLY);
 		CHECK(n >= 0, "open linked");
 		expect(n, 0, 3000, 19, "linked");
+	} else if (!strcmp(mode, "lib-private")) {
+		CHECK(!strcmp(m1, "a library"), "the mapped data differ: %.20s", m1);
 	}
 	(void)fd4;
 	subject_pass();

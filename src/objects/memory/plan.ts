@@ -13,7 +13,7 @@ import { Area, SPECIAL, toHex } from './areas.js';
 import { isGhostName } from '../inodes.js';
 
 /** Where the inodes of mapped deleted files and memfds are stored (objects/inodes.ts). */
-export interface MappedInodes { add(open: string, shown: string, what: string): number }
+export interface MappedInodes { add(open: string, shown: string, what: string, privateMapping?: boolean): number }
 
 /** Decide, for one mapping of the target, how it can be captured; refuse what cannot. */
 function classify(pid: number, m: MapEntry): Pick<Area, 'kind' | 'shared' | 'name'> {
@@ -100,7 +100,7 @@ export function planMemory(pid: number, parentPid: number | undefined, seenShmem
       if (c.kind === 'inode') {
         const what = `pid ${pid}: memory area ${toHex(m.start)}-${toHex(m.end)} ${m.path}`;
         if (!inodes) throw refused(`${what}: a mapped deleted file or memfd; not supported here`);
-        area.inode = inodes.add(`/proc/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`, m.path, what);
+        area.inode = inodes.add(`/proc/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`, m.path, what, !c.shared);
       }
       areas.push(area);
       const from = c.kind !== 'special' ? inheritedFrom(m, parentMaps) : null;
