@@ -70,6 +70,7 @@ test('ghost: a memfd mapped by parent and child is stored once, and info names i
   const info = ckpt('info', '-D', img);
   assert.equal(info.status, 0, info.stderr);
   assert.match(info.stdout, /memfd \(inode 1\)/);
+  assert.match(info.stdout, /stored memfd "shared" \(inode 1, mode 0777, 16384 bytes, 8192 bytes of data, seals 0x12\)/);
   assert.equal(await s.verdict(), 'PASS');
 });
 
