@@ -330,6 +330,7 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   const doc: ProcessImage = {
     pid, ppid: ident.ppid, pgid: ident.pgid, sid: ident.sid, foreground: ident.foreground, comm: ident.comm, exe: ident.exe, cwd: ident.cwd,
     ...(ident.cwdInode !== undefined ? { cwdInode: ident.cwdInode } : {}),
+    ...(ident.exeInode !== undefined ? { exeInode: ident.exeInode } : {}),
     root: ident.root, umask: ident.umask, personality: ident.personality, rlimits: ident.rlimits, creds,
     misc: {
       dumpable: values.dumpable, pdeathsig: values.pdeathsig, noNewPrivs: ident.noNewPrivs, subreaper: values.subreaper,

@@ -15,7 +15,7 @@ after(cleanupAll);
 
 const MODES = [
   'empty', 'sparse', 'offset', 'mmap-shared', 'mmap-private', 'mapped-only', 'cwd', 'dirfd', 'fifo', 'replaced',
-  'opath', 'memfd', 'memfd-plain', 'memfd-shared', 'memfd-mapped', 'twoprocs', 'memfd-noexec', 'tmpfile',
+  'opath', 'memfd', 'memfd-plain', 'memfd-shared', 'memfd-mapped', 'twoprocs', 'memfd-noexec', 'tmpfile', 'exe',
 ];
 
 for (const mode of MODES) {

@@ -355,6 +355,12 @@ export class MadeInodes {
       const fd = n.type === 'memfd' ? this.makeMemfd(n) : makeUnlinked(n);
       this.fds.set(n.id, fd);
       this.fill(n, fd);
+      if (n.type === 'reg') {
+        // Held read-only from here on: a file open for writing cannot become a process's executable (PR_SET_MM_MAP).
+        const ro = fs.openSync(`/proc/self/fd/${fd}`, O.RDONLY | O.CLOEXEC);
+        this.fds.set(n.id, ro);
+        fs.closeSync(fd);
+      }
     }
   }
 

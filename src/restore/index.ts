@@ -85,6 +85,7 @@ function checkConsistency(m: ImageReader['manifest'], procs: ProcessImage[], shm
       if (a.inode !== undefined && !inodeIds.has(a.inode)) throw badImage(`image file ${file}: field memory.areas[${i}].inode: inode ${a.inode} is not in files.json`);
     });
     if (p.cwdInode !== undefined && !inodeIds.has(p.cwdInode)) throw badImage(`image file ${file}: field cwdInode: inode ${p.cwdInode} is not in files.json`);
+    if (p.exeInode !== undefined && !inodeIds.has(p.exeInode)) throw badImage(`image file ${file}: field exeInode: inode ${p.exeInode} is not in files.json`);
   }
   checkFileRefs(files, procs.map((p) => ({ pid: p.pid, fds: p.fds })));
   files.files.forEach((f, i) => {
@@ -98,7 +99,7 @@ function checkHost(p: ProcessImage): void {
     try { who = ` by ${readStat(p.pid)[2]}`; } catch { /* gone meanwhile */ }
     throw conflict(`PID ${p.pid} is already in use${who}; the process must get its PID back`);
   }
-  if (!fs.existsSync(p.exe)) throw conflict(`pid ${p.pid}: its executable ${p.exe} does not exist on this host`);
+  if (p.exeInode === undefined && !fs.existsSync(p.exe)) throw conflict(`pid ${p.pid}: its executable ${p.exe} does not exist on this host`);
   if (p.cwdInode === undefined && !fs.existsSync(p.cwd)) throw conflict(`pid ${p.pid}: its working directory ${p.cwd} does not exist`);
   // fds are put at their numbers before the process gets its own limits: each must be below ckpt's.
   const soft = readRlimits(process.pid)[RLIMIT.NOFILE][0];

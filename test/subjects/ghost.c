@@ -38,6 +38,7 @@
  *   big          a deleted file of 512 MiB, all data (for timing by hand)
  *   deleted-hardlink  a deleted file that still has another link (refused)
  *   hugetlb      a memfd of huge pages (refused)
+ *   exe          its own executable deleted (a copy of it, exec'ed)
  *   lib-private  a deleted file only mapped privately (read-only), as a
  *                library replaced by an upgrade is in many programs
  */
@@ -345,6 +346,21 @@ int main(int argc, char **argv)
 		fd = make_file("g", 0600, 100, 17);
 		CHECK(link("g", "g2") == 0, "link");
 		CHECK(unlink("g") == 0, "unlink");
+	} else if (!strcmp(mode, "exe")) {
+		/* run a copy of this program, then delete the copy */
+		int in = open("/proc/self/exe", O_RDONLY), out = open("prog", O_WRONLY | O_CREAT | O_EXCL, 0755);
+		CHECK(in >= 0 && out >= 0, "copy: %s", strerror(errno));
+		char b[65536];
+		ssize_t k;
+		while ((k = read(in, b, sizeof(b))) > 0)
+			CHECK(write(out, b, k) == k, "write prog");
+		close(in);
+		close(out);
+		char *args[] = { argv[0], (char *)subject_outfile, "exe-run", NULL };
+		execv("./prog", args);
+		subject_fail("execv: %s", strerror(errno));
+	} else if (!strcmp(mode, "exe-run")) {
+		CHECK(unlink("prog") == 0, "unlink prog");
 	} else if (!strcmp(mode, "lib-private")) {
 		const char *lib = argc > 3 ? argv[3] : "lib";
 		int t = open(lib, O_RDONLY);
@@ -571,6 +587,18 @@ int main(int argc, char **argv)
 		int n = open("linked", O_RDONLY);
 		CHECK(n >= 0, "open linked");
 		expect(n, 0, 3000, 19, "linked");
+	} else if (!strcmp(mode, "exe-run")) {
+		char link[4096];
+		ssize_t n = readlink("/proc/self/exe", link, sizeof(link) - 1);
+		CHECK(n > 0, "readlink exe");
+		link[n] = 0;
+		CHECK(strstr(link, "/prog (deleted)") != NULL, "exe is %s", link);
+		int e = open("/proc/self/exe", O_RDONLY);
+		struct stat st;
+		CHECK(e >= 0 && fstat(e, &st) == 0 && st.st_nlink == 0 && (st.st_mode & 0777) == 0755, "exe: nlink %lu mode 0%o", (unsigned long)st.st_nlink, st.st_mode);
+		char text[65536];
+		CHECK(read_file("/proc/self/maps", text, sizeof(text)) > 0 && strstr(text, "/prog (deleted)"), "the program is not mapped from the deleted file");
+		CHECK(access("prog", F_OK) != 0, "prog exists again");
 	} else if (!strcmp(mode, "lib-private")) {
 		CHECK(!strcmp(m1, "a library"), "the mapped data differ: %.20s", m1);
 	}
