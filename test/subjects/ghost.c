@@ -22,7 +22,8 @@
  *   replaced     a file replaced (rename over it) since it was opened; the
  *                new file at its path is left alone
  *   opath        O_PATH fds: a file, a directory, a symbolic link itself
- *                (O_NOFOLLOW), and a file opened through a symbolic link
+ *                (O_NOFOLLOW), a socket file, /dev/ptmx; and a file opened
+ *                through a symbolic link
  *   memfd        a sparse memfd (100 MiB, data at 0 and 64 MiB), sealed
  *                (grow, shrink, write), at offset 777, close-on-exec
  *   memfd-plain  a memfd made without MFD_ALLOW_SEALING (F_SEAL_SEAL)
@@ -47,6 +48,9 @@
 #include <sys/wait.h>
 #include <sys/ioctl.h>
 #include <linux/memfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/sysmacros.h>
 
 #ifndef F_SEAL_FUTURE_WRITE
 #define F_SEAL_FUTURE_WRITE 0x0010
@@ -159,7 +163,7 @@ int main(int argc, char **argv)
 	install_term_handler(0);
 	const char *mode = argv[2];
 	const long pg = sysconf(_SC_PAGESIZE);
-	int fd = -1, fd2 = -1, fd3 = -1, fd4 = -1;
+	int fd = -1, fd2 = -1, fd3 = -1, fd4 = -1, fd5 = -1, fd6 = -1;
 	char *m1 = NULL, *m2 = NULL, *m3 = NULL;
 	pid_t kid = -1;
 	struct stat st0;
@@ -240,6 +244,14 @@ int main(int argc, char **argv)
 		fd3 = open("l", O_PATH | O_NOFOLLOW);
 		fd4 = open("l", O_RDONLY);
 		CHECK(fd >= 0 && fd2 >= 0 && fd3 >= 0 && fd4 >= 0, "open: %s", strerror(errno));
+		/* a socket file and a device no plain open of would be restored, held with O_PATH */
+		int so = socket(AF_UNIX, SOCK_STREAM, 0);
+		struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = "s" };
+		CHECK(so >= 0 && bind(so, (struct sockaddr *)&sa, sizeof(sa)) == 0, "bind: %s", strerror(errno));
+		close(so);
+		fd5 = open("s", O_PATH);
+		fd6 = open("/dev/ptmx", O_PATH);
+		CHECK(fd5 >= 0 && fd6 >= 0, "open O_PATH: %s", strerror(errno));
 		CHECK(lseek(fd4, 100, SEEK_SET) == 100, "lseek");
 	} else if (!strcmp(mode, "memfd")) {
 		fd = memfd_create("ckpt-test memfd", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -507,6 +519,10 @@ int main(int argc, char **argv)
 		expect(fd4, 0, 500, 11, "through the link");
 		int at = openat(fd2, "f", O_RDONLY);
 		CHECK(at >= 0, "openat from the O_PATH directory: %s", strerror(errno));
+		CHECK(fstat(fd5, &st) == 0 && S_ISSOCK(st.st_mode) && (fcntl(fd5, F_GETFL) & O_PATH), "fd5 is not the socket file");
+		CHECK(fstat(fd6, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(5, 2) && (fcntl(fd6, F_GETFL) & O_PATH), "fd6 is not /dev/ptmx");
+		expect_link(fd5, "/s");
+		expect_link(fd6, "/dev/ptmx");
 	} else if (!strcmp(mode, "memfd")) {
 		expect_link(fd, "/memfd:ckpt-test memfd (deleted)");
 		expect_link(fd2, "/memfd:ckpt-test memfd (deleted)");
