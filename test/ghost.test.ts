@@ -9,7 +9,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Subject, roundTrip, leaveRunning, cleanupAll, ckpt, ckptOk, tmpDir } from './harness.js';
+import { spawnSync } from 'node:child_process';
+import { Subject, roundTrip, leaveRunning, cleanupAll, ckpt, ckptOk, tmpDir, CKPT, imagePids, treeGone } from './harness.js';
 
 after(cleanupAll);
 
@@ -115,4 +116,32 @@ test('ghost: a deleted file that a process outside the tree also maps, but both 
   fs.unlinkSync(lib);
   assert.equal(await roundTrip(a), 'PASS');
   assert.equal(await b.verdict(), 'PASS');
+});
+
+test('ghost: a restore failing at any of its steps leaves no process and no file behind; then it succeeds', async () => {
+  const s = Subject.start('ghost', ['twoprocs']);
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  ckptOk('dump', '-t', String(s.pid), '-D', img);
+  await s.gone();
+  await treeGone(img);
+  const listing = () => fs.readdirSync(s.dir).sort().join(' ');
+  const before = listing();
+  const run = (failAt: string) => spawnSync(CKPT, ['restore', '-D', img, '-d'], { encoding: 'utf8', timeout: 60000, env: { ...process.env, CKPT_DEBUG_FAIL_AT: failAt } });
+  // (how many fault points a restore passes: counted by one that succeeds, which is then undone)
+  const counted = run('count');
+  assert.equal(counted.status, 0, counted.stderr);
+  const points = Number(/ckpt: (\d+) fault points/.exec(counted.stderr)![1]);
+  for (const pid of imagePids(img)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+  await treeGone(img);
+  const picks = [...new Set([0, 1, 2, 3, ...Array.from({ length: 10 }, (_, i) => Math.floor((i + 1) * points / 11)), points - 1])];
+  for (const n of picks) {
+    const r = run(String(n));
+    assert.notEqual(r.status, 0, `fault point ${n} of ${points}: the restore succeeded`);
+    assert.match(r.stderr, /failed in step|ckpt: /);
+    await treeGone(img);
+    assert.equal(listing(), before, `fault point ${n}: files left behind`);
+  }
+  ckptOk('restore', '-D', img, '-d');
+  assert.equal(await s.verdict(), 'PASS');
 });
