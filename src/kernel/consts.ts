@@ -84,7 +84,7 @@ export const SEAL = { SEAL: 1, SHRINK: 2, GROW: 4, WRITE: 8, FUTURE_WRITE: 0x10,
 /** memfd_create(2) flags. */
 export const MFD = { CLOEXEC: 1, ALLOW_SEALING: 2, HUGETLB: 4, NOEXEC_SEAL: 8, EXEC: 0x10 } as const;
 /** statfs f_type of the filesystems memfds live on. */
-export const FS_MAGIC = { TMPFS: 0x01021994, HUGETLBFS: 0x958458f6 } as const;
+export const FS_MAGIC = { TMPFS: 0x01021994, HUGETLBFS: 0x958458f6, SECRETMEM: 0x5345434d, ANON_INODE: 0x09041934 } as const;
 export const S_IFIFO = 0o010000;
 /** splice(2)/tee(2) flags. */
 export const SPLICE = { NONBLOCK: 2 } as const;
