@@ -91,6 +91,7 @@ test('ghost: a deleted file also held by a process outside the tree is refused, 
 const REFUSED: Array<[string, RegExp]> = [
   ['deleted-hardlink', /fd 3 \(.*\/g \(deleted\)\): .*was unlinked from this path but still has 1 other link/],
   ['hugetlb', /fd 3 \(\/memfd:huge.*\): a memfd of huge pages \(MFD_HUGETLB\)/],
+  ['secretmem', /fd 3 \(\/secretmem \(deleted\)\): \/secretmem \(deleted\) is memfd_secret memory; not supported/],
 ];
 for (const [mode, re] of REFUSED) {
   test(`ghost: refused: ${mode}, and the program runs on`, async () => {

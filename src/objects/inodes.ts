@@ -134,13 +134,13 @@ export class InodeTable {
     } else if (shown.endsWith(DELETED)) {
       const path = shown.slice(0, -DELETED.length);
       if (!path.startsWith('/')) throw refused(`${what}: ${shown} is not a file reachable by path`);
-      if (st.nlink > 0n && !st.isDirectory()) {
-        throw refused(`${what}: ${shown} was unlinked from this path but still has ${st.nlink} other link${st.nlink === 1n ? '' : 's'}, which ckpt cannot find; restoring a copy would separate it from them`);
-      }
       const fsType = Number(fs.statfsSync(open).type);
       if (fsType === FS_MAGIC.HUGETLBFS) throw refused(`${what}: ${shown} is a deleted file of hugetlbfs; not supported yet`);
       // (memfd_secret memory cannot be read, and other anonymous inodes are no files)
       if (fsType === FS_MAGIC.SECRETMEM || fsType === FS_MAGIC.ANON_INODE) throw refused(`${what}: ${shown} is ${fsType === FS_MAGIC.SECRETMEM ? 'memfd_secret memory' : 'an anonymous inode'}; not supported`);
+      if (st.nlink > 0n && !st.isDirectory()) {
+        throw refused(`${what}: ${shown} was unlinked from this path but still has ${st.nlink} other link${st.nlink === 1n ? '' : 's'}, which ckpt cannot find; restoring a copy would separate it from them`);
+      }
       if (st.isFile()) {
         n = { ...base, type: 'reg', path, size: Number(st.size) };
         this.storeData(n, open);

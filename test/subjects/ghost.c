@@ -39,6 +39,7 @@
  *   big          a deleted file of 512 MiB, all data (for timing by hand)
  *   deleted-hardlink  a deleted file that still has another link (refused)
  *   hugetlb      a memfd of huge pages (refused)
+ *   secretmem    memfd_secret memory (refused)
  *   exe          its own executable deleted (a copy of it, exec'ed)
  *   lib-private  a deleted file only mapped privately (read-only), as a
  *                library replaced by an upgrade is in many programs
@@ -51,6 +52,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/sysmacros.h>
+#include <sys/syscall.h>
 
 #ifndef F_SEAL_FUTURE_WRITE
 #define F_SEAL_FUTURE_WRITE 0x0010
@@ -382,6 +384,9 @@ int main(int argc, char **argv)
 		close(t);
 		if (argc <= 3)
 			CHECK(unlink(lib) == 0, "unlink");
+	} else if (!strcmp(mode, "secretmem")) {
+		fd = (int)syscall(447 /* memfd_secret */, 0);
+		CHECK(fd >= 0, "memfd_secret: %s", strerror(errno));
 	} else if (!strcmp(mode, "hugetlb")) {
 		fd = memfd_create("huge", MFD_HUGETLB);
 		CHECK(fd >= 0, "memfd_create(MFD_HUGETLB): %s", strerror(errno));
