@@ -114,6 +114,9 @@ export function ioctlTiocspgrp(rt: RemoteTask, fd: number, pgrp: number): void {
 export function chdir(rt: RemoteTask, path: string): void {
   rt.withScratch((s) => rt.call(`chdir(${path})`, NR.chdir, s.putString(path)));
 }
+export function fchdir(rt: RemoteTask, fd: number, label?: string): void {
+  rt.call(withLabel('fchdir', label), NR.fchdir, fd);
+}
 export function chroot(rt: RemoteTask, path: string): void {
   rt.withScratch((s) => rt.call(`chroot(${path})`, NR.chroot, s.putString(path)));
 }

@@ -20,6 +20,7 @@ import { fdNum, fileId, superRefine } from '../image/schema.js';
 import { FILE_KINDS } from './registry.js';
 import { FileBase, FileKind, FdFacts, DumpFileCtx, RestoreFileCtx, Created } from './kind.js';
 import { planInstall, FILLER } from './fdmoves.js';
+import { StoredInode } from './inodes.js';
 
 const KINDS = new Map(FILE_KINDS.map((k) => [k.kind, k]));
 
@@ -27,8 +28,8 @@ const KINDS = new Map(FILE_KINDS.map((k) => [k.kind, k]));
 export const FileDesc = z.discriminatedUnion('kind', FILE_KINDS.map((k) => k.schema) as unknown as [z.ZodMiniObject, ...z.ZodMiniObject[]]) as unknown as z.ZodMiniType<FileBase & Record<string, unknown>>;
 export type FileDesc = FileBase & Record<string, unknown>;
 
-/** files.json: every open file description of the tree, each once. */
-export const FilesImage = z.object({ files: z.array(FileDesc) }).check(superRefine((doc, ctx) => {
+/** files.json: every open file description of the tree, each once; and the inodes stored in the image (inodes.ts). */
+export const FilesImage = z.object({ files: z.array(FileDesc), inodes: z.optional(z.array(StoredInode)) }).check(superRefine((doc, ctx) => {
   const ids = new Set<number>();
   doc.files.forEach((f, i) => {
     if (ids.has(f.id)) ctx.addIssue({ code: 'custom', message: `open file ${f.id} is listed twice`, path: ['files', i, 'id'], input: f.id });

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { ImageReader } from '../image/store.js';
 import { ProcessImage, readRlimits, checkRlimits } from '../objects/process.js';
 import { FilesImage, FdRef, checkFileRefs, checkFiles, OpenFiles } from '../objects/files.js';
+import { MadeInodes, checkInodes } from '../objects/inodes.js';
 import { checkMappedFiles, ShmemImage } from '../objects/memory/index.js';
 import { ImageDirSource } from '../image/pages.js';
 import { Pool } from '../bulk/pool.js';
@@ -61,6 +62,8 @@ export async function loadImage(dir: string, check: 'all' | 'defer-root-pages', 
 /** What the documents say of each other must agree (each document alone was checked by its schema). */
 function checkConsistency(m: ImageReader['manifest'], procs: ProcessImage[], shmem: ShmemImage, files: FilesImage): void {
   const objects = new Map(shmem.objects.map((o) => [o.id, o]));
+  checkInodes(files.inodes ?? [], m.files);
+  const inodeIds = new Set((files.inodes ?? []).map((n) => n.id));
   shmem.objects.forEach((o, i) => {
     const f = m.files[o.pagesFile];
     if (!f) throw badImage(`image file shmem.json: field objects[${i}].pagesFile: ${o.pagesFile} is not in the manifest`);
@@ -80,9 +83,15 @@ function checkConsistency(m: ImageReader['manifest'], procs: ProcessImage[], shm
     });
     p.memory.areas.forEach((a, i) => {
       if (a.shmem && !objects.has(a.shmem)) throw badImage(`image file ${file}: field memory.areas[${i}].shmem: object ${a.shmem} is not in shmem.json`);
+      if (a.inode !== undefined && !inodeIds.has(a.inode)) throw badImage(`image file ${file}: field memory.areas[${i}].inode: inode ${a.inode} is not in files.json`);
     });
+    if (p.cwdInode !== undefined && !inodeIds.has(p.cwdInode)) throw badImage(`image file ${file}: field cwdInode: inode ${p.cwdInode} is not in files.json`);
+    if (p.exeInode !== undefined && !inodeIds.has(p.exeInode)) throw badImage(`image file ${file}: field exeInode: inode ${p.exeInode} is not in files.json`);
   }
   checkFileRefs(files, procs.map((p) => ({ pid: p.pid, fds: p.fds })));
+  files.files.forEach((f, i) => {
+    if (typeof f.inode === 'number' && !inodeIds.has(f.inode)) throw badImage(`image file files.json: field files[${i}].inode: inode ${f.inode} is not listed`);
+  });
 }
 
 function checkHost(p: ProcessImage): void {
@@ -91,8 +100,8 @@ function checkHost(p: ProcessImage): void {
     try { who = ` by ${readStat(p.pid)[2]}`; } catch { /* gone meanwhile */ }
     throw conflict(`PID ${p.pid} is already in use${who}; the process must get its PID back`);
   }
-  if (!fs.existsSync(p.exe)) throw conflict(`pid ${p.pid}: its executable ${p.exe} does not exist on this host`);
-  if (!fs.existsSync(p.cwd)) throw conflict(`pid ${p.pid}: its working directory ${p.cwd} does not exist`);
+  if (p.exeInode === undefined && !fs.existsSync(p.exe)) throw conflict(`pid ${p.pid}: its executable ${p.exe} does not exist on this host`);
+  if (p.cwdInode === undefined && !fs.existsSync(p.cwd)) throw conflict(`pid ${p.pid}: its working directory ${p.cwd} does not exist`);
   // fds are put at their numbers before the process gets its own limits: each must be below ckpt's.
   const soft = readRlimits(process.pid)[RLIMIT.NOFILE][0];
   const fdMax = soft === 'unlimited' ? Infinity : Number(soft);
@@ -164,9 +173,11 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
 
   const [channelLocal, channelTree] = datagramPair();
   let step = 'husk';
+  // Deleted files and memfds: made before any task (their mappings are part of the tasks' memory), held until the end.
+  const inodes = new MadeInodes(files.inodes ?? [], (name) => img.path(name));
   const ctx: RestoreCtx = {
-    opts, img, procs, files, pool, lap,
-    shm: { objects: new Map(shmem.objects.map((o) => [o.id, o])), sources: new Map() }, pages: new ImageDirSource(img, pool),
+    opts, img, procs, files, pool, lap, inodes,
+    shm: { objects: new Map(shmem.objects.map((o) => [o.id, o])), sources: new Map(), inodes }, pages: new ImageDirSource(img, pool),
     scratch: { start: 0n, end: 0n }, tasksMade: [],
     channel: { local: channelLocal, remote: channelTree },
     // Every named step is a fault point for the failure tests (kernel/faults.ts).
@@ -175,7 +186,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
   };
   const made = { husk: -1 };
   const open: OpenFiles = new OpenFiles(files, {
-    shellJob: !!opts.shellJob, state: new Map(), onDone: (fn) => open.done.push(fn),
+    shellJob: !!opts.shellJob, state: new Map(), onDone: (fn) => open.done.push(fn), inodes,
     readData: (name) => {
       if (!Object.hasOwn(img.manifest.files, name)) throw badImage(`image file ${name} is not listed in the manifest`);
       return fs.readFileSync(img.path(name));
@@ -184,12 +195,16 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
   let rootPid = -1;
   let treeEnd = channelTree;
   try {
+    ctx.step = 'stored files';
+    inodes.make();
     const rootRt = await buildRoot(ctx, root, made);
     fs.closeSync(treeEnd); // (the tree holds its end now, at the same number)
     treeEnd = -1;
     rootPid = rootRt.pid;
 
     const built = await buildTree(ctx, root, rootRt);
+    ctx.step = 'seals';
+    inodes.seal(); // (once every mapping is made: a seal may forbid new ones)
     lap('tree');
     progress('tasks', built.length, procs.length);
 
@@ -233,6 +248,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
     throw err;
   } finally {
     open.close();
+    inodes.close();
     fs.closeSync(channelLocal);
     if (treeEnd >= 0) fs.closeSync(treeEnd);
   }
