@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import * as z from 'zod/mini';
 import { FdObject } from '../kernel/fdtype.js';
 import { RemoteTask } from '../kernel/remote.js';
+import type { InodeTable, MadeInodes } from './inodes.js';
 
 /** What ckpt knows of one fd of a frozen process when it dumps it. */
 export interface FdFacts {
@@ -38,6 +39,8 @@ export interface DumpFileCtx {
    * `near` first), with that fd; null when no fd of the tree holds it.
    */
   findFile(same: (pid: number, fd: number) => boolean, near?: { dev: number; ino: number }): { id: number; pid: number; fd: number } | null;
+  /** Files whose contents go into the image (deleted files, memfds): stored once, referred to by id (inodes.ts). */
+  inodes: InodeTable;
 }
 
 export interface RestoreFileCtx {
@@ -54,6 +57,8 @@ export interface RestoreFileCtx {
    * another number meanwhile (so `fn` must not use it) and put back after.
    */
   withFileAt(rt: RemoteTask, id: number, fd: number, fn: () => void): void;
+  /** The image's stored inodes, made before any task (inodes.ts). */
+  inodes: MadeInodes;
 }
 
 /**
