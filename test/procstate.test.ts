@@ -1,0 +1,52 @@
+// Per-process kernel state: POSIX timers (src/objects/timers.ts) and seccomp
+// (src/objects/seccomp.ts), each mode of test/subjects/posix_timers.c and
+// test/subjects/seccomp.c through a round trip, and where it means
+// something a dump with --leave-running.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Subject, roundTrip, leaveRunning, cleanupAll, ckptOk, sleep, treeGone } from './harness.js';
+
+after(cleanupAll);
+
+for (const mode of ['basic', 'periodic', 'pending', 'pending_rt', 'threadid', 'cputime', 'overrun']) {
+  test(`POSIX timers: round trip: ${mode}`, async () => {
+    assert.equal(await roundTrip(Subject.start('posix_timers', [mode])), 'PASS');
+  });
+}
+
+for (const mode of ['basic', 'pending_rt', 'threadid', 'overrun']) {
+  test(`POSIX timers: leave running: ${mode}`, async () => {
+    assert.equal(await leaveRunning(Subject.start('posix_timers', [mode])), 'PASS');
+  });
+}
+
+test('POSIX timers: a timer due while the program is checkpointed fires after restore', async () => {
+  const s = Subject.start('posix_timers', ['fire']);
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  ckptOk('dump', '-t', String(s.pid), '-D', img);
+  await s.gone();
+  const doc = JSON.parse(fs.readFileSync(path.join(img, `process-${s.pid}.json`), 'utf8'));
+  assert.equal(doc.timers.length, 1);
+  const [, , sec, nsec] = doc.timers[0].setting.map(Number);
+  assert.ok(sec * 1e9 + nsec > 0, 'the timer was still armed at dump');
+  await sleep(2500); // (past its expiry)
+  await treeGone(img);
+  ckptOk('restore', '-D', img, '-d');
+  assert.equal(await s.verdict(), 'PASS');
+});
+
+test('POSIX timers: the image keeps ids, clocks, notification and a pending signal once', async () => {
+  const s = Subject.start('posix_timers', ['pending_rt']);
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  ckptOk('dump', '-t', String(s.pid), '-D', img, '--leave-running');
+  const doc = JSON.parse(fs.readFileSync(path.join(img, `process-${s.pid}.json`), 'utf8'));
+  assert.equal(doc.timers.length, 1);
+  assert.deepEqual({ id: doc.timers[0].id, clock: doc.timers[0].clock, notify: doc.timers[0].notify, value: doc.timers[0].value, pending: doc.timers[0].pending },
+    { id: 0, clock: 1, notify: 'signal', value: '0x9e9d', pending: true });
+  assert.equal(await s.verdict(), 'PASS');
+});
