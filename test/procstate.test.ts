@@ -50,3 +50,37 @@ test('POSIX timers: the image keeps ids, clocks, notification and a pending sign
     { id: 0, clock: 1, notify: 'signal', value: '0x9e9d', pending: true });
   assert.equal(await s.verdict(), 'PASS');
 });
+
+const SECCOMP_MODES = ['eperm', 'kill', 'killmmap', 'stacked', 'threads', 'tsync', 'strict', 'trap', 'log'];
+for (const mode of SECCOMP_MODES) {
+  test(`seccomp: round trip: ${mode}`, async () => {
+    assert.equal(await roundTrip(Subject.start('seccomp', [mode])), 'PASS');
+  });
+}
+
+for (const mode of ['eperm', 'killmmap', 'threads', 'strict']) {
+  test(`seccomp: leave running: ${mode}`, async () => {
+    assert.equal(await leaveRunning(Subject.start('seccomp', [mode])), 'PASS');
+  });
+}
+
+for (const mode of ['stacked', 'threads', 'log']) {
+  test(`seccomp: a restored process dumps to the same filters, flags and threads: ${mode}`, async () => {
+    const s = Subject.start('seccomp', [mode]);
+    await s.ready();
+    const img = path.join(s.dir, 'img');
+    ckptOk('dump', '-t', String(s.pid), '-D', img);
+    await s.gone();
+    await treeGone(img);
+    ckptOk('restore', '-D', img, '-d');
+    const again = path.join(s.dir, 'img2');
+    ckptOk('dump', '-t', String(s.pid), '-D', again, '--leave-running');
+    const read = (d: string) => JSON.parse(fs.readFileSync(path.join(d, `process-${s.pid}.json`), 'utf8')).seccomp;
+    const first = read(img);
+    assert.ok(first.filters.length >= 2, 'the image has the filters');
+    if (mode === 'log') assert.ok(first.filters.every((f: { log?: boolean }) => f.log), 'SECCOMP_FILTER_FLAG_LOG is kept');
+    if (mode === 'threads') assert.equal(first.threads.length, 2, 'one thread has no filter');
+    assert.deepEqual(read(again), first);
+    assert.equal(await s.verdict(), 'PASS');
+  });
+}

@@ -126,8 +126,9 @@ export function setOptions(pid: number, options: number): void { ptrace('PTRACE_
 
 /**
  * The classic BPF program of one of a thread's seccomp filters
- * (PTRACE_SECCOMP_GET_FILTER): index 0 is the one installed last, then its
- * parent, and so on. Needs CAP_SYS_ADMIN.
+ * (PTRACE_SECCOMP_GET_FILTER): index 0 is the first one it got (the
+ * root of its chain), the last index its newest (the kernel walks back from
+ * the newest by count - index - 1). Needs CAP_SYS_ADMIN.
  */
 export function seccompGetFilter(pid: number, index: number): Buffer {
   const n = ptrace(`PTRACE_SECCOMP_GET_FILTER(${index})`, PTRACE.SECCOMP_GET_FILTER, pid, index, 0);

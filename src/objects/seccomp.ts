@@ -93,6 +93,7 @@ export function dumpSeccomp(pid: number, tids: number[]): SeccompImage | undefin
     if (mode === SECCOMP.MODE_STRICT) { img.threads.push({ tid, mode: 'strict' }); continue; }
     if (mode !== SECCOMP.MODE_FILTER) throw refused(`pid ${pid}: thread ${tid} is in seccomp mode ${mode}, which ckpt does not know`);
     const count = Number(readStatus(tid).get('Seccomp_filters') ?? '0');
+    // (index 0 is the first filter the thread got, whatever the man page says: the kernel counts from the oldest)
     const chain: Array<{ prog: Buffer; log: boolean }> = [];
     for (let i = 0; ; i++) {
       let prog: Buffer;
@@ -110,7 +111,7 @@ export function dumpSeccomp(pid: number, tids: number[]): SeccompImage | undefin
     }
     if (count && chain.length !== count) throw new CkptError('failed', `pid ${pid}: thread ${tid} has ${count} seccomp filters, but ${chain.length} could be read`);
     let parent: number | undefined;
-    for (const f of chain.reverse()) {
+    for (const f of chain) {
       const key = `${parent ?? '-'}/${f.log ? 'L' : ''}/${f.prog.toString('base64')}`;
       let at = index.get(key);
       if (at === undefined) {
