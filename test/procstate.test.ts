@@ -11,7 +11,7 @@ import { Subject, roundTrip, leaveRunning, cleanupAll, ckptOk, sleep, treeGone }
 
 after(cleanupAll);
 
-for (const mode of ['basic', 'periodic', 'pending', 'pending_rt', 'threadid', 'cputime', 'overrun']) {
+for (const mode of ['basic', 'periodic', 'pending', 'pending_rt', 'threadid', 'cputime', 'glibc', 'childcpu', 'overrun']) {
   test(`POSIX timers: round trip: ${mode}`, async () => {
     assert.equal(await roundTrip(Subject.start('posix_timers', [mode])), 'PASS');
   });

@@ -27,6 +27,12 @@
  *              own CPU time) and a process CPU-time timer; after restore the
  *              thread burns 100 ms of CPU and its timer's time left must
  *              shrink by that much (it measures that thread, not another)
+ *   glibc      glibc's timer_create with SIGEV_THREAD (a helper thread that
+ *              waits for the kernel timer's signal and runs the callback),
+ *              20 ms period: the callback goes on being called after restore
+ *   childcpu   a timer on the CPU clock of a child process (clock_getcpuclockid):
+ *              after restore it still measures that child (the child burns
+ *              100 ms of CPU and the timer's time left shrinks by that much)
  *   overrun    a 10 ms periodic SIGUSR1 timer left blocked for 300 ms, then its
  *              signal taken (timer_getoverrun is about 29) and SIGUSR1 ignored:
  *              timer_getoverrun reports the same count after restore
@@ -34,8 +40,11 @@
 #include "subject.h"
 #include <pthread.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 static const char *mode;
+static pid_t child;
+static int cpipe[2];
 static char timers_before[8192];
 
 static int tcreate(clockid_t clock, struct sigevent *ev)
@@ -133,6 +142,13 @@ static volatile int thread_hits, thread_bad;
 static volatile int cpu_timer = -1;
 static volatile int phase; /* cputime: 1 = the thread is to burn CPU, 2 = it did */
 static volatile long long burned_before, burned_after;
+
+static volatile int callbacks;
+static void on_callback(union sigval v)
+{
+	if (v.sival_int == 0x6c)
+		callbacks++;
+}
 
 static void *sigwait_thread(void *arg)
 {
@@ -260,6 +276,35 @@ int main(int argc, char **argv)
 		pthread_create(&th, NULL, cpu_thread, NULL);
 		while (cpu_timer < 0)
 			wait_ms(1);
+	} else if (strcmp(mode, "glibc") == 0) {
+		struct sigevent e;
+		struct itimerspec it = { { 0, 20000000 }, { 0, 20000000 } };
+		timer_t t;
+		memset(&e, 0, sizeof(e));
+		e.sigev_notify = SIGEV_THREAD;
+		e.sigev_notify_function = on_callback;
+		e.sigev_value.sival_int = 0x6c;
+		CHECK(timer_create(CLOCK_MONOTONIC, &e, &t) == 0, "timer_create(SIGEV_THREAD): %s", strerror(errno));
+		CHECK(timer_settime(t, 0, &it, NULL) == 0, "timer_settime: %s", strerror(errno));
+		while (callbacks < 3)
+			wait_ms(5);
+	} else if (strcmp(mode, "childcpu") == 0) {
+		struct sigevent e = sev(SIGEV_NONE, 0, 0);
+		clockid_t cc;
+		CHECK(pipe(cpipe) == 0, "pipe: %s", strerror(errno));
+		child = fork();
+		if (child == 0) {
+			char c;
+			struct timespec t0, t1;
+			while (read(cpipe[0], &c, 1) != 1)
+				;
+			clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+			do clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1); while (ns_of(&t1) - ns_of(&t0) < 100000000LL);
+			_exit(0);
+		}
+		CHECK(clock_getcpuclockid(child, &cc) == 0, "clock_getcpuclockid: %s", strerror(errno));
+		ids[0] = tcreate(cc, &e);
+		tset(ids[0], 100LL * 1000000000LL, 0);
 	} else if (strcmp(mode, "overrun") == 0) {
 		struct sigevent e = sev(SIGEV_SIGNAL, SIGUSR1, 0x0e);
 		siginfo_t si;
@@ -337,6 +382,18 @@ int main(int argc, char **argv)
 			wait_ms(5);
 		CHECK(burned_before - burned_after >= 90000000LL, "the thread CPU-time timer shrank by %lld ns while its thread burned 100 ms of CPU: it measures another thread", burned_before - burned_after);
 		CHECK(tget(ids[0], &it) == 0 && it.it_value.tv_sec >= 299 && it.it_value.tv_sec < 300, "process CPU timer: %ld s left", (long)it.it_value.tv_sec);
+	} else if (strcmp(mode, "glibc") == 0) {
+		int c = callbacks;
+		wait_ms(300);
+		CHECK(callbacks - c >= 5, "the SIGEV_THREAD callback ran %d times in 300 ms after restore", callbacks - c);
+	} else if (strcmp(mode, "childcpu") == 0) {
+		struct itimerspec a, b;
+		int st;
+		CHECK(tget(ids[0], &a) == 0, "timer_gettime: %s", strerror(errno));
+		CHECK(write(cpipe[1], "x", 1) == 1, "write: %s", strerror(errno));
+		CHECK(waitpid(child, &st, 0) == child, "waitpid: %s", strerror(errno));
+		CHECK(tget(ids[0], &b) == 0, "timer_gettime: %s", strerror(errno));
+		CHECK(ns_of(&a.it_value) - ns_of(&b.it_value) >= 90000000LL, "the timer on the child's CPU clock shrank by %lld ns while the child burned 100 ms", ns_of(&a.it_value) - ns_of(&b.it_value));
 	} else if (strcmp(mode, "overrun") == 0) {
 		int now = (int)syscall(SYS_timer_getoverrun, ids[0]);
 		CHECK(now == overrun_before, "timer_getoverrun: %d after restore, %d before", now, overrun_before);
