@@ -7,7 +7,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Subject, roundTrip, leaveRunning, cleanupAll, ckptOk, sleep, treeGone } from './harness.js';
+import { Subject, roundTrip, leaveRunning, cleanupAll, ckpt, ckptOk, sleep, treeGone, readText } from './harness.js';
 
 after(cleanupAll);
 
@@ -81,6 +81,24 @@ for (const mode of ['stacked', 'threads', 'log']) {
     if (mode === 'log') assert.ok(first.filters.every((f: { log?: boolean }) => f.log), 'SECCOMP_FILTER_FLAG_LOG is kept');
     if (mode === 'threads') assert.equal(first.threads.length, 2, 'one thread has no filter');
     assert.deepEqual(read(again), first);
+    assert.equal(await s.verdict(), 'PASS');
+  });
+}
+
+for (const [name, args, message] of [
+  ['a disarmed thread CPU-time timer in a process of several threads', ['posix_timers', 'ambiguous'], /POSIX timer \d+ measures the CPU time of the thread that created it/],
+  ['a seccomp filter that hands syscalls to a supervisor', ['seccomp', 'notify'], /SECCOMP_RET_USER_NOTIF/],
+] as Array<[string, string[], RegExp]>) {
+  test(`refused: ${name}, and the process runs on unchanged`, async () => {
+    const s = Subject.start(args[0], args.slice(1));
+    await s.ready();
+    const maps = readText(`/proc/${s.pid}/maps`);
+    const img = path.join(s.dir, 'img');
+    const r = ckpt('dump', '-t', String(s.pid), '-D', img);
+    assert.equal(r.status, 3, `exit status 3 (refused); stderr: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.match(r.stderr, new RegExp(`pid ${s.pid}`));
+    assert.equal(readText(`/proc/${s.pid}/maps`), maps, 'no scratch mapping is left behind');
     assert.equal(await s.verdict(), 'PASS');
   });
 }

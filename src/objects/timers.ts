@@ -284,9 +284,11 @@ function fireNow(leader: RemoteTask, t: PosixTimer, byTid: Map<number, RemoteTas
   const end = Date.now() + 2000;
   while (countQueued(to, t) <= before) {
     if (Date.now() > end) throw new CkptError('failed', `${where}: the signal of POSIX timer ${t.id} was not queued`);
+    Atomics.wait(PAUSE, 0, 0, 0.2);
   }
 }
 
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 function countQueued(to: RemoteTask, t: PosixTimer): number {
   const infos = peekSiginfo(to.pid, t.tid === undefined);
   return infos.filter((b) => isSignalOf(b.toString('base64'), t)).length;

@@ -33,6 +33,9 @@
  *   childcpu   a timer on the CPU clock of a child process (clock_getcpuclockid):
  *              after restore it still measures that child (the child burns
  *              100 ms of CPU and the timer's time left shrinks by that much)
+ *   ambiguous  a second thread creates a CLOCK_THREAD_CPUTIME_ID timer and
+ *              leaves it disarmed: which thread it measures cannot be told,
+ *              so the dump is refused; the process runs on unchanged
  *   overrun    a 10 ms periodic SIGUSR1 timer left blocked for 300 ms, then its
  *              signal taken (timer_getoverrun is about 29) and SIGUSR1 ignored:
  *              timer_getoverrun reports the same count after restore
@@ -175,9 +178,11 @@ static void *cpu_thread(void *arg)
 	struct sigevent e = sev(SIGEV_NONE, 0, 0);
 	struct itimerspec a, b;
 
-	(void)arg;
 	thread_tid = (pid_t)syscall(SYS_gettid);
 	cpu_timer = tcreate(CLOCK_THREAD_CPUTIME_ID, &e);
+	if (arg)
+		for (;;)
+			wait_ms(1000); /* (ambiguous: left disarmed) */
 	tset(cpu_timer, 100LL * 1000000000LL, 0); /* 100 s of this thread's CPU time */
 	while (phase != 1)
 		wait_ms(5);
@@ -274,6 +279,10 @@ int main(int argc, char **argv)
 		ids[0] = tcreate(CLOCK_PROCESS_CPUTIME_ID, &e);
 		tset(ids[0], 300LL * 1000000000LL, 0);
 		pthread_create(&th, NULL, cpu_thread, NULL);
+		while (cpu_timer < 0)
+			wait_ms(1);
+	} else if (strcmp(mode, "ambiguous") == 0) {
+		pthread_create(&th, NULL, cpu_thread, (void *)1L);
 		while (cpu_timer < 0)
 			wait_ms(1);
 	} else if (strcmp(mode, "glibc") == 0) {

@@ -26,6 +26,8 @@
  *             of SIGKILL when it tries getpid
  *   trap      uname raises SIGSYS (SECCOMP_RET_TRAP; the handler sees the
  *             syscall number), getcwd fails with errno 1234 (RET_ERRNO)
+ *   notify    a filter that hands uname to a supervisor (SECCOMP_RET_USER_NOTIF,
+ *             its listener closed): the dump is refused, the process runs on
  *   log       a filter installed with SECCOMP_FILTER_FLAG_LOG whose action
  *             for uname is SECCOMP_RET_LOG (allowed, logged) and for
  *             getcwd RET_ERRNO(EPERM)
@@ -238,6 +240,10 @@ int main(int argc, char **argv)
 		sigaction(SIGSYS, &sa, NULL);
 		must_install(SYS_uname, SECCOMP_RET_TRAP | 77, 0);
 		must_install(SYS_getcwd, SECCOMP_RET_ERRNO | 1234, 0);
+	} else if (strcmp(mode, "notify") == 0) {
+		long fd = install(SYS_uname, SECCOMP_RET_USER_NOTIF, SECCOMP_FILTER_FLAG_NEW_LISTENER);
+		CHECK(fd >= 0, "seccomp(NEW_LISTENER): %s", strerror(errno));
+		close((int)fd);
 	} else if (strcmp(mode, "log") == 0) {
 		must_install(SYS_uname, SECCOMP_RET_LOG, SECCOMP_FILTER_FLAG_LOG);
 		must_install(SYS_getcwd, SECCOMP_RET_ERRNO | EPERM, SECCOMP_FILTER_FLAG_LOG);
@@ -299,6 +305,9 @@ int main(int argc, char **argv)
 		(void)err_uname();
 		CHECK(sigsys_hits == 1 && sigsys_nr == SYS_uname, "uname raised %d SIGSYS (syscall %d)", sigsys_hits, sigsys_nr);
 		CHECK(err_getcwd() == 1234, "getcwd: errno %d, not 1234", err_getcwd());
+	} else if (strcmp(mode, "notify") == 0) {
+		CHECK(m == 2 && f == 1, "Seccomp %d, %d filters", m, f);
+		CHECK(err_uname() == ENOSYS, "uname: errno %d, not ENOSYS (no supervisor)", err_uname());
 	} else if (strcmp(mode, "log") == 0) {
 		CHECK(m == 2 && f == 2, "Seccomp %d, %d filters", m, f);
 		CHECK(err_uname() == 0, "uname fails (it is only logged)");
