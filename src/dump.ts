@@ -313,7 +313,7 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   const threads = rts.map((r) => dumpThread(r, r.pid, origMasks.get(r.pid)!));
   const pendingShared = peekSiginfo(pid, true).map((b) => b.toString('base64'));
   const timers = dumpTimers(rts, pendingShared, new Map(threads.map((th) => [th.tid, th.pending])), treePids);
-  const seccomp = dumpSeccomp(pid, tids);
+  const seccomp = dumpSeccomp(pid, rts);
   const creds = readCreds(pid, values.securebits);
   const stopReported = proc.stopSig && parentCap ? stopWasReported(parentCap.leader, pid) : undefined;
   await checkpointYield('dump:state');

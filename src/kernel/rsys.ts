@@ -376,6 +376,21 @@ export function seccompSetFilter(rt: RemoteTask, flags: number, prog: Buffer, la
     return n(rt.call(withLabel('seccomp(SET_MODE_FILTER)', label || undefined), NR.seccomp, SECCOMP.SET_MODE_FILTER, flags, fprog));
   });
 }
+/**
+ * Was speculation force-disabled for the thread (PR_GET_SPECULATION_CTRL
+ * reports PR_SPEC_FORCE_DISABLE for speculative store bypass or indirect
+ * branches)? A seccomp filter installed without SECCOMP_FILTER_FLAG_SPEC_ALLOW
+ * does that where the kernel's mitigation mode is "seccomp".
+ */
+export function speculationForceDisabled(rt: RemoteTask): boolean {
+  const FORCE_DISABLE = 8;
+  for (const which of [0 /* PR_SPEC_STORE_BYPASS */, 1 /* PR_SPEC_INDIRECT_BRANCH */]) {
+    const r = rt.callRaw(NR.prctl, PR.GET_SPECULATION_CTRL, which, 0, 0, 0);
+    if (r >= 0n && (Number(r) & FORCE_DISABLE)) return true;
+  }
+  return false;
+}
+
 /** seccomp(SECCOMP_SET_MODE_STRICT): from here on the thread may only read, write, exit and sigreturn. */
 export function seccompSetStrict(rt: RemoteTask): void {
   rt.call('seccomp(SET_MODE_STRICT)', NR.seccomp, SECCOMP.SET_MODE_STRICT, 0, 0);

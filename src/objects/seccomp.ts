@@ -38,6 +38,12 @@ export const SeccompThread = z.object({
   mode: z.union([z.literal('strict'), z.literal('filter')]),
   /** In filter mode: the last filter it installed (an index into `filters`). */
   filter: z.optional(int(0, 1 << 20)),
+  /**
+   * Its speculation was not force-disabled: its filters were installed with
+   * SECCOMP_FILTER_FLAG_SPEC_ALLOW, or the kernel does not mitigate through
+   * seccomp (absent: they are installed without it, as by default).
+   */
+  specAllow: z.optional(z.boolean()),
 });
 export const SeccompImage = z.object({
   filters: z.array(SeccompFilter),
@@ -82,8 +88,9 @@ function notifies(prog: Buffer): boolean {
   return false;
 }
 
-/** The seccomp state of every thread of a stopped process (undefined when none has any). */
-export function dumpSeccomp(pid: number, tids: number[]): SeccompImage | undefined {
+/** The seccomp state of every thread of a stopped process (undefined when none has any). `rts`: their remote-call contexts. */
+export function dumpSeccomp(pid: number, rts: RemoteTask[]): SeccompImage | undefined {
+  const tids = rts.map((r) => r.pid);
   const modes = tids.map((tid) => ({ tid, mode: seccompMode(tid) }));
   if (modes.every((m) => m.mode === SECCOMP.MODE_DISABLED)) return undefined;
   const img: SeccompImage = { filters: [], threads: [] };
@@ -121,7 +128,8 @@ export function dumpSeccomp(pid: number, tids: number[]): SeccompImage | undefin
       }
       parent = at;
     }
-    img.threads.push({ tid, mode: 'filter', filter: parent });
+    const specAllow = !remote.speculationForceDisabled(rts.find((r) => r.pid === tid)!);
+    img.threads.push({ tid, mode: 'filter', filter: parent, ...(specAllow ? { specAllow } : {}) });
   }
   return img;
 }
@@ -153,9 +161,12 @@ export function restoreSeccomp(threads: RemoteTask[], s: SeccompImage | undefine
   const all = [...chains.values()];
   let shared = 0;
   if (threads.length > 1) while (all.every((c) => c.length > shared && c[shared] === all[0][shared])) shared++;
+  // (a filter given to every thread lets speculation be only if no thread had it force-disabled)
+  const specAllow = (tids: number[]) => tids.every((tid) => s.threads.find((x) => x.tid === tid)?.specAllow);
   const install = (r: RemoteTask, f: number, tsync: boolean) => {
     const flt = s.filters[f];
-    const flags = (flt.log ? SECCOMP.FILTER_FLAG_LOG : 0) | (tsync ? SECCOMP.FILTER_FLAG_TSYNC : 0);
+    const flags = (flt.log ? SECCOMP.FILTER_FLAG_LOG : 0) | (tsync ? SECCOMP.FILTER_FLAG_TSYNC : 0)
+      | (specAllow(tsync ? threads.map((x) => x.pid) : [r.pid]) ? SECCOMP.FILTER_FLAG_SPEC_ALLOW : 0);
     const got = remote.seccompSetFilter(r, flags, Buffer.from(flt.prog, 'base64'), `filter ${f}`);
     if (got !== 0) throw new CkptError('failed', `${where}: seccomp filter ${f} could not be given to every thread: thread ${got} has other filters`);
   };
