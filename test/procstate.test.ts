@@ -48,6 +48,7 @@ test('POSIX timers: the image keeps ids, clocks, notification and a pending sign
   assert.equal(doc.timers.length, 1);
   assert.deepEqual({ id: doc.timers[0].id, clock: doc.timers[0].clock, notify: doc.timers[0].notify, value: doc.timers[0].value, pending: doc.timers[0].pending },
     { id: 0, clock: 1, notify: 'signal', value: '0x9e9d', pending: true });
+  assert.match(ckptOk('info', '-D', img).stdout, /timer 0: CLOCK_MONOTONIC, SIGRT\d+ value 0x9e9d; interval 0\.050000000 s, .* s left, its signal pending/);
   assert.equal(await s.verdict(), 'PASS');
 });
 

@@ -71,8 +71,9 @@ const NOTIFY: Record<ProcTimer['notify'], PosixTimer['notify']> = { signal: 'sig
 const NS = 1000000000n;
 const toNs = (sec: string | bigint, ns: string | bigint) => BigInt(sec) * NS + BigInt(ns);
 
+const CLOCK_NAMES: Record<number, string> = { 0: 'CLOCK_REALTIME', 1: 'CLOCK_MONOTONIC', 7: 'CLOCK_BOOTTIME', 8: 'CLOCK_REALTIME_ALARM', 9: 'CLOCK_BOOTTIME_ALARM', 11: 'CLOCK_TAI' };
 export function describeClock(clock: number): string {
-  if (!isCpu(clock)) return `clock ${clock}`;
+  if (!isCpu(clock)) return CLOCK_NAMES[clock] ?? `clock ${clock}`;
   const who = cpuPid(clock) === 0 ? (perThread(clock) ? 'its own thread' : 'its own process') : `${perThread(clock) ? 'thread' : 'process'} ${cpuPid(clock)}`;
   return `the ${['PROF', 'VIRT', 'SCHED', 'FD'][cpuWhich(clock)]} CPU clock of ${who}`;
 }
