@@ -11,13 +11,13 @@ import { Subject, roundTrip, leaveRunning, cleanupAll, ckpt, ckptOk, sleep, tree
 
 after(cleanupAll);
 
-for (const mode of ['basic', 'periodic', 'pending', 'pending_rt', 'threadid', 'cputime', 'glibc', 'childcpu', 'overrun']) {
+for (const mode of ['basic', 'periodic', 'pending', 'pending_rt', 'threadid', 'cputime', 'glibc', 'childcpu', 'stale', 'overrun']) {
   test(`POSIX timers: round trip: ${mode}`, async () => {
     assert.equal(await roundTrip(Subject.start('posix_timers', [mode])), 'PASS');
   });
 }
 
-for (const mode of ['basic', 'pending_rt', 'threadid', 'overrun']) {
+for (const mode of ['basic', 'pending_rt', 'threadid', 'stale', 'overrun']) {
   test(`POSIX timers: leave running: ${mode}`, async () => {
     assert.equal(await leaveRunning(Subject.start('posix_timers', [mode])), 'PASS');
   });

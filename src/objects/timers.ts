@@ -45,9 +45,16 @@ export const PosixTimer = z.object({
   overrun: z.optional(int(0, 0x7fffffff)),
   /** Its own signal was pending (the siginfo is in the pending list of the process, or of `tid`). */
   pending: z.optional(z.boolean()),
+  /**
+   * A signal of it is in the pending list, but one the kernel drops when it
+   * comes: the timer was set again after it was queued (a one-shot timer
+   * armed with its signal pending). It is not queued again.
+   */
+  staleSignal: z.optional(z.boolean()),
 }).check(superRefine((t, ctx) => {
   if (t.notify === 'thread-id' && t.tid === undefined) ctx.addIssue({ code: 'custom', message: 'a SIGEV_THREAD_ID timer names its thread', path: ['tid'], input: t.tid });
   if (t.notify !== 'none' && (t.signo < 1 || t.signo === SIG.KILL || t.signo === SIG.STOP)) ctx.addIssue({ code: 'custom', message: `signal ${t.signo} is not one a timer can send`, path: ['signo'], input: t.signo });
+  if (t.pending && t.staleSignal) ctx.addIssue({ code: 'custom', message: 'a timer\'s pending signal is live or stale, not both', path: ['staleSignal'], input: t.staleSignal });
   if (t.pending && t.notify === 'none') ctx.addIssue({ code: 'custom', message: 'a SIGEV_NONE timer has no signal to be pending', path: ['pending'], input: t.pending });
 }));
 export type PosixTimer = z.infer<typeof PosixTimer>;
@@ -117,7 +124,10 @@ export function dumpTimers(rts: RemoteTask[], pendingShared: string[], pendingOf
       const queue = t.toThread ? (pendingOf.get(t.target) ?? []) : pendingShared;
       if (queue.some((b64) => isSignalOf(b64, timer))) {
         if (t.signo === SIG.CHLD) throw refused(tw('sends SIGCHLD and its signal is pending; not supported'));
-        timer.pending = true;
+        // A one-shot timer is disarmed when it fires: armed again, it was set after its signal was queued.
+        // (A periodic one, or one disarmed by timer_settime, cannot be told apart from one whose signal is live.)
+        if (armed && setting[0] === 0n && setting[1] === 0n) timer.staleSignal = true;
+        else timer.pending = true;
       }
     }
     out.push(timer);
@@ -152,7 +162,7 @@ function ownerThread(rts: RemoteTask[], t: ProcTimer, armed: boolean, tw: (what:
 
 /** The siginfos of `infos` that are not the pending signal of a timer (those are made again by the timer itself). */
 export function withoutTimerSignals(infos: string[], timers: PosixTimer[] | undefined, tid: number | null): string[] {
-  const mine = (timers ?? []).filter((t) => t.pending && (t.notify === 'thread-id' ? t.tid === tid : tid === null));
+  const mine = (timers ?? []).filter((t) => (t.pending || t.staleSignal) && (t.notify === 'thread-id' ? t.tid === tid : tid === null));
   if (!mine.length) return infos;
   const left = [...mine];
   return infos.filter((b64) => {

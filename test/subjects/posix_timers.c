@@ -36,6 +36,9 @@
  *   ambiguous  a second thread creates a CLOCK_THREAD_CPUTIME_ID timer and
  *              leaves it disarmed: which thread it measures cannot be told,
  *              so the dump is refused; the process runs on unchanged
+ *   stale      a one-shot SIGUSR2 timer fires while SIGUSR2 is blocked, then is
+ *              set again (10 s): the kernel drops the queued signal when it
+ *              comes, so after restore none may arrive
  *   overrun    a 10 ms periodic SIGUSR1 timer left blocked for 300 ms, then its
  *              signal taken (timer_getoverrun is about 29) and SIGUSR1 ignored:
  *              timer_getoverrun reports the same count after restore
@@ -285,6 +288,19 @@ int main(int argc, char **argv)
 		pthread_create(&th, NULL, cpu_thread, (void *)1L);
 		while (cpu_timer < 0)
 			wait_ms(1);
+	} else if (strcmp(mode, "stale") == 0) {
+		struct sigevent e = sev(SIGEV_SIGNAL, SIGUSR2, 0x57a1e);
+		sigset_t pend;
+		handle(SIGUSR2);
+		sigemptyset(&set);
+		sigaddset(&set, SIGUSR2);
+		sigprocmask(SIG_BLOCK, &set, NULL);
+		ids[0] = tcreate(CLOCK_MONOTONIC, &e);
+		tset(ids[0], 1000000LL, 0);
+		wait_ms(50);
+		sigpending(&pend);
+		CHECK(sigismember(&pend, SIGUSR2), "the timer's signal is not pending");
+		tset(ids[0], 10LL * 1000000000LL, 0);
 	} else if (strcmp(mode, "glibc") == 0) {
 		struct sigevent e;
 		struct itimerspec it = { { 0, 20000000 }, { 0, 20000000 } };
@@ -391,6 +407,10 @@ int main(int argc, char **argv)
 			wait_ms(5);
 		CHECK(burned_before - burned_after >= 90000000LL, "the thread CPU-time timer shrank by %lld ns while its thread burned 100 ms of CPU: it measures another thread", burned_before - burned_after);
 		CHECK(tget(ids[0], &it) == 0 && it.it_value.tv_sec >= 299 && it.it_value.tv_sec < 300, "process CPU timer: %ld s left", (long)it.it_value.tv_sec);
+	} else if (strcmp(mode, "stale") == 0) {
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		wait_ms(100);
+		CHECK(hits == 0 && bad_hits == 0, "a signal the kernel drops came: %d from the timer, %d others", hits, bad_hits);
 	} else if (strcmp(mode, "glibc") == 0) {
 		int c = callbacks;
 		wait_ms(300);
