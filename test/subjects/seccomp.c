@@ -256,6 +256,7 @@ int main(int argc, char **argv)
 		wait_ms(50);
 
 	status_of(getpid(), &m, &f);
+	CHECK(prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1, "no_new_privs was lost");
 	if (strcmp(mode, "eperm") == 0) {
 		CHECK(m == 2 && f == 1, "Seccomp %d, %d filters", m, f);
 		CHECK(err_uname() == EPERM, "uname: errno %d, not EPERM", err_uname());
