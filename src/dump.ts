@@ -4,7 +4,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkTraceable } from './freeze.js';
+import { checkTraceable, SEIZED_OPTIONS } from './freeze.js';
 import { freezeTree, releaseTree, TreeProc } from './tree.js';
 import { getSigmask, setSigmask, peekSiginfo, detach, xstateFeatures } from './kernel/ptrace.js';
 import { findSyscallGadget, RemoteTask } from './kernel/remote.js';
@@ -22,6 +22,8 @@ import { dumpThread } from './objects/thread.js';
 import { readCreds } from './objects/creds.js';
 import { readOomScoreAdj } from './objects/sched.js';
 import { readIdentity, readTaskValues, ProcessImage } from './objects/process.js';
+import { dumpTimers } from './objects/timers.js';
+import { dumpSeccomp, seccompMode, suspendSeccomp } from './objects/seccomp.js';
 import { ImageWriter, Manifest } from './image/store.js';
 import { CkptError, refused, inStep } from './errors.js';
 import { checkpointYield, debugFail, debugOn } from './cancel.js';
@@ -297,6 +299,8 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   const vdso = plan.areas.find((a) => a.name === '[vdso]');
   if (!vdso) throw refused(`pid ${pid} has no vDSO; ckpt needs one to run syscalls in the process`);
   const gadget = findSyscallGadget(pid, BigInt(vdso.start), BigInt(vdso.end));
+  // A thread under seccomp would have ckpt's calls filtered too: its filters are suspended while ckpt holds it.
+  for (const tid of tids) if (seccompMode(tid)) suspendSeccomp(tid, SEIZED_OPTIONS, `pid ${pid}`);
   // One remote-syscall context per thread; the leader's maps the scratch area they share.
   const rt = new RemoteTask(pid, gadget);
   rt.quiet = quiet;
@@ -312,6 +316,8 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   const sigactions = dumpActions(rt, pid);
   const threads = rts.map((r) => dumpThread(r, r.pid, origMasks.get(r.pid)!));
   const pendingShared = peekSiginfo(pid, true).map((b) => b.toString('base64'));
+  const timers = dumpTimers(rts, pendingShared, new Map(threads.map((th) => [th.tid, th.pending])), treePids);
+  const seccomp = dumpSeccomp(pid, rts);
   const creds = readCreds(pid, values.securebits);
   const stopReported = proc.stopSig && parentCap ? stopWasReported(parentCap.leader, pid) : undefined;
   await checkpointYield('dump:state');
@@ -342,6 +348,8 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
     memory: { pagesFile: pagesName, pageBytes: plan.pageBytes, areas: plan.areas },
     fds, sigactions, pendingShared, threads,
   };
+  if (timers.length) doc.timers = timers;
+  if (seccomp) doc.seccomp = seccomp;
   if (proc.stopSig) {
     doc.stopped = true;
     doc.stopSignal = proc.stopSig as 19 | 20 | 21 | 22;

@@ -8,6 +8,8 @@ import { SysError, kcmpSame } from './kernel/sys.js';
 import { CkptError, refused } from './errors.js';
 
 const FREEZE_TIMEOUT_MS = 5000;
+/** The ptrace options freezeThreads seizes every task of a dumped tree with (PTRACE_SETOPTIONS must give them again). */
+export const SEIZED_OPTIONS = PTRACE_O.TRACESYSGOOD;
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
 /** A stopped task; `stopSig` is the signal of the job-control stop it was in (0 if none). */

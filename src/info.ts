@@ -6,6 +6,7 @@ import { describeAreas, ShmemImage } from './objects/memory/index.js';
 import { describeFile, FilesImage } from './objects/files.js';
 import { describeInode } from './objects/inodes.js';
 import { pendingSigno } from './objects/signals.js';
+import { describeClock } from './objects/timers.js';
 import { signalName, RLIMIT_NAMES } from './kernel/consts.js';
 import { Regs } from './kernel/ptrace.js';
 
@@ -40,6 +41,17 @@ export function imageInfo(dir: string) {
         handlers: p.sigactions.map((a) => ({ signal: signalName(a.sig), handler: a.handler === '0x1' ? 'SIG_IGN' : a.handler === '0x0' ? 'SIG_DFL' : a.handler, flags: a.flags, mask: a.mask })),
         pendingShared: p.pendingShared.map((s) => signalName(pendingSigno(s))),
       },
+      timers: (p.timers ?? []).map((t) => ({
+        id: t.id, clock: describeClock(t.clock),
+        notify: t.notify === 'none' ? 'none' : `${signalName(t.signo)} value ${t.value}${t.tid !== undefined ? ` to thread ${t.tid}` : ''}`,
+        interval: `${t.setting[0]}.${t.setting[1].padStart(9, '0')}`, left: `${t.setting[2]}.${t.setting[3].padStart(9, '0')}`,
+        overrun: t.overrun ?? 0, pending: !!t.pending,
+      })),
+      seccomp: (p.seccomp?.threads ?? []).map((t) => {
+        let n = 0;
+        for (let f = t.filter; f !== undefined; f = p.seccomp!.filters[f].parent) n++;
+        return { tid: t.tid, mode: t.mode, filters: n };
+      }),
       threads: p.threads.map((t) => {
         const r = Regs.fromJSON(t.regs);
         return {
@@ -89,6 +101,11 @@ export function renderInfo(info: ReturnType<typeof imageInfo>): string {
     for (const f of p.fds) L.push(`    fd ${String(f.fd).padStart(3)}: ${f.what}`);
     L.push(`  signal handlers: ${p.signals.handlers.length}${p.signals.pendingShared.length ? `; pending (process): ${p.signals.pendingShared.join(' ')}` : ''}`);
     for (const h of p.signals.handlers) L.push(`    ${h.signal.padEnd(9)} ${h.handler} flags ${h.flags} mask ${h.mask}`);
+    if (p.timers.length) L.push(`  POSIX timers: ${p.timers.length}`);
+    for (const t of p.timers) {
+      L.push(`    timer ${t.id}: ${t.clock}, ${t.notify}; interval ${t.interval} s, ${t.left} s left${t.overrun ? `, overrun ${t.overrun}` : ''}${t.pending ? ', its signal pending' : ''}`);
+    }
+    for (const t of p.seccomp) L.push(`  seccomp: thread ${t.tid} ${t.mode === 'strict' ? 'in strict mode' : `with ${t.filters} filter${t.filters === 1 ? '' : 's'}`}`);
     for (const t of p.threads) {
       L.push(`  thread ${t.tid}: rip ${t.rip} rsp ${t.rsp} fs_base ${t.fsBase}${t.inSyscall !== null ? ` in syscall ${t.inSyscall}` : ''}`);
       L.push(`    blocked ${t.sigmask}${t.pending.length ? ` pending ${t.pending.join(' ')}` : ''}; XSAVE ${t.xsaveBytes} bytes; rseq ${t.rseq ?? 'none'}`);

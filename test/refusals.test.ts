@@ -12,7 +12,6 @@ after(cleanupAll);
 
 const REFUSED: Array<[string, RegExp]> = [
   ['socket', /fd 3 is a socket/],
-  ['timer', /POSIX timers/],
   ['lock', /fd 3 .* holds a file lock \(FLOCK ADVISORY\)/],
   ['netns', /another net namespace than ckpt/],
 ];

@@ -11,7 +11,7 @@ export const NR = {
   getpriority: 140, setpriority: 141, sched_getparam: 143, sched_setscheduler: 144, sched_getscheduler: 145,
   mlock: 149, prctl: 157, arch_prctl: 158, chroot: 161, gettid: 186, futex: 202,
   sched_setaffinity: 203, sched_getaffinity: 204, set_tid_address: 218, restart_syscall: 219,
-  timer_gettime: 224, clock_nanosleep: 230, exit_group: 231, tgkill: 234, waitid: 247, openat: 257,
+  timer_create: 222, timer_settime: 223, timer_gettime: 224, timer_getoverrun: 225, timer_delete: 226, clock_gettime: 228, seccomp: 317, clock_nanosleep: 230, exit_group: 231, tgkill: 234, waitid: 247, openat: 257,
   set_robust_list: 273, get_robust_list: 274, dup3: 292, preadv: 295, pwritev: 296,
   rt_tgsigqueueinfo: 297, prlimit64: 302, process_vm_readv: 310, process_vm_writev: 311, kcmp: 312,
   memfd_create: 319, userfaultfd: 323, membarrier: 324, mlock2: 325, rseq: 334, pidfd_open: 434, clone3: 435,
@@ -23,12 +23,13 @@ export const PTRACE = {
   CONT: 7, KILL: 8, SINGLESTEP: 9, SYSCALL: 24, GETREGS: 12, SETREGS: 13, DETACH: 17,
   SETOPTIONS: 0x4200, GETEVENTMSG: 0x4201, GETSIGINFO: 0x4202, SETSIGINFO: 0x4203,
   GETREGSET: 0x4204, SETREGSET: 0x4205, SEIZE: 0x4206, INTERRUPT: 0x4207, LISTEN: 0x4208,
-  PEEKSIGINFO: 0x4209, GETSIGMASK: 0x420a, SETSIGMASK: 0x420b, GET_RSEQ_CONFIGURATION: 0x420f,
+  PEEKSIGINFO: 0x4209, GETSIGMASK: 0x420a, SETSIGMASK: 0x420b, SECCOMP_GET_FILTER: 0x420c, GET_SECCOMP_METADATA: 0x420d,
+  GET_RSEQ_CONFIGURATION: 0x420f,
 } as const;
 
 export const PTRACE_O = {
   TRACESYSGOOD: 1, TRACEFORK: 2, TRACEVFORK: 4, TRACECLONE: 8, TRACEEXEC: 0x10,
-  TRACEVFORKDONE: 0x20, TRACEEXIT: 0x40, EXITKILL: 0x100000,
+  TRACEVFORKDONE: 0x20, TRACEEXIT: 0x40, EXITKILL: 0x100000, SUSPEND_SECCOMP: 0x200000,
 } as const;
 
 export const PTRACE_EVENT = { FORK: 1, VFORK: 2, CLONE: 3, EXEC: 4, VFORK_DONE: 5, EXIT: 6, STOP: 128 } as const;
@@ -118,8 +119,23 @@ export const PR = {
   SET_MM: 35, SET_MM_MAP: 14, SET_MM_MAP_SIZE: 15, SET_CHILD_SUBREAPER: 36, GET_CHILD_SUBREAPER: 37,
   SET_NO_NEW_PRIVS: 38, GET_NO_NEW_PRIVS: 39, GET_TID_ADDRESS: 40, SET_THP_DISABLE: 41, GET_THP_DISABLE: 42,
   CAP_AMBIENT: 47, CAP_AMBIENT_RAISE: 2, CAP_AMBIENT_CLEAR_ALL: 4, SET_VMA: 0x53564d41, SET_VMA_ANON_NAME: 0,
-  GET_SPECULATION_CTRL: 52,
+  GET_SPECULATION_CTRL: 52, GET_SECCOMP: 21, SET_SECCOMP: 22, TIMER_CREATE_RESTORE_IDS: 77,
 } as const;
+
+/** POSIX timers: sigevent notify kinds, timer_settime flags, the clocks timer_create knows. */
+export const SIGEV = { SIGNAL: 0, NONE: 1, THREAD: 2, THREAD_ID: 4 } as const;
+export const TIMER_ABSTIME = 1;
+export const CLOCK = { REALTIME: 0, MONOTONIC: 1, PROCESS_CPUTIME_ID: 2, THREAD_CPUTIME_ID: 3, BOOTTIME: 7, REALTIME_ALARM: 8, BOOTTIME_ALARM: 9, TAI: 11 } as const;
+/** si_code of a signal sent by a POSIX timer. */
+export const SI_TIMER = -2;
+/** seccomp(2) operations and filter flags; the filter return actions ckpt looks for. */
+export const SECCOMP = {
+  MODE_DISABLED: 0, MODE_STRICT: 1, MODE_FILTER: 2, SET_MODE_STRICT: 0, SET_MODE_FILTER: 1,
+  FILTER_FLAG_TSYNC: 1, FILTER_FLAG_LOG: 2, FILTER_FLAG_SPEC_ALLOW: 4, FILTER_FLAG_NEW_LISTENER: 8, FILTER_FLAG_TSYNC_ESRCH: 16,
+  RET_ACTION_FULL: 0xffff0000, RET_USER_NOTIF: 0x7fc00000,
+} as const;
+/** classic BPF: the RET instruction class and its K operand source. */
+export const BPF = { CLASS_MASK: 0x07, RET: 0x06, SRC_MASK: 0x18, K: 0x00 } as const;
 
 /** mlock2 flags. */
 export const MLOCK = { ONFAULT: 1 } as const;

@@ -146,3 +146,51 @@ export function parseEpollFdinfo(text: string): EpollTfdLine[] {
   }
   return out;
 }
+
+/** One POSIX timer as /proc/PID/timers shows it. */
+export interface ProcTimer {
+  id: number;
+  signo: number;
+  /** si_value (sival_ptr), as printed. */
+  value: bigint;
+  /** "signal", "none" or "thread" (SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD), with `toThread` for SIGEV_THREAD_ID. */
+  notify: 'signal' | 'none' | 'thread';
+  toThread: boolean;
+  /** The process (or, with toThread, the thread) the signal goes to. */
+  target: number;
+  /** The clock, as the kernel keeps it (CPU clocks encoded with their pid, 0 for the caller). */
+  clock: number;
+}
+
+/** Every POSIX timer of a process (/proc/PID/timers, newest first). */
+export function readPosixTimers(pid: number): ProcTimer[] {
+  const text = fs.readFileSync(`/proc/${pid}/timers`, 'utf8');
+  const out: ProcTimer[] = [];
+  let cur: Partial<ProcTimer> | null = null;
+  const bad = (line: string) => new Error(`pid ${pid}: unexpected line in /proc/${pid}/timers: ${line}`);
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    let m: RegExpMatchArray | null;
+    if ((m = line.match(/^ID: (-?\d+)$/))) {
+      cur = { id: Number(m[1]) };
+      out.push(cur as ProcTimer);
+    } else if (!cur) {
+      throw bad(line);
+    } else if ((m = line.match(/^signal: (-?\d+)\/(?:0x)?([0-9a-f]+)$/))) {
+      cur.signo = Number(m[1]);
+      cur.value = BigInt('0x' + m[2]);
+    } else if ((m = line.match(/^notify: (signal|none|thread)\/(pid|tid)\.(\d+)$/))) {
+      cur.notify = m[1] as ProcTimer['notify'];
+      cur.toThread = m[2] === 'tid';
+      cur.target = Number(m[3]);
+    } else if ((m = line.match(/^ClockID: (-?\d+)$/))) {
+      cur.clock = Number(m[1]);
+    } else {
+      throw bad(line);
+    }
+  }
+  for (const t of out) {
+    if (t.signo === undefined || t.notify === undefined || t.clock === undefined) throw new Error(`pid ${pid}: timer ${t.id} is incomplete in /proc/${pid}/timers`);
+  }
+  return out;
+}

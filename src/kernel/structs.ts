@@ -140,6 +140,33 @@ export const STACK_T = struct('stack_t', 24, { sp: [0, 'u64'], flags: [8, 'i32']
 /** struct timespec. */
 export const TIMESPEC = struct('timespec', 16, { sec: [0, 'i64'], nsec: [8, 'i64'] } as const, { whole: true });
 
+// ---------------------------------------------------------------- POSIX timers
+
+/** struct sigevent (64 bytes): the value, the signal, how it notifies, and the thread of SIGEV_THREAD_ID. */
+export const SIGEVENT = struct('sigevent', 64, { value: [0, 'u64'], signo: [8, 'i32'], notify: [12, 'i32'], tid: [16, 'i32'] } as const);
+/** struct itimerspec: two struct timespec (interval, then value). */
+export const ITIMERSPEC = struct('itimerspec', 32, {
+  intervalSec: [0, 'i64'], intervalNsec: [8, 'i64'], valueSec: [16, 'i64'], valueNsec: [24, 'i64'],
+} as const, { whole: true });
+/** siginfo_t as a POSIX timer fills it (si_code SI_TIMER): the timer's id, the overrun, the value. */
+export const SIGINFO_TIMER = struct('siginfo_t (timer)', 128, {
+  signo: [0, 'i32'], code: [8, 'i32'], timerId: [16, 'i32'], overrun: [20, 'i32'], value: [24, 'u64'],
+} as const);
+/** What a pending siginfo says of the timer that sent it, or null if no timer sent it (si_code is not SI_TIMER). */
+export function siginfoTimer(info: Buffer, siTimer: number): { signo: number; timerId: number; overrun: number; value: bigint } | null {
+  const v = SIGINFO_TIMER.decode(info);
+  return v.code === siTimer ? { signo: v.signo, timerId: v.timerId, overrun: v.overrun, value: v.value } : null;
+}
+
+// ---------------------------------------------------------------- seccomp
+
+/** struct seccomp_metadata (PTRACE_GET_SECCOMP_METADATA): which filter (in), its flags (out). */
+export const SECCOMP_METADATA = struct('seccomp_metadata', 16, { filterOff: [0, 'u64'], flags: [8, 'u64'] } as const, { whole: true });
+/** struct sock_fprog: the number of instructions and where they are. */
+export const SOCK_FPROG = struct('sock_fprog', 16, { len: [0, 'u16'], filter: [8, 'u64'] } as const);
+/** struct sock_filter: one classic BPF instruction (8 bytes). */
+export const SOCK_FILTER = struct('sock_filter', 8, { code: [0, 'u16'], jt: [2, 'u8'], jf: [3, 'u8'], k: [4, 'u32'] } as const, { whole: true });
+
 // ---------------------------------------------------------------- I/O
 
 /** struct iovec. */

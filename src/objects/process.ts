@@ -17,6 +17,8 @@ import { FdTable } from './files.js';
 import { SigAction, Siginfo } from './signals.js';
 import { Thread } from './thread.js';
 import { Creds } from './creds.js';
+import { PosixTimers } from './timers.js';
+import { SeccompImage } from './seccomp.js';
 
 export const MmFields = z.object({
   startCode: hex64, endCode: hex64, startData: hex64, endData: hex64,
@@ -65,6 +67,10 @@ export const ProcessImage = z.object({
     loginuid: z.optional(u32),             // /proc/PID/loginuid (4294967295: unset)
   }),
   itimers: z.array(Timer).check(z.length(3)),
+  /** POSIX timers (timer_create), by id. */
+  timers: z.optional(PosixTimers),
+  /** The seccomp mode and filters of its threads (absent: none has any). */
+  seccomp: z.optional(SeccompImage),
   mm: MmChecked,
   memory: MemoryImage,
   fds: FdTable,
@@ -124,7 +130,6 @@ export function readIdentity(pid: number, inodes?: { add(open: string, shown: st
   const root = link('root');
   if (root.endsWith(' (deleted)')) throw refused(where(`its root directory ${root} was deleted; not supported yet`));
   const status = readStatus(pid);
-  if (status.get('Seccomp') && status.get('Seccomp') !== '0') throw refused(where('seccomp filters are not supported yet'));
   // Namespaces other than ckpt's would come back as ckpt's: refuse them (containers come later).
   for (const ns of NAMESPACES) {
     let theirs = '';
@@ -135,8 +140,6 @@ export function readIdentity(pid: number, inodes?: { add(open: string, shown: st
   }
   let loginuid: number | undefined;
   try { loginuid = Number(fs.readFileSync(`/proc/${pid}/loginuid`, 'utf8').trim()); } catch { /* no audit support */ }
-  const timers = fs.readFileSync(`/proc/${pid}/timers`, 'utf8');
-  if (timers.trim()) throw refused(where('POSIX timers (timer_create) are not supported yet'));
   return {
     pid, ppid: Number(stat[4]), pgid: Number(stat[5]), sid: Number(stat[6]), comm: stat[2],
     foreground: Number(stat[7]) !== 0 && Number(stat[8]) === Number(stat[5]),

@@ -53,6 +53,8 @@ int main(void)
 #include <linux/kcmp.h>
 #include <sys/epoll.h>
 #include <poll.h>
+#include <linux/filter.h>
+#include <linux/ptrace.h>
 
 int main(void)
 {
@@ -109,6 +111,31 @@ int main(void)
 	F(siginfo_t, "siginfo", si_pid);
 	F(siginfo_t, "siginfo", si_uid);
 	F(siginfo_t, "siginfo", si_status);
+	F(siginfo_t, "siginfo", si_timerid);
+	F(siginfo_t, "siginfo", si_overrun);
+	F(siginfo_t, "siginfo", si_value);
+
+	S(struct sigevent, "sigevent");
+	F(struct sigevent, "sigevent", sigev_value);
+	F(struct sigevent, "sigevent", sigev_signo);
+	F(struct sigevent, "sigevent", sigev_notify);
+	F(struct sigevent, "sigevent", _sigev_un._tid);
+	S(struct itimerspec, "itimerspec");
+	F(struct itimerspec, "itimerspec", it_interval.tv_sec);
+	F(struct itimerspec, "itimerspec", it_interval.tv_nsec);
+	F(struct itimerspec, "itimerspec", it_value.tv_sec);
+	F(struct itimerspec, "itimerspec", it_value.tv_nsec);
+	S(struct sock_fprog, "sock_fprog");
+	F(struct sock_fprog, "sock_fprog", len);
+	F(struct sock_fprog, "sock_fprog", filter);
+	S(struct sock_filter, "sock_filter");
+	F(struct sock_filter, "sock_filter", code);
+	F(struct sock_filter, "sock_filter", jt);
+	F(struct sock_filter, "sock_filter", jf);
+	F(struct sock_filter, "sock_filter", k);
+	S(struct seccomp_metadata, "seccomp_metadata");
+	F(struct seccomp_metadata, "seccomp_metadata", filter_off);
+	F(struct seccomp_metadata, "seccomp_metadata", flags);
 
 	S(stack_t, "stack_t");
 	F(stack_t, "stack_t", ss_sp);
