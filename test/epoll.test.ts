@@ -183,3 +183,41 @@ for (const [what, edit, message] of [
     assert.ok(!fs.existsSync(`/proc/${s.pid}`), 'no process was created');
   });
 }
+
+const PY_EPOLL = `
+import os, select, signal, sys
+out = sys.argv[1]
+def say(s):
+    with open(out, 'a') as f: f.write(s + '\\n')
+r, w = os.pipe()
+r2, w2 = os.pipe()
+r3, w3 = os.pipe()
+lt = select.epoll()
+lt.register(r, select.EPOLLIN)
+os.write(w, b'x')
+et = select.epoll()
+et.register(r2, select.EPOLLIN | select.EPOLLET)
+os.write(w2, b'y')
+assert et.poll(0) == [(r2, select.EPOLLIN)]
+idle = select.epoll()
+idle.register(r3, select.EPOLLIN)
+def on_term(sig, frame):
+    got = [lt.poll(0), et.poll(0)]
+    os.write(w2, b'z')
+    got.append(et.poll(0))
+    ok = got == [[(r, select.EPOLLIN)], [], [(r2, select.EPOLLIN)]]
+    say('PASS' if ok else 'FAIL python epoll: %r' % (got,))
+    sys.exit(0)
+signal.signal(signal.SIGTERM, on_term)
+say('READY')
+while True:
+    idle.poll()
+`;
+
+test('python3 with epoll objects (select.epoll), blocked in one', async () => {
+  const dir = fs.mkdtempSync('/tmp/ckpt-pyepoll-');
+  fs.writeFileSync(path.join(dir, 'prog.py'), PY_EPOLL);
+  const py = ['/usr/bin/python3', '/usr/local/bin/python3', ...(process.env.PATH ?? '').split(':').map((d) => path.join(d, 'python3'))].find((p) => fs.existsSync(p))!;
+  const s = new Subject(py, [path.join(dir, 'prog.py'), path.join(dir, 'verdict.txt')], { dir, outArg: false });
+  assert.equal(await roundTrip(s), 'PASS');
+});
