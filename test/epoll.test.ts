@@ -10,7 +10,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Subject, roundTrip, leaveRunning, cleanupAll, ckpt, ckptOk, readText } from './harness.js';
+import { spawnSync } from 'node:child_process';
+import { Subject, roundTrip, leaveRunning, cleanupAll, ckpt, ckptOk, readText, CKPT, imagePids, treeGone } from './harness.js';
 import { parseEpollFdinfo } from '../src/kernel/proc.js';
 import { devFromKernel, fdObject } from '../src/kernel/fdtype.js';
 
@@ -221,3 +222,40 @@ test('python3 with epoll objects (select.epoll), blocked in one', async () => {
   const s = new Subject(py, [path.join(dir, 'prog.py'), path.join(dir, 'verdict.txt')], { dir, outArg: false });
   assert.equal(await roundTrip(s), 'PASS');
 });
+
+// A restore failing at any fault point (CKPT_DEBUG_FAIL_AT=N: every remote
+// call, among them those that make the epoll instance and its registrations,
+// and the start of every step) leaves no process behind and names the step.
+for (const mode of ['oneshot', 'closed']) {
+  test(`epoll: a restore failing at any step leaves no process behind (${mode})`, async () => {
+    const s = Subject.start('epoll', [mode]);
+    await s.ready();
+    const img = path.join(s.dir, 'img');
+    ckptOk('dump', '-t', String(s.pid), '-D', img);
+    await s.gone();
+    await treeGone(img);
+    const pids = imagePids(img);
+    const run = (failAt: number | 'count') => {
+      const r = spawnSync(CKPT, ['restore', '-D', img, '-d'], { encoding: 'utf8', timeout: 60000, env: { ...process.env, CKPT_DEBUG_FAIL_AT: String(failAt) } });
+      return { status: r.status ?? -1, stderr: r.stderr };
+    };
+    const end = async () => { for (const pid of pids) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } } await treeGone(img); };
+    const c = run('count');
+    assert.equal(c.status, 0, c.stderr);
+    const total = Number(/ckpt: (\d+) fault points/.exec(c.stderr)![1]);
+    await end();
+    let inRefs = 0;
+    for (let n = 0; n < total; n++) {
+      const r = run(n);
+      if (r.status === 0) { await end(); continue; }
+      assert.match(r.stderr, new RegExp(`debug failure at fault point ${n} `), `fault point ${n}`);
+      if (/open files that refer to others/.test(r.stderr)) inRefs++;
+      await treeGone(img);
+      for (const pid of pids) assert.ok(!fs.existsSync(`/proc/${pid}`) || /^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')), `fault point ${n}: pid ${pid} is left alive; ckpt said: ${r.stderr}`);
+    }
+    assert.ok(inRefs >= 3, `the epoll's own step failed at ${inRefs} fault points`);
+    // And once it succeeds, the subject finds its epoll as it was.
+    ckptOk('restore', '-D', img, '-d');
+    assert.equal(await s.verdict(), 'PASS');
+  });
+}
