@@ -68,6 +68,8 @@ const LAYOUTS: Array<[Layout<any>, string, Record<string, string>]> = [
   [S.KSIGACTION, 'sigaction', { handler: 'sa_handler', flags: 'sa_flags', restorer: 'sa_restorer', mask: 'sa_mask' }],
   [S.STACK_T, 'stack_t', { sp: 'ss_sp', flags: 'ss_flags', size: 'ss_size' }],
   [S.TIMESPEC, 'timespec', { sec: 'tv_sec', nsec: 'tv_nsec' }],
+  [S.FILE_HANDLE, 'file_handle', { bytes: 'handle_bytes', type: 'handle_type' }],
+  [S.ITIMERSPEC, 'itimerspec', { intervalSec: 'it_interval.tv_sec', intervalNsec: 'it_interval.tv_nsec', valueSec: 'it_value.tv_sec', valueNsec: 'it_value.tv_nsec' }],
   [S.IOVEC, 'iovec', { base: 'iov_base', len: 'iov_len' }],
   [S.MSGHDR, 'msghdr', {
     name: 'msg_name', namelen: 'msg_namelen', iov: 'msg_iov', iovlen: 'msg_iovlen', control: 'msg_control', controllen: 'msg_controllen', flags: 'msg_flags',

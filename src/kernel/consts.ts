@@ -16,6 +16,8 @@ export const NR = {
   rt_tgsigqueueinfo: 297, prlimit64: 302, process_vm_readv: 310, process_vm_writev: 311, kcmp: 312,
   memfd_create: 319, userfaultfd: 323, membarrier: 324, mlock2: 325, rseq: 334, pidfd_open: 434, clone3: 435,
   close_range: 436, tee: 276, pipe2: 293, fsync: 74, fdatasync: 75, copy_file_range: 326, preadv2: 327, pwritev2: 328, pidfd_getfd: 438, mseal: 462,
+  clock_gettime: 228, inotify_add_watch: 254, inotify_rm_watch: 255, timerfd_create: 283, timerfd_settime: 286, timerfd_gettime: 287,
+  signalfd4: 289, eventfd2: 290, inotify_init1: 294, fanotify_init: 300, fanotify_mark: 301, open_by_handle_at: 304,
 } as const;
 
 export const PTRACE = {
@@ -73,7 +75,7 @@ export const MADV = {
 
 export const O = {
   RDONLY: 0, WRONLY: 1, RDWR: 2, ACCMODE: 3, CREAT: 0o100, EXCL: 0o200, NOCTTY: 0o400, TRUNC: 0o1000,
-  APPEND: 0o2000, NONBLOCK: 0o4000, DSYNC: 0o10000, DIRECT: 0o40000, LARGEFILE: 0o100000,
+  APPEND: 0o2000, NONBLOCK: 0o4000, DSYNC: 0o10000, ASYNC: 0o20000, DIRECT: 0o40000, LARGEFILE: 0o100000,
   DIRECTORY: 0o200000, NOFOLLOW: 0o400000, NOATIME: 0o1000000, CLOEXEC: 0o2000000, PATH: 0o10000000,
 } as const;
 export const AT_FDCWD = -100;
@@ -87,7 +89,25 @@ export const SOCK = { AF_UNIX: 1, DGRAM: 2, CLOEXEC: 0o2000000, SOL_SOCKET: 1, S
 export const KCMP = { FILE: 0, VM: 1, FILES: 2, FS: 3, SIGHAND: 4 } as const;
 /** wait4/waitid options and id types. */
 export const WAIT = { NOHANG: 1, UNTRACED: 2, STOPPED: 2, NOWAIT: 0x01000000, P_PID: 1 } as const;
-export const IOCTL = { TIOCSPGRP: 0x5410 } as const;
+export const IOCTL = { TIOCSPGRP: 0x5410, FIONREAD: 0x541b, TFD_IOC_SET_TICKS: 0x40085400 } as const;
+/** eventfd2 flags. */
+export const EFD = { SEMAPHORE: 1 } as const;
+/** Clocks (clock_gettime, timerfd_create). */
+export const CLOCK = { REALTIME: 0, MONOTONIC: 1, BOOTTIME: 7, REALTIME_ALARM: 8, BOOTTIME_ALARM: 9 } as const;
+/** timerfd_settime flags. */
+export const TFD = { TIMER_ABSTIME: 1, TIMER_CANCEL_ON_SET: 2 } as const;
+/** pidfd_open flags (PIDFD_NONBLOCK is O_NONBLOCK, PIDFD_THREAD is O_EXCL). */
+export const PIDFD = { NONBLOCK: 0o4000, THREAD: 0o200 } as const;
+/** inotify: the mask bits a watch keeps (IN_ALL_EVENTS, IN_EXCL_UNLINK, IN_ONESHOT), and IN_IGNORED. */
+export const IN = { ALL_EVENTS: 0xfff, EXCL_UNLINK: 0x04000000, ONESHOT: 0x80000000, IGNORED: 0x8000, Q_OVERFLOW: 0x4000 } as const;
+/** fanotify_init and fanotify_mark values. */
+export const FAN = {
+  CLOEXEC: 1, NONBLOCK: 2,
+  MARK_ADD: 1, MARK_DONT_FOLLOW: 4, MARK_ONLYDIR: 8, MARK_MOUNT: 0x10, MARK_IGNORED_MASK: 0x20, MARK_IGNORED_SURV_MODIFY: 0x40,
+  MARK_FILESYSTEM: 0x100, MARK_EVICTABLE: 0x200, MARK_IGNORE: 0x400,
+  /** The permission events: FAN_OPEN_PERM, FAN_ACCESS_PERM, FAN_OPEN_EXEC_PERM, FAN_PRE_ACCESS. */
+  PERM_EVENTS: 0x10000 | 0x20000 | 0x40000 | 0x100000,
+} as const;
 /** userfaultfd: its ioctl requests (as bigint: the top bit is set) and values. */
 export const UFFD = {
   API: 0xaa, REGISTER_MODE_MISSING: 1,

@@ -122,3 +122,33 @@ export function taskExists(pid: number, tid: number): boolean {
 export function taskState(pid: number): string {
   try { return readStat(pid)[3]; } catch { return ''; }
 }
+
+/** The lines of /proc/PID/fdinfo/FD (every line, also the repeated ones: inotify watches, fanotify marks). */
+export function fdinfoLines(pid: number | 'self', fd: number): string[] {
+  return fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8').split('\n').filter(Boolean);
+}
+
+/** One mount of /proc/PID/mountinfo. `dev` is the device as the kernel prints it in fdinfo (major << 20 | minor). */
+export interface MountEntry { id: number; dev: number; root: string; point: string; fstype: string }
+
+const unescapeMount = (s: string) => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+
+export function readMountinfo(pid: number | 'self'): MountEntry[] {
+  const out: MountEntry[] = [];
+  for (const line of fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n')) {
+    const w = line.split(' ');
+    if (w.length < 10) continue;
+    const [maj, min] = w[2].split(':').map(Number);
+    const sep = w.indexOf('-', 6);
+    out.push({ id: Number(w[0]), dev: maj * 2 ** 20 + min, root: unescapeMount(w[3]), point: unescapeMount(w[4]), fstype: sep > 0 ? w[sep + 1] : '' });
+  }
+  return out;
+}
+
+/** The device of a stat (user-space encoding) in the kernel's encoding, as fdinfo prints it (major << 20 | minor). */
+export function kernelDev(dev: number | bigint): number {
+  const d = BigInt(dev);
+  const maj = Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn));
+  const min = Number((d & 0xffn) | ((d >> 12n) & ~0xffn));
+  return maj * 2 ** 20 + min;
+}

@@ -138,6 +138,12 @@ export const STACK_T = struct('stack_t', 24, { sp: [0, 'u64'], flags: [8, 'i32']
 
 /** struct timespec. */
 export const TIMESPEC = struct('timespec', 16, { sec: [0, 'i64'], nsec: [8, 'i64'] } as const, { whole: true });
+/** struct itimerspec (timerfd_settime, timerfd_gettime): two struct timespec, the interval first. */
+export const ITIMERSPEC = struct('itimerspec', 32, {
+  intervalSec: [0, 'i64'], intervalNsec: [8, 'i64'], valueSec: [16, 'i64'], valueNsec: [24, 'i64'],
+} as const, { whole: true });
+/** struct file_handle: its header (handle_bytes, handle_type); the handle's bytes follow. */
+export const FILE_HANDLE = struct('file_handle', 8, { bytes: [0, 'u32'], type: [4, 'i32'] } as const);
 
 // ---------------------------------------------------------------- I/O
 

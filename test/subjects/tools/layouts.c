@@ -43,6 +43,7 @@ int main(void)
 #include <time.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/resource.h>
 #include <linux/sched.h>
@@ -112,6 +113,14 @@ int main(void)
 	F(stack_t, "stack_t", ss_flags);
 	F(stack_t, "stack_t", ss_size);
 
+	S(struct itimerspec, "itimerspec");
+	F(struct itimerspec, "itimerspec", it_interval.tv_sec);
+	F(struct itimerspec, "itimerspec", it_interval.tv_nsec);
+	F(struct itimerspec, "itimerspec", it_value.tv_sec);
+	F(struct itimerspec, "itimerspec", it_value.tv_nsec);
+	S(struct file_handle, "file_handle");
+	F(struct file_handle, "file_handle", handle_bytes);
+	F(struct file_handle, "file_handle", handle_type);
 	S(struct timespec, "timespec");
 	F(struct timespec, "timespec", tv_sec);
 	F(struct timespec, "timespec", tv_nsec);
