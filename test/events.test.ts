@@ -33,4 +33,40 @@ for (const mode of ['max', 'shared']) {
     assert.equal(await leaveRunning(Subject.start('eventfd', [mode])), 'PASS');
   });
 }
-void refusedDump;
+
+for (const mode of ['mask', 'block']) {
+  test(`signalfd: round trip: ${mode}`, async () => {
+    assert.equal(await roundTrip(Subject.start('signalfd', [mode])), 'PASS');
+  });
+}
+test('signalfd: leave running', async () => {
+  assert.equal(await leaveRunning(Subject.start('signalfd', ['mask'])), 'PASS');
+});
+
+for (const mode of ['oneshot', 'soon', 'fired', 'periodic', 'abs', 'absperiodic', 'monoabs', 'disarmed', 'clocks']) {
+  test(`timerfd: round trip: ${mode}`, async () => {
+    assert.equal(await roundTrip(Subject.start('timerfd', [mode])), 'PASS');
+  });
+}
+for (const mode of ['periodic', 'fired', 'absperiodic']) {
+  test(`timerfd: leave running: ${mode}`, async () => {
+    assert.equal(await leaveRunning(Subject.start('timerfd', [mode])), 'PASS');
+  });
+}
+
+test('timerfd: an absolute timer that expired while checkpointed fires at once, with every expiration counted', async () => {
+  const s = Subject.start('timerfd', ['absperiodic']);
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  const r = ckpt('dump', '-t', String(s.pid), '-D', img);
+  assert.equal(r.status, 0, r.stderr);
+  await s.gone();
+  await new Promise((res) => setTimeout(res, 1500)); // about 7 periods pass while checkpointed
+  const t = JSON.parse(fs.readFileSync(path.join(img, 'files.json'), 'utf8')).files.find((f: { kind: string }) => f.kind === 'timerfd');
+  assert.equal(t.settimeFlags, 1);
+  assert.equal(t.interval, '200000000');
+  assert.match(ckpt('info', '-D', img).stdout, /timerfd on REALTIME, expiring at [\d.]+ s, every 0.200000 s/);
+  const rr = ckpt('restore', '-D', img, '-d');
+  assert.equal(rr.status, 0, rr.stderr);
+  assert.equal(await s.verdict(), 'PASS');
+});
