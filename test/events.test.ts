@@ -70,3 +70,39 @@ test('timerfd: an absolute timer that expired while checkpointed fires at once, 
   assert.equal(rr.status, 0, rr.stderr);
   assert.equal(await s.verdict(), 'PASS');
 });
+
+for (const mode of ['child', 'thread']) {
+  test(`pidfd: round trip: ${mode}`, async () => {
+    assert.equal(await roundTrip(Subject.start('pidfd', [mode])), 'PASS');
+  });
+  test(`pidfd: leave running: ${mode}`, async () => {
+    assert.equal(await leaveRunning(Subject.start('pidfd', [mode])), 'PASS');
+  });
+}
+test('pidfd: a pidfd of a process that has exited is refused', async () => {
+  await refusedDump(Subject.start('pidfd', ['exited']), (pid) => new RegExp(`pid ${pid}: fd \\d+ \\(anon_inode:\\[pidfd\\]\\): a pidfd of a process that has exited`));
+});
+test('pidfd: a pidfd of a process outside the tree is refused', async () => {
+  await refusedDump(Subject.start('pidfd', ['outside']), (pid) => new RegExp(`pid ${pid}: fd \\d+ \\(anon_inode:\\[pidfd\\]\\): a pidfd of process ${process.pid}, outside the tree`));
+});
+
+for (const mode of ['watches', 'block']) {
+  test(`inotify: round trip: ${mode}`, async () => {
+    assert.equal(await roundTrip(Subject.start('inotify', [mode])), 'PASS');
+  });
+  test(`inotify: leave running: ${mode}`, async () => {
+    assert.equal(await leaveRunning(Subject.start('inotify', [mode])), 'PASS');
+  });
+}
+test('inotify: queued events are refused, naming how many bytes', async () => {
+  await refusedDump(Subject.start('inotify', ['queued']), (pid) => new RegExp(`pid ${pid}: fd \\d+ \\(anon_inode:inotify\\): an inotify instance with 32 bytes of events queued, not yet read`));
+});
+test('inotify: info names the watches', async () => {
+  const s = Subject.start('inotify', ['watches']);
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  const r = ckpt('dump', '-t', String(s.pid), '-D', img, '--leave-running');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(ckpt('info', '-D', img).stdout, new RegExp(`inotify instance, 4 watches: 1 ${s.dir}/d1, 2 ${s.dir}/f1-renamed, 4 ${s.dir}/d2, 5 ${s.dir}/f3`));
+  assert.equal(await s.verdict(), 'PASS');
+});
