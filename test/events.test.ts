@@ -106,3 +106,15 @@ test('inotify: info names the watches', async () => {
   assert.match(ckpt('info', '-D', img).stdout, new RegExp(`inotify instance, 4 watches: 1 ${s.dir}/d1, 2 ${s.dir}/f1-renamed, 4 ${s.dir}/d2, 5 ${s.dir}/f3`));
   assert.equal(await s.verdict(), 'PASS');
 });
+
+for (const mode of ['marks', 'fid']) {
+  test(`fanotify: round trip: ${mode}`, async () => {
+    assert.equal(await roundTrip(Subject.start('fanotify', [mode])), 'PASS');
+  });
+  test(`fanotify: leave running: ${mode}`, async () => {
+    assert.equal(await leaveRunning(Subject.start('fanotify', [mode])), 'PASS');
+  });
+}
+test('fanotify: queued events are refused, naming how many bytes', async () => {
+  await refusedDump(Subject.start('fanotify', ['queued']), (pid) => new RegExp(`pid ${pid}: fd \\d+ \\(anon_inode:\\[fanotify\\]\\): a fanotify group with \\d+ bytes of events queued, not yet read`));
+});

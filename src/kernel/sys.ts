@@ -152,6 +152,8 @@ export function setPipeSize(fd: number, size: number): number { return syscallRa
 /** The file status flags of an open file description (F_GETFL) and setting them (F_SETFL). */
 export function getFl(fd: number): number { return sys('fcntl(F_GETFL)', NR.fcntl, fd, F.GETFL); }
 export function setFl(fd: number, flags: number): void { sys('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, flags); }
+/** Make one of ckpt's fds close-on-exec (F_SETFD). */
+export function setCloexec(fd: number): void { sys('fcntl(F_SETFD)', NR.fcntl, fd, F.SETFD, 1); }
 
 /**
  * A copy of the data buffered in the pipe whose read end is `readFd`,

@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import * as z from 'zod/mini';
 import { O, FAN, AT_FDCWD } from '../kernel/consts.js';
-import { pidfdGetfd, fionread, fanotifyInit, fanotifyMark, setFl } from '../kernel/sys.js';
+import { pidfdGetfd, fionread, fanotifyInit, fanotifyMark, setFl, setCloexec } from '../kernel/sys.js';
 import { fdinfoLines, readMountinfo, kernelDev, MountEntry } from '../kernel/proc.js';
 import { refused, badImage, conflict } from '../errors.js';
 import { fileId, u32, absPath, hexMask } from '../image/schema.js';
@@ -49,7 +49,7 @@ export type FanotifyMark = z.infer<typeof FanotifyMark>;
 export const FanotifyFile = z.object({
   id: fileId,
   kind: z.literal('fanotify'),
-  /** fanotify_init flags, without FAN_CLOEXEC and FAN_NONBLOCK (those are in the fd table and `flags`). */
+  /** fanotify_init flags as fdinfo shows them (FAN_CLOEXEC and FAN_NONBLOCK as they were given; what the fd has now is in the fd table and `flags`). */
   initFlags: u32,
   /** fanotify_init event_f_flags: the open flags of the files events carry. */
   eventFlags: u32,
@@ -86,7 +86,7 @@ export const fanotifyKind = defineKind<FanotifyFile>({
       if (!line.startsWith('fanotify ')) continue;
       const m = fields(line);
       if (m.has('flags') && m.has('event-flags')) {
-        initFlags = parseInt(m.get('flags')!, 16) & ~(FAN.CLOEXEC | FAN.NONBLOCK);
+        initFlags = parseInt(m.get('flags')!, 16);
         eventFlags = parseInt(m.get('event-flags')!, 16);
         continue;
       }
@@ -126,8 +126,9 @@ export const fanotifyKind = defineKind<FanotifyFile>({
   },
   phase: 'objects',
   create(g) {
-    const fd = fanotifyInit(g.initFlags | FAN.CLOEXEC | FAN.NONBLOCK, g.eventFlags);
+    const fd = fanotifyInit(g.initFlags, g.eventFlags);
     try {
+      setCloexec(fd);
       for (const m of g.marks) addMark(fd, g, m);
       setFl(fd, g.flags);
     } catch (e) { fs.closeSync(fd); throw e; }
