@@ -118,3 +118,13 @@ for (const mode of ['marks', 'fid']) {
 test('fanotify: queued events are refused, naming how many bytes', async () => {
   await refusedDump(Subject.start('fanotify', ['queued']), (pid) => new RegExp(`pid ${pid}: fd \\d+ \\(anon_inode:\\[fanotify\\]\\): a fanotify group with \\d+ bytes of events queued, not yet read`));
 });
+
+test('an eventfd also held by a process outside the tree is refused, naming the holder, and both run on', async () => {
+  const s = Subject.start('eventfd', ['shared']);
+  await s.ready();
+  const kid = Number(fs.readFileSync(`/proc/${s.pid}/task/${s.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
+  const r = ckpt('dump', '-t', String(kid), '-D', path.join(s.dir, 'img'));
+  assert.equal(r.status, 3, r.stderr);
+  assert.match(r.stderr, new RegExp(`pid ${kid}: fd \\d+ \\(anon_inode:\\[eventfd\\]\\): the eventfd is also held by pid ${s.pid}, outside the tree`));
+  assert.equal(await s.verdict(), 'PASS');
+});
