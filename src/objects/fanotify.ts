@@ -59,9 +59,14 @@ export const FanotifyFile = z.object({
 });
 export type FanotifyFile = z.infer<typeof FanotifyFile>;
 
-/** The mount of `pid`'s mount table with that id, or (by device) one of the filesystem, preferring one that shows its whole filesystem. */
-function mountOf(pid: number, m: { id?: number; dev?: number }): MountRef | undefined {
-  const all = readMountinfo(pid);
+/**
+ * The mount with that id, or (by device) one of the filesystem, preferring
+ * one that shows its whole filesystem. From ckpt's own mount table (the
+ * tree is in ckpt's mount namespace), so that the paths are ckpt's even for
+ * a program in a chroot.
+ */
+function mountOf(m: { id?: number; dev?: number }): MountRef | undefined {
+  const all = readMountinfo('self');
   let e: MountEntry | undefined;
   if (m.id !== undefined) e = all.find((x) => x.id === m.id);
   else e = all.filter((x) => x.dev === m.dev).sort((a, b) => Number(b.root === '/') - Number(a.root === '/'))[0];
@@ -105,13 +110,13 @@ export const fanotifyKind = defineKind<FanotifyFile>({
         marks.push({ type: 'inode', inode, ...common });
       } else if (m.has('mnt_id')) {
         const id = parseInt(m.get('mnt_id')!, 16);
-        const mount = mountOf(f.pid, { id });
-        if (!mount) throw refused(`${where}: a mount mark on mount ${id}, which is not in /proc/${f.pid}/mountinfo`);
+        const mount = mountOf({ id });
+        if (!mount) throw refused(`${where}: a mount mark on mount ${id}, which is not in ckpt's mount table`);
         marks.push({ type: 'mount', mount, ...common });
       } else if (m.has('sdev')) {
         const dev = parseInt(m.get('sdev')!, 16);
-        const mount = mountOf(f.pid, { dev });
-        if (!mount) throw refused(`${where}: a filesystem mark on device ${m.get('sdev')}, of which /proc/${f.pid}/mountinfo has no mount`);
+        const mount = mountOf({ dev });
+        if (!mount) throw refused(`${where}: a filesystem mark on device ${m.get('sdev')}, of which ckpt's mount table has no mount`);
         marks.push({ type: 'filesystem', mount, ...common });
       } else {
         throw refused(`${where}: a fanotify mark of a kind this ckpt does not know: ${line}`);
