@@ -54,6 +54,10 @@ for (const mode of ['periodic', 'fired', 'absperiodic']) {
   });
 }
 
+test('timerfd: a TFD_TIMER_CANCEL_ON_SET timer with expirations unread is refused', async () => {
+  await refusedDump(Subject.start('timerfd', ['cancelfired']), (pid) => new RegExp(`pid ${pid}: fd \\d+ \\(anon_inode:\\[timerfd\\]\\): a TFD_TIMER_CANCEL_ON_SET timer with 1 expirations not yet read`));
+});
+
 test('timerfd: an absolute timer that expired while checkpointed fires at once, with every expiration counted', async () => {
   const s = Subject.start('timerfd', ['absperiodic']);
   await s.ready();

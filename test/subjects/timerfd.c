@@ -19,6 +19,8 @@
  *             never read: after restore a read gives every expiration since
  *             the first (those while checkpointed too)
  *   monoabs   MONOTONIC absolute one-shot 1 s ahead
+ *   cancelfired REALTIME absolute with TFD_TIMER_CANCEL_ON_SET that fired
+ *             and was not read (the dump is refused): a read gives 1
  *   disarmed  disarmed timers with a period set: MONOTONIC and BOOTTIME_ALARM;
  *             after restore still disarmed, period kept, reads give EAGAIN
  *   clocks    one armed timer on each clock (REALTIME, MONOTONIC, BOOTTIME,
@@ -124,6 +126,10 @@ int main(int argc, char **argv)
 	} else if (!strcmp(mode, "monoabs")) {
 		first = now_ns(CLOCK_MONOTONIC) + 1000 * MS;
 		fds[n++] = mk(CLOCK_MONOTONIC, 0, TFD_TIMER_ABSTIME, first, 0);
+	} else if (!strcmp(mode, "cancelfired")) {
+		fds[n++] = mk(CLOCK_REALTIME, 0, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, now_ns(CLOCK_REALTIME) + 1 * MS, 0);
+		struct pollfd p = { fds[0], POLLIN, 0 };
+		CHECK(poll(&p, 1, 2000) == 1, "the timer did not fire");
 	} else if (!strcmp(mode, "disarmed")) {
 		fds[n++] = mk(CLOCK_MONOTONIC, TFD_NONBLOCK, 0, 0, 1 * NS);
 		fds[n++] = mk(CLOCK_BOOTTIME_ALARM, 0, 0, 0, 0);
@@ -189,6 +195,9 @@ int main(int argc, char **argv)
 		      (unsigned long long)v, strerror(err), (long long)lo, (long long)hi);
 		v = wait_read(fds[0], 1000);
 		CHECK(v >= 1 && v <= 2, "next read %llu", (unsigned long long)v);
+	} else if (!strcmp(mode, "cancelfired")) {
+		v = read_nb(fds[0], &err);
+		CHECK(!err && v == 1, "read %llu (%s), expected 1", (unsigned long long)v, strerror(err));
 	} else if (!strcmp(mode, "disarmed")) {
 		struct itimerspec g = get(fds[0]);
 		CHECK(ts_ns(g.it_value) == 0 && ts_ns(g.it_interval) == NS, "timer 0: value %lld, period %lld", (long long)ts_ns(g.it_value), (long long)ts_ns(g.it_interval));
