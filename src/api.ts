@@ -102,6 +102,8 @@ export interface RestoreResult {
   /** Without `detached`: its exit status (128+signal if a signal ended it). */
   exitCode?: number;
   timings: Record<string, number>;
+  /** Remote syscalls run in the tree (in all, and for its open files) and the fds installed. */
+  counts: { remoteCalls: number; remoteCallsFiles: number; fds: number };
 }
 
 /** What `ckpt info --json` prints. */

@@ -135,7 +135,7 @@ export async function main(argv: string[], engine?: Engine): Promise<number> {
       });
       const total = performance.now() - t0;
       if (o.restoreDetached) {
-        out(g(), { ok: true, pid: r.pid, timingsMs: { ...r.timings, total }, peakRssKiB: process.resourceUsage().maxRSS }, () => (lo.logLevel >= 3 ? `restored pid ${r.pid} in ${ms(total)}\n` : ''));
+        out(g(), { ok: true, pid: r.pid, timingsMs: { ...r.timings, total }, counts: r.counts, peakRssKiB: process.resourceUsage().maxRSS }, () => (lo.logLevel >= 3 ? `restored pid ${r.pid} in ${ms(total)}\n` : ''));
       } else {
         code = r.exitCode ?? 0;
         if (g().json) out(g(), { ok: true, pid: r.pid, exitCode: r.exitCode }, () => '');

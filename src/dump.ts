@@ -16,6 +16,7 @@ import * as remote from './kernel/rsys.js';
 import { planMemory, writePages, findHole, dumpShmem, ShmemObject } from './objects/memory/index.js';
 import { ImageDirSink } from './image/pages.js';
 import { FileTableBuilder } from './objects/files.js';
+import { InodeTable } from './objects/inodes.js';
 import { dumpActions } from './objects/signals.js';
 import { dumpThread } from './objects/thread.js';
 import { readCreds } from './objects/creds.js';
@@ -120,19 +121,22 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     image = new ImageWriter(dir);
     const shmem: ShmemCtxDump = { seen: new Set(), objects: [] };
     const img = image;
+    const treeIds = new Set([...pids, ...tree.flatMap((p) => p.tids)]);
+    const inodes = new InodeTable(img);
     const files = new FileTableBuilder({
-      shellJob: !!opts.shellJob, treeIds: new Set([...pids, ...tree.flatMap((p) => p.tids)]), state: new Map(),
+      shellJob: !!opts.shellJob, treeIds, state: new Map(), inodes,
       writeData: (name, data) => { const f = `file-${name}.img`; img.writeRaw(f, data); return f; },
     });
     for (const proc of live) {
       current = { rts: [], origMasks: new Map() };
       const parentCap = captured.find((x) => x.doc.pid === proc.ppid);
-      const c = await captureProcess(proc, opts, image, pool, pids, current, enter, shmem, files, parentCap);
+      const c = await captureProcess(proc, opts, image, pool, pids, current, enter, shmem, files, parentCap, inodes);
       captured.push(c);
       progress('inspect', captured.length, live.length);
       pageBytes += c.pageBytes;
       current = null;
     }
+    inodes.checkOutside(treeIds);
     lap('capture');
     if (pagemapScanWorks() === false) log.info('page maps were read without PAGEMAP_SCAN, in bounded chunks');
     await checkpointYield('dump:pages');
@@ -143,7 +147,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     progress('release', captured.length, live.length);
 
     enter('write image');
-    image.writeJson('files.json', { files: files.finish() });
+    image.writeJson('files.json', { files: files.finish(), ...(inodes.inodes.length ? { inodes: inodes.inodes } : {}) });
     if (shmem.objects.length) image.writeJson('shmem.json', { objects: shmem.objects.map((o) => o.obj) });
     for (const o of shmem.objects) image.addRaw(o.obj.pagesFile, o.sums);
     for (const c of captured) {
@@ -261,13 +265,13 @@ function releaseProcesses(cs: Array<Partial<Pick<Captured, 'leader' | 'rts' | 'o
 }
 
 async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWriter, pool: Pool | null, treePids: Set<number>,
-  cur: Partial<Captured>, setStep: (s: string) => void, shmem: ShmemCtxDump, files: FileTableBuilder, parentCap: Captured | undefined): Promise<Captured> {
+  cur: Partial<Captured>, setStep: (s: string) => void, shmem: ShmemCtxDump, files: FileTableBuilder, parentCap: Captured | undefined, inodes: InodeTable): Promise<Captured> {
   const pid = proc.pid;
   const tids = proc.tids;
   const origMasks = cur.origMasks!;
   const rts = cur.rts!;
   setStep('inspect');
-  const ident = readIdentity(pid);
+  const ident = readIdentity(pid, inodes);
   if (pid !== opts.pid) checkGroupAndSession(pid, ident, readStat(proc.ppid), treePids);
   setStep('files');
   const fds = files.dumpProcess(pid);
@@ -275,7 +279,7 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   cur.origFds = new Set(fds.map((f) => f.fd));
   setStep('memory map');
   // (the parent's areas as its own capture read them: frozen, they have not changed)
-  const plan = planMemory(pid, pid !== opts.pid ? proc.ppid : undefined, shmem.seen, parentCap?.maps);
+  const plan = planMemory(pid, pid !== opts.pid ? proc.ppid : undefined, shmem.seen, parentCap?.maps, inodes);
   await checkpointYield();
 
   setStep('signals');
@@ -325,6 +329,8 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
 
   const doc: ProcessImage = {
     pid, ppid: ident.ppid, pgid: ident.pgid, sid: ident.sid, foreground: ident.foreground, comm: ident.comm, exe: ident.exe, cwd: ident.cwd,
+    ...(ident.cwdInode !== undefined ? { cwdInode: ident.cwdInode } : {}),
+    ...(ident.exeInode !== undefined ? { exeInode: ident.exeInode } : {}),
     root: ident.root, umask: ident.umask, personality: ident.personality, rlimits: ident.rlimits, creds,
     misc: {
       dumpable: values.dumpable, pdeathsig: values.pdeathsig, noNewPrivs: ident.noNewPrivs, subreaper: values.subreaper,

@@ -4,6 +4,7 @@ import { ImageReader } from './image/store.js';
 import { ProcessImage } from './objects/process.js';
 import { describeAreas, ShmemImage } from './objects/memory/index.js';
 import { describeFile, FilesImage } from './objects/files.js';
+import { describeInode } from './objects/inodes.js';
 import { pendingSigno } from './objects/signals.js';
 import { signalName, RLIMIT_NAMES } from './kernel/consts.js';
 import { Regs } from './kernel/ptrace.js';
@@ -15,13 +16,15 @@ export function imageInfo(dir: string) {
     pid: pp.pid, ppid: pp.ppid, pgid: pp.zombie!.pgid, sid: pp.zombie!.sid,
     status: describeWaitStatus(pp.zombie!.status),
   }));
-  const openFiles = img.readJson('files.json', FilesImage).files;
+  const filesDoc = img.readJson('files.json', FilesImage);
+  const openFiles = filesDoc.files;
+  const storedFiles = (filesDoc.inodes ?? []).map((n) => ({ id: n.id, type: n.type, what: describeInode(n) }));
   const holders = new Map<number, number>();
   const processes = m.processes.filter((pp) => !pp.zombie).map((pp) => {
     const p = img.readJson(`process-${pp.pid}.json`, ProcessImage);
     const areas = describeAreas(p.memory);
     return {
-      pid: p.pid, ppid: p.ppid, pgid: p.pgid, sid: p.sid, stopped: !!p.stopped, comm: p.comm, exe: p.exe, cwd: p.cwd, root: p.root,
+      pid: p.pid, ppid: p.ppid, pgid: p.pgid, sid: p.sid, stopped: !!p.stopped, comm: p.comm, exe: p.exe, cwd: p.cwd, cwdInode: p.cwdInode, root: p.root,
       umask: '0' + p.umask.toString(8), personality: '0x' + p.personality.toString(16),
       creds: { uid: p.creds.uid, gid: p.creds.gid, groups: p.creds.groups, capEff: p.creds.capEff },
       rlimits: Object.fromEntries(p.rlimits.map((l, i) => [RLIMIT_NAMES[i], l])),
@@ -51,7 +54,7 @@ export function imageInfo(dir: string) {
   const shmem = m.files['shmem.json'] ? img.readJson('shmem.json', ShmemImage).objects.map((o) => ({
     id: o.id, size: o.size, storedBytes: o.runs.reduce((s, r) => s + r[1], 0) * 4096, pagesFile: o.pagesFile,
   })) : [];
-  return { image: img.dir, format: m.version, ckptVersion: m.ckptVersion, created: m.created, kernel: m.kernel, arch: m.arch, cpu: m.cpu, options: m.options, files: m.files, root: m.root, processes, zombies, sharedMemory: shmem, openFiles };
+  return { image: img.dir, format: m.version, ckptVersion: m.ckptVersion, created: m.created, kernel: m.kernel, arch: m.arch, cpu: m.cpu, options: m.options, files: m.files, root: m.root, processes, zombies, sharedMemory: shmem, openFiles, storedFiles };
 }
 
 function describeWaitStatus(st: number): string {
@@ -73,9 +76,10 @@ export function renderInfo(info: ReturnType<typeof imageInfo>): string {
   L.push(`  ${info.processes.length} process${info.processes.length === 1 ? '' : 'es'} (root ${info.root})${info.zombies.length ? `, ${info.zombies.length} zombie${info.zombies.length === 1 ? '' : 's'}` : ''}`);
   for (const z of info.zombies) L.push(`  zombie ${z.pid}  ppid ${z.ppid} pgid ${z.pgid} sid ${z.sid}: ${z.status}`);
   for (const o of info.sharedMemory) L.push(`  shared memory ${o.id}: ${size(o.size)}, ${size(o.storedBytes)} stored in ${o.pagesFile}`);
+  for (const n of info.storedFiles) L.push(`  stored ${n.what}`);
   for (const p of info.processes) {
     L.push('', `process ${p.pid} (${p.comm})  ppid ${p.ppid} pgid ${p.pgid} sid ${p.sid}${p.stopped ? '  [stopped]' : ''}${p.threads.length > 1 ? `  ${p.threads.length} threads` : ''}`);
-    L.push(`  exe ${p.exe}`, `  cwd ${p.cwd}  root ${p.root}  umask ${p.umask}  personality ${p.personality}`);
+    L.push(`  exe ${p.exe}`, `  cwd ${p.cwd}${p.cwdInode !== undefined ? ` (inode ${p.cwdInode})` : ''}  root ${p.root}  umask ${p.umask}  personality ${p.personality}`);
     L.push(`  uid ${p.creds.uid.join('/')} gid ${p.creds.gid.join('/')} groups [${p.creds.groups.join(',')}] capEff ${p.creds.capEff}`);
     L.push(`  memory: ${p.memory.areas.length} areas, ${size(p.memory.mappedBytes)} mapped, ${size(p.memory.storedBytes)} stored`);
     for (const a of p.memory.areas) {

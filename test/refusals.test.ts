@@ -13,7 +13,6 @@ after(cleanupAll);
 const REFUSED: Array<[string, RegExp]> = [
   ['socket', /fd 3 is a socket/],
   ['timer', /POSIX timers/],
-  ['deleted', /fd 3 .*deleted/],
   ['lock', /fd 3 .* holds a file lock \(FLOCK ADVISORY\)/],
   ['netns', /another net namespace than ckpt/],
 ];

@@ -15,7 +15,7 @@ export const NR = {
   set_robust_list: 273, get_robust_list: 274, dup3: 292, preadv: 295, pwritev: 296,
   rt_tgsigqueueinfo: 297, prlimit64: 302, process_vm_readv: 310, process_vm_writev: 311, kcmp: 312,
   memfd_create: 319, userfaultfd: 323, membarrier: 324, mlock2: 325, rseq: 334, pidfd_open: 434, clone3: 435,
-  close_range: 436, tee: 276, pipe2: 293, fsync: 74, fdatasync: 75, copy_file_range: 326, preadv2: 327, pwritev2: 328, pidfd_getfd: 438, mseal: 462,
+  close_range: 436, tee: 276, pipe2: 293, fsync: 74, fdatasync: 75, copy_file_range: 326, preadv2: 327, mknodat: 259, utimensat: 280, pwritev2: 328, pidfd_getfd: 438, mseal: 462,
   clock_gettime: 228, inotify_add_watch: 254, inotify_rm_watch: 255, timerfd_create: 283, timerfd_settime: 286, timerfd_gettime: 287,
   signalfd4: 289, eventfd2: 290, inotify_init1: 294, fanotify_init: 300, fanotify_mark: 301, open_by_handle_at: 304,
 } as const;
@@ -76,11 +76,18 @@ export const MADV = {
 export const O = {
   RDONLY: 0, WRONLY: 1, RDWR: 2, ACCMODE: 3, CREAT: 0o100, EXCL: 0o200, NOCTTY: 0o400, TRUNC: 0o1000,
   APPEND: 0o2000, NONBLOCK: 0o4000, DSYNC: 0o10000, ASYNC: 0o20000, DIRECT: 0o40000, LARGEFILE: 0o100000,
-  DIRECTORY: 0o200000, NOFOLLOW: 0o400000, NOATIME: 0o1000000, CLOEXEC: 0o2000000, PATH: 0o10000000,
+  DIRECTORY: 0o200000, NOFOLLOW: 0o400000, NOATIME: 0o1000000, CLOEXEC: 0o2000000, PATH: 0o10000000, TMPFILE: 0o20200000,
 } as const;
 export const AT_FDCWD = -100;
 export const SEEK = { SET: 0, CUR: 1, END: 2, DATA: 3, HOLE: 4 } as const;
-export const F = { DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, DUPFD_CLOEXEC: 1030, SETPIPE_SZ: 1031, GETPIPE_SZ: 1032 } as const;
+export const F = { DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, DUPFD_CLOEXEC: 1030, SETPIPE_SZ: 1031, GETPIPE_SZ: 1032, ADD_SEALS: 1033, GET_SEALS: 1034 } as const;
+/** File seals (F_ADD_SEALS, F_GET_SEALS). */
+export const SEAL = { SEAL: 1, SHRINK: 2, GROW: 4, WRITE: 8, FUTURE_WRITE: 0x10, EXEC: 0x20 } as const;
+/** memfd_create(2) flags. */
+export const MFD = { CLOEXEC: 1, ALLOW_SEALING: 2, HUGETLB: 4, NOEXEC_SEAL: 8, EXEC: 0x10 } as const;
+/** statfs f_type of the filesystems memfds live on. */
+export const FS_MAGIC = { TMPFS: 0x01021994, HUGETLBFS: 0x958458f6, SECRETMEM: 0x5345434d, ANON_INODE: 0x09041934 } as const;
+export const S_IFIFO = 0o010000;
 /** splice(2)/tee(2) flags. */
 export const SPLICE = { NONBLOCK: 2 } as const;
 export const FD_CLOEXEC = 1;

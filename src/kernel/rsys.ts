@@ -85,6 +85,11 @@ export function dup3(rt: RemoteTask, from: number, to: number, flags: number): v
   rt.call(`dup3(${from}, ${to})`, NR.dup3, from, to, flags);
 }
 /** fcntl(fd, F_DUPFD_CLOEXEC, min): a close-on-exec copy at the lowest free number from `min`. */
+/** close_range(from, to, 0): close every fd from `from` to `to`. */
+export function closeRange(rt: RemoteTask, from: number, to: number): void {
+  rt.call(`close_range(${from}, ${to})`, NR.close_range, from, to, 0);
+}
+
 export function fcntlDupfdCloexec(rt: RemoteTask, fd: number, min: number): number {
   return n(rt.call(`fcntl(${fd}, F_DUPFD_CLOEXEC, ${min})`, NR.fcntl, fd, F.DUPFD_CLOEXEC, min));
 }
@@ -108,6 +113,9 @@ export function ioctlTiocspgrp(rt: RemoteTask, fd: number, pgrp: number): void {
 }
 export function chdir(rt: RemoteTask, path: string): void {
   rt.withScratch((s) => rt.call(`chdir(${path})`, NR.chdir, s.putString(path)));
+}
+export function fchdir(rt: RemoteTask, fd: number, label?: string): void {
+  rt.call(withLabel('fchdir', label), NR.fchdir, fd);
 }
 export function chroot(rt: RemoteTask, path: string): void {
   rt.withScratch((s) => rt.call(`chroot(${path})`, NR.chroot, s.putString(path)));

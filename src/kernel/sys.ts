@@ -4,7 +4,7 @@
 
 import fs from 'node:fs';
 import { sys, syscallRaw, addressOf, SysError, posixSpawn, mapFile } from './ffi.js';
-import { NR, KCMP, O, UFFD, F, SPLICE, IOCTL } from './consts.js';
+import { NR, KCMP, O, UFFD, F, SPLICE, IOCTL, AT_FDCWD, S_IFIFO } from './consts.js';
 import { UFFDIO_COPY_STRUCT, RLIMIT64, ITIMERSPEC, TIMESPEC, FILE_HANDLE } from './structs.js';
 
 export { SysError, posixSpawn, mapFile };
@@ -289,4 +289,73 @@ export function openByHandleAt(mountFd: number, type: number, handle: Buffer, fl
   FILE_HANDLE.encodeInto(b, { bytes: handle.length, type });
   handle.copy(b, FILE_HANDLE.size);
   return syscallRaw(NR.open_by_handle_at, mountFd, addressOf(b), flags);
+}
+
+// ---------------------------------------------------------------- files whose contents ckpt carries
+
+/** memfd_create(2) in ckpt; returns the fd or -errno. */
+export function memfdCreate(name: string, flags: number): number {
+  const b = Buffer.from(name + '\0');
+  return syscallRaw(NR.memfd_create, addressOf(b), flags);
+}
+
+/** The seals of a file (F_GET_SEALS); -errno when it cannot have any (EINVAL). */
+export function getSeals(fd: number): number { return syscallRaw(NR.fcntl, fd, F.GET_SEALS); }
+/** Add seals (F_ADD_SEALS). */
+export function addSeals(fd: number, seals: number): void { sys(`fcntl(F_ADD_SEALS, 0x${seals.toString(16)})`, NR.fcntl, fd, F.ADD_SEALS, seals); }
+
+/** mknod(path, S_IFIFO | mode): a FIFO; returns 0 or -errno. */
+export function mkfifo(path: string, mode: number): number {
+  const b = Buffer.from(path + '\0');
+  return syscallRaw(NR.mknodat, AT_FDCWD, addressOf(b), S_IFIFO | (mode & 0o7777), 0);
+}
+
+/** futimens: set a file's access and modification times, in nanoseconds since the epoch. */
+export function futimens(fd: number, atimeNs: bigint, mtimeNs: bigint): void {
+  const t = Buffer.alloc(32);
+  t.writeBigInt64LE(atimeNs / 1000000000n, 0); t.writeBigInt64LE(atimeNs % 1000000000n, 8);
+  t.writeBigInt64LE(mtimeNs / 1000000000n, 16); t.writeBigInt64LE(mtimeNs % 1000000000n, 24);
+  sys('futimens', NR.utimensat, fd, 0, addressOf(t), 0);
+}
+
+const cfrOffsets = Buffer.alloc(16);
+/**
+ * copy_file_range(2) of `len` bytes from `inFd` at `inOff` to `outFd` at
+ * `outOff` (neither file offset moves); returns the bytes copied (0 at the
+ * end of the input) or -errno (EXDEV and others: the caller copies itself).
+ */
+export function copyFileRange(inFd: number, inOff: number, outFd: number, outOff: number, len: number): number {
+  cfrOffsets.writeBigInt64LE(BigInt(inOff), 0);
+  cfrOffsets.writeBigInt64LE(BigInt(outOff), 8);
+  const a = addressOf(cfrOffsets);
+  return syscallRaw(NR.copy_file_range, inFd, a, outFd, a + 8n, len, 0);
+}
+
+/**
+ * The data ranges of an open file below `size`, in bytes: [offset, length]
+ * (SEEK_DATA / SEEK_HOLE: what is not listed is a hole). A file system
+ * without them reports the whole file as data.
+ */
+export function dataRanges(fd: number, size: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let at = 0;
+  while (at < size) {
+    const d = syscallRaw(NR.lseek, fd, at, 3 /* SEEK_DATA */);
+    if (d < 0) {
+      if (-d === 6 /* ENXIO: no data after `at` */) break;
+      throw new SysError('lseek(SEEK_DATA)', -d);
+    }
+    if (d >= size) break;
+    const h = syscallRaw(NR.lseek, fd, d, 4 /* SEEK_HOLE */);
+    if (h < 0) throw new SysError('lseek(SEEK_HOLE)', -h);
+    const end = Math.min(h, size);
+    if (end > d) out.push([d, end - d]);
+    at = end;
+  }
+  return out;
+}
+
+/** lseek(2) in ckpt; returns the new offset. */
+export function lseek(fd: number, off: bigint, whence: number): number {
+  return sys('lseek', NR.lseek, fd, off, whence);
 }

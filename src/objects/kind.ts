@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import * as z from 'zod/mini';
 import { FdObject } from '../kernel/fdtype.js';
 import { RemoteTask } from '../kernel/remote.js';
+import type { InodeTable, MadeInodes } from './inodes.js';
 
 /** What ckpt knows of one fd of a frozen process when it dumps it. */
 export interface FdFacts {
@@ -32,6 +33,8 @@ export interface DumpFileCtx {
   writeData(name: string, data: Buffer): string;
   /** What a kind keeps for the whole dump (objects met already, a scan of the host), by kind. */
   state: Map<string, unknown>;
+  /** Files whose contents go into the image (deleted files, memfds): stored once, referred to by id (inodes.ts). */
+  inodes: InodeTable;
 }
 
 export interface RestoreFileCtx {
@@ -42,6 +45,8 @@ export interface RestoreFileCtx {
   state: Map<string, unknown>;
   /** Run this once every fd is installed (or the restore failed): close what the kind still holds. */
   onDone(fn: () => void): void;
+  /** The image's stored inodes, made before any task (inodes.ts). */
+  inodes: MadeInodes;
 }
 
 /**

@@ -10,7 +10,7 @@ import * as remote from '../kernel/rsys.js';
 import { readStat, readStatus } from '../kernel/proc.js';
 import { getRlimit, setRlimit } from '../kernel/sys.js';
 import { refused, conflict } from '../errors.js';
-import { hex64, base64Bytes, dec63, int, u32, pid, PID_MAX, regex, refine, superRefine, absPath, commName } from '../image/schema.js';
+import { hex64, base64Bytes, dec63, int, u32, pid, PID_MAX, regex, refine, superRefine, absPath, commName, fileId } from '../image/schema.js';
 import { log } from '../log.js';
 import { MemoryImage } from './memory/index.js';
 import { FdTable } from './files.js';
@@ -49,6 +49,10 @@ export const ProcessImage = z.object({
   /** Its parent had already been told of the stop (waitpid WUNTRACED). */
   stopReported: z.optional(z.boolean()),
   comm: commName, exe: absPath, cwd: absPath, root: absPath,
+  /** Its working directory was deleted: the stored inode (files.json `inodes`) it is (`cwd` is what the kernel showed). */
+  cwdInode: z.optional(fileId),
+  /** Its executable was deleted (or replaced): the stored inode it is (`exe` is what the kernel showed). */
+  exeInode: z.optional(fileId),
   umask: int(0, 0o777), personality: u32,
   rlimits: z.array(Rlimit).check(z.length(RLIMIT_NAMES.length)),
   creds: Creds,
@@ -97,16 +101,28 @@ export function readRlimits(pid: number): Array<[string, string]> {
 }
 const parseLimit = (s: string) => (s === 'unlimited' ? INF : BigInt(s));
 
-/** Identity fields readable from /proc without touching the task. */
-export function readIdentity(pid: number) {
+/**
+ * Identity fields readable from /proc without touching the task. A deleted
+ * working directory is stored in `inodes` (and refused without).
+ */
+export function readIdentity(pid: number, inodes?: { add(open: string, shown: string, what: string, privateMapping?: boolean): number }) {
   const stat = readStat(pid);
   const where = (what: string) => `pid ${pid}: ${what}`;
   const link = (p: string) => fs.readlinkSync(`/proc/${pid}/${p}`);
   const exe = link('exe');
-  if (exe.endsWith(' (deleted)')) throw refused(where(`its executable ${exe} was deleted; not supported yet`));
+  let exeInode: number | undefined;
+  if (exe.endsWith(' (deleted)')) {
+    if (!inodes) throw refused(where(`its executable ${exe} was deleted; not supported here`));
+    exeInode = inodes.add(`/proc/${pid}/exe`, exe, where('its executable'), true);
+  }
   const cwd = link('cwd');
-  if (cwd.endsWith(' (deleted)')) throw refused(where(`its working directory ${cwd} was deleted`));
+  let cwdInode: number | undefined;
+  if (cwd.endsWith(' (deleted)')) {
+    if (!inodes) throw refused(where(`its working directory ${cwd} was deleted`));
+    cwdInode = inodes.add(`/proc/${pid}/cwd`, cwd, where('its working directory'));
+  }
   const root = link('root');
+  if (root.endsWith(' (deleted)')) throw refused(where(`its root directory ${root} was deleted; not supported yet`));
   const status = readStatus(pid);
   if (status.get('Seccomp') && status.get('Seccomp') !== '0') throw refused(where('seccomp filters are not supported yet'));
   // Namespaces other than ckpt's would come back as ckpt's: refuse them (containers come later).
@@ -125,7 +141,7 @@ export function readIdentity(pid: number) {
     pid, ppid: Number(stat[4]), pgid: Number(stat[5]), sid: Number(stat[6]), comm: stat[2],
     foreground: Number(stat[7]) !== 0 && Number(stat[8]) === Number(stat[5]),
     exitSignal: Number(stat[38]),
-    exe, cwd, root, umask: parseInt(status.get('Umask') ?? '22', 8),
+    exe, exeInode, cwd, cwdInode, root, umask: parseInt(status.get('Umask') ?? '22', 8),
     personality: parseInt(fs.readFileSync(`/proc/${pid}/personality`, 'utf8').trim(), 16),
     rlimits: readRlimits(pid),
     loginuid,
@@ -181,12 +197,18 @@ export function restoreRlimits(pid: number, limits: Array<[string, string]>): vo
 }
 
 /** PR_SET_MM_MAP: code/data/brk/stack/args/env bounds, auxv and /proc/PID/exe in one call. */
-export function restoreMm(rt: RemoteTask, p: ProcessImage): void {
+export function restoreMm(rt: RemoteTask, p: ProcessImage, inodes?: { procPath(id: number): string }): void {
   // /proc/PID/exe is changed only when it differs (a forked child already has
   // its parent's, and the kernel refuses to change it while the file is mapped).
+  // A deleted executable is the inode ckpt made again (and holds).
+  const exePath = p.exeInode !== undefined && inodes ? inodes.procPath(p.exeInode) : p.exe;
   let same = false;
-  try { same = fs.readlinkSync(`/proc/${rt.pid}/exe`) === p.exe; } catch { /* no exe yet */ }
-  const exeFd = same ? -1 : remote.openat(rt, p.exe, O.RDONLY | O.CLOEXEC);
+  try {
+    const cur = fs.statSync(`/proc/${rt.pid}/exe`);
+    const want = fs.statSync(exePath);
+    same = cur.dev === want.dev && cur.ino === want.ino;
+  } catch { /* no exe yet */ }
+  const exeFd = same ? -1 : remote.openat(rt, exePath, O.RDONLY | O.CLOEXEC, 0, p.exe);
   const m = p.mm;
   try {
     remote.prctlSetMmMap(rt, {
@@ -225,8 +247,12 @@ export function restoreIdentityCalls(rt: RemoteTask, p: ProcessImage): void {
  * chroot, which leaves the cwd where it is (also outside the new root, as
  * a process can have it).
  */
-export function restoreRootAndCwd(rt: RemoteTask, p: ProcessImage): void {
-  remote.chdir(rt, p.cwd);
+export function restoreRootAndCwd(rt: RemoteTask, p: ProcessImage, inodes?: { procPath(id: number): string }): void {
+  if (p.cwdInode !== undefined && inodes) {
+    // A deleted working directory: the one ckpt made again (and holds), through /proc.
+    const fd = remote.openat(rt, inodes.procPath(p.cwdInode), O.RDONLY | O.DIRECTORY | O.CLOEXEC, 0, `deleted working directory ${p.cwd}`);
+    try { remote.fchdir(rt, fd, p.cwd); } finally { remote.closeQuietly(rt, fd); }
+  } else remote.chdir(rt, p.cwd);
   if (p.root !== '/') remote.chroot(rt, p.root);
 }
 

@@ -1,7 +1,8 @@
 // Every kind of open file ckpt supports: one module each, one line each here.
 
 import { FileKind } from './kind.js';
-import { pathKind } from './regfile.js';
+import { pathKind, ghostKind } from './regfile.js';
+import { memfdKind } from './memfd.js';
 import { ttyKind } from './tty.js';
 import { pipeKind } from './pipe.js';
 import { eventfdKind } from './eventfd.js';
@@ -21,4 +22,6 @@ export const FILE_KINDS: readonly FileKind<any>[] = [ // eslint-disable-line @ty
   inotifyKind,
   fanotifyKind,
   pidfdKind,
+  ghostKind,
+  memfdKind,
 ];

@@ -87,7 +87,7 @@ export async function buildRoot(ctx: RestoreCtx, p: ProcessImage, made: { husk: 
   if (rs.size) remote.rseqUnregister(hrt, rs.address, rs.size, rs.signature);
   clearAndMoveSpecials(hrt, p.memory, ctx.scratch, gadget - vdso.start);
   const deferred = restoreAreas(hrt, p.memory, ctx.pages, pool !== null, ctx.shm, p.pid);
-  restoreMm(hrt, p);
+  restoreMm(hrt, p, ctx.inodes);
   ctx.lap('memory');
   await checkpointYield('restore:memory');
   if (pool) {

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { ImageReader } from '../image/store.js';
 import { ProcessImage, readRlimits, checkRlimits } from '../objects/process.js';
 import { FilesImage, FdRef, checkFileRefs, checkFiles, OpenFiles } from '../objects/files.js';
+import { MadeInodes, checkInodes } from '../objects/inodes.js';
 import { checkMappedFiles, ShmemImage } from '../objects/memory/index.js';
 import { ImageDirSource } from '../image/pages.js';
 import { Pool } from '../bulk/pool.js';
@@ -21,6 +22,7 @@ import { kill } from '../kernel/sys.js';
 import { datagramPair } from '../kernel/fdpass.js';
 import { pidExists, readStat } from '../kernel/proc.js';
 import { waitPid } from '../kernel/ptrace.js';
+import { remoteCallsMade } from '../kernel/remote.js';
 import { RLIMIT, SIG } from '../kernel/consts.js';
 import { CkptError, badImage, conflict, inStep } from '../errors.js';
 import { checkpointYield } from '../cancel.js';
@@ -60,6 +62,8 @@ export async function loadImage(dir: string, check: 'all' | 'defer-root-pages', 
 /** What the documents say of each other must agree (each document alone was checked by its schema). */
 function checkConsistency(m: ImageReader['manifest'], procs: ProcessImage[], shmem: ShmemImage, files: FilesImage): void {
   const objects = new Map(shmem.objects.map((o) => [o.id, o]));
+  checkInodes(files.inodes ?? [], m.files);
+  const inodeIds = new Set((files.inodes ?? []).map((n) => n.id));
   shmem.objects.forEach((o, i) => {
     const f = m.files[o.pagesFile];
     if (!f) throw badImage(`image file shmem.json: field objects[${i}].pagesFile: ${o.pagesFile} is not in the manifest`);
@@ -79,9 +83,15 @@ function checkConsistency(m: ImageReader['manifest'], procs: ProcessImage[], shm
     });
     p.memory.areas.forEach((a, i) => {
       if (a.shmem && !objects.has(a.shmem)) throw badImage(`image file ${file}: field memory.areas[${i}].shmem: object ${a.shmem} is not in shmem.json`);
+      if (a.inode !== undefined && !inodeIds.has(a.inode)) throw badImage(`image file ${file}: field memory.areas[${i}].inode: inode ${a.inode} is not in files.json`);
     });
+    if (p.cwdInode !== undefined && !inodeIds.has(p.cwdInode)) throw badImage(`image file ${file}: field cwdInode: inode ${p.cwdInode} is not in files.json`);
+    if (p.exeInode !== undefined && !inodeIds.has(p.exeInode)) throw badImage(`image file ${file}: field exeInode: inode ${p.exeInode} is not in files.json`);
   }
   checkFileRefs(files, procs.map((p) => ({ pid: p.pid, fds: p.fds })));
+  files.files.forEach((f, i) => {
+    if (typeof f.inode === 'number' && !inodeIds.has(f.inode)) throw badImage(`image file files.json: field files[${i}].inode: inode ${f.inode} is not listed`);
+  });
 }
 
 function checkHost(p: ProcessImage): void {
@@ -90,8 +100,8 @@ function checkHost(p: ProcessImage): void {
     try { who = ` by ${readStat(p.pid)[2]}`; } catch { /* gone meanwhile */ }
     throw conflict(`PID ${p.pid} is already in use${who}; the process must get its PID back`);
   }
-  if (!fs.existsSync(p.exe)) throw conflict(`pid ${p.pid}: its executable ${p.exe} does not exist on this host`);
-  if (!fs.existsSync(p.cwd)) throw conflict(`pid ${p.pid}: its working directory ${p.cwd} does not exist`);
+  if (p.exeInode === undefined && !fs.existsSync(p.exe)) throw conflict(`pid ${p.pid}: its executable ${p.exe} does not exist on this host`);
+  if (p.cwdInode === undefined && !fs.existsSync(p.cwd)) throw conflict(`pid ${p.pid}: its working directory ${p.cwd} does not exist`);
   // fds are put at their numbers before the process gets its own limits: each must be below ckpt's.
   const soft = readRlimits(process.pid)[RLIMIT.NOFILE][0];
   const fdMax = soft === 'unlimited' ? Infinity : Number(soft);
@@ -144,6 +154,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
 
 async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null): Promise<RestoreResult> {
   const t: Record<string, number> = {};
+  const callsAtStart = remoteCallsMade();
   let mark = performance.now();
   const lap = (name: string) => { const n = performance.now(); t[name] = n - mark; mark = n; };
   const progress = (phase: 'check' | 'tasks' | 'objects' | 'fds' | 'restore' | 'run', done: number, total: number) =>
@@ -162,9 +173,11 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
 
   const [channelLocal, channelTree] = datagramPair();
   let step = 'husk';
+  // Deleted files and memfds: made before any task (their mappings are part of the tasks' memory), held until the end.
+  const inodes = new MadeInodes(files.inodes ?? [], (name) => img.path(name));
   const ctx: RestoreCtx = {
-    opts, img, procs, files, pool, lap,
-    shm: { objects: new Map(shmem.objects.map((o) => [o.id, o])), sources: new Map() }, pages: new ImageDirSource(img, pool),
+    opts, img, procs, files, pool, lap, inodes,
+    shm: { objects: new Map(shmem.objects.map((o) => [o.id, o])), sources: new Map(), inodes }, pages: new ImageDirSource(img, pool),
     scratch: { start: 0n, end: 0n }, tasksMade: [],
     channel: { local: channelLocal, remote: channelTree },
     // Every named step is a fault point for the failure tests (kernel/faults.ts).
@@ -173,7 +186,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
   };
   const made = { husk: -1 };
   const open: OpenFiles = new OpenFiles(files, {
-    shellJob: !!opts.shellJob, state: new Map(), onDone: (fn) => open.done.push(fn),
+    shellJob: !!opts.shellJob, state: new Map(), onDone: (fn) => open.done.push(fn), inodes,
     readData: (name) => {
       if (!Object.hasOwn(img.manifest.files, name)) throw badImage(`image file ${name} is not listed in the manifest`);
       return fs.readFileSync(img.path(name));
@@ -182,16 +195,21 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
   let rootPid = -1;
   let treeEnd = channelTree;
   try {
+    ctx.step = 'stored files';
+    inodes.make();
     const rootRt = await buildRoot(ctx, root, made);
     fs.closeSync(treeEnd); // (the tree holds its end now, at the same number)
     treeEnd = -1;
     rootPid = rootRt.pid;
 
     const built = await buildTree(ctx, root, rootRt);
+    ctx.step = 'seals';
+    inodes.seal(); // (once every mapping is made: a seal may forbid new ones)
     lap('tree');
     progress('tasks', built.length, procs.length);
 
     ctx.step = 'open files';
+    const callsBeforeFiles = remoteCallsMade();
     open.create(built.map((b) => ({ rt: b.rt, fds: b.p.fds })));
     progress('objects', built.length, procs.length);
     built.forEach((b, i) => {
@@ -201,6 +219,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
     });
     open.close();
     lap('files');
+    const remoteCallsFiles = remoteCallsMade() - callsBeforeFiles;
 
     built.forEach((b, i) => {
       restoreProcess(ctx, b, i === 0);
@@ -215,9 +234,10 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
     progress('run', built.length, built.length);
     ctx.tasksMade.length = 0;
     rootPid = -1;
-    if (opts.detached) return { pid, timings: t };
+    const counts = { remoteCalls: remoteCallsMade() - callsAtStart, remoteCallsFiles, fds: procs.reduce((n, p) => n + p.fds.length, 0) };
+    if (opts.detached) return { pid, timings: t, counts };
     const exitCode = await waitForExit(pid);
-    return { pid, exitCode, timings: t };
+    return { pid, exitCode, timings: t, counts };
   } catch (e) {
     const err = inStep(ctx.step, e);
     log.error(`restore failed in step "${ctx.step}": ${err.message}`);
@@ -228,6 +248,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
     throw err;
   } finally {
     open.close();
+    inodes.close();
     fs.closeSync(channelLocal);
     if (treeEnd >= 0) fs.closeSync(treeEnd);
   }

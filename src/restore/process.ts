@@ -56,7 +56,7 @@ export function finishProcess(ctx: RestoreCtx, b: Built, isRoot: boolean): void 
   const trap = p.sigactions.find((a) => a.sig === SIG.TRAP && a.handler === '0x1');
   if (trap) for (const th of threads) th.rt.quiet = true;
   sealAreas(rt, p.memory);
-  restoreRootAndCwd(rt, p);
+  restoreRootAndCwd(rt, p, ctx.inodes);
   restoreRlimits(p.pid, p.rlimits);
   // Credentials belong to each thread.
   for (const { rt: trt } of threads) restoreCreds(trt, p.creds);

@@ -89,7 +89,7 @@ async function childMemory(ctx: RestoreCtx, q: ProcessImage, crt: RemoteTask): P
     await copyInDeferred(crt, cdeferred);
     log.debug(`pid ${q.pid}: ${(cdeferred.bytes / 1048576).toFixed(0)} MiB of pages copied in`);
   }
-  restoreMm(crt, q);
+  restoreMm(crt, q, ctx.inodes);
 }
 
 /** A process whose memory is in place: its session or group, and its threads. */
