@@ -132,3 +132,6 @@ test('an eventfd also held by a process outside the tree is refused, naming the 
   assert.match(r.stderr, new RegExp(`pid ${kid}: fd \\d+ \\(anon_inode:\\[eventfd\\]\\): the eventfd is also held by pid ${s.pid}, outside the tree`));
   assert.equal(await s.verdict(), 'PASS');
 });
+test('fanotify: marks for permission events are refused', async () => {
+  await refusedDump(Subject.start('fanotify', ['perm']), (pid) => new RegExp(`pid ${pid}: fd \\d+ \\(anon_inode:\\[fanotify\\]\\): a fanotify mark for permission events`));
+});

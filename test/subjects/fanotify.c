@@ -18,7 +18,11 @@
  *            after restore a file made there gives an event
  *   queued   an event queued, not read (the dump is refused): it is still
  *            there afterwards
+ *   perm     FAN_CLASS_CONTENT with a FAN_OPEN_PERM mark on d (the dump is
+ *            refused); the mark still works: an open in d by a child waits
+ *            for the answer, and goes on once allowed
  */
+#include <sys/wait.h>
 #include "subject.h"
 #include <sys/fanotify.h>
 #include <sys/mount.h>
@@ -110,6 +114,9 @@ int main(int argc, char **argv)
 		fd = fanotify_init(FAN_CLASS_NOTIF | FAN_NONBLOCK, O_RDONLY);
 		FCHECK(fd >= 0 && fanotify_mark(fd, FAN_MARK_ADD, FAN_CLOSE_WRITE | FAN_EVENT_ON_CHILD, AT_FDCWD, "d") == 0, "fanotify: %s", strerror(errno));
 		touch("d/early");
+	} else if (!strcmp(mode, "perm")) {
+		fd = fanotify_init(FAN_CLASS_CONTENT | FAN_NONBLOCK, O_RDONLY);
+		FCHECK(fd >= 0 && fanotify_mark(fd, FAN_MARK_ADD, FAN_OPEN_PERM | FAN_EVENT_ON_CHILD, AT_FDCWD, "d") == 0, "fanotify: %s", strerror(errno));
 	} else {
 		cleanup();
 		fprintf(stderr, "fanotify: unknown MODE '%s'\n", mode);
@@ -141,6 +148,18 @@ int main(int argc, char **argv)
 		touch("m2/new");
 		events(fd, ev, sizeof(ev), 1);
 		FCHECK(!strcmp(ev, "100 fid\n"), "events for m2: '%s', expected FAN_CREATE", ev);
+	} else if (!strcmp(mode, "perm")) {
+		pid_t kid = fork();
+		if (kid == 0) _exit(open("d/quiet", O_RDONLY) >= 0 ? 0 : 3);
+		ssize_t len = -1;
+		for (int i = 0; i < 200 && len <= 0; i++) { len = read(fd, buf, sizeof(buf)); if (len <= 0) usleep(10000); }
+		struct fanotify_event_metadata *m = (void *)buf;
+		FCHECK(len > 0 && (m->mask & FAN_OPEN_PERM) && m->pid == kid, "no FAN_OPEN_PERM event from the child");
+		struct fanotify_response r = { m->fd, FAN_ALLOW };
+		FCHECK(write(fd, &r, sizeof(r)) == sizeof(r), "answer: %s", strerror(errno));
+		close(m->fd);
+		int st;
+		FCHECK(waitpid(kid, &st, 0) == kid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child's open failed (status %#x)", st);
 	} else if (!strcmp(mode, "queued")) {
 		events(fd, ev, sizeof(ev), 1);
 		FCHECK(!strcmp(ev, "8 early\n"), "the queued event: '%s'", ev);
