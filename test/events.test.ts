@@ -43,12 +43,12 @@ test('signalfd: leave running', async () => {
   assert.equal(await leaveRunning(Subject.start('signalfd', ['mask'])), 'PASS');
 });
 
-for (const mode of ['oneshot', 'soon', 'fired', 'periodic', 'abs', 'absperiodic', 'monoabs', 'disarmed', 'clocks']) {
+for (const mode of ['oneshot', 'soon', 'fired', 'periodic', 'abs', 'absperiodic', 'monoabs', 'disarmed', 'clocks', 'shared']) {
   test(`timerfd: round trip: ${mode}`, async () => {
     assert.equal(await roundTrip(Subject.start('timerfd', [mode])), 'PASS');
   });
 }
-for (const mode of ['periodic', 'fired', 'absperiodic']) {
+for (const mode of ['periodic', 'fired', 'absperiodic', 'shared']) {
   test(`timerfd: leave running: ${mode}`, async () => {
     assert.equal(await leaveRunning(Subject.start('timerfd', [mode])), 'PASS');
   });

@@ -24,7 +24,7 @@ pipes:data pipes:full pipes:shared pipes:halfclosed pipes:noreader pipes:nonbloc
 fifo_data:rw fifo_data:rdwr fifo_data:shared fifo_data:size
 eventfd:zero eventfd:max eventfd:sem eventfd:blocking eventfd:shared signalfd:mask signalfd:block
 timerfd:oneshot timerfd:soon timerfd:fired timerfd:periodic timerfd:abs timerfd:absperiodic timerfd:monoabs
-timerfd:cancelfired timerfd:disarmed timerfd:clocks pidfd:child pidfd:thread pidfd:exited pidfd:outside
+timerfd:shared timerfd:cancelfired timerfd:disarmed timerfd:clocks pidfd:child pidfd:thread pidfd:exited pidfd:outside
 inotify:watches inotify:block inotify:queued fanotify:marks fanotify:fid fanotify:queued fanotify:perm"
 [ $# -gt 0 ] && ALL="$*"
 BIN=$PWD/bin

@@ -19,6 +19,9 @@
  *             never read: after restore a read gives every expiration since
  *             the first (those while checkpointed too)
  *   monoabs   MONOTONIC absolute one-shot 1 s ahead
+ *   shared    MONOTONIC one-shot, 1.5 s, shared with a child blocked in read():
+ *             after restore the child reads the expiration, and then the
+ *             parent finds none left (one timer, not two)
  *   cancelfired REALTIME absolute with TFD_TIMER_CANCEL_ON_SET that fired
  *             and was not read (the dump is refused): a read gives 1
  *   disarmed  disarmed timers with a period set: MONOTONIC and BOOTTIME_ALARM;
@@ -32,6 +35,7 @@
 #include "subject.h"
 #include <poll.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 
 #define MS 1000000ll
 #define NS 1000000000ll
@@ -102,6 +106,7 @@ int main(int argc, char **argv)
 	int fds[5], n = 0, err;
 	char before[5][256], after[256];
 	int64_t t0 = 0, first = 0;
+	pid_t kid = -1;
 	uint64_t v;
 	static const clockid_t clocks[5] = { CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_REALTIME_ALARM, CLOCK_BOOTTIME_ALARM };
 
@@ -126,6 +131,14 @@ int main(int argc, char **argv)
 	} else if (!strcmp(mode, "monoabs")) {
 		first = now_ns(CLOCK_MONOTONIC) + 1000 * MS;
 		fds[n++] = mk(CLOCK_MONOTONIC, 0, TFD_TIMER_ABSTIME, first, 0);
+	} else if (!strcmp(mode, "shared")) {
+		fds[n++] = mk(CLOCK_MONOTONIC, 0, 0, 1500 * MS, 0);
+		kid = fork();
+		if (kid == 0) {
+			ssize_t r;
+			do r = read(fds[0], &v, 8); while (r < 0 && errno == EINTR);
+			_exit(r == 8 && v == 1 ? 0 : 3);
+		}
 	} else if (!strcmp(mode, "cancelfired")) {
 		fds[n++] = mk(CLOCK_REALTIME, 0, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, now_ns(CLOCK_REALTIME) + 1 * MS, 0);
 		struct pollfd p = { fds[0], POLLIN, 0 };
@@ -195,6 +208,12 @@ int main(int argc, char **argv)
 		      (unsigned long long)v, strerror(err), (long long)lo, (long long)hi);
 		v = wait_read(fds[0], 1000);
 		CHECK(v >= 1 && v <= 2, "next read %llu", (unsigned long long)v);
+	} else if (!strcmp(mode, "shared")) {
+		int st;
+		CHECK(waitpid(kid, &st, 0) == kid, "waitpid: %s", strerror(errno));
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child did not read one expiration (status %#x)", st);
+		v = read_nb(fds[0], &err);
+		CHECK(err == EAGAIN, "the parent read %llu after the child (%s): not one shared timer", (unsigned long long)v, strerror(err));
 	} else if (!strcmp(mode, "cancelfired")) {
 		v = read_nb(fds[0], &err);
 		CHECK(!err && v == 1, "read %llu (%s), expected 1", (unsigned long long)v, strerror(err));
