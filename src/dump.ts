@@ -16,6 +16,7 @@ import * as remote from './kernel/rsys.js';
 import { planMemory, writePages, findHole, dumpShmem, ShmemObject } from './objects/memory/index.js';
 import { ImageDirSink } from './image/pages.js';
 import { FileTableBuilder } from './objects/files.js';
+import { LockCollector } from './objects/locks.js';
 import { dumpActions } from './objects/signals.js';
 import { dumpThread } from './objects/thread.js';
 import { readCreds } from './objects/creds.js';
@@ -35,6 +36,7 @@ export interface DumpOptions {
   dir: string;
   leaveRunning?: boolean;
   shellJob?: boolean;
+  fileLocks?: boolean;
   onProgress?: ProgressFn;
 }
 
@@ -120,19 +122,23 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     image = new ImageWriter(dir);
     const shmem: ShmemCtxDump = { seen: new Set(), objects: [] };
     const img = image;
+    const treeIds = new Set([...pids, ...tree.flatMap((p) => p.tids)]);
+    const locks = new LockCollector(!!opts.fileLocks, treeIds);
     const files = new FileTableBuilder({
-      shellJob: !!opts.shellJob, treeIds: new Set([...pids, ...tree.flatMap((p) => p.tids)]), state: new Map(),
+      shellJob: !!opts.shellJob, treeIds, state: new Map(),
       writeData: (name, data) => { const f = `file-${name}.img`; img.writeRaw(f, data); return f; },
     });
     for (const proc of live) {
       current = { rts: [], origMasks: new Map() };
       const parentCap = captured.find((x) => x.doc.pid === proc.ppid);
-      const c = await captureProcess(proc, opts, image, pool, pids, current, enter, shmem, files, parentCap);
+      const c = await captureProcess(proc, opts, image, pool, pids, current, enter, shmem, files, parentCap, locks);
       captured.push(c);
       progress('inspect', captured.length, live.length);
       pageBytes += c.pageBytes;
       current = null;
     }
+    enter('file locks');
+    const lockList = locks.finish(); // (while the tree is still frozen)
     lap('capture');
     if (pagemapScanWorks() === false) log.info('page maps were read without PAGEMAP_SCAN, in bounded chunks');
     await checkpointYield('dump:pages');
@@ -144,6 +150,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
 
     enter('write image');
     image.writeJson('files.json', { files: files.finish() });
+    if (lockList.length) image.writeJson('locks.json', { locks: lockList });
     if (shmem.objects.length) image.writeJson('shmem.json', { objects: shmem.objects.map((o) => o.obj) });
     for (const o of shmem.objects) image.addRaw(o.obj.pagesFile, o.sums);
     for (const c of captured) {
@@ -170,7 +177,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
           ? { pid: p.pid, ppid: p.ppid, comm: '', threads: 0, zombie: p.zombie }
           : { pid: p.pid, ppid: p.ppid, comm: c!.doc.comm, threads: c!.doc.threads.length };
       }),
-      options: { shellJob: !!opts.shellJob, leaveRunning: !!opts.leaveRunning },
+      options: { shellJob: !!opts.shellJob, leaveRunning: !!opts.leaveRunning, ...(opts.fileLocks ? { fileLocks: true } : {}) },
     });
     lap('write');
     progress('write', captured.length, live.length);
@@ -261,7 +268,7 @@ function releaseProcesses(cs: Array<Partial<Pick<Captured, 'leader' | 'rts' | 'o
 }
 
 async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWriter, pool: Pool | null, treePids: Set<number>,
-  cur: Partial<Captured>, setStep: (s: string) => void, shmem: ShmemCtxDump, files: FileTableBuilder, parentCap: Captured | undefined): Promise<Captured> {
+  cur: Partial<Captured>, setStep: (s: string) => void, shmem: ShmemCtxDump, files: FileTableBuilder, parentCap: Captured | undefined, locks: LockCollector): Promise<Captured> {
   const pid = proc.pid;
   const tids = proc.tids;
   const origMasks = cur.origMasks!;
@@ -271,6 +278,7 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   if (pid !== opts.pid) checkGroupAndSession(pid, ident, readStat(proc.ppid), treePids);
   setStep('files');
   const fds = files.dumpProcess(pid);
+  locks.noteTable(pid, pid, fds);
   // (ckpt opens nothing in the process before this: the fd table is what it had)
   cur.origFds = new Set(fds.map((f) => f.fd));
   setStep('memory map');

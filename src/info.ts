@@ -4,6 +4,7 @@ import { ImageReader } from './image/store.js';
 import { ProcessImage } from './objects/process.js';
 import { describeAreas, ShmemImage } from './objects/memory/index.js';
 import { describeFile, FilesImage } from './objects/files.js';
+import { LocksImage, describeLocks } from './objects/locks.js';
 import { pendingSigno } from './objects/signals.js';
 import { signalName, RLIMIT_NAMES } from './kernel/consts.js';
 import { Regs } from './kernel/ptrace.js';
@@ -51,7 +52,8 @@ export function imageInfo(dir: string) {
   const shmem = m.files['shmem.json'] ? img.readJson('shmem.json', ShmemImage).objects.map((o) => ({
     id: o.id, size: o.size, storedBytes: o.runs.reduce((s, r) => s + r[1], 0) * 4096, pagesFile: o.pagesFile,
   })) : [];
-  return { image: img.dir, format: m.version, ckptVersion: m.ckptVersion, created: m.created, kernel: m.kernel, arch: m.arch, cpu: m.cpu, options: m.options, files: m.files, root: m.root, processes, zombies, sharedMemory: shmem, openFiles };
+  const fileLocks = m.files['locks.json'] ? describeLocks(img.readJson('locks.json', LocksImage)) : [];
+  return { image: img.dir, format: m.version, ckptVersion: m.ckptVersion, created: m.created, kernel: m.kernel, arch: m.arch, cpu: m.cpu, options: m.options, files: m.files, root: m.root, processes, zombies, sharedMemory: shmem, openFiles, fileLocks };
 }
 
 function describeWaitStatus(st: number): string {
@@ -72,6 +74,7 @@ export function renderInfo(info: ReturnType<typeof imageInfo>): string {
   L.push(`  kernel ${info.kernel} ${info.arch}; XSAVE features in use ${info.cpu.used} (XCR0 ${info.cpu.xcr0}, ${info.cpu.xsaveSize} bytes)`);
   L.push(`  ${info.processes.length} process${info.processes.length === 1 ? '' : 'es'} (root ${info.root})${info.zombies.length ? `, ${info.zombies.length} zombie${info.zombies.length === 1 ? '' : 's'}` : ''}`);
   for (const z of info.zombies) L.push(`  zombie ${z.pid}  ppid ${z.ppid} pgid ${z.pgid} sid ${z.sid}: ${z.status}`);
+  for (const l of info.fileLocks) L.push(`  file lock: ${l}`);
   for (const o of info.sharedMemory) L.push(`  shared memory ${o.id}: ${size(o.size)}, ${size(o.storedBytes)} stored in ${o.pagesFile}`);
   for (const p of info.processes) {
     L.push('', `process ${p.pid} (${p.comm})  ppid ${p.ppid} pgid ${p.pgid} sid ${p.sid}${p.stopped ? '  [stopped]' : ''}${p.threads.length > 1 ? `  ${p.threads.length} threads` : ''}`);

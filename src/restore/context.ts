@@ -15,6 +15,7 @@ export interface RestoreOptions {
   detached?: boolean;
   pidfile?: string;
   shellJob?: boolean;
+  fileLocks?: boolean;
   onProgress?: ProgressFn;
 }
 export interface RestoreResult { pid: number; exitCode?: number; timings: Record<string, number> }

@@ -13,7 +13,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ImageReader } from '../image/store.js';
 import { ProcessImage, readRlimits, checkRlimits } from '../objects/process.js';
-import { FilesImage, FdRef, checkFileRefs, checkFiles, OpenFiles } from '../objects/files.js';
+import { FilesImage, FdRef, checkFileRefs, checkFiles, OpenFiles, describeFile } from '../objects/files.js';
+import { LocksImage, checkLocks, restoreLocks } from '../objects/locks.js';
 import { checkMappedFiles, ShmemImage } from '../objects/memory/index.js';
 import { ImageDirSource } from '../image/pages.js';
 import { Pool } from '../bulk/pool.js';
@@ -35,7 +36,7 @@ import { RestoreCtx, RestoreOptions, RestoreResult, POOL_THRESHOLD } from './con
 
 export type { RestoreOptions, RestoreResult } from './context.js';
 
-export interface LoadedImage { img: ImageReader; procs: ProcessImage[]; shmem: ShmemImage; files: FilesImage }
+export interface LoadedImage { img: ImageReader; procs: ProcessImage[]; shmem: ShmemImage; files: FilesImage; locks: LocksImage }
 
 /** Load and check everything that can be checked without creating a process. */
 export async function loadImage(dir: string, check: 'all' | 'defer-root-pages', pool: Pool | null): Promise<LoadedImage> {
@@ -53,8 +54,10 @@ export async function loadImage(dir: string, check: 'all' | 'defer-root-pages', 
   const procs = m.processes.filter((p) => !p.zombie).map((p) => img.readJson(`process-${p.pid}.json`, ProcessImage));
   const shmem: ShmemImage = m.files['shmem.json'] ? img.readJson('shmem.json', ShmemImage) : { objects: [] };
   const files = img.readJson('files.json', FilesImage);
+  const locks: LocksImage = m.files['locks.json'] ? img.readJson('locks.json', LocksImage) : { locks: [] };
   checkConsistency(m, procs, shmem, files);
-  return { img, procs, shmem, files };
+  checkLocks(locks, (task) => procs.find((p) => p.pid === task)?.fds);
+  return { img, procs, shmem, files, locks };
 }
 
 /** What the documents say of each other must agree (each document alone was checked by its schema). */
@@ -105,8 +108,11 @@ function checkHost(p: ProcessImage): void {
 function checkBeforeRestore(loaded: LoadedImage, opts: RestoreOptions): void {
   const { img, procs, files } = loaded;
   const m = img.manifest;
-  // (open files first: an image restored without the --shell-job it needs is a usage error)
+  // (open files first: an image restored without the --shell-job or --file-locks it needs is a usage error)
   checkFiles(files, procs, !!opts.shellJob, (name) => Object.hasOwn(img.manifest.files, name));
+  if (loaded.locks.locks.length && !opts.fileLocks) {
+    throw new CkptError('usage', `pid ${loaded.locks.locks[0].pid} held file locks when dumped (dumped with --file-locks): restore it with --file-locks`);
+  }
   for (const q of procs) checkHost(q);
   for (const z of m.processes.filter((x) => x.zombie)) {
     if (pidExists(z.pid)) throw conflict(`PID ${z.pid} (a zombie of the image) is already in use`);
@@ -152,7 +158,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
   // The root's big page file is checked while it is loaded into the husk
   // (below), before any process of the image exists; everything else now.
   const loaded = await loadImage(dir, pool ? 'defer-root-pages' : 'all', pool);
-  const { img, procs, shmem, files } = loaded;
+  const { img, procs, shmem, files, locks } = loaded;
   const m = img.manifest;
   const root = procs.find((x) => x.pid === m.root);
   if (!root) throw badImage(`image file manifest.json: the root process ${m.root} has no process document`);
@@ -200,6 +206,13 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
       progress('fds', i + 1, built.length);
     });
     open.close();
+    // Locks last among files: from here on nothing closes an fd of the tree (which would drop its POSIX locks).
+    if (locks.locks.length) {
+      ctx.step = 'file locks';
+      const tasks = new Map(built.flatMap((b) => b.threads.map((t) => [t.rt.pid, t.rt] as const)));
+      const byId = new Map(files.files.map((f) => [f.id, f]));
+      restoreLocks(locks, (task) => tasks.get(task)!, (id) => describeFile(byId.get(id)!));
+    }
     lap('files');
 
     built.forEach((b, i) => {
