@@ -4,7 +4,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkTraceable } from './freeze.js';
+import { checkTraceable, tableSharing, Sharing } from './freeze.js';
 import { freezeTree, releaseTree, TreeProc } from './tree.js';
 import { getSigmask, setSigmask, peekSiginfo, detach, xstateFeatures } from './kernel/ptrace.js';
 import { findSyscallGadget, RemoteTask } from './kernel/remote.js';
@@ -21,7 +21,8 @@ import { dumpActions } from './objects/signals.js';
 import { dumpThread } from './objects/thread.js';
 import { readCreds } from './objects/creds.js';
 import { readOomScoreAdj } from './objects/sched.js';
-import { readIdentity, readTaskValues, ProcessImage } from './objects/process.js';
+import { readIdentity, readTaskValues, readFsState, ProcessImage, FsState } from './objects/process.js';
+import type { FdRef } from './objects/files.js';
 import { ImageWriter, Manifest } from './image/store.js';
 import { CkptError, refused, inStep } from './errors.js';
 import { checkpointYield, debugFail, debugOn } from './cancel.js';
@@ -119,6 +120,8 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
       }
       checkGroupAndSession(z.pid, z.zombie!, readStat(z.ppid), pids);
     }
+    // Who shares an fd table or cwd and root with whom (all are frozen: it cannot change now).
+    const sharing = tableSharing(live, root);
     image = new ImageWriter(dir);
     const shmem: ShmemCtxDump = { seen: new Set(), objects: [] };
     const img = image;
@@ -131,7 +134,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     for (const proc of live) {
       current = { rts: [], origMasks: new Map() };
       const parentCap = captured.find((x) => x.doc.pid === proc.ppid);
-      const c = await captureProcess(proc, opts, image, pool, pids, current, enter, shmem, files, parentCap, locks);
+      const c = await captureProcess(proc, opts, image, pool, pids, current, enter, shmem, files, parentCap, locks, sharing);
       captured.push(c);
       progress('inspect', captured.length, live.length);
       pageBytes += c.pageBytes;
@@ -268,7 +271,7 @@ function releaseProcesses(cs: Array<Partial<Pick<Captured, 'leader' | 'rts' | 'o
 }
 
 async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWriter, pool: Pool | null, treePids: Set<number>,
-  cur: Partial<Captured>, setStep: (s: string) => void, shmem: ShmemCtxDump, files: FileTableBuilder, parentCap: Captured | undefined, locks: LockCollector): Promise<Captured> {
+  cur: Partial<Captured>, setStep: (s: string) => void, shmem: ShmemCtxDump, files: FileTableBuilder, parentCap: Captured | undefined, locks: LockCollector, sharing: Sharing): Promise<Captured> {
   const pid = proc.pid;
   const tids = proc.tids;
   const origMasks = cur.origMasks!;
@@ -277,10 +280,26 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   const ident = readIdentity(pid);
   if (pid !== opts.pid) checkGroupAndSession(pid, ident, readStat(proc.ppid), treePids);
   setStep('files');
-  const fds = files.dumpProcess(pid);
-  locks.noteTable(pid, pid, fds);
+  const filesOf = sharing.files.get(pid)!;
+  const fsOf = sharing.fs.get(pid)!;
+  if ((filesOf.of !== undefined || fsOf.of !== undefined) && ident.sid !== pid && ident.sid !== Number(readStat(proc.ppid)[6])) {
+    throw refused(`pid ${pid}: it shares its parent's fd table or cwd and root, and is in session ${ident.sid}, whose leader has exited; not supported`);
+  }
+  // A process sharing an earlier one's fd table: the table is recorded there, once.
+  const fds = filesOf.of !== undefined ? [] : files.dumpProcess(pid);
+  if (filesOf.of === undefined) locks.noteTable(pid, pid, fds);
+  // Threads with an fd table of their own (unshare(CLONE_FILES)), or cwd and root of their own (unshare(CLONE_FS)).
+  const threadFiles = new Map<number, { fds?: FdRef[]; filesOf?: number; fs?: FsState; fsOf?: number }>();
+  for (const tid of tids) {
+    const f = filesOf.threads.get(tid);
+    const s = fsOf.threads.get(tid);
+    const t: { fds?: FdRef[]; filesOf?: number; fs?: FsState; fsOf?: number } = {};
+    if (f === 'own') { t.fds = files.dumpProcess(tid); locks.noteTable(pid, tid, t.fds); } else if (f !== undefined) t.filesOf = f;
+    if (s === 'own') t.fs = readFsState(pid, tid); else if (s !== undefined) t.fsOf = s;
+    if (f !== undefined || s !== undefined) threadFiles.set(tid, t);
+  }
   // (ckpt opens nothing in the process before this: the fd table is what it had)
-  cur.origFds = new Set(fds.map((f) => f.fd));
+  cur.origFds = new Set(filesOf.of !== undefined ? fs.readdirSync(`/proc/${pid}/fd`).map(Number) : fds.map((f) => f.fd));
   setStep('memory map');
   // (the parent's areas as its own capture read them: frozen, they have not changed)
   const plan = planMemory(pid, pid !== opts.pid ? proc.ppid : undefined, shmem.seen, parentCap?.maps);
@@ -342,7 +361,8 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
     itimers: values.itimers,
     mm: { ...ident.mmStat, brk: values.brk, auxv: ident.auxv },
     memory: { pagesFile: pagesName, pageBytes: plan.pageBytes, areas: plan.areas },
-    fds, sigactions, pendingShared, threads,
+    fds, sigactions, pendingShared, threads: threads.map((t) => ({ ...t, ...threadFiles.get(t.tid) })),
+    ...(filesOf.of !== undefined ? { filesOf: filesOf.of } : {}), ...(fsOf.of !== undefined ? { fsOf: fsOf.of } : {}),
   };
   if (proc.stopSig) {
     doc.stopped = true;

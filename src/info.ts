@@ -26,6 +26,8 @@ export function imageInfo(dir: string) {
       umask: '0' + p.umask.toString(8), personality: '0x' + p.personality.toString(16),
       creds: { uid: p.creds.uid, gid: p.creds.gid, groups: p.creds.groups, capEff: p.creds.capEff },
       rlimits: Object.fromEntries(p.rlimits.map((l, i) => [RLIMIT_NAMES[i], l])),
+      filesOf: p.filesOf ?? null, fsOf: p.fsOf ?? null,
+      threadTables: p.threads.filter((t) => t.fds || t.filesOf || t.fs || t.fsOf).map((t) => ({ tid: t.tid, fds: t.fds?.length ?? null, filesOf: t.filesOf ?? null, fs: t.fs ?? null, fsOf: t.fsOf ?? null })),
       memory: { areas, mappedBytes: areas.reduce((s, a) => s + a.size, 0), storedBytes: p.memory.pageBytes },
       fds: p.fds.map((f) => {
         const d = openFiles.find((x) => x.id === f.file);
@@ -83,6 +85,11 @@ export function renderInfo(info: ReturnType<typeof imageInfo>): string {
     L.push(`  memory: ${p.memory.areas.length} areas, ${size(p.memory.mappedBytes)} mapped, ${size(p.memory.storedBytes)} stored`);
     for (const a of p.memory.areas) {
       L.push(`    ${a.range.padEnd(31)} ${a.prot} ${size(a.size).padStart(7)} ${a.kind.padEnd(11)} stored ${size(a.stored).padStart(6)}  ${a.name}`);
+    }
+    if (p.filesOf !== null) L.push(`  fd table shared with pid ${p.filesOf} (CLONE_FILES)`);
+    if (p.fsOf !== null) L.push(`  cwd, root and umask shared with pid ${p.fsOf} (CLONE_FS)`);
+    for (const t of p.threadTables) {
+      L.push(`  thread ${t.tid}: ${t.fds !== null ? `an fd table of its own (${t.fds} fds)` : t.filesOf !== null ? `the fd table of thread ${t.filesOf}` : 'the process\'s fd table'}; ${t.fs ? `cwd ${t.fs.cwd} root ${t.fs.root} umask 0${t.fs.umask.toString(8)} of its own` : t.fsOf !== null ? `the cwd and root of thread ${t.fsOf}` : 'the process\'s cwd and root'}`);
     }
     L.push(`  files: ${p.fds.length}`);
     for (const f of p.fds) L.push(`    fd ${String(f.fd).padStart(3)}: ${f.what}`);

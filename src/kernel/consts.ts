@@ -93,6 +93,8 @@ export const SPLICE = { NONBLOCK: 2 } as const;
 export const FD_CLOEXEC = 1;
 /** Unix sockets and fd passing. */
 export const SOCK = { AF_UNIX: 1, DGRAM: 2, CLOEXEC: 0o2000000, SOL_SOCKET: 1, SCM_RIGHTS: 1, MSG_CMSG_CLOEXEC: 0x40000000, MSG_CTRUNC: 8, SCM_MAX_FD: 253 } as const;
+/** pidfd_open flag: a pidfd of a thread, not only of a thread-group leader (O_EXCL). */
+export const PIDFD_THREAD = 0o200;
 export const KCMP = { FILE: 0, VM: 1, FILES: 2, FS: 3, SIGHAND: 4 } as const;
 /** wait4/waitid options and id types. */
 export const WAIT = { NOHANG: 1, UNTRACED: 2, STOPPED: 2, NOWAIT: 0x01000000, P_PID: 1 } as const;

@@ -4,7 +4,7 @@
 
 import fs from 'node:fs';
 import { sys, syscallRaw, addressOf, SysError, posixSpawn, mapFile } from './ffi.js';
-import { NR, KCMP, O, UFFD, F, SPLICE, LOCK_TYPE } from './consts.js';
+import { NR, KCMP, O, UFFD, F, SPLICE, LOCK_TYPE, PIDFD_THREAD } from './consts.js';
 import { UFFDIO_COPY_STRUCT, RLIMIT64, FLOCK, F_OWNER_EX } from './structs.js';
 
 export { SysError, posixSpawn, mapFile };
@@ -43,9 +43,16 @@ export function pidfdOpen(pid: number): number {
   return sys(`pidfd_open(${pid})`, NR.pidfd_open, pid, 0);
 }
 
-/** A duplicate of fd `fd` of process `pid`, open in ckpt (the caller closes it). */
+/** A pidfd of a task: a process, or a thread (PIDFD_THREAD, Linux 6.9), whose fd table may be its own. */
+function pidfdOfTask(tid: number): number {
+  const r = syscallRaw(NR.pidfd_open, tid, 0);
+  if (r >= 0) return r;
+  return sys(`pidfd_open(${tid}, PIDFD_THREAD)`, NR.pidfd_open, tid, PIDFD_THREAD);
+}
+
+/** A duplicate of fd `fd` of task `pid` (a process, or a thread with an fd table of its own), open in ckpt (the caller closes it). */
 export function pidfdGetfd(pid: number, fd: number): number {
-  const pidfd = pidfdOpen(pid);
+  const pidfd = pidfdOfTask(pid);
   try {
     return sys(`pidfd_getfd(${pid}, ${fd})`, NR.pidfd_getfd, pidfd, fd, 0);
   } finally { fs.closeSync(pidfd); }

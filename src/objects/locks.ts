@@ -185,7 +185,7 @@ function scanOutside(treeIds: Set<number>): Map<string, Array<{ pid: number; fd:
 
 /** A leased description's F_SETSIG signal and owner (F_SETOWN_EX), read through a duplicate of ckpt's (no new open: that would break the lease). */
 function leaseOwner(s: Seen): Pick<FileLock, 'sig' | 'owner'> {
-  const dup = pidfdGetfd(s.proc, s.fd);
+  const dup = pidfdGetfd(s.task, s.fd);
   try {
     const o = getOwnEx(dup);
     return { sig: getSig(dup), owner: { type: o.type, pid: o.pid } };

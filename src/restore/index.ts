@@ -29,10 +29,11 @@ import { hostXfeatures } from '../cpu.js';
 import { log } from '../log.js';
 import { faultPoint } from '../kernel/faults.js';
 import { buildRoot, killAndReap } from './husk.js';
-import { buildTree } from './tree.js';
+import { buildTree, checkSharingRefs } from './tree.js';
 import { restoreProcess, resetChld } from './process.js';
 import { release, waitForExit } from './run.js';
-import { RestoreCtx, RestoreOptions, RestoreResult, POOL_THRESHOLD } from './context.js';
+import { RestoreCtx, RestoreOptions, RestoreResult, POOL_THRESHOLD, Built } from './context.js';
+import { RemoteTask } from '../kernel/remote.js';
 
 export type { RestoreOptions, RestoreResult } from './context.js';
 
@@ -56,7 +57,8 @@ export async function loadImage(dir: string, check: 'all' | 'defer-root-pages', 
   const files = img.readJson('files.json', FilesImage);
   const locks: LocksImage = m.files['locks.json'] ? img.readJson('locks.json', LocksImage) : { locks: [] };
   checkConsistency(m, procs, shmem, files);
-  checkLocks(locks, (task) => procs.find((p) => p.pid === task)?.fds);
+  checkSharingRefs(procs);
+  checkLocks(locks, (task) => tableOf(procs, task));
   return { img, procs, shmem, files, locks };
 }
 
@@ -85,6 +87,30 @@ function checkConsistency(m: ImageReader['manifest'], procs: ProcessImage[], shm
     });
   }
   checkFileRefs(files, procs.map((p) => ({ pid: p.pid, fds: p.fds })));
+}
+
+/** The fd table a task (a process or a thread) holds: its own, or the one it shares. */
+function tableOf(procs: ProcessImage[], task: number): FdRef[] | undefined {
+  for (const p of procs) {
+    const th = p.threads.find((t) => t.tid === task);
+    if (!th) continue;
+    const owner = p.filesOf !== undefined ? procs.find((x) => x.pid === p.filesOf) : p;
+    const of = th.filesOf !== undefined ? p.threads.find((t) => t.tid === th.filesOf) : th;
+    return of?.fds ?? owner?.fds;
+  }
+  return undefined;
+}
+
+/**
+ * Every fd table of the tree, once, each with a task that holds it: the
+ * processes' (a process sharing another's has none of its own), then those
+ * of threads that had their own.
+ */
+function fdTables(built: Built[]): Array<{ rt: RemoteTask; fds: FdRef[] }> {
+  return [
+    ...built.filter((b) => b.p.filesOf === undefined).map((b) => ({ rt: b.rt, fds: b.p.fds as FdRef[] })),
+    ...built.flatMap((b) => b.threads.filter((t) => t.t.fds).map((t) => ({ rt: t.rt, fds: t.t.fds as FdRef[] }))),
+  ];
 }
 
 function checkHost(p: ProcessImage): void {
@@ -198,12 +224,13 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
     progress('tasks', built.length, procs.length);
 
     ctx.step = 'open files';
-    open.create(built.map((b) => ({ rt: b.rt, fds: b.p.fds })));
+    const tables = fdTables(built);
+    open.create(tables);
     progress('objects', built.length, procs.length);
-    built.forEach((b, i) => {
-      ctx.step = `files of ${b.p.pid}`;
-      open.install(b.rt, b.p.fds as FdRef[]);
-      progress('fds', i + 1, built.length);
+    tables.forEach((t, i) => {
+      ctx.step = `files of ${t.rt.pid}`;
+      open.install(t.rt, t.fds);
+      progress('fds', Math.min(i + 1, built.length), built.length);
     });
     open.close();
     // Locks last among files: from here on nothing closes an fd of the tree (which would drop its POSIX locks).

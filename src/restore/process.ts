@@ -33,6 +33,7 @@ export function restoreProcess(ctx: RestoreCtx, b: Built, isRoot: boolean): void
   ctx.step = `threads of ${p.pid}`;
   for (const { rt: trt, t: th } of b.threads) {
     if (th.comm !== undefined && trt !== rt) remote.prctlSetName(trt, th.comm);
+    if (th.fs) remote.umask(trt, th.fs.umask); // (a thread with cwd, root and umask of its own)
     prepareXstate(trt, th);
     restoreThreadCalls(trt, th, p.pid);
   }
@@ -56,7 +57,9 @@ export function finishProcess(ctx: RestoreCtx, b: Built, isRoot: boolean): void 
   const trap = p.sigactions.find((a) => a.sig === SIG.TRAP && a.handler === '0x1');
   if (trap) for (const th of threads) th.rt.quiet = true;
   sealAreas(rt, p.memory);
-  restoreRootAndCwd(rt, p);
+  // (cwd and root shared with another process are that one's to set; a thread's own are set in it)
+  if (p.fsOf === undefined) restoreRootAndCwd(rt, p);
+  for (const { rt: trt, t: th } of threads) if (th.fs) restoreRootAndCwd(trt, th.fs);
   restoreRlimits(p.pid, p.rlimits);
   // Credentials belong to each thread.
   for (const { rt: trt } of threads) restoreCreds(trt, p.creds);
