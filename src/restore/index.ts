@@ -86,7 +86,8 @@ function checkConsistency(m: ImageReader['manifest'], procs: ProcessImage[], shm
       if (a.shmem && !objects.has(a.shmem)) throw badImage(`image file ${file}: field memory.areas[${i}].shmem: object ${a.shmem} is not in shmem.json`);
     });
   }
-  checkFileRefs(files, procs.map((p) => ({ pid: p.pid, fds: p.fds })));
+  // (with the tables of threads that had their own)
+  checkFileRefs(files, procs.flatMap((p) => [{ pid: p.pid, fds: p.fds }, ...p.threads.filter((t) => t.fds).map((t) => ({ pid: p.pid, fds: t.fds! }))]));
 }
 
 /** The fd table a task (a process or a thread) holds: its own, or the one it shares. */

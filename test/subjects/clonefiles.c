@@ -1,8 +1,9 @@
 /*
  * clonefiles - a child made with clone(CLONE_FILES) shares its parent's fd
- * table (it is a process, not a thread): ckpt must refuse it and leave both
- * running. On SIGTERM the parent checks the sharing still holds (an fd the
- * child opened is open in the parent too), ends the child and reports.
+ * table (it is a process, not a thread): after restore (or a dump with
+ * --leave-running) it must still. On SIGTERM the parent checks the sharing
+ * still holds (an fd the child opened is open in the parent too), ends the
+ * child and reports. (share.c checks more.)
  *
  *   clonefiles OUTFILE
  */
