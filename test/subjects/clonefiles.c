@@ -10,6 +10,8 @@
 #include "subject.h"
 #include <sched.h>
 #include <sys/wait.h>
+#include <sys/syscall.h>
+#include <linux/kcmp.h>
 
 static char stack[64 * 1024] __attribute__((aligned(16)));
 
@@ -45,6 +47,7 @@ int main(int argc, char **argv)
 		struct timespec ts = { 0, 50 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
+	CHECK(syscall(SYS_kcmp, getpid(), d, KCMP_FILES, 0, 0) == 0, "the child %d no longer shares the fd table", d);
 	CHECK(fcntl(before, F_GETFD) >= 0, "fd %d (opened by the child) is no longer in the shared table", before);
 	kill(d, SIGKILL);
 	waitpid(d, NULL, 0);
