@@ -14,7 +14,7 @@ import { Subject, roundTrip, leaveRunning, cleanupAll, ckpt, ckptOk, treeGone } 
 
 after(cleanupAll);
 
-const MODES = ['flock', 'mixed', 'posix', 'ofd', 'lease', 'wlease', 'outside', 'waiters'];
+const MODES = ['flock', 'mixed', 'posix', 'ofd', 'lease', 'wlease', 'outside', 'waiters', 'sharedtable', 'threadtable'];
 
 for (const mode of MODES) {
   test(`locks: round trip: ${mode}`, async () => {
@@ -22,7 +22,7 @@ for (const mode of MODES) {
   });
 }
 
-for (const mode of ['flock', 'posix', 'ofd', 'lease', 'waiters']) {
+for (const mode of MODES) {
   test(`locks: leave running: ${mode} (the dump takes no lock away)`, async () => {
     assert.equal(await leaveRunning(Subject.start('locks', [mode]), ['--file-locks']), 'PASS');
   });

@@ -28,10 +28,17 @@
  *             parent holds; they get them once it lets go
  *   shared_outside  an flock whose description a process outside the
  *             tree holds too (the dump must refuse it)
+ *   sharedtable  a child made with clone(CLONE_FILES) takes a POSIX lock:
+ *             it is the shared table's, shown as the child's
+ *   threadtable  a thread with an fd table of its own (unshare) takes a
+ *             POSIX lock; the main thread closing its own fd of the file
+ *             does not drop it (another table)
  */
 #include "subject.h"
 #include <sys/file.h>
 #include <sys/wait.h>
+#include <sched.h>
+#include <pthread.h>
 
 static const char *mode;
 static int fa = -1, fb = -1, fc = -1;
@@ -232,6 +239,40 @@ static void wait_term(void)
 	}
 }
 
+static char stack[64 * 1024] __attribute__((aligned(16)));
+static volatile int t_stage;
+
+static int table_child(void *arg)
+{
+	(void)arg;
+	if (setlk(fa, F_SETLK, F_WRLCK, 100, 50) != 0)
+		_exit(1);
+	for (;;)
+		pause();
+	return 0;
+}
+
+static void check_table(void)
+{
+	int fd = open("t.lock", O_RDWR | O_CLOEXEC);
+
+	CHECK(fd >= 0, "open t.lock: %s", strerror(errno));
+	expect_lk(fd, F_GETLK, F_RDLCK, 120, 1, F_WRLCK, 100, 50, kid);
+	CHECK(setlk(fd, F_SETLK, F_WRLCK, 0, 100) == 0, "a write lock on 0-99: %s", strerror(errno));
+}
+
+static void *table_thread(void *arg)
+{
+	(void)arg;
+	if (unshare(CLONE_FILES) != 0) { t_stage = -1; return NULL; }
+	int fd = open("t.lock", O_RDWR | O_CLOEXEC);
+	if (fd < 0 || setlk(fd, F_SETLK, F_WRLCK, 100, 50) != 0) { t_stage = -2; return NULL; }
+	t_stage = 1;
+	for (;;)
+		pause();
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv, 2, "MODE");
@@ -391,6 +432,36 @@ int main(int argc, char **argv)
 		CHECK(waitpid(kid2, &st, WNOHANG) == 0, "the F_SETLKW waiter got its lock while we held it");
 		CHECK(setlk(fc, F_SETLK, F_UNLCK, 0, 0) == 0, "F_UNLCK");
 		CHECK(waitpid(kid2, &st, 0) == kid2 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "the F_SETLKW waiter: status %#x", st);
+	} else if (strcmp(mode, "sharedtable") == 0) {
+		fa = make_file("t.lock", O_RDWR);
+		kid = clone(table_child, stack + sizeof(stack), CLONE_FILES | SIGCHLD, NULL);
+		CHECK(kid > 0, "clone: %s", strerror(errno));
+		/* (not by opening the file: closing an fd of it in the shared table would drop the lock) */
+		char text[8192], want[64];
+		snprintf(want, sizeof(want), "POSIX  ADVISORY  WRITE %d ", kid);
+		for (int i = 0; i < 2000; i++) {
+			CHECK(read_file("/proc/locks", text, sizeof(text)) >= 0, "/proc/locks");
+			if (strstr(text, want))
+				break;
+			usleep(1000);
+		}
+		subject_ready(NULL);
+		wait_term();
+		from_outside(check_table);
+		kill(kid, SIGKILL);
+		waitpid(kid, NULL, 0);
+	} else if (strcmp(mode, "threadtable") == 0) {
+		fa = make_file("t.lock", O_RDWR);
+		pthread_t th;
+		CHECK(pthread_create(&th, NULL, table_thread, NULL) == 0, "pthread_create");
+		while (t_stage == 0)
+			usleep(1000);
+		CHECK(t_stage == 1, "the thread could not take its lock (%d)", t_stage);
+		subject_ready(NULL);
+		wait_term();
+		close(fa); /* our table's fd of the file: the thread's lock is its table's */
+		kid = getpid();
+		from_outside(check_table);
 	} else {
 		subject_fail("unknown mode %s", mode);
 	}
