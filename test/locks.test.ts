@@ -94,6 +94,15 @@ test('locks: a lock whose description a process outside the tree holds too is re
   assert.equal(await s.verdict(), 'PASS');
 });
 
+test('locks: a lease being broken is refused, and the process runs on', async () => {
+  const s = Subject.start('locks', ['breaking']);
+  await s.ready();
+  const r = ckpt('dump', '-t', String(s.pid), '-D', path.join(s.dir, 'img'), '--file-locks');
+  assert.equal(r.status, 3, r.stderr);
+  assert.match(r.stderr, new RegExp(`pid ${s.pid}: fd \\d+ \\(.*k\\.lock\\): its lease is being broken`));
+  assert.equal(await s.verdict(), 'PASS');
+});
+
 test('locks: a lock taken meanwhile by another process makes the restore fail cleanly', async () => {
   const s = Subject.start('locks', ['mixed']);
   await s.ready();

@@ -28,6 +28,9 @@
  *             parent holds; they get them once it lets go
  *   shared_outside  an flock whose description a process outside the
  *             tree holds too (the dump must refuse it)
+ *   breaking  a read lease that a child's open for writing is breaking
+ *             (the dump must refuse it); on SIGTERM the lease is given up
+ *             and the child's open completes
  *   sharedtable  a child made with clone(CLONE_FILES) takes a POSIX lock:
  *             it is the shared table's, shown as the child's
  *   threadtable  a thread with an fd table of its own (unshare) takes a
@@ -432,6 +435,28 @@ int main(int argc, char **argv)
 		CHECK(waitpid(kid2, &st, WNOHANG) == 0, "the F_SETLKW waiter got its lock while we held it");
 		CHECK(setlk(fc, F_SETLK, F_UNLCK, 0, 0) == 0, "F_UNLCK");
 		CHECK(waitpid(kid2, &st, 0) == kid2 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "the F_SETLKW waiter: status %#x", st);
+	} else if (strcmp(mode, "breaking") == 0) {
+		fa = make_file("k.lock", O_RDONLY);
+		signal(SIGIO, SIG_IGN);
+		CHECK(fcntl(fa, F_SETLEASE, F_RDLCK) == 0, "F_SETLEASE: %s", strerror(errno));
+		kid = fork();
+		if (kid == 0) {
+			int fd = open("k.lock", O_WRONLY); /* blocks until the lease is given up (or lease-break-time) */
+			_exit(fd >= 0 ? 0 : 7);
+		}
+		char text[8192];
+		for (int i = 0; i < 2000; i++) {
+			CHECK(read_file("/proc/locks", text, sizeof(text)) >= 0, "/proc/locks");
+			if (strstr(text, "LEASE  BREAKING"))
+				break;
+			usleep(1000);
+		}
+		CHECK(strstr(text, "LEASE  BREAKING"), "the lease is not being broken: %s", text);
+		subject_ready(NULL);
+		wait_term();
+		CHECK(fcntl(fa, F_SETLEASE, F_UNLCK) == 0, "give up the lease: %s", strerror(errno));
+		int st;
+		CHECK(waitpid(kid, &st, 0) == kid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "the opener: status %#x", st);
 	} else if (strcmp(mode, "sharedtable") == 0) {
 		fa = make_file("t.lock", O_RDWR);
 		kid = clone(table_child, stack + sizeof(stack), CLONE_FILES | SIGCHLD, NULL);
