@@ -125,7 +125,7 @@ function checkHost(p: ProcessImage): void {
   // fds are put at their numbers before the process gets its own limits: each must be below ckpt's.
   const soft = readRlimits(process.pid)[RLIMIT.NOFILE][0];
   const fdMax = soft === 'unlimited' ? Infinity : Number(soft);
-  const big = p.fds.find((f) => f.fd >= fdMax);
+  const big = [...p.fds, ...p.threads.flatMap((t) => t.fds ?? [])].find((f) => f.fd >= fdMax);
   if (big) throw conflict(`pid ${p.pid}: fd ${big.fd} is above what this host allows ckpt (RLIMIT_NOFILE ${fdMax})`);
   checkMappedFiles(p.pid, p.memory);
   checkRlimits(p);
