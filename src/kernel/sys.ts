@@ -4,8 +4,8 @@
 
 import fs from 'node:fs';
 import { sys, syscallRaw, addressOf, SysError, posixSpawn, mapFile } from './ffi.js';
-import { NR, KCMP, O, UFFD, F, SPLICE, LOCK_TYPE, PIDFD_THREAD } from './consts.js';
-import { UFFDIO_COPY_STRUCT, RLIMIT64, FLOCK, F_OWNER_EX } from './structs.js';
+import { NR, KCMP, O, UFFD, F, SPLICE, PIDFD_THREAD } from './consts.js';
+import { UFFDIO_COPY_STRUCT, RLIMIT64, F_OWNER_EX } from './structs.js';
 
 export { SysError, posixSpawn, mapFile };
 export type { SpawnOptions, FileMapping } from './ffi.js';
@@ -176,7 +176,7 @@ export function peekPipe(readFd: number, size: number): Buffer {
   } finally { fs.closeSync(r); fs.closeSync(w); }
 }
 
-// ---------------------------------------------------------------- file locks and leases (for tests of what a restore made, and for dump)
+// ---------------------------------------------------------------- file locks and leases (dump: a leased description's signal and owner)
 
 /** fcntl(fd, F_GETSIG): the signal sent for I/O readiness and lease breaks (0: SIGIO). */
 export function getSig(fd: number): number { return sys('fcntl(F_GETSIG)', NR.fcntl, fd, F.GETSIG); }
@@ -185,17 +185,4 @@ export function getOwnEx(fd: number): { type: number; pid: number } {
   const b = Buffer.alloc(F_OWNER_EX.size);
   sys('fcntl(F_GETOWN_EX)', NR.fcntl, fd, F.GETOWN_EX, addressOf(b));
   return { type: F_OWNER_EX.get(b, 'type'), pid: F_OWNER_EX.get(b, 'pid') };
-}
-/** fcntl(fd, F_GETLEASE): 'read', 'write' or null. */
-export function getLease(fd: number): 'read' | 'write' | null {
-  const t = sys('fcntl(F_GETLEASE)', NR.fcntl, fd, F.GETLEASE);
-  return t === LOCK_TYPE.RDLCK ? 'read' : t === LOCK_TYPE.WRLCK ? 'write' : null;
-}
-/** The first lock that would conflict with a lock of `write` type on [start, start+len) through fd (F_GETLK, or F_OFD_GETLK), or null. */
-export function getLk(fd: number, ofd: boolean, write: boolean, start: bigint, len: bigint): { write: boolean; start: bigint; len: bigint; pid: number } | null {
-  const b = FLOCK.encode({ type: write ? LOCK_TYPE.WRLCK : LOCK_TYPE.RDLCK, whence: 0, start, len, pid: 0 });
-  sys(ofd ? 'fcntl(F_OFD_GETLK)' : 'fcntl(F_GETLK)', NR.fcntl, fd, ofd ? F.OFD_GETLK : F.GETLK, addressOf(b));
-  const t = FLOCK.get(b, 'type');
-  if (t === LOCK_TYPE.UNLCK) return null;
-  return { write: t === LOCK_TYPE.WRLCK, start: FLOCK.get(b, 'start'), len: FLOCK.get(b, 'len'), pid: FLOCK.get(b, 'pid') };
 }
