@@ -63,6 +63,8 @@ const LAYOUTS: Array<[Layout<any>, string, Record<string, string>]> = [
   }],
   [S.CAP_HEADER, 'cap_header', { version: 'version', pid: 'pid' }],
   [S.CAP_DATA, 'cap_data', { effective: 'effective', permitted: 'permitted', inheritable: 'inheritable' }],
+  [S.FLOCK, 'flock', { type: 'l_type', whence: 'l_whence', start: 'l_start', len: 'l_len', pid: 'l_pid' }],
+  [S.F_OWNER_EX, 'f_owner_ex', { type: 'type', pid: 'pid' }],
   [S.ITIMERVAL, 'itimerval', { intervalSec: 'it_interval.tv_sec', intervalUsec: 'it_interval.tv_usec', valueSec: 'it_value.tv_sec', valueUsec: 'it_value.tv_usec' }],
   [S.SIGINFO, 'siginfo', { signo: 'si_signo', errno: 'si_errno', code: 'si_code', pid: 'si_pid', uid: 'si_uid', status: 'si_status' }],
   [S.SIGINFO_TIMER, 'siginfo', { signo: 'si_signo', code: 'si_code', timerId: 'si_timerid', overrun: 'si_overrun', value: 'si_value' }],

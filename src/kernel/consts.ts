@@ -4,7 +4,7 @@ export const NR = {
   read: 0, write: 1, open: 2, close: 3, lseek: 8, mmap: 9, mprotect: 10, munmap: 11, brk: 12,
   rt_sigaction: 13, rt_sigprocmask: 14, ioctl: 16, pread64: 17, pwrite64: 18, readv: 19, writev: 20,
   mremap: 25, mincore: 27, madvise: 28, dup: 32, dup2: 33, pause: 34, nanosleep: 35, getitimer: 36, setitimer: 38,
-  sendfile: 40, getpid: 39, sched_yield: 24, socket: 41, sendmsg: 46, recvmsg: 47, socketpair: 53, clone: 56, fork: 57, exit: 60, wait4: 61, kill: 62, fcntl: 72, chdir: 80, fchdir: 81,
+  sendfile: 40, getpid: 39, sched_yield: 24, socket: 41, sendmsg: 46, recvmsg: 47, socketpair: 53, clone: 56, fork: 57, exit: 60, wait4: 61, kill: 62, fcntl: 72, flock: 73, chdir: 80, fchdir: 81,
   umask: 95, ptrace: 101, getuid: 102, getgid: 104, setfsuid: 122, setfsgid: 123, setpgid: 109, getppid: 110, setsid: 112,
   setgroups: 116, setresuid: 117, setresgid: 119, getpgid: 121, getsid: 124, capget: 125, capset: 126,
   rt_sigpending: 127, rt_sigtimedwait: 128, rt_sigqueueinfo: 129, sigaltstack: 131, personality: 135,
@@ -79,7 +79,17 @@ export const O = {
 } as const;
 export const AT_FDCWD = -100;
 export const SEEK = { SET: 0, CUR: 1, END: 2, DATA: 3, HOLE: 4 } as const;
-export const F = { DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, DUPFD_CLOEXEC: 1030, SETPIPE_SZ: 1031, GETPIPE_SZ: 1032, ADD_SEALS: 1033, GET_SEALS: 1034 } as const;
+export const F = {
+  DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, GETLK: 5, SETLK: 6, SETSIG: 10, GETSIG: 11, SETOWN_EX: 15, GETOWN_EX: 16,
+  OFD_GETLK: 36, OFD_SETLK: 37, SETLEASE: 1024, GETLEASE: 1025, DUPFD_CLOEXEC: 1030, SETPIPE_SZ: 1031, GETPIPE_SZ: 1032,
+  ADD_SEALS: 1033, GET_SEALS: 1034,
+} as const;
+/** Lock types of struct flock and of F_SETLEASE/F_GETLEASE. */
+export const LOCK_TYPE = { RDLCK: 0, WRLCK: 1, UNLCK: 2 } as const;
+/** F_SETOWN_EX / F_GETOWN_EX owner types. */
+export const F_OWNER = { TID: 0, PID: 1, PGRP: 2 } as const;
+/** flock(2) operations. */
+export const LOCK_OP = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
 /** File seals (F_ADD_SEALS, F_GET_SEALS). */
 export const SEAL = { SEAL: 1, SHRINK: 2, GROW: 4, WRITE: 8, FUTURE_WRITE: 0x10, EXEC: 0x20 } as const;
 /** memfd_create(2) flags. */
@@ -92,6 +102,8 @@ export const SPLICE = { NONBLOCK: 2 } as const;
 export const FD_CLOEXEC = 1;
 /** Unix sockets and fd passing. */
 export const SOCK = { AF_UNIX: 1, DGRAM: 2, CLOEXEC: 0o2000000, SOL_SOCKET: 1, SCM_RIGHTS: 1, MSG_CMSG_CLOEXEC: 0x40000000, MSG_CTRUNC: 8, SCM_MAX_FD: 253 } as const;
+/** pidfd_open flag: a pidfd of a thread, not only of a thread-group leader (O_EXCL). */
+export const PIDFD_THREAD = 0o200;
 export const KCMP = { FILE: 0, VM: 1, FILES: 2, FS: 3, SIGHAND: 4 } as const;
 /** wait4/waitid options and id types. */
 export const WAIT = { NOHANG: 1, UNTRACED: 2, STOPPED: 2, NOWAIT: 0x01000000, P_PID: 1 } as const;

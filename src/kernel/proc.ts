@@ -170,3 +170,30 @@ export function readPosixTimers(pid: number): ProcTimer[] {
   }
   return out;
 }
+
+/**
+ * One lock as /proc/locks and the `lock:` lines of /proc/PID/fdinfo/N show
+ * it: "1: POSIX  ADVISORY  WRITE 1234 fe:00:5678 0 EOF". `class` is FLOCK,
+ * POSIX, OFDLCK, LEASE, DELEG, ACCESS or UNKNOWN; `state` is ADVISORY (or
+ * MANDATORY, on old kernels; *NOINODE*) for locks, and ACTIVE, BREAKING or
+ * BREAKER for leases; `type` READ, WRITE or UNLCK (for a lease being broken,
+ * the type it is being broken to); `pid` -1 for OFD locks; `end` null for EOF.
+ * `waiter`: a "->" line of /proc/locks, a request blocked on the lock above it.
+ */
+export interface LockLine {
+  class: string; state: string; type: string; pid: number; dev: string; ino: number; start: bigint; end: bigint | null; waiter: boolean;
+}
+const LOCK_LINE = /^\s*\d+:\s+(->\s+)?(\S+)\s+(\S+)\s+(READ|WRITE|UNLCK)\s+(-?\d+)\s+(?:([0-9a-f]+:[0-9a-f]+):(\d+)|<none>:0)\s+(-?\d+)\s+(-?\d+|EOF)\s*$/;
+export function parseLockLine(line: string): LockLine | null {
+  const m = LOCK_LINE.exec(line);
+  if (!m) return null;
+  return {
+    waiter: !!m[1], class: m[2], state: m[3], type: m[4], pid: Number(m[5]), dev: m[6] ?? '', ino: Number(m[7] ?? 0),
+    start: BigInt(m[8]), end: m[9] === 'EOF' ? null : BigInt(m[9]),
+  };
+}
+/** The `lock:` lines of /proc/PID/fdinfo/N (of a thread: /proc/PID/task/TID/fdinfo/N), raw. */
+export function readFdLocks(pid: number, fd: number, tid = pid): string[] {
+  const dir = tid === pid ? `/proc/${pid}` : `/proc/${pid}/task/${tid}`;
+  return fs.readFileSync(`${dir}/fdinfo/${fd}`, 'utf8').split('\n').filter((l) => l.startsWith('lock:')).map((l) => l.slice(5).trim());
+}

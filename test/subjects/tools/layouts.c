@@ -45,6 +45,7 @@ int main(void)
 #include <sys/uio.h>
 #include <sys/socket.h>
 #include <sys/resource.h>
+#include <fcntl.h>
 #include <linux/sched.h>
 #include <linux/prctl.h>
 #include <linux/capability.h>
@@ -95,6 +96,15 @@ int main(void)
 	F(struct __user_cap_data_struct, "cap_data", permitted);
 	F(struct __user_cap_data_struct, "cap_data", inheritable);
 
+	S(struct flock, "flock");
+	F(struct flock, "flock", l_type);
+	F(struct flock, "flock", l_whence);
+	F(struct flock, "flock", l_start);
+	F(struct flock, "flock", l_len);
+	F(struct flock, "flock", l_pid);
+	S(struct f_owner_ex, "f_owner_ex");
+	F(struct f_owner_ex, "f_owner_ex", type);
+	F(struct f_owner_ex, "f_owner_ex", pid);
 	S(struct itimerval, "itimerval");
 	F(struct itimerval, "itimerval", it_interval.tv_sec);
 	F(struct itimerval, "itimerval", it_interval.tv_usec);
