@@ -4,19 +4,19 @@ export const NR = {
   read: 0, write: 1, open: 2, close: 3, lseek: 8, mmap: 9, mprotect: 10, munmap: 11, brk: 12,
   rt_sigaction: 13, rt_sigprocmask: 14, ioctl: 16, pread64: 17, pwrite64: 18, readv: 19, writev: 20,
   mremap: 25, mincore: 27, madvise: 28, dup: 32, dup2: 33, pause: 34, nanosleep: 35, getitimer: 36, setitimer: 38,
-  sendfile: 40, getpid: 39, sched_yield: 24, socket: 41, sendmsg: 46, recvmsg: 47, socketpair: 53, clone: 56, fork: 57, exit: 60, wait4: 61, kill: 62, fcntl: 72, chdir: 80, fchdir: 81,
+  sendfile: 40, getpid: 39, sched_yield: 24, socket: 41, sendmsg: 46, recvmsg: 47, socketpair: 53, clone: 56, fork: 57, exit: 60, wait4: 61, kill: 62, fcntl: 72, flock: 73, chdir: 80, fchdir: 81,
   umask: 95, ptrace: 101, getuid: 102, getgid: 104, setfsuid: 122, setfsgid: 123, setpgid: 109, getppid: 110, setsid: 112,
   setgroups: 116, setresuid: 117, setresgid: 119, getpgid: 121, getsid: 124, capget: 125, capset: 126,
   rt_sigpending: 127, rt_sigtimedwait: 128, rt_sigqueueinfo: 129, sigaltstack: 131, personality: 135,
   getpriority: 140, setpriority: 141, sched_getparam: 143, sched_setscheduler: 144, sched_getscheduler: 145,
   mlock: 149, prctl: 157, arch_prctl: 158, chroot: 161, gettid: 186, futex: 202,
   sched_setaffinity: 203, sched_getaffinity: 204, set_tid_address: 218, restart_syscall: 219,
-  timer_gettime: 224, clock_nanosleep: 230, exit_group: 231, tgkill: 234, waitid: 247, openat: 257,
+  timer_create: 222, timer_settime: 223, timer_gettime: 224, timer_getoverrun: 225, timer_delete: 226, clock_gettime: 228, seccomp: 317, clock_nanosleep: 230, exit_group: 231, tgkill: 234, waitid: 247, openat: 257,
   set_robust_list: 273, get_robust_list: 274, dup3: 292, preadv: 295, pwritev: 296,
   rt_tgsigqueueinfo: 297, prlimit64: 302, process_vm_readv: 310, process_vm_writev: 311, kcmp: 312,
   memfd_create: 319, userfaultfd: 323, membarrier: 324, mlock2: 325, rseq: 334, pidfd_open: 434, clone3: 435,
   close_range: 436, tee: 276, pipe2: 293, fsync: 74, fdatasync: 75, copy_file_range: 326, preadv2: 327, mknodat: 259, utimensat: 280, pwritev2: 328, pidfd_getfd: 438, mseal: 462,
-  clock_gettime: 228, inotify_add_watch: 254, inotify_rm_watch: 255, timerfd_create: 283, timerfd_settime: 286, timerfd_gettime: 287,
+  inotify_add_watch: 254, inotify_rm_watch: 255, timerfd_create: 283, timerfd_settime: 286, timerfd_gettime: 287,
   signalfd4: 289, eventfd2: 290, inotify_init1: 294, fanotify_init: 300, fanotify_mark: 301, open_by_handle_at: 304,
 } as const;
 
@@ -24,12 +24,13 @@ export const PTRACE = {
   CONT: 7, KILL: 8, SINGLESTEP: 9, SYSCALL: 24, GETREGS: 12, SETREGS: 13, DETACH: 17,
   SETOPTIONS: 0x4200, GETEVENTMSG: 0x4201, GETSIGINFO: 0x4202, SETSIGINFO: 0x4203,
   GETREGSET: 0x4204, SETREGSET: 0x4205, SEIZE: 0x4206, INTERRUPT: 0x4207, LISTEN: 0x4208,
-  PEEKSIGINFO: 0x4209, GETSIGMASK: 0x420a, SETSIGMASK: 0x420b, GET_RSEQ_CONFIGURATION: 0x420f,
+  PEEKSIGINFO: 0x4209, GETSIGMASK: 0x420a, SETSIGMASK: 0x420b, SECCOMP_GET_FILTER: 0x420c, GET_SECCOMP_METADATA: 0x420d,
+  GET_RSEQ_CONFIGURATION: 0x420f,
 } as const;
 
 export const PTRACE_O = {
   TRACESYSGOOD: 1, TRACEFORK: 2, TRACEVFORK: 4, TRACECLONE: 8, TRACEEXEC: 0x10,
-  TRACEVFORKDONE: 0x20, TRACEEXIT: 0x40, EXITKILL: 0x100000,
+  TRACEVFORKDONE: 0x20, TRACEEXIT: 0x40, EXITKILL: 0x100000, SUSPEND_SECCOMP: 0x200000,
 } as const;
 
 export const PTRACE_EVENT = { FORK: 1, VFORK: 2, CLONE: 3, EXEC: 4, VFORK_DONE: 5, EXIT: 6, STOP: 128 } as const;
@@ -80,7 +81,17 @@ export const O = {
 } as const;
 export const AT_FDCWD = -100;
 export const SEEK = { SET: 0, CUR: 1, END: 2, DATA: 3, HOLE: 4 } as const;
-export const F = { DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, DUPFD_CLOEXEC: 1030, SETPIPE_SZ: 1031, GETPIPE_SZ: 1032, ADD_SEALS: 1033, GET_SEALS: 1034 } as const;
+export const F = {
+  DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, GETLK: 5, SETLK: 6, SETSIG: 10, GETSIG: 11, SETOWN_EX: 15, GETOWN_EX: 16,
+  OFD_GETLK: 36, OFD_SETLK: 37, SETLEASE: 1024, GETLEASE: 1025, DUPFD_CLOEXEC: 1030, SETPIPE_SZ: 1031, GETPIPE_SZ: 1032,
+  ADD_SEALS: 1033, GET_SEALS: 1034,
+} as const;
+/** Lock types of struct flock and of F_SETLEASE/F_GETLEASE. */
+export const LOCK_TYPE = { RDLCK: 0, WRLCK: 1, UNLCK: 2 } as const;
+/** F_SETOWN_EX / F_GETOWN_EX owner types. */
+export const F_OWNER = { TID: 0, PID: 1, PGRP: 2 } as const;
+/** flock(2) operations. */
+export const LOCK_OP = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
 /** File seals (F_ADD_SEALS, F_GET_SEALS). */
 export const SEAL = { SEAL: 1, SHRINK: 2, GROW: 4, WRITE: 8, FUTURE_WRITE: 0x10, EXEC: 0x20 } as const;
 /** memfd_create(2) flags. */
@@ -93,14 +104,14 @@ export const SPLICE = { NONBLOCK: 2 } as const;
 export const FD_CLOEXEC = 1;
 /** Unix sockets and fd passing. */
 export const SOCK = { AF_UNIX: 1, DGRAM: 2, CLOEXEC: 0o2000000, SOL_SOCKET: 1, SCM_RIGHTS: 1, MSG_CMSG_CLOEXEC: 0x40000000, MSG_CTRUNC: 8, SCM_MAX_FD: 253 } as const;
+/** pidfd_open flag: a pidfd of a thread, not only of a thread-group leader (O_EXCL). */
+export const PIDFD_THREAD = 0o200;
 export const KCMP = { FILE: 0, VM: 1, FILES: 2, FS: 3, SIGHAND: 4 } as const;
 /** wait4/waitid options and id types. */
 export const WAIT = { NOHANG: 1, UNTRACED: 2, STOPPED: 2, NOWAIT: 0x01000000, P_PID: 1 } as const;
 export const IOCTL = { TIOCSPGRP: 0x5410, FIONREAD: 0x541b, TFD_IOC_SET_TICKS: 0x40085400 } as const;
 /** eventfd2 flags. */
 export const EFD = { SEMAPHORE: 1 } as const;
-/** Clocks (clock_gettime, timerfd_create). */
-export const CLOCK = { REALTIME: 0, MONOTONIC: 1, BOOTTIME: 7, REALTIME_ALARM: 8, BOOTTIME_ALARM: 9 } as const;
 /** timerfd_settime flags. */
 export const TFD = { TIMER_ABSTIME: 1, TIMER_CANCEL_ON_SET: 2 } as const;
 /** pidfd_open flags (PIDFD_NONBLOCK is O_NONBLOCK, PIDFD_THREAD is O_EXCL). */
@@ -127,8 +138,23 @@ export const PR = {
   SET_MM: 35, SET_MM_MAP: 14, SET_MM_MAP_SIZE: 15, SET_CHILD_SUBREAPER: 36, GET_CHILD_SUBREAPER: 37,
   SET_NO_NEW_PRIVS: 38, GET_NO_NEW_PRIVS: 39, GET_TID_ADDRESS: 40, SET_THP_DISABLE: 41, GET_THP_DISABLE: 42,
   CAP_AMBIENT: 47, CAP_AMBIENT_RAISE: 2, CAP_AMBIENT_CLEAR_ALL: 4, SET_VMA: 0x53564d41, SET_VMA_ANON_NAME: 0,
-  GET_SPECULATION_CTRL: 52,
+  GET_SPECULATION_CTRL: 52, GET_SECCOMP: 21, SET_SECCOMP: 22, TIMER_CREATE_RESTORE_IDS: 77,
 } as const;
+
+/** POSIX timers: sigevent notify kinds, timer_settime flags, the clocks timer_create knows. */
+export const SIGEV = { SIGNAL: 0, NONE: 1, THREAD: 2, THREAD_ID: 4 } as const;
+export const TIMER_ABSTIME = 1;
+export const CLOCK = { REALTIME: 0, MONOTONIC: 1, PROCESS_CPUTIME_ID: 2, THREAD_CPUTIME_ID: 3, BOOTTIME: 7, REALTIME_ALARM: 8, BOOTTIME_ALARM: 9, TAI: 11 } as const;
+/** si_code of a signal sent by a POSIX timer. */
+export const SI_TIMER = -2;
+/** seccomp(2) operations and filter flags; the filter return actions ckpt looks for. */
+export const SECCOMP = {
+  MODE_DISABLED: 0, MODE_STRICT: 1, MODE_FILTER: 2, SET_MODE_STRICT: 0, SET_MODE_FILTER: 1,
+  FILTER_FLAG_TSYNC: 1, FILTER_FLAG_LOG: 2, FILTER_FLAG_SPEC_ALLOW: 4, FILTER_FLAG_NEW_LISTENER: 8, FILTER_FLAG_TSYNC_ESRCH: 16,
+  RET_ACTION_FULL: 0xffff0000, RET_USER_NOTIF: 0x7fc00000,
+} as const;
+/** classic BPF: the RET instruction class and its K operand source. */
+export const BPF = { CLASS_MASK: 0x07, RET: 0x06, SRC_MASK: 0x18, K: 0x00 } as const;
 
 /** mlock2 flags. */
 export const MLOCK = { ONFAULT: 1 } as const;

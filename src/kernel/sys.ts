@@ -4,8 +4,8 @@
 
 import fs from 'node:fs';
 import { sys, syscallRaw, addressOf, SysError, posixSpawn, mapFile } from './ffi.js';
-import { NR, KCMP, O, UFFD, F, SPLICE, IOCTL, AT_FDCWD, S_IFIFO } from './consts.js';
-import { UFFDIO_COPY_STRUCT, RLIMIT64, ITIMERSPEC, TIMESPEC, FILE_HANDLE } from './structs.js';
+import { NR, KCMP, O, UFFD, F, SPLICE, IOCTL, AT_FDCWD, S_IFIFO, PIDFD_THREAD } from './consts.js';
+import { UFFDIO_COPY_STRUCT, RLIMIT64, F_OWNER_EX, ITIMERSPEC, TIMESPEC, FILE_HANDLE } from './structs.js';
 
 export { SysError, posixSpawn, mapFile };
 export type { SpawnOptions, FileMapping } from './ffi.js';
@@ -47,9 +47,16 @@ export function pidfdOpenRaw(pid: number, flags: number): number {
   return syscallRaw(NR.pidfd_open, pid, flags);
 }
 
-/** A duplicate of fd `fd` of process `pid`, open in ckpt (the caller closes it). */
+/** A pidfd of a task: a process, or a thread (PIDFD_THREAD, Linux 6.9), whose fd table may be its own. */
+function pidfdOfTask(tid: number): number {
+  const r = syscallRaw(NR.pidfd_open, tid, 0);
+  if (r >= 0) return r;
+  return sys(`pidfd_open(${tid}, PIDFD_THREAD)`, NR.pidfd_open, tid, PIDFD_THREAD);
+}
+
+/** A duplicate of fd `fd` of task `pid` (a process, or a thread with an fd table of its own), open in ckpt (the caller closes it). */
 export function pidfdGetfd(pid: number, fd: number): number {
-  const pidfd = pidfdOpen(pid);
+  const pidfd = pidfdOfTask(pid);
   try {
     return sys(`pidfd_getfd(${pid}, ${fd})`, NR.pidfd_getfd, pidfd, fd, 0);
   } finally { fs.closeSync(pidfd); }
@@ -358,4 +365,15 @@ export function dataRanges(fd: number, size: number): Array<[number, number]> {
 /** lseek(2) in ckpt; returns the new offset. */
 export function lseek(fd: number, off: bigint, whence: number): number {
   return sys('lseek', NR.lseek, fd, off, whence);
+}
+
+// ---------------------------------------------------------------- file locks and leases (dump: a leased description's signal and owner)
+
+/** fcntl(fd, F_GETSIG): the signal sent for I/O readiness and lease breaks (0: SIGIO). */
+export function getSig(fd: number): number { return sys('fcntl(F_GETSIG)', NR.fcntl, fd, F.GETSIG); }
+/** fcntl(fd, F_GETOWN_EX): who gets those signals (type 0 a thread, 1 a process, 2 a process group; pid 0: nobody). */
+export function getOwnEx(fd: number): { type: number; pid: number } {
+  const b = Buffer.alloc(F_OWNER_EX.size);
+  sys('fcntl(F_GETOWN_EX)', NR.fcntl, fd, F.GETOWN_EX, addressOf(b));
+  return { type: F_OWNER_EX.get(b, 'type'), pid: F_OWNER_EX.get(b, 'pid') };
 }
