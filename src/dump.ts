@@ -4,7 +4,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkTraceable, SEIZED_OPTIONS } from './freeze.js';
+import { checkTraceable, SEIZED_OPTIONS, tableSharing, Sharing } from './freeze.js';
 import { freezeTree, releaseTree, TreeProc } from './tree.js';
 import { getSigmask, setSigmask, peekSiginfo, detach, xstateFeatures } from './kernel/ptrace.js';
 import { findSyscallGadget, RemoteTask } from './kernel/remote.js';
@@ -17,11 +17,13 @@ import { planMemory, writePages, findHole, dumpShmem, ShmemObject } from './obje
 import { ImageDirSink } from './image/pages.js';
 import { FileTableBuilder } from './objects/files.js';
 import { InodeTable } from './objects/inodes.js';
+import { LockCollector } from './objects/locks.js';
 import { dumpActions } from './objects/signals.js';
 import { dumpThread } from './objects/thread.js';
 import { readCreds } from './objects/creds.js';
 import { readOomScoreAdj } from './objects/sched.js';
-import { readIdentity, readTaskValues, ProcessImage } from './objects/process.js';
+import { readIdentity, readTaskValues, readFsState, ProcessImage, FsState } from './objects/process.js';
+import type { FdRef } from './objects/files.js';
 import { dumpTimers } from './objects/timers.js';
 import { dumpSeccomp, seccompMode, suspendSeccomp } from './objects/seccomp.js';
 import { ImageWriter, Manifest } from './image/store.js';
@@ -38,6 +40,7 @@ export interface DumpOptions {
   dir: string;
   leaveRunning?: boolean;
   shellJob?: boolean;
+  fileLocks?: boolean;
   onProgress?: ProgressFn;
 }
 
@@ -120,11 +123,14 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
       }
       checkGroupAndSession(z.pid, z.zombie!, readStat(z.ppid), pids);
     }
+    // Who shares an fd table or cwd and root with whom (all are frozen: it cannot change now).
+    const sharing = tableSharing(live, root);
     image = new ImageWriter(dir);
     const shmem: ShmemCtxDump = { seen: new Set(), objects: [] };
     const img = image;
     const treeIds = new Set([...pids, ...tree.flatMap((p) => p.tids)]);
     const inodes = new InodeTable(img);
+    const locks = new LockCollector(!!opts.fileLocks, treeIds);
     const files = new FileTableBuilder({
       shellJob: !!opts.shellJob, treeIds, state: new Map(), inodes,
       writeData: (name, data) => { const f = `file-${name}.img`; img.writeRaw(f, data); return f; },
@@ -132,13 +138,15 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     for (const proc of live) {
       current = { rts: [], origMasks: new Map() };
       const parentCap = captured.find((x) => x.doc.pid === proc.ppid);
-      const c = await captureProcess(proc, opts, image, pool, pids, current, enter, shmem, files, parentCap, inodes);
+      const c = await captureProcess(proc, opts, image, pool, pids, current, enter, shmem, files, parentCap, inodes, locks, sharing);
       captured.push(c);
       progress('inspect', captured.length, live.length);
       pageBytes += c.pageBytes;
       current = null;
     }
     inodes.checkOutside(treeIds);
+    enter('file locks');
+    const lockList = locks.finish(); // (while the tree is still frozen)
     lap('capture');
     if (pagemapScanWorks() === false) log.info('page maps were read without PAGEMAP_SCAN, in bounded chunks');
     await checkpointYield('dump:pages');
@@ -150,6 +158,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
 
     enter('write image');
     image.writeJson('files.json', { files: files.finish(), ...(inodes.inodes.length ? { inodes: inodes.inodes } : {}) });
+    if (lockList.length) image.writeJson('locks.json', { locks: lockList });
     if (shmem.objects.length) image.writeJson('shmem.json', { objects: shmem.objects.map((o) => o.obj) });
     for (const o of shmem.objects) image.addRaw(o.obj.pagesFile, o.sums);
     for (const c of captured) {
@@ -176,7 +185,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
           ? { pid: p.pid, ppid: p.ppid, comm: '', threads: 0, zombie: p.zombie }
           : { pid: p.pid, ppid: p.ppid, comm: c!.doc.comm, threads: c!.doc.threads.length };
       }),
-      options: { shellJob: !!opts.shellJob, leaveRunning: !!opts.leaveRunning },
+      options: { shellJob: !!opts.shellJob, leaveRunning: !!opts.leaveRunning, ...(opts.fileLocks ? { fileLocks: true } : {}) },
     });
     lap('write');
     progress('write', captured.length, live.length);
@@ -267,7 +276,7 @@ function releaseProcesses(cs: Array<Partial<Pick<Captured, 'leader' | 'rts' | 'o
 }
 
 async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWriter, pool: Pool | null, treePids: Set<number>,
-  cur: Partial<Captured>, setStep: (s: string) => void, shmem: ShmemCtxDump, files: FileTableBuilder, parentCap: Captured | undefined, inodes: InodeTable): Promise<Captured> {
+  cur: Partial<Captured>, setStep: (s: string) => void, shmem: ShmemCtxDump, files: FileTableBuilder, parentCap: Captured | undefined, inodes: InodeTable, locks: LockCollector, sharing: Sharing): Promise<Captured> {
   const pid = proc.pid;
   const tids = proc.tids;
   const origMasks = cur.origMasks!;
@@ -276,9 +285,26 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   const ident = readIdentity(pid, inodes);
   if (pid !== opts.pid) checkGroupAndSession(pid, ident, readStat(proc.ppid), treePids);
   setStep('files');
-  const fds = files.dumpProcess(pid);
+  const filesOf = sharing.files.get(pid)!;
+  const fsOf = sharing.fs.get(pid)!;
+  if ((filesOf.of !== undefined || fsOf.of !== undefined) && ident.sid !== pid && ident.sid !== Number(readStat(proc.ppid)[6])) {
+    throw refused(`pid ${pid}: it shares its parent's fd table or cwd and root, and is in session ${ident.sid}, whose leader has exited; not supported`);
+  }
+  // A process sharing an earlier one's fd table: the table is recorded there, once.
+  const fds = filesOf.of !== undefined ? [] : files.dumpProcess(pid);
+  if (filesOf.of === undefined) locks.noteTable(pid, pid, fds);
+  // Threads with an fd table of their own (unshare(CLONE_FILES)), or cwd and root of their own (unshare(CLONE_FS)).
+  const threadFiles = new Map<number, { fds?: FdRef[]; filesOf?: number; fs?: FsState; fsOf?: number }>();
+  for (const tid of tids) {
+    const f = filesOf.threads.get(tid);
+    const s = fsOf.threads.get(tid);
+    const t: { fds?: FdRef[]; filesOf?: number; fs?: FsState; fsOf?: number } = {};
+    if (f === 'own') { t.fds = files.dumpProcess(tid); locks.noteTable(pid, tid, t.fds); } else if (f !== undefined) t.filesOf = f;
+    if (s === 'own') t.fs = readFsState(pid, tid); else if (s !== undefined) t.fsOf = s;
+    if (f !== undefined || s !== undefined) threadFiles.set(tid, t);
+  }
   // (ckpt opens nothing in the process before this: the fd table is what it had)
-  cur.origFds = new Set(fds.map((f) => f.fd));
+  cur.origFds = new Set(filesOf.of !== undefined ? fs.readdirSync(`/proc/${pid}/fd`).map(Number) : fds.map((f) => f.fd));
   setStep('memory map');
   // (the parent's areas as its own capture read them: frozen, they have not changed)
   const plan = planMemory(pid, pid !== opts.pid ? proc.ppid : undefined, shmem.seen, parentCap?.maps, inodes);
@@ -346,7 +372,8 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
     itimers: values.itimers,
     mm: { ...ident.mmStat, brk: values.brk, auxv: ident.auxv },
     memory: { pagesFile: pagesName, pageBytes: plan.pageBytes, areas: plan.areas },
-    fds, sigactions, pendingShared, threads,
+    fds, sigactions, pendingShared, threads: threads.map((t) => ({ ...t, ...threadFiles.get(t.tid) })),
+    ...(filesOf.of !== undefined ? { filesOf: filesOf.of } : {}), ...(fsOf.of !== undefined ? { fsOf: fsOf.of } : {}),
   };
   if (timers.length) doc.timers = timers;
   if (seccomp) doc.seccomp = seccomp;

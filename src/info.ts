@@ -5,6 +5,7 @@ import { ProcessImage } from './objects/process.js';
 import { describeAreas, ShmemImage } from './objects/memory/index.js';
 import { describeFile, FilesImage } from './objects/files.js';
 import { describeInode } from './objects/inodes.js';
+import { LocksImage, describeLocks } from './objects/locks.js';
 import { pendingSigno } from './objects/signals.js';
 import { describeClock } from './objects/timers.js';
 import { signalName, RLIMIT_NAMES } from './kernel/consts.js';
@@ -29,6 +30,8 @@ export function imageInfo(dir: string) {
       umask: '0' + p.umask.toString(8), personality: '0x' + p.personality.toString(16),
       creds: { uid: p.creds.uid, gid: p.creds.gid, groups: p.creds.groups, capEff: p.creds.capEff },
       rlimits: Object.fromEntries(p.rlimits.map((l, i) => [RLIMIT_NAMES[i], l])),
+      filesOf: p.filesOf ?? null, fsOf: p.fsOf ?? null,
+      threadTables: p.threads.filter((t) => t.fds || t.filesOf || t.fs || t.fsOf).map((t) => ({ tid: t.tid, fds: t.fds?.length ?? null, filesOf: t.filesOf ?? null, fs: t.fs ?? null, fsOf: t.fsOf ?? null })),
       memory: { areas, mappedBytes: areas.reduce((s, a) => s + a.size, 0), storedBytes: p.memory.pageBytes },
       fds: p.fds.map((f) => {
         const d = openFiles.find((x) => x.id === f.file);
@@ -66,7 +69,8 @@ export function imageInfo(dir: string) {
   const shmem = m.files['shmem.json'] ? img.readJson('shmem.json', ShmemImage).objects.map((o) => ({
     id: o.id, size: o.size, storedBytes: o.runs.reduce((s, r) => s + r[1], 0) * 4096, pagesFile: o.pagesFile,
   })) : [];
-  return { image: img.dir, format: m.version, ckptVersion: m.ckptVersion, created: m.created, kernel: m.kernel, arch: m.arch, cpu: m.cpu, options: m.options, files: m.files, root: m.root, processes, zombies, sharedMemory: shmem, openFiles, storedFiles };
+  const fileLocks = m.files['locks.json'] ? describeLocks(img.readJson('locks.json', LocksImage)) : [];
+  return { image: img.dir, format: m.version, ckptVersion: m.ckptVersion, created: m.created, kernel: m.kernel, arch: m.arch, cpu: m.cpu, options: m.options, files: m.files, root: m.root, processes, zombies, sharedMemory: shmem, openFiles, storedFiles, fileLocks };
 }
 
 function describeWaitStatus(st: number): string {
@@ -87,6 +91,7 @@ export function renderInfo(info: ReturnType<typeof imageInfo>): string {
   L.push(`  kernel ${info.kernel} ${info.arch}; XSAVE features in use ${info.cpu.used} (XCR0 ${info.cpu.xcr0}, ${info.cpu.xsaveSize} bytes)`);
   L.push(`  ${info.processes.length} process${info.processes.length === 1 ? '' : 'es'} (root ${info.root})${info.zombies.length ? `, ${info.zombies.length} zombie${info.zombies.length === 1 ? '' : 's'}` : ''}`);
   for (const z of info.zombies) L.push(`  zombie ${z.pid}  ppid ${z.ppid} pgid ${z.pgid} sid ${z.sid}: ${z.status}`);
+  for (const l of info.fileLocks) L.push(`  file lock: ${l}`);
   for (const o of info.sharedMemory) L.push(`  shared memory ${o.id}: ${size(o.size)}, ${size(o.storedBytes)} stored in ${o.pagesFile}`);
   for (const n of info.storedFiles) L.push(`  stored ${n.what}`);
   for (const p of info.processes) {
@@ -96,6 +101,11 @@ export function renderInfo(info: ReturnType<typeof imageInfo>): string {
     L.push(`  memory: ${p.memory.areas.length} areas, ${size(p.memory.mappedBytes)} mapped, ${size(p.memory.storedBytes)} stored`);
     for (const a of p.memory.areas) {
       L.push(`    ${a.range.padEnd(31)} ${a.prot} ${size(a.size).padStart(7)} ${a.kind.padEnd(11)} stored ${size(a.stored).padStart(6)}  ${a.name}`);
+    }
+    if (p.filesOf !== null) L.push(`  fd table shared with pid ${p.filesOf} (CLONE_FILES)`);
+    if (p.fsOf !== null) L.push(`  cwd, root and umask shared with pid ${p.fsOf} (CLONE_FS)`);
+    for (const t of p.threadTables) {
+      L.push(`  thread ${t.tid}: ${t.fds !== null ? `an fd table of its own (${t.fds} fds)` : t.filesOf !== null ? `the fd table of thread ${t.filesOf}` : 'the process\'s fd table'}; ${t.fs ? `cwd ${t.fs.cwd} root ${t.fs.root} umask 0${t.fs.umask.toString(8)} of its own` : t.fsOf !== null ? `the cwd and root of thread ${t.fsOf}` : 'the process\'s cwd and root'}`);
     }
     L.push(`  files: ${p.fds.length}`);
     for (const f of p.fds) L.push(`    fd ${String(f.fd).padStart(3)}: ${f.what}`);

@@ -4,7 +4,7 @@ export const NR = {
   read: 0, write: 1, open: 2, close: 3, lseek: 8, mmap: 9, mprotect: 10, munmap: 11, brk: 12,
   rt_sigaction: 13, rt_sigprocmask: 14, ioctl: 16, pread64: 17, pwrite64: 18, readv: 19, writev: 20,
   mremap: 25, mincore: 27, madvise: 28, dup: 32, dup2: 33, pause: 34, nanosleep: 35, getitimer: 36, setitimer: 38,
-  sendfile: 40, getpid: 39, sched_yield: 24, socket: 41, sendmsg: 46, recvmsg: 47, socketpair: 53, clone: 56, fork: 57, exit: 60, wait4: 61, kill: 62, fcntl: 72, chdir: 80, fchdir: 81,
+  sendfile: 40, getpid: 39, sched_yield: 24, socket: 41, sendmsg: 46, recvmsg: 47, socketpair: 53, clone: 56, fork: 57, exit: 60, wait4: 61, kill: 62, fcntl: 72, flock: 73, chdir: 80, fchdir: 81,
   umask: 95, ptrace: 101, getuid: 102, getgid: 104, setfsuid: 122, setfsgid: 123, setpgid: 109, getppid: 110, setsid: 112,
   setgroups: 116, setresuid: 117, setresgid: 119, getpgid: 121, getsid: 124, capget: 125, capset: 126,
   rt_sigpending: 127, rt_sigtimedwait: 128, rt_sigqueueinfo: 129, sigaltstack: 131, personality: 135,
@@ -17,6 +17,8 @@ export const NR = {
   memfd_create: 319, userfaultfd: 323, membarrier: 324, mlock2: 325, rseq: 334, pidfd_open: 434, clone3: 435,
   poll: 7, epoll_wait: 232, epoll_ctl: 233, epoll_create1: 291, epoll_pwait: 281, epoll_pwait2: 441,
   close_range: 436, tee: 276, pipe2: 293, fsync: 74, fdatasync: 75, copy_file_range: 326, preadv2: 327, mknodat: 259, utimensat: 280, pwritev2: 328, pidfd_getfd: 438, mseal: 462,
+  inotify_add_watch: 254, inotify_rm_watch: 255, timerfd_create: 283, timerfd_settime: 286, timerfd_gettime: 287,
+  signalfd4: 289, eventfd2: 290, inotify_init1: 294, fanotify_init: 300, fanotify_mark: 301, open_by_handle_at: 304,
 } as const;
 
 export const PTRACE = {
@@ -75,12 +77,22 @@ export const MADV = {
 
 export const O = {
   RDONLY: 0, WRONLY: 1, RDWR: 2, ACCMODE: 3, CREAT: 0o100, EXCL: 0o200, NOCTTY: 0o400, TRUNC: 0o1000,
-  APPEND: 0o2000, NONBLOCK: 0o4000, DSYNC: 0o10000, DIRECT: 0o40000, LARGEFILE: 0o100000,
+  APPEND: 0o2000, NONBLOCK: 0o4000, DSYNC: 0o10000, ASYNC: 0o20000, DIRECT: 0o40000, LARGEFILE: 0o100000,
   DIRECTORY: 0o200000, NOFOLLOW: 0o400000, NOATIME: 0o1000000, CLOEXEC: 0o2000000, PATH: 0o10000000, TMPFILE: 0o20200000,
 } as const;
 export const AT_FDCWD = -100;
 export const SEEK = { SET: 0, CUR: 1, END: 2, DATA: 3, HOLE: 4 } as const;
-export const F = { DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, DUPFD_CLOEXEC: 1030, SETPIPE_SZ: 1031, GETPIPE_SZ: 1032, ADD_SEALS: 1033, GET_SEALS: 1034 } as const;
+export const F = {
+  DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, GETLK: 5, SETLK: 6, SETSIG: 10, GETSIG: 11, SETOWN_EX: 15, GETOWN_EX: 16,
+  OFD_GETLK: 36, OFD_SETLK: 37, SETLEASE: 1024, GETLEASE: 1025, DUPFD_CLOEXEC: 1030, SETPIPE_SZ: 1031, GETPIPE_SZ: 1032,
+  ADD_SEALS: 1033, GET_SEALS: 1034,
+} as const;
+/** Lock types of struct flock and of F_SETLEASE/F_GETLEASE. */
+export const LOCK_TYPE = { RDLCK: 0, WRLCK: 1, UNLCK: 2 } as const;
+/** F_SETOWN_EX / F_GETOWN_EX owner types. */
+export const F_OWNER = { TID: 0, PID: 1, PGRP: 2 } as const;
+/** flock(2) operations. */
+export const LOCK_OP = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
 /** File seals (F_ADD_SEALS, F_GET_SEALS). */
 export const SEAL = { SEAL: 1, SHRINK: 2, GROW: 4, WRITE: 8, FUTURE_WRITE: 0x10, EXEC: 0x20 } as const;
 /** memfd_create(2) flags. */
@@ -93,6 +105,8 @@ export const SPLICE = { NONBLOCK: 2 } as const;
 export const FD_CLOEXEC = 1;
 /** Unix sockets and fd passing. */
 export const SOCK = { AF_UNIX: 1, DGRAM: 2, CLOEXEC: 0o2000000, SOL_SOCKET: 1, SCM_RIGHTS: 1, MSG_CMSG_CLOEXEC: 0x40000000, MSG_CTRUNC: 8, SCM_MAX_FD: 253 } as const;
+/** pidfd_open flag: a pidfd of a thread, not only of a thread-group leader (O_EXCL). */
+export const PIDFD_THREAD = 0o200;
 export const KCMP = { FILE: 0, VM: 1, FILES: 2, FS: 3, SIGHAND: 4, EPOLL_TFD: 7 } as const;
 /** epoll: epoll_ctl operations and the event bits (uapi eventpoll.h); poll(2) request bits. */
 export const EPOLL = {
@@ -106,7 +120,23 @@ export const EPOLL_PRIVATE_BITS = (EPOLL.WAKEUP | EPOLL.ONESHOT | EPOLL.ET | EPO
 export const POLL_ALL = 0x1 | 0x2 | 0x4 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x2000;
 /** wait4/waitid options and id types. */
 export const WAIT = { NOHANG: 1, UNTRACED: 2, STOPPED: 2, NOWAIT: 0x01000000, P_PID: 1 } as const;
-export const IOCTL = { TIOCSPGRP: 0x5410 } as const;
+export const IOCTL = { TIOCSPGRP: 0x5410, FIONREAD: 0x541b, TFD_IOC_SET_TICKS: 0x40085400 } as const;
+/** eventfd2 flags. */
+export const EFD = { SEMAPHORE: 1 } as const;
+/** timerfd_settime flags. */
+export const TFD = { TIMER_ABSTIME: 1, TIMER_CANCEL_ON_SET: 2 } as const;
+/** pidfd_open flags (PIDFD_NONBLOCK is O_NONBLOCK, PIDFD_THREAD is O_EXCL). */
+export const PIDFD = { NONBLOCK: 0o4000, THREAD: 0o200 } as const;
+/** inotify: the mask bits a watch keeps (IN_ALL_EVENTS, IN_EXCL_UNLINK, IN_ONESHOT), and IN_IGNORED. */
+export const IN = { ALL_EVENTS: 0xfff, EXCL_UNLINK: 0x04000000, ONESHOT: 0x80000000, IGNORED: 0x8000, Q_OVERFLOW: 0x4000 } as const;
+/** fanotify_init and fanotify_mark values. */
+export const FAN = {
+  CLOEXEC: 1, NONBLOCK: 2,
+  MARK_ADD: 1, MARK_DONT_FOLLOW: 4, MARK_ONLYDIR: 8, MARK_MOUNT: 0x10, MARK_IGNORED_MASK: 0x20, MARK_IGNORED_SURV_MODIFY: 0x40,
+  MARK_FILESYSTEM: 0x100, MARK_EVICTABLE: 0x200, MARK_IGNORE: 0x400,
+  /** The permission events: FAN_OPEN_PERM, FAN_ACCESS_PERM, FAN_OPEN_EXEC_PERM, FAN_PRE_ACCESS. */
+  PERM_EVENTS: 0x10000 | 0x20000 | 0x40000 | 0x100000,
+} as const;
 /** userfaultfd: its ioctl requests (as bigint: the top bit is set) and values. */
 export const UFFD = {
   API: 0xaa, REGISTER_MODE_MISSING: 1,

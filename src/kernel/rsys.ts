@@ -12,10 +12,10 @@
 // the raw result (a negative errno on failure) instead of throwing.
 
 import { RemoteTask } from './remote.js';
-import { NR, PR, ARCH, AT_FDCWD, F, FD_CLOEXEC, IOCTL, UFFD, MEMBARRIER_CMD, RSEQ_FLAG_UNREGISTER, SECCOMP, EPOLL, POLL_ALL } from './consts.js';
+import { NR, PR, ARCH, AT_FDCWD, F, FD_CLOEXEC, IOCTL, UFFD, MEMBARRIER_CMD, RSEQ_FLAG_UNREGISTER, SECCOMP, LOCK_TYPE, LOCK_OP, EPOLL, POLL_ALL } from './consts.js';
 import {
   CLONE_ARGS, PRCTL_MM_MAP, CAP_HEADER, CAP_DATA, CAP_VERSION_3, CAP_U32S_3, ITIMERVAL, SIGINFO, KSIGACTION, KSIGSET_SIZE,
-  STACK_T, EPOLL_EVENT, POLLFD, UFFDIO_API_STRUCT, UFFDIO_REGISTER_STRUCT, UFFDIO_RANGE, iovecArray, StructValues, TILECFG, TILECFG_COLSB, TILECFG_ROWS,
+  STACK_T, FLOCK, F_OWNER_EX, EPOLL_EVENT, POLLFD, UFFDIO_API_STRUCT, UFFDIO_REGISTER_STRUCT, UFFDIO_RANGE, iovecArray, StructValues, TILECFG, TILECFG_COLSB, TILECFG_ROWS,
   SIGEVENT, ITIMERSPEC, TIMESPEC, SOCK_FPROG,
 } from './structs.js';
 
@@ -129,6 +129,37 @@ export function ioctlTiocspgrp(rt: RemoteTask, fd: number, pgrp: number): void {
   b.writeInt32LE(pgrp, 0);
   rt.withScratch((s) => rt.call('ioctl(TIOCSPGRP)', NR.ioctl, fd, IOCTL.TIOCSPGRP, s.put(b)));
 }
+
+// ---------------------------------------------------------------- file locks and leases
+// The `try` forms return 0 or a negative errno (a conflicting lock is EAGAIN/EWOULDBLOCK/EACCES).
+
+/** flock(fd, LOCK_SH or LOCK_EX, never blocking). */
+export function tryFlock(rt: RemoteTask, fd: number, write: boolean): number {
+  return n(rt.callRaw(NR.flock, fd, (write ? LOCK_OP.EX : LOCK_OP.SH) | LOCK_OP.NB));
+}
+/**
+ * A record lock on bytes [start, start + len) of the file (len 0: to the end,
+ * however far it grows), taken without blocking: a POSIX lock of the
+ * process (F_SETLK) or a lock of the open file description (F_OFD_SETLK).
+ */
+export function trySetlk(rt: RemoteTask, fd: number, ofd: boolean, write: boolean, start: bigint, len: bigint): number {
+  const arg = FLOCK.encode({ type: write ? LOCK_TYPE.WRLCK : LOCK_TYPE.RDLCK, whence: 0, start, len, pid: 0 });
+  return rt.withScratch((s) => n(rt.callRaw(NR.fcntl, fd, ofd ? F.OFD_SETLK : F.SETLK, s.put(arg))));
+}
+/** fcntl(fd, F_SETLEASE, F_RDLCK or F_WRLCK). */
+export function trySetlease(rt: RemoteTask, fd: number, write: boolean): number {
+  return n(rt.callRaw(NR.fcntl, fd, F.SETLEASE, write ? LOCK_TYPE.WRLCK : LOCK_TYPE.RDLCK));
+}
+/** fcntl(fd, F_SETSIG, sig): the signal sent for I/O readiness and lease breaks (0: SIGIO). */
+export function fcntlSetsig(rt: RemoteTask, fd: number, sig: number): void {
+  rt.call(`fcntl(${fd}, F_SETSIG, ${sig})`, NR.fcntl, fd, F.SETSIG, sig);
+}
+/** fcntl(fd, F_SETOWN_EX): who gets those signals (type 0 a thread, 1 a process, 2 a process group). */
+export function fcntlSetownEx(rt: RemoteTask, fd: number, type: number, pid: number): void {
+  const arg = F_OWNER_EX.encode({ type, pid });
+  rt.withScratch((s) => rt.call(`fcntl(${fd}, F_SETOWN_EX, ${pid})`, NR.fcntl, fd, F.SETOWN_EX, s.put(arg)));
+}
+
 export function chdir(rt: RemoteTask, path: string): void {
   rt.withScratch((s) => rt.call(`chdir(${path})`, NR.chdir, s.putString(path)));
 }

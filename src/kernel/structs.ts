@@ -116,6 +116,11 @@ export const ITIMERVAL = struct('itimerval', 32, {
   intervalSec: [0, 'i64'], intervalUsec: [8, 'i64'], valueSec: [16, 'i64'], valueUsec: [24, 'i64'],
 } as const, { whole: true });
 
+/** struct flock (fcntl F_SETLK, F_OFD_SETLK, F_GETLK...): l_type, l_whence, then l_start, l_len, l_pid (padding after l_whence and l_pid). */
+export const FLOCK = struct('flock', 32, { type: [0, 'u16'], whence: [2, 'u16'], start: [8, 'i64'], len: [16, 'i64'], pid: [24, 'i32'] } as const);
+/** struct f_owner_ex (F_GETOWN_EX, F_SETOWN_EX). */
+export const F_OWNER_EX = struct('f_owner_ex', 8, { type: [0, 'i32'], pid: [4, 'i32'] } as const, { whole: true });
+
 // ---------------------------------------------------------------- signals
 
 /** siginfo_t: 128 bytes; the fields ckpt reads (the union starts at 16 on 64-bit: the SIGCHLD and kill members). */
@@ -139,6 +144,8 @@ export const STACK_T = struct('stack_t', 24, { sp: [0, 'u64'], flags: [8, 'i32']
 
 /** struct timespec. */
 export const TIMESPEC = struct('timespec', 16, { sec: [0, 'i64'], nsec: [8, 'i64'] } as const, { whole: true });
+/** struct file_handle: its header (handle_bytes, handle_type); the handle's bytes follow. */
+export const FILE_HANDLE = struct('file_handle', 8, { bytes: [0, 'u32'], type: [4, 'i32'] } as const);
 
 // ---------------------------------------------------------------- POSIX timers
 

@@ -4,8 +4,8 @@
 
 import fs from 'node:fs';
 import { sys, syscallRaw, addressOf, SysError, posixSpawn, mapFile } from './ffi.js';
-import { NR, KCMP, O, UFFD, F, SPLICE, AT_FDCWD, S_IFIFO, POLL_ALL } from './consts.js';
-import { UFFDIO_COPY_STRUCT, RLIMIT64, KCMP_EPOLL_SLOT, POLLFD } from './structs.js';
+import { NR, KCMP, O, UFFD, F, SPLICE, IOCTL, AT_FDCWD, S_IFIFO, PIDFD_THREAD, POLL_ALL } from './consts.js';
+import { UFFDIO_COPY_STRUCT, RLIMIT64, F_OWNER_EX, ITIMERSPEC, TIMESPEC, FILE_HANDLE, KCMP_EPOLL_SLOT, POLLFD } from './structs.js';
 
 export { SysError, posixSpawn, mapFile };
 export type { SpawnOptions, FileMapping } from './ffi.js';
@@ -52,13 +52,24 @@ export function kcmpWorks(pid: number): void {
   sys('kcmp', NR.kcmp, pid, pid, KCMP.FILE, 0, 0);
 }
 
-export function pidfdOpen(pid: number): number {
-  return sys(`pidfd_open(${pid})`, NR.pidfd_open, pid, 0);
+export function pidfdOpen(pid: number, flags = 0): number {
+  return sys(`pidfd_open(${pid})`, NR.pidfd_open, pid, flags);
+}
+/** pidfd_open that returns -errno instead of throwing. */
+export function pidfdOpenRaw(pid: number, flags: number): number {
+  return syscallRaw(NR.pidfd_open, pid, flags);
 }
 
-/** A duplicate of fd `fd` of process `pid`, open in ckpt (the caller closes it). */
+/** A pidfd of a task: a process, or a thread (PIDFD_THREAD, Linux 6.9), whose fd table may be its own. */
+function pidfdOfTask(tid: number): number {
+  const r = syscallRaw(NR.pidfd_open, tid, 0);
+  if (r >= 0) return r;
+  return sys(`pidfd_open(${tid}, PIDFD_THREAD)`, NR.pidfd_open, tid, PIDFD_THREAD);
+}
+
+/** A duplicate of fd `fd` of task `pid` (a process, or a thread with an fd table of its own), open in ckpt (the caller closes it). */
 export function pidfdGetfd(pid: number, fd: number): number {
-  const pidfd = pidfdOpen(pid);
+  const pidfd = pidfdOfTask(pid);
   try {
     return sys(`pidfd_getfd(${pid}, ${fd})`, NR.pidfd_getfd, pidfd, fd, 0);
   } finally { fs.closeSync(pidfd); }
@@ -161,6 +172,8 @@ export function setPipeSize(fd: number, size: number): number { return syscallRa
 /** The file status flags of an open file description (F_GETFL) and setting them (F_SETFL). */
 export function getFl(fd: number): number { return sys('fcntl(F_GETFL)', NR.fcntl, fd, F.GETFL); }
 export function setFl(fd: number, flags: number): void { sys('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, flags); }
+/** Make one of ckpt's fds close-on-exec (F_SETFD). */
+export function setCloexec(fd: number): void { sys('fcntl(F_SETFD)', NR.fcntl, fd, F.SETFD, 1); }
 
 /**
  * A copy of the data buffered in the pipe whose read end is `readFd`,
@@ -187,6 +200,122 @@ export function pollNow(fd: number): number {
   const p = POLLFD.encode({ fd, events: POLL_ALL });
   sys('poll', NR.poll, addressOf(p), 1, 0);
   return POLLFD.get(p, 'revents');
+}
+
+// ---- event objects made in ckpt: eventfd, signalfd, timerfd, inotify, fanotify
+
+/** eventfd2(0, flags): a new eventfd whose counter is 0. */
+export function eventfd(flags: number): number { return sys('eventfd2', NR.eventfd2, 0, flags); }
+
+/** Add `v` to an eventfd's counter (a write of 8 bytes; the fd must not block). */
+export function eventfdAdd(fd: number, v: bigint): void {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(v);
+  const n = fs.writeSync(fd, b);
+  if (n !== 8) throw new Error(`eventfd write of ${v}: ${n} bytes written`);
+}
+
+/** Read one 8-byte value (an eventfd's counter, a timerfd's expirations); null when the fd would block. */
+export function readU64(fd: number): bigint | null {
+  const b = Buffer.alloc(8);
+  const n = syscallRaw(NR.read, fd, addressOf(b), 8);
+  if (n === -11) return null;
+  if (n < 0) throw new SysError('read of 8 bytes', -n);
+  if (n !== 8) throw new Error(`read of 8 bytes gave ${n}`);
+  return b.readBigUInt64LE(0);
+}
+
+/** signalfd4(-1, mask, flags): a new signalfd for the signals of `mask` (bit n-1 for signal n). */
+export function signalfd(mask: bigint, flags: number): number {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(mask);
+  return sys('signalfd4', NR.signalfd4, -1, addressOf(b), 8, flags);
+}
+
+export function timerfdCreate(clock: number, flags: number): number {
+  return sys(`timerfd_create(clock ${clock})`, NR.timerfd_create, clock, flags);
+}
+
+/** A timer's setting in nanoseconds: time to (or, with TFD_TIMER_ABSTIME, time of) the next expiration (0: disarmed), and the period (0: one-shot). */
+export interface TimerSpec { value: bigint; interval: bigint }
+const NS = 1000000000n;
+const toSpec = (b: Buffer): TimerSpec => {
+  const v = ITIMERSPEC.decode(b);
+  return { value: v.valueSec * NS + v.valueNsec, interval: v.intervalSec * NS + v.intervalNsec };
+};
+
+/** timerfd_settime; returns 0 or -errno (ECANCELED: a TFD_TIMER_CANCEL_ON_SET timer whose clock was set). */
+export function timerfdSettime(fd: number, flags: number, t: TimerSpec): number {
+  const b = ITIMERSPEC.encode({ valueSec: t.value / NS, valueNsec: t.value % NS, intervalSec: t.interval / NS, intervalNsec: t.interval % NS });
+  const r = syscallRaw(NR.timerfd_settime, fd, flags, addressOf(b), 0);
+  return r < 0 ? r : 0;
+}
+
+/** timerfd_gettime: the time to the next expiration (0: disarmed) and the period. */
+export function timerfdGettime(fd: number): TimerSpec {
+  const b = Buffer.alloc(ITIMERSPEC.size);
+  sys('timerfd_gettime', NR.timerfd_gettime, fd, addressOf(b));
+  return toSpec(b);
+}
+
+/** Set the expirations a timerfd reports as not yet read (TFD_IOC_SET_TICKS; `ticks` > 0). */
+export function timerfdSetTicks(fd: number, ticks: bigint): void {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(ticks);
+  sys('ioctl(TFD_IOC_SET_TICKS)', NR.ioctl, fd, IOCTL.TFD_IOC_SET_TICKS, addressOf(b));
+}
+
+/** clock_gettime, in nanoseconds. */
+export function clockNow(clock: number): bigint {
+  const b = Buffer.alloc(TIMESPEC.size);
+  sys(`clock_gettime(${clock})`, NR.clock_gettime, clock, addressOf(b));
+  const t = TIMESPEC.decode(b);
+  return t.sec * NS + t.nsec;
+}
+
+/** The bytes waiting to be read (FIONREAD). */
+export function fionread(fd: number): number {
+  const b = Buffer.alloc(4);
+  sys('ioctl(FIONREAD)', NR.ioctl, fd, IOCTL.FIONREAD, addressOf(b));
+  return b.readInt32LE(0);
+}
+
+export function inotifyInit(flags: number): number { return sys('inotify_init1', NR.inotify_init1, flags); }
+/** inotify_add_watch; returns the watch descriptor or -errno. */
+export function inotifyAddWatch(fd: number, path: string, mask: number): number {
+  const p = Buffer.from(path + '\0');
+  return syscallRaw(NR.inotify_add_watch, fd, addressOf(p), mask >>> 0);
+}
+export function inotifyRmWatch(fd: number, wd: number): void { sys(`inotify_rm_watch(${wd})`, NR.inotify_rm_watch, fd, wd); }
+
+/** Read and drop every event queued on an inotify fd that does not block; returns their watch descriptors and masks. */
+export function drainInotify(fd: number): Array<{ wd: number; mask: number }> {
+  const out: Array<{ wd: number; mask: number }> = [];
+  const b = Buffer.alloc(65536);
+  for (;;) {
+    const n = syscallRaw(NR.read, fd, addressOf(b), b.length);
+    if (n === -11) return out;
+    if (n < 0) throw new SysError('read of inotify events', -n);
+    // struct inotify_event: wd (i32), mask (u32), cookie (u32), len (u32), then len bytes of name
+    for (let at = 0; at + 16 <= n; at += 16 + b.readUInt32LE(at + 12)) out.push({ wd: b.readInt32LE(at), mask: b.readUInt32LE(at + 4) });
+  }
+}
+
+export function fanotifyInit(flags: number, eventFlags: number): number {
+  return sys('fanotify_init', NR.fanotify_init, flags >>> 0, eventFlags >>> 0);
+}
+/** fanotify_mark on the object `dirfd` refers to (path null) or on `path`; returns 0 or -errno. */
+export function fanotifyMark(fd: number, flags: number, mask: bigint, dirfd: number, path: string | null): number {
+  const p = path === null ? null : Buffer.from(path + '\0');
+  return syscallRaw(NR.fanotify_mark, fd, flags >>> 0, mask, dirfd, p ? addressOf(p) : 0);
+}
+
+/** open_by_handle_at: open the file of a file handle (type and bytes as /proc/PID/fdinfo shows them) on the filesystem of `mountFd`; returns the fd or -errno. */
+export function openByHandleAt(mountFd: number, type: number, handle: Buffer, flags: number): number {
+  const b = Buffer.alloc(FILE_HANDLE.size + handle.length);
+  FILE_HANDLE.encodeInto(b, { bytes: handle.length, type });
+  handle.copy(b, FILE_HANDLE.size);
+  return syscallRaw(NR.open_by_handle_at, mountFd, addressOf(b), flags);
 }
 
 // ---------------------------------------------------------------- files whose contents ckpt carries
@@ -256,4 +385,15 @@ export function dataRanges(fd: number, size: number): Array<[number, number]> {
 /** lseek(2) in ckpt; returns the new offset. */
 export function lseek(fd: number, off: bigint, whence: number): number {
   return sys('lseek', NR.lseek, fd, off, whence);
+}
+
+// ---------------------------------------------------------------- file locks and leases (dump: a leased description's signal and owner)
+
+/** fcntl(fd, F_GETSIG): the signal sent for I/O readiness and lease breaks (0: SIGIO). */
+export function getSig(fd: number): number { return sys('fcntl(F_GETSIG)', NR.fcntl, fd, F.GETSIG); }
+/** fcntl(fd, F_GETOWN_EX): who gets those signals (type 0 a thread, 1 a process, 2 a process group; pid 0: nobody). */
+export function getOwnEx(fd: number): { type: number; pid: number } {
+  const b = Buffer.alloc(F_OWNER_EX.size);
+  sys('fcntl(F_GETOWN_EX)', NR.fcntl, fd, F.GETOWN_EX, addressOf(b));
+  return { type: F_OWNER_EX.get(b, 'type'), pid: F_OWNER_EX.get(b, 'pid') };
 }

@@ -110,9 +110,7 @@ export class FileTableBuilder {
       if (!st && object.type === 'other') throw refused(`pid ${pid}: fd ${e.fd} (${e.link}) cannot be examined: ${statErr}`);
       throw refused(`pid ${pid}: fd ${e.fd} is ${object.noun} (${object.plural} are not supported yet): ${e.link}`);
     }
-    if (e.info.has('lock')) {
-      throw refused(`pid ${pid}: fd ${e.fd} (${e.link}) holds a file lock (${e.info.get('lock')!.split(/\s+/).slice(1, 3).join(' ')}); file locks are not supported yet`);
-    }
+    // (file locks, on this fd or any other of the table: objects/locks.ts)
     const facts: FdFacts = { pid, fd: e.fd, link: e.link, flags: e.flags, pos: e.pos, info: e.info, st, object };
     const id = this.files.length + 1;
     this.files.push({ id, ...kind.dump(facts, this.ctx) } as FileDesc);

@@ -40,6 +40,34 @@ const limitValue = z.string().check(regex(/^(unlimited|0|[1-9][0-9]{0,19})$/, 'e
 const limitBig = (s: string) => (s === 'unlimited' ? 0xffffffffffffffffn : BigInt(s));
 const Rlimit = z.tuple([limitValue, limitValue]).check(refine(([soft, hard]) => limitBig(soft) <= limitBig(hard), 'the soft limit is above the hard one'));
 
+/** cwd, root and umask (a thread that has them of its own: unshare(CLONE_FS)). */
+export const FsState = z.object({ cwd: absPath, root: absPath, umask: int(0, 0o777) });
+export type FsState = z.infer<typeof FsState>;
+
+/**
+ * A thread, with how it holds an fd table and cwd, root and umask: its
+ * process's (no field), its own (`fds`, `fs`: it unshared them), or those of
+ * an earlier thread of the process that has them of its own (`filesOf`, `fsOf`: a TID).
+ */
+export const ThreadDoc = z.extend(Thread, {
+  fds: z.optional(FdTable),
+  filesOf: z.optional(pid),
+  fs: z.optional(FsState),
+  fsOf: z.optional(pid),
+});
+export type ThreadDoc = z.infer<typeof ThreadDoc>;
+
+/** A thread's own cwd, root and umask (from /proc/PID/task/TID). */
+export function readFsState(pid: number, tid: number): FsState {
+  const dir = `/proc/${pid}/task/${tid}`;
+  const where = `pid ${pid}: thread ${tid}`;
+  const cwd = fs.readlinkSync(`${dir}/cwd`);
+  if (cwd.endsWith(' (deleted)')) throw refused(`${where}: its working directory ${cwd} was deleted`);
+  const root = fs.readlinkSync(`${dir}/root`);
+  if (root.endsWith(' (deleted)')) throw refused(`${where}: its root ${root} was deleted`);
+  return { cwd, root, umask: parseInt(readStatus(tid).get('Umask') ?? '22', 8) };
+}
+
 export const ProcessImage = z.object({
   pid, ppid: int(0, PID_MAX), pgid: pid, sid: pid,
   /** Its process group was the foreground group of its controlling terminal. */
@@ -74,9 +102,13 @@ export const ProcessImage = z.object({
   mm: MmChecked,
   memory: MemoryImage,
   fds: FdTable,
+  /** It shares the fd table of this process (its parent, or the one its parent shares: clone with CLONE_FILES); its own `fds` is then empty. */
+  filesOf: z.optional(pid),
+  /** It shares cwd, root and umask with this process (CLONE_FS), as filesOf. */
+  fsOf: z.optional(pid),
   sigactions: z.array(SigAction),
   pendingShared: z.array(Siginfo),
-  threads: z.array(Thread).check(z.minLength(1)),
+  threads: z.array(ThreadDoc).check(z.minLength(1)),
 }).check(superRefine((p, ctx) => {
   const tids = new Set<number>();
   p.threads.forEach((t, i) => {
@@ -84,6 +116,20 @@ export const ProcessImage = z.object({
     tids.add(t.tid);
   });
   if (p.threads[0]?.tid !== p.pid) ctx.addIssue({ code: 'custom', message: `the first thread is not the leader ${p.pid}`, path: ['threads', 0, 'tid'], input: p.threads[0]?.tid });
+  if (p.filesOf !== undefined && p.fds.length) ctx.addIssue({ code: 'custom', message: 'a process sharing another\'s fd table lists no fds of its own', path: ['fds'], input: p.fds });
+  if (p.filesOf === p.pid || p.fsOf === p.pid) ctx.addIssue({ code: 'custom', message: 'a process shares nothing with itself', path: ['filesOf'], input: p.pid });
+  // A thread holds its table (and fs) as its process's, its own, or an earlier thread's that has its own.
+  p.threads.forEach((t, i) => {
+    for (const [own, of, name] of [[t.fds, t.filesOf, 'filesOf'], [t.fs, t.fsOf, 'fsOf']] as const) {
+      if (own !== undefined && of !== undefined) ctx.addIssue({ code: 'custom', message: `thread ${t.tid} has its own and another's`, path: ['threads', i, name], input: of });
+      if (i === 0 && (own !== undefined || of !== undefined)) ctx.addIssue({ code: 'custom', message: 'the leader holds the process\'s', path: ['threads', 0, name], input: of });
+      if (of !== undefined) {
+        const j = p.threads.findIndex((x) => x.tid === of);
+        const ok = j > 0 && j < i && (name === 'filesOf' ? p.threads[j].fds : p.threads[j].fs) !== undefined;
+        if (!ok) ctx.addIssue({ code: 'custom', message: `thread ${of} is no earlier thread of the process with one of its own`, path: ['threads', i, name], input: of });
+      }
+    }
+  });
   const sigs = new Set<number>();
   p.sigactions.forEach((a, i) => {
     if (sigs.has(a.sig) || a.sig === 9 || a.sig === 19) ctx.addIssue({ code: 'custom', message: `signal ${a.sig} cannot have this action listed`, path: ['sigactions', i, 'sig'], input: a.sig });
@@ -250,7 +296,7 @@ export function restoreIdentityCalls(rt: RemoteTask, p: ProcessImage): void {
  * chroot, which leaves the cwd where it is (also outside the new root, as
  * a process can have it).
  */
-export function restoreRootAndCwd(rt: RemoteTask, p: ProcessImage, inodes?: { procPath(id: number): string }): void {
+export function restoreRootAndCwd(rt: RemoteTask, p: { cwd: string; root: string; cwdInode?: number }, inodes?: { procPath(id: number): string }): void {
   if (p.cwdInode !== undefined && inodes) {
     // A deleted working directory: the one ckpt made again (and holds), through /proc.
     const fd = remote.openat(rt, inodes.procPath(p.cwdInode), O.RDONLY | O.DIRECTORY | O.CLOEXEC, 0, `deleted working directory ${p.cwd}`);

@@ -6,11 +6,23 @@ import { memfdKind } from './memfd.js';
 import { ttyKind } from './tty.js';
 import { pipeKind } from './pipe.js';
 import { epollKind } from './epoll.js';
+import { eventfdKind } from './eventfd.js';
+import { signalfdKind } from './signalfd.js';
+import { timerfdKind } from './timerfd.js';
+import { inotifyKind } from './inotify.js';
+import { fanotifyKind } from './fanotify.js';
+import { pidfdKind } from './pidfd.js';
 
 export const FILE_KINDS: readonly FileKind<any>[] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
   pathKind,
   ttyKind,
   pipeKind,
+  eventfdKind,
+  signalfdKind,
+  timerfdKind,
+  inotifyKind,
+  fanotifyKind,
+  pidfdKind,
   epollKind,
   ghostKind,
   memfdKind,

@@ -16,6 +16,7 @@ export interface RestoreOptions {
   detached?: boolean;
   pidfile?: string;
   shellJob?: boolean;
+  fileLocks?: boolean;
   onProgress?: ProgressFn;
 }
 export interface RestoreResult {

@@ -39,6 +39,7 @@ export function restoreProcess(ctx: RestoreCtx, b: Built, isRoot: boolean): void
   ctx.step = `threads of ${p.pid}`;
   for (const { rt: trt, t: th } of b.threads) {
     if (th.comm !== undefined && trt !== rt) remote.prctlSetName(trt, th.comm);
+    if (th.fs) remote.umask(trt, th.fs.umask); // (a thread with cwd, root and umask of its own)
     prepareXstate(trt, th);
     restoreThreadCalls(trt, { ...th, pending: withoutTimerSignals(th.pending, p.timers, th.tid) }, p.pid);
   }
@@ -62,7 +63,9 @@ export function finishProcess(ctx: RestoreCtx, b: Built, isRoot: boolean): void 
   const trap = p.sigactions.find((a) => a.sig === SIG.TRAP && a.handler === '0x1');
   if (trap) for (const th of threads) th.rt.quiet = true;
   sealAreas(rt, p.memory);
-  restoreRootAndCwd(rt, p, ctx.inodes);
+  // (cwd and root shared with another process are that one's to set; a thread's own are set in it)
+  if (p.fsOf === undefined) restoreRootAndCwd(rt, p, ctx.inodes);
+  for (const { rt: trt, t: th } of threads) if (th.fs) restoreRootAndCwd(trt, th.fs);
   restoreRlimits(p.pid, p.rlimits);
   // seccomp filters, while ckpt is still root (installing one needs CAP_SYS_ADMIN or no_new_privs);
   // they are suspended for ckpt's own calls until the tree is let go.

@@ -43,8 +43,10 @@ int main(void)
 #include <time.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/resource.h>
+#include <fcntl.h>
 #include <linux/sched.h>
 #include <linux/prctl.h>
 #include <linux/capability.h>
@@ -98,6 +100,15 @@ int main(void)
 	F(struct __user_cap_data_struct, "cap_data", permitted);
 	F(struct __user_cap_data_struct, "cap_data", inheritable);
 
+	S(struct flock, "flock");
+	F(struct flock, "flock", l_type);
+	F(struct flock, "flock", l_whence);
+	F(struct flock, "flock", l_start);
+	F(struct flock, "flock", l_len);
+	F(struct flock, "flock", l_pid);
+	S(struct f_owner_ex, "f_owner_ex");
+	F(struct f_owner_ex, "f_owner_ex", type);
+	F(struct f_owner_ex, "f_owner_ex", pid);
 	S(struct itimerval, "itimerval");
 	F(struct itimerval, "itimerval", it_interval.tv_sec);
 	F(struct itimerval, "itimerval", it_interval.tv_usec);
@@ -142,6 +153,9 @@ int main(void)
 	F(stack_t, "stack_t", ss_flags);
 	F(stack_t, "stack_t", ss_size);
 
+	S(struct file_handle, "file_handle");
+	F(struct file_handle, "file_handle", handle_bytes);
+	F(struct file_handle, "file_handle", handle_type);
 	S(struct timespec, "timespec");
 	F(struct timespec, "timespec", tv_sec);
 	F(struct timespec, "timespec", tv_nsec);
