@@ -41,7 +41,7 @@ test('fd objects are named by the kernel\'s names for them', () => {
   assert.equal(fdObject('anon_inode:[somethingnew]', null).noun, 'an anonymous-inode object named [somethingnew]');
 });
 
-const MODES = ['empty', 'lt', 'et', 'etpending', 'oneshot', 'rearmed', 'many', 'nested', 'closed', 'twofd', 'shared', 'child'];
+const MODES = ['empty', 'lt', 'et', 'etpending', 'oneshot', 'rearmed', 'many', 'nested', 'closed', 'twofd', 'shared', 'child', 'events'];
 
 for (const mode of MODES) {
   test(`epoll: round trip: ${mode}`, async () => {

@@ -25,6 +25,9 @@
  *   shared     an epoll and its pipe shared between parent and child
  *   child      an epoll shared with a child that registered a pipe only
  *              the child holds
+ *   events     other kinds of files as targets: an eventfd with a count
+ *              (level-triggered), an eventfd at zero (edge-triggered), a
+ *              timerfd that expired (level-triggered) and one that did not
  *   blocked    blocked in epoll_wait (no timeout) on an empty pipe: it must
  *              not see a spurious EINTR, and data written later is reported
  *
@@ -34,6 +37,8 @@
  */
 #include "subject.h"
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 
 #define DATA(n) (0x1122334455660000ull + 0x##n)
@@ -196,6 +201,20 @@ int main(int argc, char **argv)
 		put(p[1], "s");
 	} else if (!strcmp(mode, "blocked")) {
 		add(ep, p[0], EPOLLIN, DATA(71));
+	} else if (!strcmp(mode, "events")) {
+		e1 = eventfd(3, EFD_NONBLOCK);
+		e2 = eventfd(0, EFD_NONBLOCK);
+		int t1 = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+		int t2 = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+		CHECK(e1 >= 0 && e2 >= 0 && t1 >= 0 && t2 >= 0, "eventfd/timerfd: %s", strerror(errno));
+		struct itimerspec soon = { .it_value = { 0, 1000 } }, late = { .it_value = { 3600, 0 } };
+		CHECK(timerfd_settime(t1, 0, &soon, NULL) == 0 && timerfd_settime(t2, 0, &late, NULL) == 0, "timerfd_settime");
+		usleep(10000);
+		add(ep, e1, EPOLLIN, DATA(81));
+		add(ep, e2, EPOLLIN | EPOLLET, DATA(82));
+		add(ep, t1, EPOLLIN, DATA(83));
+		add(ep, t2, EPOLLIN, DATA(84));
+		keep = t1; moved = t2;
 	} else if (!strcmp(mode, "child")) {
 		int sync[2];
 		CHECK(pipe(sync) == 0, "pipe");
@@ -319,6 +338,16 @@ int main(int argc, char **argv)
 		struct epoll_event e;
 		CHECK(epoll_ctl(ep, EPOLL_CTL_DEL, moved, &e) == 0, "DEL %d: %s", moved, strerror(errno));
 		expect(ep, "1122334455660041:1 ", "after deleting one");
+	} else if (!strcmp(mode, "events")) {
+		expect(ep, "1122334455660081:1 1122334455660083:1 ", "after");
+		uint64_t v;
+		CHECK(read(e1, &v, 8) == 8 && v == 3, "eventfd count %llu", (unsigned long long)v);
+		CHECK(read(keep, &v, 8) == 8 && v == 1, "timerfd expirations %llu", (unsigned long long)v);
+		expect(ep, "", "after reading");
+		v = 2;
+		CHECK(write(e2, &v, 8) == 8, "eventfd write");
+		expect(ep, "1122334455660082:1 ", "after adding to the edge-triggered eventfd");
+		expect(ep, "", "again");
 	} else if (!strcmp(mode, "blocked")) {
 		expect(ep, "", "after");
 		put(p[1], "b");
