@@ -3,10 +3,12 @@
 import { FileKind } from './kind.js';
 import { pathKind } from './regfile.js';
 import { ttyKind } from './tty.js';
+import { ptyKind } from './pty.js';
 import { pipeKind } from './pipe.js';
 
 export const FILE_KINDS: readonly FileKind<any>[] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
   pathKind,
+  ptyKind, // (before ttyKind: a pty slave whose master is in the tree is this kind's; one whose master is outside, the shell job's terminal)
   ttyKind,
   pipeKind,
 ];

@@ -162,15 +162,6 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
 
   const [channelLocal, channelTree] = datagramPair();
   let step = 'husk';
-  const ctx: RestoreCtx = {
-    opts, img, procs, files, pool, lap,
-    shm: { objects: new Map(shmem.objects.map((o) => [o.id, o])), sources: new Map() }, pages: new ImageDirSource(img, pool),
-    scratch: { start: 0n, end: 0n }, tasksMade: [],
-    channel: { local: channelLocal, remote: channelTree },
-    // Every named step is a fault point for the failure tests (kernel/faults.ts).
-    get step() { return step; },
-    set step(s: string) { step = s; faultPoint(`restore step ${s}`); },
-  };
   const made = { husk: -1 };
   const open: OpenFiles = new OpenFiles(files, {
     shellJob: !!opts.shellJob, state: new Map(), onDone: (fn) => open.done.push(fn),
@@ -178,7 +169,16 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
       if (!Object.hasOwn(img.manifest.files, name)) throw badImage(`image file ${name} is not listed in the manifest`);
       return fs.readFileSync(img.path(name));
     },
-  }, ctx.channel);
+  }, { local: channelLocal, remote: channelTree });
+  const ctx: RestoreCtx = {
+    opts, img, procs, files, pool, lap, open,
+    shm: { objects: new Map(shmem.objects.map((o) => [o.id, o])), sources: new Map() }, pages: new ImageDirSource(img, pool),
+    scratch: { start: 0n, end: 0n }, tasksMade: [],
+    channel: { local: channelLocal, remote: channelTree },
+    // Every named step is a fault point for the failure tests (kernel/faults.ts).
+    get step() { return step; },
+    set step(s: string) { step = s; faultPoint(`restore step ${s}`); },
+  };
   let rootPid = -1;
   let treeEnd = channelTree;
   try {
@@ -187,6 +187,8 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
     treeEnd = -1;
     rootPid = rootRt.pid;
 
+    ctx.step = 'objects for the tasks';
+    open.prepare();
     const built = await buildTree(ctx, root, rootRt);
     lap('tree');
     progress('tasks', built.length, procs.length);

@@ -1,0 +1,425 @@
+/*
+ * pty_pair OUTFILE MODE: a pseudo-terminal pair inside the tree.
+ *
+ * The root P opens a pty master and forks C, which setsid()s, opens the
+ * slave (by its name, or with TIOCGPTPEER and TIOCSCTTY) as its controlling
+ * terminal on fds 0-2 and more, and forks G, which leads a process group of
+ * its own that C makes the foreground group, and waits for SIGWINCH. P sets a
+ * window size, the slave's mode is set per MODE, and data is queued both
+ * ways: P writes input to the master (read back its echo first, so that only
+ * a second echo would show), C writes output to the slave. Then READY.
+ *
+ * After SIGTERM, P checks: the master's index and ptsname, termios (all
+ * fields, through the master), window size, lock, packet mode, exclusive
+ * bits, the slave's session and foreground group (asked of the master);
+ * then reads the output queue (exactly the bytes queued, nothing more: no
+ * second echo), tells C (SIGUSR1) to read the input queue (exactly the lines
+ * and the partial line queued), completes C's partial line, and reads C's
+ * report of its own checks (session, controlling terminal, ttyname,
+ * foreground group, termios); then resizes the window and waits for G's
+ * report of the SIGWINCH. Modes:
+ *   canon    canonical mode with echo, VEOL '@', an erased character, an EOF line,
+ *            an empty EOF, a ^V-escaped ^D, a partial line; speed 9600
+ *   raw      cfmakeraw, 38400/115200 split speeds, bytes that cooked mode would act on
+ *   pkt      canonical, the master in packet mode
+ *   locked   the slave locked again (TIOCSPTLCK) while C holds it
+ *   peer     C gets the slave with TIOCGPTPEER and TIOCSCTTY; P holds a slave too
+ *            (both ends in one process), the slave exclusive (TIOCEXCL)
+ *   single   no children: P holds master and slave (O_NOCTTY), data both ways
+ *   extproc  canonical with EXTPROC (the line discipline does no editing)
+ */
+#include "subject.h"
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <termios.h>
+
+static const char *mode;
+static int m = -1;           /* P: the master */
+static char name[64];         /* /dev/pts/N */
+static pid_t c_pid, g_pid;
+static int sync_p[2], go_p[2];
+static struct termios t_before;
+static struct winsize w_before = { .ws_row = 40, .ws_col = 100, .ws_xpixel = 7, .ws_ypixel = 9 };
+
+static int is(const char *m_) { return strcmp(mode, m_) == 0; }
+static int canonical_mode(void) { return is("canon") || is("pkt") || is("locked") || is("peer") || is("single"); }
+
+/* The input P queues for the slave, and what C must read of it. */
+static const char *input(size_t *n)
+{
+	static const char canon_in[] = "line1\nline2@xy\x7fz\nabc\x16\x04" "d\neofline\x04\x04partial";
+	static const char raw_in[] = "raw\x03\x1a\x7f\r\n\x00\x11\x13\xff end";
+	static const char ext_in[] = "ext\x7f\x03 data\n";
+	if (is("raw")) { *n = sizeof(raw_in) - 1; return raw_in; }
+	if (is("extproc")) { *n = sizeof(ext_in) - 1; return ext_in; }
+	*n = sizeof(canon_in) - 1;
+	return canon_in;
+}
+/* The reads C must see, in canonical modes (each one read), then the partial line. */
+static const char *const canon_reads[] = { "line1\n", "line2@", "xz\n", "abc\x04" "d\n", "eofline", "", NULL };
+
+/* What the slave wrote, as the master must read it (after output processing). */
+static const char *output(size_t *n)
+{
+	static const char cooked_out[] = "hello\r\nsecond\r\n";
+	static const char raw_out[] = "raw-out\n\x01\xff";
+	if (is("raw") || is("extproc")) { *n = sizeof(raw_out) - 1; return raw_out; }
+	*n = sizeof(cooked_out) - 1;
+	return cooked_out;
+}
+
+static void set_mode(int fd)
+{
+	struct termios t;
+	CHECK(tcgetattr(fd, &t) == 0, "tcgetattr: %s", strerror(errno));
+	if (is("raw")) {
+		cfmakeraw(&t);
+		cfsetispeed(&t, B38400);
+		cfsetospeed(&t, B115200);
+		t.c_cc[VMIN] = 1;
+		t.c_cc[VTIME] = 0;
+	} else {
+		t.c_lflag |= ICANON | ECHO | ECHOE | IEXTEN | ISIG;
+		t.c_iflag |= ICRNL;
+		t.c_oflag |= OPOST | ONLCR;
+		t.c_cc[VEOL] = '@';
+		t.c_cc[VERASE] = 0x7f;
+		t.c_cc[VEOF] = 0x04;
+		t.c_cc[VLNEXT] = 0x16;
+		cfsetispeed(&t, B9600);
+		cfsetospeed(&t, B9600);
+		if (is("extproc")) { t.c_lflag |= EXTPROC; t.c_lflag &= ~ECHO; t.c_lflag &= ~ISIG; t.c_oflag &= ~OPOST; }
+	}
+	CHECK(tcsetattr(fd, TCSANOW, &t) == 0, "tcsetattr: %s", strerror(errno));
+}
+
+static int same_termios(const struct termios *a, const struct termios *b, char *why, size_t n)
+{
+	if (a->c_iflag != b->c_iflag || a->c_oflag != b->c_oflag || a->c_cflag != b->c_cflag || a->c_lflag != b->c_lflag) {
+		snprintf(why, n, "flags %o/%o/%o/%o, were %o/%o/%o/%o", b->c_iflag, b->c_oflag, b->c_cflag, b->c_lflag,
+			 a->c_iflag, a->c_oflag, a->c_cflag, a->c_lflag);
+		return 0;
+	}
+	if (memcmp(a->c_cc, b->c_cc, NCCS) != 0) { snprintf(why, n, "c_cc differs"); return 0; }
+	if (cfgetispeed(a) != cfgetispeed(b) || cfgetospeed(a) != cfgetospeed(b)) { snprintf(why, n, "speeds differ"); return 0; }
+	if (a->c_line != b->c_line) { snprintf(why, n, "c_line differs"); return 0; }
+	return 1;
+}
+
+/* Read exactly n bytes from fd within 3 s (strip packet-mode headers if pkt), and check nothing more comes within 0.3 s. */
+static void read_exact(int fd, const char *want, size_t n, int pkt, const char *what)
+{
+	char buf[8192];
+	size_t got = 0;
+	while (got < n) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		CHECK(poll(&p, 1, 3000) == 1, "%s: only %zu of %zu bytes came", what, got, n);
+		ssize_t r = read(fd, buf, sizeof(buf));
+		CHECK(r > 0, "%s: read: %zd %s", what, r, strerror(errno));
+		size_t off = 0;
+		if (pkt) { CHECK(buf[0] == 0, "%s: a packet-mode status byte 0x%x instead of data", what, (unsigned char)buf[0]); off = 1; }
+		CHECK(got + (size_t)r - off <= n, "%s: %zu bytes, more than the %zu queued", what, got + (size_t)r - off, n);
+		CHECK(memcmp(buf + off, want + got, (size_t)r - off) == 0, "%s: the bytes differ from %zu on", what, got);
+		got += (size_t)r - off;
+	}
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLPRI };
+	int pr = poll(&p, 1, 300);
+	if (pr == 1 && (p.revents & (POLLIN | POLLPRI))) {
+		ssize_t r = read(fd, buf, sizeof(buf));
+		subject_fail("%s: %zd bytes more than queued (first 0x%x)", what, r, r > 0 ? (unsigned char)buf[pkt && r > 1 ? 1 : 0] : 0);
+	}
+}
+
+/* Read from the master until a line starting with `prefix` arrives; return it (in buf). */
+static char *read_until(int fd, const char *prefix, int pkt, char *acc, size_t cap)
+{
+	size_t len = 0;
+	acc[0] = 0;
+	for (;;) {
+		char *l = strstr(acc, prefix);
+		if (l && strchr(l, '\n')) { *strchr(l, '\n') = 0; if (l[strlen(l) - 1] == '\r') l[strlen(l) - 1] = 0; return l; }
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		CHECK(poll(&p, 1, 5000) == 1, "waiting for '%s' from the slave side: nothing came (had: %.200s)", prefix, acc);
+		char buf[4096];
+		ssize_t r = read(fd, buf, sizeof(buf));
+		CHECK(r > 0, "read for '%s': %s", prefix, strerror(errno));
+		size_t off = pkt ? 1 : 0;
+		if (pkt && buf[0] != 0) continue;
+		for (ssize_t i = off; i < r && len + 1 < cap; i++) acc[len++] = buf[i] ? buf[i] : '.';
+		acc[len] = 0;
+	}
+}
+
+/* ---- reports on the terminal, from C and G ---- */
+static void report(const char *fmt, ...)
+{
+	char b[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(b, sizeof b, fmt, ap);
+	va_end(ap);
+	(void)!write(1, b, (size_t)n);
+}
+
+#define RCHECK(who, cond, ...) do { if (!(cond)) { char _w[512]; snprintf(_w, sizeof _w, __VA_ARGS__); report("%s-FAIL %s\n", who, _w); for (;;) pause(); } } while (0)
+
+static volatile sig_atomic_t go, winched;
+static void on_usr1(int s) { (void)s; go = 1; }
+static void on_winch(int s) { (void)s; winched = 1; }
+
+/* G, in the foreground group: reads the input queue when told (SIGUSR1), reports SIGWINCH. */
+static void g_read_input(void)
+{
+	char buf[8192];
+	int fl = fcntl(0, F_GETFL);
+	fcntl(0, F_SETFL, fl | O_NONBLOCK);
+	if (!canonical_mode()) {
+		size_t n;
+		const char *want = input(&n);
+		size_t got = 0;
+		ssize_t r;
+		for (;;) {
+			r = read(0, buf + got, sizeof(buf) - got);
+			if (r <= 0) break;
+			got += (size_t)r;
+		}
+		RCHECK("G", r < 0 && errno == EAGAIN, "after the input queue: %zd %s", r, strerror(errno));
+		RCHECK("G", got == n && memcmp(buf, want, n) == 0, "input queue: %zu bytes, %zu queued", got, n);
+	} else {
+		for (int i = 0; canon_reads[i]; i++) {
+			ssize_t r = read(0, buf, sizeof(buf));
+			RCHECK("G", r >= 0, "line %d: %s", i, strerror(errno));
+			RCHECK("G", (size_t)r == strlen(canon_reads[i]) && memcmp(buf, canon_reads[i], (size_t)r) == 0, "line %d: %zd bytes '%.*s'", i, r, (int)r, buf);
+		}
+		ssize_t r = read(0, buf, sizeof(buf));
+		RCHECK("G", r < 0 && errno == EAGAIN, "after the lines: %zd (a partial line must not be readable)", r);
+		fcntl(0, F_SETFL, fl);
+		report("G-LINES\n");
+		r = read(0, buf, sizeof(buf)); /* P completes the partial line */
+		RCHECK("G", r == 12 && memcmp(buf, "partialrest\n", 12) == 0, "the partial line: '%.*s'", (int)r, buf);
+	}
+	fcntl(0, F_SETFL, fl);
+	RCHECK("G", tcgetpgrp(0) == getpgrp(), "G is not in the foreground: %d", (int)tcgetpgrp(0));
+	report("G-OK\n");
+}
+
+static void run_g(void)
+{
+	signal(SIGWINCH, on_winch);
+	signal(SIGUSR1, on_usr1);
+	setpgid(0, 0);
+	CHECK(write(sync_p[1], "g", 1) == 1, "G sync");
+	close(sync_p[1]);
+	close(go_p[0]);
+	for (;;) {
+		pause();
+		if (go) { go = 0; g_read_input(); }
+		if (winched) {
+			winched = 0;
+			struct winsize w;
+			ioctl(1, TIOCGWINSZ, &w);
+			report("WINCH %dx%d pgrp %d fg %d\n", w.ws_row, w.ws_col, (int)getpgrp(), (int)tcgetpgrp(1));
+		}
+	}
+}
+
+/* C, the session leader on the slave: checks its session when told (SIGUSR1). */
+static void c_check(void)
+{
+	RCHECK("C", getsid(0) == getpid(), "getsid %d", (int)getsid(0));
+	RCHECK("C", tcgetsid(0) == getpid(), "tcgetsid %d", (int)tcgetsid(0));
+	RCHECK("C", tcgetpgrp(0) == g_pid, "tcgetpgrp %d, G is %d", (int)tcgetpgrp(0), (int)g_pid);
+	char tn[64];
+	RCHECK("C", ttyname_r(0, tn, sizeof tn) == 0 && strcmp(tn, name) == 0, "ttyname %s, was %s", tn, name);
+	int dt = open("/dev/tty", O_RDWR);
+	RCHECK("C", dt >= 0, "open /dev/tty: %s", strerror(errno));
+	pid_t ts = -1;
+	RCHECK("C", ioctl(dt, TIOCGSID, &ts) == 0 && ts == getpid(), "/dev/tty is the terminal of session %d", (int)ts);
+	close(dt);
+	struct termios t;
+	char why[256];
+	RCHECK("C", tcgetattr(0, &t) == 0 && same_termios(&t_before, &t, why, sizeof why), "termios: %s", why);
+	if (is("peer")) {
+		int ex = 0;
+		RCHECK("C", ioctl(0, TIOCGEXCL, &ex) == 0 && ex == 1, "the slave is not exclusive");
+	}
+	report("C-OK\n");
+}
+
+static void run_c(void)
+{
+	setsid();
+	int s;
+	if (is("peer")) {
+		s = ioctl(m, TIOCGPTPEER, O_RDWR | O_CLOEXEC);
+		if (s < 0) _exit(3);
+		if (ioctl(s, TIOCSCTTY, 0) != 0) _exit(4);
+	} else {
+		s = open(name, O_RDWR); /* a session leader without a terminal: it becomes the controlling terminal */
+		if (s < 0) _exit(3);
+	}
+	close(m);
+	dup2(s, 0); dup2(s, 1); dup2(s, 2);
+	(void)dup(s); /* (a dup'ed slave fd at another number) */
+	set_mode(0);
+	CHECK(tcgetattr(0, &t_before) == 0, "tcgetattr");
+	if (is("peer")) ioctl(0, TIOCEXCL);
+	signal(SIGUSR1, on_usr1);
+	g_pid = fork();
+	if (g_pid == 0) run_g();
+	setpgid(g_pid, g_pid);
+	CHECK(tcsetpgrp(0, g_pid) == 0, "tcsetpgrp: %s", strerror(errno));
+	char x;
+	CHECK(write(sync_p[1], "c", 1) == 1, "C sync");
+	/* P has read the echo of its input: now the output. */
+	CHECK(read(go_p[0], &x, 1) == 1, "C go");
+	size_t on;
+	const char *out = output(&on);
+	if (is("raw") || is("extproc")) CHECK(write(1, out, on) == (ssize_t)on, "C write");
+	else { CHECK(write(1, "hello\n", 6) == 6, "C write"); CHECK(write(1, "second\n", 7) == 7, "C write"); }
+	CHECK(write(sync_p[1], "o", 1) == 1, "C sync");
+	close(sync_p[1]);
+	close(go_p[0]);
+	for (;;) {
+		pause();
+		if (go) { go = 0; c_check(); }
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3) { fprintf(stderr, "usage: %s OUTFILE MODE\n", argv[0]); return 2; }
+	subject_outfile = argv[1];
+	mode = argv[2];
+	install_term_handler(0);
+	signal(SIGTTOU, SIG_IGN);
+	signal(SIGTTIN, SIG_IGN);
+	m = posix_openpt(O_RDWR | O_NOCTTY);
+	CHECK(m >= 0, "posix_openpt: %s", strerror(errno));
+	CHECK(grantpt(m) == 0 && unlockpt(m) == 0, "grantpt/unlockpt");
+	CHECK(ptsname_r(m, name, sizeof name) == 0, "ptsname");
+	CHECK(ioctl(m, TIOCSWINSZ, &w_before) == 0, "TIOCSWINSZ");
+	int pkt = is("pkt");
+	size_t in_n, out_n;
+	const char *in = input(&in_n);
+	const char *out = output(&out_n);
+	int ps = -1; /* P's own slave (peer, single) */
+
+	if (is("single")) {
+		ps = open(name, O_RDWR | O_NOCTTY);
+		CHECK(ps >= 0, "open %s", name);
+		set_mode(ps);
+		CHECK(write(m, in, in_n) == (ssize_t)in_n, "write input");
+		usleep(100000);
+		char junk[4096];
+		struct pollfd p = { .fd = m, .events = POLLIN };
+		while (poll(&p, 1, 100) == 1) if (read(m, junk, sizeof junk) <= 0) break;
+		CHECK(write(ps, "hello\nsecond\n", 13) == 13, "write output");
+		usleep(50000);
+		CHECK(tcgetattr(m, &t_before) == 0, "tcgetattr");
+		subject_ready(argv[1]);
+		while (!got_term) pause();
+		char tn[64];
+		CHECK(ptsname_r(m, tn, sizeof tn) == 0 && strcmp(tn, name) == 0, "ptsname %s, was %s", tn, name);
+		CHECK(ttyname_r(ps, tn, sizeof tn) == 0 && strcmp(tn, name) == 0, "ttyname %s, was %s", tn, name);
+		struct termios t;
+		char why[256];
+		CHECK(tcgetattr(ps, &t) == 0 && same_termios(&t_before, &t, why, sizeof why), "termios: %s", why);
+		read_exact(m, out, out_n, 0, "output queue");
+		char buf[256];
+		int fl = fcntl(ps, F_GETFL);
+		fcntl(ps, F_SETFL, fl | O_NONBLOCK);
+		for (int i = 0; canon_reads[i]; i++) {
+			ssize_t r = read(ps, buf, sizeof buf);
+			CHECK(r >= 0 && (size_t)r == strlen(canon_reads[i]) && memcmp(buf, canon_reads[i], (size_t)r) == 0, "line %d: %zd '%.*s'", i, r, (int)(r > 0 ? r : 0), buf);
+		}
+		CHECK(read(ps, buf, sizeof buf) < 0 && errno == EAGAIN, "a partial line is readable");
+		CHECK(write(m, "rest\n", 5) == 5, "write rest");
+		usleep(50000);
+		ssize_t r = read(ps, buf, sizeof buf);
+		CHECK(r == 12 && memcmp(buf, "partialrest\n", 12) == 0, "the partial line: %zd '%.*s'", r, (int)(r > 0 ? r : 0), buf);
+		CHECK(write(ps, "new\n", 4) == 4, "write new");
+		read_exact(m, "rest\r\nnew\r\n", 11, 0, "echo and new output"); /* (the echo of rest\n comes first) */
+		subject_pass();
+	}
+
+	CHECK(pipe(sync_p) == 0 && pipe(go_p) == 0, "pipe");
+	if (is("peer")) {
+		ps = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_NONBLOCK);
+		CHECK(ps >= 0, "TIOCGPTPEER: %s", strerror(errno));
+	}
+	c_pid = fork();
+	if (c_pid == 0) { close(sync_p[0]); close(go_p[1]); run_c(); }
+	close(sync_p[1]);
+	close(go_p[0]);
+	char x[2];
+	CHECK(read(sync_p[0], &x[0], 1) == 1 && read(sync_p[0], &x[1], 1) == 1, "sync with C and G");
+	if (pkt) { int one = 1; CHECK(ioctl(m, TIOCPKT, &one) == 0, "TIOCPKT"); }
+	CHECK(write(m, in, in_n) == (ssize_t)in_n, "write input");
+	/* Read the echo (and, in packet mode, status bytes) now: after restore, no echo may come again. */
+	usleep(150000);
+	char junk[4096];
+	struct pollfd pp = { .fd = m, .events = POLLIN | POLLPRI };
+	while (poll(&pp, 1, 150) == 1) if (read(m, junk, sizeof junk) <= 0) break;
+	CHECK(write(go_p[1], "o", 1) == 1, "go");
+	close(go_p[1]);
+	CHECK(read(sync_p[0], &x[0], 1) == 1 && x[0] == 'o', "C wrote its output");
+	close(sync_p[0]);
+	usleep(50000);
+	if (is("locked")) { int one = 1; CHECK(ioctl(m, TIOCSPTLCK, &one) == 0, "TIOCSPTLCK"); }
+	CHECK(tcgetattr(m, &t_before) == 0, "tcgetattr");
+	subject_ready(argv[1]);
+	while (!got_term) pause();
+
+	/* ---- after restore ---- */
+	char tn[64], why[256];
+	int n = -1, v = -1;
+	CHECK(ptsname_r(m, tn, sizeof tn) == 0 && strcmp(tn, name) == 0, "ptsname %s, was %s", tn, name);
+	CHECK(ioctl(m, TIOCGPTN, &n) == 0 && n == atoi(name + 9), "TIOCGPTN %d", n);
+	struct termios t;
+	CHECK(tcgetattr(m, &t) == 0 && same_termios(&t_before, &t, why, sizeof why), "termios: %s", why);
+	struct winsize w;
+	CHECK(ioctl(m, TIOCGWINSZ, &w) == 0 && memcmp(&w, &w_before, sizeof w) == 0, "winsize %dx%d %dx%d", w.ws_row, w.ws_col, w.ws_xpixel, w.ws_ypixel);
+	CHECK(ioctl(m, TIOCGPKT, &v) == 0 && v == pkt, "packet mode %d", v);
+	CHECK(ioctl(m, TIOCGPTLCK, &v) == 0 && v == is("locked"), "lock %d", v);
+	CHECK(ioctl(m, TIOCGSID, &v) == 0 && v == c_pid, "the slave's session %d, C is %d", v, (int)c_pid);
+	pid_t fg = -1;
+	CHECK(ioctl(m, TIOCGPGRP, &fg) == 0 && fg > 0 && fg != c_pid, "the foreground group %d", (int)fg);
+	g_pid = fg;
+	if (is("locked")) {
+		int s = open(name, O_RDWR | O_NOCTTY);
+		CHECK(s < 0 && errno == EIO, "opening the locked slave: %d %s", s, strerror(errno));
+		CHECK(unlockpt(m) == 0, "unlockpt");
+		s = open(name, O_RDWR | O_NOCTTY);
+		CHECK(s >= 0, "opening the unlocked slave: %s", strerror(errno));
+		close(s);
+	}
+	if (ps >= 0) {
+		CHECK(ttyname_r(ps, tn, sizeof tn) == 0 && strcmp(tn, name) == 0, "P's slave: ttyname %s", tn);
+		CHECK(ioctl(ps, TIOCGEXCL, &v) == 0 && v == 1, "P's slave: not exclusive");
+		CHECK(fcntl(ps, F_GETFL) & O_NONBLOCK, "P's slave lost O_NONBLOCK");
+	}
+	read_exact(m, out, out_n, pkt, "output queue");
+	char acc[8192];
+	kill(c_pid, SIGUSR1);
+	char *l = read_until(m, "C-", pkt, acc, sizeof acc);
+	CHECK(strcmp(l, "C-OK") == 0, "C: %s", l);
+	kill(g_pid, SIGUSR1);
+	if (canonical_mode()) {
+		l = read_until(m, "G-", pkt, acc, sizeof acc);
+		CHECK(strcmp(l, "G-LINES") == 0, "G: %s", l);
+		CHECK(write(m, "rest\n", 5) == 5, "write rest");
+	}
+	l = read_until(m, "G-", pkt, acc, sizeof acc);
+	CHECK(strcmp(l, "G-OK") == 0, "G: %s", l);
+	struct winsize w2 = { .ws_row = 50, .ws_col = 132 };
+	CHECK(ioctl(m, TIOCSWINSZ, &w2) == 0, "resize");
+	l = read_until(m, "WINCH", pkt, acc, sizeof acc);
+	char want[128];
+	snprintf(want, sizeof want, "WINCH 50x132 pgrp %d fg %d", (int)fg, (int)fg);
+	CHECK(strcmp(l, want) == 0, "G: '%s', expected '%s'", l, want);
+	kill(-fg, SIGKILL);
+	kill(c_pid, SIGKILL);
+	subject_pass();
+}
