@@ -375,6 +375,9 @@ function dumpPty(f: FdFacts, ctx: DumpFileCtx): Omit<PtyFile, 'id'> {
       throw refused(`pid ${f.pid}: fd ${f.fd} (${f.link}) is the slave of a pty whose master was closed (hung up); not supported yet`);
     }
     // The master is outside the tree: a terminal the program was given (a shell job's, with --shell-job).
+    if (!ctx.shellJob) {
+      throw refused(`pid ${f.pid}: fd ${f.fd} is the terminal ${f.link}, whose master pid ${h.outMasters[0]} holds outside the tree; dump with --shell-job to let restore hand it the caller's terminal`);
+    }
     return ttyKind.dump(f, ctx) as unknown as Omit<PtyFile, 'id'>;
   }
   let ptsDev: number;

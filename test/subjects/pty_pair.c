@@ -27,6 +27,9 @@
  *            (both ends in one process), the slave exclusive (TIOCEXCL)
  *   single   no children: P holds master and slave (O_NOCTTY), data both ways
  *   extproc  canonical with EXTPROC (the line discipline does no editing)
+ *   closed   no children: P opened the slave, wrote to it and closed it: the master
+ *            reads that output, then EIO (and polls POLLHUP)
+ *   unopened no children: the slave was never opened (ckpt refuses to dump it)
  */
 #include "subject.h"
 #include <poll.h>
@@ -306,6 +309,32 @@ int main(int argc, char **argv)
 	const char *out = output(&out_n);
 	int ps = -1; /* P's own slave (peer, single) */
 
+	if (is("unopened")) {
+		subject_ready(argv[1]);
+		while (!got_term) pause();
+		subject_pass();
+	}
+	if (is("closed")) {
+		ps = open(name, O_RDWR | O_NOCTTY);
+		CHECK(ps >= 0, "open %s", name);
+		CHECK(write(ps, "bye\n", 4) == 4, "write output");
+		close(ps);
+		usleep(50000);
+		struct pollfd p = { .fd = m, .events = POLLIN };
+		CHECK(poll(&p, 1, 0) == 1 && (p.revents & POLLHUP), "no POLLHUP before the dump");
+		subject_ready(argv[1]);
+		while (!got_term) pause();
+		read_exact(m, "bye\r\n", 5, 0, "output queue");
+		char b[16];
+		CHECK(read(m, b, sizeof b) < 0 && errno == EIO, "the master reads %s, not EIO", strerror(errno));
+		CHECK(poll(&p, 1, 0) == 1 && (p.revents & POLLHUP), "the master does not poll POLLHUP");
+		ps = open(name, O_RDWR | O_NOCTTY);
+		CHECK(ps >= 0, "reopen %s: %s", name, strerror(errno));
+		CHECK(write(m, "x\n", 2) == 2, "write");
+		usleep(50000);
+		CHECK(read(ps, b, sizeof b) == 2, "the reopened slave reads no input");
+		subject_pass();
+	}
 	if (is("single")) {
 		ps = open(name, O_RDWR | O_NOCTTY);
 		CHECK(ps >= 0, "open %s", name);
