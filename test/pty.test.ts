@@ -83,6 +83,15 @@ test('pty: a slave never opened is refused, and the program runs on', async () =
   assert.equal(await s.verdict(), 'PASS');
 });
 
+test('pty: a slave whose output is stopped (^S) is refused, and stays stopped', async () => {
+  const s = Subject.start('pty_pair', ['stopped']);
+  await s.ready();
+  const r = ckpt('dump', '-t', String(s.pid), '-D', path.join(s.dir, 'img'));
+  assert.equal(r.status, 3, r.stderr);
+  assert.match(r.stderr, /writes to the slave would block: its output is stopped/);
+  assert.equal(await s.verdict(), 'PASS');
+});
+
 test('pty: restore refuses a pty index taken on this host, before any process exists; restores once it is free', async () => {
   const s = Subject.start('pty_pair', ['peer']);
   await s.ready();

@@ -313,6 +313,13 @@ function capturePair(index: number, f: FdFacts, ctx: DumpFileCtx): PtyPair {
     let exclS: boolean;
     try {
       exclS = tty.exclusive(s);
+      // Output stopped by flow control (^S, tcflow) cannot be told apart from a full queue, nor made again: refused, before anything is changed.
+      if (!(tty.pollNow(s, tty.POLL.OUT) & tty.POLL.OUT)) {
+        throw refused(`${where}: writes to the slave would block: its output is stopped (^S, tcflow TCOOFF) or the master has not read 64 KiB of it; not supported: dump once the master's reader has caught up`);
+      }
+      if (!(tty.pollNow(m, tty.POLL.OUT) & tty.POLL.OUT)) {
+        throw refused(`${where}: writes to the master would block: it is stopped (tcflow TCOOFF on the master) or 64 KiB of input wait for the slave; not supported`);
+      }
       if (tty.lineDiscipline(s) !== N_TTY) throw refused(`${where}: the slave has line discipline ${tty.lineDiscipline(s)}; only N_TTY is supported`);
       // Packet mode off while ckpt works: its own termios changes would otherwise queue status bytes for the program.
       if (packet) tty.setPacketMode(m, false);

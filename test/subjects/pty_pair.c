@@ -30,6 +30,8 @@
  *   closed   no children: P opened the slave, wrote to it and closed it: the master
  *            reads that output, then EIO (and polls POLLHUP)
  *   unopened no children: the slave was never opened (ckpt refuses to dump it)
+ *   stopped  no children: the slave's output stopped by ^S (IXON; ckpt refuses it);
+ *            after SIGTERM it must still be stopped, and ^Q starts it again
  */
 #include "subject.h"
 #include <poll.h>
@@ -312,6 +314,25 @@ int main(int argc, char **argv)
 	if (is("unopened")) {
 		subject_ready(argv[1]);
 		while (!got_term) pause();
+		subject_pass();
+	}
+	if (is("stopped")) {
+		ps = open(name, O_RDWR | O_NOCTTY | O_NONBLOCK);
+		CHECK(ps >= 0, "open %s", name);
+		struct termios t;
+		tcgetattr(ps, &t);
+		t.c_iflag |= IXON;
+		tcsetattr(ps, TCSANOW, &t);
+		CHECK(write(m, "\x13", 1) == 1, "write ^S");
+		usleep(50000);
+		CHECK(write(ps, "x", 1) < 0 && errno == EAGAIN, "the output is not stopped");
+		subject_ready(argv[1]);
+		while (!got_term) pause();
+		CHECK(write(ps, "x", 1) < 0 && errno == EAGAIN, "the output is no longer stopped");
+		CHECK(write(m, "\x11", 1) == 1, "write ^Q");
+		usleep(50000);
+		CHECK(write(ps, "y", 1) == 1, "the output did not start again: %s", strerror(errno));
+		read_exact(m, "y", 1, 0, "output");
 		subject_pass();
 	}
 	if (is("closed")) {
