@@ -8,8 +8,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn, execFileSync } from 'node:child_process';
-import { Subject, roundTrip, leaveRunning, cleanupAll, ckpt, ckptOk, readText, waitUntil, treeGone, tmpDir, sleep } from './harness.js';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { Subject, CKPT, roundTrip, leaveRunning, cleanupAll, ckpt, ckptOk, readText, waitUntil, treeGone, imagePids, tmpDir, sleep } from './harness.js';
 
 after(cleanupAll);
 
@@ -156,4 +156,60 @@ test('pty: a program under script(1): the pty is captured; script itself is refu
   } finally {
     try { process.kill(-sh.pid!, 'SIGKILL'); } catch { /* gone */ }
   }
+});
+
+function runFailAt(args: string[], failAt: number | 'count') {
+  const r = spawnSync(CKPT, args, { encoding: 'utf8', timeout: 60000, env: { ...process.env, CKPT_DEBUG_FAIL_AT: String(failAt) } });
+  return { status: r.status ?? -1, stderr: r.stderr };
+}
+function faultPoints(args: string[]): number {
+  const r = runFailAt(args, 'count');
+  assert.equal(r.status, 0, r.stderr);
+  return Number(/ckpt: (\d+) fault points/.exec(r.stderr)![1]);
+}
+
+test('pty: dumps (--leave-running) failing at every step leave the queues and the pair as they were', async () => {
+  const s = Subject.start('pty_pair', ['canon']);
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  const args = ['dump', '-t', String(s.pid), '-D', img, '--leave-running'];
+  const total = faultPoints(args);
+  let failed = 0;
+  for (let n = 0; n < total; n++) {
+    const r = runFailAt(args, n);
+    fs.rmSync(img, { recursive: true, force: true });
+    if (r.status !== 0) failed++;
+  }
+  assert.ok(failed >= total - 3, `the dump failed at ${failed} of ${total} fault points`);
+  assert.equal(await s.verdict(), 'PASS');
+});
+
+test('pty: restores failing at every step leave no process and no pty behind', async () => {
+  const s = Subject.start('pty_pair', ['peer']);
+  await s.ready();
+  const name = ptyName(s.pid);
+  const img = path.join(s.dir, 'img');
+  ckptOk('dump', '-t', String(s.pid), '-D', img);
+  await s.gone();
+  await treeGone(img);
+  const pids = imagePids(img);
+  const args = ['restore', '-D', img, '-d'];
+  const total = faultPoints(args);
+  const endRestored = async () => {
+    for (const pid of [...pids].reverse()) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+    await treeGone(img);
+    await waitUntil(`${name} to be free`, () => !fs.existsSync(name));
+  };
+  await endRestored();
+  let failed = 0;
+  for (let n = 0; n < total; n++) {
+    const r = runFailAt(args, n);
+    if (r.status === 0) { await endRestored(); continue; }
+    failed++;
+    await treeGone(img);
+    await waitUntil(`${name} to be gone after a restore failing at fault point ${n}`, () => !fs.existsSync(name), 5000);
+  }
+  assert.ok(failed >= total - 3, `the restore failed at ${failed} of ${total} fault points`);
+  ckptOk(...args);
+  assert.equal(await s.verdict(), 'PASS');
 });
