@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { Subject, CKPT, roundTrip, leaveRunning, cleanupAll, ckpt, ckptOk, readText, waitUntil, treeGone, imagePids, tmpDir, sleep } from './harness.js';
+import { Subject, CKPT, SUBJECTS, roundTrip, leaveRunning, cleanupAll, ckpt, ckptOk, readText, waitUntil, treeGone, imagePids, tmpDir, sleep } from './harness.js';
 
 after(cleanupAll);
 
@@ -43,7 +43,7 @@ function children(pid: number): number[] {
 function ptyName(pid: number): string {
   for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
     const l = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
-    if (l === '/dev/ptmx') {
+    if (l === '/dev/ptmx' || l === '/dev/pts/ptmx') {
       const n = /tty-index:\s*(\d+)/.exec(readText(`/proc/${pid}/fdinfo/${fd}`))![1];
       return `/dev/pts/${n}`;
     }
@@ -212,4 +212,66 @@ test('pty: restores failing at every step leave no process and no pty behind', a
   assert.ok(failed >= total - 3, `the restore failed at ${failed} of ${total} fault points`);
   ckptOk(...args);
   assert.equal(await s.verdict(), 'PASS');
+});
+
+// A command run as session leader on a fresh pty whose master a python helper
+// holds (outside the tree): the helper copies the command's output to a log
+// reaps it, and holds the master until it is killed.
+const ON_PTY = `
+import os, pty, select, sys
+logfile, cmd = sys.argv[1], sys.argv[2:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.closerange(3, 65536)
+    os.execv(cmd[0], cmd)
+log = open(logfile, 'ab', buffering=0)
+while True:
+    try: os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError: pass
+    r, _, _ = select.select([fd], [], [], 0.05)
+    if r:
+        try:
+            data = os.read(fd, 65536)
+            if data: log.write(data)
+        except OSError:
+            pass
+`;
+
+/** The python interpreter itself (not a pyenv shim, which would run it as its child). */
+function python(): string | null {
+  try { return execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim() || null; } catch { return null; }
+}
+
+test('pty: with --shell-job, the shell\'s terminal is handed over and the pty inside the tree comes back as a pair', { skip: python() ? false : 'python3 is not installed' }, async () => {
+  const dir = tmpDir('pty-shelljob');
+  fs.writeFileSync(path.join(dir, 'on_pty.py'), ON_PTY);
+  const out = path.join(dir, 'verdict.txt');
+  const helpers = [spawn(python()!, [path.join(dir, 'on_pty.py'), path.join(dir, 'a.log'), path.join(SUBJECTS, 'pty_pair'), out, 'canon'], { cwd: dir, stdio: 'ignore' })];
+  try {
+    await waitUntil('READY', () => fs.existsSync(out) && readText(out).includes('READY'));
+    const pid = children(helpers[0].pid!)[0];
+    const img = path.join(dir, 'img');
+    const no = ckpt('dump', '-t', String(pid), '-D', img);
+    assert.equal(no.status, 3, no.stderr);
+    assert.match(no.stderr, new RegExp(`pid ${pid}: fd 0 is the terminal /dev/pts/\\d+, whose master pid ${helpers[0].pid} holds outside the tree; dump with --shell-job`));
+    // The shell that will restore it runs on another pty from now on: made after the dump, it could take the freed index.
+    const st = path.join(dir, 'restore.status');
+    const go = path.join(dir, 'go');
+    helpers.push(spawn(python()!, [path.join(dir, 'on_pty.py'), path.join(dir, 'b.log'), '/bin/sh', '-c',
+      `while [ ! -e ${go} ]; do sleep 0.05; done; "$0" "$@"; echo $? > ${st}; exec sleep 600`, CKPT, 'restore', '-D', img, '-d', '--shell-job'], { cwd: dir, stdio: 'ignore' }));
+    await waitUntil('the shell on pty B', () => { try { return ptyName(helpers[1].pid!) !== ptyName(pid); } catch { return false; } });
+    ckptOk('dump', '-t', String(pid), '-D', img, '--shell-job');
+    await treeGone(img);
+    const kinds = JSON.parse(fs.readFileSync(path.join(img, 'files.json'), 'utf8')).files.map((f: { kind: string; end?: string }) => f.kind + (f.end ? `:${f.end}` : ''));
+    assert.ok(kinds.includes('tty') && kinds.includes('pty:master') && kinds.includes('pty:slave'), kinds.join());
+    fs.writeFileSync(go, '');
+    await waitUntil('ckpt restore on pty B', () => fs.existsSync(st) && readText(st).endsWith('\n'));
+    assert.equal(readText(st).trim(), '0', readText(path.join(dir, 'b.log')));
+    const before = readText(out).split('\n').filter(Boolean).length;
+    process.kill(pid, 'SIGTERM');
+    await waitUntil('verdict', () => readText(out).split('\n').filter(Boolean).slice(before).some((l) => /^(PASS|FAIL)/.test(l)));
+    assert.equal(readText(out).split('\n').filter(Boolean).slice(before).find((l) => /^(PASS|FAIL)/.test(l)), 'PASS');
+  } finally {
+    for (const h of helpers) h.kill('SIGKILL');
+  }
 });

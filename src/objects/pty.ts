@@ -407,6 +407,23 @@ function made(ctx: RestoreFileCtx): Map<number, Made> {
   return m;
 }
 
+/** Who holds pty `index` on this host, for a message: " (by pid P, comm)" or "". */
+function heldBy(index: number): string {
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    let fds: string[];
+    try { fds = fs.readdirSync(`/proc/${p}/fd`); } catch { continue; }
+    for (const fd of fds) {
+      try {
+        const l = fs.readlinkSync(`/proc/${p}/fd/${fd}`);
+        const mine = l === devPts(index) || ((l === '/dev/ptmx' || l === '/dev/pts/ptmx') && new RegExp(`^tty-index:\\s*${index}$`, 'm').test(fs.readFileSync(`/proc/${p}/fdinfo/${fd}`, 'utf8')));
+        if (mine) return ` (by pid ${p}, ${fs.readFileSync(`/proc/${p}/comm`, 'utf8').trim()})`;
+      } catch { /* gone */ }
+    }
+  }
+  return '';
+}
+
 /** Open /dev/ptmx until the pty with this index is ours (devpts gives the lowest free index); the ones below it are held in `extras`. */
 function allocate(index: number, accmode: number, extras: number[]): number {
   for (;;) {
@@ -416,7 +433,7 @@ function allocate(index: number, accmode: number, extras: number[]): number {
     if (n === index) return fd;
     if (n < index && extras.length < 65536) { extras.push(fd); continue; }
     fs.closeSync(fd);
-    throw conflict(`the pty ${devPts(index)} is in use on this host; the program knows its slave by that name (ttyname, ptsname), so it must get it back`);
+    throw conflict(`the pty ${devPts(index)} is in use on this host${heldBy(index)}; the program knows its slave by that name (ttyname, ptsname), so it must get it back`);
   }
 }
 
@@ -490,7 +507,7 @@ export const ptyKind = defineKind<PtyFile>({
       if (f && !ctx.hasFile(f)) throw badImage(`image file files.json: open file ${d.id}: its data file ${f} is not in the manifest`);
     }
     if (fs.existsSync(devPts(d.index))) {
-      throw conflict(`the pty ${devPts(d.index)} is in use on this host; pid ${ctx.holder} knows its slave by that name (ttyname, ptsname), so it must get it back`);
+      throw conflict(`the pty ${devPts(d.index)} is in use on this host${heldBy(d.index)}; pid ${ctx.holder} knows its slave by that name (ttyname, ptsname), so it must get it back`);
     }
   },
   phase: 'objects',
