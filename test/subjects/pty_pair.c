@@ -30,6 +30,9 @@
  *   closed   no children: P opened the slave, wrote to it and closed it: the master
  *            reads that output, then EIO (and polls POLLHUP)
  *   unopened no children: the slave was never opened (ckpt refuses to dump it)
+ *   hungup   no children: P holds a slave whose master it closed (ckpt refuses it)
+ *   two      no children: two pairs in raw mode (their indexes with a gap below
+ *            each: restore allocates around it), data both ways in each
  *   stopped  no children: the slave's output stopped by ^S (IXON; ckpt refuses it);
  *            after SIGTERM it must still be stopped, and ^Q starts it again
  */
@@ -136,14 +139,29 @@ static void read_exact(int fd, const char *want, size_t n, int pkt, const char *
 	}
 }
 
-/* Read from the master until a line starting with `prefix` arrives; return it (in buf). */
+/*
+ * Read from the master until a line starting with `prefix` arrives; return it
+ * (in acc). What came after that line is kept for the next call.
+ */
+static char pending[8192];
+static size_t pending_len;
 static char *read_until(int fd, const char *prefix, int pkt, char *acc, size_t cap)
 {
-	size_t len = 0;
-	acc[0] = 0;
+	size_t len = pending_len < cap - 1 ? pending_len : cap - 1;
+	memcpy(acc, pending, len);
+	acc[len] = 0;
+	pending_len = 0;
 	for (;;) {
 		char *l = strstr(acc, prefix);
-		if (l && strchr(l, '\n')) { *strchr(l, '\n') = 0; if (l[strlen(l) - 1] == '\r') l[strlen(l) - 1] = 0; return l; }
+		char *nl = l ? strchr(l, '\n') : NULL;
+		if (nl) {
+			size_t rest = len - (size_t)(nl + 1 - acc);
+			memcpy(pending, nl + 1, rest);
+			pending_len = rest;
+			*nl = 0;
+			if (nl > l && nl[-1] == '\r') nl[-1] = 0;
+			return l;
+		}
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		CHECK(poll(&p, 1, 5000) == 1, "waiting for '%s' from the slave side: nothing came (had: %.200s)", prefix, acc);
 		char buf[4096];
@@ -229,7 +247,31 @@ static void run_g(void)
 	}
 }
 
-/* C, the session leader on the slave: checks its session when told (SIGUSR1). */
+/* D, in C's session and group, gave up the controlling terminal (TIOCNOTTY): checks it still has none when told. */
+static pid_t d_pid;
+static void run_d(void)
+{
+	CHECK(ioctl(0, TIOCNOTTY) == 0, "TIOCNOTTY: %s", strerror(errno));
+	CHECK(write(sync_p[1], "d", 1) == 1, "D sync");
+	close(sync_p[1]);
+	close(go_p[0]);
+	for (;;) {
+		pause();
+		if (!go) continue;
+		go = 0;
+		int t = open("/dev/tty", O_RDWR);
+		RCHECK("D", t < 0 && errno == ENXIO, "D has a controlling terminal again (open /dev/tty: %d %s)", t, strerror(errno));
+		char st[512];
+		read_file("/proc/self/stat", st, sizeof st);
+		char *p = strrchr(st, ')');
+		int ttynr = -1, sid = -1;
+		sscanf(p + 2, "%*c %*d %*d %d %d", &sid, &ttynr);
+		RCHECK("D", ttynr == 0 && sid == getsid(0) && sid != getpid(), "D: tty_nr %d, session %d", ttynr, sid);
+		report("D-OK\n");
+	}
+}
+
+/* C, the session leader on the slave: checks its session when told (SIGUSR1), then tells D. */
 static void c_check(void)
 {
 	RCHECK("C", getsid(0) == getpid(), "getsid %d", (int)getsid(0));
@@ -250,6 +292,7 @@ static void c_check(void)
 		RCHECK("C", ioctl(0, TIOCGEXCL, &ex) == 0 && ex == 1, "the slave is not exclusive");
 	}
 	report("C-OK\n");
+	kill(d_pid, SIGUSR1);
 }
 
 static void run_c(void)
@@ -273,6 +316,8 @@ static void run_c(void)
 	signal(SIGUSR1, on_usr1);
 	g_pid = fork();
 	if (g_pid == 0) run_g();
+	d_pid = fork();
+	if (d_pid == 0) run_d();
 	setpgid(g_pid, g_pid);
 	CHECK(tcsetpgrp(0, g_pid) == 0, "tcsetpgrp: %s", strerror(errno));
 	char x;
@@ -314,6 +359,52 @@ int main(int argc, char **argv)
 	if (is("unopened")) {
 		subject_ready(argv[1]);
 		while (!got_term) pause();
+		subject_pass();
+	}
+	if (is("hungup")) {
+		ps = open(name, O_RDWR | O_NOCTTY);
+		CHECK(ps >= 0, "open %s", name);
+		close(m);
+		subject_ready(argv[1]);
+		while (!got_term) pause();
+		char b[4];
+		ssize_t r = read(ps, b, sizeof b);
+		CHECK(r == 0 || (r < 0 && errno == EIO), "the hung-up slave reads %zd %s", r, strerror(errno));
+		subject_pass();
+	}
+	if (is("two")) {
+		/* Three masters; the first is closed: the tree holds the second and third, with a free index below. */
+		int m2 = posix_openpt(O_RDWR | O_NOCTTY), m3 = posix_openpt(O_RDWR | O_NOCTTY);
+		CHECK(m2 >= 0 && m3 >= 0, "posix_openpt");
+		close(m);
+		int ms[2] = { m2, m3 }, ss[2];
+		char names[2][64];
+		for (int i = 0; i < 2; i++) {
+			CHECK(unlockpt(ms[i]) == 0 && ptsname_r(ms[i], names[i], sizeof names[i]) == 0, "unlockpt");
+			ss[i] = open(names[i], O_RDWR | O_NOCTTY);
+			CHECK(ss[i] >= 0, "open %s", names[i]);
+			struct termios t;
+			tcgetattr(ss[i], &t);
+			cfmakeraw(&t);
+			tcsetattr(ss[i], TCSANOW, &t);
+			char in[16], out[16];
+			int n = snprintf(in, sizeof in, "in-%d\x03", i), o = snprintf(out, sizeof out, "out-%d\n", i);
+			CHECK(write(ms[i], in, (size_t)n) == n && write(ss[i], out, (size_t)o) == o, "write");
+		}
+		usleep(50000);
+		subject_ready(argv[1]);
+		while (!got_term) pause();
+		for (int i = 0; i < 2; i++) {
+			char tn[64], in[16], out[16], b[64];
+			CHECK(ptsname_r(ms[i], tn, sizeof tn) == 0 && strcmp(tn, names[i]) == 0, "pair %d: ptsname %s, was %s", i, tn, names[i]);
+			CHECK(ttyname_r(ss[i], tn, sizeof tn) == 0 && strcmp(tn, names[i]) == 0, "pair %d: ttyname %s, was %s", i, tn, names[i]);
+			int n = snprintf(in, sizeof in, "in-%d\x03", i), o = snprintf(out, sizeof out, "out-%d\n", i);
+			read_exact(ms[i], out, (size_t)o, 0, "output queue");
+			fcntl(ss[i], F_SETFL, O_NONBLOCK);
+			ssize_t r = read(ss[i], b, sizeof b);
+			CHECK(r == n && memcmp(b, in, (size_t)n) == 0, "pair %d: input %zd bytes", i, r);
+			CHECK(read(ss[i], b, sizeof b) < 0 && errno == EAGAIN, "pair %d: more input", i);
+		}
 		subject_pass();
 	}
 	if (is("stopped")) {
@@ -403,8 +494,8 @@ int main(int argc, char **argv)
 	if (c_pid == 0) { close(sync_p[0]); close(go_p[1]); run_c(); }
 	close(sync_p[1]);
 	close(go_p[0]);
-	char x[2];
-	CHECK(read(sync_p[0], &x[0], 1) == 1 && read(sync_p[0], &x[1], 1) == 1, "sync with C and G");
+	char x[3];
+	CHECK(read(sync_p[0], &x[0], 1) == 1 && read(sync_p[0], &x[1], 1) == 1 && read(sync_p[0], &x[2], 1) == 1, "sync with C, G and D");
 	if (pkt) { int one = 1; CHECK(ioctl(m, TIOCPKT, &one) == 0, "TIOCPKT"); }
 	CHECK(write(m, in, in_n) == (ssize_t)in_n, "write input");
 	/* Read the echo (and, in packet mode, status bytes) now: after restore, no echo may come again. */
@@ -455,6 +546,8 @@ int main(int argc, char **argv)
 	kill(c_pid, SIGUSR1);
 	char *l = read_until(m, "C-", pkt, acc, sizeof acc);
 	CHECK(strcmp(l, "C-OK") == 0, "C: %s", l);
+	l = read_until(m, "D-", pkt, acc, sizeof acc);
+	CHECK(strcmp(l, "D-OK") == 0, "D: %s", l);
 	kill(g_pid, SIGUSR1);
 	if (canonical_mode()) {
 		l = read_until(m, "G-", pkt, acc, sizeof acc);
@@ -470,6 +563,6 @@ int main(int argc, char **argv)
 	snprintf(want, sizeof want, "WINCH 50x132 pgrp %d fg %d", (int)fg, (int)fg);
 	CHECK(strcmp(l, want) == 0, "G: '%s', expected '%s'", l, want);
 	kill(-fg, SIGKILL);
-	kill(c_pid, SIGKILL);
+	kill(-c_pid, SIGKILL); /* (C and D) */
 	subject_pass();
 }
