@@ -107,6 +107,8 @@ function holders(ctx: DumpFileCtx): Map<number, Holders> {
   let m = ctx.state.get('pty:holders') as Map<number, Holders> | undefined;
   if (m) return m;
   m = new Map();
+  let ptsDev = -1;
+  try { ptsDev = fs.statSync('/dev/pts').dev; } catch { /* no devpts: no pty can be held */ }
   const get = (n: number) => { let h = m!.get(n); if (!h) { h = { inMasters: [], inSlaves: [], outMasters: [], outSlaves: [] }; m!.set(n, h); } return h; };
   for (const p of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
@@ -119,6 +121,8 @@ function holders(ctx: DumpFileCtx): Map<number, Holders> {
       try { link = fs.readlinkSync(`/proc/${p}/fd/${fd}`); } catch { continue; }
       const slave = /^\/dev\/pts\/(\d+)$/.exec(link);
       if (slave) {
+        // (a /dev/pts/N of another devpts instance, in a container, is another pty)
+        if (!inside) { try { if (fs.statSync(`/proc/${p}/fd/${fd}`).dev !== ptsDev) continue; } catch { continue; } }
         const h = get(Number(slave[1]));
         if (inside) h.inSlaves.push({ pid: pidN, fd: Number(fd) }); else h.outSlaves.push(pidN);
       } else if (link === '/dev/ptmx' || link === '/dev/pts/ptmx') {

@@ -19,7 +19,8 @@
  * foreground group, termios); then resizes the window and waits for G's
  * report of the SIGWINCH. Modes:
  *   canon    canonical mode with echo, VEOL '@', an erased character, an EOF line,
- *            an empty EOF, a ^V-escaped ^D, a partial line; speed 9600
+ *            an empty EOF, ^V-escaped ^D, ^V, newline and '@' (literal in their
+ *            lines), a partial line; speed 9600
  *   raw      cfmakeraw, 38400/115200 split speeds, bytes that cooked mode would act on
  *   pkt      canonical, the master in packet mode
  *   locked   the slave locked again (TIOCSPTLCK) while C holds it
@@ -56,7 +57,7 @@ static int canonical_mode(void) { return is("canon") || is("pkt") || is("locked"
 /* The input P queues for the slave, and what C must read of it. */
 static const char *input(size_t *n)
 {
-	static const char canon_in[] = "line1\nline2@xy\x7fz\nabc\x16\x04" "d\neofline\x04\x04partial";
+	static const char canon_in[] = "line1\nline2@xy\x7fz\nabc\x16\x04" "d\nq\x16\x16r\ns\x16\nt\x16@u\neofline\x04\x04partial";
 	static const char raw_in[] = "raw\x03\x1a\x7f\r\n\x00\x11\x13\xff end";
 	static const char ext_in[] = "ext\x7f\x03 data\n";
 	if (is("raw")) { *n = sizeof(raw_in) - 1; return raw_in; }
@@ -65,7 +66,7 @@ static const char *input(size_t *n)
 	return canon_in;
 }
 /* The reads C must see, in canonical modes (each one read), then the partial line. */
-static const char *const canon_reads[] = { "line1\n", "line2@", "xz\n", "abc\x04" "d\n", "eofline", "", NULL };
+static const char *const canon_reads[] = { "line1\n", "line2@", "xz\n", "abc\x04" "d\n", "q\x16r\n", "s\nt@u\n", "eofline", "", NULL };
 
 /* What the slave wrote, as the master must read it (after output processing). */
 static const char *output(size_t *n)
