@@ -317,19 +317,22 @@ function capturePair(index: number, f: FdFacts, ctx: DumpFileCtx): PtyPair {
     let exclS: boolean;
     try {
       exclS = tty.exclusive(s);
-      // Output stopped by flow control (^S, tcflow) cannot be told apart from a full queue, nor made again: refused, before anything is changed.
-      if (!(tty.pollNow(s, tty.POLL.OUT) & tty.POLL.OUT)) {
-        throw refused(`${where}: writes to the slave would block: its output is stopped (^S, tcflow TCOOFF) or the master has not read 64 KiB of it; not supported: dump once the master's reader has caught up`);
-      }
-      if (!(tty.pollNow(m, tty.POLL.OUT) & tty.POLL.OUT)) {
-        throw refused(`${where}: writes to the master would block: it is stopped (tcflow TCOOFF on the master) or 64 KiB of input wait for the slave; not supported`);
+      // Output stopped by flow control (^S, tcflow TCOOFF) is not made again: refused, before anything is changed. A slave
+      // that cannot be written because the master has not read its output is not stopped: then the master's line
+      // discipline holds all it can (FIONREAD on the master, N_TTY_BUF_SIZE - 1), and the rest waits in the flip buffers.
+      if (!(tty.pollNow(s, tty.POLL.OUT) & tty.POLL.OUT) && tty.inputQueued(m) < N_TTY_BUF_SIZE - 1) {
+        throw refused(`${where}: its output is stopped (^S with IXON, or tcflow TCOOFF); not supported: dump once it is started again`);
       }
       if (tty.lineDiscipline(s) !== N_TTY) throw refused(`${where}: the slave has line discipline ${tty.lineDiscipline(s)}; only N_TTY is supported`);
       // Packet mode off while ckpt works: its own termios changes would otherwise queue status bytes for the program.
       if (packet) tty.setPacketMode(m, false);
       try {
         try { q = readQueues(m, s, t); } catch (e) { tty.setTermios(s, t); throw e; }
+        // With both queues read, only flow control keeps either end from being written.
+        const stopped = !(tty.pollNow(s, tty.POLL.OUT) & tty.POLL.OUT) ? 'its output is stopped (^S with IXON, or tcflow TCOOFF)'
+          : !(tty.pollNow(m, tty.POLL.OUT) & tty.POLL.OUT) ? 'its master is stopped (tcflow TCOOFF on the master)' : '';
         putQueues(m, s, t, q, where);
+        if (stopped) throw refused(`${where}: ${stopped}; not supported`);
       } finally {
         if (packet) tty.setPacketMode(m, true);
       }

@@ -34,6 +34,11 @@
  *   hungup   no children: P holds a slave whose master it closed (ckpt refuses it)
  *   two      no children: two pairs in raw mode (their indexes with a gap below
  *            each: restore allocates around it), data both ways in each
+ *   big      no children: 12000 bytes queued for the slave in raw mode (more than
+ *            the line discipline holds: the rest waits in the flip buffers)
+ *   bigcbreak the same with ISIG on (ckpt refuses it: the rest would be processed again)
+ *   pktstatus no children: packet mode with a status byte not yet read (TIOCPKT_FLUSHREAD;
+ *            ckpt refuses it)
  *   stopped  no children: the slave's output stopped by ^S (IXON; ckpt refuses it);
  *            after SIGTERM it must still be stopped, and ^Q starts it again
  */
@@ -406,6 +411,53 @@ int main(int argc, char **argv)
 			CHECK(r == n && memcmp(b, in, (size_t)n) == 0, "pair %d: input %zd bytes", i, r);
 			CHECK(read(ss[i], b, sizeof b) < 0 && errno == EAGAIN, "pair %d: more input", i);
 		}
+		subject_pass();
+	}
+	if (is("big") || is("bigcbreak")) {
+		static char big[12000], got[30000];
+		for (size_t i = 0; i < sizeof big; i++) big[i] = (char)('a' + i % 26);
+		ps = open(name, O_RDWR | O_NOCTTY | O_NONBLOCK);
+		CHECK(ps >= 0, "open %s", name);
+		struct termios t;
+		tcgetattr(ps, &t);
+		cfmakeraw(&t);
+		if (is("bigcbreak")) t.c_lflag |= ISIG;
+		tcsetattr(ps, TCSANOW, &t);
+		fcntl(m, F_SETFL, O_NONBLOCK);
+		size_t w = 0;
+		for (int tries = 0; w < sizeof big && tries < 500; tries++) {
+			ssize_t r = write(m, big + w, sizeof big - w);
+			if (r > 0) w += (size_t)r; else usleep(10000);
+		}
+		CHECK(w == sizeof big, "write input: %zu of %zu bytes", w, sizeof big);
+		fcntl(m, F_SETFL, 0);
+		usleep(100000);
+		subject_ready(argv[1]);
+		while (!got_term) pause();
+		size_t n = 0;
+		for (int idle = 0; idle < 20 && n < sizeof got;) {
+			ssize_t r = read(ps, got + n, sizeof got - n);
+			if (r > 0) { n += (size_t)r; idle = 0; continue; }
+			CHECK(r < 0 && errno == EAGAIN, "read: %zd %s", r, strerror(errno));
+			idle++;
+			usleep(10000);
+		}
+		CHECK(n == sizeof big && memcmp(got, big, n) == 0, "the input queue: %zu bytes of %zu", n, sizeof big);
+		subject_pass();
+	}
+	if (is("pktstatus")) {
+		ps = open(name, O_RDWR | O_NOCTTY);
+		CHECK(ps >= 0, "open %s", name);
+		int one = 1;
+		CHECK(ioctl(m, TIOCPKT, &one) == 0, "TIOCPKT");
+		CHECK(tcflush(ps, TCIFLUSH) == 0, "tcflush");
+		struct pollfd p = { .fd = m, .events = POLLPRI };
+		CHECK(poll(&p, 1, 100) == 1 && (p.revents & POLLPRI), "no status byte pending");
+		subject_ready(argv[1]);
+		while (!got_term) pause();
+		char b[8];
+		ssize_t r = read(m, b, sizeof b);
+		CHECK(r == 1 && (b[0] & TIOCPKT_FLUSHREAD), "the status byte: %zd 0x%x", r, r > 0 ? (unsigned char)b[0] : 0);
 		subject_pass();
 	}
 	if (is("stopped")) {
