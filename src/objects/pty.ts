@@ -92,6 +92,8 @@ export const PtyFile = z.object({
   flags: u32,
   /** The pair's state: in the master's description (one per pair). */
   pair: z.optional(PtyPair),
+  /** A slave whose master was closed: hung up (reads end of file, writes EIO), its name gone. Restore hangs up a new one. */
+  hungUp: z.optional(z.literal(true)),
 });
 export type PtyFile = z.infer<typeof PtyFile>;
 
@@ -384,9 +386,17 @@ function dumpPty(f: FdFacts, ctx: DumpFileCtx): Omit<PtyFile, 'id'> {
   }
   const index = ptySlaveIndex(f.st)!;
   const h = holders(ctx).get(index);
-  if (!h?.inMasters.length) {
+  // (a slave whose name is deleted is hung up, even if a new pty has its index by now)
+  if (f.link.endsWith(' (deleted)') || !h?.inMasters.length) {
     if (f.link.endsWith(' (deleted)') || !h?.outMasters.length) {
-      throw refused(`pid ${f.pid}: fd ${f.fd} (${f.link}) is the slave of a pty whose master was closed (hung up); not supported yet`);
+      // The master was closed: the kernel hung the slave up. Nothing of it is left but its open flags.
+      const dup = pidfdGetfd(f.pid, f.fd);
+      let ev: number;
+      try { ev = tty.pollNow(dup, tty.POLL.IN); } finally { fs.closeSync(dup); }
+      if (!(ev & tty.POLL.HUP) || !(ev & tty.POLL.ERR)) {
+        throw refused(`pid ${f.pid}: fd ${f.fd} (${f.link}) is the slave of a pty whose master no process holds, but it is not hung up`);
+      }
+      return { kind: 'pty', end: 'slave', index, flags, hungUp: true };
     }
     // The master is outside the tree: a terminal the program was given (a shell job's, with --shell-job).
     if (!ctx.shellJob) {
@@ -501,7 +511,7 @@ export const ptyKind = defineKind<PtyFile>({
   takes: (f) => f.object.type === 'ptmx' || (f.object.type === 'tty' && ptySlaveIndex(f.st) !== null),
   dump: dumpPty,
   describe(d) {
-    if (d.end === 'slave') return `pty slave ${devPts(d.index)}`;
+    if (d.end === 'slave') return d.hungUp ? `pty slave ${devPts(d.index)}, hung up (its master was closed)` : `pty slave ${devPts(d.index)}`;
     const p = d.pair;
     const bits = [p?.locked ? 'locked' : '', p?.packet ? 'packet mode' : '', p?.session ? `controlling terminal of session ${p.session.sid}` : '',
       p?.input ? 'input queued' : '', p?.output ? 'output queued' : ''].filter(Boolean);
@@ -545,6 +555,17 @@ export const ptyKind = defineKind<PtyFile>({
     }
   },
   create(d, _holder, ctx) {
+    if (d.hungUp) {
+      // A new pair (any index: the old name is gone), its slave opened, its master closed: the slave is hung up.
+      const m = fs.openSync('/dev/ptmx', O.RDWR | O.NOCTTY | O.CLOEXEC);
+      let fd: number;
+      try {
+        tty.setPtyLocked(m, false);
+        fd = tty.openPeer(m, (d.flags & (O.ACCMODE | O.NONBLOCK)) | O.NOCTTY | O.CLOEXEC);
+      } finally { fs.closeSync(m); }
+      setFl(fd, d.flags);
+      return { local: fd, closeAfter: true };
+    }
     const pair = made(ctx).get(d.index);
     if (!pair) throw badImage(`image file files.json: open file ${d.id} is the slave of ${devPts(d.index)}, which has no master in the image`);
     if (d.end === 'master') {

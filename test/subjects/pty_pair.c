@@ -31,7 +31,7 @@
  *   closed   no children: P opened the slave, wrote to it and closed it: the master
  *            reads that output, then EIO (and polls POLLHUP)
  *   unopened no children: the slave was never opened (ckpt refuses to dump it)
- *   hungup   no children: P holds a slave whose master it closed (ckpt refuses it)
+ *   hungup   no children: P holds a slave whose master it closed: hung up
  *   two      no children: two pairs in raw mode (their indexes with a gap below
  *            each: restore allocates around it), data both ways in each
  *   big      no children: 12000 bytes queued for the slave in raw mode (more than
@@ -368,14 +368,21 @@ int main(int argc, char **argv)
 		subject_pass();
 	}
 	if (is("hungup")) {
-		ps = open(name, O_RDWR | O_NOCTTY);
+		ps = open(name, O_RDWR | O_NOCTTY | O_NONBLOCK);
 		CHECK(ps >= 0, "open %s", name);
 		close(m);
 		subject_ready(argv[1]);
 		while (!got_term) pause();
-		char b[4];
+		char b[128];
 		ssize_t r = read(ps, b, sizeof b);
-		CHECK(r == 0 || (r < 0 && errno == EIO), "the hung-up slave reads %zd %s", r, strerror(errno));
+		CHECK(r == 0, "the hung-up slave reads %zd %s", r, strerror(errno));
+		CHECK(write(ps, "x", 1) < 0 && errno == EIO, "a write to the hung-up slave: %s", strerror(errno));
+		char l[64];
+		snprintf(l, sizeof l, "/proc/self/fd/%d", ps);
+		r = readlink(l, b, sizeof b - 1);
+		b[r > 0 ? r : 0] = 0;
+		CHECK(r > 0 && strncmp(b, "/dev/pts/", 9) == 0 && strstr(b, " (deleted)"), "the hung-up slave is %s", b);
+		CHECK(fcntl(ps, F_GETFL) & O_NONBLOCK, "O_NONBLOCK lost");
 		subject_pass();
 	}
 	if (is("two")) {
