@@ -17,7 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as S from '../src/kernel/structs.js';
 import { Layout } from '../src/kernel/structs.js';
-import { UFFD } from '../src/kernel/consts.js';
+import { UFFD, IOCTL, TERMIOS, VCC, NCCS, N_TTY, POLL } from '../src/kernel/consts.js';
 import { ScratchArea, ScratchFullError, MemoryIO, SCRATCH_ALIGN } from '../src/kernel/scratch.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -86,6 +86,11 @@ const LAYOUTS: Array<[Layout<any>, string, Record<string, string>]> = [
   [S.UFFDIO_API_STRUCT, 'uffdio_api', { api: 'api', features: 'features', ioctls: 'ioctls' }],
   [S.UFFDIO_RANGE, 'uffdio_range', { start: 'start', len: 'len' }],
   [S.UFFDIO_REGISTER_STRUCT, 'uffdio_register', { start: 'range.start', len: 'range.len', mode: 'mode', ioctls: 'ioctls' }],
+  [S.TERMIOS2, 'termios2', {
+    iflag: 'c_iflag', oflag: 'c_oflag', cflag: 'c_cflag', lflag: 'c_lflag', line: 'c_line', cc: 'c_cc[0]', ispeed: 'c_ispeed', ospeed: 'c_ospeed',
+  }],
+  [S.WINSIZE, 'winsize', { row: 'ws_row', col: 'ws_col', xpixel: 'ws_xpixel', ypixel: 'ws_ypixel' }],
+  [S.POLLFD, 'pollfd', { fd: 'fd', events: 'events', revents: 'revents' }],
   [S.UFFDIO_COPY_STRUCT, 'uffdio_copy', { dst: 'dst', src: 'src', len: 'len', mode: 'mode', copy: 'copy' }],
   [S.EPOLL_EVENT, 'epoll_event', { events: 'events', data: 'data' }],
   [S.POLLFD, 'pollfd', { fd: 'fd', events: 'events', revents: 'revents' }],
@@ -136,6 +141,12 @@ describe('struct layouts', () => {
     assert.equal(UFFD.IOC_UNREGISTER, f.consts.get('UFFDIO_UNREGISTER'));
     assert.equal(UFFD.IOC_COPY, f.consts.get('UFFDIO_COPY'));
     assert.equal(BigInt(UFFD.REGISTER_MODE_MISSING), f.consts.get('UFFDIO_REGISTER_MODE_MISSING'));
+    // terminals
+    assert.equal(BigInt(NCCS), f.consts.get('NCCS'));
+    assert.equal(BigInt(N_TTY), f.consts.get('N_TTY'));
+    assert.equal(S.TERMIOS2.offsetOf('ispeed') - S.TERMIOS2.offsetOf('cc'), NCCS, 'c_cc is NCCS bytes, up to c_ispeed');
+    for (const [k, v] of [...Object.entries(IOCTL), ...Object.entries(TERMIOS), ...Object.entries(VCC)]) assert.equal(BigInt(v), f.consts.get(k), k);
+    for (const [k, v] of Object.entries(POLL)) assert.equal(BigInt(v), f.consts.get(`POLL${k}`), `POLL${k}`);
   });
 
   test('the sizes ckpt relies on, also without a compiler', () => {

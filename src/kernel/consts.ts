@@ -120,7 +120,39 @@ export const EPOLL_PRIVATE_BITS = (EPOLL.WAKEUP | EPOLL.ONESHOT | EPOLL.ET | EPO
 export const POLL_ALL = 0x1 | 0x2 | 0x4 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x2000;
 /** wait4/waitid options and id types. */
 export const WAIT = { NOHANG: 1, UNTRACED: 2, STOPPED: 2, NOWAIT: 0x01000000, P_PID: 1 } as const;
-export const IOCTL = { TIOCSPGRP: 0x5410, FIONREAD: 0x541b, TFD_IOC_SET_TICKS: 0x40085400 } as const;
+export const IOCTL = {
+  TIOCSPGRP: 0x5410, TIOCGPGRP: 0x540f, TIOCGSID: 0x5429, TIOCSCTTY: 0x540e, TIOCNOTTY: 0x5422,
+  TCGETS2: 0x802c542a, TCSETS2: 0x402c542b, TIOCGWINSZ: 0x5413, TIOCSWINSZ: 0x5414,
+  TIOCGPTN: 0x80045430, TIOCSPTLCK: 0x40045431, TIOCGPTLCK: 0x80045439, TIOCGPTPEER: 0x5441,
+  TIOCPKT: 0x5420, TIOCGPKT: 0x80045438, TIOCEXCL: 0x540c, TIOCNXCL: 0x540d, TIOCGEXCL: 0x80045440,
+  TIOCSTI: 0x5412, TIOCGETD: 0x5424, FIONREAD: 0x541b, TFD_IOC_SET_TICKS: 0x40085400,
+} as const;
+/** poll(2) events. */
+export const POLL = { IN: 0x1, PRI: 0x2, OUT: 0x4, ERR: 0x8, HUP: 0x10, NVAL: 0x20 } as const;
+/**
+ * Terminal facts (asm-generic/termbits.h): termios flag bits, the indexes of
+ * c_cc, and the line discipline N_TTY.
+ */
+export const TERMIOS = {
+  // c_iflag
+  IGNBRK: 0o1, BRKINT: 0o2, IGNPAR: 0o4, PARMRK: 0o10, INPCK: 0o20, ISTRIP: 0o40, INLCR: 0o100, IGNCR: 0o200,
+  ICRNL: 0o400, IUCLC: 0o1000, IXON: 0o2000, IXANY: 0o4000, IXOFF: 0o10000, IMAXBEL: 0o20000, IUTF8: 0o40000,
+  // c_oflag
+  OPOST: 0o1,
+  // c_lflag
+  ISIG: 0o1, ICANON: 0o2, XCASE: 0o4, ECHO: 0o10, ECHOE: 0o20, ECHOK: 0o40, ECHONL: 0o100, NOFLSH: 0o200,
+  TOSTOP: 0o400, ECHOCTL: 0o1000, ECHOPRT: 0o2000, ECHOKE: 0o4000, FLUSHO: 0o10000, PENDIN: 0o40000,
+  IEXTEN: 0o100000, EXTPROC: 0o200000,
+} as const;
+/** Indexes of c_cc (NCCS is 19 in the kernel's termios). */
+export const VCC = {
+  VINTR: 0, VQUIT: 1, VERASE: 2, VKILL: 3, VEOF: 4, VTIME: 5, VMIN: 6, VSWTC: 7, VSTART: 8, VSTOP: 9, VSUSP: 10,
+  VEOL: 11, VREPRINT: 12, VDISCARD: 13, VWERASE: 14, VLNEXT: 15, VEOL2: 16,
+} as const;
+export const NCCS = 19;
+export const N_TTY = 0;
+/** The size of the line discipline's read buffer (N_TTY_BUF_SIZE): one byte of it is never used. */
+export const N_TTY_BUF_SIZE = 4096;
 /** eventfd2 flags. */
 export const EFD = { SEMAPHORE: 1 } as const;
 /** timerfd_settime flags. */

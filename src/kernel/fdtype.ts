@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 
 export type FdObjectType =
-  | 'file' | 'dir' | 'fifo' | 'chr' | 'tty' | 'blk' | 'pipe' | 'socket' | 'memfd'
+  | 'file' | 'dir' | 'fifo' | 'chr' | 'tty' | 'ptmx' | 'blk' | 'pipe' | 'socket' | 'memfd'
   | 'eventfd' | 'epoll' | 'signalfd' | 'timerfd' | 'inotify' | 'fanotify' | 'pidfd' | 'userfaultfd'
   | 'io_uring' | 'perf_event' | 'bpf' | 'kvm' | 'fscontext' | 'landlock' | 'nsfs'
   | 'anon' | 'other';
@@ -59,6 +59,20 @@ export function isTerminal(st: fs.Stats): boolean {
   return maj === 136 || maj === 4 || (maj === 5 && (minor(st.rdev) === 0 || minor(st.rdev) === 1));
 }
 
+/** The pty multiplexer, /dev/ptmx (5:2): an fd open on it is the master of a pseudo-terminal pair. */
+export function isPtmx(st: fs.Stats): boolean {
+  return st.isCharacterDevice() && major(st.rdev) === 5 && minor(st.rdev) === 2;
+}
+
+/** A Unix98 pty slave (major 136, the minor is the index: N of /dev/pts/N): its index, or null for another device. */
+export function ptySlaveIndex(st: fs.Stats): number | null {
+  return st.isCharacterDevice() && major(st.rdev) === 136 ? minor(st.rdev) : null;
+}
+/** The device number of the slave of pty `index` (as /proc/PID/stat's tty_nr gives a controlling terminal). */
+export function ptySlaveDev(index: number): number {
+  return Number((BigInt(136 & 0xfff) << 8n) | BigInt(index & 0xff) | (BigInt(index & ~0xff) << 12n));
+}
+
 /** Classify an fd by its link (readlink of /proc/PID/fd/N) and, when it has one, its stat. */
 export function fdObject(link: string, st: fs.Stats | null): FdObject {
   for (const [re, type, noun, plural] of BY_LINK) if (re.test(link)) return { type, noun, plural };
@@ -69,6 +83,7 @@ export function fdObject(link: string, st: fs.Stats | null): FdObject {
   if (st.isFile()) return { type: 'file', noun: 'a file', plural: 'files' };
   if (st.isDirectory()) return { type: 'dir', noun: 'a directory', plural: 'directories' };
   if (st.isFIFO()) return { type: 'fifo', noun: 'a FIFO', plural: 'FIFOs' };
+  if (isPtmx(st)) return { type: 'ptmx', noun: 'a pseudo-terminal master', plural: 'pseudo-terminal masters' };
   if (isTerminal(st)) return { type: 'tty', noun: 'a terminal', plural: 'terminals' };
   if (st.isCharacterDevice()) return { type: 'chr', noun: 'a character device', plural: 'character devices' };
   if (st.isBlockDevice()) return { type: 'blk', noun: 'a block device', plural: 'block devices' };

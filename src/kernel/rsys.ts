@@ -160,6 +160,14 @@ export function fcntlSetownEx(rt: RemoteTask, fd: number, type: number, pid: num
   rt.withScratch((s) => rt.call(`fcntl(${fd}, F_SETOWN_EX, ${pid})`, NR.fcntl, fd, F.SETOWN_EX, s.put(arg)));
 }
 
+/** ioctl(fd, TIOCSCTTY, 0): make the terminal the controlling terminal of the task's session (it leads the session and has none). */
+export function ioctlTiocsctty(rt: RemoteTask, fd: number, label = String(fd)): void {
+  rt.call(`ioctl(TIOCSCTTY ${label})`, NR.ioctl, fd, IOCTL.TIOCSCTTY, 0);
+}
+/** ioctl(fd, TIOCNOTTY): a process that does not lead its session gives up its controlling terminal. */
+export function ioctlTiocnotty(rt: RemoteTask, fd: number, label = String(fd)): void {
+  rt.call(`ioctl(TIOCNOTTY ${label})`, NR.ioctl, fd, IOCTL.TIOCNOTTY, 0);
+}
 export function chdir(rt: RemoteTask, path: string): void {
   rt.withScratch((s) => rt.call(`chdir(${path})`, NR.chdir, s.putString(path)));
 }

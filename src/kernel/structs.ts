@@ -252,6 +252,16 @@ export function xsaveHeaderOk(xs: Buffer): boolean {
 }
 
 /** The AMX tile configuration that ldtilecfg loads (palette 1): 64 bytes. */
+/** struct termios2 (asm-generic/termbits.h): flags, line discipline, c_cc[NCCS = 19] from byte 17, speeds. */
+export const TERMIOS2 = struct('termios2', 44, {
+  iflag: [0, 'u32'], oflag: [4, 'u32'], cflag: [8, 'u32'], lflag: [12, 'u32'], line: [16, 'u8'], cc: [17, 'u8'],
+  ispeed: [36, 'u32'], ospeed: [40, 'u32'],
+} as const);
+/** struct winsize. */
+export const WINSIZE = struct('winsize', 8, { row: [0, 'u16'], col: [2, 'u16'], xpixel: [4, 'u16'], ypixel: [6, 'u16'] } as const, { whole: true });
+/** struct pollfd. */
+export const POLLFD = struct('pollfd', 8, { fd: [0, 'i32'], events: [4, 'u16'], revents: [6, 'u16'] } as const, { whole: true });
+
 export const TILECFG = struct('tilecfg', 64, { palette: [0, 'u8'], startRow: [1, 'u8'] } as const);
 /** Offsets of the per-tile arrays of TILECFG: bytes per row (u16 each), rows (u8 each). */
 export const TILECFG_COLSB = 16;
@@ -261,7 +271,5 @@ export const TILECFG_ROWS = 48;
 
 /** struct epoll_event: packed on x86-64 (__EPOLL_PACKED), 12 bytes, the data right after the events. */
 export const EPOLL_EVENT = struct('epoll_event', 12, { events: [0, 'u32'], data: [4, 'u64'] } as const, { whole: true, packed: true });
-/** struct pollfd. */
-export const POLLFD = struct('pollfd', 8, { fd: [0, 'i32'], events: [4, 'u16'], revents: [6, 'u16'] } as const, { whole: true });
 /** struct kcmp_epoll_slot (kcmp KCMP_EPOLL_TFD): the epoll fd, the target fd number, and which of the registrations under that number. */
 export const KCMP_EPOLL_SLOT = struct('kcmp_epoll_slot', 12, { efd: [0, 'u32'], tfd: [4, 'u32'], toff: [8, 'u32'] } as const, { whole: true });

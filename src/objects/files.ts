@@ -195,6 +195,21 @@ export class OpenFiles {
     this.ctx = { ...ctx, withFileAt: (rt, id, fd, fn) => this.withFileAt(rt, id, fd, fn) };
   }
 
+  private ofKind(k: FileKind): FileDesc[] { return [...this.byId.values()].filter((d) => d.kind === k.kind); }
+
+  /** Before any task is made: the kinds' prepare(). */
+  prepare(): void {
+    for (const k of FILE_KINDS) { const ds = this.ofKind(k); if (k.prepare && ds.length) k.prepare(ds, this.ctx); }
+  }
+  /** A process was made in its session (`leads`: it was made a session leader): the kinds' processMade(). */
+  processMade(rt: RemoteTask, p: { pid: number; sid: number; pgid: number }, leads: boolean): void {
+    for (const k of FILE_KINDS) { const ds = this.ofKind(k); if (k.processMade && ds.length) k.processMade(ds, rt, p, leads, this.ctx); }
+  }
+  /** Every process exists in its group: the kinds' groupsMade(). */
+  groupsMade(tasks: ReadonlyMap<number, RemoteTask>): void {
+    for (const k of FILE_KINDS) { const ds = this.ofKind(k); if (k.groupsMade && ds.length) k.groupsMade(ds, tasks, this.ctx); }
+  }
+
   /**
    * Create every description of the kinds of `phase`, each in the first of
    * `procs` (in tree order) whose fd table holds it ('refs': each after those

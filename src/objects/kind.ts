@@ -100,6 +100,12 @@ export interface FileKind<D extends FileBase = FileBase> {
   phase: CreatePhase;
   /** The descriptions this one refers to (ids of files.json): each exists before it is created. */
   refs?(d: D): number[];
+  /** Before any task of the tree is made: make what tasks need while they are made (a pty that will be a session's controlling terminal). */
+  prepare?(descs: D[], ctx: RestoreFileCtx): void;
+  /** A process was made, in its session (`leads`: it was made the leader of a session of its own), before its children: give it what it needs from its kind's objects (a controlling terminal). */
+  processMade?(descs: D[], rt: RemoteTask, p: { pid: number; sid: number; pgid: number }, leads: boolean, ctx: RestoreFileCtx): void;
+  /** Every process of the tree exists and is in its group (a foreground group can be set). */
+  groupsMade?(descs: D[], tasks: ReadonlyMap<number, RemoteTask>, ctx: RestoreFileCtx): void;
   /** Create the description, in `holder` (the first process of the tree that holds it) or in ckpt. */
   create(d: D, holder: RemoteTask, ctx: RestoreFileCtx): Created;
 }

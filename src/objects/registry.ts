@@ -4,6 +4,7 @@ import { FileKind } from './kind.js';
 import { pathKind, ghostKind } from './regfile.js';
 import { memfdKind } from './memfd.js';
 import { ttyKind } from './tty.js';
+import { ptyKind } from './pty.js';
 import { pipeKind } from './pipe.js';
 import { epollKind } from './epoll.js';
 import { eventfdKind } from './eventfd.js';
@@ -15,6 +16,7 @@ import { pidfdKind } from './pidfd.js';
 
 export const FILE_KINDS: readonly FileKind<any>[] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
   pathKind,
+  ptyKind, // (before ttyKind: a pty slave whose master is in the tree is this kind's; one whose master is outside, the shell job's terminal)
   ttyKind,
   pipeKind,
   eventfdKind,

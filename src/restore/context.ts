@@ -3,7 +3,7 @@
 
 import { ImageReader } from '../image/store.js';
 import { ProcessImage } from '../objects/process.js';
-import { FilesImage } from '../objects/files.js';
+import { FilesImage, OpenFiles } from '../objects/files.js';
 import { MadeInodes } from '../objects/inodes.js';
 import { ShmemCtx } from '../objects/memory/index.js';
 import { PageSource } from '../objects/memory/pages-io.js';
@@ -56,6 +56,8 @@ export interface RestoreCtx {
   lap: (name: string) => void;
   /** The step now running, for the error message. */
   step: string;
+  /** The open-file table (its kinds' hooks run while the tasks are made). */
+  open: OpenFiles;
   /** The restore socket: ckpt's end, and the number of the tree's end in every process. */
   channel: { local: number; remote: number };
 }

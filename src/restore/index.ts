@@ -209,15 +209,6 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
   let step = 'husk';
   // Deleted files and memfds: made before any task (their mappings are part of the tasks' memory), held until the end.
   const inodes = new MadeInodes(files.inodes ?? [], (name) => img.path(name));
-  const ctx: RestoreCtx = {
-    opts, img, procs, files, pool, lap, inodes,
-    shm: { objects: new Map(shmem.objects.map((o) => [o.id, o])), sources: new Map(), inodes }, pages: new ImageDirSource(img, pool),
-    scratch: { start: 0n, end: 0n }, tasksMade: [],
-    channel: { local: channelLocal, remote: channelTree },
-    // Every named step is a fault point for the failure tests (kernel/faults.ts).
-    get step() { return step; },
-    set step(s: string) { step = s; faultPoint(`restore step ${s}`); },
-  };
   const made = { husk: -1 };
   const open: OpenFiles = new OpenFiles(files, {
     shellJob: !!opts.shellJob, state: new Map(), onDone: (fn) => open.done.push(fn), inodes,
@@ -225,7 +216,16 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
       if (!Object.hasOwn(img.manifest.files, name)) throw badImage(`image file ${name} is not listed in the manifest`);
       return fs.readFileSync(img.path(name));
     },
-  }, ctx.channel);
+  }, { local: channelLocal, remote: channelTree });
+  const ctx: RestoreCtx = {
+    opts, img, procs, files, pool, lap, open, inodes,
+    shm: { objects: new Map(shmem.objects.map((o) => [o.id, o])), sources: new Map(), inodes }, pages: new ImageDirSource(img, pool),
+    scratch: { start: 0n, end: 0n }, tasksMade: [],
+    channel: { local: channelLocal, remote: channelTree },
+    // Every named step is a fault point for the failure tests (kernel/faults.ts).
+    get step() { return step; },
+    set step(s: string) { step = s; faultPoint(`restore step ${s}`); },
+  };
   let rootPid = -1;
   let treeEnd = channelTree;
   try {
@@ -236,6 +236,8 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
     treeEnd = -1;
     rootPid = rootRt.pid;
 
+    ctx.step = 'objects for the tasks';
+    open.prepare();
     const built = await buildTree(ctx, root, rootRt);
     ctx.step = 'seals';
     inodes.seal(); // (once every mapping is made: a seal may forbid new ones)

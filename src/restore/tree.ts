@@ -73,6 +73,8 @@ export async function buildTree(ctx: RestoreCtx, root: ProcessImage, rootRt: Rem
     }
     remote.setpgid(b.rt, 0, b.p.pgid);
   }
+  ctx.step = 'foreground groups';
+  ctx.open.groupsMade(new Map(built.map((b) => [b.p.pid, b.rt])));
   // The helpers go: each ends and its parent reaps it.
   for (const h of helpers.values()) endHelper(h);
   return built;
@@ -107,16 +109,20 @@ function makeTask(ctx: RestoreCtx, p: ProcessImage, rt: RemoteTask, isRoot: bool
     setSigmask(rt.pid, BLOCKABLE_SIGNALS);
   }
   ctx.step = `session of ${p.pid}`;
+  let leads = false;
   if (isRoot) {
     // A shell job stays in the caller's session, whose terminal it is given;
     // otherwise a session leader gets its session back.
-    if (p.sid === p.pid && !ctx.opts.shellJob) remote.setsid(rt);
+    if (p.sid === p.pid && !ctx.opts.shellJob) { remote.setsid(rt); leads = true; }
     else if (p.pgid === p.pid) remote.setpgid(rt, 0, 0);
   } else if (p.sid === p.pid) {
     remote.setsid(rt);
+    leads = true;
   } else if (p.pgid === p.pid) {
     remote.setpgid(rt, 0, 0);
   }
+  // (before its children are forked: a controlling terminal set here is theirs too)
+  ctx.open.processMade(rt, p, leads);
   // The other threads: cloned with their recorded TIDs, sharing the
   // process's memory and signal handlers, and its fd table and fs unless
   // they had their own (a copy, to be set) or an earlier thread's (cloned from that one).

@@ -16,9 +16,14 @@
 #define S(t, name) printf("S %s %zu\n", name, sizeof(t))
 #define F(t, name, f) printf("F %s %s %zu %zu\n", name, #f, offsetof(t, f), sizeof(((t *)0)->f))
 
+#define K(x) printf("C " #x " %lld\n", (long long)(x))
+
 #ifdef KERNEL_SIDE
 #include <asm/signal.h>
 #include <asm/sigcontext.h>
+#include <asm/termbits.h>
+#include <asm/ioctls.h>
+#include <linux/tty.h>
 
 int main(void)
 {
@@ -36,6 +41,26 @@ int main(void)
 	F(struct _xstate, "xstate", xstate_hdr.xfeatures);
 	F(struct _xstate, "xstate", xstate_hdr.reserved1);
 	S(struct _header, "xstate_header");
+	// terminals: struct termios2, the ioctls and termios bits of kernel/consts.ts
+	S(struct termios2, "termios2");
+	F(struct termios2, "termios2", c_iflag);
+	F(struct termios2, "termios2", c_oflag);
+	F(struct termios2, "termios2", c_cflag);
+	F(struct termios2, "termios2", c_lflag);
+	F(struct termios2, "termios2", c_line);
+	F(struct termios2, "termios2", c_cc[0]);
+	F(struct termios2, "termios2", c_ispeed);
+	F(struct termios2, "termios2", c_ospeed);
+	K(NCCS); K(N_TTY);
+	K(TIOCSPGRP); K(TIOCGPGRP); K(TIOCGSID); K(TIOCSCTTY); K(TIOCNOTTY); K(TCGETS2); K(TCSETS2); K(TIOCGWINSZ); K(TIOCSWINSZ);
+	K(TIOCGPTN); K(TIOCSPTLCK); K(TIOCGPTLCK); K(TIOCGPTPEER); K(TIOCPKT); K(TIOCGPKT); K(TIOCEXCL); K(TIOCNXCL); K(TIOCGEXCL);
+	K(TIOCSTI); K(TIOCGETD); K(FIONREAD);
+	K(IGNBRK); K(BRKINT); K(IGNPAR); K(PARMRK); K(INPCK); K(ISTRIP); K(INLCR); K(IGNCR); K(ICRNL); K(IUCLC); K(IXON); K(IXANY);
+	K(IXOFF); K(IMAXBEL); K(IUTF8); K(OPOST);
+	K(ISIG); K(ICANON); K(XCASE); K(ECHO); K(ECHOE); K(ECHOK); K(ECHONL); K(NOFLSH); K(TOSTOP); K(ECHOCTL); K(ECHOPRT); K(ECHOKE);
+	K(FLUSHO); K(PENDIN); K(IEXTEN); K(EXTPROC);
+	K(VINTR); K(VQUIT); K(VERASE); K(VKILL); K(VEOF); K(VTIME); K(VMIN); K(VSWTC); K(VSTART); K(VSTOP); K(VSUSP); K(VEOL);
+	K(VREPRINT); K(VDISCARD); K(VWERASE); K(VLNEXT); K(VEOL2);
 	return 0;
 }
 #else
@@ -54,6 +79,7 @@ int main(void)
 #include <linux/userfaultfd.h>
 #include <linux/kcmp.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <poll.h>
 #include <linux/filter.h>
 #include <linux/ptrace.h>
@@ -203,6 +229,11 @@ int main(void)
 	S(struct epoll_event, "epoll_event");
 	F(struct epoll_event, "epoll_event", events);
 	F(struct epoll_event, "epoll_event", data);
+	S(struct winsize, "winsize");
+	F(struct winsize, "winsize", ws_row);
+	F(struct winsize, "winsize", ws_col);
+	F(struct winsize, "winsize", ws_xpixel);
+	F(struct winsize, "winsize", ws_ypixel);
 	S(struct pollfd, "pollfd");
 	F(struct pollfd, "pollfd", fd);
 	F(struct pollfd, "pollfd", events);
@@ -211,6 +242,7 @@ int main(void)
 	F(struct kcmp_epoll_slot, "kcmp_epoll_slot", efd);
 	F(struct kcmp_epoll_slot, "kcmp_epoll_slot", tfd);
 	F(struct kcmp_epoll_slot, "kcmp_epoll_slot", toff);
+	K(POLLIN); K(POLLPRI); K(POLLOUT); K(POLLERR); K(POLLHUP); K(POLLNVAL);
 	printf("C UFFD_API %llu\n", (unsigned long long)UFFD_API);
 	printf("C UFFDIO_API %lu\n", (unsigned long)UFFDIO_API);
 	printf("C UFFDIO_REGISTER %lu\n", (unsigned long)UFFDIO_REGISTER);
