@@ -54,7 +54,7 @@ int main(void)
 	K(NCCS); K(N_TTY);
 	K(TIOCSPGRP); K(TIOCGPGRP); K(TIOCGSID); K(TIOCSCTTY); K(TIOCNOTTY); K(TCGETS2); K(TCSETS2); K(TIOCGWINSZ); K(TIOCSWINSZ);
 	K(TIOCGPTN); K(TIOCSPTLCK); K(TIOCGPTLCK); K(TIOCGPTPEER); K(TIOCPKT); K(TIOCGPKT); K(TIOCEXCL); K(TIOCNXCL); K(TIOCGEXCL);
-	K(TIOCSTI); K(TIOCGETD); K(FIONREAD);
+	K(TIOCSTI); K(TIOCGETD); K(FIONREAD); K(TFD_IOC_SET_TICKS);
 	K(IGNBRK); K(BRKINT); K(IGNPAR); K(PARMRK); K(INPCK); K(ISTRIP); K(INLCR); K(IGNCR); K(ICRNL); K(IUCLC); K(IXON); K(IXANY);
 	K(IXOFF); K(IMAXBEL); K(IUTF8); K(OPOST);
 	K(ISIG); K(ICANON); K(XCASE); K(ECHO); K(ECHOE); K(ECHOK); K(ECHONL); K(NOFLSH); K(TOSTOP); K(ECHOCTL); K(ECHOPRT); K(ECHOKE);
@@ -80,6 +80,7 @@ int main(void)
 #include <linux/kcmp.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/timerfd.h>
 #include <poll.h>
 #include <linux/filter.h>
 #include <linux/ptrace.h>
