@@ -24,6 +24,7 @@
 #include <asm/termbits.h>
 #include <asm/ioctls.h>
 #include <linux/tty.h>
+#include <linux/timerfd.h>
 
 int main(void)
 {
