@@ -35,6 +35,8 @@ export interface DumpOptions {
   dir: string;
   leaveRunning?: boolean;
   shellJob?: boolean;
+  /** --ext-unix-sk: unix sockets connected to sockets outside the tree may be dumped (see objects/unix.ts). */
+  extUnixSk?: boolean;
   onProgress?: ProgressFn;
 }
 
@@ -107,6 +109,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
   let pageBytes = 0;
   /** Every thread's remote-call context, to hand back the signals they caught. */
   const caught = new Map<number, RemoteTask>();
+  let fileTable: FileTableBuilder | null = null;
   try {
     const pids = new Set(tree.map((p) => p.pid));
     // A zombie is remade by its parent (or a helper for a session or group
@@ -120,8 +123,8 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     image = new ImageWriter(dir);
     const shmem: ShmemCtxDump = { seen: new Set(), objects: [] };
     const img = image;
-    const files = new FileTableBuilder({
-      shellJob: !!opts.shellJob, treeIds: new Set([...pids, ...tree.flatMap((p) => p.tids)]), state: new Map(),
+    const files = fileTable = new FileTableBuilder({
+      shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, treeIds: new Set([...pids, ...tree.flatMap((p) => p.tids)]), state: new Map(),
       writeData: (name, data) => { const f = `file-${name}.img`; img.writeRaw(f, data); return f; },
     });
     for (const proc of live) {
@@ -191,6 +194,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     lap('finish');
     return { manifest, pageBytes, timings: t };
   } catch (e) {
+    fileTable?.close(); // (ckpt's copies of files in flight)
     const err = inStep(step, e);
     log.error(`dump of pid ${root} failed in step "${step}": ${err.message}`);
     const signals = new Map<number, number>();

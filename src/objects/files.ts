@@ -8,7 +8,7 @@
 
 import fs from 'node:fs';
 import * as z from 'zod/mini';
-import { readFds, FdEntry } from '../kernel/proc.js';
+import { readFds, readFd, FdEntry } from '../kernel/proc.js';
 import { RemoteTask } from '../kernel/remote.js';
 import { O, KCMP } from '../kernel/consts.js';
 import * as remote from '../kernel/rsys.js';
@@ -63,8 +63,17 @@ export class FileTableBuilder {
   readonly files: FileDesc[] = [];
   /** Per inode: one fd (pid, fd) of each description of it, to compare others with (kcmp). */
   private readonly seen = new Map<string, Array<{ pid: number; fd: number; id: number }>>();
+  /** ckpt's own copies of descriptions held in flight (kept open until the dump ends, for kcmp). */
+  private readonly own = new Set<number>();
+  private readonly ctx: DumpFileCtx;
 
-  constructor(private readonly ctx: DumpFileCtx) {}
+  constructor(ctx: Omit<DumpFileCtx, 'describeOwnFd' | 'isOwnCopy'>) {
+    this.ctx = {
+      ...ctx,
+      describeOwnFd: (fd, what) => this.describeOwn(fd, what),
+      isOwnCopy: (pid, fd) => pid === process.pid && this.own.has(fd),
+    };
+  }
 
   /** The fd table of a frozen process; descriptions it shares with fds seen before get their ids. */
   dumpProcess(pid: number): FdRef[] {
@@ -78,11 +87,28 @@ export class FileTableBuilder {
 
   /** Once every process is dumped: let each kind see all its descriptions. */
   finish(): FileDesc[] {
-    for (const k of FILE_KINDS) k.finish?.(this.files.filter((f) => f.kind === k.kind), this.ctx);
+    try {
+      for (const k of FILE_KINDS) k.finish?.(this.files.filter((f) => f.kind === k.kind), this.ctx);
+    } finally { this.close(); }
     return this.files;
   }
 
-  private describe(pid: number, e: FdEntry): number {
+  /** Close ckpt's copies of files in flight (also when the dump fails). */
+  close(): void {
+    for (const fd of this.own) { try { fs.closeSync(fd); } catch { /* closed */ } }
+    this.own.clear();
+  }
+
+  /** A description in flight, open in ckpt as `fd` (which the table now owns). */
+  private describeOwn(fd: number, what: string): number {
+    const e = readFd(process.pid, fd);
+    if (!e) throw new Error(`internal: ckpt's fd ${fd} (${what}) is not open`);
+    this.own.add(fd);
+    return this.describe(process.pid, e, what);
+  }
+
+  private describe(pid: number, e: FdEntry, inFlight?: string): number {
+    const where = inFlight ? `${inFlight}: a file in flight` : `pid ${pid}: fd ${e.fd}`;
     let st: fs.Stats | null = null;
     let statErr = '';
     try { st = fs.statSync(`/proc/${pid}/fd/${e.fd}`); } catch (err) { statErr = (err as Error).message; }
@@ -92,17 +118,19 @@ export class FileTableBuilder {
     for (const s of same) if (kcmpSame(s.pid, pid, KCMP.FILE, s.fd, e.fd)) return s.id;
     const kind = FILE_KINDS.find((k) => st && k.takes({ ...e, pid, st, object } as FdFacts));
     if (!kind || !st) {
-      if (!st && object.type === 'other') throw refused(`pid ${pid}: fd ${e.fd} (${e.link}) cannot be examined: ${statErr}`);
-      throw refused(`pid ${pid}: fd ${e.fd} is ${object.noun} (${object.plural} are not supported yet): ${e.link}`);
+      if (!st && object.type === 'other') throw refused(`${where} (${e.link}) cannot be examined: ${statErr}`);
+      throw refused(`${where} is ${object.noun} (${object.plural} are not supported yet): ${e.link}`);
     }
     if (e.info.has('lock')) {
-      throw refused(`pid ${pid}: fd ${e.fd} (${e.link}) holds a file lock (${e.info.get('lock')!.split(/\s+/).slice(1, 3).join(' ')}); file locks are not supported yet`);
+      throw refused(`${where} (${e.link}) holds a file lock (${e.info.get('lock')!.split(/\s+/).slice(1, 3).join(' ')}); file locks are not supported yet`);
     }
     const facts: FdFacts = { pid, fd: e.fd, link: e.link, flags: e.flags, pos: e.pos, info: e.info, st, object };
+    // (the id is taken before the kind looks: a socket may hold itself in flight)
     const id = this.files.length + 1;
-    this.files.push({ id, ...kind.dump(facts, this.ctx) } as FileDesc);
+    this.files.push({ id, kind: kind.kind } as FileDesc);
     same.push({ pid, fd: e.fd, id });
     this.seen.set(key, same);
+    this.files[id - 1] = { id, ...kind.dump(facts, this.ctx) } as FileDesc;
     return id;
   }
 }
@@ -119,6 +147,16 @@ export function checkFileRefs(files: FilesImage, tables: Array<{ pid: number; fd
       held.add(f.file);
     });
   }
+  // Descriptions may hold others (files in flight in a socket's queue).
+  const byId = new Map(files.files.map((f) => [f.id, f]));
+  const todo = [...held];
+  while (todo.length) {
+    const d = byId.get(todo.pop()!)!;
+    for (const r of kindOf(d).refs?.(d) ?? []) {
+      if (!ids.has(r)) throw badImage(`image file files.json: open file ${d.id} holds open file ${r}, which is not in files.json`);
+      if (!held.has(r)) { held.add(r); todo.push(r); }
+    }
+  }
   files.files.forEach((f, i) => {
     kindOf(f);
     if (!held.has(f.id)) throw badImage(`image file files.json: field files[${i}]: open file ${f.id} is held by no fd`);
@@ -126,10 +164,10 @@ export function checkFileRefs(files: FilesImage, tables: Array<{ pid: number; fd
 }
 
 /** Before any process is created: can every description be made here? (`tables` in tree order) */
-export function checkFiles(files: FilesImage, tables: Array<{ pid: number; fds: FdRef[] }>, shellJob: boolean, hasFile: (name: string) => boolean): void {
+export function checkFiles(files: FilesImage, tables: Array<{ pid: number; fds: FdRef[] }>, shellJob: boolean, hasFile: (name: string) => boolean, extUnixSk = false): void {
   for (const f of files.files) {
     const holder = tables.find((t) => t.fds.some((x) => x.file === f.id))?.pid ?? 0;
-    kindOf(f).check(f, { shellJob, holder, hasFile });
+    kindOf(f).check(f, { shellJob, extUnixSk, holder, hasFile });
   }
 }
 
@@ -151,13 +189,19 @@ interface Instance { created: Created; holder: number; local: number; closeLocal
 export class OpenFiles {
   private readonly instances = new Map<number, Instance>();
   private readonly byId: Map<number, FileDesc>;
+  private readonly ctx: RestoreFileCtx;
+  private tasks = new Map<number, RemoteTask>();
+  private first: RemoteTask | null = null;
 
-  constructor(files: FilesImage, private readonly ctx: RestoreFileCtx, private readonly channel: { local: number; remote: number }) {
+  constructor(files: FilesImage, ctx: Omit<RestoreFileCtx, 'descs' | 'open' | 'task'>, private readonly channel: { local: number; remote: number }) {
     this.byId = new Map(files.files.map((f) => [f.id, f]));
+    this.ctx = { ...ctx, descs: files.files, open: (id) => this.openLocal(id), task: (pid) => this.tasks.get(pid) };
   }
 
   /** Create every description, each in the first of `procs` (in tree order) whose fd table holds it. */
   create(procs: Array<{ rt: RemoteTask; fds: FdRef[] }>): void {
+    this.tasks = new Map(procs.map((p) => [p.rt.pid, p.rt]));
+    this.first = procs[0]?.rt ?? null;
     const holders = new Map<number, RemoteTask[]>();
     for (const p of procs) {
       for (const f of p.fds) {
@@ -167,20 +211,39 @@ export class OpenFiles {
       }
     }
     for (const [id, list] of holders) {
-      const d = this.byId.get(id)!;
-      const rt = list[0];
-      let created: Created;
-      try {
-        created = kindOf(d).create(d, rt, this.ctx);
-      } catch (e) {
-        if (e instanceof CkptError) throw e;
-        throw new CkptError('failed', `pid ${rt.pid}: creating open file ${id} (${kindOf(d).describe(d)}): ${(e as Error).message}`);
-      }
-      const inst: Instance = { created, holder: rt.pid, local: -1, closeLocal: false };
-      if ('local' in created) { inst.local = created.local; inst.closeLocal = created.closeAfter; }
-      else if (list.length > 1) { inst.local = pidfdGetfd(rt.pid, created.remote); inst.closeLocal = true; }
-      this.instances.set(id, inst);
+      if (this.instances.has(id)) { this.shareLocal(id, list.length); continue; } // (made already, for a file in flight)
+      this.make(id, list[0]);
+      this.shareLocal(id, list.length);
     }
+  }
+
+  private make(id: number, rt: RemoteTask): Instance {
+    const d = this.byId.get(id)!;
+    let created: Created;
+    try {
+      created = kindOf(d).create(d, rt, this.ctx);
+    } catch (e) {
+      if (e instanceof CkptError) throw e;
+      throw new CkptError('failed', `pid ${rt.pid}: creating open file ${id} (${kindOf(d).describe(d)}): ${(e as Error).message}`);
+    }
+    const inst: Instance = { created, holder: rt.pid, local: -1, closeLocal: false };
+    if ('local' in created) { inst.local = created.local; inst.closeLocal = created.closeAfter; }
+    this.instances.set(id, inst);
+    return inst;
+  }
+
+  /** A description held by more than one process, or in flight, needs a copy in ckpt to hand out. */
+  private shareLocal(id: number, holders: number): void {
+    const inst = this.instances.get(id)!;
+    if (holders > 1 && inst.local < 0 && 'remote' in inst.created) { inst.local = pidfdGetfd(inst.holder, inst.created.remote); inst.closeLocal = true; }
+  }
+
+  /** ctx.open: the description made, open in ckpt. */
+  private openLocal(id: number): number {
+    if (!this.byId.has(id)) throw badImage(`image file files.json: open file ${id} is not in files.json`);
+    const inst = this.instances.get(id) ?? this.make(id, this.first!);
+    if (inst.local < 0 && 'remote' in inst.created) { inst.local = pidfdGetfd(inst.holder, inst.created.remote); inst.closeLocal = true; }
+    return inst.local;
   }
 
   /** Give the process its fd table, and close everything else it has open. */

@@ -26,22 +26,41 @@ export interface FdFacts {
 
 export interface DumpFileCtx {
   shellJob: boolean;
+  /** --ext-unix-sk: unix sockets connected to sockets outside the tree may be dumped (see unix.ts). */
+  extUnixSk?: boolean;
   /** PIDs and TIDs of the tree (a file under /proc/PID of one is reopened once it exists again). */
   treeIds: Set<number>;
   /** Store data of an object in the image, as file `file-NAME.img`; returns that file's name. */
   writeData(name: string, data: Buffer): string;
   /** What a kind keeps for the whole dump (objects met already, a scan of the host), by kind. */
   state: Map<string, unknown>;
+  /**
+   * Record a description that no fd of the tree holds but something a kind
+   * dumps does (a file in flight in a unix socket's queue): `fd` is ckpt's
+   * own copy of it, which the table keeps open until the dump ends. Returns
+   * its id (the same id as an fd of the tree that holds the same description).
+   */
+  describeOwnFd(fd: number, what: string): number;
+  /** Is fd `fd` of process `pid` one of ckpt's own copies of a description (not a holder of its own)? */
+  isOwnCopy(pid: number, fd: number): boolean;
 }
 
 export interface RestoreFileCtx {
   shellJob: boolean;
+  /** --ext-unix-sk given to restore. */
+  extUnixSk?: boolean;
   /** The contents of an image file that dump() wrote with writeData. */
   readData(file: string): Buffer;
   /** What a kind keeps for the whole restore (objects already made), by kind. */
   state: Map<string, unknown>;
   /** Run this once every fd is installed (or the restore failed): close what the kind still holds. */
   onDone(fn: () => void): void;
+  /** Every description of the image. */
+  descs: readonly FileBase[];
+  /** The description `id` made (now, if it is not yet), open in ckpt: for what a kind's objects hold (files in flight). Do not close it. */
+  open(id: number): number;
+  /** The remote-call context of a process of the tree, by PID (undefined if the tree has no such process). */
+  task(pid: number): RemoteTask | undefined;
 }
 
 /**
@@ -73,10 +92,12 @@ export interface FileKind<D extends FileBase = FileBase> {
   dump(f: FdFacts, ctx: DumpFileCtx): Omit<D, 'id'>;
   /** Once every fd of the tree is dumped: fill in what one description says of the others (optional). */
   finish?(descs: D[], ctx: DumpFileCtx): void;
+  /** The other descriptions this one holds (files in flight in a socket's queue), by id. */
+  refs?(d: D): number[];
   /** One line for `ckpt info`. */
   describe(d: D): string;
   /** Before any process is created: can the description be made on this host? (`holder`: the first process that holds it; `hasFile`: is an image file there) */
-  check(d: D, ctx: { shellJob: boolean; holder: number; hasFile(name: string): boolean }): void;
+  check(d: D, ctx: { shellJob: boolean; extUnixSk?: boolean; holder: number; hasFile(name: string): boolean }): void;
   /** Its descriptions are the terminal of a shell job (--shell-job): a root in the foreground gets its group made the terminal's foreground. */
   terminal?: true;
   phase: CreatePhase;

@@ -15,6 +15,8 @@ export interface RestoreOptions {
   detached?: boolean;
   pidfile?: string;
   shellJob?: boolean;
+  /** --ext-unix-sk: sockets the image says were connected outside the tree are connected again by name. */
+  extUnixSk?: boolean;
   onProgress?: ProgressFn;
 }
 export interface RestoreResult { pid: number; exitCode?: number; timings: Record<string, number> }

@@ -106,7 +106,7 @@ function checkBeforeRestore(loaded: LoadedImage, opts: RestoreOptions): void {
   const { img, procs, files } = loaded;
   const m = img.manifest;
   // (open files first: an image restored without the --shell-job it needs is a usage error)
-  checkFiles(files, procs, !!opts.shellJob, (name) => Object.hasOwn(img.manifest.files, name));
+  checkFiles(files, procs, !!opts.shellJob, (name) => Object.hasOwn(img.manifest.files, name), !!opts.extUnixSk);
   for (const q of procs) checkHost(q);
   for (const z of m.processes.filter((x) => x.zombie)) {
     if (pidExists(z.pid)) throw conflict(`PID ${z.pid} (a zombie of the image) is already in use`);
@@ -173,7 +173,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
   };
   const made = { husk: -1 };
   const open: OpenFiles = new OpenFiles(files, {
-    shellJob: !!opts.shellJob, state: new Map(), onDone: (fn) => open.done.push(fn),
+    shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, state: new Map(), onDone: (fn) => open.done.push(fn),
     readData: (name) => {
       if (!Object.hasOwn(img.manifest.files, name)) throw badImage(`image file ${name} is not listed in the manifest`);
       return fs.readFileSync(img.path(name));
