@@ -1,0 +1,695 @@
+// Unix domain sockets (AF_UNIX), of type stream, datagram and seqpacket.
+//
+// Dump: ckpt takes a copy of each socket (pidfd_getfd) and asks the kernel
+// (sock_diag, UNIX_DIAG) what it is: name, bound file, peer, connections
+// waiting in a listener's queue, queue lengths, shutdown state. The receive
+// queue is read without consuming it: MSG_PEEK at a moving SO_PEEK_OFF, with
+// SO_PASSCRED on for the time of the reading (so that every message comes
+// with the credentials the kernel attached to it, and a stream is cut where
+// its writers change); the socket's own peek offset and options are put back
+// afterwards. Files in flight (SCM_RIGHTS) arrive in ckpt as copies and are
+// recorded in the open-file table like any other description.
+//
+// Sockets of other families are refused, naming the family.
+//
+// Restore: every unix socket of the image is made at once (the first time a
+// description is asked for), in phases, because sockets refer to each other:
+// sockets and socketpairs; connections whose ends have names, through a
+// listener made for the moment at the accepting end's name; names bound; the
+// listeners listen and the connections waiting in their queue are made
+// again, in order; queues refilled (each message from a socket with its
+// sender's name, with its credentials and its files); datagram sockets
+// connected; deleted names unlinked; shutdowns; options. Where the kernel
+// records who made a connection (SO_PEERCRED: socketpair, listen, connect),
+// the call is made in that process of the tree, with its effective uid and
+// gid of the time, so that the peer credentials come back right.
+
+import fs from 'node:fs';
+import * as z from 'zod/mini';
+import { O, SOCK, SO, SK_STATE, AF_NAMES } from '../kernel/consts.js';
+import {
+  pidfdGetfd, tryGetsockoptInt, getsockoptInt, setsockoptInt, getsockoptTimeval, setsockoptTimeval, getPeercred, getpeernameUnix,
+  recvUnix, sendUnix, UnixMessage, socket, socketpair, bindUnix, connectUnix, accept, shutdown, setFl,
+} from '../kernel/sys.js';
+import { unixDiagAll, UnixDiag } from '../kernel/sockdiag.js';
+import { readStatus } from '../kernel/proc.js';
+import { RemoteTask } from '../kernel/remote.js';
+import * as remote from '../kernel/rsys.js';
+import { errnoName } from '../kernel/consts.js';
+import { refused, badImage, conflict, UsageError } from '../errors.js';
+import { fileId, u32, i32, count, int } from '../image/schema.js';
+import { defineKind, FdFacts, DumpFileCtx, RestoreFileCtx } from './kind.js';
+
+const b64 = z.string().check(z.regex(/^[A-Za-z0-9+/]*={0,2}$/, 'expected base64'));
+const Creds = z.object({ pid: int(0, 4194304), uid: u32, gid: u32 });
+type Creds = z.infer<typeof Creds>;
+
+const Message = z.object({
+  /** Its bytes in the queue's data file. */
+  len: count,
+  /** The sender's name (datagram sockets), base64 of sun_path; empty: an unnamed sender. */
+  from: z.optional(b64),
+  /** The credentials the kernel attached to it (none: it carries none). */
+  creds: z.optional(Creds),
+  /** Files in flight with it (SCM_RIGHTS), by open-file id. */
+  fds: z.optional(z.array(fileId)),
+});
+type Message = z.infer<typeof Message>;
+
+export const UnixFile = z.object({
+  id: fileId,
+  kind: z.literal('unix'),
+  /** The socket's inode number at dump (sockets of the image refer to each other by it). */
+  ino: count,
+  type: z.enum(['stream', 'dgram', 'seqpacket']),
+  /** status flags of the description (O_NONBLOCK), without O_CLOEXEC and the access mode */
+  flags: u32,
+  state: z.enum(['unconnected', 'connected', 'listening']),
+  /** Its name (base64 of sun_path as the kernel keeps it: an abstract name starts with a 0 byte, a path ends with one). */
+  name: z.optional(b64),
+  /** It got its name by being accepted: the name is its listener's. */
+  accepted: z.optional(z.boolean()),
+  /** A path name whose file was deleted (or replaced) at dump: restore binds and then unlinks it. */
+  deleted: z.optional(z.boolean()),
+  /** The bound file as it was (path names that still had it): inode (to know it again), mode and owner. */
+  file: z.optional(z.object({ ino: count, mode: u32, uid: u32, gid: u32 })),
+  /** The peer, by inode: a socket of the image. */
+  peer: z.optional(count),
+  /** The peer's name (getpeername), when connected. */
+  peerName: z.optional(b64),
+  /** Connected, but the peer was closed (stream and seqpacket). */
+  peerGone: z.optional(z.boolean()),
+  /** Connected to a socket outside the tree, by name (--ext-unix-sk; datagram only). */
+  external: z.optional(z.boolean()),
+  /** Listening: the backlog, and the clients waiting to be accepted (inodes, oldest first). */
+  backlog: z.optional(i32),
+  pending: z.optional(z.array(count)),
+  /** A client waiting in a listener's queue: the process that connected (its pid, euid and egid). */
+  connector: z.optional(Creds),
+  /** sk_shutdown: 1 no more receiving, 2 no more sending. */
+  shutdown: int(0, 3),
+  /** SO_PEERCRED (who made the pair, listened or connected). */
+  peercred: z.optional(Creds),
+  /** A pending error (ECONNRESET: the peer closed with data unread). */
+  error: z.optional(int(0, 4095)),
+  opts: z.object({
+    passcred: z.boolean(),
+    passsec: z.boolean(),
+    passpidfd: z.optional(z.boolean()),
+    rcvbuf: i32,
+    sndbuf: i32,
+    peekOff: i32,
+    rcvlowat: i32,
+    priority: i32,
+    mark: z.optional(u32),
+    rcvtimeo: z.tuple([count, int(0, 999999)]),
+    sndtimeo: z.tuple([count, int(0, 999999)]),
+    timestamp: z.optional(z.boolean()),
+    timestampns: z.optional(z.boolean()),
+  }),
+  /** The receive queue: its messages (stream: chunks, each with its writer's credentials), their bytes in `data`. */
+  queue: z.optional(z.array(Message)),
+  data: z.optional(z.string()),
+});
+export type UnixFile = z.infer<typeof UnixFile>;
+
+const TYPES: Record<number, UnixFile['type']> = { [SOCK.STREAM]: 'stream', [SOCK.DGRAM]: 'dgram', [SOCK.SEQPACKET]: 'seqpacket' };
+const TYPE_NR = { stream: SOCK.STREAM, dgram: SOCK.DGRAM, seqpacket: SOCK.SEQPACKET } as const;
+const SO_OOBINLINE = 10;
+const SO_TIMESTAMP_OLD = 29;
+const SO_TIMESTAMPNS_OLD = 35;
+
+/** A name for a user: a path as it is, an abstract name with @ for its 0 byte. */
+export function showName(n: Buffer): string {
+  if (!n.length) return '(unnamed)';
+  if (n[0] === 0) return '@' + n.subarray(1).toString('latin1').replace(/[^\x20-\x7e]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return n.subarray(0, n.indexOf(0) >= 0 ? n.indexOf(0) : n.length).toString();
+}
+const nameOf = (s?: string) => Buffer.from(s ?? '', 'base64');
+const isPath = (n: Buffer) => n.length > 0 && n[0] !== 0;
+const pathOf = (n: Buffer) => n.subarray(0, n.indexOf(0) >= 0 ? n.indexOf(0) : n.length).toString();
+
+// ---------------------------------------------------------------- dump
+
+interface DumpState {
+  diag: Map<number, UnixDiag>;
+  /** Socket inode -> the processes outside the tree that hold it (pid, fd). */
+  outside: Map<number, Array<[number, number]>>;
+  /** Socket inode -> where the tree holds it (the first pid and fd met). */
+  where: Map<number, string>;
+}
+
+function dumpState(ctx: DumpFileCtx): DumpState {
+  let st = ctx.state.get('unix') as DumpState | undefined;
+  if (st) return st;
+  const outside = new Map<number, Array<[number, number]>>();
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(p) || ctx.treeIds.has(Number(p))) continue;
+    let fds: string[];
+    try { fds = fs.readdirSync(`/proc/${p}/fd`); } catch { continue; }
+    for (const fd of fds) {
+      if (ctx.isOwnCopy(Number(p), Number(fd))) continue;
+      let link: string;
+      try { link = fs.readlinkSync(`/proc/${p}/fd/${fd}`); } catch { continue; }
+      const m = /^socket:\[(\d+)\]$/.exec(link);
+      if (m) outside.set(Number(m[1]), [...(outside.get(Number(m[1])) ?? []), [Number(p), Number(fd)]]);
+    }
+  }
+  st = { diag: unixDiagAll(), outside, where: new Map() };
+  ctx.state.set('unix', st);
+  return st;
+}
+
+function familyName(fam: number): string {
+  return AF_NAMES[fam] ?? `address family ${fam}`;
+}
+
+/** The euid and egid of a process (for a connection it made). */
+function effectiveIds(pid: number): { uid: number; gid: number } {
+  const s = readStatus(pid);
+  return { uid: Number((s.get('Uid') ?? '0 0').split(/\s+/)[1]), gid: Number((s.get('Gid') ?? '0 0').split(/\s+/)[1]) };
+}
+
+function dumpUnix(f: FdFacts, ctx: DumpFileCtx): Omit<UnixFile, 'id'> {
+  const where = `pid ${f.pid}: fd ${f.fd} (${f.link})`;
+  const own = f.pid === process.pid; // (a socket in flight: ckpt's copy already)
+  const st = dumpState(ctx);
+  const fd = own ? f.fd : pidfdGetfd(f.pid, f.fd);
+  try {
+    const fam = getsockoptInt(fd, SOCK.SOL_SOCKET, SO.DOMAIN, 'SO_DOMAIN');
+    if (fam !== SOCK.AF_UNIX) {
+      const what = fam === 2 || fam === 10 ? 'TCP and UDP are planned next' : 'only unix sockets are supported';
+      throw refused(`${where} is an ${familyName(fam)} socket; sockets of that family are not supported yet (${what})`);
+    }
+    const ino = f.st.ino;
+    const d = st.diag.get(ino);
+    if (!d) throw refused(`${where}: the kernel does not show this unix socket to ckpt (is it of another network namespace?)`);
+    st.where.set(ino, where);
+    const type = TYPES[d.type];
+    if (!type) throw refused(`${where}: a unix socket of type ${d.type}, which is not supported`);
+    const state = d.state === SK_STATE.LISTEN ? 'listening' : d.state === SK_STATE.ESTABLISHED ? 'connected' : 'unconnected';
+    const out: Omit<UnixFile, 'id'> = {
+      kind: 'unix', ino, type, flags: f.flags & ~(O.CLOEXEC | O.ACCMODE), state, shutdown: d.shutdown & 3, opts: readOpts(fd),
+    };
+    if (d.name.length) {
+      out.name = d.name.toString('base64');
+      if (isPath(d.name)) {
+        const p = pathOf(d.name);
+        if (!p.startsWith('/')) throw refused(`${where}: the socket is bound to the relative path ${JSON.stringify(p)}; relative socket names are not supported yet`);
+        let fst: fs.Stats | null = null;
+        try { fst = fs.statSync(p); } catch { /* gone */ }
+        if (fst && d.vfs && fst.ino === d.vfs.ino && fst.isSocket()) out.file = { ino: fst.ino, mode: fst.mode & 0o7777, uid: fst.uid, gid: fst.gid };
+        else out.deleted = true;
+      }
+    }
+    if (state === 'connected' || state === 'listening') {
+      const pc = getPeercred(fd);
+      if (pc.pid > 0) out.peercred = { pid: pc.pid, uid: pc.uid >>> 0, gid: pc.gid >>> 0 };
+    }
+    if (state === 'listening') {
+      out.backlog = d.rqlen?.wqueue ?? 128;
+      out.pending = [];
+      for (const e of d.icons) {
+        const emb = st.diag.get(e);
+        if (!emb) throw refused(`${where}: a connection waiting to be accepted (socket ${e}) is not shown by the kernel`);
+        if ((emb.rqlen?.rqueue ?? 0) > 0) {
+          throw refused(`${where}: a connection waiting to be accepted already holds ${emb.rqlen!.rqueue} bytes its client sent; ckpt cannot read them without accepting it (not supported yet)`);
+        }
+        if (!emb.peer) throw refused(`${where}: a connection waiting to be accepted whose client was closed; not supported yet`);
+        out.pending.push(emb.peer);
+      }
+    }
+    if (state === 'connected') {
+      const pn = getpeernameUnix(fd);
+      if (pn && pn.length) out.peerName = pn.toString('base64');
+      if (d.peer) out.peer = d.peer;
+      else if (type !== 'dgram') out.peerGone = true;
+      else throw refused(`${where}: a datagram socket connected to a socket that was closed; not supported yet`);
+      const listeners = [...st.diag.values()].filter((l) => l.state === SK_STATE.LISTEN);
+      // A client waiting in a listener's queue (its peer is the connection not yet accepted): who connected is recorded.
+      if (d.peer && type !== 'dgram' && listeners.some((l) => l.icons.includes(d.peer))) out.connector = { pid: f.pid, ...effectiveIds(f.pid) };
+      // Which end of a named connection was accepted: the one that has a listener's name, or the only named end.
+      if (type !== 'dgram' && d.name.length && !out.connector) {
+        const peer = d.peer ? st.diag.get(d.peer) : undefined;
+        const asListener = listeners.some((l) => l.name.equals(d.name) && (!isPath(d.name) || (!!l.vfs && !!d.vfs && l.vfs.ino === d.vfs.ino)));
+        if (asListener || (peer && !peer.name.length)) out.accepted = true;
+      }
+    }
+    if (state !== 'listening') readQueue(f, fd, d, out, ctx, where);
+    return out;
+  } finally {
+    if (!own) fs.closeSync(fd);
+  }
+}
+
+function readOpts(fd: number): UnixFile['opts'] {
+  const int = (o: number, n: string) => getsockoptInt(fd, SOCK.SOL_SOCKET, o, n);
+  const o: UnixFile['opts'] = {
+    passcred: int(SO.PASSCRED, 'SO_PASSCRED') !== 0,
+    passsec: (tryGetsockoptInt(fd, SOCK.SOL_SOCKET, SO.PASSSEC) ?? 0) !== 0,
+    rcvbuf: int(SO.RCVBUF, 'SO_RCVBUF'),
+    sndbuf: int(SO.SNDBUF, 'SO_SNDBUF'),
+    peekOff: int(SO.PEEK_OFF, 'SO_PEEK_OFF'),
+    rcvlowat: int(SO.RCVLOWAT, 'SO_RCVLOWAT'),
+    priority: int(SO.PRIORITY, 'SO_PRIORITY'),
+    rcvtimeo: getsockoptTimeval(fd, SO.RCVTIMEO_OLD, 'SO_RCVTIMEO') as [number, number],
+    sndtimeo: getsockoptTimeval(fd, SO.SNDTIMEO_OLD, 'SO_SNDTIMEO') as [number, number],
+  };
+  const pidfd = tryGetsockoptInt(fd, SOCK.SOL_SOCKET, SO.PASSPIDFD);
+  if (pidfd !== null) o.passpidfd = pidfd !== 0;
+  const mark = tryGetsockoptInt(fd, SOCK.SOL_SOCKET, SO.MARK);
+  if (mark) o.mark = mark >>> 0;
+  if (tryGetsockoptInt(fd, SOCK.SOL_SOCKET, SO_TIMESTAMP_OLD)) o.timestamp = true;
+  if (tryGetsockoptInt(fd, SOCK.SOL_SOCKET, SO_TIMESTAMPNS_OLD)) o.timestampns = true;
+  return o;
+}
+
+/** Read the receive queue without consuming it; the socket's own options are put back. */
+function readQueue(f: FdFacts, fd: number, d: UnixDiag, out: Omit<UnixFile, 'id'>, ctx: DumpFileCtx, where: string): void {
+  const stream = out.type === 'stream';
+  const total = d.rqlen?.rqueue ?? 0;
+  if (stream && total === 0) return; // (nothing queued; a read would also take a pending error)
+  if (stream && tryGetsockoptInt(fd, SOCK.SOL_SOCKET, SO_OOBINLINE) === 0) {
+    const oob = recvUnix(fd, 1, SOCK.MSG_PEEK | SOCK.MSG_OOB);
+    if (oob && typeof oob === 'object') throw refused(`${where}: an out-of-band byte (MSG_OOB) is queued; not supported yet`);
+  }
+  const o = out.opts;
+  const messages: Message[] = [];
+  const chunks: Buffer[] = [];
+  let off = 0;
+  let size = 64 * 1024;
+  setsockoptInt(fd, SOCK.SOL_SOCKET, SO.PASSCRED, 1, 'SO_PASSCRED');
+  if (o.passpidfd) setsockoptInt(fd, SOCK.SOL_SOCKET, SO.PASSPIDFD, 0, 'SO_PASSPIDFD');
+  try {
+    for (;;) {
+      if (stream && off >= total) break;
+      setsockoptInt(fd, SOCK.SOL_SOCKET, SO.PEEK_OFF, off, 'SO_PEEK_OFF');
+      const want = stream ? Math.min(total - off, 1 << 20) : size;
+      const m = recvUnix(fd, want, SOCK.MSG_PEEK | (stream ? 0 : SOCK.MSG_TRUNC));
+      if (m === null) break;
+      if (typeof m === 'number') {
+        // A pending error (the peer closed with data unread): the kernel gave it instead of data (and forgot it).
+        if (-m === 104 /* ECONNRESET */ || -m === 32 /* EPIPE */) { out.error = -m; continue; }
+        throw refused(`${where}: reading its queue failed: ${errnoName(-m)}`);
+      }
+      if (!stream && m.len > size) { for (const x of m.fds) fs.closeSync(x); size = m.len; continue; } // (did not fit: again, bigger)
+      if (m.flags & SOCK.MSG_CTRUNC) throw refused(`${where}: a queued message carries more control data than ckpt can read`);
+      messages.push(message(m, out.type, f, ctx, where));
+      chunks.push(m.data);
+      off += m.data.length;
+      if (stream && m.data.length === 0) break;
+    }
+  } finally {
+    setsockoptInt(fd, SOCK.SOL_SOCKET, SO.PEEK_OFF, o.peekOff, 'SO_PEEK_OFF');
+    setsockoptInt(fd, SOCK.SOL_SOCKET, SO.PASSCRED, o.passcred ? 1 : 0, 'SO_PASSCRED');
+    if (o.passpidfd) setsockoptInt(fd, SOCK.SOL_SOCKET, SO.PASSPIDFD, 1, 'SO_PASSPIDFD');
+  }
+  if (stream && off !== total) throw refused(`${where}: ${total} bytes are queued but ${off} could be read without consuming them`);
+  if (!messages.length) return;
+  out.queue = messages;
+  const bytes = Buffer.concat(chunks);
+  if (bytes.length) out.data = ctx.writeData(`unix-${out.ino}`, bytes);
+}
+
+function message(m: UnixMessage, type: UnixFile['type'], f: FdFacts, ctx: DumpFileCtx, where: string): Message {
+  const msg: Message = { len: m.data.length };
+  if (type === 'dgram') msg.from = (m.from ?? Buffer.alloc(0)).toString('base64');
+  if (m.creds && m.creds.pid > 0) {
+    if (!ctx.treeIds.has(m.creds.pid)) {
+      for (const x of m.fds) fs.closeSync(x);
+      throw refused(`${where}: a queued message carries the credentials of pid ${m.creds.pid}, which is not in the tree; the kernel would not attach them again`);
+    }
+    msg.creds = { pid: m.creds.pid, uid: m.creds.uid >>> 0, gid: m.creds.gid >>> 0 };
+  }
+  if (m.fds.length) {
+    const ids: number[] = [];
+    let i = 0;
+    try {
+      for (; i < m.fds.length; i++) ids.push(ctx.describeOwnFd(m.fds[i], `${where}: a message in its queue`));
+    } catch (e) {
+      for (i++; i < m.fds.length; i++) fs.closeSync(m.fds[i]);
+      throw e;
+    }
+    msg.fds = ids;
+  }
+  void f;
+  return msg;
+}
+
+/** Once every fd is dumped: every peer and waiting client must be a socket of the image (or allowed outside). */
+function finishUnix(descs: UnixFile[], ctx: DumpFileCtx): void {
+  const st = ctx.state.get('unix') as DumpState | undefined;
+  if (!st) return;
+  const inImage = new Map(descs.map((d) => [d.ino, d]));
+  const outsideWho = (ino: number) => {
+    const h = st.outside.get(ino);
+    return h?.length ? `pid ${h[0][0]} (fd ${h[0][1]}), outside the tree` : 'no process of the tree (it is held outside the tree or in flight outside it)';
+  };
+  const named = new Map<string, UnixFile[]>();
+  for (const d of descs) {
+    const where = st.where.get(d.ino) ?? `socket ${d.ino}`;
+    if (d.name && !d.accepted && isPath(nameOf(d.name))) named.set(d.name, [...(named.get(d.name) ?? []), d]);
+    for (const c of d.pending ?? []) {
+      if (!inImage.has(c)) throw refused(`${where}: a client waiting in its queue (socket ${c}) is held by ${outsideWho(c)}`);
+    }
+    if (d.peer !== undefined && !inImage.has(d.peer)) {
+      const waiting = [...st.diag.values()].find((l) => l.state === SK_STATE.LISTEN && l.icons.includes(d.peer!));
+      if (waiting) {
+        if (!inImage.has(waiting.ino)) throw refused(`${where}: it waits to be accepted by a listener (socket ${waiting.ino}, ${showName(waiting.name)}) held by ${outsideWho(waiting.ino)}`);
+        continue;
+      }
+      const pn = nameOf(d.peerName);
+      if (ctx.extUnixSk && d.type === 'dgram' && pn.length) { d.external = true; delete d.peer; continue; }
+      const hint = d.type === 'dgram' ? (pn.length ? ' (--ext-unix-sk lets it be connected to that name again on restore)' : '') : ' (a connection cannot be remade with one end only)';
+      throw refused(`${where}: its peer, socket ${d.peer} (${showName(pn)}), is held by ${outsideWho(d.peer)}${hint}`);
+    }
+  }
+  for (const d of descs) {
+    const p = d.peer !== undefined ? inImage.get(d.peer) : undefined;
+    if (d.type === 'dgram' && p && p.peer !== d.ino && !p.name) throw refused(`${st.where.get(d.ino)}: a datagram socket connected to an unnamed socket that is connected elsewhere; not supported yet`);
+  }
+  // Sockets outside the tree connected to one of the tree's (a datagram client of a server of the tree).
+  for (const s of st.diag.values()) {
+    const to = inImage.get(s.peer);
+    if (!s.peer || !to || inImage.has(s.ino)) continue;
+    const pending = [...st.diag.values()].some((l) => l.state === SK_STATE.LISTEN && l.icons.includes(s.ino));
+    if (pending) continue; // (a connection waiting in the tree's listener: the client is checked above)
+    if (ctx.extUnixSk && to.type === 'dgram') continue;
+    const where = st.where.get(to.ino) ?? `socket ${to.ino}`;
+    throw refused(`${where}: socket ${s.ino} of ${outsideWho(s.ino)} is connected to it${to.type === 'dgram' ? ' (--ext-unix-sk lets it go: it will find the socket gone)' : ''}`);
+  }
+  for (const [n, list] of named) {
+    if (list.length > 1) throw refused(`${st.where.get(list[0].ino)} and ${st.where.get(list[1].ino)}: two sockets bound to the path ${showName(nameOf(n))} (one of them deleted); not supported yet`);
+  }
+  // Credentials of connections: the process that made them must be in the tree, to make them again.
+  for (const d of descs) {
+    const where = st.where.get(d.ino) ?? `socket ${d.ino}`;
+    for (const c of [d.peercred, d.connector]) {
+      if (c && !ctx.treeIds.has(c.pid)) throw refused(`${where}: its peer credentials (SO_PEERCRED) name pid ${c.pid}, which is not in the tree; they could not be given back`);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- restore
+
+/** The sockets made, by inode: ckpt's fd of each. */
+interface Made { fds: Map<number, number>; temps: number[] }
+
+function flagName(d: UnixFile): string {
+  return `${d.type} socket${d.name ? ` ${showName(nameOf(d.name))}` : ''}`;
+}
+
+/** Run `fn` in process `pid` of the tree with the effective uid and gid `c` (then back to root's). */
+function asProcess<T>(ctx: RestoreFileCtx, c: Creds, what: string, fn: (rt: RemoteTask) => T): T {
+  const rt = ctx.task(c.pid);
+  if (!rt) throw badImage(`image file files.json: ${what}: pid ${c.pid} (of its peer credentials) is not a process of the image`);
+  const switchIds = c.uid !== 0 || c.gid !== 0;
+  if (switchIds) { remote.setresgid(rt, -1, c.gid, -1); remote.setresuid(rt, -1, c.uid, -1); }
+  try { return fn(rt); } finally {
+    if (switchIds) { remote.setresuid(rt, -1, 0, -1); remote.setresgid(rt, -1, 0, -1); }
+  }
+}
+
+/** A socket made in process `rt` (so that the kernel records it as the maker), open in ckpt too. */
+function takeRemote(rt: RemoteTask, rfd: number): number {
+  try { return pidfdGetfd(rt.pid, rfd); } finally { remote.closeQuietly(rt, rfd); }
+}
+
+/** Make a path's name free for a bind: a stale socket file that was this socket's (same inode as at dump) is removed. */
+function freePath(name: Buffer, d: UnixFile | null, what: string): void {
+  if (!isPath(name)) return;
+  const p = pathOf(name);
+  let st: fs.Stats;
+  try { st = fs.lstatSync(p); } catch { return; }
+  if (st.isSocket() && d?.file && st.ino === d.file.ino) { fs.unlinkSync(p); return; }
+  throw conflict(`${what}: it must be bound to ${p}, but that path exists (${st.isSocket() ? 'a socket file of another socket' : 'not a socket file'})`);
+}
+
+function bindOrFail(fd: number, name: Buffer, what: string): void {
+  const r = bindUnix(fd, name);
+  if (r < 0) throw conflict(`${what}: bind to ${showName(name)} failed: ${errnoName(-r)}`);
+}
+
+function buildAll(ctx: RestoreFileCtx): Made {
+  const all = ctx.descs.filter((x) => x.kind === 'unix') as unknown as UnixFile[];
+  const byIno = new Map(all.map((d) => [d.ino, d]));
+  const made: Made = { fds: new Map(), temps: [] };
+  ctx.onDone(() => { for (const fd of [...made.fds.values(), ...made.temps]) { try { fs.closeSync(fd); } catch { /* closed */ } } });
+  const what = (d: UnixFile) => `open file ${d.id} (${flagName(d)})`;
+  const tempPeers = new Map<number, number>(); // socket -> a peer made to be closed (its peer was gone)
+  const unlinkAfter: string[] = [];
+
+  // 1. Sockets and socketpairs; named connections wait for step 2, listeners are made by the process that listened.
+  const named: Array<{ client: UnixFile | null; server: UnixFile | null; name: Buffer }> = [];
+  const pairs = new Set<number>(); // datagram sockets made as a pair (connected from birth)
+  const listeners = new Map<number, { rt: RemoteTask; r: number }>();
+  const pairIn = (d: UnixFile, pc: Creds | undefined) => (pc
+    ? asProcess(ctx, pc, what(d), (rt) => remote.socketpairUnix(rt, TYPE_NR[d.type]).map((x) => takeRemote(rt, x)) as [number, number])
+    : socketpair(TYPE_NR[d.type]));
+  for (const d of all) {
+    if (made.fds.has(d.ino)) continue;
+    const peer = d.peer !== undefined && d.peer !== d.ino ? byIno.get(d.peer) : undefined;
+    const mutual = !!peer && peer.peer === d.ino && peer.state === 'connected';
+    if (d.state === 'connected' && d.type !== 'dgram' && (mutual || d.peerGone)) {
+      // A connection: a pair if no end was accepted; else through a listener at the accepting end's name.
+      const server = d.accepted ? d : peer?.accepted ? peer : null;
+      if (server || (d.peerGone && d.peerName)) {
+        // (a closed peer with a name was an accepted end: it had its listener's name)
+        const client = server === d ? peer ?? null : d;
+        named.push({ client, server, name: nameOf(server ? server.name : d.peerName) });
+        for (const x of [client, server]) if (x) made.fds.set(x.ino, -1);
+        continue;
+      }
+      const pair = pairIn(d, d.peercred ?? peer?.peercred);
+      made.fds.set(d.ino, pair[0]);
+      if (peer) made.fds.set(peer.ino, pair[1]); else tempPeers.set(d.ino, pair[1]);
+      continue;
+    }
+    if (d.state === 'connected' && d.type === 'dgram' && mutual && (d.peercred || peer!.peercred)) {
+      const pair = pairIn(d, d.peercred ?? peer!.peercred);
+      made.fds.set(d.ino, pair[0]);
+      made.fds.set(peer!.ino, pair[1]);
+      pairs.add(d.ino); pairs.add(peer!.ino);
+      continue;
+    }
+    if (d.connector) continue; // (a client waiting in a listener's queue: made by its connector in step 4)
+    if (d.state === 'listening') {
+      if (!d.peercred) throw badImage(`image file files.json: ${what(d)}: a listener without peer credentials`);
+      const rt = ctx.task(d.peercred.pid);
+      if (!rt) throw badImage(`image file files.json: ${what(d)}: pid ${d.peercred.pid} (which listened) is not a process of the image`);
+      const r = remote.socketUnix(rt, TYPE_NR[d.type]);
+      listeners.set(d.ino, { rt, r });
+      made.fds.set(d.ino, pidfdGetfd(rt.pid, r));
+      continue;
+    }
+    made.fds.set(d.ino, socket(SOCK.AF_UNIX, TYPE_NR[d.type]));
+  }
+
+  // 2. Named connections: a listener for the moment at the name, the client connects (in the process that did), the server end is accepted.
+  for (const c of named) {
+    const lcred = c.client?.peercred ?? c.server?.peercred ?? null;
+    const ccred = c.server?.peercred ?? c.client?.peercred ?? null;
+    const label = c.server ? what(c.server) : what(c.client!);
+    freePath(c.name, c.server, label);
+    if (!lcred) throw badImage(`image file files.json: ${label}: a connection without peer credentials`);
+    const listener = asProcess(ctx, lcred, label, (rt) => {
+      const r = remote.socketUnix(rt, TYPE_NR[(c.server ?? c.client)!.type]);
+      try {
+        const l = pidfdGetfd(rt.pid, r);
+        try { bindOrFail(l, c.name, label); remote.listen(rt, r, 1); } catch (e) { fs.closeSync(l); throw e; }
+        return l;
+      } finally { remote.closeQuietly(rt, r); }
+    });
+    try {
+      const client = ccred
+        ? asProcess(ctx, ccred, label, (rt) => {
+          const r = remote.socketUnix(rt, TYPE_NR[(c.server ?? c.client)!.type]);
+          const e = remote.tryConnectUnix(rt, r, c.name);
+          if (e < 0) { remote.closeQuietly(rt, r); throw conflict(`${label}: connect to ${showName(c.name)} failed: ${errnoName(-e)}`); }
+          return takeRemote(rt, r);
+        })
+        : socket(SOCK.AF_UNIX, TYPE_NR[(c.server ?? c.client)!.type]);
+      const server = accept(listener);
+      if (c.client) made.fds.set(c.client.ino, client); else tempPeers.set(c.server!.ino, client);
+      if (c.server) made.fds.set(c.server.ino, server); else tempPeers.set(c.client!.ino, server);
+    } finally {
+      fs.closeSync(listener);
+      if (isPath(c.name)) { try { fs.unlinkSync(pathOf(c.name)); } catch { /* gone */ } }
+    }
+  }
+
+  // 3. Names.
+  for (const d of all) {
+    if (!d.name || d.accepted) continue;
+    const fd = made.fds.get(d.ino);
+    if (fd === undefined || fd < 0) continue;
+    const n = nameOf(d.name);
+    freePath(n, d, what(d));
+    bindOrFail(fd, n, what(d));
+    if (isPath(n)) {
+      if (d.deleted) unlinkAfter.push(pathOf(n));
+      else if (d.file) { fs.chmodSync(pathOf(n), d.file.mode); fs.chownSync(pathOf(n), d.file.uid, d.file.gid); }
+    }
+  }
+
+  // 4. Listeners listen (in the process that did), and the clients waiting in their queue connect again, in order.
+  for (const d of all) {
+    if (d.state !== 'listening') continue;
+    const l = listeners.get(d.ino)!;
+    try { asProcess(ctx, d.peercred!, what(d), (rt) => remote.listen(rt, l.r, d.backlog ?? 128)); } finally { remote.closeQuietly(l.rt, l.r); }
+    for (const c of d.pending ?? []) {
+      const cd = byIno.get(c);
+      if (!cd || !cd.connector) throw badImage(`image file files.json: ${what(d)}: its waiting client ${c} is not a socket of the image`);
+      const cfd = asProcess(ctx, cd.connector, what(cd), (rt) => {
+        const r = remote.socketUnix(rt, TYPE_NR[cd.type]);
+        const e = remote.tryConnectUnix(rt, r, nameOf(d.name));
+        if (e < 0) { remote.closeQuietly(rt, r); throw conflict(`${what(cd)}: connect to ${showName(nameOf(d.name))} failed: ${errnoName(-e)}`); }
+        return takeRemote(rt, r);
+      });
+      made.fds.set(cd.ino, cfd);
+      if (cd.name) bindOrFail(cfd, nameOf(cd.name), what(cd));
+    }
+  }
+  for (const d of all) if (made.fds.get(d.ino) === undefined || made.fds.get(d.ino)! < 0) throw badImage(`image file files.json: ${what(d)}: its connection is not complete in the image`);
+
+  // 5. Queues, each message from a socket with its sender's name, its credentials and files.
+  const big = 64 << 20;
+  const byName = new Map<string, number>();
+  for (const d of all) if (d.name && !d.accepted) byName.set(d.name, made.fds.get(d.ino)!);
+  for (const d of all) {
+    if (!d.queue?.length) continue;
+    const data = d.data ? ctx.readData(d.data) : Buffer.alloc(0);
+    const peerFd = d.peer !== undefined ? made.fds.get(d.peer) : tempPeers.get(d.ino);
+    let at = 0;
+    for (const m of d.queue) {
+      if (at + m.len > data.length) throw badImage(`image file ${d.data ?? 'files.json'}: open file ${d.id}: its queue has more bytes than its data file`);
+      const bytes = data.subarray(at, at + m.len);
+      at += m.len;
+      const fds = (m.fds ?? []).map((id) => {
+        const u = all.find((x) => x.id === id);
+        return u ? made.fds.get(u.ino)! : ctx.open(id);
+      });
+      let from: number;
+      let to: Buffer | null = null;
+      if (d.type !== 'dgram' || pairs.has(d.ino)) {
+        // (a connection, or a datagram pair: everything queued came from the peer)
+        if (peerFd === undefined) throw badImage(`image file files.json: ${what(d)}: data queued but no peer`);
+        from = peerFd;
+      } else {
+        const f = m.from ?? '';
+        if (f && byName.has(f)) from = byName.get(f)!;
+        else {
+          from = socket(SOCK.AF_UNIX, SOCK.DGRAM);
+          made.temps.push(from);
+          if (f) {
+            const n = nameOf(f);
+            const label = `${what(d)}: the sender ${showName(n)} of a queued message`;
+            freePath(n, null, label);
+            bindOrFail(from, n, label);
+            if (isPath(n)) unlinkAfter.push(pathOf(n));
+            byName.set(f, from);
+          }
+        }
+        if (!d.name) throw badImage(`image file files.json: ${what(d)}: an unnamed socket with a message from a socket other than its peer`);
+        to = nameOf(d.name);
+      }
+      setsockoptInt(from, SOCK.SOL_SOCKET, SO.SNDBUFFORCE, big, 'SO_SNDBUFFORCE');
+      let sent = 0;
+      do {
+        const first = sent === 0;
+        const r = sendUnix(from, bytes.subarray(sent), { to, creds: m.creds ?? null, fds: first ? fds : [] });
+        if (r < 0 || (r < bytes.length - sent && d.type !== 'stream')) {
+          throw conflict(`${what(d)}: its queue did not take its data back (${r < 0 ? errnoName(-r) : `${r} of ${bytes.length} bytes`})`);
+        }
+        sent += r;
+      } while (sent < bytes.length);
+    }
+  }
+
+  // 6. Datagram sockets connect to their peers (by name; outside the tree with --ext-unix-sk).
+  for (const d of all) {
+    if (d.type !== 'dgram' || d.state !== 'connected') continue;
+    const fd = made.fds.get(d.ino)!;
+    const peer = d.peer !== undefined ? byIno.get(d.peer) : undefined;
+    if (pairs.has(d.ino)) continue;
+    const n = peer ? nameOf(peer.name) : nameOf(d.peerName);
+    if (d.external && !ctx.extUnixSk) throw new UsageError(`${what(d)} was connected to ${showName(n)} outside the tree: restore with --ext-unix-sk to connect it again`);
+    if (!n.length) throw badImage(`image file files.json: ${what(d)}: connected to a socket without a name`);
+    const r = connectUnix(fd, n);
+    if (r < 0) throw conflict(`${what(d)}: connect to ${showName(n)} failed: ${errnoName(-r)}${d.external ? ' (the socket outside the tree is not there)' : ''}`);
+  }
+
+  // 7. Deleted names go; peers that were closed are closed (a pending error comes back with data left unread).
+  for (const p of unlinkAfter) { try { fs.unlinkSync(p); } catch { /* gone */ } }
+  for (const [ino, t] of tempPeers) {
+    const d = byIno.get(ino)!;
+    if (d.error === 104) sendUnix(made.fds.get(ino)!, Buffer.from([0]));
+    fs.closeSync(t);
+  }
+
+  // 8. Shutdowns and options.
+  for (const d of all) {
+    const fd = made.fds.get(d.ino)!;
+    if (d.shutdown && !d.peerGone) shutdown(fd, d.shutdown === 3 ? SOCK.SHUT_RDWR : d.shutdown === 1 ? SOCK.SHUT_RD : SOCK.SHUT_WR);
+    setOpts(fd, d.opts);
+    setFl(fd, d.flags);
+  }
+  for (const t of made.temps.splice(0)) fs.closeSync(t);
+  return made;
+}
+
+function setOpts(fd: number, o: UnixFile['opts']): void {
+  const set = (opt: number, v: number, n: string) => setsockoptInt(fd, SOCK.SOL_SOCKET, opt, v, n);
+  // (the kernel doubles what it is given; FORCE: above the host's maximum too)
+  set(SO.SNDBUFFORCE, Math.floor(o.sndbuf / 2), 'SO_SNDBUFFORCE');
+  set(SO.RCVBUFFORCE, Math.floor(o.rcvbuf / 2), 'SO_RCVBUFFORCE');
+  set(SO.PASSCRED, o.passcred ? 1 : 0, 'SO_PASSCRED');
+  if (o.passsec) set(SO.PASSSEC, 1, 'SO_PASSSEC');
+  if (o.passpidfd) set(SO.PASSPIDFD, 1, 'SO_PASSPIDFD');
+  if (o.peekOff !== -1) set(SO.PEEK_OFF, o.peekOff, 'SO_PEEK_OFF');
+  if (o.rcvlowat !== 1) set(SO.RCVLOWAT, o.rcvlowat, 'SO_RCVLOWAT');
+  if (o.priority) set(SO.PRIORITY, o.priority, 'SO_PRIORITY');
+  if (o.mark) set(SO.MARK, o.mark, 'SO_MARK');
+  if (o.timestamp) set(SO_TIMESTAMP_OLD, 1, 'SO_TIMESTAMP');
+  if (o.timestampns) set(SO_TIMESTAMPNS_OLD, 1, 'SO_TIMESTAMPNS');
+  if (o.rcvtimeo[0] || o.rcvtimeo[1]) setsockoptTimeval(fd, SO.RCVTIMEO_OLD, o.rcvtimeo, 'SO_RCVTIMEO');
+  if (o.sndtimeo[0] || o.sndtimeo[1]) setsockoptTimeval(fd, SO.SNDTIMEO_OLD, o.sndtimeo, 'SO_SNDTIMEO');
+}
+
+export const unixKind = defineKind<UnixFile>({
+  kind: 'unix',
+  schema: UnixFile,
+  takes: (f) => f.object.type === 'socket',
+  dump: dumpUnix,
+  finish: finishUnix,
+  refs: (d) => (d.queue ?? []).flatMap((m) => m.fds ?? []),
+  describe: (d) => {
+    const parts = [`unix ${d.type} socket ${d.ino}`, d.state];
+    if (d.name) parts.push(`name ${showName(nameOf(d.name))}${d.deleted ? ' (deleted)' : ''}${d.accepted ? ' (accepted)' : ''}`);
+    if (d.peer !== undefined) parts.push(`peer ${d.peer}`);
+    if (d.external) parts.push(`peer outside the tree at ${showName(nameOf(d.peerName))}`);
+    if (d.peerGone) parts.push('peer closed');
+    if (d.pending?.length) parts.push(`${d.pending.length} waiting to be accepted`);
+    if (d.queue?.length) parts.push(`${d.queue.length} queued message${d.queue.length === 1 ? '' : 's'}`);
+    if (d.shutdown) parts.push(`shut down ${['', 'for reading', 'for writing', 'both ways'][d.shutdown]}`);
+    return parts.join(', ');
+  },
+  check(d, ctx) {
+    if (d.data && !ctx.hasFile(d.data)) throw badImage(`image file files.json: open file ${d.id}: its data file ${d.data} is not in the manifest`);
+    if (d.external && !ctx.extUnixSk) throw new UsageError(`open file ${d.id} (a unix ${d.type} socket) was connected to ${showName(nameOf(d.peerName))} outside the tree: restore with --ext-unix-sk to connect it again`);
+    const total = (d.queue ?? []).reduce((s, m) => s + m.len, 0);
+    if (total && !d.data) throw badImage(`image file files.json: open file ${d.id}: ${total} bytes queued but no data file`);
+  },
+  phase: 'objects',
+  create(d, _holder, ctx) {
+    let made = ctx.state.get('unix') as Made | undefined;
+    if (!made) {
+      made = buildAll(ctx);
+      ctx.state.set('unix', made);
+    }
+    const fd = made.fds.get(d.ino);
+    if (fd === undefined || fd < 0) throw badImage(`image file files.json: open file ${d.id}: socket ${d.ino} was not made`);
+    return { local: fd, closeAfter: false };
+  },
+});
+
