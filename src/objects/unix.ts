@@ -292,8 +292,11 @@ function readQueue(f: FdFacts, fd: number, d: UnixDiag, out: Omit<UnixFile, 'id'
         if (-m === 104 /* ECONNRESET */ || -m === 32 /* EPIPE */) { out.error = -m; continue; }
         throw refused(`${where}: reading its queue failed: ${errnoName(-m)}`);
       }
+      // (a read of nothing without the credentials every message comes with now: the end of a shut-down seqpacket queue)
+      if (!stream && m.len === 0 && !m.creds) break;
       if (!stream && m.len > size) { for (const x of m.fds) fs.closeSync(x); size = m.len; continue; } // (did not fit: again, bigger)
       if (m.flags & SOCK.MSG_CTRUNC) throw refused(`${where}: a queued message carries more control data than ckpt can read`);
+      if (messages.length >= 1 << 20) throw refused(`${where}: more than ${1 << 20} messages queued`);
       messages.push(message(m, out.type, f, ctx, where));
       chunks.push(m.data);
       off += m.data.length;
