@@ -124,7 +124,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     const shmem: ShmemCtxDump = { seen: new Set(), objects: [] };
     const img = image;
     const files = fileTable = new FileTableBuilder({
-      shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, treeIds: new Set([...pids, ...tree.flatMap((p) => p.tids)]), state: new Map(),
+      shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, leaveRunning: !!opts.leaveRunning, treeIds: new Set([...pids, ...tree.flatMap((p) => p.tids)]), state: new Map(),
       writeData: (name, data) => { const f = `file-${name}.img`; img.writeRaw(f, data); return f; },
     });
     for (const proc of live) {

@@ -9,7 +9,7 @@ import { Subject, roundTrip, leaveRunning, cleanupAll } from './harness.js';
 
 after(cleanupAll);
 
-const PAIR = ['stream', 'dgram', 'seqpacket', 'empty', 'opts', 'full', 'dgramfull', 'shutwr', 'shutrd', 'shutboth', 'peerclosed', 'seqclosed', 'fork', 'creds', 'childpair'];
+const PAIR = ['stream', 'dgram', 'seqpacket', 'empty', 'opts', 'full', 'dgramfull', 'shutwr', 'shutrd', 'shutboth', 'peerclosed', 'peerreset', 'seqreset', 'seqclosed', 'fork', 'creds', 'childpair'];
 const only = process.env.UNIX_ONLY?.split(',');
 
 for (const mode of PAIR) {
@@ -18,9 +18,23 @@ for (const mode of PAIR) {
     assert.equal(await roundTrip(Subject.start('unix_pair', [mode])), 'PASS');
   });
 }
-for (const mode of ['stream', 'dgram', 'seqpacket', 'opts', 'full', 'dgramfull', 'creds', 'fork']) {
+for (const mode of ['stream', 'dgram', 'seqpacket', 'opts', 'full', 'dgramfull', 'creds', 'fork', 'peerreset']) {
   if (only && !only.includes(`pair-lr:${mode}`)) continue;
   test(`unix socketpairs: leave running: ${mode} (nothing consumed)`, async () => {
     assert.equal(await leaveRunning(Subject.start('unix_pair', [mode])), 'PASS');
+  });
+}
+
+const LISTEN = ['listen', 'backlog', 'seqbacklog', 'accepted', 'abstract', 'clientbound', 'child', 'deleted', 'srvclosed', 'srvreset'];
+for (const mode of LISTEN) {
+  if (only && !only.includes(`listen:${mode}`)) continue;
+  test(`unix listeners and connections: round trip: ${mode}`, async () => {
+    assert.equal(await roundTrip(Subject.start('unix_listen', [mode])), 'PASS');
+  });
+}
+for (const mode of ['backlog', 'accepted', 'srvreset', 'deleted']) {
+  if (only && !only.includes(`listen-lr:${mode}`)) continue;
+  test(`unix listeners and connections: leave running: ${mode}`, async () => {
+    assert.equal(await leaveRunning(Subject.start('unix_listen', [mode])), 'PASS');
   });
 }

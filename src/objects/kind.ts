@@ -28,6 +28,8 @@ export interface DumpFileCtx {
   shellJob: boolean;
   /** --ext-unix-sk: unix sockets connected to sockets outside the tree may be dumped (see unix.ts). */
   extUnixSk?: boolean;
+  /** --leave-running: the tree goes on after the dump (a kind must not take anything from it). */
+  leaveRunning?: boolean;
   /** PIDs and TIDs of the tree (a file under /proc/PID of one is reopened once it exists again). */
   treeIds: Set<number>;
   /** Store data of an object in the image, as file `file-NAME.img`; returns that file's name. */

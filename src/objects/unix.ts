@@ -137,6 +137,8 @@ interface DumpState {
   outside: Map<number, Array<[number, number]>>;
   /** Socket inode -> where the tree holds it (the first pid and fd met). */
   where: Map<number, string>;
+  /** Stream sockets whose peer was closed: a pending error is looked for at the end (it can only be taken, not read). */
+  probe: Array<{ ino: number; pid: number; fd: number; total: number }>;
 }
 
 function dumpState(ctx: DumpFileCtx): DumpState {
@@ -155,7 +157,7 @@ function dumpState(ctx: DumpFileCtx): DumpState {
       if (m) outside.set(Number(m[1]), [...(outside.get(Number(m[1])) ?? []), [Number(p), Number(fd)]]);
     }
   }
-  st = { diag: unixDiagAll(), outside, where: new Map() };
+  st = { diag: unixDiagAll(), outside, where: new Map(), probe: [] };
   ctx.state.set('unix', st);
   return st;
 }
@@ -208,26 +210,27 @@ function dumpUnix(f: FdFacts, ctx: DumpFileCtx): Omit<UnixFile, 'id'> {
     }
     if (state === 'listening') {
       out.backlog = d.rqlen?.wqueue ?? 128;
+      // (the kernel names the clients of the connections waiting: the connections themselves have no inode yet)
       out.pending = [];
-      for (const e of d.icons) {
-        const emb = st.diag.get(e);
-        if (!emb) throw refused(`${where}: a connection waiting to be accepted (socket ${e}) is not shown by the kernel`);
-        if ((emb.rqlen?.rqueue ?? 0) > 0) {
-          throw refused(`${where}: a connection waiting to be accepted already holds ${emb.rqlen!.rqueue} bytes its client sent; ckpt cannot read them without accepting it (not supported yet)`);
+      for (const c of d.icons) {
+        if (!c) throw refused(`${where}: a connection waiting to be accepted whose client was closed; not supported yet`);
+        const client = st.diag.get(c);
+        // What a client sent into a connection not yet accepted is charged to it (its send queue) and cannot be read without accepting.
+        if ((client?.rqlen?.wqueue ?? 0) > 0) {
+          throw refused(`${where}: a connection waiting to be accepted (client socket ${c}) already holds data its client sent; ckpt cannot read it without accepting the connection (not supported yet)`);
         }
-        if (!emb.peer) throw refused(`${where}: a connection waiting to be accepted whose client was closed; not supported yet`);
-        out.pending.push(emb.peer);
+        out.pending.push(c);
       }
     }
     if (state === 'connected') {
       const pn = getpeernameUnix(fd);
       if (pn && pn.length) out.peerName = pn.toString('base64');
-      if (d.peer) out.peer = d.peer;
+      const listeners = [...st.diag.values()].filter((l) => l.state === SK_STATE.LISTEN);
+      // A client waiting in a listener's queue (its peer, the connection not yet accepted, has no inode): who connected is recorded.
+      if (type !== 'dgram' && listeners.some((l) => l.icons.includes(ino))) out.connector = { pid: f.pid, ...effectiveIds(f.pid) };
+      else if (d.peer) out.peer = d.peer;
       else if (type !== 'dgram') out.peerGone = true;
       else throw refused(`${where}: a datagram socket connected to a socket that was closed; not supported yet`);
-      const listeners = [...st.diag.values()].filter((l) => l.state === SK_STATE.LISTEN);
-      // A client waiting in a listener's queue (its peer is the connection not yet accepted): who connected is recorded.
-      if (d.peer && type !== 'dgram' && listeners.some((l) => l.icons.includes(d.peer))) out.connector = { pid: f.pid, ...effectiveIds(f.pid) };
       // Which end of a named connection was accepted: the one that has a listener's name, or the only named end.
       if (type !== 'dgram' && d.name.length && !out.connector) {
         const peer = d.peer ? st.diag.get(d.peer) : undefined;
@@ -236,6 +239,7 @@ function dumpUnix(f: FdFacts, ctx: DumpFileCtx): Omit<UnixFile, 'id'> {
       }
     }
     if (state !== 'listening') readQueue(f, fd, d, out, ctx, where);
+    if (out.peerGone && type === 'stream') st.probe.push({ ino, pid: f.pid, fd: f.fd, total: d.rqlen?.rqueue ?? 0 });
     return out;
   } finally {
     if (!own) fs.closeSync(fd);
@@ -272,6 +276,10 @@ function readQueue(f: FdFacts, fd: number, d: UnixDiag, out: Omit<UnixFile, 'id'
   if (stream && tryGetsockoptInt(fd, SOCK.SOL_SOCKET, SO_OOBINLINE) === 0) {
     const oob = recvUnix(fd, 1, SOCK.MSG_PEEK | SOCK.MSG_OOB);
     if (oob && typeof oob === 'object') throw refused(`${where}: an out-of-band byte (MSG_OOB) is queued; not supported yet`);
+  }
+  if (!stream && out.peerGone && ctx.leaveRunning) {
+    // (the kernel hands a pending error out before any message, and forgets it: reading would take it from the program)
+    throw refused(`${where}: a ${out.type} socket whose peer was closed: its queue cannot be read without taking the error the kernel may hold for it; dump it without --leave-running`);
   }
   const o = out.opts;
   const messages: Message[] = [];
@@ -355,12 +363,11 @@ function finishUnix(descs: UnixFile[], ctx: DumpFileCtx): void {
     for (const c of d.pending ?? []) {
       if (!inImage.has(c)) throw refused(`${where}: a client waiting in its queue (socket ${c}) is held by ${outsideWho(c)}`);
     }
+    if (d.connector) {
+      const waiting = [...st.diag.values()].find((l) => l.state === SK_STATE.LISTEN && l.icons.includes(d.ino));
+      if (waiting && !inImage.has(waiting.ino)) throw refused(`${where}: it waits to be accepted by a listener (socket ${waiting.ino}, ${showName(waiting.name)}) held by ${outsideWho(waiting.ino)}`);
+    }
     if (d.peer !== undefined && !inImage.has(d.peer)) {
-      const waiting = [...st.diag.values()].find((l) => l.state === SK_STATE.LISTEN && l.icons.includes(d.peer!));
-      if (waiting) {
-        if (!inImage.has(waiting.ino)) throw refused(`${where}: it waits to be accepted by a listener (socket ${waiting.ino}, ${showName(waiting.name)}) held by ${outsideWho(waiting.ino)}`);
-        continue;
-      }
       const pn = nameOf(d.peerName);
       if (ctx.extUnixSk && d.type === 'dgram' && pn.length) { d.external = true; delete d.peer; continue; }
       const hint = d.type === 'dgram' ? (pn.length ? ' (--ext-unix-sk lets it be connected to that name again on restore)' : '') : ' (a connection cannot be remade with one end only)';
@@ -390,7 +397,23 @@ function finishUnix(descs: UnixFile[], ctx: DumpFileCtx): void {
     for (const c of [d.peercred, d.connector]) {
       if (c && !ctx.treeIds.has(c.pid)) throw refused(`${where}: its peer credentials (SO_PEERCRED) name pid ${c.pid}, which is not in the tree; they could not be given back`);
     }
+  }  // A stream socket whose peer closed with data unread reports ECONNRESET once, after its data: the
+  // kernel has no way to read that but to take it, so it is looked for last, and only when the tree
+  // is ended after the dump (a dump with --leave-running leaves it in place, and the image without it).
+  if (!ctx.leaveRunning) {
+    for (const p of st.probe) {
+      const d = inImage.get(p.ino);
+      if (!d) continue;
+      const fd = p.pid === process.pid ? p.fd : pidfdGetfd(p.pid, p.fd);
+      try {
+        setsockoptInt(fd, SOCK.SOL_SOCKET, SO.PEEK_OFF, p.total, 'SO_PEEK_OFF');
+        const r = recvUnix(fd, 1, SOCK.MSG_PEEK);
+        if (typeof r === 'number' && r < 0) d.error = -r;
+        setsockoptInt(fd, SOCK.SOL_SOCKET, SO.PEEK_OFF, d.opts.peekOff, 'SO_PEEK_OFF');
+      } finally { if (p.pid !== process.pid) fs.closeSync(fd); }
+    }
   }
+
 }
 
 // ---------------------------------------------------------------- restore
@@ -493,7 +516,7 @@ function buildAll(ctx: RestoreFileCtx): Made {
     const lcred = c.client?.peercred ?? c.server?.peercred ?? null;
     const ccred = c.server?.peercred ?? c.client?.peercred ?? null;
     const label = c.server ? what(c.server) : what(c.client!);
-    freePath(c.name, c.server, label);
+    freePath(c.name, c.server?.file ? c.server : all.find((x) => x.name === c.name.toString('base64') && x.file) ?? null, label);
     if (!lcred) throw badImage(`image file files.json: ${label}: a connection without peer credentials`);
     const listener = asProcess(ctx, lcred, label, (rt) => {
       const r = remote.socketUnix(rt, TYPE_NR[(c.server ?? c.client)!.type]);
@@ -522,10 +545,7 @@ function buildAll(ctx: RestoreFileCtx): Made {
   }
 
   // 3. Names.
-  for (const d of all) {
-    if (!d.name || d.accepted) continue;
-    const fd = made.fds.get(d.ino);
-    if (fd === undefined || fd < 0) continue;
+  const bindName = (d: UnixFile, fd: number) => {
     const n = nameOf(d.name);
     freePath(n, d, what(d));
     bindOrFail(fd, n, what(d));
@@ -533,6 +553,12 @@ function buildAll(ctx: RestoreFileCtx): Made {
       if (d.deleted) unlinkAfter.push(pathOf(n));
       else if (d.file) { fs.chmodSync(pathOf(n), d.file.mode); fs.chownSync(pathOf(n), d.file.uid, d.file.gid); }
     }
+  };
+  for (const d of all) {
+    if (!d.name || d.accepted) continue;
+    const fd = made.fds.get(d.ino);
+    if (fd === undefined || fd < 0) continue;
+    bindName(d, fd);
   }
 
   // 4. Listeners listen (in the process that did), and the clients waiting in their queue connect again, in order.
@@ -550,7 +576,7 @@ function buildAll(ctx: RestoreFileCtx): Made {
         return takeRemote(rt, r);
       });
       made.fds.set(cd.ino, cfd);
-      if (cd.name) bindOrFail(cfd, nameOf(cd.name), what(cd));
+      if (cd.name) bindName(cd, cfd);
     }
   }
   for (const d of all) if (made.fds.get(d.ino) === undefined || made.fds.get(d.ino)! < 0) throw badImage(`image file files.json: ${what(d)}: its connection is not complete in the image`);

@@ -21,6 +21,9 @@
  *   shutboth   a shut down both ways, with 50 bytes queued for b
  *   peerclosed 200 bytes sent a->b, then a closed: b reads them, then end of
  *              file; writes fail with EPIPE
+ *   peerreset  as peerclosed, but a is closed with 10 bytes from b unread: b
+ *              reads the 200 bytes, then ECONNRESET, then end of file
+ *   seqreset   the same with seqpacket messages: ECONNRESET comes first
  *   seqclosed  seqpacket: 3 messages sent a->b, then a closed: b reads them,
  *              then end of file
  *   fork       a in this process, b in a child; data queued both ways; after
@@ -38,7 +41,7 @@
 static int type_of(const char *m)
 {
 	if (!strcmp(m, "dgram") || !strcmp(m, "dgramfull") || !strcmp(m, "creds")) return SOCK_DGRAM;
-	if (!strcmp(m, "seqpacket") || !strcmp(m, "seqclosed")) return SOCK_SEQPACKET;
+	if (!strcmp(m, "seqpacket") || !strcmp(m, "seqclosed") || !strcmp(m, "seqreset")) return SOCK_SEQPACKET;
 	return SOCK_STREAM;
 }
 
@@ -114,6 +117,14 @@ int main(int argc, char **argv)
 		us_fill(a, 200, 0, 7, 64);
 		close(a);
 	} else if (!strcmp(mode, "seqclosed")) {
+		for (int i = 0; i < 3; i++) us_send_msg(a, i, 100 + i, NULL, 0);
+		close(a);
+	} else if (!strcmp(mode, "peerreset")) {
+		us_fill(b, 10, 0, 7, 10);
+		us_fill(a, 200, 0, 7, 64);
+		close(a);
+	} else if (!strcmp(mode, "seqreset")) {
+		us_send_msg(b, 9, 10, NULL, 0);
 		for (int i = 0; i < 3; i++) us_send_msg(a, i, 100 + i, NULL, 0);
 		close(a);
 	} else if (!strcmp(mode, "fork")) {
@@ -259,6 +270,16 @@ int main(int argc, char **argv)
 		char c;
 		CHECK(recv(b, &c, 1, 0) == 0, "b: no end of file after the data");
 		CHECK(send(b, "z", 1, MSG_NOSIGNAL) < 0 && errno == EPIPE, "b could still send (%s)", strerror(errno));
+	} else if (!strcmp(mode, "peerreset")) {
+		us_expect(b, 200, 0, 7, "b");
+		char c;
+		CHECK(recv(b, &c, 1, 0) < 0 && errno == ECONNRESET, "b: no ECONNRESET after the data (%s)", strerror(errno));
+		CHECK(recv(b, &c, 1, 0) == 0, "b: no end of file after the error");
+	} else if (!strcmp(mode, "seqreset")) {
+		char c;
+		CHECK(recv(b, &c, 1, 0) < 0 && errno == ECONNRESET, "b: no ECONNRESET first (%s)", strerror(errno));
+		for (int i = 0; i < 3; i++) us_recv_msg(b, i, 100 + i, NULL, NULL, "b");
+		CHECK(recv(b, &c, 1, 0) == 0, "b: no end of file after the messages");
 	} else if (!strcmp(mode, "seqclosed")) {
 		for (int i = 0; i < 3; i++) us_recv_msg(b, i, 100 + i, NULL, NULL, "b");
 		char c;
