@@ -38,3 +38,17 @@ for (const mode of ['backlog', 'accepted', 'srvreset', 'deleted']) {
     assert.equal(await leaveRunning(Subject.start('unix_listen', [mode])), 'PASS');
   });
 }
+
+const DGRAM = ['senders', 'abstract', 'self', 'connected', 'autobind', 'creds', 'deleted', 'gone', 'empty'];
+for (const mode of DGRAM) {
+  if (only && !only.includes(`dgram:${mode}`)) continue;
+  test(`unix datagram sockets: round trip: ${mode}`, async () => {
+    assert.equal(await roundTrip(Subject.start('unix_dgram', [mode])), 'PASS');
+  });
+}
+for (const mode of ['senders', 'self', 'creds', 'deleted']) {
+  if (only && !only.includes(`dgram-lr:${mode}`)) continue;
+  test(`unix datagram sockets: leave running: ${mode}`, async () => {
+    assert.equal(await leaveRunning(Subject.start('unix_dgram', [mode])), 'PASS');
+  });
+}

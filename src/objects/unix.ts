@@ -189,7 +189,9 @@ function dumpUnix(f: FdFacts, ctx: DumpFileCtx): Omit<UnixFile, 'id'> {
     st.where.set(ino, where);
     const type = TYPES[d.type];
     if (!type) throw refused(`${where}: a unix socket of type ${d.type}, which is not supported`);
-    const state = d.state === SK_STATE.LISTEN ? 'listening' : d.state === SK_STATE.ESTABLISHED ? 'connected' : 'unconnected';
+    // (a datagram socket that others connected to is "established" too: it is connected if it has a peer of its own)
+    const peerName = d.state === SK_STATE.ESTABLISHED ? getpeernameUnix(fd) : null;
+    const state = d.state === SK_STATE.LISTEN ? 'listening' : d.state === SK_STATE.ESTABLISHED && (type !== 'dgram' || peerName) ? 'connected' : 'unconnected';
     const out: Omit<UnixFile, 'id'> = {
       kind: 'unix', ino, type, flags: f.flags & ~(O.CLOEXEC | O.ACCMODE), state, shutdown: d.shutdown & 3, opts: readOpts(fd),
     };
@@ -223,8 +225,7 @@ function dumpUnix(f: FdFacts, ctx: DumpFileCtx): Omit<UnixFile, 'id'> {
       }
     }
     if (state === 'connected') {
-      const pn = getpeernameUnix(fd);
-      if (pn && pn.length) out.peerName = pn.toString('base64');
+      if (peerName?.length) out.peerName = peerName.toString('base64');
       const listeners = [...st.diag.values()].filter((l) => l.state === SK_STATE.LISTEN);
       // A client waiting in a listener's queue (its peer, the connection not yet accepted, has no inode): who connected is recorded.
       if (type !== 'dgram' && listeners.some((l) => l.icons.includes(ino))) out.connector = { pid: f.pid, ...effectiveIds(f.pid) };
