@@ -52,3 +52,17 @@ for (const mode of ['senders', 'self', 'creds', 'deleted']) {
     assert.equal(await leaveRunning(Subject.start('unix_dgram', [mode])), 'PASS');
   });
 }
+
+const RIGHTS = ['pipe', 'file', 'socket', 'self', 'same', 'dgram', 'nested', 'creds'];
+for (const mode of RIGHTS) {
+  if (only && !only.includes(`rights:${mode}`)) continue;
+  test(`unix files in flight: round trip: ${mode}`, async () => {
+    assert.equal(await roundTrip(Subject.start('unix_rights', [mode])), 'PASS');
+  });
+}
+for (const mode of ['pipe', 'self', 'nested']) {
+  if (only && !only.includes(`rights-lr:${mode}`)) continue;
+  test(`unix files in flight: leave running: ${mode}`, async () => {
+    assert.equal(await leaveRunning(Subject.start('unix_rights', [mode])), 'PASS');
+  });
+}

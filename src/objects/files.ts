@@ -67,10 +67,10 @@ export class FileTableBuilder {
   private readonly own = new Set<number>();
   private readonly ctx: DumpFileCtx;
 
-  constructor(ctx: Omit<DumpFileCtx, 'describeOwnFd' | 'isOwnCopy'>) {
+  constructor(ctx: Omit<DumpFileCtx, 'describeOwnFds' | 'isOwnCopy'>) {
     this.ctx = {
       ...ctx,
-      describeOwnFd: (fd, what) => this.describeOwn(fd, what),
+      describeOwnFds: (fds, what) => { for (const fd of fds) this.own.add(fd); return fds.map((fd) => this.describeOwn(fd, what)); },
       isOwnCopy: (pid, fd) => pid === process.pid && this.own.has(fd),
     };
   }
@@ -99,11 +99,10 @@ export class FileTableBuilder {
     this.own.clear();
   }
 
-  /** A description in flight, open in ckpt as `fd` (which the table now owns). */
+  /** A description in flight, open in ckpt as `fd` (which the table owns). */
   private describeOwn(fd: number, what: string): number {
     const e = readFd(process.pid, fd);
     if (!e) throw new Error(`internal: ckpt's fd ${fd} (${what}) is not open`);
-    this.own.add(fd);
     return this.describe(process.pid, e, what);
   }
 

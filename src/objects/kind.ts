@@ -38,11 +38,12 @@ export interface DumpFileCtx {
   state: Map<string, unknown>;
   /**
    * Record a description that no fd of the tree holds but something a kind
-   * dumps does (a file in flight in a unix socket's queue): `fd` is ckpt's
-   * own copy of it, which the table keeps open until the dump ends. Returns
-   * its id (the same id as an fd of the tree that holds the same description).
+   * dumps does (files in flight in a unix socket's queue): `fds` are ckpt's
+   * own copies of them, which the table keeps open until the dump ends (all
+   * at once: one may be another's other end). Returns their ids (the same id
+   * as an fd of the tree that holds the same description).
    */
-  describeOwnFd(fd: number, what: string): number;
+  describeOwnFds(fds: number[], what: string): number[];
   /** Is fd `fd` of process `pid` one of ckpt's own copies of a description (not a holder of its own)? */
   isOwnCopy(pid: number, fd: number): boolean;
 }

@@ -306,6 +306,19 @@ function readQueue(f: FdFacts, fd: number, d: UnixDiag, out: Omit<UnixFile, 'id'
       if (!stream && m.len > size) { for (const x of m.fds) fs.closeSync(x); size = m.len; continue; } // (did not fit: again, bigger)
       if (m.flags & SOCK.MSG_CTRUNC) throw refused(`${where}: a queued message carries more control data than ckpt can read`);
       if (messages.length >= 1 << 20) throw refused(`${where}: more than ${1 << 20} messages queued`);
+      if (stream && m.fds.length && m.data.length > 1) {
+        // A stream read ends with the write that carried files, and takes the earlier writes of the same
+        // writer with it; where that write began, the kernel does not tell (a peek of any byte of the run
+        // comes with the files). The files go back on the last byte: exact for files sent with a one-byte
+        // write (the usual way); for a longer write they come with the read that reaches its end.
+        const k = m.data.length - 1;
+        {
+          messages.push(message({ ...m, data: m.data.subarray(0, k), fds: [] }, out.type, f, ctx, where));
+          chunks.push(m.data.subarray(0, k));
+          m.data = m.data.subarray(k);
+          off += k;
+        }
+      }
       messages.push(message(m, out.type, f, ctx, where));
       chunks.push(m.data);
       off += m.data.length;
@@ -333,17 +346,7 @@ function message(m: UnixMessage, type: UnixFile['type'], f: FdFacts, ctx: DumpFi
     }
     msg.creds = { pid: m.creds.pid, uid: m.creds.uid >>> 0, gid: m.creds.gid >>> 0 };
   }
-  if (m.fds.length) {
-    const ids: number[] = [];
-    let i = 0;
-    try {
-      for (; i < m.fds.length; i++) ids.push(ctx.describeOwnFd(m.fds[i], `${where}: a message in its queue`));
-    } catch (e) {
-      for (i++; i < m.fds.length; i++) fs.closeSync(m.fds[i]);
-      throw e;
-    }
-    msg.fds = ids;
-  }
+  if (m.fds.length) msg.fds = ctx.describeOwnFds(m.fds, `${where}: a message in its queue`);
   void f;
   return msg;
 }
