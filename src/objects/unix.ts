@@ -390,7 +390,7 @@ function finishUnix(descs: UnixFile[], ctx: DumpFileCtx): void {
     if (pending) continue; // (a connection waiting in the tree's listener: the client is checked above)
     if (ctx.extUnixSk && to.type === 'dgram') continue;
     const where = st.where.get(to.ino) ?? `socket ${to.ino}`;
-    throw refused(`${where}: socket ${s.ino} of ${outsideWho(s.ino)} is connected to it${to.type === 'dgram' ? ' (--ext-unix-sk lets it go: it will find the socket gone)' : ''}`);
+    throw refused(`${where}: socket ${s.ino}, held by ${outsideWho(s.ino)}, is connected to it${to.type === 'dgram' ? ' (--ext-unix-sk lets it go: it will find the socket gone)' : ''}`);
   }
   for (const [n, list] of named) {
     if (list.length > 1) throw refused(`${st.where.get(list[0].ino)} and ${st.where.get(list[1].ino)}: two sockets bound to the path ${showName(nameOf(n))} (one of them deleted); not supported yet`);

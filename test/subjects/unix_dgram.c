@@ -26,6 +26,11 @@
  *   gone       a message from a sender that was closed since (bound to a path
  *              that was unlinked): it comes with that name
  *   empty      a bound server with nothing queued (reads give EAGAIN)
+ *   extserver PATH  (for --ext-unix-sk) a server bound to PATH: on SIGTERM it
+ *              checks it got messages 1, 2 (before) and 3 (after restore)
+ *              from the client's name
+ *   extclient PATH  a client bound to PATH.client, connected to the server at
+ *              PATH, which sent messages 1 and 2; on SIGTERM it sends 3
  *
  * After SIGTERM each mode checks itself and reports PASS or FAIL.
  */
@@ -52,8 +57,38 @@ int main(int argc, char **argv)
 	int srv = us_socket(SOCK_DGRAM);
 	int s1 = -1, s2 = -1, s3 = -1;
 	struct us_name n1 = { 0 }, n2 = { 0 }, n3 = { 0 }, nsrv;
+	struct sockaddr_un from;
+	socklen_t fl;
 	int one = 1;
 
+	if (!strcmp(mode, "extserver") || !strcmp(mode, "extclient")) {
+		CHECK(argc > 3, "%s needs a PATH", mode);
+		char cp[1200];
+		snprintf(cp, sizeof(cp), "%s.client", argv[3]);
+		struct sockaddr_un ea, eca;
+		socklen_t el = us_addr(&ea, argv[3], 0), ecl = us_addr(&eca, cp, 0);
+		if (!strcmp(mode, "extserver")) {
+			us_bind(srv, &ea, el);
+			subject_ready(argv[1]);
+			us_wait();
+			for (int k = 1; k <= 3; k++) {
+				us_recv_msg(srv, k, 10 * k, &from, &fl, "the server outside");
+				CHECK(fl > 2 && !strcmp(from.sun_path, cp), "message %d from '%s', not the client", k, from.sun_path);
+			}
+			us_empty(srv, "the server outside");
+			subject_pass();
+		}
+		us_bind(srv, &eca, ecl);
+		CHECK(connect(srv, (struct sockaddr *)&ea, el) == 0, "connect to the server outside: %s", strerror(errno));
+		us_send_msg(srv, 1, 10, NULL, 0);
+		us_send_msg(srv, 2, 20, NULL, 0);
+		struct us_name peer = us_sockname(srv, 1);
+		subject_ready(argv[1]);
+		us_wait();
+		us_same_name(peer, us_sockname(srv, 1), "the client's peer");
+		us_send_msg(srv, 3, 30, NULL, 0);
+		subject_pass();
+	}
 	if (!strcmp(mode, "autobind")) {
 		struct sockaddr_un fam = { .sun_family = AF_UNIX };
 		CHECK(bind(srv, (struct sockaddr *)&fam, sizeof(sa_family_t)) == 0, "autobind: %s", strerror(errno));
@@ -119,8 +154,6 @@ int main(int argc, char **argv)
 	us_wait();
 
 	us_same_name(nsrv, us_sockname(srv, 0), "the server");
-	struct sockaddr_un from;
-	socklen_t fl;
 	if (!strcmp(mode, "senders") || !strcmp(mode, "abstract")) {
 		for (int k = 0; k < 6; k++) {
 			us_recv_msg(srv, k, 20 + k * 7, &from, &fl, "server");
