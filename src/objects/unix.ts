@@ -26,7 +26,7 @@
 
 import fs from 'node:fs';
 import * as z from 'zod/mini';
-import { O, SOCK, SO, SK_STATE, AF_NAMES } from '../kernel/consts.js';
+import { O, SOCK, SO, SK_STATE, AF_NAMES, E } from '../kernel/consts.js';
 import {
   pidfdGetfd, tryGetsockoptInt, getsockoptInt, setsockoptInt, getsockoptTimeval, setsockoptTimeval, getPeercred, getpeernameUnix,
   recvUnix, sendUnix, UnixMessage, socket, socketpair, bindUnix, connectUnix, accept, shutdown, setFl,
@@ -115,9 +115,6 @@ export type UnixFile = z.infer<typeof UnixFile>;
 
 const TYPES: Record<number, UnixFile['type']> = { [SOCK.STREAM]: 'stream', [SOCK.DGRAM]: 'dgram', [SOCK.SEQPACKET]: 'seqpacket' };
 const TYPE_NR = { stream: SOCK.STREAM, dgram: SOCK.DGRAM, seqpacket: SOCK.SEQPACKET } as const;
-const SO_OOBINLINE = 10;
-const SO_TIMESTAMP_OLD = 29;
-const SO_TIMESTAMPNS_OLD = 35;
 
 /** A name for a user: a path as it is, an abstract name with @ for its 0 byte. */
 export function showName(n: Buffer): string {
@@ -180,7 +177,7 @@ function dumpUnix(f: FdFacts, ctx: DumpFileCtx): Omit<UnixFile, 'id'> {
   try {
     const fam = getsockoptInt(fd, SOCK.SOL_SOCKET, SO.DOMAIN, 'SO_DOMAIN');
     if (fam !== SOCK.AF_UNIX) {
-      const what = fam === 2 || fam === 10 ? 'TCP and UDP are planned next' : 'only unix sockets are supported';
+      const what = ['AF_INET', 'AF_INET6'].includes(familyName(fam)) ? 'TCP and UDP are planned next' : 'only unix sockets are supported';
       throw refused(`${where} is an ${familyName(fam)} socket; sockets of that family are not supported yet (${what})`);
     }
     const ino = f.st.ino;
@@ -264,8 +261,8 @@ function readOpts(fd: number): UnixFile['opts'] {
   if (pidfd !== null) o.passpidfd = pidfd !== 0;
   const mark = tryGetsockoptInt(fd, SOCK.SOL_SOCKET, SO.MARK);
   if (mark) o.mark = mark >>> 0;
-  if (tryGetsockoptInt(fd, SOCK.SOL_SOCKET, SO_TIMESTAMP_OLD)) o.timestamp = true;
-  if (tryGetsockoptInt(fd, SOCK.SOL_SOCKET, SO_TIMESTAMPNS_OLD)) o.timestampns = true;
+  if (tryGetsockoptInt(fd, SOCK.SOL_SOCKET, SO.TIMESTAMP_OLD)) o.timestamp = true;
+  if (tryGetsockoptInt(fd, SOCK.SOL_SOCKET, SO.TIMESTAMPNS_OLD)) o.timestampns = true;
   return o;
 }
 
@@ -274,7 +271,7 @@ function readQueue(f: FdFacts, fd: number, d: UnixDiag, out: Omit<UnixFile, 'id'
   const stream = out.type === 'stream';
   const total = d.rqlen?.rqueue ?? 0;
   if (stream && total === 0) return; // (nothing queued; a read would also take a pending error)
-  if (stream && tryGetsockoptInt(fd, SOCK.SOL_SOCKET, SO_OOBINLINE) === 0) {
+  if (stream && tryGetsockoptInt(fd, SOCK.SOL_SOCKET, SO.OOBINLINE) === 0) {
     const oob = recvUnix(fd, 1, SOCK.MSG_PEEK | SOCK.MSG_OOB);
     if (oob && typeof oob === 'object') throw refused(`${where}: an out-of-band byte (MSG_OOB) is queued; not supported yet`);
   }
@@ -298,7 +295,7 @@ function readQueue(f: FdFacts, fd: number, d: UnixDiag, out: Omit<UnixFile, 'id'
       if (m === null) break;
       if (typeof m === 'number') {
         // A pending error (the peer closed with data unread): the kernel gave it instead of data (and forgot it).
-        if (-m === 104 /* ECONNRESET */ || -m === 32 /* EPIPE */) { out.error = -m; continue; }
+        if (-m === E.ECONNRESET || -m === E.EPIPE) { out.error = -m; continue; }
         throw refused(`${where}: reading its queue failed: ${errnoName(-m)}`);
       }
       // (a read of nothing without the credentials every message comes with now: the end of a shut-down seqpacket queue)
@@ -445,14 +442,19 @@ function takeRemote(rt: RemoteTask, rfd: number): number {
   try { return pidfdGetfd(rt.pid, rfd); } finally { remote.closeQuietly(rt, rfd); }
 }
 
-/** Make a path's name free for a bind: a stale socket file that was this socket's (same inode as at dump) is removed. */
-function freePath(name: Buffer, d: UnixFile | null, what: string): void {
+/**
+ * Make a path's name free for a bind. A socket that had its file at dump
+ * (`d.file`) finds it again: the same file, or a socket file no socket is
+ * bound to (left by the program's last run, a failed restore, or copied to
+ * another host); that stale file is removed. Anything else is a conflict.
+ */
+function freePath(name: Buffer, d: UnixFile | null, what: string, bound: () => Set<number>): void {
   if (!isPath(name)) return;
   const p = pathOf(name);
   let st: fs.Stats;
   try { st = fs.lstatSync(p); } catch { return; }
-  if (st.isSocket() && d?.file && st.ino === d.file.ino) { fs.unlinkSync(p); return; }
-  throw conflict(`${what}: it must be bound to ${p}, but that path exists (${st.isSocket() ? 'a socket file of another socket' : 'not a socket file'})`);
+  if (st.isSocket() && d?.file && (st.ino === d.file.ino || !bound().has(st.ino))) { fs.unlinkSync(p); return; }
+  throw conflict(`${what}: it must be bound to ${p}, but that path exists (${!st.isSocket() ? 'not a socket file' : d?.file ? 'a socket file another socket is bound to' : 'and the socket\'s name had no file at dump'})`);
 }
 
 function bindOrFail(fd: number, name: Buffer, what: string): void {
@@ -467,6 +469,9 @@ function buildAll(ctx: RestoreFileCtx): Made {
   ctx.onDone(() => { for (const fd of [...made.fds.values(), ...made.temps]) { try { fs.closeSync(fd); } catch { /* closed */ } } });
   const what = (d: UnixFile) => `open file ${d.id} (${flagName(d)})`;
   const tempPeers = new Map<number, number>(); // socket -> a peer made to be closed (its peer was gone)
+  let boundInodes: Set<number> | null = null; // (the files live sockets of this host are bound to, looked up once if needed)
+  const bound = () => boundInodes ??= new Set([...unixDiagAll().values()].flatMap((x) => (x.vfs ? [x.vfs.ino] : [])));
+  const freeName = (n: Buffer, d: UnixFile | null, label: string) => freePath(n, d, label, bound);
   const unlinkAfter: string[] = [];
 
   // 1. Sockets and socketpairs; named connections wait for step 2, listeners are made by the process that listened.
@@ -520,7 +525,8 @@ function buildAll(ctx: RestoreFileCtx): Made {
     const lcred = c.client?.peercred ?? c.server?.peercred ?? null;
     const ccred = c.server?.peercred ?? c.client?.peercred ?? null;
     const label = c.server ? what(c.server) : what(c.client!);
-    freePath(c.name, c.server?.file ? c.server : all.find((x) => x.name === c.name.toString('base64') && x.file) ?? null, label);
+    const owner = c.server?.file ? c.server : all.find((x) => x.name === c.name.toString('base64') && x.file) ?? null;
+    freeName(c.name, owner, label);
     if (!lcred) throw badImage(`image file files.json: ${label}: a connection without peer credentials`);
     const listener = asProcess(ctx, lcred, label, (rt) => {
       const r = remote.socketUnix(rt, TYPE_NR[(c.server ?? c.client)!.type]);
@@ -538,7 +544,12 @@ function buildAll(ctx: RestoreFileCtx): Made {
           if (e < 0) { remote.closeQuietly(rt, r); throw conflict(`${label}: connect to ${showName(c.name)} failed: ${errnoName(-e)}`); }
           return takeRemote(rt, r);
         })
-        : socket(SOCK.AF_UNIX, TYPE_NR[(c.server ?? c.client)!.type]);
+        : (() => {
+          const s = socket(SOCK.AF_UNIX, TYPE_NR[(c.server ?? c.client)!.type]);
+          const e = connectUnix(s, c.name);
+          if (e < 0) { fs.closeSync(s); throw conflict(`${label}: connect to ${showName(c.name)} failed: ${errnoName(-e)}`); }
+          return s;
+        })();
       const server = accept(listener);
       if (c.client) made.fds.set(c.client.ino, client); else tempPeers.set(c.server!.ino, client);
       if (c.server) made.fds.set(c.server.ino, server); else tempPeers.set(c.client!.ino, server);
@@ -546,12 +557,19 @@ function buildAll(ctx: RestoreFileCtx): Made {
       fs.closeSync(listener);
       if (isPath(c.name)) { try { fs.unlinkSync(pathOf(c.name)); } catch { /* gone */ } }
     }
+    // The listener's file was still there at dump though no socket of the image is bound to it any more: a stale file again.
+    if (owner?.file && isPath(c.name) && !all.some((x) => x.name === owner.name && !x.accepted)) {
+      const t = socket(SOCK.AF_UNIX, SOCK.DGRAM);
+      try {
+        if (bindUnix(t, c.name) === 0) { fs.chmodSync(pathOf(c.name), owner.file.mode); fs.chownSync(pathOf(c.name), owner.file.uid, owner.file.gid); }
+      } finally { fs.closeSync(t); }
+    }
   }
 
   // 3. Names.
   const bindName = (d: UnixFile, fd: number) => {
     const n = nameOf(d.name);
-    freePath(n, d, what(d));
+    freeName(n, d, what(d));
     bindOrFail(fd, n, what(d));
     if (isPath(n)) {
       if (d.deleted) unlinkAfter.push(pathOf(n));
@@ -617,7 +635,7 @@ function buildAll(ctx: RestoreFileCtx): Made {
           if (f) {
             const n = nameOf(f);
             const label = `${what(d)}: the sender ${showName(n)} of a queued message`;
-            freePath(n, null, label);
+            freeName(n, null, label);
             bindOrFail(from, n, label);
             if (isPath(n)) unlinkAfter.push(pathOf(n));
             byName.set(f, from);
@@ -656,7 +674,7 @@ function buildAll(ctx: RestoreFileCtx): Made {
   for (const p of unlinkAfter) { try { fs.unlinkSync(p); } catch { /* gone */ } }
   for (const [ino, t] of tempPeers) {
     const d = byIno.get(ino)!;
-    if (d.error === 104) sendUnix(made.fds.get(ino)!, Buffer.from([0]));
+    if (d.error === E.ECONNRESET) sendUnix(made.fds.get(ino)!, Buffer.from([0]));
     fs.closeSync(t);
   }
 
@@ -683,8 +701,8 @@ function setOpts(fd: number, o: UnixFile['opts']): void {
   if (o.rcvlowat !== 1) set(SO.RCVLOWAT, o.rcvlowat, 'SO_RCVLOWAT');
   if (o.priority) set(SO.PRIORITY, o.priority, 'SO_PRIORITY');
   if (o.mark) set(SO.MARK, o.mark, 'SO_MARK');
-  if (o.timestamp) set(SO_TIMESTAMP_OLD, 1, 'SO_TIMESTAMP');
-  if (o.timestampns) set(SO_TIMESTAMPNS_OLD, 1, 'SO_TIMESTAMPNS');
+  if (o.timestamp) set(SO.TIMESTAMP_OLD, 1, 'SO_TIMESTAMP');
+  if (o.timestampns) set(SO.TIMESTAMPNS_OLD, 1, 'SO_TIMESTAMPNS');
   if (o.rcvtimeo[0] || o.rcvtimeo[1]) setsockoptTimeval(fd, SO.RCVTIMEO_OLD, o.rcvtimeo, 'SO_RCVTIMEO');
   if (o.sndtimeo[0] || o.sndtimeo[1]) setsockoptTimeval(fd, SO.SNDTIMEO_OLD, o.sndtimeo, 'SO_SNDTIMEO');
 }
