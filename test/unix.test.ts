@@ -12,7 +12,7 @@ import { Subject, SUBJECTS, roundTrip, leaveRunning, cleanupAll, ckpt, ckptOk, r
 
 after(cleanupAll);
 
-const PAIR = ['stream', 'dgram', 'seqpacket', 'empty', 'opts', 'full', 'dgramfull', 'shutwr', 'shutrd', 'shutboth', 'peerclosed', 'peerreset', 'seqreset', 'seqclosed', 'fork', 'creds', 'childpair'];
+const PAIR = ['stream', 'dgram', 'seqpacket', 'empty', 'opts', 'full', 'dgramfull', 'shutwr', 'shutrd', 'shutboth', 'peerclosed', 'peerreset', 'seqreset', 'seqclosed', 'fork', 'creds', 'childpair', 'uidpair'];
 const only = process.env.UNIX_ONLY?.split(',');
 
 for (const mode of PAIR) {

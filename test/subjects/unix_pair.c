@@ -32,11 +32,14 @@
  *              sender's credentials; SO_PEERCRED of both ends is this pid
  *   childpair  the pair made by a child (SO_PEERCRED names the child) which
  *              hands it to this process over another pair and waits
+ *   uidpair    the same, the child making it with effective uid 1000 and gid
+ *              1001 (SO_PEERCRED names them), then going back to root
  *
  * After SIGTERM each mode checks itself and reports PASS or FAIL.
  */
 #include "subject.h"
 #include "unixsk.h"
+#include <grp.h>
 
 static int type_of(const char *m)
 {
@@ -145,13 +148,19 @@ int main(int argc, char **argv)
 		CHECK(setsockopt(b, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) == 0, "SO_PASSCRED: %s", strerror(errno));
 		us_send_msg(a, 1, 30, NULL, 0);
 		us_send_msg(a, 2, 40, NULL, 0);
-	} else if (!strcmp(mode, "childpair")) {
+	} else if (!strcmp(mode, "childpair") || !strcmp(mode, "uidpair")) {
 		close(a); close(b);
 		CHECK(socketpair(AF_UNIX, SOCK_DGRAM, 0, other) == 0, "socketpair: %s", strerror(errno));
 		kid = fork();
 		if (kid == 0) {
 			int p[2];
+			if (!strcmp(mode, "uidpair")) {
+				CHECK(setresgid(-1, 1001, -1) == 0 && setresuid(-1, 1000, -1) == 0, "child: setresuid: %s", strerror(errno));
+			}
 			CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, p) == 0, "child socketpair: %s", strerror(errno));
+			if (!strcmp(mode, "uidpair")) {
+				CHECK(setresuid(-1, 0, -1) == 0 && setresgid(-1, 0, -1) == 0, "child: back to root: %s", strerror(errno));
+			}
 			char c = 'p';
 			struct iovec io = { &c, 1 };
 			char ctl[CMSG_SPACE(2 * sizeof(int))];
@@ -305,6 +314,17 @@ int main(int argc, char **argv)
 		}
 		us_peercred(a, me, "a"); us_peercred(b, me, "b");
 		us_pingpong(a, b, "after");
+	} else if (!strcmp(mode, "uidpair")) {
+		us_expect(b, 77, 0, 12, "b");
+		for (int i = 0; i < 2; i++) {
+			struct ucred c;
+			socklen_t l = sizeof(c);
+			CHECK(getsockopt(sv[i], SOL_SOCKET, SO_PEERCRED, &c, &l) == 0, "SO_PEERCRED: %s", strerror(errno));
+			CHECK(c.pid == kid && c.uid == 1000 && c.gid == 1001, "end %d: SO_PEERCRED is pid %d uid %d gid %d, expected pid %d uid 1000 gid 1001", i, c.pid, c.uid, c.gid, kid);
+		}
+		us_pingpong(a, b, "after");
+		kill(kid, SIGTERM);
+		us_reap(kid, "uidpair");
 	} else if (!strcmp(mode, "childpair")) {
 		us_expect(b, 77, 0, 12, "b");
 		us_peercred(a, kid, "a"); us_peercred(b, kid, "b");
