@@ -106,6 +106,8 @@ export const UnixFile = z.object({
     sndtimeo: z.tuple([count, int(0, 999999)]),
     timestamp: z.optional(z.boolean()),
     timestampns: z.optional(z.boolean()),
+    /** Boolean options a program may set and read back (set ones only): reuseaddr, reuseport, keepalive, dontroute, broadcast, oobinline. */
+    flags: z.optional(z.array(z.enum(['reuseaddr', 'reuseport', 'keepalive', 'dontroute', 'broadcast', 'oobinline']))),
   }),
   /** The receive queue: its messages (stream: chunks, each with its writer's credentials), their bytes in `data`. */
   queue: z.optional(z.array(Message)),
@@ -113,6 +115,7 @@ export const UnixFile = z.object({
 });
 export type UnixFile = z.infer<typeof UnixFile>;
 
+const FLAG_OPTS = { reuseaddr: SO.REUSEADDR, reuseport: SO.REUSEPORT, keepalive: SO.KEEPALIVE, dontroute: SO.DONTROUTE, broadcast: SO.BROADCAST, oobinline: SO.OOBINLINE } as const;
 const TYPES: Record<number, UnixFile['type']> = { [SOCK.STREAM]: 'stream', [SOCK.DGRAM]: 'dgram', [SOCK.SEQPACKET]: 'seqpacket' };
 const TYPE_NR = { stream: SOCK.STREAM, dgram: SOCK.DGRAM, seqpacket: SOCK.SEQPACKET } as const;
 
@@ -180,6 +183,7 @@ function dumpUnix(f: FdFacts, ctx: DumpFileCtx): Omit<UnixFile, 'id'> {
       const what = ['AF_INET', 'AF_INET6'].includes(familyName(fam)) ? 'TCP and UDP are planned next' : 'only unix sockets are supported';
       throw refused(`${where} is an ${familyName(fam)} socket; sockets of that family are not supported yet (${what})`);
     }
+    if (f.flags & O.ASYNC) throw refused(`${where}: the socket signals its owner when ready (O_ASYNC); not supported yet`);
     const ino = f.st.ino;
     const d = st.diag.get(ino);
     if (!d) throw refused(`${where}: the kernel does not show this unix socket to ckpt (is it of another network namespace?)`);
@@ -261,6 +265,8 @@ function readOpts(fd: number): UnixFile['opts'] {
   if (pidfd !== null) o.passpidfd = pidfd !== 0;
   const mark = tryGetsockoptInt(fd, SOCK.SOL_SOCKET, SO.MARK);
   if (mark) o.mark = mark >>> 0;
+  const flags = (Object.keys(FLAG_OPTS) as Array<keyof typeof FLAG_OPTS>).filter((k) => tryGetsockoptInt(fd, SOCK.SOL_SOCKET, FLAG_OPTS[k]));
+  if (flags.length) o.flags = flags;
   if (tryGetsockoptInt(fd, SOCK.SOL_SOCKET, SO.TIMESTAMP_OLD)) o.timestamp = true;
   if (tryGetsockoptInt(fd, SOCK.SOL_SOCKET, SO.TIMESTAMPNS_OLD)) o.timestampns = true;
   return o;
@@ -701,6 +707,7 @@ function setOpts(fd: number, o: UnixFile['opts']): void {
   if (o.rcvlowat !== 1) set(SO.RCVLOWAT, o.rcvlowat, 'SO_RCVLOWAT');
   if (o.priority) set(SO.PRIORITY, o.priority, 'SO_PRIORITY');
   if (o.mark) set(SO.MARK, o.mark, 'SO_MARK');
+  for (const k of o.flags ?? []) set(FLAG_OPTS[k], 1, `SO_${k.toUpperCase()}`);
   if (o.timestamp) set(SO.TIMESTAMP_OLD, 1, 'SO_TIMESTAMP');
   if (o.timestampns) set(SO.TIMESTAMPNS_OLD, 1, 'SO_TIMESTAMPNS');
   if (o.rcvtimeo[0] || o.rcvtimeo[1]) setsockoptTimeval(fd, SO.RCVTIMEO_OLD, o.rcvtimeo, 'SO_RCVTIMEO');

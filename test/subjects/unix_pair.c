@@ -11,7 +11,7 @@
  *   empty      nothing queued either way (reads give EAGAIN)
  *   opts       SO_PASSCRED, SO_RCVBUF/SO_SNDBUF, SO_PEEK_OFF (advanced by a
  *              peek), O_NONBLOCK, SO_RCVTIMEO/SO_SNDTIMEO, SO_RCVLOWAT,
- *              SO_PRIORITY: all the same after restore
+ *              SO_PRIORITY, SO_KEEPALIVE, SO_OOBINLINE: all the same after restore
  *   full       a->b filled until the socket takes no more (non-blocking)
  *   dgramfull  a datagram pair filled until the queue takes no more
  *   shutwr     a shut down for writing after 100 bytes: b reads them, then
@@ -80,6 +80,8 @@ int main(int argc, char **argv)
 		CHECK(setsockopt(a, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb)) == 0, "SO_SNDBUF: %s", strerror(errno));
 		CHECK(setsockopt(a, SOL_SOCKET, SO_RCVLOWAT, &lw, sizeof(lw)) == 0, "SO_RCVLOWAT: %s", strerror(errno));
 		CHECK(setsockopt(a, SOL_SOCKET, SO_PRIORITY, &pr, sizeof(pr)) == 0, "SO_PRIORITY: %s", strerror(errno));
+		CHECK(setsockopt(a, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) == 0, "SO_KEEPALIVE: %s", strerror(errno));
+		CHECK(setsockopt(b, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one)) == 0, "SO_OOBINLINE: %s", strerror(errno));
 		CHECK(setsockopt(a, SOL_SOCKET, SO_RCVTIMEO, &rt, sizeof(rt)) == 0, "SO_RCVTIMEO: %s", strerror(errno));
 		CHECK(setsockopt(a, SOL_SOCKET, SO_SNDTIMEO, &st, sizeof(st)) == 0, "SO_SNDTIMEO: %s", strerror(errno));
 		fcntl(a, F_SETFL, O_NONBLOCK);
@@ -215,6 +217,8 @@ int main(int argc, char **argv)
 		CHECK(us_opt(a, SO_RCVLOWAT) == before.lowat, "SO_RCVLOWAT %d, was %d", us_opt(a, SO_RCVLOWAT), before.lowat);
 		CHECK(us_opt(a, SO_PRIORITY) == before.prio, "SO_PRIORITY %d, was %d", us_opt(a, SO_PRIORITY), before.prio);
 		CHECK(us_opt(b, SO_PASSCRED) == 0, "SO_PASSCRED of b is on");
+		CHECK(us_opt(a, SO_KEEPALIVE) == 1 && us_opt(b, SO_KEEPALIVE) == 0, "SO_KEEPALIVE changed");
+		CHECK(us_opt(b, SO_OOBINLINE) == 1 && us_opt(a, SO_OOBINLINE) == 0, "SO_OOBINLINE changed");
 		struct timeval rt, st;
 		socklen_t l = sizeof(rt);
 		getsockopt(a, SOL_SOCKET, SO_RCVTIMEO, &rt, &l);
