@@ -173,8 +173,8 @@ function effectiveIds(pid: number): { uid: number; gid: number } {
 }
 
 function dumpUnix(f: FdFacts, ctx: DumpFileCtx): Omit<UnixFile, 'id'> {
-  const where = `pid ${f.pid}: fd ${f.fd} (${f.link})`;
   const own = f.pid === process.pid; // (a socket in flight: ckpt's copy already)
+  const where = own ? `a socket in flight in a queue of the tree (${f.link})` : `pid ${f.pid}: fd ${f.fd} (${f.link})`;
   const st = dumpState(ctx);
   const fd = own ? f.fd : pidfdGetfd(f.pid, f.fd);
   try {
@@ -240,7 +240,7 @@ function dumpUnix(f: FdFacts, ctx: DumpFileCtx): Omit<UnixFile, 'id'> {
         if (asListener || (peer && !peer.name.length)) out.accepted = true;
       }
     }
-    if (state !== 'listening') readQueue(f, fd, d, out, ctx, where);
+    if (state !== 'listening') readQueue(fd, d, out, ctx, where);
     if (out.peerGone && type === 'stream') st.probe.push({ ino, pid: f.pid, fd: f.fd, total: d.rqlen?.rqueue ?? 0 });
     return out;
   } finally {
@@ -273,7 +273,7 @@ function readOpts(fd: number): UnixFile['opts'] {
 }
 
 /** Read the receive queue without consuming it; the socket's own options are put back. */
-function readQueue(f: FdFacts, fd: number, d: UnixDiag, out: Omit<UnixFile, 'id'>, ctx: DumpFileCtx, where: string): void {
+function readQueue(fd: number, d: UnixDiag, out: Omit<UnixFile, 'id'>, ctx: DumpFileCtx, where: string): void {
   const stream = out.type === 'stream';
   const total = d.rqlen?.rqueue ?? 0;
   if (stream && total === 0) return; // (nothing queued; a read would also take a pending error)
@@ -316,13 +316,13 @@ function readQueue(f: FdFacts, fd: number, d: UnixDiag, out: Omit<UnixFile, 'id'
         // write (the usual way); for a longer write they come with the read that reaches its end.
         const k = m.data.length - 1;
         {
-          messages.push(message({ ...m, data: m.data.subarray(0, k), fds: [] }, out.type, f, ctx, where));
+          messages.push(message({ ...m, data: m.data.subarray(0, k), fds: [] }, out.type, ctx, where));
           chunks.push(m.data.subarray(0, k));
           m.data = m.data.subarray(k);
           off += k;
         }
       }
-      messages.push(message(m, out.type, f, ctx, where));
+      messages.push(message(m, out.type, ctx, where));
       chunks.push(m.data);
       off += m.data.length;
       if (stream && m.data.length === 0) break;
@@ -339,7 +339,7 @@ function readQueue(f: FdFacts, fd: number, d: UnixDiag, out: Omit<UnixFile, 'id'
   if (bytes.length) out.data = ctx.writeData(`unix-${out.ino}`, bytes);
 }
 
-function message(m: UnixMessage, type: UnixFile['type'], f: FdFacts, ctx: DumpFileCtx, where: string): Message {
+function message(m: UnixMessage, type: UnixFile['type'], ctx: DumpFileCtx, where: string): Message {
   const msg: Message = { len: m.data.length };
   if (type === 'dgram') msg.from = (m.from ?? Buffer.alloc(0)).toString('base64');
   if (m.creds && m.creds.pid > 0) {
@@ -350,7 +350,6 @@ function message(m: UnixMessage, type: UnixFile['type'], f: FdFacts, ctx: DumpFi
     msg.creds = { pid: m.creds.pid, uid: m.creds.uid >>> 0, gid: m.creds.gid >>> 0 };
   }
   if (m.fds.length) msg.fds = ctx.describeOwnFds(m.fds, `${where}: a message in its queue`);
-  void f;
   return msg;
 }
 
