@@ -1,7 +1,9 @@
 // npm run bench: dump and restore wall time (Node start included), image size
-// and ckpt's peak memory, for a trivial process and 1, 256 and 1024 MiB of
-// touched anonymous memory; image on /dev/shm and on disk. Prints a table and
-// writes JSON to bench/results/.
+// and ckpt's peak memory, for a trivial process, 1, 256 and 1024 MiB of
+// touched anonymous memory, a tree, many threads, 1,000 fds of mixed kinds
+// (with the remote calls per fd at restore) and a 512 MiB deleted file; image
+// on /dev/shm and on disk. Prints a table and writes JSON to bench/results/.
+// `--only=NAME` runs one case.
 
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -24,9 +26,9 @@ async function until(what: string, fn: () => boolean, ms = 60000): Promise<void>
 }
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 
-interface Run { dumpMs: number; restoreMs: number; imageBytes: number; dumpRssKiB: number; restoreRssKiB: number }
+interface Run { dumpMs: number; restoreMs: number; imageBytes: number; dumpRssKiB: number; restoreRssKiB: number; filesCalls: number; fds: number }
 
-function timed(args: string[]): { ms: number; json: { peakRssKiB: number } } {
+function timed(args: string[]): { ms: number; json: { peakRssKiB: number; counts?: { remoteCallsFiles: number; fds: number } } } {
   const t0 = performance.now();
   const r = spawnSync(CKPT, ['--json', ...args], { encoding: 'utf8' });
   const ms = performance.now() - t0;
@@ -57,7 +59,7 @@ async function once(mib: number, base: string, subject?: string[]): Promise<Run>
     const v = fs.readFileSync(out, 'utf8');
     if (!v.includes('PASS')) throw new Error(`restored subject failed its check: ${v}`);
     await until('reap', () => { try { waitNoHang(pid); } catch { /* */ } return !fs.existsSync(`/proc/${pid}`); });
-    return { dumpMs: d.ms, restoreMs: r.ms, imageBytes, dumpRssKiB: d.json.peakRssKiB, restoreRssKiB: r.json.peakRssKiB };
+    return { dumpMs: d.ms, restoreMs: r.ms, imageBytes, dumpRssKiB: d.json.peakRssKiB, restoreRssKiB: r.json.peakRssKiB, filesCalls: r.json.counts?.remoteCallsFiles ?? 0, fds: r.json.counts?.fds ?? 0 };
   } finally {
     try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
     // After a failure, the rest of a tree too.
@@ -76,6 +78,9 @@ const CASES: Array<{ name: string; mib: number; runs: number; target?: { dump: n
   { name: '1 GiB', mib: 1024, runs: 7, target: { dump: 500, restore: 350 } },
   { name: 'tree 21', mib: 0, runs: 7, subject: ['tree', '4'] },
   { name: '64 thr', mib: 0, runs: 7, subject: ['threads', '64'] },
+  // 1,000 fds of eight kinds; the restore must cost at most one remote call per fd for them.
+  { name: 'fds 1000', mib: 0, runs: 5, subject: ['bench_fds', '1000', 'file,null,dir,pipe,eventfd,socket,timerfd,epoll'] },
+  { name: 'deleted 512 MiB', mib: 0, runs: 3, subject: ['bench_ghost', '512'] },
 ];
 
 async function main(): Promise<void> {
@@ -102,12 +107,15 @@ async function main(): Promise<void> {
         dumpPeakRssMiB: Math.max(...runs.map((r) => r.dumpRssKiB)) / 1024,
         restorePeakRssMiB: Math.max(...runs.map((r) => r.restoreRssKiB)) / 1024,
         target: medium === '/dev/shm' ? c.target ?? null : null,
+        fds: runs[0].fds,
+        /** Remote calls the restore made for open files (create and install), per fd. */
+        filesCallsPerFd: runs[0].fds ? median(runs.map((r) => r.filesCalls)) / runs[0].fds : null,
       };
       rows.push(row);
       const t = row.target;
       const verdict = t ? (row.dumpMs <= t.dump && row.restoreMs <= t.restore ? 'meets target' : `target ${t.dump}/${t.restore} ms: MISSED`) : '';
       const mm = (x: number[]) => `(${x[0].toFixed(0)}-${x[1].toFixed(0)})`;
-      process.stdout.write(`${c.name.padEnd(8)} ${medium.padEnd(16)} dump ${row.dumpMs.toFixed(1).padStart(7)} ms ${mm(row.dumpMinMaxMs).padEnd(11)} restore ${row.restoreMs.toFixed(1).padStart(7)} ms ${mm(row.restoreMinMaxMs).padEnd(11)} image ${row.imageMiB.toFixed(1).padStart(7)} MiB  ckpt RSS ${row.dumpPeakRssMiB.toFixed(0)}/${row.restorePeakRssMiB.toFixed(0)} MiB  ${verdict}\n`);
+      process.stdout.write(`${c.name.padEnd(15)} ${medium.padEnd(16)} dump ${row.dumpMs.toFixed(1).padStart(7)} ms ${mm(row.dumpMinMaxMs).padEnd(11)} restore ${row.restoreMs.toFixed(1).padStart(7)} ms ${mm(row.restoreMinMaxMs).padEnd(11)} image ${row.imageMiB.toFixed(1).padStart(7)} MiB  ckpt RSS ${row.dumpPeakRssMiB.toFixed(0)}/${row.restorePeakRssMiB.toFixed(0)} MiB  ${row.fds >= 100 ? `${row.filesCallsPerFd!.toFixed(2)} remote calls/fd  ` : ''}${verdict}\n`);
     }
   }
   const footprint = await cowFootprint();

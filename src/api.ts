@@ -67,6 +67,8 @@ export interface DumpOptions extends OperationOptions {
   shellJob?: boolean;
   /** Unix datagram sockets connected to a named socket outside the tree are dumped, to be connected to that name again on restore; sockets outside connected to the tree's are let go (see docs/support.md). */
   extUnixSk?: boolean;
+  /** Keep the file locks and leases (flock, POSIX and OFD record locks, leases); without it a lock is refused. */
+  fileLocks?: boolean;
 }
 
 export interface DumpResult {
@@ -98,6 +100,8 @@ export interface RestoreOptions extends OperationOptions {
   shellJob?: boolean;
   /** Connect again the unix sockets the image says were connected outside the tree (the image was dumped with extUnixSk). */
   extUnixSk?: boolean;
+  /** Take the image's file locks and leases again (an image that holds some needs it). */
+  fileLocks?: boolean;
 }
 
 export interface RestoreResult {
@@ -106,6 +110,8 @@ export interface RestoreResult {
   /** Without `detached`: its exit status (128+signal if a signal ended it). */
   exitCode?: number;
   timings: Record<string, number>;
+  /** Remote syscalls run in the tree (in all, and for its open files) and the fds installed. */
+  counts: { remoteCalls: number; remoteCallsFiles: number; fds: number };
 }
 
 /** What `ckpt info --json` prints. */
@@ -124,7 +130,7 @@ interface EngineDumpResult {
 
 /** Checkpoint a process and its descendants into an image directory. */
 export async function dump(opts: DumpOptions): Promise<DumpResult> {
-  const r = await runInEngine<EngineDumpResult>('dump', { pid: opts.pid, dir: opts.dir, leaveRunning: !!opts.leaveRunning, shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk }, hooks(opts));
+  const r = await runInEngine<EngineDumpResult>('dump', { pid: opts.pid, dir: opts.dir, leaveRunning: !!opts.leaveRunning, shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, fileLocks: !!opts.fileLocks }, hooks(opts));
   return {
     pid: opts.pid, dir: path.resolve(opts.dir), pageBytes: r.pageBytes, leftRunning: !!opts.leaveRunning,
     processes: r.manifest.processes.map((p) => ({ pid: p.pid, ppid: p.ppid, threads: p.threads, zombie: !!p.zombie })),
@@ -134,7 +140,7 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
 
 /** Recreate the processes of an image. */
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
-  return runInEngine<RestoreResult>('restore', { dir: opts.dir, detached: !!opts.detached, pidfile: opts.pidfile, shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk }, hooks(opts));
+  return runInEngine<RestoreResult>('restore', { dir: opts.dir, detached: !!opts.detached, pidfile: opts.pidfile, shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, fileLocks: !!opts.fileLocks }, hooks(opts));
 }
 
 /** What an image holds: the same data as `ckpt info --json`. Reads files only (no thread, no tracing). */

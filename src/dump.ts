@@ -4,7 +4,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkTraceable } from './freeze.js';
+import { checkTraceable, SEIZED_OPTIONS, tableSharing, Sharing } from './freeze.js';
 import { freezeTree, releaseTree, TreeProc } from './tree.js';
 import { getSigmask, setSigmask, peekSiginfo, detach, xstateFeatures } from './kernel/ptrace.js';
 import { findSyscallGadget, RemoteTask } from './kernel/remote.js';
@@ -16,11 +16,16 @@ import * as remote from './kernel/rsys.js';
 import { planMemory, writePages, findHole, dumpShmem, ShmemObject } from './objects/memory/index.js';
 import { ImageDirSink } from './image/pages.js';
 import { FileTableBuilder } from './objects/files.js';
+import { InodeTable } from './objects/inodes.js';
+import { LockCollector } from './objects/locks.js';
 import { dumpActions } from './objects/signals.js';
 import { dumpThread } from './objects/thread.js';
 import { readCreds } from './objects/creds.js';
 import { readOomScoreAdj } from './objects/sched.js';
-import { readIdentity, readTaskValues, ProcessImage } from './objects/process.js';
+import { readIdentity, readTaskValues, readFsState, ProcessImage, FsState } from './objects/process.js';
+import type { FdRef } from './objects/files.js';
+import { dumpTimers } from './objects/timers.js';
+import { dumpSeccomp, seccompMode, suspendSeccomp } from './objects/seccomp.js';
 import { ImageWriter, Manifest } from './image/store.js';
 import { CkptError, refused, inStep } from './errors.js';
 import { checkpointYield, debugFail, debugOn } from './cancel.js';
@@ -37,6 +42,7 @@ export interface DumpOptions {
   shellJob?: boolean;
   /** --ext-unix-sk: unix sockets connected to sockets outside the tree may be dumped (see objects/unix.ts). */
   extUnixSk?: boolean;
+  fileLocks?: boolean;
   onProgress?: ProgressFn;
 }
 
@@ -120,22 +126,30 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
       }
       checkGroupAndSession(z.pid, z.zombie!, readStat(z.ppid), pids);
     }
+    // Who shares an fd table or cwd and root with whom (all are frozen: it cannot change now).
+    const sharing = tableSharing(live, root);
     image = new ImageWriter(dir);
     const shmem: ShmemCtxDump = { seen: new Set(), objects: [] };
     const img = image;
+    const treeIds = new Set([...pids, ...tree.flatMap((p) => p.tids)]);
+    const inodes = new InodeTable(img);
+    const locks = new LockCollector(!!opts.fileLocks, treeIds);
     const files = fileTable = new FileTableBuilder({
-      shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, leaveRunning: !!opts.leaveRunning, treeIds: new Set([...pids, ...tree.flatMap((p) => p.tids)]), state: new Map(),
+      shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, leaveRunning: !!opts.leaveRunning, treeIds, state: new Map(), inodes,
       writeData: (name, data) => { const f = `file-${name}.img`; img.writeRaw(f, data); return f; },
     });
     for (const proc of live) {
       current = { rts: [], origMasks: new Map() };
       const parentCap = captured.find((x) => x.doc.pid === proc.ppid);
-      const c = await captureProcess(proc, opts, image, pool, pids, current, enter, shmem, files, parentCap);
+      const c = await captureProcess(proc, opts, image, pool, pids, current, enter, shmem, files, parentCap, inodes, locks, sharing);
       captured.push(c);
       progress('inspect', captured.length, live.length);
       pageBytes += c.pageBytes;
       current = null;
     }
+    inodes.checkOutside(treeIds);
+    enter('file locks');
+    const lockList = locks.finish(); // (while the tree is still frozen)
     lap('capture');
     if (pagemapScanWorks() === false) log.info('page maps were read without PAGEMAP_SCAN, in bounded chunks');
     await checkpointYield('dump:pages');
@@ -146,7 +160,8 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     progress('release', captured.length, live.length);
 
     enter('write image');
-    image.writeJson('files.json', { files: files.finish() });
+    image.writeJson('files.json', { files: files.finish(), ...(inodes.inodes.length ? { inodes: inodes.inodes } : {}) });
+    if (lockList.length) image.writeJson('locks.json', { locks: lockList });
     if (shmem.objects.length) image.writeJson('shmem.json', { objects: shmem.objects.map((o) => o.obj) });
     for (const o of shmem.objects) image.addRaw(o.obj.pagesFile, o.sums);
     for (const c of captured) {
@@ -173,7 +188,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
           ? { pid: p.pid, ppid: p.ppid, comm: '', threads: 0, zombie: p.zombie }
           : { pid: p.pid, ppid: p.ppid, comm: c!.doc.comm, threads: c!.doc.threads.length };
       }),
-      options: { shellJob: !!opts.shellJob, leaveRunning: !!opts.leaveRunning },
+      options: { shellJob: !!opts.shellJob, leaveRunning: !!opts.leaveRunning, ...(opts.fileLocks ? { fileLocks: true } : {}) },
     });
     lap('write');
     progress('write', captured.length, live.length);
@@ -265,21 +280,38 @@ function releaseProcesses(cs: Array<Partial<Pick<Captured, 'leader' | 'rts' | 'o
 }
 
 async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWriter, pool: Pool | null, treePids: Set<number>,
-  cur: Partial<Captured>, setStep: (s: string) => void, shmem: ShmemCtxDump, files: FileTableBuilder, parentCap: Captured | undefined): Promise<Captured> {
+  cur: Partial<Captured>, setStep: (s: string) => void, shmem: ShmemCtxDump, files: FileTableBuilder, parentCap: Captured | undefined, inodes: InodeTable, locks: LockCollector, sharing: Sharing): Promise<Captured> {
   const pid = proc.pid;
   const tids = proc.tids;
   const origMasks = cur.origMasks!;
   const rts = cur.rts!;
   setStep('inspect');
-  const ident = readIdentity(pid);
+  const ident = readIdentity(pid, inodes);
   if (pid !== opts.pid) checkGroupAndSession(pid, ident, readStat(proc.ppid), treePids);
   setStep('files');
-  const fds = files.dumpProcess(pid);
+  const filesOf = sharing.files.get(pid)!;
+  const fsOf = sharing.fs.get(pid)!;
+  if ((filesOf.of !== undefined || fsOf.of !== undefined) && ident.sid !== pid && ident.sid !== Number(readStat(proc.ppid)[6])) {
+    throw refused(`pid ${pid}: it shares its parent's fd table or cwd and root, and is in session ${ident.sid}, whose leader has exited; not supported`);
+  }
+  // A process sharing an earlier one's fd table: the table is recorded there, once.
+  const fds = filesOf.of !== undefined ? [] : files.dumpProcess(pid);
+  if (filesOf.of === undefined) locks.noteTable(pid, pid, fds);
+  // Threads with an fd table of their own (unshare(CLONE_FILES)), or cwd and root of their own (unshare(CLONE_FS)).
+  const threadFiles = new Map<number, { fds?: FdRef[]; filesOf?: number; fs?: FsState; fsOf?: number }>();
+  for (const tid of tids) {
+    const f = filesOf.threads.get(tid);
+    const s = fsOf.threads.get(tid);
+    const t: { fds?: FdRef[]; filesOf?: number; fs?: FsState; fsOf?: number } = {};
+    if (f === 'own') { t.fds = files.dumpProcess(tid); locks.noteTable(pid, tid, t.fds); } else if (f !== undefined) t.filesOf = f;
+    if (s === 'own') t.fs = readFsState(pid, tid); else if (s !== undefined) t.fsOf = s;
+    if (f !== undefined || s !== undefined) threadFiles.set(tid, t);
+  }
   // (ckpt opens nothing in the process before this: the fd table is what it had)
-  cur.origFds = new Set(fds.map((f) => f.fd));
+  cur.origFds = new Set(filesOf.of !== undefined ? fs.readdirSync(`/proc/${pid}/fd`).map(Number) : fds.map((f) => f.fd));
   setStep('memory map');
   // (the parent's areas as its own capture read them: frozen, they have not changed)
-  const plan = planMemory(pid, pid !== opts.pid ? proc.ppid : undefined, shmem.seen, parentCap?.maps);
+  const plan = planMemory(pid, pid !== opts.pid ? proc.ppid : undefined, shmem.seen, parentCap?.maps, inodes);
   await checkpointYield();
 
   setStep('signals');
@@ -297,6 +329,8 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   const vdso = plan.areas.find((a) => a.name === '[vdso]');
   if (!vdso) throw refused(`pid ${pid} has no vDSO; ckpt needs one to run syscalls in the process`);
   const gadget = findSyscallGadget(pid, BigInt(vdso.start), BigInt(vdso.end));
+  // A thread under seccomp would have ckpt's calls filtered too: its filters are suspended while ckpt holds it.
+  for (const tid of tids) if (seccompMode(tid)) suspendSeccomp(tid, SEIZED_OPTIONS, `pid ${pid}`);
   // One remote-syscall context per thread; the leader's maps the scratch area they share.
   const rt = new RemoteTask(pid, gadget);
   rt.quiet = quiet;
@@ -312,6 +346,8 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   const sigactions = dumpActions(rt, pid);
   const threads = rts.map((r) => dumpThread(r, r.pid, origMasks.get(r.pid)!));
   const pendingShared = peekSiginfo(pid, true).map((b) => b.toString('base64'));
+  const timers = dumpTimers(rts, pendingShared, new Map(threads.map((th) => [th.tid, th.pending])), treePids);
+  const seccomp = dumpSeccomp(pid, rts);
   const creds = readCreds(pid, values.securebits);
   const stopReported = proc.stopSig && parentCap ? stopWasReported(parentCap.leader, pid) : undefined;
   await checkpointYield('dump:state');
@@ -329,6 +365,8 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
 
   const doc: ProcessImage = {
     pid, ppid: ident.ppid, pgid: ident.pgid, sid: ident.sid, foreground: ident.foreground, comm: ident.comm, exe: ident.exe, cwd: ident.cwd,
+    ...(ident.cwdInode !== undefined ? { cwdInode: ident.cwdInode } : {}),
+    ...(ident.exeInode !== undefined ? { exeInode: ident.exeInode } : {}),
     root: ident.root, umask: ident.umask, personality: ident.personality, rlimits: ident.rlimits, creds,
     misc: {
       dumpable: values.dumpable, pdeathsig: values.pdeathsig, noNewPrivs: ident.noNewPrivs, subreaper: values.subreaper,
@@ -338,8 +376,11 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
     itimers: values.itimers,
     mm: { ...ident.mmStat, brk: values.brk, auxv: ident.auxv },
     memory: { pagesFile: pagesName, pageBytes: plan.pageBytes, areas: plan.areas },
-    fds, sigactions, pendingShared, threads,
+    fds, sigactions, pendingShared, threads: threads.map((t) => ({ ...t, ...threadFiles.get(t.tid) })),
+    ...(filesOf.of !== undefined ? { filesOf: filesOf.of } : {}), ...(fsOf.of !== undefined ? { fsOf: fsOf.of } : {}),
   };
+  if (timers.length) doc.timers = timers;
+  if (seccomp) doc.seccomp = seccomp;
   if (proc.stopSig) {
     doc.stopped = true;
     doc.stopSignal = proc.stopSig as 19 | 20 | 21 | 22;

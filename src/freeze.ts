@@ -8,6 +8,8 @@ import { SysError, kcmpSame } from './kernel/sys.js';
 import { CkptError, refused } from './errors.js';
 
 const FREEZE_TIMEOUT_MS = 5000;
+/** The ptrace options freezeThreads seizes every task of a dumped tree with (PTRACE_SETOPTIONS must give them again). */
+export const SEIZED_OPTIONS = PTRACE_O.TRACESYSGOOD;
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
 /** A stopped task; `stopSig` is the signal of the job-control stop it was in (0 if none). */
@@ -100,14 +102,13 @@ function refuseVforkParent(pid: number): void {
 }
 
 /**
- * Children that share per-process state with their parent (clone flags
- * without CLONE_THREAD) would come back with their own copies: refuse them.
- * Both must be frozen, so that the answer cannot change afterwards.
+ * Children that share their memory or signal handlers with their parent
+ * (clone flags without CLONE_THREAD) would come back with their own copies:
+ * refuse them. (Sharing an fd table or cwd and root is recorded: see
+ * tableSharing.) Both must be frozen, so that the answer cannot change afterwards.
  */
 export function checkSharing(kid: number, parent: number): void {
   for (const [type, what] of [[KCMP.VM, 'memory with its parent %P (vfork, or clone with CLONE_VM); such processes are not supported'],
-    [KCMP.FILES, 'fd table (CLONE_FILES) with its parent %P; such processes are not supported yet'],
-    [KCMP.FS, 'cwd and root (CLONE_FS) with its parent %P; such processes are not supported yet'],
     [KCMP.SIGHAND, 'signal handlers (CLONE_SIGHAND) with its parent %P; such processes are not supported yet']] as const) {
     if (kcmpSame(kid, parent, type)) {
       throw refused(`pid ${kid} shares its ${what.replace('%P', String(parent))}`);
@@ -115,17 +116,91 @@ export function checkSharing(kid: number, parent: number): void {
   }
 }
 
+/** How a process or thread holds an fd table (or cwd, root and umask). */
+export interface Holding {
+  /** A process: the process whose table it shares (its parent, or the one its parent shares); absent: its own. */
+  of?: number;
+  /** Threads, by TID, whose table is not their process's: 'own', or the earlier thread of the process whose table they share. */
+  threads: Map<number, 'own' | number>;
+}
+export interface Sharing { files: Map<number, Holding>; fs: Map<number, Holding> }
+
 /**
- * Threads share the fd table and cwd and root of their process, unless one
- * unshared them (unshare(CLONE_FILES), unshare(CLONE_FS)): such a thread
- * would come back with the process's. Checked once all are frozen.
+ * Which tasks of the frozen tree share an fd table (CLONE_FILES) and which
+ * share cwd, root and umask (CLONE_FS), found with kcmp once every task is
+ * frozen (so a child made while its parent was being frozen is checked like
+ * every other). Restore recreates what it can make by cloning: a process
+ * sharing its parent's (cloned with CLONE_FILES/CLONE_FS), a thread with one
+ * of its own (unshare in a thread) or sharing that of an earlier thread of
+ * its process. Everything else is refused: sharing with a process outside
+ * the tree, or with a process of the tree that is not the parent.
  */
-export function checkThreadSharing(pid: number, tids: number[]): void {
-  for (const tid of tids) {
-    if (tid === pid) continue;
-    if (!kcmpSame(pid, tid, KCMP.FILES)) throw refused(`pid ${pid}: thread ${tid} has an fd table of its own (unshare(CLONE_FILES)); not supported yet`);
-    if (!kcmpSame(pid, tid, KCMP.FS)) throw refused(`pid ${pid}: thread ${tid} has a cwd and root of its own (unshare(CLONE_FS)); not supported yet`);
+export function tableSharing(procs: Array<{ pid: number; ppid: number; tids: number[] }>, root: number): Sharing {
+  const files = sharingOf(procs, root, KCMP.FILES, 'fd table (CLONE_FILES)');
+  const fs = sharingOf(procs, root, KCMP.FS, 'cwd, root and umask (CLONE_FS)');
+  // A thread is cloned from the thread whose table (or else fs) it shares, or from its leader (threadCloner):
+  // what it shares of the other must then be that thread's too.
+  for (const p of procs) {
+    const ft = files.get(p.pid)!.threads;
+    const st = fs.get(p.pid)!.threads;
+    for (const tid of p.tids) {
+      const c = threadCloner(ft.get(tid), st.get(tid));
+      if (c === null) continue;
+      for (const [m, what] of [[ft, 'fd table'], [st, 'cwd, root and umask']] as const) {
+        const mine = m.get(tid);
+        if (mine === undefined ? m.get(c) !== undefined : mine !== 'own' && mine !== c) {
+          throw refused(`pid ${p.pid}: thread ${tid} shares its ${what} with another thread than the one whose fd table or cwd it shares; such threads are not supported`);
+        }
+      }
+    }
   }
+  return { files, fs };
+}
+
+/** The thread a thread is cloned from on restore: the one whose fd table it shares, else whose fs; null: its leader. */
+export function threadCloner(files: 'own' | number | undefined, fs: 'own' | number | undefined): number | null {
+  return typeof files === 'number' ? files : typeof fs === 'number' ? fs : null;
+}
+
+function sharingOf(procs: Array<{ pid: number; ppid: number; tids: number[] }>, root: number, type: typeof KCMP.FILES | typeof KCMP.FS, what: string): Map<number, Holding> {
+  const tasks = procs.flatMap((p) => p.tids.map((tid) => ({ tid, proc: p })));
+  /** The first task (tree order: processes in order, each leader first) with the same object as task i. */
+  const key = new Map<number, number>();
+  const byPid = new Map(procs.map((p) => [p.pid, p]));
+  tasks.forEach(({ tid, proc }, i) => {
+    // The likely one first (the process's leader for a thread, the parent for a process), then all earlier ones.
+    const likely = tid !== proc.pid ? proc.pid : proc.ppid;
+    if (byPid.has(likely) && likely !== tid && key.has(likely) && kcmpSame(likely, tid, type)) { key.set(tid, key.get(likely)!); return; }
+    const same = tasks.slice(0, i).find((t) => kcmpSame(t.tid, tid, type));
+    key.set(tid, same ? key.get(same.tid)! : tid);
+  });
+  const out = new Map<number, Holding>();
+  for (const p of procs) {
+    const h: Holding = { threads: new Map() };
+    out.set(p.pid, h);
+    const k = key.get(p.pid)!;
+    if (p.pid === root) {
+      if (byPid.has(p.ppid) || !kcmpSame(p.pid, p.ppid, type)) { /* its own */ } else {
+        throw refused(`pid ${p.pid} shares its ${what} with its parent ${p.ppid}, outside the tree; such processes are not supported`);
+      }
+    } else if (k !== p.pid) {
+      const parent = byPid.get(p.ppid);
+      if (!parent || key.get(parent.pid) !== k) {
+        const other = tasks.find((t) => t.tid === k)!;
+        throw refused(`pid ${p.pid} shares its ${what} with ${other.tid === other.proc.pid ? `pid ${k}` : `thread ${k} of pid ${other.proc.pid}`}, not with its parent ${p.ppid}; such processes are not supported`);
+      }
+      h.of = k;
+    }
+    for (const tid of p.tids) {
+      if (tid === p.pid) continue;
+      const tk = key.get(tid)!;
+      if (tk === k) continue;
+      if (tk === tid) { h.threads.set(tid, 'own'); continue; }
+      if (!p.tids.includes(tk)) throw refused(`pid ${p.pid}: thread ${tid} shares its ${what} with pid ${tk}, another process; such threads are not supported`);
+      h.threads.set(tid, tk);
+    }
+  }
+  return out;
 }
 
 /**

@@ -3,7 +3,7 @@
 // back. Children that end meanwhile are zombies (their parent is stopped and
 // cannot reap them) and are recorded as such.
 
-import { freezeThreads, checkSharing, checkThreadSharing } from './freeze.js';
+import { freezeThreads, checkSharing } from './freeze.js';
 import { detachQuiet } from './kernel/ptrace.js';
 import { listTasks, readChildren, readStat, pidExists } from './kernel/proc.js';
 
@@ -44,7 +44,6 @@ export function freezeTree(root: number): TreeProc[] {
       out.push({ pid, ppid, tids: frozen.tids, stopSig: frozen.stopSig });
       // Checked once both are frozen: a child found while its parent was being frozen is checked like every other.
       if (pid !== root) checkSharing(pid, ppid);
-      checkThreadSharing(pid, frozen.tids);
 
       const kids = new Set(listTasks(pid).flatMap((tid) => readChildren(pid, tid)));
       for (const k of [...kids].sort((a, b) => a - b)) queue.push({ pid: k, ppid: pid });

@@ -177,8 +177,8 @@ export async function roundTrip(s: Subject, extra: { dump?: string[]; restore?: 
 }
 
 /** Dump with --leave-running, then ask the still-running original for its verdict. */
-export async function leaveRunning(s: Subject): Promise<string> {
+export async function leaveRunning(s: Subject, dumpArgs: string[] = []): Promise<string> {
   await s.ready();
-  ckptOk('dump', '-t', String(s.pid), '-D', path.join(s.dir, 'img-lr'), '--leave-running');
+  ckptOk('dump', '-t', String(s.pid), '-D', path.join(s.dir, 'img-lr'), '--leave-running', ...dumpArgs);
   return s.verdict();
 }

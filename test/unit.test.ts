@@ -7,7 +7,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { planFdMoves, simulateFdOps } from '../src/objects/fdmoves.js';
+import { planInstall, InstallPlan, chooseFlags } from '../src/objects/fdmoves.js';
 
 import {
   Run, normalizeRuns, runsWhere, intersectRuns, subtractRuns, countPages, batches, trimIov,
@@ -699,39 +699,75 @@ describe('Area and MemoryImage', () => {
   });
 });
 
-// ---- fd moves (objects/fdmoves.ts) ----
+// ---- installing an fd table (objects/fdmoves.ts planInstall) ----
 
+/** Carry out an install plan the way the kernel would: received fds take the lowest free numbers. */
+function simulateInstall(table: Map<number, { file: number; cloexec: boolean }>, plan: InstallPlan): Map<number, { file: number; cloexec: boolean }> {
+  const t = new Map(table);
+  for (const m of plan.receives) {
+    m.files.forEach((file, i) => {
+      let fd = 0;
+      while (t.has(fd)) fd++;
+      assert.equal(fd, m.at[i], `slot ${i} lands at ${fd}, planned ${m.at[i]}`);
+      t.set(fd, { file, cloexec: m.cloexec });
+    });
+  }
+  for (const o of plan.ops) {
+    if (o.op === 'dup3') {
+      const f = t.get(o.src);
+      assert.ok(f, `dup3 from closed fd ${o.src}`);
+      t.set(o.dst, { file: f.file, cloexec: o.cloexec });
+    } else if (o.op === 'setfd') {
+      const f = t.get(o.fd);
+      assert.ok(f, `setfd on closed fd ${o.fd}`);
+      t.set(o.fd, { file: f.file, cloexec: o.cloexec });
+    } else {
+      for (const fd of [...t.keys()]) if (fd >= o.from && fd <= o.to) t.delete(fd);
+    }
+  }
+  return t;
+}
 
-test('fd moves: every target ends with its file and flag, nothing else stays open, no source is overwritten before use', () => {
+test('fd install: every target ends with its file and flag, only kept numbers stay besides, received fds land where planned', () => {
   fc.assert(fc.property(
-    fc.uniqueArray(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: 12 }), // numbers open now (sources first, then junk)
-    fc.uniqueArray(fc.integer({ min: 0, max: 40 }), { minLength: 0, maxLength: 12 }), // targets
-    fc.array(fc.nat(), { maxLength: 12 }),
-    fc.array(fc.boolean(), { maxLength: 12 }),
-    fc.integer({ min: 1, max: 12 }),
-    (open, dsts, pick, flags, nsrc) => {
-      const srcs = open.slice(0, Math.min(nsrc, open.length));
-      const moves = dsts.map((dst, i) => ({ src: srcs[(pick[i] ?? i) % srcs.length], dst, cloexec: flags[i] ?? true }));
-      // Each open number holds its own file; sources are close-on-exec.
-      const table = new Map(open.map((fd) => [fd, { file: `file@${fd}`, cloexec: true }]));
-      const after = simulateFdOps(table, planFdMoves(moves, open));
-      assert.deepEqual([...after.keys()].sort((a, b) => a - b), [...dsts].sort((a, b) => a - b));
-      for (const m of moves) assert.deepEqual(after.get(m.dst), { file: `file@${m.src}`, cloexec: m.cloexec });
-    }), { numRuns: 2000, seed: 7 });
+    fc.uniqueArray(fc.integer({ min: 0, max: 60 }), { maxLength: 12 }), // numbers open now
+    fc.uniqueArray(fc.integer({ min: 0, max: 80 }), { maxLength: 30 }), // targets
+    fc.array(fc.integer({ min: 1, max: 6 }), { maxLength: 30 }),         // their files
+    fc.array(fc.boolean(), { maxLength: 30 }),
+    fc.integer({ min: 1, max: 8 }),                                      // per message
+    fc.integer({ min: 0, max: 20 }),                                     // max gap
+    (open, dsts, files, flags, perMsg, maxGap) => {
+      const fds = dsts.map((dst, i) => ({ dst, file: files[i] ?? 1, cloexec: flags[i] ?? true }));
+      // Some open numbers hold a wanted file already (made in the process), others junk (file 100+).
+      const table = new Map(open.map((fd, i) => [fd, { file: i % 3 === 0 ? (files[i] ?? 1) : 100 + fd, cloexec: true }]));
+      const keep = open.filter((fd, i) => i % 5 === 4 && !dsts.includes(fd));
+      const inPlace = new Map([...table].filter(([, v]) => v.file < 100));
+      const plan = planInstall(fds, open, inPlace, { keep, maxPerMessage: perMsg, maxGap });
+      for (const m of plan.receives) assert.ok(m.files.length >= 1 && m.files.length <= perMsg);
+      const after = simulateInstall(table, plan);
+      const expected = new Map(fds.map((f) => [f.dst, { file: f.file, cloexec: f.cloexec }]));
+      for (const k of keep) expected.set(k, table.get(k)!);
+      assert.deepEqual(new Map([...after].sort((a, b) => a[0] - b[0])), new Map([...expected].sort((a, b) => a[0] - b[0])));
+    }), { numRuns: 3000, seed: 11 });
 });
 
-test('fd moves: a swap of two numbers is done through a parked copy', () => {
-  const ops = planFdMoves([{ src: 3, dst: 4, cloexec: false }, { src: 4, dst: 3, cloexec: false }], [3, 4]);
-  assert.equal(ops.filter((o) => o.op === 'park').length, 1);
-  const after = simulateFdOps(new Map([[3, { file: 'a', cloexec: true }], [4, { file: 'b', cloexec: true }]]), ops);
-  assert.deepEqual([...after.entries()].sort(), [[3, { file: 'b', cloexec: false }], [4, { file: 'a', cloexec: false }]]);
+test('fd install: a dense table of 1,000 fds with mixed flags costs at most one remote call per fd; a lone high fd costs one copy', () => {
+  const fds = Array.from({ length: 1000 }, (_, i) => ({ dst: i, file: i + 1, cloexec: (i * 7919) % 3 === 0 }));
+  const plan = planInstall(fds, [1000], new Map(), { keep: [1000], maxPerMessage: 253 });
+  const calls = plan.receives.length + plan.ops.length;
+  assert.ok(calls <= 340, `${calls} calls (a third of the fds need another flag than the rest)`);
+  assert.equal(plan.ops.filter((o) => o.op === 'dup3').length, 0);
+  const high = planInstall([{ dst: 0, file: 1, cloexec: false }, { dst: 19999, file: 2, cloexec: false }], [5], new Map(), { maxPerMessage: 253 });
+  assert.deepEqual(high.receives.map((m) => m.files), [[1, 2]]);
+  assert.deepEqual(high.ops, [{ op: 'dup3', src: 1, dst: 19999, cloexec: false }, { op: 'closeRange', from: 1, to: 5 }]);
 });
 
-test('fd moves: a cycle is parked at the lowest free number that is no target, not above everything (which can be beyond RLIMIT_NOFILE)', () => {
-  const moves = [{ src: 3, dst: 4, cloexec: false }, { src: 4, dst: 3, cloexec: false }, { src: 5, dst: 19999, cloexec: false }, { src: 6, dst: 0, cloexec: true }];
-  const ops = planFdMoves(moves, [3, 4, 5, 6]);
-  const parks = ops.filter((o) => o.op === 'park');
-  assert.deepEqual(parks.map((o) => o.at), [1]);
-  const after = simulateFdOps(new Map([3, 4, 5, 6].map((fd) => [fd, { file: `f${fd}`, cloexec: true }])), ops);
-  assert.deepEqual([...after.entries()].sort((a, b) => a[0] - b[0]), [[0, { file: 'f6', cloexec: true }], [3, { file: 'f4', cloexec: false }], [4, { file: 'f3', cloexec: false }], [19999, { file: 'f5', cloexec: false }]]);
+test('fd install: the receive flags chosen cost the fewest calls (against every choice, for short tables)', () => {
+  const cost = (want: Array<boolean | null>, got: boolean[]) =>
+    got.reduce((n, f, i) => n + (i === 0 || f !== got[i - 1] ? 1 : 0) + (want[i] !== null && want[i] !== f ? 1 : 0), 0);
+  fc.assert(fc.property(fc.array(fc.constantFrom(true, false, null), { minLength: 1, maxLength: 10 }), (want) => {
+    let best = Infinity;
+    for (let m = 0; m < 1 << want.length; m++) best = Math.min(best, cost(want, want.map((_, i) => ((m >> i) & 1) === 1)));
+    assert.equal(cost(want, chooseFlags(want)), best);
+  }), { numRuns: 500, seed: 5 });
 });

@@ -43,7 +43,7 @@ export const Manifest = z.object({
   cpu: z.object({ xcr0: hex64, xsaveSize: int(0, 1 << 20), used: hex64 }),
   root: pid,
   processes: z.array(ProcessEntry).check(z.minLength(1)),
-  options: z.object({ shellJob: z.boolean(), leaveRunning: z.boolean() }),
+  options: z.object({ shellJob: z.boolean(), leaveRunning: z.boolean(), fileLocks: z.optional(z.boolean()) }),
   chunkSize: z.int(),
   files: z.record(fileName, FileEntry),
 }).check(superRefine((m, ctx) => {
@@ -97,7 +97,7 @@ const STAGE_PREFIX = '.ckpt-new-';
  * list is left over from the old image, and a commit removes it. A new kind
  * of image file must be added here. Other files (logs written with -o) stay.
  */
-const IMAGE_FILE = /^(manifest\.json|shmem\.json|files\.json|process-[^/]+\.json|(pages|shmem|file)-[^/]+\.img)$/;
+const IMAGE_FILE = /^(manifest\.json|shmem\.json|files\.json|locks\.json|process-[^/]+\.json|(pages|shmem|file)-[^/]+\.img)$/;
 
 function errCode(e: unknown): string | undefined { return (e as NodeJS.ErrnoException)?.code; }
 function unlessGone(fn: () => void): void {

@@ -4,30 +4,33 @@ export const NR = {
   read: 0, write: 1, open: 2, close: 3, lseek: 8, mmap: 9, mprotect: 10, munmap: 11, brk: 12,
   rt_sigaction: 13, rt_sigprocmask: 14, ioctl: 16, pread64: 17, pwrite64: 18, readv: 19, writev: 20,
   mremap: 25, mincore: 27, madvise: 28, dup: 32, dup2: 33, pause: 34, nanosleep: 35, getitimer: 36, setitimer: 38,
-  sendfile: 40, getpid: 39, sched_yield: 24, socket: 41, sendmsg: 46, recvmsg: 47, socketpair: 53, clone: 56, fork: 57, exit: 60, wait4: 61, kill: 62, fcntl: 72, chdir: 80, fchdir: 81,
+  sendfile: 40, getpid: 39, sched_yield: 24, socket: 41, sendmsg: 46, recvmsg: 47, socketpair: 53, clone: 56, fork: 57, exit: 60, wait4: 61, kill: 62, fcntl: 72, flock: 73, chdir: 80, fchdir: 81,
   umask: 95, ptrace: 101, getuid: 102, getgid: 104, setfsuid: 122, setfsgid: 123, setpgid: 109, getppid: 110, setsid: 112,
   setgroups: 116, setresuid: 117, setresgid: 119, getpgid: 121, getsid: 124, capget: 125, capset: 126,
   rt_sigpending: 127, rt_sigtimedwait: 128, rt_sigqueueinfo: 129, sigaltstack: 131, personality: 135,
   getpriority: 140, setpriority: 141, sched_getparam: 143, sched_setscheduler: 144, sched_getscheduler: 145,
   mlock: 149, prctl: 157, arch_prctl: 158, chroot: 161, gettid: 186, futex: 202,
   sched_setaffinity: 203, sched_getaffinity: 204, set_tid_address: 218, restart_syscall: 219,
-  timer_gettime: 224, clock_nanosleep: 230, exit_group: 231, tgkill: 234, waitid: 247, openat: 257,
+  timer_create: 222, timer_settime: 223, timer_gettime: 224, timer_getoverrun: 225, timer_delete: 226, clock_gettime: 228, seccomp: 317, clock_nanosleep: 230, exit_group: 231, tgkill: 234, waitid: 247, openat: 257,
   set_robust_list: 273, get_robust_list: 274, dup3: 292, preadv: 295, pwritev: 296,
   rt_tgsigqueueinfo: 297, prlimit64: 302, process_vm_readv: 310, process_vm_writev: 311, kcmp: 312,
   memfd_create: 319, userfaultfd: 323, membarrier: 324, mlock2: 325, rseq: 334, pidfd_open: 434, clone3: 435,
-  close_range: 436, bind: 49, listen: 50, connect: 42, accept4: 288, sendto: 44, recvfrom: 45, shutdown: 48, getsockname: 51, getpeername: 52, setsockopt: 54, getsockopt: 55, tee: 276, pipe2: 293, fsync: 74, fdatasync: 75, copy_file_range: 326, preadv2: 327, pwritev2: 328, pidfd_getfd: 438, mseal: 462,
+  close_range: 436, bind: 49, listen: 50, connect: 42, accept4: 288, sendto: 44, recvfrom: 45, shutdown: 48, getsockname: 51, getpeername: 52, setsockopt: 54, getsockopt: 55, tee: 276, pipe2: 293, fsync: 74, fdatasync: 75, copy_file_range: 326, preadv2: 327, mknodat: 259, utimensat: 280, pwritev2: 328, pidfd_getfd: 438, mseal: 462,
+  inotify_add_watch: 254, inotify_rm_watch: 255, timerfd_create: 283, timerfd_settime: 286, timerfd_gettime: 287,
+  signalfd4: 289, eventfd2: 290, inotify_init1: 294, fanotify_init: 300, fanotify_mark: 301, open_by_handle_at: 304,
 } as const;
 
 export const PTRACE = {
   CONT: 7, KILL: 8, SINGLESTEP: 9, SYSCALL: 24, GETREGS: 12, SETREGS: 13, DETACH: 17,
   SETOPTIONS: 0x4200, GETEVENTMSG: 0x4201, GETSIGINFO: 0x4202, SETSIGINFO: 0x4203,
   GETREGSET: 0x4204, SETREGSET: 0x4205, SEIZE: 0x4206, INTERRUPT: 0x4207, LISTEN: 0x4208,
-  PEEKSIGINFO: 0x4209, GETSIGMASK: 0x420a, SETSIGMASK: 0x420b, GET_RSEQ_CONFIGURATION: 0x420f,
+  PEEKSIGINFO: 0x4209, GETSIGMASK: 0x420a, SETSIGMASK: 0x420b, SECCOMP_GET_FILTER: 0x420c, GET_SECCOMP_METADATA: 0x420d,
+  GET_RSEQ_CONFIGURATION: 0x420f,
 } as const;
 
 export const PTRACE_O = {
   TRACESYSGOOD: 1, TRACEFORK: 2, TRACEVFORK: 4, TRACECLONE: 8, TRACEEXEC: 0x10,
-  TRACEVFORKDONE: 0x20, TRACEEXIT: 0x40, EXITKILL: 0x100000,
+  TRACEVFORKDONE: 0x20, TRACEEXIT: 0x40, EXITKILL: 0x100000, SUSPEND_SECCOMP: 0x200000,
 } as const;
 
 export const PTRACE_EVENT = { FORK: 1, VFORK: 2, CLONE: 3, EXEC: 4, VFORK_DONE: 5, EXIT: 6, STOP: 128 } as const;
@@ -73,12 +76,29 @@ export const MADV = {
 
 export const O = {
   RDONLY: 0, WRONLY: 1, RDWR: 2, ACCMODE: 3, CREAT: 0o100, EXCL: 0o200, NOCTTY: 0o400, TRUNC: 0o1000,
-  APPEND: 0o2000, NONBLOCK: 0o4000, DSYNC: 0o10000, DIRECT: 0o40000, LARGEFILE: 0o100000,
-  ASYNC: 0o20000, DIRECTORY: 0o200000, NOFOLLOW: 0o400000, NOATIME: 0o1000000, CLOEXEC: 0o2000000, PATH: 0o10000000,
+  APPEND: 0o2000, NONBLOCK: 0o4000, DSYNC: 0o10000, ASYNC: 0o20000, DIRECT: 0o40000, LARGEFILE: 0o100000,
+  DIRECTORY: 0o200000, NOFOLLOW: 0o400000, NOATIME: 0o1000000, CLOEXEC: 0o2000000, PATH: 0o10000000, TMPFILE: 0o20200000,
 } as const;
 export const AT_FDCWD = -100;
 export const SEEK = { SET: 0, CUR: 1, END: 2, DATA: 3, HOLE: 4 } as const;
-export const F = { DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, DUPFD_CLOEXEC: 1030, SETPIPE_SZ: 1031, GETPIPE_SZ: 1032 } as const;
+export const F = {
+  DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, GETLK: 5, SETLK: 6, SETSIG: 10, GETSIG: 11, SETOWN_EX: 15, GETOWN_EX: 16,
+  OFD_GETLK: 36, OFD_SETLK: 37, SETLEASE: 1024, GETLEASE: 1025, DUPFD_CLOEXEC: 1030, SETPIPE_SZ: 1031, GETPIPE_SZ: 1032,
+  ADD_SEALS: 1033, GET_SEALS: 1034,
+} as const;
+/** Lock types of struct flock and of F_SETLEASE/F_GETLEASE. */
+export const LOCK_TYPE = { RDLCK: 0, WRLCK: 1, UNLCK: 2 } as const;
+/** F_SETOWN_EX / F_GETOWN_EX owner types. */
+export const F_OWNER = { TID: 0, PID: 1, PGRP: 2 } as const;
+/** flock(2) operations. */
+export const LOCK_OP = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
+/** File seals (F_ADD_SEALS, F_GET_SEALS). */
+export const SEAL = { SEAL: 1, SHRINK: 2, GROW: 4, WRITE: 8, FUTURE_WRITE: 0x10, EXEC: 0x20 } as const;
+/** memfd_create(2) flags. */
+export const MFD = { CLOEXEC: 1, ALLOW_SEALING: 2, HUGETLB: 4, NOEXEC_SEAL: 8, EXEC: 0x10 } as const;
+/** statfs f_type of the filesystems memfds live on. */
+export const FS_MAGIC = { TMPFS: 0x01021994, HUGETLBFS: 0x958458f6, SECRETMEM: 0x5345434d, ANON_INODE: 0x09041934 } as const;
+export const S_IFIFO = 0o010000;
 /** splice(2)/tee(2) flags. */
 export const SPLICE = { NONBLOCK: 2 } as const;
 export const FD_CLOEXEC = 1;
@@ -109,10 +129,28 @@ export const AF_NAMES: Record<number, string> = {
   17: 'AF_PACKET', 21: 'AF_RDS', 24: 'AF_PPPOX', 26: 'AF_LLC', 29: 'AF_CAN', 30: 'AF_TIPC', 31: 'AF_BLUETOOTH', 38: 'AF_ALG',
   40: 'AF_VSOCK', 41: 'AF_KCM', 42: 'AF_QIPCRTR', 43: 'AF_SMC', 44: 'AF_XDP', 45: 'AF_MCTP',
 };
+/** pidfd_open flag: a pidfd of a thread, not only of a thread-group leader (O_EXCL). */
+export const PIDFD_THREAD = 0o200;
 export const KCMP = { FILE: 0, VM: 1, FILES: 2, FS: 3, SIGHAND: 4 } as const;
 /** wait4/waitid options and id types. */
 export const WAIT = { NOHANG: 1, UNTRACED: 2, STOPPED: 2, NOWAIT: 0x01000000, P_PID: 1 } as const;
-export const IOCTL = { TIOCSPGRP: 0x5410 } as const;
+export const IOCTL = { TIOCSPGRP: 0x5410, FIONREAD: 0x541b, TFD_IOC_SET_TICKS: 0x40085400 } as const;
+/** eventfd2 flags. */
+export const EFD = { SEMAPHORE: 1 } as const;
+/** timerfd_settime flags. */
+export const TFD = { TIMER_ABSTIME: 1, TIMER_CANCEL_ON_SET: 2 } as const;
+/** pidfd_open flags (PIDFD_NONBLOCK is O_NONBLOCK, PIDFD_THREAD is O_EXCL). */
+export const PIDFD = { NONBLOCK: 0o4000, THREAD: 0o200 } as const;
+/** inotify: the mask bits a watch keeps (IN_ALL_EVENTS, IN_EXCL_UNLINK, IN_ONESHOT), and IN_IGNORED. */
+export const IN = { ALL_EVENTS: 0xfff, EXCL_UNLINK: 0x04000000, ONESHOT: 0x80000000, IGNORED: 0x8000, Q_OVERFLOW: 0x4000 } as const;
+/** fanotify_init and fanotify_mark values. */
+export const FAN = {
+  CLOEXEC: 1, NONBLOCK: 2,
+  MARK_ADD: 1, MARK_DONT_FOLLOW: 4, MARK_ONLYDIR: 8, MARK_MOUNT: 0x10, MARK_IGNORED_MASK: 0x20, MARK_IGNORED_SURV_MODIFY: 0x40,
+  MARK_FILESYSTEM: 0x100, MARK_EVICTABLE: 0x200, MARK_IGNORE: 0x400,
+  /** The permission events: FAN_OPEN_PERM, FAN_ACCESS_PERM, FAN_OPEN_EXEC_PERM, FAN_PRE_ACCESS. */
+  PERM_EVENTS: 0x10000 | 0x20000 | 0x40000 | 0x100000,
+} as const;
 /** userfaultfd: its ioctl requests (as bigint: the top bit is set) and values. */
 export const UFFD = {
   API: 0xaa, REGISTER_MODE_MISSING: 1,
@@ -125,8 +163,23 @@ export const PR = {
   SET_MM: 35, SET_MM_MAP: 14, SET_MM_MAP_SIZE: 15, SET_CHILD_SUBREAPER: 36, GET_CHILD_SUBREAPER: 37,
   SET_NO_NEW_PRIVS: 38, GET_NO_NEW_PRIVS: 39, GET_TID_ADDRESS: 40, SET_THP_DISABLE: 41, GET_THP_DISABLE: 42,
   CAP_AMBIENT: 47, CAP_AMBIENT_RAISE: 2, CAP_AMBIENT_CLEAR_ALL: 4, SET_VMA: 0x53564d41, SET_VMA_ANON_NAME: 0,
-  GET_SPECULATION_CTRL: 52,
+  GET_SPECULATION_CTRL: 52, GET_SECCOMP: 21, SET_SECCOMP: 22, TIMER_CREATE_RESTORE_IDS: 77,
 } as const;
+
+/** POSIX timers: sigevent notify kinds, timer_settime flags, the clocks timer_create knows. */
+export const SIGEV = { SIGNAL: 0, NONE: 1, THREAD: 2, THREAD_ID: 4 } as const;
+export const TIMER_ABSTIME = 1;
+export const CLOCK = { REALTIME: 0, MONOTONIC: 1, PROCESS_CPUTIME_ID: 2, THREAD_CPUTIME_ID: 3, BOOTTIME: 7, REALTIME_ALARM: 8, BOOTTIME_ALARM: 9, TAI: 11 } as const;
+/** si_code of a signal sent by a POSIX timer. */
+export const SI_TIMER = -2;
+/** seccomp(2) operations and filter flags; the filter return actions ckpt looks for. */
+export const SECCOMP = {
+  MODE_DISABLED: 0, MODE_STRICT: 1, MODE_FILTER: 2, SET_MODE_STRICT: 0, SET_MODE_FILTER: 1,
+  FILTER_FLAG_TSYNC: 1, FILTER_FLAG_LOG: 2, FILTER_FLAG_SPEC_ALLOW: 4, FILTER_FLAG_NEW_LISTENER: 8, FILTER_FLAG_TSYNC_ESRCH: 16,
+  RET_ACTION_FULL: 0xffff0000, RET_USER_NOTIF: 0x7fc00000,
+} as const;
+/** classic BPF: the RET instruction class and its K operand source. */
+export const BPF = { CLASS_MASK: 0x07, RET: 0x06, SRC_MASK: 0x18, K: 0x00 } as const;
 
 /** mlock2 flags. */
 export const MLOCK = { ONFAULT: 1 } as const;
@@ -154,7 +207,8 @@ export const E: Record<string, number> = {
   EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, EIO: 5, ENXIO: 6, E2BIG: 7, ENOEXEC: 8, EBADF: 9, ECHILD: 10,
   EAGAIN: 11, ENOMEM: 12, EACCES: 13, EFAULT: 14, EBUSY: 16, EEXIST: 17, EXDEV: 18, ENODEV: 19, ENOTDIR: 20,
   EISDIR: 21, EINVAL: 22, ENFILE: 23, EMFILE: 24, ENOTTY: 25, ETXTBSY: 26, EFBIG: 27, ENOSPC: 28, ESPIPE: 29,
-  EROFS: 30, EMLINK: 31, EPIPE: 32, ENOTSOCK: 88, EPROTOTYPE: 91, ENOPROTOOPT: 92, EOPNOTSUPP: 95, EADDRINUSE: 98, EADDRNOTAVAIL: 99, ENOTCONN: 107, ECONNREFUSED: 111, ECONNRESET: 104, EDOM: 33, ERANGE: 34, ENOSYS: 38, ENOTEMPTY: 39, ERESTARTSYS: 512,
+  EROFS: 30, EMLINK: 31, EPIPE: 32, EDOM: 33, ERANGE: 34, ENOSYS: 38, ENOTEMPTY: 39, ENOTSOCK: 88, EPROTOTYPE: 91, ENOPROTOOPT: 92,
+  ENOTSUP: 95, EADDRINUSE: 98, EADDRNOTAVAIL: 99, ECONNRESET: 104, ENOTCONN: 107, ECONNREFUSED: 111, ERESTARTSYS: 512,
   ERESTARTNOINTR: 513, ERESTARTNOHAND: 514, ERESTART_RESTARTBLOCK: 516,
 };
 const ENAMES = new Map(Object.entries(E).map(([k, v]) => [v, k]));

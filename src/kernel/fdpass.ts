@@ -41,10 +41,11 @@ export function sendFds(sock: number, fds: number[]): void {
 
 /**
  * In the target: receive one message of `count` fds on its socket `sock`
- * (close-on-exec, at the lowest free numbers), in a frame of its scratch
- * area. Returns their numbers in the target, in the order sent.
+ * (close-on-exec unless `cloexec` is false; at the lowest free numbers, in
+ * order), in a frame of its scratch area. Returns their numbers in the
+ * target, in the order sent.
  */
-export function recvFdsRemote(rt: RemoteTask, sock: number, count: number): number[] {
+export function recvFdsRemote(rt: RemoteTask, sock: number, count: number, cloexec = true): number[] {
   const ctlLen = cmsgSpace(count);
   // One block: the msghdr, its iovec, one byte of data (8 with padding), the control buffer.
   const iovOff = MSGHDR.size, dataOff = iovOff + IOVEC.size, ctlOff = dataOff + 8;
@@ -53,7 +54,7 @@ export function recvFdsRemote(rt: RemoteTask, sock: number, count: number): numb
     const base = s.alloc(size);
     const block = Buffer.concat([msghdr(base + BigInt(iovOff), base + BigInt(ctlOff), ctlLen), iovecArray([[base + BigInt(dataOff), 1]]), Buffer.alloc(8 + ctlLen)]);
     rt.write(base, block);
-    rt.call(`recvmsg(${count} fds)`, NR.recvmsg, sock, base, SOCK.MSG_CMSG_CLOEXEC);
+    rt.call(`recvmsg(${count} fds)`, NR.recvmsg, sock, base, cloexec ? SOCK.MSG_CMSG_CLOEXEC : 0);
     return s.read(base, size);
   });
   if (MSGHDR.get(back, 'flags') & SOCK.MSG_CTRUNC) throw new Error(`pid ${rt.pid}: the fds sent to it did not all arrive (MSG_CTRUNC)`);

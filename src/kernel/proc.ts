@@ -127,3 +127,108 @@ export function taskExists(pid: number, tid: number): boolean {
 export function taskState(pid: number): string {
   try { return readStat(pid)[3]; } catch { return ''; }
 }
+
+/** The lines of /proc/PID/fdinfo/FD (every line, also the repeated ones: inotify watches, fanotify marks). */
+export function fdinfoLines(pid: number | 'self', fd: number): string[] {
+  return fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8').split('\n').filter(Boolean);
+}
+
+/** One mount of /proc/PID/mountinfo. `dev` is the device as the kernel prints it in fdinfo (major << 20 | minor). */
+export interface MountEntry { id: number; dev: number; root: string; point: string; fstype: string }
+
+const unescapeMount = (s: string) => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+
+export function readMountinfo(pid: number | 'self'): MountEntry[] {
+  const out: MountEntry[] = [];
+  for (const line of fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n')) {
+    const w = line.split(' ');
+    if (w.length < 10) continue;
+    const [maj, min] = w[2].split(':').map(Number);
+    const sep = w.indexOf('-', 6);
+    out.push({ id: Number(w[0]), dev: maj * 2 ** 20 + min, root: unescapeMount(w[3]), point: unescapeMount(w[4]), fstype: sep > 0 ? w[sep + 1] : '' });
+  }
+  return out;
+}
+
+/** One POSIX timer as /proc/PID/timers shows it. */
+export interface ProcTimer {
+  id: number;
+  signo: number;
+  /** si_value (sival_ptr), as printed. */
+  value: bigint;
+  /** "signal", "none" or "thread" (SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD), with `toThread` for SIGEV_THREAD_ID. */
+  notify: 'signal' | 'none' | 'thread';
+  toThread: boolean;
+  /** The process (or, with toThread, the thread) the signal goes to. */
+  target: number;
+  /** The clock, as the kernel keeps it (CPU clocks encoded with their pid, 0 for the caller). */
+  clock: number;
+}
+
+/** Every POSIX timer of a process (/proc/PID/timers, newest first). */
+export function readPosixTimers(pid: number): ProcTimer[] {
+  const text = fs.readFileSync(`/proc/${pid}/timers`, 'utf8');
+  const out: ProcTimer[] = [];
+  let cur: Partial<ProcTimer> | null = null;
+  const bad = (line: string) => new Error(`pid ${pid}: unexpected line in /proc/${pid}/timers: ${line}`);
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    let m: RegExpMatchArray | null;
+    if ((m = line.match(/^ID: (-?\d+)$/))) {
+      cur = { id: Number(m[1]) };
+      out.push(cur as ProcTimer);
+    } else if (!cur) {
+      throw bad(line);
+    } else if ((m = line.match(/^signal: (-?\d+)\/(?:0x)?([0-9a-f]+)$/))) {
+      cur.signo = Number(m[1]);
+      cur.value = BigInt('0x' + m[2]);
+    } else if ((m = line.match(/^notify: (signal|none|thread)\/(pid|tid)\.(\d+)$/))) {
+      cur.notify = m[1] as ProcTimer['notify'];
+      cur.toThread = m[2] === 'tid';
+      cur.target = Number(m[3]);
+    } else if ((m = line.match(/^ClockID: (-?\d+)$/))) {
+      cur.clock = Number(m[1]);
+    } else {
+      throw bad(line);
+    }
+  }
+  for (const t of out) {
+    if (t.signo === undefined || t.notify === undefined || t.clock === undefined) throw new Error(`pid ${pid}: timer ${t.id} is incomplete in /proc/${pid}/timers`);
+  }
+  return out;
+}
+
+/** The device of a stat (user-space encoding) in the kernel's encoding, as fdinfo prints it (major << 20 | minor). */
+export function kernelDev(dev: number | bigint): number {
+  const d = BigInt(dev);
+  const maj = Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn));
+  const min = Number((d & 0xffn) | ((d >> 12n) & ~0xffn));
+  return maj * 2 ** 20 + min;
+}
+
+/**
+ * One lock as /proc/locks and the `lock:` lines of /proc/PID/fdinfo/N show
+ * it: "1: POSIX  ADVISORY  WRITE 1234 fe:00:5678 0 EOF". `class` is FLOCK,
+ * POSIX, OFDLCK, LEASE, DELEG, ACCESS or UNKNOWN; `state` is ADVISORY (or
+ * MANDATORY, on old kernels; *NOINODE*) for locks, and ACTIVE, BREAKING or
+ * BREAKER for leases; `type` READ, WRITE or UNLCK (for a lease being broken,
+ * the type it is being broken to); `pid` -1 for OFD locks; `end` null for EOF.
+ * `waiter`: a "->" line of /proc/locks, a request blocked on the lock above it.
+ */
+export interface LockLine {
+  class: string; state: string; type: string; pid: number; dev: string; ino: number; start: bigint; end: bigint | null; waiter: boolean;
+}
+const LOCK_LINE = /^\s*\d+:\s+(->\s+)?(\S+)\s+(\S+)\s+(READ|WRITE|UNLCK)\s+(-?\d+)\s+(?:([0-9a-f]+:[0-9a-f]+):(\d+)|<none>:0)\s+(-?\d+)\s+(-?\d+|EOF)\s*$/;
+export function parseLockLine(line: string): LockLine | null {
+  const m = LOCK_LINE.exec(line);
+  if (!m) return null;
+  return {
+    waiter: !!m[1], class: m[2], state: m[3], type: m[4], pid: Number(m[5]), dev: m[6] ?? '', ino: Number(m[7] ?? 0),
+    start: BigInt(m[8]), end: m[9] === 'EOF' ? null : BigInt(m[9]),
+  };
+}
+/** The `lock:` lines of /proc/PID/fdinfo/N (of a thread: /proc/PID/task/TID/fdinfo/N), raw. */
+export function readFdLocks(pid: number, fd: number, tid = pid): string[] {
+  const dir = tid === pid ? `/proc/${pid}` : `/proc/${pid}/task/${tid}`;
+  return fs.readFileSync(`${dir}/fdinfo/${fd}`, 'utf8').split('\n').filter((l) => l.startsWith('lock:')).map((l) => l.slice(5).trim());
+}

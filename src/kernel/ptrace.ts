@@ -5,7 +5,7 @@
 import { sys, syscallRaw, addressOf, SysError } from './ffi.js';
 import { NR, PTRACE, PTRACE_EVENT, NT_X86_XSTATE, WALL, WNOHANG, signalName } from './consts.js';
 import { CkptError } from '../errors.js';
-import { SIGINFO_SIZE, xsaveStateBv, xsaveXcr0 } from './structs.js';
+import { SIGINFO_SIZE, xsaveStateBv, xsaveXcr0, SECCOMP_METADATA, SOCK_FILTER } from './structs.js';
 
 /** Names of user_regs_struct fields, in kernel order (27 x u64). */
 export const REG_NAMES = ['r15', 'r14', 'r13', 'r12', 'rbp', 'rbx', 'r11', 'r10', 'r9', 'r8', 'rax', 'rcx', 'rdx',
@@ -119,6 +119,29 @@ export function getRseqConfig(pid: number): RseqConfig {
   const b = Buffer.alloc(24);
   ptrace('PTRACE_GET_RSEQ_CONFIGURATION', PTRACE.GET_RSEQ_CONFIGURATION, pid, 24, addressOf(b));
   return { address: b.readBigUInt64LE(0), size: b.readUInt32LE(8), signature: b.readUInt32LE(12), flags: b.readUInt32LE(16) };
+}
+
+/** PTRACE_SETOPTIONS: replaces every option of the tracee (those given at seize too). */
+export function setOptions(pid: number, options: number): void { ptrace('PTRACE_SETOPTIONS', PTRACE.SETOPTIONS, pid, 0, options); }
+
+/**
+ * The classic BPF program of one of a thread's seccomp filters
+ * (PTRACE_SECCOMP_GET_FILTER): index 0 is the first one it got (the
+ * root of its chain), the last index its newest (the kernel walks back from
+ * the newest by count - index - 1). Needs CAP_SYS_ADMIN.
+ */
+export function seccompGetFilter(pid: number, index: number): Buffer {
+  const n = ptrace(`PTRACE_SECCOMP_GET_FILTER(${index})`, PTRACE.SECCOMP_GET_FILTER, pid, index, 0);
+  const buf = Buffer.alloc(n * SOCK_FILTER.size);
+  const got = ptrace(`PTRACE_SECCOMP_GET_FILTER(${index})`, PTRACE.SECCOMP_GET_FILTER, pid, index, addressOf(buf));
+  if (got !== n) throw new Error(`PTRACE_SECCOMP_GET_FILTER(${pid}, ${index}): ${got} instructions, then ${n}`);
+  return buf;
+}
+/** The flags a seccomp filter was installed with, as far as the kernel keeps them (PTRACE_GET_SECCOMP_METADATA: SECCOMP_FILTER_FLAG_LOG). */
+export function seccompFilterFlags(pid: number, index: number): number {
+  const b = SECCOMP_METADATA.encode({ filterOff: index });
+  ptrace(`PTRACE_GET_SECCOMP_METADATA(${index})`, PTRACE.GET_SECCOMP_METADATA, pid, SECCOMP_METADATA.size, addressOf(b));
+  return Number(SECCOMP_METADATA.get(b, 'flags'));
 }
 
 export function getEventMsg(pid: number): number {

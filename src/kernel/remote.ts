@@ -28,6 +28,10 @@ export class RemoteError extends Error {
 
 export type RArg = number | bigint;
 
+/** Remote syscalls run so far by this thread of ckpt, in every task (for the figures of a restore). */
+let callsMade = 0;
+export const remoteCallsMade = (): number => callsMade;
+
 /** Locate a `syscall` instruction (0f 05) in a task's vDSO. */
 export function findSyscallGadget(pid: number, vdsoStart: bigint, vdsoEnd: bigint): bigint {
   const len = Number(vdsoEnd - vdsoStart);
@@ -136,6 +140,7 @@ export class RemoteTask {
     this.load(nr, a, b, c, d, e, f);
     singlestep(this.pid);
     this.calls++;
+    callsMade++;
     for (;;) {
       const st = this.waitCall(nr, `the end of remote syscall ${callName(nr)}`);
       if (!st.stopped) throw new Error(`pid ${this.pid} ${describeStatus(st)} during remote syscall ${nr}`);
@@ -252,6 +257,7 @@ export class RemoteTask {
     this.stepped = true;
     this.load(nr, a, b, c, d, e, f);
     this.calls++;
+    callsMade++;
     for (let stops = 0; stops < 2;) {
       syscallStep(this.pid);
       const st = this.waitCall(nr, `${stops ? 'the exit' : 'the entry'} stop of remote syscall ${name}`);

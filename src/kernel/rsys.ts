@@ -12,12 +12,14 @@
 // the raw result (a negative errno on failure) instead of throwing.
 
 import { RemoteTask } from './remote.js';
-import { NR, PR, ARCH, AT_FDCWD, F, FD_CLOEXEC, IOCTL, UFFD, MEMBARRIER_CMD, RSEQ_FLAG_UNREGISTER, SOCK } from './consts.js';
+import { NR, PR, ARCH, AT_FDCWD, F, FD_CLOEXEC, IOCTL, UFFD, MEMBARRIER_CMD, RSEQ_FLAG_UNREGISTER, SECCOMP, LOCK_TYPE, LOCK_OP, SOCK } from './consts.js';
 import { sockaddrUn } from './sys.js';
 import {
   CLONE_ARGS, PRCTL_MM_MAP, CAP_HEADER, CAP_DATA, CAP_VERSION_3, CAP_U32S_3, ITIMERVAL, SIGINFO, KSIGACTION, KSIGSET_SIZE,
-  STACK_T, UFFDIO_API_STRUCT, UFFDIO_REGISTER_STRUCT, UFFDIO_RANGE, iovecArray, StructValues, TILECFG, TILECFG_COLSB, TILECFG_ROWS,
+  STACK_T, FLOCK, F_OWNER_EX, UFFDIO_API_STRUCT, UFFDIO_REGISTER_STRUCT, UFFDIO_RANGE, iovecArray, StructValues, TILECFG, TILECFG_COLSB, TILECFG_ROWS,
+  SIGEVENT, ITIMERSPEC, TIMESPEC, SOCK_FPROG,
 } from './structs.js';
+
 
 const n = Number;
 const withLabel = (call: string, label?: string) => (label === undefined ? call : `${call}(${label})`);
@@ -86,6 +88,11 @@ export function dup3(rt: RemoteTask, from: number, to: number, flags: number): v
   rt.call(`dup3(${from}, ${to})`, NR.dup3, from, to, flags);
 }
 /** fcntl(fd, F_DUPFD_CLOEXEC, min): a close-on-exec copy at the lowest free number from `min`. */
+/** close_range(from, to, 0): close every fd from `from` to `to`. */
+export function closeRange(rt: RemoteTask, from: number, to: number): void {
+  rt.call(`close_range(${from}, ${to})`, NR.close_range, from, to, 0);
+}
+
 export function fcntlDupfdCloexec(rt: RemoteTask, fd: number, min: number): number {
   return n(rt.call(`fcntl(${fd}, F_DUPFD_CLOEXEC, ${min})`, NR.fcntl, fd, F.DUPFD_CLOEXEC, min));
 }
@@ -107,8 +114,42 @@ export function ioctlTiocspgrp(rt: RemoteTask, fd: number, pgrp: number): void {
   b.writeInt32LE(pgrp, 0);
   rt.withScratch((s) => rt.call('ioctl(TIOCSPGRP)', NR.ioctl, fd, IOCTL.TIOCSPGRP, s.put(b)));
 }
+
+// ---------------------------------------------------------------- file locks and leases
+// The `try` forms return 0 or a negative errno (a conflicting lock is EAGAIN/EWOULDBLOCK/EACCES).
+
+/** flock(fd, LOCK_SH or LOCK_EX, never blocking). */
+export function tryFlock(rt: RemoteTask, fd: number, write: boolean): number {
+  return n(rt.callRaw(NR.flock, fd, (write ? LOCK_OP.EX : LOCK_OP.SH) | LOCK_OP.NB));
+}
+/**
+ * A record lock on bytes [start, start + len) of the file (len 0: to the end,
+ * however far it grows), taken without blocking: a POSIX lock of the
+ * process (F_SETLK) or a lock of the open file description (F_OFD_SETLK).
+ */
+export function trySetlk(rt: RemoteTask, fd: number, ofd: boolean, write: boolean, start: bigint, len: bigint): number {
+  const arg = FLOCK.encode({ type: write ? LOCK_TYPE.WRLCK : LOCK_TYPE.RDLCK, whence: 0, start, len, pid: 0 });
+  return rt.withScratch((s) => n(rt.callRaw(NR.fcntl, fd, ofd ? F.OFD_SETLK : F.SETLK, s.put(arg))));
+}
+/** fcntl(fd, F_SETLEASE, F_RDLCK or F_WRLCK). */
+export function trySetlease(rt: RemoteTask, fd: number, write: boolean): number {
+  return n(rt.callRaw(NR.fcntl, fd, F.SETLEASE, write ? LOCK_TYPE.WRLCK : LOCK_TYPE.RDLCK));
+}
+/** fcntl(fd, F_SETSIG, sig): the signal sent for I/O readiness and lease breaks (0: SIGIO). */
+export function fcntlSetsig(rt: RemoteTask, fd: number, sig: number): void {
+  rt.call(`fcntl(${fd}, F_SETSIG, ${sig})`, NR.fcntl, fd, F.SETSIG, sig);
+}
+/** fcntl(fd, F_SETOWN_EX): who gets those signals (type 0 a thread, 1 a process, 2 a process group). */
+export function fcntlSetownEx(rt: RemoteTask, fd: number, type: number, pid: number): void {
+  const arg = F_OWNER_EX.encode({ type, pid });
+  rt.withScratch((s) => rt.call(`fcntl(${fd}, F_SETOWN_EX, ${pid})`, NR.fcntl, fd, F.SETOWN_EX, s.put(arg)));
+}
+
 export function chdir(rt: RemoteTask, path: string): void {
   rt.withScratch((s) => rt.call(`chdir(${path})`, NR.chdir, s.putString(path)));
+}
+export function fchdir(rt: RemoteTask, fd: number, label?: string): void {
+  rt.call(withLabel('fchdir', label), NR.fchdir, fd);
 }
 export function chroot(rt: RemoteTask, path: string): void {
   rt.withScratch((s) => rt.call(`chroot(${path})`, NR.chroot, s.putString(path)));
@@ -323,6 +364,102 @@ export function getitimer(rt: RemoteTask, which: number): [bigint, bigint, bigin
 export function setitimer(rt: RemoteTask, which: number, t: readonly [bigint, bigint, bigint, bigint]): void {
   const b = ITIMERVAL.encode({ intervalSec: t[0], intervalUsec: t[1], valueSec: t[2], valueUsec: t[3] });
   rt.withScratch((s) => rt.call(`setitimer(${which})`, NR.setitimer, which, s.put(b), 0));
+}
+
+// ---------------------------------------------------------------- POSIX timers
+
+/** A timer's setting, in nanoseconds: [interval sec, interval nsec, value sec, value nsec]. */
+export type TimerSpec = [bigint, bigint, bigint, bigint];
+export interface SigEvent { notify: number; signo: number; value: bigint; tid: number }
+
+/**
+ * timer_create(clock, &sigevent, &id): the new timer's id. With `reqId`
+ * (PR_TIMER_CREATE_RESTORE_IDS on), the kernel gives the timer that id.
+ */
+export function timerCreate(rt: RemoteTask, clock: number, ev: SigEvent, reqId = 0): number {
+  return rt.withScratch((s) => {
+    const idBuf = Buffer.alloc(4);
+    idBuf.writeInt32LE(reqId, 0);
+    const idAt = s.put(idBuf);
+    const evAt = s.put(SIGEVENT.encode({ value: ev.value, signo: ev.signo, notify: ev.notify, tid: ev.tid }));
+    rt.call(`timer_create(clock ${clock}, id ${reqId})`, NR.timer_create, clock, evAt, idAt);
+    return s.read(idAt, 4).readInt32LE(0);
+  });
+}
+export function timerDelete(rt: RemoteTask, id: number): void { rt.call(`timer_delete(${id})`, NR.timer_delete, id); }
+export function timerGettime(rt: RemoteTask, id: number): TimerSpec {
+  return rt.withScratch((s) => {
+    const at = s.alloc(ITIMERSPEC.size);
+    rt.call(`timer_gettime(${id})`, NR.timer_gettime, id, at);
+    const t = ITIMERSPEC.decode(s.read(at, ITIMERSPEC.size));
+    return [t.intervalSec, t.intervalNsec, t.valueSec, t.valueNsec];
+  });
+}
+export function timerSettime(rt: RemoteTask, id: number, flags: number, t: TimerSpec): void {
+  const b = ITIMERSPEC.encode({ intervalSec: t[0], intervalNsec: t[1], valueSec: t[2], valueNsec: t[3] });
+  rt.withScratch((s) => rt.call(`timer_settime(${id})`, NR.timer_settime, id, flags, s.put(b), 0));
+}
+/** timer_getoverrun(id): the overrun count of the timer's last delivered signal. */
+export function timerGetoverrun(rt: RemoteTask, id: number): number { return n(rt.call(`timer_getoverrun(${id})`, NR.timer_getoverrun, id)); }
+/** clock_gettime(clock) in the task, in nanoseconds (CPU clocks are the task's own). */
+export function clockGettime(rt: RemoteTask, clock: number): bigint {
+  return rt.withScratch((s) => {
+    const at = s.alloc(TIMESPEC.size);
+    rt.call(`clock_gettime(${clock})`, NR.clock_gettime, clock, at);
+    const t = TIMESPEC.decode(s.read(at, TIMESPEC.size));
+    return t.sec * 1000000000n + t.nsec;
+  });
+}
+/** prctl(PR_TIMER_CREATE_RESTORE_IDS, on/off): 0, or a negative errno on a kernel without it (before 6.16). */
+export function tryPrctlTimerRestoreIds(rt: RemoteTask, on: boolean): number {
+  return n(rt.callRaw(NR.prctl, PR.TIMER_CREATE_RESTORE_IDS, on ? 1 : 0, 0, 0, 0));
+}
+/**
+ * Wait up to `timeoutNs` for signal `sig` and take it off the queue
+ * (rt_sigtimedwait): the signal number, or a negative errno (-EAGAIN: none came).
+ */
+export function trySigtimedwait(rt: RemoteTask, sig: number, timeoutNs: bigint): number {
+  const b = Buffer.alloc(KSIGSET_SIZE + TIMESPEC.size);
+  b.writeBigUInt64LE(1n << BigInt(sig - 1), 0);
+  TIMESPEC.encodeInto(b, { sec: timeoutNs / 1000000000n, nsec: timeoutNs % 1000000000n }, KSIGSET_SIZE);
+  return rt.withScratch((s) => {
+    const at = s.put(b);
+    return n(rt.callRaw(NR.rt_sigtimedwait, at, 0, at + BigInt(KSIGSET_SIZE), KSIGSET_SIZE));
+  });
+}
+
+// ---------------------------------------------------------------- seccomp
+
+/**
+ * seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog): install a classic BPF
+ * filter in the calling thread. Returns 0, or with SECCOMP_FILTER_FLAG_TSYNC
+ * the thread that could not be given it.
+ */
+export function seccompSetFilter(rt: RemoteTask, flags: number, prog: Buffer, label = ''): number {
+  return rt.withScratch((s) => {
+    const insns = s.put(prog);
+    const fprog = s.put(SOCK_FPROG.encode({ len: prog.length / 8, filter: insns }));
+    return n(rt.call(withLabel('seccomp(SET_MODE_FILTER)', label || undefined), NR.seccomp, SECCOMP.SET_MODE_FILTER, flags, fprog));
+  });
+}
+/**
+ * Was speculation force-disabled for the thread (PR_GET_SPECULATION_CTRL
+ * reports PR_SPEC_FORCE_DISABLE for speculative store bypass or indirect
+ * branches)? A seccomp filter installed without SECCOMP_FILTER_FLAG_SPEC_ALLOW
+ * does that where the kernel's mitigation mode is "seccomp".
+ */
+export function speculationForceDisabled(rt: RemoteTask): boolean {
+  const FORCE_DISABLE = 8;
+  for (const which of [0 /* PR_SPEC_STORE_BYPASS */, 1 /* PR_SPEC_INDIRECT_BRANCH */]) {
+    const r = rt.callRaw(NR.prctl, PR.GET_SPECULATION_CTRL, which, 0, 0, 0);
+    if (r >= 0n && (Number(r) & FORCE_DISABLE)) return true;
+  }
+  return false;
+}
+
+/** seccomp(SECCOMP_SET_MODE_STRICT): from here on the thread may only read, write, exit and sigreturn. */
+export function seccompSetStrict(rt: RemoteTask): void {
+  rt.call('seccomp(SET_MODE_STRICT)', NR.seccomp, SECCOMP.SET_MODE_STRICT, 0, 0);
 }
 
 // ---------------------------------------------------------------- credentials

@@ -115,6 +115,11 @@ export const ITIMERVAL = struct('itimerval', 32, {
   intervalSec: [0, 'i64'], intervalUsec: [8, 'i64'], valueSec: [16, 'i64'], valueUsec: [24, 'i64'],
 } as const, { whole: true });
 
+/** struct flock (fcntl F_SETLK, F_OFD_SETLK, F_GETLK...): l_type, l_whence, then l_start, l_len, l_pid (padding after l_whence and l_pid). */
+export const FLOCK = struct('flock', 32, { type: [0, 'u16'], whence: [2, 'u16'], start: [8, 'i64'], len: [16, 'i64'], pid: [24, 'i32'] } as const);
+/** struct f_owner_ex (F_GETOWN_EX, F_SETOWN_EX). */
+export const F_OWNER_EX = struct('f_owner_ex', 8, { type: [0, 'i32'], pid: [4, 'i32'] } as const, { whole: true });
+
 // ---------------------------------------------------------------- signals
 
 /** siginfo_t: 128 bytes; the fields ckpt reads (the union starts at 16 on 64-bit: the SIGCHLD and kill members). */
@@ -138,6 +143,35 @@ export const STACK_T = struct('stack_t', 24, { sp: [0, 'u64'], flags: [8, 'i32']
 
 /** struct timespec. */
 export const TIMESPEC = struct('timespec', 16, { sec: [0, 'i64'], nsec: [8, 'i64'] } as const, { whole: true });
+/** struct file_handle: its header (handle_bytes, handle_type); the handle's bytes follow. */
+export const FILE_HANDLE = struct('file_handle', 8, { bytes: [0, 'u32'], type: [4, 'i32'] } as const);
+
+// ---------------------------------------------------------------- POSIX timers
+
+/** struct sigevent (64 bytes): the value, the signal, how it notifies, and the thread of SIGEV_THREAD_ID. */
+export const SIGEVENT = struct('sigevent', 64, { value: [0, 'u64'], signo: [8, 'i32'], notify: [12, 'i32'], tid: [16, 'i32'] } as const);
+/** struct itimerspec: two struct timespec (interval, then value). */
+export const ITIMERSPEC = struct('itimerspec', 32, {
+  intervalSec: [0, 'i64'], intervalNsec: [8, 'i64'], valueSec: [16, 'i64'], valueNsec: [24, 'i64'],
+} as const, { whole: true });
+/** siginfo_t as a POSIX timer fills it (si_code SI_TIMER): the timer's id, the overrun, the value. */
+export const SIGINFO_TIMER = struct('siginfo_t (timer)', 128, {
+  signo: [0, 'i32'], code: [8, 'i32'], timerId: [16, 'i32'], overrun: [20, 'i32'], value: [24, 'u64'],
+} as const);
+/** What a pending siginfo says of the timer that sent it, or null if no timer sent it (si_code is not SI_TIMER). */
+export function siginfoTimer(info: Buffer, siTimer: number): { signo: number; timerId: number; overrun: number; value: bigint } | null {
+  const v = SIGINFO_TIMER.decode(info);
+  return v.code === siTimer ? { signo: v.signo, timerId: v.timerId, overrun: v.overrun, value: v.value } : null;
+}
+
+// ---------------------------------------------------------------- seccomp
+
+/** struct seccomp_metadata (PTRACE_GET_SECCOMP_METADATA): which filter (in), its flags (out). */
+export const SECCOMP_METADATA = struct('seccomp_metadata', 16, { filterOff: [0, 'u64'], flags: [8, 'u64'] } as const, { whole: true });
+/** struct sock_fprog: the number of instructions and where they are. */
+export const SOCK_FPROG = struct('sock_fprog', 16, { len: [0, 'u16'], filter: [8, 'u64'] } as const);
+/** struct sock_filter: one classic BPF instruction (8 bytes). */
+export const SOCK_FILTER = struct('sock_filter', 8, { code: [0, 'u16'], jt: [2, 'u8'], jf: [3, 'u8'], k: [4, 'u32'] } as const, { whole: true });
 
 // ---------------------------------------------------------------- I/O
 

@@ -4,8 +4,11 @@
 
 import fs from 'node:fs';
 import { sys, syscallRaw, addressOf, SysError, posixSpawn, mapFile } from './ffi.js';
-import { NR, KCMP, O, UFFD, F, SPLICE, SOCK } from './consts.js';
-import { UFFDIO_COPY_STRUCT, RLIMIT64, SOCKADDR_UN, SUN_PATH_OFFSET, SUN_PATH_MAX, UCRED, TIMEVAL, MSGHDR, CMSGHDR, cmsgSpace, cmsgLen, iovecArray } from './structs.js';
+import { NR, KCMP, O, UFFD, F, SPLICE, IOCTL, AT_FDCWD, S_IFIFO, PIDFD_THREAD, SOCK } from './consts.js';
+import {
+  UFFDIO_COPY_STRUCT, RLIMIT64, F_OWNER_EX, ITIMERSPEC, TIMESPEC, FILE_HANDLE,
+  SOCKADDR_UN, SUN_PATH_OFFSET, SUN_PATH_MAX, UCRED, TIMEVAL, MSGHDR, CMSGHDR, cmsgSpace, cmsgLen, iovecArray,
+} from './structs.js';
 
 export { SysError, posixSpawn, mapFile };
 export type { SpawnOptions, FileMapping } from './ffi.js';
@@ -39,13 +42,24 @@ export function kcmpWorks(pid: number): void {
   sys('kcmp', NR.kcmp, pid, pid, KCMP.FILE, 0, 0);
 }
 
-export function pidfdOpen(pid: number): number {
-  return sys(`pidfd_open(${pid})`, NR.pidfd_open, pid, 0);
+export function pidfdOpen(pid: number, flags = 0): number {
+  return sys(`pidfd_open(${pid})`, NR.pidfd_open, pid, flags);
+}
+/** pidfd_open that returns -errno instead of throwing. */
+export function pidfdOpenRaw(pid: number, flags: number): number {
+  return syscallRaw(NR.pidfd_open, pid, flags);
 }
 
-/** A duplicate of fd `fd` of process `pid`, open in ckpt (the caller closes it). */
+/** A pidfd of a task: a process, or a thread (PIDFD_THREAD, Linux 6.9), whose fd table may be its own. */
+function pidfdOfTask(tid: number): number {
+  const r = syscallRaw(NR.pidfd_open, tid, 0);
+  if (r >= 0) return r;
+  return sys(`pidfd_open(${tid}, PIDFD_THREAD)`, NR.pidfd_open, tid, PIDFD_THREAD);
+}
+
+/** A duplicate of fd `fd` of task `pid` (a process, or a thread with an fd table of its own), open in ckpt (the caller closes it). */
 export function pidfdGetfd(pid: number, fd: number): number {
-  const pidfd = pidfdOpen(pid);
+  const pidfd = pidfdOfTask(pid);
   try {
     return sys(`pidfd_getfd(${pid}, ${fd})`, NR.pidfd_getfd, pidfd, fd, 0);
   } finally { fs.closeSync(pidfd); }
@@ -148,6 +162,8 @@ export function setPipeSize(fd: number, size: number): number { return syscallRa
 /** The file status flags of an open file description (F_GETFL) and setting them (F_SETFL). */
 export function getFl(fd: number): number { return sys('fcntl(F_GETFL)', NR.fcntl, fd, F.GETFL); }
 export function setFl(fd: number, flags: number): void { sys('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, flags); }
+/** Make one of ckpt's fds close-on-exec (F_SETFD). */
+export function setCloexec(fd: number): void { sys('fcntl(F_SETFD)', NR.fcntl, fd, F.SETFD, 1); }
 
 /**
  * A copy of the data buffered in the pipe whose read end is `readFd`,
@@ -167,6 +183,202 @@ export function peekPipe(readFd: number, size: number): Buffer {
     while (got < n) got += fs.readSync(r, out, got, n - got, null);
     return out;
   } finally { fs.closeSync(r); fs.closeSync(w); }
+}
+
+// ---- event objects made in ckpt: eventfd, signalfd, timerfd, inotify, fanotify
+
+/** eventfd2(0, flags): a new eventfd whose counter is 0. */
+export function eventfd(flags: number): number { return sys('eventfd2', NR.eventfd2, 0, flags); }
+
+/** Add `v` to an eventfd's counter (a write of 8 bytes; the fd must not block). */
+export function eventfdAdd(fd: number, v: bigint): void {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(v);
+  const n = fs.writeSync(fd, b);
+  if (n !== 8) throw new Error(`eventfd write of ${v}: ${n} bytes written`);
+}
+
+/** Read one 8-byte value (an eventfd's counter, a timerfd's expirations); null when the fd would block. */
+export function readU64(fd: number): bigint | null {
+  const b = Buffer.alloc(8);
+  const n = syscallRaw(NR.read, fd, addressOf(b), 8);
+  if (n === -11) return null;
+  if (n < 0) throw new SysError('read of 8 bytes', -n);
+  if (n !== 8) throw new Error(`read of 8 bytes gave ${n}`);
+  return b.readBigUInt64LE(0);
+}
+
+/** signalfd4(-1, mask, flags): a new signalfd for the signals of `mask` (bit n-1 for signal n). */
+export function signalfd(mask: bigint, flags: number): number {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(mask);
+  return sys('signalfd4', NR.signalfd4, -1, addressOf(b), 8, flags);
+}
+
+export function timerfdCreate(clock: number, flags: number): number {
+  return sys(`timerfd_create(clock ${clock})`, NR.timerfd_create, clock, flags);
+}
+
+/** A timer's setting in nanoseconds: time to (or, with TFD_TIMER_ABSTIME, time of) the next expiration (0: disarmed), and the period (0: one-shot). */
+export interface TimerSpec { value: bigint; interval: bigint }
+const NS = 1000000000n;
+const toSpec = (b: Buffer): TimerSpec => {
+  const v = ITIMERSPEC.decode(b);
+  return { value: v.valueSec * NS + v.valueNsec, interval: v.intervalSec * NS + v.intervalNsec };
+};
+
+/** timerfd_settime; returns 0 or -errno (ECANCELED: a TFD_TIMER_CANCEL_ON_SET timer whose clock was set). */
+export function timerfdSettime(fd: number, flags: number, t: TimerSpec): number {
+  const b = ITIMERSPEC.encode({ valueSec: t.value / NS, valueNsec: t.value % NS, intervalSec: t.interval / NS, intervalNsec: t.interval % NS });
+  const r = syscallRaw(NR.timerfd_settime, fd, flags, addressOf(b), 0);
+  return r < 0 ? r : 0;
+}
+
+/** timerfd_gettime: the time to the next expiration (0: disarmed) and the period. */
+export function timerfdGettime(fd: number): TimerSpec {
+  const b = Buffer.alloc(ITIMERSPEC.size);
+  sys('timerfd_gettime', NR.timerfd_gettime, fd, addressOf(b));
+  return toSpec(b);
+}
+
+/** Set the expirations a timerfd reports as not yet read (TFD_IOC_SET_TICKS; `ticks` > 0). */
+export function timerfdSetTicks(fd: number, ticks: bigint): void {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(ticks);
+  sys('ioctl(TFD_IOC_SET_TICKS)', NR.ioctl, fd, IOCTL.TFD_IOC_SET_TICKS, addressOf(b));
+}
+
+/** clock_gettime, in nanoseconds. */
+export function clockNow(clock: number): bigint {
+  const b = Buffer.alloc(TIMESPEC.size);
+  sys(`clock_gettime(${clock})`, NR.clock_gettime, clock, addressOf(b));
+  const t = TIMESPEC.decode(b);
+  return t.sec * NS + t.nsec;
+}
+
+/** The bytes waiting to be read (FIONREAD). */
+export function fionread(fd: number): number {
+  const b = Buffer.alloc(4);
+  sys('ioctl(FIONREAD)', NR.ioctl, fd, IOCTL.FIONREAD, addressOf(b));
+  return b.readInt32LE(0);
+}
+
+export function inotifyInit(flags: number): number { return sys('inotify_init1', NR.inotify_init1, flags); }
+/** inotify_add_watch; returns the watch descriptor or -errno. */
+export function inotifyAddWatch(fd: number, path: string, mask: number): number {
+  const p = Buffer.from(path + '\0');
+  return syscallRaw(NR.inotify_add_watch, fd, addressOf(p), mask >>> 0);
+}
+export function inotifyRmWatch(fd: number, wd: number): void { sys(`inotify_rm_watch(${wd})`, NR.inotify_rm_watch, fd, wd); }
+
+/** Read and drop every event queued on an inotify fd that does not block; returns their watch descriptors and masks. */
+export function drainInotify(fd: number): Array<{ wd: number; mask: number }> {
+  const out: Array<{ wd: number; mask: number }> = [];
+  const b = Buffer.alloc(65536);
+  for (;;) {
+    const n = syscallRaw(NR.read, fd, addressOf(b), b.length);
+    if (n === -11) return out;
+    if (n < 0) throw new SysError('read of inotify events', -n);
+    // struct inotify_event: wd (i32), mask (u32), cookie (u32), len (u32), then len bytes of name
+    for (let at = 0; at + 16 <= n; at += 16 + b.readUInt32LE(at + 12)) out.push({ wd: b.readInt32LE(at), mask: b.readUInt32LE(at + 4) });
+  }
+}
+
+export function fanotifyInit(flags: number, eventFlags: number): number {
+  return sys('fanotify_init', NR.fanotify_init, flags >>> 0, eventFlags >>> 0);
+}
+/** fanotify_mark on the object `dirfd` refers to (path null) or on `path`; returns 0 or -errno. */
+export function fanotifyMark(fd: number, flags: number, mask: bigint, dirfd: number, path: string | null): number {
+  const p = path === null ? null : Buffer.from(path + '\0');
+  return syscallRaw(NR.fanotify_mark, fd, flags >>> 0, mask, dirfd, p ? addressOf(p) : 0);
+}
+
+/** open_by_handle_at: open the file of a file handle (type and bytes as /proc/PID/fdinfo shows them) on the filesystem of `mountFd`; returns the fd or -errno. */
+export function openByHandleAt(mountFd: number, type: number, handle: Buffer, flags: number): number {
+  const b = Buffer.alloc(FILE_HANDLE.size + handle.length);
+  FILE_HANDLE.encodeInto(b, { bytes: handle.length, type });
+  handle.copy(b, FILE_HANDLE.size);
+  return syscallRaw(NR.open_by_handle_at, mountFd, addressOf(b), flags);
+}
+
+// ---------------------------------------------------------------- files whose contents ckpt carries
+
+/** memfd_create(2) in ckpt; returns the fd or -errno. */
+export function memfdCreate(name: string, flags: number): number {
+  const b = Buffer.from(name + '\0');
+  return syscallRaw(NR.memfd_create, addressOf(b), flags);
+}
+
+/** The seals of a file (F_GET_SEALS); -errno when it cannot have any (EINVAL). */
+export function getSeals(fd: number): number { return syscallRaw(NR.fcntl, fd, F.GET_SEALS); }
+/** Add seals (F_ADD_SEALS). */
+export function addSeals(fd: number, seals: number): void { sys(`fcntl(F_ADD_SEALS, 0x${seals.toString(16)})`, NR.fcntl, fd, F.ADD_SEALS, seals); }
+
+/** mknod(path, S_IFIFO | mode): a FIFO; returns 0 or -errno. */
+export function mkfifo(path: string, mode: number): number {
+  const b = Buffer.from(path + '\0');
+  return syscallRaw(NR.mknodat, AT_FDCWD, addressOf(b), S_IFIFO | (mode & 0o7777), 0);
+}
+
+/** futimens: set a file's access and modification times, in nanoseconds since the epoch. */
+export function futimens(fd: number, atimeNs: bigint, mtimeNs: bigint): void {
+  const t = Buffer.alloc(32);
+  t.writeBigInt64LE(atimeNs / 1000000000n, 0); t.writeBigInt64LE(atimeNs % 1000000000n, 8);
+  t.writeBigInt64LE(mtimeNs / 1000000000n, 16); t.writeBigInt64LE(mtimeNs % 1000000000n, 24);
+  sys('futimens', NR.utimensat, fd, 0, addressOf(t), 0);
+}
+
+const cfrOffsets = Buffer.alloc(16);
+/**
+ * copy_file_range(2) of `len` bytes from `inFd` at `inOff` to `outFd` at
+ * `outOff` (neither file offset moves); returns the bytes copied (0 at the
+ * end of the input) or -errno (EXDEV and others: the caller copies itself).
+ */
+export function copyFileRange(inFd: number, inOff: number, outFd: number, outOff: number, len: number): number {
+  cfrOffsets.writeBigInt64LE(BigInt(inOff), 0);
+  cfrOffsets.writeBigInt64LE(BigInt(outOff), 8);
+  const a = addressOf(cfrOffsets);
+  return syscallRaw(NR.copy_file_range, inFd, a, outFd, a + 8n, len, 0);
+}
+
+/**
+ * The data ranges of an open file below `size`, in bytes: [offset, length]
+ * (SEEK_DATA / SEEK_HOLE: what is not listed is a hole). A file system
+ * without them reports the whole file as data.
+ */
+export function dataRanges(fd: number, size: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let at = 0;
+  while (at < size) {
+    const d = syscallRaw(NR.lseek, fd, at, 3 /* SEEK_DATA */);
+    if (d < 0) {
+      if (-d === 6 /* ENXIO: no data after `at` */) break;
+      throw new SysError('lseek(SEEK_DATA)', -d);
+    }
+    if (d >= size) break;
+    const h = syscallRaw(NR.lseek, fd, d, 4 /* SEEK_HOLE */);
+    if (h < 0) throw new SysError('lseek(SEEK_HOLE)', -h);
+    const end = Math.min(h, size);
+    if (end > d) out.push([d, end - d]);
+    at = end;
+  }
+  return out;
+}
+
+/** lseek(2) in ckpt; returns the new offset. */
+export function lseek(fd: number, off: bigint, whence: number): number {
+  return sys('lseek', NR.lseek, fd, off, whence);
+}
+
+// ---------------------------------------------------------------- file locks and leases (dump: a leased description's signal and owner)
+
+/** fcntl(fd, F_GETSIG): the signal sent for I/O readiness and lease breaks (0: SIGIO). */
+export function getSig(fd: number): number { return sys('fcntl(F_GETSIG)', NR.fcntl, fd, F.GETSIG); }
+/** fcntl(fd, F_GETOWN_EX): who gets those signals (type 0 a thread, 1 a process, 2 a process group; pid 0: nobody). */
+export function getOwnEx(fd: number): { type: number; pid: number } {
+  const b = Buffer.alloc(F_OWNER_EX.size);
+  sys('fcntl(F_GETOWN_EX)', NR.fcntl, fd, F.GETOWN_EX, addressOf(b));
+  return { type: F_OWNER_EX.get(b, 'type'), pid: F_OWNER_EX.get(b, 'pid') };
 }
 
 // ---------------------------------------------------------------- sockets (in ckpt)

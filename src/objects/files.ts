@@ -19,7 +19,8 @@ import { refused, badImage, CkptError } from '../errors.js';
 import { fdNum, fileId, superRefine } from '../image/schema.js';
 import { FILE_KINDS } from './registry.js';
 import { FileBase, FileKind, FdFacts, DumpFileCtx, RestoreFileCtx, Created } from './kind.js';
-import { planFdMoves } from './fdmoves.js';
+import { planInstall, FILLER } from './fdmoves.js';
+import { StoredInode } from './inodes.js';
 
 const KINDS = new Map(FILE_KINDS.map((k) => [k.kind, k]));
 
@@ -27,8 +28,8 @@ const KINDS = new Map(FILE_KINDS.map((k) => [k.kind, k]));
 export const FileDesc = z.discriminatedUnion('kind', FILE_KINDS.map((k) => k.schema) as unknown as [z.ZodMiniObject, ...z.ZodMiniObject[]]) as unknown as z.ZodMiniType<FileBase & Record<string, unknown>>;
 export type FileDesc = FileBase & Record<string, unknown>;
 
-/** files.json: every open file description of the tree, each once. */
-export const FilesImage = z.object({ files: z.array(FileDesc) }).check(superRefine((doc, ctx) => {
+/** files.json: every open file description of the tree, each once; and the inodes stored in the image (inodes.ts). */
+export const FilesImage = z.object({ files: z.array(FileDesc), inodes: z.optional(z.array(StoredInode)) }).check(superRefine((doc, ctx) => {
   const ids = new Set<number>();
   doc.files.forEach((f, i) => {
     if (ids.has(f.id)) ctx.addIssue({ code: 'custom', message: `open file ${f.id} is listed twice`, path: ['files', i, 'id'], input: f.id });
@@ -120,9 +121,7 @@ export class FileTableBuilder {
       if (!st && object.type === 'other') throw refused(`${where} (${e.link}) cannot be examined: ${statErr}`);
       throw refused(`${where} is ${object.noun} (${object.plural} are not supported yet): ${e.link}`);
     }
-    if (e.info.has('lock')) {
-      throw refused(`${where} (${e.link}) holds a file lock (${e.info.get('lock')!.split(/\s+/).slice(1, 3).join(' ')}); file locks are not supported yet`);
-    }
+    // (file locks, on this fd or any other of the table: objects/locks.ts)
     const facts: FdFacts = { pid, fd: e.fd, link: e.link, flags: e.flags, pos: e.pos, info: e.info, st, object };
     // (the id is taken before the kind looks: a socket may hold itself in flight)
     const id = this.files.length + 1;
@@ -210,9 +209,8 @@ export class OpenFiles {
       }
     }
     for (const [id, list] of holders) {
-      if (this.instances.has(id)) { this.shareLocal(id, list.length); continue; } // (made already, for a file in flight)
+      if (this.instances.has(id)) continue; // (made already, for a file in flight)
       this.make(id, list[0]);
-      this.shareLocal(id, list.length);
     }
   }
 
@@ -226,57 +224,55 @@ export class OpenFiles {
       throw new CkptError('failed', `pid ${rt.pid}: creating open file ${id} (${kindOf(d).describe(d)}): ${(e as Error).message}`);
     }
     const inst: Instance = { created, holder: rt.pid, local: -1, closeLocal: false };
+    // (ckpt has every description: one made in a process is copied out, to be sent where it is wanted)
     if ('local' in created) { inst.local = created.local; inst.closeLocal = created.closeAfter; }
+    else { inst.local = pidfdGetfd(rt.pid, created.remote); inst.closeLocal = true; }
     this.instances.set(id, inst);
     return inst;
   }
 
-  /** A description held by more than one process, or in flight, needs a copy in ckpt to hand out. */
-  private shareLocal(id: number, holders: number): void {
-    const inst = this.instances.get(id)!;
-    if (holders > 1 && inst.local < 0 && 'remote' in inst.created) { inst.local = pidfdGetfd(inst.holder, inst.created.remote); inst.closeLocal = true; }
-  }
-
-  /** ctx.open: the description made, open in ckpt. */
+  /** ctx.open: the description made (in the first process of the tree if no fd holds it), open in ckpt. */
   private openLocal(id: number): number {
     if (!this.byId.has(id)) throw badImage(`image file files.json: open file ${id} is not in files.json`);
-    const inst = this.instances.get(id) ?? this.make(id, this.first!);
-    if (inst.local < 0 && 'remote' in inst.created) { inst.local = pidfdGetfd(inst.holder, inst.created.remote); inst.closeLocal = true; }
-    return inst.local;
+    return (this.instances.get(id) ?? this.make(id, this.first!)).local;
   }
 
-  /** Give the process its fd table, and close everything else it has open. */
+  /**
+   * Give the process its fd table, and close everything else it has open.
+   * The files are sent in the order of their numbers and land at them
+   * (planInstall): at most one remote call per fd.
+   */
   install(rt: RemoteTask, fds: FdRef[]): void {
-    const src = new Map<number, number>(); // description -> its number in the task
-    const toSend: number[] = [];
-    for (const f of fds) {
-      if (src.has(f.file) || toSend.includes(f.file)) continue;
-      const inst = this.instances.get(f.file)!;
-      if ('remote' in inst.created && inst.holder === rt.pid) src.set(f.file, inst.created.remote);
-      else toSend.push(f.file);
-    }
-    for (let i = 0; i < toSend.length; i += MAX_FDS_PER_MESSAGE) {
-      const part = toSend.slice(i, i + MAX_FDS_PER_MESSAGE);
-      sendFds(this.channel.local, part.map((id) => this.instances.get(id)!.local));
-      const got = recvFdsRemote(rt, this.channel.remote, part.length);
-      part.forEach((id, j) => src.set(id, got[j]));
+    const inPlace = new Map<number, { file: number; cloexec: boolean }>();
+    for (const [id, inst] of this.instances) {
+      if ('remote' in inst.created && inst.holder === rt.pid) inPlace.set(inst.created.remote, { file: id, cloexec: true });
     }
     const open = fs.readdirSync(`/proc/${rt.pid}/fd`).map(Number);
-    const ops = planFdMoves(fds.map((f) => ({ src: src.get(f.file)!, dst: f.fd, cloexec: f.cloexec })), open);
-    for (const o of ops) {
-      if (o.op === 'dup3') remote.dup3(rt, o.src, o.dst, o.cloexec ? O.CLOEXEC : 0);
-      else if (o.op === 'park') {
-        const at = remote.fcntlDupfdCloexec(rt, o.src, o.at);
-        if (at !== o.at) throw new Error(`pid ${rt.pid}: fd ${o.src} was parked at ${at}, not ${o.at}`);
-      } else if (o.op === 'setfd') remote.fcntlSetCloexec(rt, o.fd, o.cloexec);
-      else remote.close(rt, o.fd, String(o.fd));
+    const plan = planInstall(fds.map((f) => ({ dst: f.fd, file: f.file, cloexec: f.cloexec })), open, inPlace, { maxPerMessage: MAX_FDS_PER_MESSAGE });
+    for (const m of plan.receives) {
+      sendFds(this.channel.local, m.files.map((id) => (id === FILLER ? this.filler() : this.instances.get(id)!.local)));
+      const got = recvFdsRemote(rt, this.channel.remote, m.files.length, m.cloexec);
+      got.forEach((fd, i) => { if (fd !== m.at[i]) throw new Error(`pid ${rt.pid}: a received fd landed at ${fd}, not at ${m.at[i]} (its fd table changed under ckpt)`); });
     }
+    for (const o of plan.ops) {
+      if (o.op === 'dup3') remote.dup3(rt, o.src, o.dst, o.cloexec ? O.CLOEXEC : 0);
+      else if (o.op === 'setfd') remote.fcntlSetCloexec(rt, o.fd, o.cloexec);
+      else remote.closeRange(rt, o.from, o.to);
+    }
+  }
+
+  private fillerFd = -1;
+  /** What fills a gap among received fds (closed again): /dev/null, open in ckpt. */
+  private filler(): number {
+    if (this.fillerFd < 0) this.fillerFd = fs.openSync('/dev/null', O.RDONLY | O.CLOEXEC);
+    return this.fillerFd;
   }
 
   /** Close what ckpt holds (after success or failure). */
   close(): void {
     for (const inst of this.instances.values()) if (inst.closeLocal && inst.local >= 0) { try { fs.closeSync(inst.local); } catch { /* closed */ } }
     this.instances.clear();
+    if (this.fillerFd >= 0) { fs.closeSync(this.fillerFd); this.fillerFd = -1; }
     for (const fn of this.done.splice(0)) { try { fn(); } catch { /* what a kind could not close */ } }
   }
 

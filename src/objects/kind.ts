@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import * as z from 'zod/mini';
 import { FdObject } from '../kernel/fdtype.js';
 import { RemoteTask } from '../kernel/remote.js';
+import type { InodeTable, MadeInodes } from './inodes.js';
 
 /** What ckpt knows of one fd of a frozen process when it dumps it. */
 export interface FdFacts {
@@ -46,6 +47,8 @@ export interface DumpFileCtx {
   describeOwnFds(fds: number[], what: string): number[];
   /** Is fd `fd` of process `pid` one of ckpt's own copies of a description (not a holder of its own)? */
   isOwnCopy(pid: number, fd: number): boolean;
+  /** Files whose contents go into the image (deleted files, memfds): stored once, referred to by id (inodes.ts). */
+  inodes: InodeTable;
 }
 
 export interface RestoreFileCtx {
@@ -64,6 +67,8 @@ export interface RestoreFileCtx {
   open(id: number): number;
   /** The remote-call context of a process of the tree, by PID (undefined if the tree has no such process). */
   task(pid: number): RemoteTask | undefined;
+  /** The image's stored inodes, made before any task (inodes.ts). */
+  inodes: MadeInodes;
 }
 
 /**

@@ -10,13 +10,15 @@ import * as remote from '../kernel/rsys.js';
 import { readStat, readStatus } from '../kernel/proc.js';
 import { getRlimit, setRlimit } from '../kernel/sys.js';
 import { refused, conflict } from '../errors.js';
-import { hex64, base64Bytes, dec63, int, u32, pid, PID_MAX, regex, refine, superRefine, absPath, commName } from '../image/schema.js';
+import { hex64, base64Bytes, dec63, int, u32, pid, PID_MAX, regex, refine, superRefine, absPath, commName, fileId } from '../image/schema.js';
 import { log } from '../log.js';
 import { MemoryImage } from './memory/index.js';
 import { FdTable } from './files.js';
 import { SigAction, Siginfo } from './signals.js';
 import { Thread } from './thread.js';
 import { Creds } from './creds.js';
+import { PosixTimers } from './timers.js';
+import { SeccompImage } from './seccomp.js';
 
 export const MmFields = z.object({
   startCode: hex64, endCode: hex64, startData: hex64, endData: hex64,
@@ -38,6 +40,34 @@ const limitValue = z.string().check(regex(/^(unlimited|0|[1-9][0-9]{0,19})$/, 'e
 const limitBig = (s: string) => (s === 'unlimited' ? 0xffffffffffffffffn : BigInt(s));
 const Rlimit = z.tuple([limitValue, limitValue]).check(refine(([soft, hard]) => limitBig(soft) <= limitBig(hard), 'the soft limit is above the hard one'));
 
+/** cwd, root and umask (a thread that has them of its own: unshare(CLONE_FS)). */
+export const FsState = z.object({ cwd: absPath, root: absPath, umask: int(0, 0o777) });
+export type FsState = z.infer<typeof FsState>;
+
+/**
+ * A thread, with how it holds an fd table and cwd, root and umask: its
+ * process's (no field), its own (`fds`, `fs`: it unshared them), or those of
+ * an earlier thread of the process that has them of its own (`filesOf`, `fsOf`: a TID).
+ */
+export const ThreadDoc = z.extend(Thread, {
+  fds: z.optional(FdTable),
+  filesOf: z.optional(pid),
+  fs: z.optional(FsState),
+  fsOf: z.optional(pid),
+});
+export type ThreadDoc = z.infer<typeof ThreadDoc>;
+
+/** A thread's own cwd, root and umask (from /proc/PID/task/TID). */
+export function readFsState(pid: number, tid: number): FsState {
+  const dir = `/proc/${pid}/task/${tid}`;
+  const where = `pid ${pid}: thread ${tid}`;
+  const cwd = fs.readlinkSync(`${dir}/cwd`);
+  if (cwd.endsWith(' (deleted)')) throw refused(`${where}: its working directory ${cwd} was deleted`);
+  const root = fs.readlinkSync(`${dir}/root`);
+  if (root.endsWith(' (deleted)')) throw refused(`${where}: its root ${root} was deleted`);
+  return { cwd, root, umask: parseInt(readStatus(tid).get('Umask') ?? '22', 8) };
+}
+
 export const ProcessImage = z.object({
   pid, ppid: int(0, PID_MAX), pgid: pid, sid: pid,
   /** Its process group was the foreground group of its controlling terminal. */
@@ -49,6 +79,10 @@ export const ProcessImage = z.object({
   /** Its parent had already been told of the stop (waitpid WUNTRACED). */
   stopReported: z.optional(z.boolean()),
   comm: commName, exe: absPath, cwd: absPath, root: absPath,
+  /** Its working directory was deleted: the stored inode (files.json `inodes`) it is (`cwd` is what the kernel showed). */
+  cwdInode: z.optional(fileId),
+  /** Its executable was deleted (or replaced): the stored inode it is (`exe` is what the kernel showed). */
+  exeInode: z.optional(fileId),
   umask: int(0, 0o777), personality: u32,
   rlimits: z.array(Rlimit).check(z.length(RLIMIT_NAMES.length)),
   creds: Creds,
@@ -61,12 +95,20 @@ export const ProcessImage = z.object({
     loginuid: z.optional(u32),             // /proc/PID/loginuid (4294967295: unset)
   }),
   itimers: z.array(Timer).check(z.length(3)),
+  /** POSIX timers (timer_create), by id. */
+  timers: z.optional(PosixTimers),
+  /** The seccomp mode and filters of its threads (absent: none has any). */
+  seccomp: z.optional(SeccompImage),
   mm: MmChecked,
   memory: MemoryImage,
   fds: FdTable,
+  /** It shares the fd table of this process (its parent, or the one its parent shares: clone with CLONE_FILES); its own `fds` is then empty. */
+  filesOf: z.optional(pid),
+  /** It shares cwd, root and umask with this process (CLONE_FS), as filesOf. */
+  fsOf: z.optional(pid),
   sigactions: z.array(SigAction),
   pendingShared: z.array(Siginfo),
-  threads: z.array(Thread).check(z.minLength(1)),
+  threads: z.array(ThreadDoc).check(z.minLength(1)),
 }).check(superRefine((p, ctx) => {
   const tids = new Set<number>();
   p.threads.forEach((t, i) => {
@@ -74,6 +116,20 @@ export const ProcessImage = z.object({
     tids.add(t.tid);
   });
   if (p.threads[0]?.tid !== p.pid) ctx.addIssue({ code: 'custom', message: `the first thread is not the leader ${p.pid}`, path: ['threads', 0, 'tid'], input: p.threads[0]?.tid });
+  if (p.filesOf !== undefined && p.fds.length) ctx.addIssue({ code: 'custom', message: 'a process sharing another\'s fd table lists no fds of its own', path: ['fds'], input: p.fds });
+  if (p.filesOf === p.pid || p.fsOf === p.pid) ctx.addIssue({ code: 'custom', message: 'a process shares nothing with itself', path: ['filesOf'], input: p.pid });
+  // A thread holds its table (and fs) as its process's, its own, or an earlier thread's that has its own.
+  p.threads.forEach((t, i) => {
+    for (const [own, of, name] of [[t.fds, t.filesOf, 'filesOf'], [t.fs, t.fsOf, 'fsOf']] as const) {
+      if (own !== undefined && of !== undefined) ctx.addIssue({ code: 'custom', message: `thread ${t.tid} has its own and another's`, path: ['threads', i, name], input: of });
+      if (i === 0 && (own !== undefined || of !== undefined)) ctx.addIssue({ code: 'custom', message: 'the leader holds the process\'s', path: ['threads', 0, name], input: of });
+      if (of !== undefined) {
+        const j = p.threads.findIndex((x) => x.tid === of);
+        const ok = j > 0 && j < i && (name === 'filesOf' ? p.threads[j].fds : p.threads[j].fs) !== undefined;
+        if (!ok) ctx.addIssue({ code: 'custom', message: `thread ${of} is no earlier thread of the process with one of its own`, path: ['threads', i, name], input: of });
+      }
+    }
+  });
   const sigs = new Set<number>();
   p.sigactions.forEach((a, i) => {
     if (sigs.has(a.sig) || a.sig === 9 || a.sig === 19) ctx.addIssue({ code: 'custom', message: `signal ${a.sig} cannot have this action listed`, path: ['sigactions', i, 'sig'], input: a.sig });
@@ -97,18 +153,29 @@ export function readRlimits(pid: number): Array<[string, string]> {
 }
 const parseLimit = (s: string) => (s === 'unlimited' ? INF : BigInt(s));
 
-/** Identity fields readable from /proc without touching the task. */
-export function readIdentity(pid: number) {
+/**
+ * Identity fields readable from /proc without touching the task. A deleted
+ * working directory is stored in `inodes` (and refused without).
+ */
+export function readIdentity(pid: number, inodes?: { add(open: string, shown: string, what: string, privateMapping?: boolean): number }) {
   const stat = readStat(pid);
   const where = (what: string) => `pid ${pid}: ${what}`;
   const link = (p: string) => fs.readlinkSync(`/proc/${pid}/${p}`);
   const exe = link('exe');
-  if (exe.endsWith(' (deleted)')) throw refused(where(`its executable ${exe} was deleted; not supported yet`));
+  let exeInode: number | undefined;
+  if (exe.endsWith(' (deleted)')) {
+    if (!inodes) throw refused(where(`its executable ${exe} was deleted; not supported here`));
+    exeInode = inodes.add(`/proc/${pid}/exe`, exe, where('its executable'), true);
+  }
   const cwd = link('cwd');
-  if (cwd.endsWith(' (deleted)')) throw refused(where(`its working directory ${cwd} was deleted`));
+  let cwdInode: number | undefined;
+  if (cwd.endsWith(' (deleted)')) {
+    if (!inodes) throw refused(where(`its working directory ${cwd} was deleted`));
+    cwdInode = inodes.add(`/proc/${pid}/cwd`, cwd, where('its working directory'));
+  }
   const root = link('root');
+  if (root.endsWith(' (deleted)')) throw refused(where(`its root directory ${root} was deleted; not supported yet`));
   const status = readStatus(pid);
-  if (status.get('Seccomp') && status.get('Seccomp') !== '0') throw refused(where('seccomp filters are not supported yet'));
   // Namespaces other than ckpt's would come back as ckpt's: refuse them (containers come later).
   for (const ns of NAMESPACES) {
     let theirs = '';
@@ -119,13 +186,11 @@ export function readIdentity(pid: number) {
   }
   let loginuid: number | undefined;
   try { loginuid = Number(fs.readFileSync(`/proc/${pid}/loginuid`, 'utf8').trim()); } catch { /* no audit support */ }
-  const timers = fs.readFileSync(`/proc/${pid}/timers`, 'utf8');
-  if (timers.trim()) throw refused(where('POSIX timers (timer_create) are not supported yet'));
   return {
     pid, ppid: Number(stat[4]), pgid: Number(stat[5]), sid: Number(stat[6]), comm: stat[2],
     foreground: Number(stat[7]) !== 0 && Number(stat[8]) === Number(stat[5]),
     exitSignal: Number(stat[38]),
-    exe, cwd, root, umask: parseInt(status.get('Umask') ?? '22', 8),
+    exe, exeInode, cwd, cwdInode, root, umask: parseInt(status.get('Umask') ?? '22', 8),
     personality: parseInt(fs.readFileSync(`/proc/${pid}/personality`, 'utf8').trim(), 16),
     rlimits: readRlimits(pid),
     loginuid,
@@ -181,12 +246,18 @@ export function restoreRlimits(pid: number, limits: Array<[string, string]>): vo
 }
 
 /** PR_SET_MM_MAP: code/data/brk/stack/args/env bounds, auxv and /proc/PID/exe in one call. */
-export function restoreMm(rt: RemoteTask, p: ProcessImage): void {
+export function restoreMm(rt: RemoteTask, p: ProcessImage, inodes?: { procPath(id: number): string }): void {
   // /proc/PID/exe is changed only when it differs (a forked child already has
   // its parent's, and the kernel refuses to change it while the file is mapped).
+  // A deleted executable is the inode ckpt made again (and holds).
+  const exePath = p.exeInode !== undefined && inodes ? inodes.procPath(p.exeInode) : p.exe;
   let same = false;
-  try { same = fs.readlinkSync(`/proc/${rt.pid}/exe`) === p.exe; } catch { /* no exe yet */ }
-  const exeFd = same ? -1 : remote.openat(rt, p.exe, O.RDONLY | O.CLOEXEC);
+  try {
+    const cur = fs.statSync(`/proc/${rt.pid}/exe`);
+    const want = fs.statSync(exePath);
+    same = cur.dev === want.dev && cur.ino === want.ino;
+  } catch { /* no exe yet */ }
+  const exeFd = same ? -1 : remote.openat(rt, exePath, O.RDONLY | O.CLOEXEC, 0, p.exe);
   const m = p.mm;
   try {
     remote.prctlSetMmMap(rt, {
@@ -225,8 +296,12 @@ export function restoreIdentityCalls(rt: RemoteTask, p: ProcessImage): void {
  * chroot, which leaves the cwd where it is (also outside the new root, as
  * a process can have it).
  */
-export function restoreRootAndCwd(rt: RemoteTask, p: ProcessImage): void {
-  remote.chdir(rt, p.cwd);
+export function restoreRootAndCwd(rt: RemoteTask, p: { cwd: string; root: string; cwdInode?: number }, inodes?: { procPath(id: number): string }): void {
+  if (p.cwdInode !== undefined && inodes) {
+    // A deleted working directory: the one ckpt made again (and holds), through /proc.
+    const fd = remote.openat(rt, inodes.procPath(p.cwdInode), O.RDONLY | O.DIRECTORY | O.CLOEXEC, 0, `deleted working directory ${p.cwd}`);
+    try { remote.fchdir(rt, fd, p.cwd); } finally { remote.closeQuietly(rt, fd); }
+  } else remote.chdir(rt, p.cwd);
   if (p.root !== '/') remote.chroot(rt, p.root);
 }
 

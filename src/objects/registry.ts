@@ -1,14 +1,29 @@
 // Every kind of open file ckpt supports: one module each, one line each here.
 
 import { FileKind } from './kind.js';
-import { pathKind } from './regfile.js';
+import { pathKind, ghostKind } from './regfile.js';
+import { memfdKind } from './memfd.js';
 import { ttyKind } from './tty.js';
 import { pipeKind } from './pipe.js';
+import { eventfdKind } from './eventfd.js';
+import { signalfdKind } from './signalfd.js';
+import { timerfdKind } from './timerfd.js';
+import { inotifyKind } from './inotify.js';
+import { fanotifyKind } from './fanotify.js';
+import { pidfdKind } from './pidfd.js';
 import { unixKind } from './unix.js';
 
 export const FILE_KINDS: readonly FileKind<any>[] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
   pathKind,
   ttyKind,
   pipeKind,
+  eventfdKind,
+  signalfdKind,
+  timerfdKind,
+  inotifyKind,
+  fanotifyKind,
+  pidfdKind,
+  ghostKind,
+  memfdKind,
   unixKind,
 ];

@@ -4,6 +4,7 @@
 import { ImageReader } from '../image/store.js';
 import { ProcessImage } from '../objects/process.js';
 import { FilesImage } from '../objects/files.js';
+import { MadeInodes } from '../objects/inodes.js';
 import { ShmemCtx } from '../objects/memory/index.js';
 import { PageSource } from '../objects/memory/pages-io.js';
 import { Pool } from '../bulk/pool.js';
@@ -17,9 +18,16 @@ export interface RestoreOptions {
   shellJob?: boolean;
   /** --ext-unix-sk: sockets the image says were connected outside the tree are connected again by name. */
   extUnixSk?: boolean;
+  fileLocks?: boolean;
   onProgress?: ProgressFn;
 }
-export interface RestoreResult { pid: number; exitCode?: number; timings: Record<string, number> }
+export interface RestoreResult {
+  pid: number;
+  exitCode?: number;
+  timings: Record<string, number>;
+  /** Remote syscalls run in the tree: in all, and for the open files (create and install); and the fds installed. */
+  counts: { remoteCalls: number; remoteCallsFiles: number; fds: number };
+}
 
 export const SCRATCH_SIZE = 64 * 1024;
 export const POOL_THRESHOLD = 128 << 20;
@@ -37,6 +45,8 @@ export interface RestoreCtx {
   procs: ProcessImage[];
   files: FilesImage;
   shm: ShmemCtx;
+  /** Deleted files and memfds of the image, made by ckpt before any task and held until the restore ends. */
+  inodes: MadeInodes;
   /** Where pages come from (the image directory). */
   pages: PageSource;
   pool: Pool | null;

@@ -51,12 +51,15 @@ export function cloneIn(parent: RemoteTask, flags: number, exitSignal: number, p
   }
 }
 
+/** The ptrace options of the husk, which every task it makes inherits (freezeTask adds TRACESYSGOOD). */
+export const HUSK_OPTIONS = PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACEVFORK | PTRACE_O.EXITKILL;
+
 /** The husk, traced, with the restore socket at its own number; `made` gets its PID at once. */
 function spawnHusk(channelFd: number, made: { husk: number }): number {
   const husk = HUSKS.find((h) => fs.existsSync(h));
   if (!husk) throw new CkptError('failed', `no husk program found (tried ${HUSKS.join(', ')})`);
   made.husk = posixSpawn(husk, ['ckpt-husk', '1000000'], { sigmask: CALL_SIGMASK, keepFds: [channelFd] });
-  freezeTask(made.husk, PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACEVFORK | PTRACE_O.EXITKILL);
+  freezeTask(made.husk, HUSK_OPTIONS);
   return made.husk;
 }
 
@@ -87,7 +90,7 @@ export async function buildRoot(ctx: RestoreCtx, p: ProcessImage, made: { husk: 
   if (rs.size) remote.rseqUnregister(hrt, rs.address, rs.size, rs.signature);
   clearAndMoveSpecials(hrt, p.memory, ctx.scratch, gadget - vdso.start);
   const deferred = restoreAreas(hrt, p.memory, ctx.pages, pool !== null, ctx.shm, p.pid);
-  restoreMm(hrt, p);
+  restoreMm(hrt, p, ctx.inodes);
   ctx.lap('memory');
   await checkpointYield('restore:memory');
   if (pool) {

@@ -13,7 +13,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ImageReader } from '../image/store.js';
 import { ProcessImage, readRlimits, checkRlimits } from '../objects/process.js';
-import { FilesImage, FdRef, checkFileRefs, checkFiles, OpenFiles } from '../objects/files.js';
+import { FilesImage, FdRef, checkFileRefs, checkFiles, OpenFiles, describeFile } from '../objects/files.js';
+import { MadeInodes, checkInodes } from '../objects/inodes.js';
+import { LocksImage, checkLocks, restoreLocks } from '../objects/locks.js';
 import { checkMappedFiles, ShmemImage } from '../objects/memory/index.js';
 import { ImageDirSource } from '../image/pages.js';
 import { Pool } from '../bulk/pool.js';
@@ -21,6 +23,7 @@ import { kill } from '../kernel/sys.js';
 import { datagramPair } from '../kernel/fdpass.js';
 import { pidExists, readStat } from '../kernel/proc.js';
 import { waitPid } from '../kernel/ptrace.js';
+import { remoteCallsMade } from '../kernel/remote.js';
 import { RLIMIT, SIG } from '../kernel/consts.js';
 import { CkptError, badImage, conflict, inStep } from '../errors.js';
 import { checkpointYield } from '../cancel.js';
@@ -28,14 +31,15 @@ import { hostXfeatures } from '../cpu.js';
 import { log } from '../log.js';
 import { faultPoint } from '../kernel/faults.js';
 import { buildRoot, killAndReap } from './husk.js';
-import { buildTree } from './tree.js';
+import { buildTree, checkSharingRefs } from './tree.js';
 import { restoreProcess, resetChld } from './process.js';
 import { release, waitForExit } from './run.js';
-import { RestoreCtx, RestoreOptions, RestoreResult, POOL_THRESHOLD } from './context.js';
+import { RestoreCtx, RestoreOptions, RestoreResult, POOL_THRESHOLD, Built } from './context.js';
+import { RemoteTask } from '../kernel/remote.js';
 
 export type { RestoreOptions, RestoreResult } from './context.js';
 
-export interface LoadedImage { img: ImageReader; procs: ProcessImage[]; shmem: ShmemImage; files: FilesImage }
+export interface LoadedImage { img: ImageReader; procs: ProcessImage[]; shmem: ShmemImage; files: FilesImage; locks: LocksImage }
 
 /** Load and check everything that can be checked without creating a process. */
 export async function loadImage(dir: string, check: 'all' | 'defer-root-pages', pool: Pool | null): Promise<LoadedImage> {
@@ -53,13 +57,18 @@ export async function loadImage(dir: string, check: 'all' | 'defer-root-pages', 
   const procs = m.processes.filter((p) => !p.zombie).map((p) => img.readJson(`process-${p.pid}.json`, ProcessImage));
   const shmem: ShmemImage = m.files['shmem.json'] ? img.readJson('shmem.json', ShmemImage) : { objects: [] };
   const files = img.readJson('files.json', FilesImage);
+  const locks: LocksImage = m.files['locks.json'] ? img.readJson('locks.json', LocksImage) : { locks: [] };
   checkConsistency(m, procs, shmem, files);
-  return { img, procs, shmem, files };
+  checkSharingRefs(procs);
+  checkLocks(locks, (task) => tableOf(procs, task));
+  return { img, procs, shmem, files, locks };
 }
 
 /** What the documents say of each other must agree (each document alone was checked by its schema). */
 function checkConsistency(m: ImageReader['manifest'], procs: ProcessImage[], shmem: ShmemImage, files: FilesImage): void {
   const objects = new Map(shmem.objects.map((o) => [o.id, o]));
+  checkInodes(files.inodes ?? [], m.files);
+  const inodeIds = new Set((files.inodes ?? []).map((n) => n.id));
   shmem.objects.forEach((o, i) => {
     const f = m.files[o.pagesFile];
     if (!f) throw badImage(`image file shmem.json: field objects[${i}].pagesFile: ${o.pagesFile} is not in the manifest`);
@@ -79,9 +88,40 @@ function checkConsistency(m: ImageReader['manifest'], procs: ProcessImage[], shm
     });
     p.memory.areas.forEach((a, i) => {
       if (a.shmem && !objects.has(a.shmem)) throw badImage(`image file ${file}: field memory.areas[${i}].shmem: object ${a.shmem} is not in shmem.json`);
+      if (a.inode !== undefined && !inodeIds.has(a.inode)) throw badImage(`image file ${file}: field memory.areas[${i}].inode: inode ${a.inode} is not in files.json`);
     });
+    if (p.cwdInode !== undefined && !inodeIds.has(p.cwdInode)) throw badImage(`image file ${file}: field cwdInode: inode ${p.cwdInode} is not in files.json`);
+    if (p.exeInode !== undefined && !inodeIds.has(p.exeInode)) throw badImage(`image file ${file}: field exeInode: inode ${p.exeInode} is not in files.json`);
   }
-  checkFileRefs(files, procs.map((p) => ({ pid: p.pid, fds: p.fds })));
+  // (with the tables of threads that had their own)
+  checkFileRefs(files, procs.flatMap((p) => [{ pid: p.pid, fds: p.fds }, ...p.threads.filter((t) => t.fds).map((t) => ({ pid: p.pid, fds: t.fds! }))]));
+  files.files.forEach((f, i) => {
+    if (typeof f.inode === 'number' && !inodeIds.has(f.inode)) throw badImage(`image file files.json: field files[${i}].inode: inode ${f.inode} is not listed`);
+  });
+}
+
+/** The fd table a task (a process or a thread) holds: its own, or the one it shares. */
+function tableOf(procs: ProcessImage[], task: number): FdRef[] | undefined {
+  for (const p of procs) {
+    const th = p.threads.find((t) => t.tid === task);
+    if (!th) continue;
+    const owner = p.filesOf !== undefined ? procs.find((x) => x.pid === p.filesOf) : p;
+    const of = th.filesOf !== undefined ? p.threads.find((t) => t.tid === th.filesOf) : th;
+    return of?.fds ?? owner?.fds;
+  }
+  return undefined;
+}
+
+/**
+ * Every fd table of the tree, once, each with a task that holds it: the
+ * processes' (a process sharing another's has none of its own), then those
+ * of threads that had their own.
+ */
+function fdTables(built: Built[]): Array<{ rt: RemoteTask; fds: FdRef[] }> {
+  return [
+    ...built.filter((b) => b.p.filesOf === undefined).map((b) => ({ rt: b.rt, fds: b.p.fds as FdRef[] })),
+    ...built.flatMap((b) => b.threads.filter((t) => t.t.fds).map((t) => ({ rt: t.rt, fds: t.t.fds as FdRef[] }))),
+  ];
 }
 
 function checkHost(p: ProcessImage): void {
@@ -90,12 +130,12 @@ function checkHost(p: ProcessImage): void {
     try { who = ` by ${readStat(p.pid)[2]}`; } catch { /* gone meanwhile */ }
     throw conflict(`PID ${p.pid} is already in use${who}; the process must get its PID back`);
   }
-  if (!fs.existsSync(p.exe)) throw conflict(`pid ${p.pid}: its executable ${p.exe} does not exist on this host`);
-  if (!fs.existsSync(p.cwd)) throw conflict(`pid ${p.pid}: its working directory ${p.cwd} does not exist`);
+  if (p.exeInode === undefined && !fs.existsSync(p.exe)) throw conflict(`pid ${p.pid}: its executable ${p.exe} does not exist on this host`);
+  if (p.cwdInode === undefined && !fs.existsSync(p.cwd)) throw conflict(`pid ${p.pid}: its working directory ${p.cwd} does not exist`);
   // fds are put at their numbers before the process gets its own limits: each must be below ckpt's.
   const soft = readRlimits(process.pid)[RLIMIT.NOFILE][0];
   const fdMax = soft === 'unlimited' ? Infinity : Number(soft);
-  const big = p.fds.find((f) => f.fd >= fdMax);
+  const big = [...p.fds, ...p.threads.flatMap((t) => t.fds ?? [])].find((f) => f.fd >= fdMax);
   if (big) throw conflict(`pid ${p.pid}: fd ${big.fd} is above what this host allows ckpt (RLIMIT_NOFILE ${fdMax})`);
   checkMappedFiles(p.pid, p.memory);
   checkRlimits(p);
@@ -105,8 +145,11 @@ function checkHost(p: ProcessImage): void {
 function checkBeforeRestore(loaded: LoadedImage, opts: RestoreOptions): void {
   const { img, procs, files } = loaded;
   const m = img.manifest;
-  // (open files first: an image restored without the --shell-job it needs is a usage error)
+  // (open files first: an image restored without the --shell-job or --file-locks it needs is a usage error)
   checkFiles(files, procs, !!opts.shellJob, (name) => Object.hasOwn(img.manifest.files, name), !!opts.extUnixSk);
+  if (loaded.locks.locks.length && !opts.fileLocks) {
+    throw new CkptError('usage', `pid ${loaded.locks.locks[0].pid} held file locks when dumped (dumped with --file-locks): restore it with --file-locks`);
+  }
   for (const q of procs) checkHost(q);
   for (const z of m.processes.filter((x) => x.zombie)) {
     if (pidExists(z.pid)) throw conflict(`PID ${z.pid} (a zombie of the image) is already in use`);
@@ -144,6 +187,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
 
 async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null): Promise<RestoreResult> {
   const t: Record<string, number> = {};
+  const callsAtStart = remoteCallsMade();
   let mark = performance.now();
   const lap = (name: string) => { const n = performance.now(); t[name] = n - mark; mark = n; };
   const progress = (phase: 'check' | 'tasks' | 'objects' | 'fds' | 'restore' | 'run', done: number, total: number) =>
@@ -152,7 +196,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
   // The root's big page file is checked while it is loaded into the husk
   // (below), before any process of the image exists; everything else now.
   const loaded = await loadImage(dir, pool ? 'defer-root-pages' : 'all', pool);
-  const { img, procs, shmem, files } = loaded;
+  const { img, procs, shmem, files, locks } = loaded;
   const m = img.manifest;
   const root = procs.find((x) => x.pid === m.root);
   if (!root) throw badImage(`image file manifest.json: the root process ${m.root} has no process document`);
@@ -162,9 +206,11 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
 
   const [channelLocal, channelTree] = datagramPair();
   let step = 'husk';
+  // Deleted files and memfds: made before any task (their mappings are part of the tasks' memory), held until the end.
+  const inodes = new MadeInodes(files.inodes ?? [], (name) => img.path(name));
   const ctx: RestoreCtx = {
-    opts, img, procs, files, pool, lap,
-    shm: { objects: new Map(shmem.objects.map((o) => [o.id, o])), sources: new Map() }, pages: new ImageDirSource(img, pool),
+    opts, img, procs, files, pool, lap, inodes,
+    shm: { objects: new Map(shmem.objects.map((o) => [o.id, o])), sources: new Map(), inodes }, pages: new ImageDirSource(img, pool),
     scratch: { start: 0n, end: 0n }, tasksMade: [],
     channel: { local: channelLocal, remote: channelTree },
     // Every named step is a fault point for the failure tests (kernel/faults.ts).
@@ -173,7 +219,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
   };
   const made = { husk: -1 };
   const open: OpenFiles = new OpenFiles(files, {
-    shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, state: new Map(), onDone: (fn) => open.done.push(fn),
+    shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, state: new Map(), onDone: (fn) => open.done.push(fn), inodes,
     readData: (name) => {
       if (!Object.hasOwn(img.manifest.files, name)) throw badImage(`image file ${name} is not listed in the manifest`);
       return fs.readFileSync(img.path(name));
@@ -182,25 +228,39 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
   let rootPid = -1;
   let treeEnd = channelTree;
   try {
+    ctx.step = 'stored files';
+    inodes.make();
     const rootRt = await buildRoot(ctx, root, made);
     fs.closeSync(treeEnd); // (the tree holds its end now, at the same number)
     treeEnd = -1;
     rootPid = rootRt.pid;
 
     const built = await buildTree(ctx, root, rootRt);
+    ctx.step = 'seals';
+    inodes.seal(); // (once every mapping is made: a seal may forbid new ones)
     lap('tree');
     progress('tasks', built.length, procs.length);
 
     ctx.step = 'open files';
-    open.create(built.map((b) => ({ rt: b.rt, fds: b.p.fds })));
+    const callsBeforeFiles = remoteCallsMade();
+    const tables = fdTables(built);
+    open.create(tables);
     progress('objects', built.length, procs.length);
-    built.forEach((b, i) => {
-      ctx.step = `files of ${b.p.pid}`;
-      open.install(b.rt, b.p.fds as FdRef[]);
-      progress('fds', i + 1, built.length);
+    tables.forEach((t, i) => {
+      ctx.step = `files of ${t.rt.pid}`;
+      open.install(t.rt, t.fds);
+      progress('fds', Math.min(i + 1, built.length), built.length);
     });
     open.close();
+    // Locks last among files: from here on nothing closes an fd of the tree (which would drop its POSIX locks).
+    if (locks.locks.length) {
+      ctx.step = 'file locks';
+      const tasks = new Map(built.flatMap((b) => b.threads.map((t) => [t.rt.pid, t.rt] as const)));
+      const byId = new Map(files.files.map((f) => [f.id, f]));
+      restoreLocks(locks, (task) => tasks.get(task)!, (id) => describeFile(byId.get(id)!));
+    }
     lap('files');
+    const remoteCallsFiles = remoteCallsMade() - callsBeforeFiles;
 
     built.forEach((b, i) => {
       restoreProcess(ctx, b, i === 0);
@@ -215,9 +275,10 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
     progress('run', built.length, built.length);
     ctx.tasksMade.length = 0;
     rootPid = -1;
-    if (opts.detached) return { pid, timings: t };
+    const counts = { remoteCalls: remoteCallsMade() - callsAtStart, remoteCallsFiles, fds: procs.reduce((n, p) => n + p.fds.length, 0) };
+    if (opts.detached) return { pid, timings: t, counts };
     const exitCode = await waitForExit(pid);
-    return { pid, exitCode, timings: t };
+    return { pid, exitCode, timings: t, counts };
   } catch (e) {
     const err = inStep(ctx.step, e);
     log.error(`restore failed in step "${ctx.step}": ${err.message}`);
@@ -228,6 +289,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
     throw err;
   } finally {
     open.close();
+    inodes.close();
     fs.closeSync(channelLocal);
     if (treeEnd >= 0) fs.closeSync(treeEnd);
   }

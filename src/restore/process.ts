@@ -10,12 +10,15 @@ import { restoreCreds } from '../objects/creds.js';
 import { sealAreas } from '../objects/memory/index.js';
 import { restoreSched, restoreOomScoreAdj } from '../objects/sched.js';
 import { RemoteTask } from '../kernel/remote.js';
-import { SIG } from '../kernel/consts.js';
+import { SIG, PTRACE_O } from '../kernel/consts.js';
 import { xsaveStateBv } from '../kernel/structs.js';
 import * as remote from '../kernel/rsys.js';
 import { log } from '../log.js';
 import { Built, RestoreCtx } from './context.js';
 import { terminalFd } from '../objects/files.js';
+import { restoreTimers, withoutTimerSignals } from '../objects/timers.js';
+import { restoreSeccomp, restoreStrict } from '../objects/seccomp.js';
+import { HUSK_OPTIONS } from './husk.js';
 
 /** Identity, signals and thread state of a process whose tasks and files are in place. */
 export function restoreProcess(ctx: RestoreCtx, b: Built, isRoot: boolean): void {
@@ -30,13 +33,17 @@ export function restoreProcess(ctx: RestoreCtx, b: Built, isRoot: boolean): void
   restoreIdentityCalls(rt, p);
   ctx.step = `signals of ${p.pid}`;
   restoreActions(rt, p.sigactions);
+  // (before the pending signals: a timer whose signal was pending queues it itself)
+  if (p.timers?.length) ctx.step = `POSIX timers of ${p.pid}`;
+  restoreTimers(rt, b.threads.map((x) => x.rt), p.timers);
   ctx.step = `threads of ${p.pid}`;
   for (const { rt: trt, t: th } of b.threads) {
     if (th.comm !== undefined && trt !== rt) remote.prctlSetName(trt, th.comm);
+    if (th.fs) remote.umask(trt, th.fs.umask); // (a thread with cwd, root and umask of its own)
     prepareXstate(trt, th);
-    restoreThreadCalls(trt, th, p.pid);
+    restoreThreadCalls(trt, { ...th, pending: withoutTimerSignals(th.pending, p.timers, th.tid) }, p.pid);
   }
-  queueSignals(rt, p.pid, null, p.pendingShared);
+  queueSignals(rt, p.pid, null, withoutTimerSignals(p.pendingShared, p.timers, null));
 }
 
 /** Take every SIGCHLD off a process's queues, then queue again those the image had. */
@@ -56,8 +63,13 @@ export function finishProcess(ctx: RestoreCtx, b: Built, isRoot: boolean): void 
   const trap = p.sigactions.find((a) => a.sig === SIG.TRAP && a.handler === '0x1');
   if (trap) for (const th of threads) th.rt.quiet = true;
   sealAreas(rt, p.memory);
-  restoreRootAndCwd(rt, p);
+  // (cwd and root shared with another process are that one's to set; a thread's own are set in it)
+  if (p.fsOf === undefined) restoreRootAndCwd(rt, p, ctx.inodes);
+  for (const { rt: trt, t: th } of threads) if (th.fs) restoreRootAndCwd(trt, th.fs);
   restoreRlimits(p.pid, p.rlimits);
+  // seccomp filters, while ckpt is still root (installing one needs CAP_SYS_ADMIN or no_new_privs);
+  // they are suspended for ckpt's own calls until the tree is let go.
+  restoreSeccomp(threads.map((x) => x.rt), p.seccomp, HUSK_OPTIONS | PTRACE_O.TRACESYSGOOD, `pid ${p.pid}`);
   // Credentials belong to each thread.
   for (const { rt: trt } of threads) restoreCreds(trt, p.creds);
   restoreMiscLast(rt, p, !(isRoot && ctx.opts.detached));
@@ -68,6 +80,7 @@ export function finishProcess(ctx: RestoreCtx, b: Built, isRoot: boolean): void 
   }
   if (trap) restoreActions(rt, [trap], [SIG.TRAP]);
   rt.unmapScratch();
+  for (const { rt: trt } of threads) restoreStrict(trt, p.seccomp);
   for (const { rt: trt, t: th } of threads) {
     const fin = finalRegs(th);
     if (fin.note) log.warn(fin.note);

@@ -17,6 +17,7 @@ import { pendingSigno } from '../objects/signals.js';
 import { badImage } from '../errors.js';
 import { log } from '../log.js';
 import { cloneIn } from './husk.js';
+import { threadCloner } from '../freeze.js';
 import { Built, RestoreCtx } from './context.js';
 
 const CHILD_UFFD_MIN = 16 << 20;
@@ -51,9 +52,11 @@ export async function buildTree(ctx: RestoreCtx, root: ProcessImage, rootRt: Rem
       continue;
     }
     const q = procs.find((x) => x.pid === entry.pid)!;
+    // (a process sharing its parent's fd table or cwd and root is cloned sharing them: checkSharingRefs)
+    const shares = (q.filesOf !== undefined ? CLONE.FILES : 0) | (q.fsOf !== undefined ? CLONE.FS : 0);
     const cpid = sessionHelper
       ? cloneIn(sessionHelper.rt, CLONE.PARENT, 0, q.pid, 'PID', ctx.tasksMade)
-      : cloneIn(parent.rt, 0, q.misc.exitSignal ?? SIG.CHLD, q.pid, 'PID', ctx.tasksMade);
+      : cloneIn(parent.rt, shares, q.misc.exitSignal ?? SIG.CHLD, q.pid, 'PID', ctx.tasksMade);
     setSigmask(cpid, CALL_SIGMASK); // (its parent may have had SIGTRAP blocked, see makeTask)
     const crt = parent.rt.taskWithCopy(cpid);
     await childMemory(ctx, q, crt);
@@ -89,7 +92,7 @@ async function childMemory(ctx: RestoreCtx, q: ProcessImage, crt: RemoteTask): P
     await copyInDeferred(crt, cdeferred);
     log.debug(`pid ${q.pid}: ${(cdeferred.bytes / 1048576).toFixed(0)} MiB of pages copied in`);
   }
-  restoreMm(crt, q);
+  restoreMm(crt, q, ctx.inodes);
 }
 
 /** A process whose memory is in place: its session or group, and its threads. */
@@ -114,13 +117,21 @@ function makeTask(ctx: RestoreCtx, p: ProcessImage, rt: RemoteTask, isRoot: bool
   } else if (p.pgid === p.pid) {
     remote.setpgid(rt, 0, 0);
   }
-  // The other threads: cloned from the leader with their recorded TIDs,
-  // sharing its memory, files, fs and signal handlers.
+  // The other threads: cloned with their recorded TIDs, sharing the
+  // process's memory and signal handlers, and its fd table and fs unless
+  // they had their own (a copy, to be set) or an earlier thread's (cloned from that one).
   ctx.step = `threads of ${p.pid}`;
   const threads: Built['threads'] = [{ rt, t: leader }];
   for (const th of p.threads) {
     if (th === leader) continue;
-    const tid = cloneIn(rt, CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.THREAD | CLONE.SYSVSEM, 0, th.tid, `TID (a thread of pid ${p.pid})`, ctx.tasksMade);
+    const clonerTid = threadCloner(th.fds ? 'own' : th.filesOf, th.fs ? 'own' : th.fsOf);
+    const from = clonerTid === null ? leader : p.threads.find((x) => x.tid === clonerTid)!;
+    const fromRt = threads.find((x) => x.t === from)!.rt;
+    // What the cloner holds is shared when the thread holds the same: the cloner's own, or (both) the process's.
+    const same = (mine: unknown, of: number | undefined, fromOwn: unknown, fromOf: number | undefined) =>
+      (of !== undefined && of === from.tid) || (mine === undefined && of === undefined && fromOwn === undefined && fromOf === undefined);
+    const flags = (same(th.fds, th.filesOf, from.fds, from.filesOf) ? CLONE.FILES : 0) | (same(th.fs, th.fsOf, from.fs, from.fsOf) ? CLONE.FS : 0);
+    const tid = cloneIn(fromRt, CLONE.VM | flags | CLONE.SIGHAND | CLONE.THREAD | CLONE.SYSVSEM, 0, th.tid, `TID (a thread of pid ${p.pid})`, ctx.tasksMade);
     const trt = rt.taskSharingMemory(tid); // (quiet like the leader)
     threads.push({ rt: trt, t: th });
   }
@@ -173,4 +184,28 @@ function makeZombie(ctx: RestoreCtx, maker: RemoteTask, pid: number, z: { status
     zrt.killSelfWith(sig);
   }
   zrt.close();
+}
+
+/**
+ * What the process documents say of shared fd tables and fs must be what
+ * restore can make: a process sharing another's is forked from its parent
+ * sharing them, so the one it names is its parent or the one its parent
+ * shares, which holds its own; and it is forked by its parent itself (no
+ * session helper). (Threads are checked by the schema.)
+ */
+export function checkSharingRefs(procs: ProcessImage[]): void {
+  const byPid = new Map(procs.map((p) => [p.pid, p]));
+  for (const q of procs) {
+    for (const [of, name] of [[q.filesOf, 'filesOf'], [q.fsOf, 'fsOf']] as const) {
+      if (of === undefined) continue;
+      const owner = byPid.get(of);
+      const parent = byPid.get(q.ppid);
+      const parentOf = name === 'filesOf' ? parent?.filesOf : parent?.fsOf;
+      const ownerOf = name === 'filesOf' ? owner?.filesOf : owner?.fsOf;
+      if (!owner || ownerOf !== undefined || !parent || (parent.pid !== of && parentOf !== of)) {
+        throw badImage(`image file process-${q.pid}.json: field ${name}: ${of} is neither its parent nor the process whose ${name === 'filesOf' ? 'fd table' : 'cwd and root'} its parent shares`);
+      }
+      if (q.sid !== q.pid && q.sid !== parent.sid) throw badImage(`image file process-${q.pid}.json: field ${name}: a process in a session its parent is not in cannot share its parent's ${name === 'filesOf' ? 'fd table' : 'cwd and root'}`);
+    }
+  }
 }

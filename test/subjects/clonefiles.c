@@ -1,14 +1,17 @@
 /*
  * clonefiles - a child made with clone(CLONE_FILES) shares its parent's fd
- * table (it is a process, not a thread): ckpt must refuse it and leave both
- * running. On SIGTERM the parent checks the sharing still holds (an fd the
- * child opened is open in the parent too), ends the child and reports.
+ * table (it is a process, not a thread): after restore (or a dump with
+ * --leave-running) it must still. On SIGTERM the parent checks the sharing
+ * still holds (an fd the child opened is open in the parent too), ends the
+ * child and reports. (share.c checks more.)
  *
  *   clonefiles OUTFILE
  */
 #include "subject.h"
 #include <sched.h>
 #include <sys/wait.h>
+#include <sys/syscall.h>
+#include <linux/kcmp.h>
 
 static char stack[64 * 1024] __attribute__((aligned(16)));
 
@@ -44,6 +47,7 @@ int main(int argc, char **argv)
 		struct timespec ts = { 0, 50 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
+	CHECK(syscall(SYS_kcmp, getpid(), d, KCMP_FILES, 0, 0) == 0, "the child %d no longer shares the fd table", d);
 	CHECK(fcntl(before, F_GETFD) >= 0, "fd %d (opened by the child) is no longer in the shared table", before);
 	kill(d, SIGKILL);
 	waitpid(d, NULL, 0);

@@ -2,9 +2,9 @@
  * clonerace - a parent that creates children sharing its fd table
  * (clone with CLONE_FILES) all the time, so that one may appear while ckpt
  * is freezing the parent. ckpt must check every child it finds once it is
- * frozen: a dump either refuses (a live child shares the fd table) or holds
- * no live child at all (only zombies). The test checks the image; the
- * subject checks that it still runs and that its fds are intact.
+ * frozen: a live child in the image is recorded as sharing the parent's fd
+ * table. The test checks the image; the subject checks that it still runs
+ * and that its fds are intact.
  *
  *   clonerace OUTFILE
  */

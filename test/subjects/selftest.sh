@@ -21,7 +21,14 @@ unsupported:thread unsupported:child unsupported:timer unsupported:deleted
 fd_siblings fd_grandchild fd_twice fd_cycles fd_high fd_high:cycle fd_many fd_flags fd_dir fd_dir:big
 fd_fifo fd_devnull fd_nofds fd_passed fd_threads fd_threads:unshared
 pipes:data pipes:full pipes:shared pipes:halfclosed pipes:noreader pipes:nonblock pipes:leaverun
-fifo_data:rw fifo_data:rdwr fifo_data:shared fifo_data:size"
+fifo_data:rw fifo_data:rdwr fifo_data:shared fifo_data:size
+eventfd:zero eventfd:max eventfd:sem eventfd:blocking eventfd:shared signalfd:mask signalfd:block
+timerfd:oneshot timerfd:soon timerfd:fired timerfd:periodic timerfd:abs timerfd:absperiodic timerfd:monoabs
+timerfd:shared timerfd:cancelfired timerfd:disarmed timerfd:clocks pidfd:child pidfd:thread pidfd:exited pidfd:outside
+inotify:watches inotify:block inotify:queued fanotify:marks fanotify:fid fanotify:queued fanotify:perm
+locks:flock locks:mixed locks:posix locks:ofd locks:lease locks:wlease locks:outside locks:waiters
+locks:shared_outside locks:breaking locks:sharedtable locks:threadtable
+share:files share:fs share:chain share:tfiles share:tfs clonefiles"
 [ $# -gt 0 ] && ALL="$*"
 BIN=$PWD/bin
 fails=0

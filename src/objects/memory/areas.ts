@@ -29,7 +29,8 @@ export const Area = z.object({
   shared: z.boolean(),
   // 'shmem': a window of a shared memory object (shmem.json). A new kind rather than an 'anon' area with
   // a new field, so that a ckpt that does not know objects refuses such an image instead of misreading it.
-  kind: z.enum(['anon', 'file', 'special', 'shmem']),
+  // 'inode': a mapping of a file whose inode is stored in the image (a deleted file, a memfd: files.json `inodes`).
+  kind: z.enum(['anon', 'file', 'special', 'shmem', 'inode']),
   name: noNul,                 // path, [heap], [stack], [vdso], [anon:NAME] or ''
   offset: hex64,
   vmflags: z.array(z.string().check(regex(/^[a-z0-9]{2}$/, 'expected a two-letter VmFlags mnemonic'))),
@@ -40,12 +41,14 @@ export const Area = z.object({
   inherit: z.optional(z.boolean()),  // a child's area kept from its parent across fork (see planMemory)
   drop: z.optional(runList),   // pages to drop in such an area
   shmem: z.optional(z.string().check(regex(/^[0-9a-f]+:[0-9a-f]+:[0-9]+$/, 'expected a shared memory object id dev:ino'))),
+  inode: z.optional(z.int().check(z.gte(1), z.lte(0x7fffffff))), // the stored inode an 'inode' area maps
 }).check(
   refine((a) => big(a.start) < big(a.end), { message: 'the area ends before it starts', path: ['end'] }),
   refine((a) => big(a.offset) % 4096n === 0n, { message: 'the offset is not page-aligned', path: ['offset'] }),
   refine((a) => runsOk(a.runs as Run[], Number((big(a.end) - big(a.start)) / 4096n)), { message: 'page runs are out of order or outside the area', path: ['runs'] }),
   refine((a) => !a.drop || runsOk(a.drop as Run[], Number((big(a.end) - big(a.start)) / 4096n)), { message: 'page runs are out of order or outside the area', path: ['drop'] }),
-  refine((a) => (a.kind === 'special' ? SPECIAL.has(a.name) : a.kind === 'file' ? a.name.startsWith('/') : a.kind === 'shmem' ? a.name === '' :
+  refine((a) => (a.kind === 'inode') === (a.inode !== undefined), { message: 'an inode area, and only one, refers to a stored inode', path: ['inode'] }),
+  refine((a) => (a.kind === 'special' ? SPECIAL.has(a.name) : a.kind === 'file' || a.kind === 'inode' ? a.name.startsWith('/') : a.kind === 'shmem' ? a.name === '' :
     a.name === '' || a.name === '[heap]' || a.name === '[stack]' || /^\[anon:[^\]]{1,80}\]$/.test(a.name)), { message: 'not a name an area of this kind has', path: ['name'] }),
   refine((a) => (a.kind === 'shmem') === (a.shmem !== undefined) && (a.kind !== 'shmem' || (a.shared && a.runs.length === 0)), { message: 'a shmem area, and only one, refers to a shared memory object, and holds no pages of its own', path: ['shmem'] }),
 );

@@ -104,6 +104,8 @@ export interface ShmemCtx {
   objects: Map<string, ShmemObject>;
   /** An area of a restored process (its final PID) that maps the object. */
   sources: Map<string, { pid: number; start: bigint; end: bigint }>;
+  /** The stored inodes (deleted files, memfds), made by ckpt before any task: a path the task opens each by. */
+  inodes?: { procPath(id: number): string };
 }
 
 /**
@@ -156,12 +158,14 @@ export function restoreAreas(rt: RemoteTask, mem: MemoryImage, source: PageSourc
         if (a.vmflags.includes('gd')) flags |= MAP.GROWSDOWN;
         if (a.vmflags.includes('nr')) flags |= MAP.NORESERVE;
         let fd = -1;
-        if (a.kind === 'file') {
+        if (a.kind === 'file' || a.kind === 'inode') {
           // A shared mapping that may be made writable (VM_MAYWRITE, "mw") needs a file open for writing, even if it is read-only now.
           const acc = a.shared && (a.prot[1] === 'w' || a.vmflags.includes('mw')) ? O.RDWR : O.RDONLY;
-          const key = `${acc}:${a.name}`;
+          const key = a.kind === 'inode' ? `${acc}:inode ${a.inode}` : `${acc}:${a.name}`;
           if (!files.has(key)) {
-            const r = remote.tryOpenat(rt, a.name, acc | O.CLOEXEC);
+            if (a.kind === 'inode' && !shm.inodes) throw badImage(`image file process-${pid}.json: area ${a.start} maps stored inode ${a.inode}, which files.json does not hold`);
+            const p = a.kind === 'inode' ? shm.inodes!.procPath(a.inode!) : a.name;
+            const r = remote.tryOpenat(rt, p, acc | O.CLOEXEC);
             if (r < 0) throw new CkptError('conflict', `cannot open ${a.name} to map it at ${a.start}: errno ${-r}`);
             files.set(key, r);
           }
@@ -187,7 +191,7 @@ export function restoreAreas(rt: RemoteTask, mem: MemoryImage, source: PageSourc
             if (attempt === 3) throw new CkptError('failed', `pid ${pid}: area ${a.start} merges with the area below it however it is placed`);
           }
         } else {
-          remote.mmap(rt, start, len, mapProt, flags, fd, a.kind === 'file' ? big(a.offset) : 0n, `${a.start} ${a.name || 'anon'}`);
+          remote.mmap(rt, start, len, mapProt, flags, fd, a.kind === 'file' || a.kind === 'inode' ? big(a.offset) : 0n, `${a.start} ${a.name || 'anon'}`);
         }
         if (defer) {
           deferred.areas.push(a);

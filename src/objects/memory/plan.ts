@@ -10,6 +10,10 @@ import { populatedRegions, samePageFrames, PAGE_IS } from '../../kernel/mm.js';
 import { refused } from '../../errors.js';
 import { runsWhere, intersectRuns, subtractRuns, normalizeRuns } from './runs.js';
 import { Area, SPECIAL, toHex } from './areas.js';
+import { isGhostName } from '../inodes.js';
+
+/** Where the inodes of mapped deleted files and memfds are stored (objects/inodes.ts). */
+export interface MappedInodes { add(open: string, shown: string, what: string, privateMapping?: boolean): number }
 
 /** Decide, for one mapping of the target, how it can be captured; refuse what cannot. */
 function classify(pid: number, m: MapEntry): Pick<Area, 'kind' | 'shared' | 'name'> {
@@ -28,9 +32,9 @@ function classify(pid: number, m: MapEntry): Pick<Area, 'kind' | 'shared' | 'nam
     return { kind: 'anon', shared: true, name: '' };
   }
   if (m.path.startsWith('[')) throw refused(`${where}: special mapping ${m.path} is not supported`);
-  if (m.path.startsWith('/memfd:')) throw refused(`${where}: memfd mappings are not supported yet`);
   if (m.path.startsWith('/SYSV')) throw refused(`${where}: System V shared memory is not supported yet`);
-  if (m.path.endsWith(' (deleted)')) throw refused(`${where}: the mapped file was deleted; deleted files are not supported yet`);
+  // A deleted file or a memfd: its inode goes into the image (objects/inodes.ts).
+  if (isGhostName(m.path)) return { kind: 'inode', shared, name: m.path };
   return { kind: 'file', shared, name: m.path };
 }
 
@@ -69,7 +73,7 @@ function inheritedFrom(m: MapEntry, parentMaps: MapEntry[] | null): MapEntry | n
  * has but the child has not are listed in `drop`, to be dropped again in the
  * child.
  */
-export function planMemory(pid: number, parentPid: number | undefined, seenShmem: Set<string>, knownParentMaps?: MapEntry[]): MemoryPlan & { maps: MapEntry[] } {
+export function planMemory(pid: number, parentPid: number | undefined, seenShmem: Set<string>, knownParentMaps?: MapEntry[], inodes?: MappedInodes): MemoryPlan & { maps: MapEntry[] } {
   const parentMaps = parentPid ? knownParentMaps ?? readSmaps(parentPid) : null;
   const maps = readSmaps(pid);
   const pm = openSync(`/proc/${pid}/pagemap`, 'r');
@@ -93,6 +97,11 @@ export function planMemory(pid: number, parentPid: number | undefined, seenShmem
           area.fileMtime = Math.floor(st.mtimeMs / 1000);
         } catch { /* no size */ }
       }
+      if (c.kind === 'inode') {
+        const what = `pid ${pid}: memory area ${toHex(m.start)}-${toHex(m.end)} ${m.path}`;
+        if (!inodes) throw refused(`${what}: a mapped deleted file or memfd; not supported here`);
+        area.inode = inodes.add(`/proc/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`, m.path, what, !c.shared);
+      }
       areas.push(area);
       const from = c.kind !== 'special' ? inheritedFrom(m, parentMaps) : null;
       if (from) area.inherit = true;
@@ -106,9 +115,9 @@ export function planMemory(pid: number, parentPid: number | undefined, seenShmem
         }
         continue;
       }
-      const wantPages = c.kind === 'anon' || (c.kind === 'file' && !c.shared);
+      const wantPages = c.kind === 'anon' || ((c.kind === 'file' || c.kind === 'inode') && !c.shared);
       if (!wantPages) continue;
-      const fileArea = c.kind === 'file';
+      const fileArea = c.kind === 'file' || c.kind === 'inode';
       // A page of its own: an anonymous page (in a file area: a private copy), present or swapped out; not the shared zero page.
       const own = (cat: number) => (cat & PAGE_IS.SWAPPED) !== 0 ||
         ((cat & PAGE_IS.PRESENT) !== 0 && !(cat & PAGE_IS.PFNZERO) && !(fileArea && cat & PAGE_IS.FILE));

@@ -43,8 +43,10 @@ int main(void)
 #include <time.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/resource.h>
+#include <fcntl.h>
 #include <linux/sched.h>
 #include <linux/prctl.h>
 #include <linux/capability.h>
@@ -54,6 +56,8 @@ int main(void)
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/unix_diag.h>
+#include <linux/filter.h>
+#include <linux/ptrace.h>
 
 int main(void)
 {
@@ -97,6 +101,15 @@ int main(void)
 	F(struct __user_cap_data_struct, "cap_data", permitted);
 	F(struct __user_cap_data_struct, "cap_data", inheritable);
 
+	S(struct flock, "flock");
+	F(struct flock, "flock", l_type);
+	F(struct flock, "flock", l_whence);
+	F(struct flock, "flock", l_start);
+	F(struct flock, "flock", l_len);
+	F(struct flock, "flock", l_pid);
+	S(struct f_owner_ex, "f_owner_ex");
+	F(struct f_owner_ex, "f_owner_ex", type);
+	F(struct f_owner_ex, "f_owner_ex", pid);
 	S(struct itimerval, "itimerval");
 	F(struct itimerval, "itimerval", it_interval.tv_sec);
 	F(struct itimerval, "itimerval", it_interval.tv_usec);
@@ -110,12 +123,40 @@ int main(void)
 	F(siginfo_t, "siginfo", si_pid);
 	F(siginfo_t, "siginfo", si_uid);
 	F(siginfo_t, "siginfo", si_status);
+	F(siginfo_t, "siginfo", si_timerid);
+	F(siginfo_t, "siginfo", si_overrun);
+	F(siginfo_t, "siginfo", si_value);
+
+	S(struct sigevent, "sigevent");
+	F(struct sigevent, "sigevent", sigev_value);
+	F(struct sigevent, "sigevent", sigev_signo);
+	F(struct sigevent, "sigevent", sigev_notify);
+	F(struct sigevent, "sigevent", _sigev_un._tid);
+	S(struct itimerspec, "itimerspec");
+	F(struct itimerspec, "itimerspec", it_interval.tv_sec);
+	F(struct itimerspec, "itimerspec", it_interval.tv_nsec);
+	F(struct itimerspec, "itimerspec", it_value.tv_sec);
+	F(struct itimerspec, "itimerspec", it_value.tv_nsec);
+	S(struct sock_fprog, "sock_fprog");
+	F(struct sock_fprog, "sock_fprog", len);
+	F(struct sock_fprog, "sock_fprog", filter);
+	S(struct sock_filter, "sock_filter");
+	F(struct sock_filter, "sock_filter", code);
+	F(struct sock_filter, "sock_filter", jt);
+	F(struct sock_filter, "sock_filter", jf);
+	F(struct sock_filter, "sock_filter", k);
+	S(struct seccomp_metadata, "seccomp_metadata");
+	F(struct seccomp_metadata, "seccomp_metadata", filter_off);
+	F(struct seccomp_metadata, "seccomp_metadata", flags);
 
 	S(stack_t, "stack_t");
 	F(stack_t, "stack_t", ss_sp);
 	F(stack_t, "stack_t", ss_flags);
 	F(stack_t, "stack_t", ss_size);
 
+	S(struct file_handle, "file_handle");
+	F(struct file_handle, "file_handle", handle_bytes);
+	F(struct file_handle, "file_handle", handle_type);
 	S(struct timespec, "timespec");
 	F(struct timespec, "timespec", tv_sec);
 	F(struct timespec, "timespec", tv_nsec);
