@@ -28,14 +28,14 @@ for (const mode of ['stream', 'dgram', 'seqpacket', 'opts', 'full', 'dgramfull',
   });
 }
 
-const LISTEN = ['listen', 'backlog', 'seqbacklog', 'accepted', 'abstract', 'clientbound', 'child', 'deleted', 'srvclosed', 'srvreset'];
+const LISTEN = ['listen', 'backlog', 'seqbacklog', 'accepted', 'abstract', 'clientbound', 'child', 'deleted', 'srvclosed', 'srvreset', 'relative'];
 for (const mode of LISTEN) {
   if (only && !only.includes(`listen:${mode}`)) continue;
   test(`unix listeners and connections: round trip: ${mode}`, async () => {
     assert.equal(await roundTrip(Subject.start('unix_listen', [mode])), 'PASS');
   });
 }
-for (const mode of ['backlog', 'accepted', 'srvreset', 'deleted']) {
+for (const mode of ['backlog', 'accepted', 'srvreset', 'deleted', 'relative']) {
   if (only && !only.includes(`listen-lr:${mode}`)) continue;
   test(`unix listeners and connections: leave running: ${mode}`, async () => {
     assert.equal(await leaveRunning(Subject.start('unix_listen', [mode])), 'PASS');

@@ -563,3 +563,17 @@ export function sendUnix(fd: number, data: Buffer, opts: { to?: Buffer | null; c
   void body; void iov; void to; void control;
   return r;
 }
+
+/**
+ * Run `fn` with ckpt's working directory at `dir` (for a unix socket name that
+ * is a relative path: the kernel resolves it against the caller's working
+ * directory), and put the working directory back.
+ */
+export function inDirectory<T>(dir: string, fn: () => T): T {
+  const here = fs.openSync('.', O.RDONLY | O.DIRECTORY | O.CLOEXEC);
+  try {
+    const d = Buffer.from(dir + '\0');
+    sys(`chdir(${dir})`, NR.chdir, addressOf(d));
+    try { return fn(); } finally { sys('fchdir (back)', NR.fchdir, here); }
+  } finally { fs.closeSync(here); }
+}

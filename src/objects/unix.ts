@@ -25,11 +25,13 @@
 // gid of the time, so that the peer credentials come back right.
 
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import * as z from 'zod/mini';
 import { O, SOCK, SO, SK_STATE, AF_NAMES, E } from '../kernel/consts.js';
 import {
   pidfdGetfd, tryGetsockoptInt, getsockoptInt, setsockoptInt, getsockoptTimeval, setsockoptTimeval, getPeercred, getpeernameUnix,
-  recvUnix, sendUnix, UnixMessage, socket, socketpair, bindUnix, connectUnix, accept, shutdown, setFl,
+  recvUnix, sendUnix, UnixMessage, socket, socketpair, bindUnix, connectUnix, accept, shutdown, setFl, inDirectory,
 } from '../kernel/sys.js';
 import { unixDiagAll, UnixDiag } from '../kernel/sockdiag.js';
 import { readStatus } from '../kernel/proc.js';
@@ -71,6 +73,8 @@ export const UnixFile = z.object({
   accepted: z.optional(z.boolean()),
   /** A path name whose file was deleted (or replaced) at dump: restore binds and then unlinks it. */
   deleted: z.optional(z.boolean()),
+  /** A name that is a relative path: the directory it was found in at dump (the holder's working directory). */
+  dir: z.optional(z.string().check(z.regex(/^\/[^\0]*$/, 'expected an absolute path'))),
   /** The bound file as it was (path names that still had it): inode (to know it again), mode and owner. */
   file: z.optional(z.object({ ino: count, mode: u32, uid: u32, gid: u32 })),
   /** The peer, by inode: a socket of the image. */
@@ -199,8 +203,18 @@ function dumpUnix(f: FdFacts, ctx: DumpFileCtx): Omit<UnixFile, 'id'> {
     if (d.name.length) {
       out.name = d.name.toString('base64');
       if (isPath(d.name)) {
-        const p = pathOf(d.name);
-        if (!p.startsWith('/')) throw refused(`${where}: the socket is bound to the relative path ${JSON.stringify(p)}; relative socket names are not supported yet`);
+        let p = pathOf(d.name);
+        if (!p.startsWith('/')) {
+          // A relative name is resolved against the working directory of whoever binds or connects: found in the holder's.
+          const cwd = fs.readlinkSync(`/proc/${own ? process.pid : f.pid}/cwd`);
+          let here: fs.Stats | null = null;
+          try { here = fs.statSync(`/proc/${own ? process.pid : f.pid}/cwd/${p}`); } catch { /* not there */ }
+          if (!here || !d.vfs || here.ino !== d.vfs.ino) {
+            throw refused(`${where}: the socket's name is the relative path ${JSON.stringify(p)}, and its file is not in the working directory of pid ${f.pid} (${cwd}); such names are not supported yet`);
+          }
+          out.dir = cwd;
+          p = `${cwd}/${p}`;
+        }
         let fst: fs.Stats | null = null;
         try { fst = fs.statSync(p); } catch { /* gone */ }
         if (fst && d.vfs && fst.ino === d.vfs.ino && fst.isSocket()) out.file = { ino: fst.ino, mode: fst.mode & 0o7777, uid: fst.uid, gid: fst.gid };
@@ -375,7 +389,7 @@ function finishUnix(descs: UnixFile[], ctx: DumpFileCtx): void {
     }
     if (d.peer !== undefined && !inImage.has(d.peer)) {
       const pn = nameOf(d.peerName);
-      if (ctx.extUnixSk && d.type === 'dgram' && pn.length) { d.external = true; delete d.peer; continue; }
+      if (ctx.extUnixSk && d.type === 'dgram' && pn.length && !(isPath(pn) && !pathOf(pn).startsWith('/'))) { d.external = true; delete d.peer; continue; }
       const hint = d.type === 'dgram' ? (pn.length ? ' (--ext-unix-sk lets it be connected to that name again on restore)' : '') : ' (a connection cannot be remade with one end only)';
       throw refused(`${where}: its peer, socket ${d.peer} (${showName(pn)}), is held by ${outsideWho(d.peer)}${hint}`);
     }
@@ -453,17 +467,19 @@ function takeRemote(rt: RemoteTask, rfd: number): number {
  * bound to (left by the program's last run, a failed restore, or copied to
  * another host); that stale file is removed. Anything else is a conflict.
  */
-function freePath(name: Buffer, d: UnixFile | null, what: string, bound: () => Set<number>): void {
+function freePath(name: Buffer, p: string, d: UnixFile | null, what: string, bound: () => Set<number>): void {
   if (!isPath(name)) return;
-  const p = pathOf(name);
   let st: fs.Stats;
   try { st = fs.lstatSync(p); } catch { return; }
   if (st.isSocket() && d?.file && (st.ino === d.file.ino || !bound().has(st.ino))) { fs.unlinkSync(p); return; }
   throw conflict(`${what}: it must be bound to ${p}, but that path exists (${!st.isSocket() ? 'not a socket file' : d?.file ? 'a socket file another socket is bound to' : 'and the socket\'s name had no file at dump'})`);
 }
 
+/** Where relative names are resolved on restore (see buildAll). */
+let inDirOf: <T>(n: Buffer, fn: () => T) => T = (_n, fn) => fn();
+
 function bindOrFail(fd: number, name: Buffer, what: string): void {
-  const r = bindUnix(fd, name);
+  const r = inDirOf(name, () => bindUnix(fd, name));
   if (r < 0) throw conflict(`${what}: bind to ${showName(name)} failed: ${errnoName(-r)}`);
 }
 
@@ -476,7 +492,23 @@ function buildAll(ctx: RestoreFileCtx): Made {
   const tempPeers = new Map<number, number>(); // socket -> a peer made to be closed (its peer was gone)
   let boundInodes: Set<number> | null = null; // (the files live sockets of this host are bound to, looked up once if needed)
   const bound = () => boundInodes ??= new Set([...unixDiagAll().values()].flatMap((x) => (x.vfs ? [x.vfs.ino] : [])));
-  const freeName = (n: Buffer, d: UnixFile | null, label: string) => freePath(n, d, label, bound);
+  // A name that is a relative path is bound and connected to from the directory it was found in at dump
+  // (or, for a sender's name no socket of the image has, a directory made for the moment: only the name counts).
+  const dirs = new Map<string, string>();
+  for (const d of all) if (d.name && d.dir) dirs.set(d.name, d.dir);
+  const tempDirs: string[] = [];
+  ctx.onDone(() => { for (const t of tempDirs) fs.rmSync(t, { recursive: true, force: true }); });
+  const dirFor = (n: Buffer): string | null => {
+    if (!isPath(n) || pathOf(n).startsWith('/')) return null;
+    const k = n.toString('base64');
+    let dir = dirs.get(k);
+    if (!dir) { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-name-')); tempDirs.push(dir); dirs.set(k, dir); }
+    return dir;
+  };
+  const absOf = (n: Buffer) => { const dir = dirFor(n); return dir ? path.join(dir, pathOf(n)) : pathOf(n); };
+  inDirOf = (n, fn) => { const dir = dirFor(n); return dir ? inDirectory(dir, fn) : fn(); };
+  const connectIn = (rt: RemoteTask, r: number, n: Buffer) => { const dir = dirFor(n); if (dir) remote.chdir(rt, dir); return remote.tryConnectUnix(rt, r, n); };
+  const freeName = (n: Buffer, d: UnixFile | null, label: string) => freePath(n, absOf(n), d, label, bound);
   const unlinkAfter: string[] = [];
 
   // 1. Sockets and socketpairs; named connections wait for step 2, listeners are made by the process that listened.
@@ -545,13 +577,13 @@ function buildAll(ctx: RestoreFileCtx): Made {
       const client = ccred
         ? asProcess(ctx, ccred, label, (rt) => {
           const r = remote.socketUnix(rt, TYPE_NR[(c.server ?? c.client)!.type]);
-          const e = remote.tryConnectUnix(rt, r, c.name);
+          const e = connectIn(rt, r, c.name);
           if (e < 0) { remote.closeQuietly(rt, r); throw conflict(`${label}: connect to ${showName(c.name)} failed: ${errnoName(-e)}`); }
           return takeRemote(rt, r);
         })
         : (() => {
           const s = socket(SOCK.AF_UNIX, TYPE_NR[(c.server ?? c.client)!.type]);
-          const e = connectUnix(s, c.name);
+          const e = inDirOf(c.name, () => connectUnix(s, c.name));
           if (e < 0) { fs.closeSync(s); throw conflict(`${label}: connect to ${showName(c.name)} failed: ${errnoName(-e)}`); }
           return s;
         })();
@@ -560,13 +592,13 @@ function buildAll(ctx: RestoreFileCtx): Made {
       if (c.server) made.fds.set(c.server.ino, server); else tempPeers.set(c.client!.ino, server);
     } finally {
       fs.closeSync(listener);
-      if (isPath(c.name)) { try { fs.unlinkSync(pathOf(c.name)); } catch { /* gone */ } }
+      if (isPath(c.name)) { try { fs.unlinkSync(absOf(c.name)); } catch { /* gone */ } }
     }
     // The listener's file was still there at dump though no socket of the image is bound to it any more: a stale file again.
     if (owner?.file && isPath(c.name) && !all.some((x) => x.name === owner.name && !x.accepted)) {
       const t = socket(SOCK.AF_UNIX, SOCK.DGRAM);
       try {
-        if (bindUnix(t, c.name) === 0) { fs.chmodSync(pathOf(c.name), owner.file.mode); fs.chownSync(pathOf(c.name), owner.file.uid, owner.file.gid); }
+        if (inDirOf(c.name, () => bindUnix(t, c.name)) === 0) { fs.chmodSync(absOf(c.name), owner.file.mode); fs.chownSync(absOf(c.name), owner.file.uid, owner.file.gid); }
       } finally { fs.closeSync(t); }
     }
   }
@@ -577,8 +609,8 @@ function buildAll(ctx: RestoreFileCtx): Made {
     freeName(n, d, what(d));
     bindOrFail(fd, n, what(d));
     if (isPath(n)) {
-      if (d.deleted) unlinkAfter.push(pathOf(n));
-      else if (d.file) { fs.chmodSync(pathOf(n), d.file.mode); fs.chownSync(pathOf(n), d.file.uid, d.file.gid); }
+      if (d.deleted) unlinkAfter.push(absOf(n));
+      else if (d.file) { fs.chmodSync(absOf(n), d.file.mode); fs.chownSync(absOf(n), d.file.uid, d.file.gid); }
     }
   };
   for (const d of all) {
@@ -598,7 +630,7 @@ function buildAll(ctx: RestoreFileCtx): Made {
       if (!cd || !cd.connector) throw badImage(`image file files.json: ${what(d)}: its waiting client ${c} is not a socket of the image`);
       const cfd = asProcess(ctx, cd.connector, what(cd), (rt) => {
         const r = remote.socketUnix(rt, TYPE_NR[cd.type]);
-        const e = remote.tryConnectUnix(rt, r, nameOf(d.name));
+        const e = connectIn(rt, r, nameOf(d.name));
         if (e < 0) { remote.closeQuietly(rt, r); throw conflict(`${what(cd)}: connect to ${showName(nameOf(d.name))} failed: ${errnoName(-e)}`); }
         return takeRemote(rt, r);
       });
@@ -642,7 +674,7 @@ function buildAll(ctx: RestoreFileCtx): Made {
             const label = `${what(d)}: the sender ${showName(n)} of a queued message`;
             freeName(n, null, label);
             bindOrFail(from, n, label);
-            if (isPath(n)) unlinkAfter.push(pathOf(n));
+            if (isPath(n)) unlinkAfter.push(absOf(n));
             byName.set(f, from);
           }
         }
@@ -671,7 +703,7 @@ function buildAll(ctx: RestoreFileCtx): Made {
     const n = peer ? nameOf(peer.name) : nameOf(d.peerName);
     if (d.external && !ctx.extUnixSk) throw new UsageError(`${what(d)} was connected to ${showName(n)} outside the tree: restore with --ext-unix-sk to connect it again`);
     if (!n.length) throw badImage(`image file files.json: ${what(d)}: connected to a socket without a name`);
-    const r = connectUnix(fd, n);
+    const r = inDirOf(n, () => connectUnix(fd, n));
     if (r < 0) throw conflict(`${what(d)}: connect to ${showName(n)} failed: ${errnoName(-r)}${d.external ? ' (the socket outside the tree is not there)' : ''}`);
   }
 

@@ -29,6 +29,11 @@
  *   srvreset   the same, but the accepted end is closed with the client's data
  *              unread: the client reads the 1200 bytes, then ECONNRESET, then
  *              end of file
+ *   relative   the listener bound to the relative name "rel.sock", with one
+ *              connection accepted and one waiting from a client bound to the
+ *              relative name "relc.sock": the names stay relative, the files
+ *              are in the working directory, a new client connects by the
+ *              relative name
  *   pendingdata a client waiting in the queue has already sent data (ckpt
  *              refuses this case: it cannot read it without accepting)
  *
@@ -50,9 +55,9 @@ int main(int argc, char **argv)
 	snprintf(abs, sizeof(abs), "ckpt-test-%d", (int)me);
 	int type = !strcmp(mode, "seqbacklog") ? SOCK_SEQPACKET : SOCK_STREAM;
 	struct sockaddr_un la, ca, aa;
-	int abstract = !strcmp(mode, "abstract");
-	socklen_t ll = us_addr(&la, abstract ? abs : path, abstract);
-	socklen_t cl = us_addr(&ca, cpath, 0);
+	int abstract = !strcmp(mode, "abstract"), relative = !strcmp(mode, "relative");
+	socklen_t ll = us_addr(&la, abstract ? abs : relative ? "rel.sock" : path, abstract);
+	socklen_t cl = us_addr(&ca, relative ? "relc.sock" : cpath, 0);
 	char an[80];
 	snprintf(an, sizeof(an), "%s-c2", abs);
 	socklen_t al = us_addr(&aa, an, 1);
@@ -90,6 +95,17 @@ int main(int argc, char **argv)
 		if (!strcmp(mode, "deleted")) CHECK(unlink(path) == 0, "unlink: %s", strerror(errno));
 		if (!strcmp(mode, "srvclosed")) us_expect(s, 1500, 0, 2, "server, before closing");
 		if (!strcmp(mode, "srvclosed") || !strcmp(mode, "srvreset")) { us_fill(s, 300, 900, 3, 300); close(s); s = -1; }
+	} else if (relative) {
+		c[0] = us_socket(type);
+		CHECK(connect(c[0], (struct sockaddr *)&la, ll) == 0, "connect: %s", strerror(errno));
+		s = accept(l, NULL, NULL);
+		CHECK(s >= 0, "accept: %s", strerror(errno));
+		us_fill(c[0], 100, 0, 2, 100);
+		c[1] = us_socket(type);
+		us_bind(c[1], &ca, cl);
+		CHECK(connect(c[1], (struct sockaddr *)&la, ll) == 0, "connect 2: %s", strerror(errno));
+		cn[0] = us_sockname(c[0], 0); cpeer[0] = us_sockname(c[0], 1);
+		cn[1] = us_sockname(c[1], 0); cpeer[1] = us_sockname(c[1], 1);
 	} else if (!strcmp(mode, "child")) {
 		CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == 0, "socketpair: %s", strerror(errno));
 		kid = fork();
@@ -169,6 +185,24 @@ int main(int argc, char **argv)
 			CHECK(connect(k, (struct sockaddr *)&la, ll) < 0, "a connect to the deleted path worked");
 		}
 		if (!strcmp(mode, "clientbound")) CHECK(access(cpath, F_OK) == 0, "the client's socket file is not there");
+	} else if (relative) {
+		CHECK(lname.len == offsetof(struct sockaddr_un, sun_path) + 9 && !strcmp(lname.path, "rel.sock"), "the listener's name is not the relative rel.sock");
+		for (int i = 0; i < 2; i++) {
+			us_same_name(cn[i], us_sockname(c[i], 0), "a client's name");
+			us_same_name(cpeer[i], us_sockname(c[i], 1), "a client's peer name");
+		}
+		us_same_name(sname, us_sockname(s, 0), "the accepted end's name");
+		us_expect(s, 100, 0, 2, "server");
+		us_pingpong(c[0], s, "the accepted connection");
+		struct stat st;
+		CHECK(stat("rel.sock", &st) == 0 && S_ISSOCK(st.st_mode), "rel.sock is not in the working directory");
+		CHECK(stat("relc.sock", &st) == 0 && S_ISSOCK(st.st_mode), "relc.sock is not in the working directory");
+		int a = accept(l, NULL, NULL);
+		CHECK(a >= 0, "accept of the waiting one: %s", strerror(errno));
+		us_same_name(cn[1], us_sockname(a, 1), "the waiting client's name seen by the server");
+		us_pingpong(c[1], a, "the waiting connection");
+		int k = us_socket(SOCK_STREAM);
+		CHECK(connect(k, (struct sockaddr *)&la, ll) == 0, "connect by the relative name after restore: %s", strerror(errno));
 	} else if (!strcmp(mode, "srvclosed") || !strcmp(mode, "srvreset")) {
 		us_expect(c[0], 900, 0, 3, "client");
 		us_expect(c[0], 300, 900, 3, "client");
