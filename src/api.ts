@@ -65,6 +65,8 @@ export interface DumpOptions extends OperationOptions {
   leaveRunning?: boolean;
   /** The process uses the terminal of the shell that started it. */
   shellJob?: boolean;
+  /** Unix datagram sockets connected to a named socket outside the tree are dumped, to be connected to that name again on restore; sockets outside connected to the tree's are let go (see docs/support.md). */
+  extUnixSk?: boolean;
   /** Keep the file locks and leases (flock, POSIX and OFD record locks, leases); without it a lock is refused. */
   fileLocks?: boolean;
 }
@@ -96,6 +98,8 @@ export interface RestoreOptions extends OperationOptions {
   pidfile?: string;
   /** Give the process the terminal this process runs on. */
   shellJob?: boolean;
+  /** Connect again the unix sockets the image says were connected outside the tree (the image was dumped with extUnixSk). */
+  extUnixSk?: boolean;
   /** Take the image's file locks and leases again (an image that holds some needs it). */
   fileLocks?: boolean;
 }
@@ -126,7 +130,7 @@ interface EngineDumpResult {
 
 /** Checkpoint a process and its descendants into an image directory. */
 export async function dump(opts: DumpOptions): Promise<DumpResult> {
-  const r = await runInEngine<EngineDumpResult>('dump', { pid: opts.pid, dir: opts.dir, leaveRunning: !!opts.leaveRunning, shellJob: !!opts.shellJob, fileLocks: !!opts.fileLocks }, hooks(opts));
+  const r = await runInEngine<EngineDumpResult>('dump', { pid: opts.pid, dir: opts.dir, leaveRunning: !!opts.leaveRunning, shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, fileLocks: !!opts.fileLocks }, hooks(opts));
   return {
     pid: opts.pid, dir: path.resolve(opts.dir), pageBytes: r.pageBytes, leftRunning: !!opts.leaveRunning,
     processes: r.manifest.processes.map((p) => ({ pid: p.pid, ppid: p.ppid, threads: p.threads, zombie: !!p.zombie })),
@@ -136,7 +140,7 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
 
 /** Recreate the processes of an image. */
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
-  return runInEngine<RestoreResult>('restore', { dir: opts.dir, detached: !!opts.detached, pidfile: opts.pidfile, shellJob: !!opts.shellJob, fileLocks: !!opts.fileLocks }, hooks(opts));
+  return runInEngine<RestoreResult>('restore', { dir: opts.dir, detached: !!opts.detached, pidfile: opts.pidfile, shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, fileLocks: !!opts.fileLocks }, hooks(opts));
 }
 
 /** What an image holds: the same data as `ckpt info --json`. Reads files only (no thread, no tracing). */

@@ -101,13 +101,14 @@ export async function main(argv: string[], engine?: Engine): Promise<number> {
     .requiredOption('-D, --images-dir <dir>', 'directory to write the image into')
     .option('-R, --leave-running', 'let the process go on after the dump')
     .option('-j, --shell-job', 'the process uses the terminal of the shell that started it')
+    .option('--ext-unix-sk', 'allow unix sockets connected to sockets outside the tree (datagram sockets are connected to the same name again on restore)')
     .option('-l, --file-locks', 'keep the file locks and leases the processes hold (only safe when no process outside the tree uses those files\' locks)')
     .option('--progress', 'show progress on stderr')
     .action(async (o) => {
       const lo = logOptions(g(), o.imagesDir, true);
       const t0 = performance.now();
       const r = await api.dump({
-        pid: o.tree, dir: o.imagesDir, leaveRunning: !!o.leaveRunning, shellJob: !!o.shellJob, fileLocks: !!o.fileLocks,
+        pid: o.tree, dir: o.imagesDir, leaveRunning: !!o.leaveRunning, shellJob: !!o.shellJob, extUnixSk: !!o.extUnixSk, fileLocks: !!o.fileLocks,
         onProgress: progressPrinter(!!o.progress && process.stderr.isTTY), signal: signalsAbort(), debug: debugFromEnv(), ...lo,
       });
       const total = performance.now() - t0;
@@ -127,12 +128,13 @@ export async function main(argv: string[], engine?: Engine): Promise<number> {
     .option('-d, --restore-detached', 'return once the process runs, leaving it running')
     .option('--pidfile <file>', 'write the restored PID to FILE')
     .option('-j, --shell-job', 'give the process the terminal ckpt runs on')
+    .option('--ext-unix-sk', 'connect again the unix sockets that were connected outside the tree (an image dumped with --ext-unix-sk)')
     .option('-l, --file-locks', 'take the file locks and leases of the image again')
     .action(async (o) => {
       const lo = logOptions(g(), o.imagesDir);
       const t0 = performance.now();
       const r = await api.restore({
-        dir: o.imagesDir, detached: !!o.restoreDetached, pidfile: o.pidfile, shellJob: !!o.shellJob, fileLocks: !!o.fileLocks,
+        dir: o.imagesDir, detached: !!o.restoreDetached, pidfile: o.pidfile, shellJob: !!o.shellJob, extUnixSk: !!o.extUnixSk, fileLocks: !!o.fileLocks,
         signal: signalsAbort(), debug: debugFromEnv(), ...lo,
       });
       const total = performance.now() - t0;

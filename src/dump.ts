@@ -40,6 +40,8 @@ export interface DumpOptions {
   dir: string;
   leaveRunning?: boolean;
   shellJob?: boolean;
+  /** --ext-unix-sk: unix sockets connected to sockets outside the tree may be dumped (see objects/unix.ts). */
+  extUnixSk?: boolean;
   fileLocks?: boolean;
   onProgress?: ProgressFn;
 }
@@ -113,6 +115,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
   let pageBytes = 0;
   /** Every thread's remote-call context, to hand back the signals they caught. */
   const caught = new Map<number, RemoteTask>();
+  let fileTable: FileTableBuilder | null = null;
   try {
     const pids = new Set(tree.map((p) => p.pid));
     // A zombie is remade by its parent (or a helper for a session or group
@@ -131,8 +134,8 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     const treeIds = new Set([...pids, ...tree.flatMap((p) => p.tids)]);
     const inodes = new InodeTable(img);
     const locks = new LockCollector(!!opts.fileLocks, treeIds);
-    const files = new FileTableBuilder({
-      shellJob: !!opts.shellJob, treeIds, state: new Map(), inodes,
+    const files = fileTable = new FileTableBuilder({
+      shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, leaveRunning: !!opts.leaveRunning, treeIds, state: new Map(), inodes,
       writeData: (name, data) => { const f = `file-${name}.img`; img.writeRaw(f, data); return f; },
     });
     for (const proc of live) {
@@ -206,6 +209,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     lap('finish');
     return { manifest, pageBytes, timings: t };
   } catch (e) {
+    fileTable?.close(); // (ckpt's copies of files in flight)
     const err = inStep(step, e);
     log.error(`dump of pid ${root} failed in step "${step}": ${err.message}`);
     const signals = new Map<number, number>();

@@ -83,6 +83,20 @@ const LAYOUTS: Array<[Layout<any>, string, Record<string, string>]> = [
   }],
   [S.CMSGHDR, 'cmsghdr', { len: 'cmsg_len', level: 'cmsg_level', type: 'cmsg_type' }],
   [S.RLIMIT64, 'rlimit64', { cur: 'rlim_cur', max: 'rlim_max' }],
+  [S.SOCKADDR_UN, 'sockaddr_un', { family: 'sun_family' }],
+  [S.UCRED, 'ucred', { pid: 'pid', uid: 'uid', gid: 'gid' }],
+  [S.TIMEVAL, 'timeval', { sec: 'tv_sec', usec: 'tv_usec' }],
+  [S.NLMSGHDR, 'nlmsghdr', { len: 'nlmsg_len', type: 'nlmsg_type', flags: 'nlmsg_flags', seq: 'nlmsg_seq', pid: 'nlmsg_pid' }],
+  [S.UNIX_DIAG_REQ, 'unix_diag_req', {
+    family: 'sdiag_family', protocol: 'sdiag_protocol', pad: 'pad', states: 'udiag_states', ino: 'udiag_ino', show: 'udiag_show',
+    cookie0: 'udiag_cookie[0]', cookie1: 'udiag_cookie[1]',
+  }],
+  [S.UNIX_DIAG_MSG, 'unix_diag_msg', {
+    family: 'udiag_family', type: 'udiag_type', state: 'udiag_state', pad: 'pad', ino: 'udiag_ino', cookie0: 'udiag_cookie[0]', cookie1: 'udiag_cookie[1]',
+  }],
+  [S.RTATTR, 'rtattr', { len: 'rta_len', type: 'rta_type' }],
+  [S.UNIX_DIAG_VFS, 'unix_diag_vfs', { ino: 'udiag_vfs_ino', dev: 'udiag_vfs_dev' }],
+  [S.UNIX_DIAG_RQLEN, 'unix_diag_rqlen', { rqueue: 'udiag_rqueue', wqueue: 'udiag_wqueue' }],
   [S.UFFDIO_API_STRUCT, 'uffdio_api', { api: 'api', features: 'features', ioctls: 'ioctls' }],
   [S.UFFDIO_RANGE, 'uffdio_range', { start: 'start', len: 'len' }],
   [S.UFFDIO_REGISTER_STRUCT, 'uffdio_register', { start: 'range.start', len: 'range.len', mode: 'mode', ioctls: 'ioctls' }],
@@ -135,6 +149,8 @@ describe('struct layouts', () => {
     assert.equal(BigInt(S.CAP_U32S_3), f.consts.get('_LINUX_CAPABILITY_U32S_3'));
     assert.equal(BigInt(S.cmsgLen(1)), f.consts.get('CMSG_LEN_1'));
     assert.equal(BigInt(S.cmsgSpace(3)), f.consts.get('CMSG_SPACE_3'));
+    assert.equal(BigInt(S.SUN_PATH_OFFSET), f.consts.get('SUN_PATH_OFFSET'));
+    assert.equal(BigInt(S.SUN_PATH_MAX), f.consts.get('SUN_PATH_MAX'));
     assert.equal(BigInt(UFFD.API), f.consts.get('UFFD_API'));
     assert.equal(UFFD.IOC_API, f.consts.get('UFFDIO_API'));
     assert.equal(UFFD.IOC_REGISTER, f.consts.get('UFFDIO_REGISTER'));

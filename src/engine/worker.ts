@@ -60,9 +60,9 @@ async function run(m: RunMessage, post: (msg: EngineMessage) => void): Promise<u
   const o = m.opts;
   switch (m.op) {
     case 'dump':
-      return dump({ pid: o.pid as number, dir: o.dir as string, leaveRunning: !!o.leaveRunning, shellJob: !!o.shellJob, fileLocks: !!o.fileLocks, onProgress });
+      return dump({ pid: o.pid as number, dir: o.dir as string, leaveRunning: !!o.leaveRunning, shellJob: !!o.shellJob, extUnixSk: !!o.extUnixSk, fileLocks: !!o.fileLocks, onProgress });
     case 'restore':
-      return restore({ dir: o.dir as string, detached: !!o.detached, pidfile: o.pidfile as string | undefined, shellJob: !!o.shellJob, fileLocks: !!o.fileLocks, onProgress });
+      return restore({ dir: o.dir as string, detached: !!o.detached, pidfile: o.pidfile as string | undefined, shellJob: !!o.shellJob, extUnixSk: !!o.extUnixSk, fileLocks: !!o.fileLocks, onProgress });
     case 'check':
       return runChecks();
     case 'upgrade':

@@ -16,6 +16,7 @@ export const NR = {
   rt_tgsigqueueinfo: 297, prlimit64: 302, process_vm_readv: 310, process_vm_writev: 311, kcmp: 312,
   memfd_create: 319, userfaultfd: 323, membarrier: 324, mlock2: 325, rseq: 334, pidfd_open: 434, clone3: 435,
   poll: 7, epoll_wait: 232, epoll_ctl: 233, epoll_create1: 291, epoll_pwait: 281, epoll_pwait2: 441,
+  bind: 49, listen: 50, connect: 42, accept4: 288, sendto: 44, recvfrom: 45, shutdown: 48, getsockname: 51, getpeername: 52, setsockopt: 54, getsockopt: 55,
   close_range: 436, tee: 276, pipe2: 293, fsync: 74, fdatasync: 75, copy_file_range: 326, preadv2: 327, mknodat: 259, utimensat: 280, pwritev2: 328, pidfd_getfd: 438, mseal: 462,
   inotify_add_watch: 254, inotify_rm_watch: 255, timerfd_create: 283, timerfd_settime: 286, timerfd_gettime: 287,
   signalfd4: 289, eventfd2: 290, inotify_init1: 294, fanotify_init: 300, fanotify_mark: 301, open_by_handle_at: 304,
@@ -104,7 +105,32 @@ export const S_IFIFO = 0o010000;
 export const SPLICE = { NONBLOCK: 2 } as const;
 export const FD_CLOEXEC = 1;
 /** Unix sockets and fd passing. */
-export const SOCK = { AF_UNIX: 1, DGRAM: 2, CLOEXEC: 0o2000000, SOL_SOCKET: 1, SCM_RIGHTS: 1, MSG_CMSG_CLOEXEC: 0x40000000, MSG_CTRUNC: 8, SCM_MAX_FD: 253 } as const;
+export const SOCK = {
+  AF_UNIX: 1, AF_NETLINK: 16, STREAM: 1, DGRAM: 2, SEQPACKET: 5, NONBLOCK: 0o4000, CLOEXEC: 0o2000000, SOL_SOCKET: 1,
+  SCM_RIGHTS: 1, SCM_CREDENTIALS: 2, SCM_SECURITY: 3, SCM_PIDFD: 0x4c,
+  MSG_OOB: 1, MSG_PEEK: 2, MSG_CTRUNC: 8, MSG_TRUNC: 0x20, MSG_DONTWAIT: 0x40, MSG_NOSIGNAL: 0x4000, MSG_CMSG_CLOEXEC: 0x40000000,
+  SCM_MAX_FD: 253, SHUT_RD: 0, SHUT_WR: 1, SHUT_RDWR: 2,
+} as const;
+/** SOL_SOCKET options (asm-generic numbers, which x86_64 uses). */
+export const SO = {
+  REUSEADDR: 2, TYPE: 3, ERROR: 4, DONTROUTE: 5, BROADCAST: 6, SNDBUF: 7, RCVBUF: 8, KEEPALIVE: 9, OOBINLINE: 10, PRIORITY: 12, REUSEPORT: 15, TIMESTAMP_OLD: 29, TIMESTAMPNS_OLD: 35, PASSCRED: 16, PEERCRED: 17, RCVLOWAT: 18, SNDLOWAT: 19,
+  RCVTIMEO_OLD: 20, SNDTIMEO_OLD: 21, ACCEPTCONN: 30, SNDBUFFORCE: 32, RCVBUFFORCE: 33, PASSSEC: 34, MARK: 36,
+  PROTOCOL: 38, DOMAIN: 39, PEEK_OFF: 42, PASSPIDFD: 76,
+} as const;
+/** Netlink and sock_diag (linux/netlink.h, linux/sock_diag.h, linux/unix_diag.h). */
+export const NETLINK = {
+  SOCK_DIAG: 4, F_REQUEST: 1, F_DUMP: 0x300, NOOP: 1, ERROR: 2, DONE: 3, SOCK_DIAG_BY_FAMILY: 20,
+  UDIAG_SHOW_NAME: 1, UDIAG_SHOW_VFS: 2, UDIAG_SHOW_PEER: 4, UDIAG_SHOW_ICONS: 8, UDIAG_SHOW_RQLEN: 0x10, UDIAG_SHOW_UID: 0x40,
+  UNIX_DIAG_NAME: 0, UNIX_DIAG_VFS: 1, UNIX_DIAG_PEER: 2, UNIX_DIAG_ICONS: 3, UNIX_DIAG_RQLEN: 4, UNIX_DIAG_SHUTDOWN: 6, UNIX_DIAG_UID: 7,
+} as const;
+/** Socket states as sock_diag reports them for unix sockets (the TCP numbers). */
+export const SK_STATE = { ESTABLISHED: 1, CLOSE: 7, LISTEN: 10 } as const;
+/** Address family numbers and names (linux/socket.h), to name what is refused. */
+export const AF_NAMES: Record<number, string> = {
+  1: 'AF_UNIX', 2: 'AF_INET', 3: 'AF_AX25', 4: 'AF_IPX', 5: 'AF_APPLETALK', 9: 'AF_X25', 10: 'AF_INET6', 16: 'AF_NETLINK',
+  17: 'AF_PACKET', 21: 'AF_RDS', 24: 'AF_PPPOX', 26: 'AF_LLC', 29: 'AF_CAN', 30: 'AF_TIPC', 31: 'AF_BLUETOOTH', 38: 'AF_ALG',
+  40: 'AF_VSOCK', 41: 'AF_KCM', 42: 'AF_QIPCRTR', 43: 'AF_SMC', 44: 'AF_XDP', 45: 'AF_MCTP',
+};
 /** pidfd_open flag: a pidfd of a thread, not only of a thread-group leader (O_EXCL). */
 export const PIDFD_THREAD = 0o200;
 export const KCMP = { FILE: 0, VM: 1, FILES: 2, FS: 3, SIGHAND: 4, EPOLL_TFD: 7 } as const;
@@ -225,7 +251,8 @@ export const E: Record<string, number> = {
   EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, EIO: 5, ENXIO: 6, E2BIG: 7, ENOEXEC: 8, EBADF: 9, ECHILD: 10,
   EAGAIN: 11, ENOMEM: 12, EACCES: 13, EFAULT: 14, EBUSY: 16, EEXIST: 17, EXDEV: 18, ENODEV: 19, ENOTDIR: 20,
   EISDIR: 21, EINVAL: 22, ENFILE: 23, EMFILE: 24, ENOTTY: 25, ETXTBSY: 26, EFBIG: 27, ENOSPC: 28, ESPIPE: 29,
-  EROFS: 30, EMLINK: 31, EPIPE: 32, EDOM: 33, ERANGE: 34, ENOSYS: 38, ENOTEMPTY: 39, ENOTSUP: 95, ERESTARTSYS: 512,
+  EROFS: 30, EMLINK: 31, EPIPE: 32, EDOM: 33, ERANGE: 34, ENOSYS: 38, ENOTEMPTY: 39, ENOTSOCK: 88, EPROTOTYPE: 91, ENOPROTOOPT: 92,
+  ENOTSUP: 95, EADDRINUSE: 98, EADDRNOTAVAIL: 99, ECONNRESET: 104, ENOTCONN: 107, ECONNREFUSED: 111, ERESTARTSYS: 512,
   ERESTARTNOINTR: 513, ERESTARTNOHAND: 514, ERESTART_RESTARTBLOCK: 516,
 };
 const ENAMES = new Map(Object.entries(E).map(([k, v]) => [v, k]));

@@ -81,26 +81,31 @@ export interface FdEntry {
 export function readFds(pid: number): FdEntry[] {
   const out: FdEntry[] = [];
   for (const name of fs.readdirSync(`/proc/${pid}/fd`)) {
-    const fd = Number(name);
-    let link: string;
-    let text: string;
-    try {
-      link = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
-      text = fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
-    } catch { continue; } // closed while we looked (cannot happen once frozen)
-    const info = new Map<string, string>();
-    for (const line of text.split('\n')) {
-      const i = line.indexOf(':');
-      if (i > 0 && !info.has(line.slice(0, i))) info.set(line.slice(0, i), line.slice(i + 1).trim());
-    }
-    out.push({
-      fd, link, infoText: text, info,
-      pos: BigInt(info.get('pos') ?? '0'),
-      flags: parseInt(info.get('flags') ?? '0', 8),
-      mntId: Number(info.get('mnt_id') ?? '0'),
-    });
+    const e = readFd(pid, Number(name));
+    if (e) out.push(e); // (else closed while we looked: cannot happen once frozen)
   }
   return out.sort((a, b) => a.fd - b.fd);
+}
+
+/** One fd of a process (null if it is not open). */
+export function readFd(pid: number, fd: number): FdEntry | null {
+  let link: string;
+  let text: string;
+  try {
+    link = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+    text = fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+  } catch { return null; }
+  const info = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const i = line.indexOf(':');
+    if (i > 0 && !info.has(line.slice(0, i))) info.set(line.slice(0, i), line.slice(i + 1).trim());
+  }
+  return {
+    fd, link, infoText: text, info,
+    pos: BigInt(info.get('pos') ?? '0'),
+    flags: parseInt(info.get('flags') ?? '0', 8),
+    mntId: Number(info.get('mnt_id') ?? '0'),
+  };
 }
 
 

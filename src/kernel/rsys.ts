@@ -12,7 +12,8 @@
 // the raw result (a negative errno on failure) instead of throwing.
 
 import { RemoteTask } from './remote.js';
-import { NR, PR, ARCH, AT_FDCWD, F, FD_CLOEXEC, IOCTL, UFFD, MEMBARRIER_CMD, RSEQ_FLAG_UNREGISTER, SECCOMP, LOCK_TYPE, LOCK_OP, EPOLL, POLL_ALL } from './consts.js';
+import { NR, PR, ARCH, AT_FDCWD, F, FD_CLOEXEC, IOCTL, UFFD, MEMBARRIER_CMD, RSEQ_FLAG_UNREGISTER, SECCOMP, LOCK_TYPE, LOCK_OP, EPOLL, POLL_ALL, SOCK } from './consts.js';
+import { sockaddrUn } from './sys.js';
 import {
   CLONE_ARGS, PRCTL_MM_MAP, CAP_HEADER, CAP_DATA, CAP_VERSION_3, CAP_U32S_3, ITIMERVAL, SIGINFO, KSIGACTION, KSIGSET_SIZE,
   STACK_T, FLOCK, F_OWNER_EX, EPOLL_EVENT, POLLFD, UFFDIO_API_STRUCT, UFFDIO_REGISTER_STRUCT, UFFDIO_RANGE, iovecArray, StructValues, TILECFG, TILECFG_COLSB, TILECFG_ROWS,
@@ -197,6 +198,31 @@ export function epollWaitNow(rt: RemoteTask, epfd: number, max: number): Array<{
     const b = s.read(at, EPOLL_EVENT.size * got);
     return Array.from({ length: got }, (_, i) => EPOLL_EVENT.decode(b, i * EPOLL_EVENT.size));
   });
+}
+// ---------------------------------------------------------------- sockets
+// (made in a process of the tree where the kernel records who made them: the
+// peer credentials of socketpair, listen and connect are the caller's)
+
+/** socket(AF_UNIX, type | SOCK_CLOEXEC): its number in the task. */
+export function socketUnix(rt: RemoteTask, type: number): number {
+  return n(rt.call(`socket(AF_UNIX, ${type})`, NR.socket, SOCK.AF_UNIX, type | SOCK.CLOEXEC, 0));
+}
+/** socketpair(AF_UNIX, type | SOCK_CLOEXEC): their numbers in the task. */
+export function socketpairUnix(rt: RemoteTask, type: number): [number, number] {
+  return rt.withScratch((s) => {
+    const at = s.alloc(8);
+    rt.call(`socketpair(AF_UNIX, ${type})`, NR.socketpair, SOCK.AF_UNIX, type | SOCK.CLOEXEC, 0, at);
+    const b = s.read(at, 8);
+    return [b.readInt32LE(0), b.readInt32LE(4)];
+  });
+}
+export function listen(rt: RemoteTask, fd: number, backlog: number): void {
+  rt.call(`listen(${fd}, ${backlog})`, NR.listen, fd, backlog);
+}
+/** connect(fd, sockaddr_un of `name`): 0 or a negative errno. */
+export function tryConnectUnix(rt: RemoteTask, fd: number, name: Buffer): number {
+  const a = sockaddrUn(name);
+  return rt.withScratch((s) => n(rt.callRaw(NR.connect, fd, s.put(a), a.length)));
 }
 
 // ---------------------------------------------------------------- userfaultfd

@@ -273,3 +273,29 @@ export const TILECFG_ROWS = 48;
 export const EPOLL_EVENT = struct('epoll_event', 12, { events: [0, 'u32'], data: [4, 'u64'] } as const, { whole: true, packed: true });
 /** struct kcmp_epoll_slot (kcmp KCMP_EPOLL_TFD): the epoll fd, the target fd number, and which of the registrations under that number. */
 export const KCMP_EPOLL_SLOT = struct('kcmp_epoll_slot', 12, { efd: [0, 'u32'], tfd: [4, 'u32'], toff: [8, 'u32'] } as const, { whole: true });
+// ---------------------------------------------------------------- sockets
+
+/** struct sockaddr_un: the family, then sun_path (108 bytes) at SUN_PATH_OFFSET. */
+export const SOCKADDR_UN = struct('sockaddr_un', 110, { family: [0, 'u16'] } as const);
+export const SUN_PATH_OFFSET = 2;
+export const SUN_PATH_MAX = 108;
+/** struct ucred (SO_PEERCRED, SCM_CREDENTIALS). */
+export const UCRED = struct('ucred', 12, { pid: [0, 'i32'], uid: [4, 'u32'], gid: [8, 'u32'] } as const, { whole: true });
+/** struct timeval (the old SO_RCVTIMEO/SO_SNDTIMEO on 64-bit). */
+export const TIMEVAL = struct('timeval', 16, { sec: [0, 'i64'], usec: [8, 'i64'] } as const, { whole: true });
+
+/** struct nlmsghdr. */
+export const NLMSGHDR = struct('nlmsghdr', 16, { len: [0, 'u32'], type: [4, 'u16'], flags: [6, 'u16'], seq: [8, 'u32'], pid: [12, 'u32'] } as const, { whole: true });
+/** struct unix_diag_req (a sock_diag request for AF_UNIX). */
+export const UNIX_DIAG_REQ = struct('unix_diag_req', 24, {
+  family: [0, 'u8'], protocol: [1, 'u8'], pad: [2, 'u16'], states: [4, 'u32'], ino: [8, 'u32'], show: [12, 'u32'], cookie0: [16, 'u32'], cookie1: [20, 'u32'],
+} as const, { whole: true });
+/** struct unix_diag_msg (its attributes follow). */
+export const UNIX_DIAG_MSG = struct('unix_diag_msg', 16, {
+  family: [0, 'u8'], type: [1, 'u8'], state: [2, 'u8'], pad: [3, 'u8'], ino: [4, 'u32'], cookie0: [8, 'u32'], cookie1: [12, 'u32'],
+} as const, { whole: true });
+/** struct rtattr (netlink attribute header; the payload follows, the whole padded to 4). */
+export const RTATTR = struct('rtattr', 4, { len: [0, 'u16'], type: [2, 'u16'] } as const, { whole: true });
+/** struct unix_diag_vfs and struct unix_diag_rqlen. */
+export const UNIX_DIAG_VFS = struct('unix_diag_vfs', 8, { ino: [0, 'u32'], dev: [4, 'u32'] } as const, { whole: true });
+export const UNIX_DIAG_RQLEN = struct('unix_diag_rqlen', 8, { rqueue: [0, 'u32'], wqueue: [4, 'u32'] } as const, { whole: true });

@@ -4,8 +4,11 @@
 
 import fs from 'node:fs';
 import { sys, syscallRaw, addressOf, SysError, posixSpawn, mapFile } from './ffi.js';
-import { NR, KCMP, O, UFFD, F, SPLICE, IOCTL, AT_FDCWD, S_IFIFO, PIDFD_THREAD, POLL_ALL } from './consts.js';
-import { UFFDIO_COPY_STRUCT, RLIMIT64, F_OWNER_EX, ITIMERSPEC, TIMESPEC, FILE_HANDLE, KCMP_EPOLL_SLOT, POLLFD } from './structs.js';
+import { NR, KCMP, O, UFFD, F, SPLICE, IOCTL, AT_FDCWD, S_IFIFO, PIDFD_THREAD, POLL_ALL, SOCK } from './consts.js';
+import {
+  UFFDIO_COPY_STRUCT, RLIMIT64, F_OWNER_EX, ITIMERSPEC, TIMESPEC, FILE_HANDLE, KCMP_EPOLL_SLOT, POLLFD,
+  SOCKADDR_UN, SUN_PATH_OFFSET, SUN_PATH_MAX, UCRED, TIMEVAL, MSGHDR, CMSGHDR, cmsgSpace, cmsgLen, iovecArray,
+} from './structs.js';
 
 export { SysError, posixSpawn, mapFile };
 export type { SpawnOptions, FileMapping } from './ffi.js';
@@ -396,4 +399,201 @@ export function getOwnEx(fd: number): { type: number; pid: number } {
   const b = Buffer.alloc(F_OWNER_EX.size);
   sys('fcntl(F_GETOWN_EX)', NR.fcntl, fd, F.GETOWN_EX, addressOf(b));
   return { type: F_OWNER_EX.get(b, 'type'), pid: F_OWNER_EX.get(b, 'pid') };
+}
+
+// ---------------------------------------------------------------- sockets (in ckpt)
+// A unix socket address is handled as the bytes of its sun_path as the kernel
+// keeps them (an abstract name starts with a 0 byte; a path name ends with
+// its NUL): an empty Buffer is an unnamed socket.
+
+/** A struct sockaddr_un for `name`, and its length (2 alone: ask for autobind). */
+export function sockaddrUn(name: Buffer): Buffer {
+  if (name.length > SUN_PATH_MAX) throw new Error(`internal: a unix socket name of ${name.length} bytes`);
+  const b = Buffer.alloc(SUN_PATH_OFFSET + name.length);
+  b.writeUInt16LE(SOCK.AF_UNIX, SOCKADDR_UN.offsetOf('family'));
+  name.copy(b, SUN_PATH_OFFSET);
+  return b;
+}
+/** The name in a sockaddr_un the kernel filled in (`len`: the length it gave). */
+export function sockaddrUnName(b: Buffer, len: number): Buffer {
+  return Buffer.from(b.subarray(SUN_PATH_OFFSET, Math.max(SUN_PATH_OFFSET, Math.min(len, b.length))));
+}
+
+export function socket(family: number, type: number, proto = 0): number {
+  return sys(`socket(${family}, ${type})`, NR.socket, family, type | SOCK.CLOEXEC, proto);
+}
+/** socketpair(AF_UNIX, type): two connected sockets, close-on-exec, open in ckpt. */
+export function socketpair(type: number): [number, number] {
+  const fds = Buffer.alloc(8);
+  sys(`socketpair(AF_UNIX, ${type})`, NR.socketpair, SOCK.AF_UNIX, type | SOCK.CLOEXEC, 0, addressOf(fds));
+  return [fds.readInt32LE(0), fds.readInt32LE(4)];
+}
+/** bind a unix socket to `name` (empty: autobind); 0 or -errno. */
+export function bindUnix(fd: number, name: Buffer): number {
+  const a = sockaddrUn(name);
+  return syscallRaw(NR.bind, fd, addressOf(a), a.length);
+}
+/** connect a unix socket to `name`; 0 or -errno. */
+export function connectUnix(fd: number, name: Buffer): number {
+  const a = sockaddrUn(name);
+  return syscallRaw(NR.connect, fd, addressOf(a), a.length);
+}
+export function listen(fd: number, backlog: number): void { sys(`listen(${backlog})`, NR.listen, fd, backlog); }
+/** accept4(fd, NULL, NULL, SOCK_CLOEXEC). */
+export function accept(fd: number): number { return sys('accept4', NR.accept4, fd, 0, 0, SOCK.CLOEXEC); }
+export function shutdown(fd: number, how: number): void { sys(`shutdown(${how})`, NR.shutdown, fd, how); }
+
+function sockName(fd: number, nr: number, what: string): Buffer | null {
+  const b = Buffer.alloc(SOCKADDR_UN.size + 2);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(b.length, 0);
+  const r = syscallRaw(nr, fd, addressOf(b), addressOf(len));
+  if (r === -107 /* ENOTCONN */) return null;
+  if (r < 0) throw new SysError(what, -r);
+  return sockaddrUnName(b, len.readUInt32LE(0));
+}
+/** getsockname of a unix socket: its name (empty when unnamed). */
+export function getsocknameUnix(fd: number): Buffer { return sockName(fd, NR.getsockname, 'getsockname')!; }
+/** getpeername of a unix socket: its peer's name, or null when not connected. */
+export function getpeernameUnix(fd: number): Buffer | null { return sockName(fd, NR.getpeername, 'getpeername'); }
+
+/** getsockopt of an int option; -errno on failure when `raw`. */
+export function getsockoptInt(fd: number, level: number, opt: number, name = String(opt)): number {
+  const b = Buffer.alloc(4);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(4, 0);
+  sys(`getsockopt(${name})`, NR.getsockopt, fd, level, opt, addressOf(b), addressOf(len));
+  return b.readInt32LE(0);
+}
+/** getsockopt of an int option that may not exist on this kernel: null then. */
+export function tryGetsockoptInt(fd: number, level: number, opt: number): number | null {
+  const b = Buffer.alloc(4);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(4, 0);
+  return syscallRaw(NR.getsockopt, fd, level, opt, addressOf(b), addressOf(len)) < 0 ? null : b.readInt32LE(0);
+}
+export function setsockoptInt(fd: number, level: number, opt: number, v: number, name = String(opt)): void {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(v, 0);
+  sys(`setsockopt(${name}, ${v})`, NR.setsockopt, fd, level, opt, addressOf(b), 4);
+}
+/** SO_PEERCRED: the credentials the kernel keeps of the socket's peer (pid 0 and uid/gid -1 when none). */
+export function getPeercred(fd: number): { pid: number; uid: number; gid: number } {
+  const b = Buffer.alloc(UCRED.size);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(b.length, 0);
+  sys('getsockopt(SO_PEERCRED)', NR.getsockopt, fd, SOCK.SOL_SOCKET, 17, addressOf(b), addressOf(len));
+  return UCRED.decode(b);
+}
+/** A struct timeval option (SO_RCVTIMEO_OLD, SO_SNDTIMEO_OLD) as [sec, usec]. */
+export function getsockoptTimeval(fd: number, opt: number, name: string): [number, number] {
+  const b = Buffer.alloc(TIMEVAL.size);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(b.length, 0);
+  sys(`getsockopt(${name})`, NR.getsockopt, fd, SOCK.SOL_SOCKET, opt, addressOf(b), addressOf(len));
+  const t = TIMEVAL.decode(b);
+  return [Number(t.sec), Number(t.usec)];
+}
+export function setsockoptTimeval(fd: number, opt: number, v: [number, number], name: string): void {
+  const b = TIMEVAL.encode({ sec: v[0], usec: v[1] });
+  sys(`setsockopt(${name})`, NR.setsockopt, fd, SOCK.SOL_SOCKET, opt, addressOf(b), b.length);
+}
+
+/** One message (or stream chunk) read from a unix socket. */
+export interface UnixMessage {
+  data: Buffer;
+  /** The sender's name (datagram sockets; empty when unnamed), or null when the kernel gave none. */
+  from: Buffer | null;
+  /** SCM_CREDENTIALS, when the socket passes them. */
+  creds: { pid: number; uid: number; gid: number } | null;
+  /** Fds received (SCM_RIGHTS), open in ckpt, close-on-exec. */
+  fds: number[];
+  /** Control messages of other kinds, as [level, type]. */
+  other: Array<[number, number]>;
+  /** msg_flags (MSG_TRUNC, MSG_CTRUNC...). */
+  flags: number;
+  /** The datagram's whole length (with MSG_TRUNC asked: more than data.length when it did not fit). */
+  len: number;
+}
+
+/**
+ * recvmsg on a unix socket of ckpt's, without waiting: `flags` are added to
+ * MSG_DONTWAIT | MSG_CMSG_CLOEXEC (MSG_PEEK to leave the message queued).
+ * Returns null when there is nothing to read (EAGAIN), or -errno for other errors.
+ */
+export function recvUnix(fd: number, size: number, flags: number): UnixMessage | null | number {
+  const data = Buffer.alloc(Math.max(size, 1));
+  const name = Buffer.alloc(SOCKADDR_UN.size + 2);
+  const control = Buffer.alloc(cmsgSpace(SOCK.SCM_MAX_FD) + 512);
+  const iov = iovecArray([[addressOf(data), size]]);
+  const m = MSGHDR.encode({ name: addressOf(name), namelen: name.length, iov: addressOf(iov), iovlen: 1, control: addressOf(control), controllen: control.length });
+  const r = syscallRaw(NR.recvmsg, fd, addressOf(m), flags | SOCK.MSG_DONTWAIT | SOCK.MSG_CMSG_CLOEXEC);
+  if (r === -11) return null;
+  if (r < 0) return r;
+  const out: UnixMessage = { data: Buffer.from(data.subarray(0, Math.min(r, size))), from: null, creds: null, fds: [], other: [], flags: MSGHDR.get(m, 'flags'), len: r };
+  const namelen = MSGHDR.get(m, 'namelen');
+  if (namelen >= SUN_PATH_OFFSET) out.from = sockaddrUnName(name, namelen);
+  const clen = Number(MSGHDR.get(m, 'controllen'));
+  for (let at = 0; at + CMSGHDR.size <= clen;) {
+    const c = CMSGHDR.decode(control, at);
+    const len = Number(c.len);
+    if (len < CMSGHDR.size) break;
+    const body = control.subarray(at + CMSGHDR.size, at + len);
+    if (c.level === SOCK.SOL_SOCKET && c.type === SOCK.SCM_RIGHTS) {
+      for (let i = 0; i + 4 <= body.length; i += 4) out.fds.push(body.readInt32LE(i));
+    } else if (c.level === SOCK.SOL_SOCKET && c.type === SOCK.SCM_CREDENTIALS) {
+      out.creds = UCRED.decode(Buffer.from(body));
+    } else if (c.level === SOCK.SOL_SOCKET && c.type === SOCK.SCM_PIDFD && body.length >= 4) {
+      fs.closeSync(body.readInt32LE(0));
+      out.other.push([c.level, c.type]);
+    } else out.other.push([c.level, c.type]);
+    at += (len + 7) & ~7;
+  }
+  return out;
+}
+
+/**
+ * sendmsg on a unix socket of ckpt's, without waiting: `data`, to `to` (a
+ * name; null: the connected peer), with SCM_CREDENTIALS `creds` and SCM_RIGHTS
+ * `fds` when given. Returns the bytes sent or -errno.
+ */
+export function sendUnix(fd: number, data: Buffer, opts: { to?: Buffer | null; creds?: { pid: number; uid: number; gid: number } | null; fds?: number[] } = {}): number {
+  const body = data.length ? data : Buffer.alloc(1);
+  const iov = iovecArray([[addressOf(body), data.length]]);
+  const to = opts.to ? sockaddrUn(opts.to) : null;
+  const parts: Buffer[] = [];
+  if (opts.creds) {
+    const c = Buffer.alloc(cmsgSpace(3));
+    CMSGHDR.encodeInto(c, { len: cmsgLen(3), level: SOCK.SOL_SOCKET, type: SOCK.SCM_CREDENTIALS });
+    UCRED.encodeInto(c, opts.creds, CMSGHDR.size);
+    parts.push(c);
+  }
+  if (opts.fds?.length) {
+    const c = Buffer.alloc(cmsgSpace(opts.fds.length));
+    CMSGHDR.encodeInto(c, { len: cmsgLen(opts.fds.length), level: SOCK.SOL_SOCKET, type: SOCK.SCM_RIGHTS });
+    opts.fds.forEach((x, i) => c.writeInt32LE(x, CMSGHDR.size + 4 * i));
+    parts.push(c);
+  }
+  const control = parts.length ? Buffer.concat(parts) : null;
+  const m = MSGHDR.encode({
+    name: to ? addressOf(to) : 0, namelen: to ? to.length : 0, iov: addressOf(iov), iovlen: 1,
+    control: control ? addressOf(control) : 0, controllen: control ? control.length : 0,
+  });
+  const r = syscallRaw(NR.sendmsg, fd, addressOf(m), SOCK.MSG_DONTWAIT | SOCK.MSG_NOSIGNAL);
+  void body; void iov; void to; void control;
+  return r;
+}
+
+/**
+ * Run `fn` with ckpt's working directory at `dir` (for a unix socket name that
+ * is a relative path: the kernel resolves it against the caller's working
+ * directory), and put the working directory back.
+ */
+export function inDirectory<T>(dir: string, fn: () => T): T {
+  const here = fs.openSync('.', O.RDONLY | O.DIRECTORY | O.CLOEXEC);
+  try {
+    const d = Buffer.from(dir + '\0');
+    sys(`chdir(${dir})`, NR.chdir, addressOf(d));
+    try { return fn(); } finally { sys('fchdir (back)', NR.fchdir, here); }
+  } finally { fs.closeSync(here); }
 }

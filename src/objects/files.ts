@@ -8,7 +8,7 @@
 
 import fs from 'node:fs';
 import * as z from 'zod/mini';
-import { readFds, FdEntry } from '../kernel/proc.js';
+import { readFds, readFd, FdEntry } from '../kernel/proc.js';
 import { RemoteTask } from '../kernel/remote.js';
 import { O, KCMP, FD_CLOEXEC } from '../kernel/consts.js';
 import * as remote from '../kernel/rsys.js';
@@ -64,10 +64,17 @@ export class FileTableBuilder {
   readonly files: FileDesc[] = [];
   /** Per inode: one fd (pid, fd) of each description of it, to compare others with (kcmp). */
   private readonly seen = new Map<string, Array<{ pid: number; fd: number; id: number }>>();
+  /** ckpt's own copies of descriptions held in flight (kept open until the dump ends, for kcmp). */
+  private readonly own = new Set<number>();
   private readonly ctx: DumpFileCtx;
 
-  constructor(ctx: Omit<DumpFileCtx, 'findFile'>) {
-    this.ctx = { ...ctx, findFile: (same, near) => this.findFile(same, near) };
+  constructor(ctx: Omit<DumpFileCtx, 'findFile' | 'describeOwnFds' | 'isOwnCopy'>) {
+    this.ctx = {
+      ...ctx,
+      findFile: (same, near) => this.findFile(same, near),
+      describeOwnFds: (fds, what) => { for (const fd of fds) this.own.add(fd); return fds.map((fd) => this.describeOwn(fd, what)); },
+      isOwnCopy: (pid, fd) => pid === process.pid && this.own.has(fd),
+    };
   }
 
   /** The description (and one fd of it) whose file passes `same`: those of inode `near` first, then all others. */
@@ -93,11 +100,27 @@ export class FileTableBuilder {
 
   /** Once every process is dumped: let each kind see all its descriptions. */
   finish(): FileDesc[] {
-    for (const k of FILE_KINDS) k.finish?.(this.files.filter((f) => f.kind === k.kind), this.ctx);
+    try {
+      for (const k of FILE_KINDS) k.finish?.(this.files.filter((f) => f.kind === k.kind), this.ctx);
+    } finally { this.close(); }
     return this.files;
   }
 
-  private describe(pid: number, e: FdEntry): number {
+  /** Close ckpt's copies of files in flight (also when the dump fails). */
+  close(): void {
+    for (const fd of this.own) { try { fs.closeSync(fd); } catch { /* closed */ } }
+    this.own.clear();
+  }
+
+  /** A description in flight, open in ckpt as `fd` (which the table owns). */
+  private describeOwn(fd: number, what: string): number {
+    const e = readFd(process.pid, fd);
+    if (!e) throw new Error(`internal: ckpt's fd ${fd} (${what}) is not open`);
+    return this.describe(process.pid, e, what);
+  }
+
+  private describe(pid: number, e: FdEntry, inFlight?: string): number {
+    const where = inFlight ? `${inFlight}: a file in flight` : `pid ${pid}: fd ${e.fd}`;
     let st: fs.Stats | null = null;
     let statErr = '';
     try { st = fs.statSync(`/proc/${pid}/fd/${e.fd}`); } catch (err) { statErr = (err as Error).message; }
@@ -107,15 +130,17 @@ export class FileTableBuilder {
     for (const s of same) if (kcmpSame(s.pid, pid, KCMP.FILE, s.fd, e.fd)) return s.id;
     const kind = FILE_KINDS.find((k) => st && k.takes({ ...e, pid, st, object } as FdFacts));
     if (!kind || !st) {
-      if (!st && object.type === 'other') throw refused(`pid ${pid}: fd ${e.fd} (${e.link}) cannot be examined: ${statErr}`);
-      throw refused(`pid ${pid}: fd ${e.fd} is ${object.noun} (${object.plural} are not supported yet): ${e.link}`);
+      if (!st && object.type === 'other') throw refused(`${where} (${e.link}) cannot be examined: ${statErr}`);
+      throw refused(`${where} is ${object.noun} (${object.plural} are not supported yet): ${e.link}`);
     }
     // (file locks, on this fd or any other of the table: objects/locks.ts)
     const facts: FdFacts = { pid, fd: e.fd, link: e.link, flags: e.flags, pos: e.pos, info: e.info, st, object };
+    // (the id is taken before the kind looks: a socket may hold itself in flight)
     const id = this.files.length + 1;
-    this.files.push({ id, ...kind.dump(facts, this.ctx) } as FileDesc);
+    this.files.push({ id, kind: kind.kind } as FileDesc);
     same.push({ pid, fd: e.fd, id });
     this.seen.set(key, same);
+    this.files[id - 1] = { id, ...kind.dump(facts, this.ctx) } as FileDesc;
     return id;
   }
 }
@@ -138,6 +163,16 @@ export function checkFileRefs(files: FilesImage, tables: Array<{ pid: number; fd
       held.add(f.file);
     });
   }
+  // Descriptions may hold others (files in flight in a socket's queue).
+  const byId = new Map(files.files.map((f) => [f.id, f]));
+  const todo = [...held];
+  while (todo.length) {
+    const d = byId.get(todo.pop()!)!;
+    for (const r of kindOf(d).holds?.(d) ?? []) {
+      if (!ids.has(r)) throw badImage(`image file files.json: open file ${d.id} holds open file ${r}, which is not in files.json`);
+      if (!held.has(r)) { held.add(r); todo.push(r); }
+    }
+  }
   files.files.forEach((f, i) => {
     kindOf(f);
     if (!held.has(f.id)) throw badImage(`image file files.json: field files[${i}]: open file ${f.id} is held by no fd`);
@@ -145,10 +180,10 @@ export function checkFileRefs(files: FilesImage, tables: Array<{ pid: number; fd
 }
 
 /** Before any process is created: can every description be made here? (`tables` in tree order) */
-export function checkFiles(files: FilesImage, tables: Array<{ pid: number; fds: FdRef[] }>, shellJob: boolean, hasFile: (name: string) => boolean): void {
+export function checkFiles(files: FilesImage, tables: Array<{ pid: number; fds: FdRef[] }>, shellJob: boolean, hasFile: (name: string) => boolean, extUnixSk = false): void {
   for (const f of files.files) {
     const holder = tables.find((t) => t.fds.some((x) => x.file === f.id))?.pid ?? 0;
-    kindOf(f).check(f, { shellJob, holder, hasFile });
+    kindOf(f).check(f, { shellJob, extUnixSk, holder, hasFile });
   }
 }
 
@@ -189,10 +224,15 @@ export class OpenFiles {
   private readonly instances = new Map<number, Instance>();
   private readonly byId: Map<number, FileDesc>;
   private readonly ctx: RestoreFileCtx;
+  private tasks = new Map<number, RemoteTask>();
+  private first: RemoteTask | null = null;
 
-  constructor(files: FilesImage, ctx: Omit<RestoreFileCtx, 'withFileAt'>, private readonly channel: { local: number; remote: number }) {
+  constructor(files: FilesImage, ctx: Omit<RestoreFileCtx, 'withFileAt' | 'descs' | 'open' | 'task'>, private readonly channel: { local: number; remote: number }) {
     this.byId = new Map(files.files.map((f) => [f.id, f]));
-    this.ctx = { ...ctx, withFileAt: (rt, id, fd, fn) => this.withFileAt(rt, id, fd, fn) };
+    this.ctx = {
+      ...ctx, descs: files.files, open: (id) => this.openLocal(id), task: (pid) => this.tasks.get(pid),
+      withFileAt: (rt, id, fd, fn) => this.withFileAt(rt, id, fd, fn),
+    };
   }
 
   private ofKind(k: FileKind): FileDesc[] { return [...this.byId.values()].filter((d) => d.kind === k.kind); }
@@ -216,6 +256,8 @@ export class OpenFiles {
    * it refers to).
    */
   create(procs: Array<{ rt: RemoteTask; fds: FdRef[] }>, phase: CreatePhase): void {
+    this.tasks = new Map(procs.map((p) => [p.rt.pid, p.rt]));
+    this.first = procs[0]?.rt ?? null;
     const holders = new Map<number, RemoteTask[]>();
     for (const p of procs) {
       for (const f of p.fds) {
@@ -226,22 +268,32 @@ export class OpenFiles {
     }
     const ids = [...holders.keys()].filter((id) => kindOf(this.byId.get(id)!).phase === phase);
     for (const id of phase === 'refs' ? refsOrder(this.byId, ids) : ids) {
-      const list = holders.get(id)!;
-      const d = this.byId.get(id)!;
-      const rt = list[0];
-      let created: Created;
-      try {
-        created = kindOf(d).create(d, rt, this.ctx);
-      } catch (e) {
-        if (e instanceof CkptError) throw e;
-        throw new CkptError('failed', `pid ${rt.pid}: creating open file ${id} (${kindOf(d).describe(d)}): ${(e as Error).message}`);
-      }
-      const inst: Instance = { created, holder: rt.pid, local: -1, closeLocal: false };
-      // (ckpt has every description: one made in a process is copied out, to be sent where it is wanted)
-      if ('local' in created) { inst.local = created.local; inst.closeLocal = created.closeAfter; }
-      else { inst.local = pidfdGetfd(rt.pid, created.remote); inst.closeLocal = true; }
-      this.instances.set(id, inst);
+      if (this.instances.has(id)) continue; // (made already, for a file in flight)
+      this.make(id, holders.get(id)![0]);
     }
+  }
+
+  private make(id: number, rt: RemoteTask): Instance {
+    const d = this.byId.get(id)!;
+    let created: Created;
+    try {
+      created = kindOf(d).create(d, rt, this.ctx);
+    } catch (e) {
+      if (e instanceof CkptError) throw e;
+      throw new CkptError('failed', `pid ${rt.pid}: creating open file ${id} (${kindOf(d).describe(d)}): ${(e as Error).message}`);
+    }
+    const inst: Instance = { created, holder: rt.pid, local: -1, closeLocal: false };
+    // (ckpt has every description: one made in a process is copied out, to be sent where it is wanted)
+    if ('local' in created) { inst.local = created.local; inst.closeLocal = created.closeAfter; }
+    else { inst.local = pidfdGetfd(rt.pid, created.remote); inst.closeLocal = true; }
+    this.instances.set(id, inst);
+    return inst;
+  }
+
+  /** ctx.open: the description made (in the first process of the tree if no fd holds it), open in ckpt. */
+  private openLocal(id: number): number {
+    if (!this.byId.has(id)) throw badImage(`image file files.json: open file ${id} is not in files.json`);
+    return (this.instances.get(id) ?? this.make(id, this.first!)).local;
   }
 
   /** RestoreFileCtx.withFileAt: description `id` at number `fd` of `rt` while `fn` runs (what was there is parked and put back). */

@@ -27,6 +27,10 @@ export interface FdFacts {
 
 export interface DumpFileCtx {
   shellJob: boolean;
+  /** --ext-unix-sk: unix sockets connected to sockets outside the tree may be dumped (see unix.ts). */
+  extUnixSk?: boolean;
+  /** --leave-running: the tree goes on after the dump (a kind must not take anything from it). */
+  leaveRunning?: boolean;
   /** PIDs and TIDs of the tree (a file under /proc/PID of one is reopened once it exists again). */
   treeIds: Set<number>;
   /** Store data of an object in the image, as file `file-NAME.img`; returns that file's name. */
@@ -39,12 +43,24 @@ export interface DumpFileCtx {
    * `near` first), with that fd; null when no fd of the tree holds it.
    */
   findFile(same: (pid: number, fd: number) => boolean, near?: { dev: number; ino: number }): { id: number; pid: number; fd: number } | null;
+  /**
+   * Record a description that no fd of the tree holds but something a kind
+   * dumps does (files in flight in a unix socket's queue): `fds` are ckpt's
+   * own copies of them, which the table keeps open until the dump ends (all
+   * at once: one may be another's other end). Returns their ids (the same id
+   * as an fd of the tree that holds the same description).
+   */
+  describeOwnFds(fds: number[], what: string): number[];
+  /** Is fd `fd` of process `pid` one of ckpt's own copies of a description (not a holder of its own)? */
+  isOwnCopy(pid: number, fd: number): boolean;
   /** Files whose contents go into the image (deleted files, memfds): stored once, referred to by id (inodes.ts). */
   inodes: InodeTable;
 }
 
 export interface RestoreFileCtx {
   shellJob: boolean;
+  /** --ext-unix-sk given to restore. */
+  extUnixSk?: boolean;
   /** The contents of an image file that dump() wrote with writeData. */
   readData(file: string): Buffer;
   /** What a kind keeps for the whole restore (objects already made), by kind. */
@@ -57,6 +73,12 @@ export interface RestoreFileCtx {
    * another number meanwhile (so `fn` must not use it) and put back after.
    */
   withFileAt(rt: RemoteTask, id: number, fd: number, fn: () => void): void;
+  /** Every description of the image. */
+  descs: readonly FileBase[];
+  /** The description `id` made (now, if it is not yet), open in ckpt: for what a kind's objects hold (files in flight). Do not close it. */
+  open(id: number): number;
+  /** The remote-call context of a process of the tree, by PID (undefined if the tree has no such process). */
+  task(pid: number): RemoteTask | undefined;
   /** The image's stored inodes, made before any task (inodes.ts). */
   inodes: MadeInodes;
 }
@@ -91,10 +113,12 @@ export interface FileKind<D extends FileBase = FileBase> {
   dump(f: FdFacts, ctx: DumpFileCtx): Omit<D, 'id'>;
   /** Once every fd of the tree is dumped: fill in what one description says of the others (optional). */
   finish?(descs: D[], ctx: DumpFileCtx): void;
+  /** The other descriptions this one holds (files in flight in a socket's queue), by id; they may hold it in turn. */
+  holds?(d: D): number[];
   /** One line for `ckpt info`. */
   describe(d: D): string;
   /** Before any process is created: can the description be made on this host? (`holder`: the first process that holds it; `hasFile`: is an image file there) */
-  check(d: D, ctx: { shellJob: boolean; holder: number; hasFile(name: string): boolean }): void;
+  check(d: D, ctx: { shellJob: boolean; extUnixSk?: boolean; holder: number; hasFile(name: string): boolean }): void;
   /** Its descriptions are the terminal of a shell job (--shell-job): a root in the foreground gets its group made the terminal's foreground. */
   terminal?: true;
   phase: CreatePhase;

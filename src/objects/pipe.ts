@@ -43,6 +43,7 @@ function outsideHolders(ctx: DumpFileCtx): Map<number, number> {
     try { fds = fs.readdirSync(`/proc/${p}/fd`); } catch { continue; }
     for (const fd of fds) {
       let link: string;
+      if (ctx.isOwnCopy(Number(p), Number(fd))) continue; // (a pipe in flight in a socket's queue, which ckpt looks at)
       try { link = fs.readlinkSync(`/proc/${p}/fd/${fd}`); } catch { continue; }
       const mm = /^pipe:\[(\d+)\]$/.exec(link);
       if (mm && !m.has(Number(mm[1]))) m.set(Number(mm[1]), Number(p));

@@ -13,6 +13,7 @@ import { timerfdKind } from './timerfd.js';
 import { inotifyKind } from './inotify.js';
 import { fanotifyKind } from './fanotify.js';
 import { pidfdKind } from './pidfd.js';
+import { unixKind } from './unix.js';
 
 export const FILE_KINDS: readonly FileKind<any>[] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
   pathKind,
@@ -28,4 +29,5 @@ export const FILE_KINDS: readonly FileKind<any>[] = [ // eslint-disable-line @ty
   epollKind,
   ghostKind,
   memfdKind,
+  unixKind,
 ];

@@ -16,6 +16,8 @@ export interface RestoreOptions {
   detached?: boolean;
   pidfile?: string;
   shellJob?: boolean;
+  /** --ext-unix-sk: sockets the image says were connected outside the tree are connected again by name. */
+  extUnixSk?: boolean;
   fileLocks?: boolean;
   onProgress?: ProgressFn;
 }

@@ -147,7 +147,7 @@ function checkBeforeRestore(loaded: LoadedImage, opts: RestoreOptions): void {
   const { img, procs, files } = loaded;
   const m = img.manifest;
   // (open files first: an image restored without the --shell-job or --file-locks it needs is a usage error)
-  checkFiles(files, procs, !!opts.shellJob, (name) => Object.hasOwn(img.manifest.files, name));
+  checkFiles(files, procs, !!opts.shellJob, (name) => Object.hasOwn(img.manifest.files, name), !!opts.extUnixSk);
   if (loaded.locks.locks.length && !opts.fileLocks) {
     throw new CkptError('usage', `pid ${loaded.locks.locks[0].pid} held file locks when dumped (dumped with --file-locks): restore it with --file-locks`);
   }
@@ -211,7 +211,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
   const inodes = new MadeInodes(files.inodes ?? [], (name) => img.path(name));
   const made = { husk: -1 };
   const open: OpenFiles = new OpenFiles(files, {
-    shellJob: !!opts.shellJob, state: new Map(), onDone: (fn) => open.done.push(fn), inodes,
+    shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, state: new Map(), onDone: (fn) => open.done.push(fn), inodes,
     readData: (name) => {
       if (!Object.hasOwn(img.manifest.files, name)) throw badImage(`image file ${name} is not listed in the manifest`);
       return fs.readFileSync(img.path(name));

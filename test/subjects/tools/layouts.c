@@ -83,6 +83,10 @@ int main(void)
 #include <sys/ioctl.h>
 #include <sys/timerfd.h>
 #include <poll.h>
+#include <sys/un.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/unix_diag.h>
 #include <linux/filter.h>
 #include <linux/ptrace.h>
 
@@ -206,6 +210,49 @@ int main(void)
 	printf("C CMSG_LEN_1 %zu\n", (size_t)CMSG_LEN(sizeof(int)));
 	printf("C CMSG_SPACE_3 %zu\n", (size_t)CMSG_SPACE(3 * sizeof(int)));
 
+	S(struct sockaddr_un, "sockaddr_un");
+	F(struct sockaddr_un, "sockaddr_un", sun_family);
+	printf("C SUN_PATH_OFFSET %zu\n", offsetof(struct sockaddr_un, sun_path));
+	printf("C SUN_PATH_MAX %zu\n", sizeof(((struct sockaddr_un *)0)->sun_path));
+	S(struct ucred, "ucred");
+	F(struct ucred, "ucred", pid);
+	F(struct ucred, "ucred", uid);
+	F(struct ucred, "ucred", gid);
+	S(struct timeval, "timeval");
+	F(struct timeval, "timeval", tv_sec);
+	F(struct timeval, "timeval", tv_usec);
+	S(struct nlmsghdr, "nlmsghdr");
+	F(struct nlmsghdr, "nlmsghdr", nlmsg_len);
+	F(struct nlmsghdr, "nlmsghdr", nlmsg_type);
+	F(struct nlmsghdr, "nlmsghdr", nlmsg_flags);
+	F(struct nlmsghdr, "nlmsghdr", nlmsg_seq);
+	F(struct nlmsghdr, "nlmsghdr", nlmsg_pid);
+	S(struct unix_diag_req, "unix_diag_req");
+	F(struct unix_diag_req, "unix_diag_req", sdiag_family);
+	F(struct unix_diag_req, "unix_diag_req", sdiag_protocol);
+	F(struct unix_diag_req, "unix_diag_req", pad);
+	F(struct unix_diag_req, "unix_diag_req", udiag_states);
+	F(struct unix_diag_req, "unix_diag_req", udiag_ino);
+	F(struct unix_diag_req, "unix_diag_req", udiag_show);
+	F(struct unix_diag_req, "unix_diag_req", udiag_cookie[0]);
+	F(struct unix_diag_req, "unix_diag_req", udiag_cookie[1]);
+	S(struct unix_diag_msg, "unix_diag_msg");
+	F(struct unix_diag_msg, "unix_diag_msg", udiag_family);
+	F(struct unix_diag_msg, "unix_diag_msg", udiag_type);
+	F(struct unix_diag_msg, "unix_diag_msg", udiag_state);
+	F(struct unix_diag_msg, "unix_diag_msg", pad);
+	F(struct unix_diag_msg, "unix_diag_msg", udiag_ino);
+	F(struct unix_diag_msg, "unix_diag_msg", udiag_cookie[0]);
+	F(struct unix_diag_msg, "unix_diag_msg", udiag_cookie[1]);
+	S(struct rtattr, "rtattr");
+	F(struct rtattr, "rtattr", rta_len);
+	F(struct rtattr, "rtattr", rta_type);
+	S(struct unix_diag_vfs, "unix_diag_vfs");
+	F(struct unix_diag_vfs, "unix_diag_vfs", udiag_vfs_ino);
+	F(struct unix_diag_vfs, "unix_diag_vfs", udiag_vfs_dev);
+	S(struct unix_diag_rqlen, "unix_diag_rqlen");
+	F(struct unix_diag_rqlen, "unix_diag_rqlen", udiag_rqueue);
+	F(struct unix_diag_rqlen, "unix_diag_rqlen", udiag_wqueue);
 	S(struct rlimit64, "rlimit64");
 	F(struct rlimit64, "rlimit64", rlim_cur);
 	F(struct rlimit64, "rlimit64", rlim_max);
