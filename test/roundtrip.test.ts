@@ -3,7 +3,9 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Subject, roundTrip, leaveRunning, cleanupAll } from './harness.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Subject, SUBJECTS, roundTrip, leaveRunning, cleanupAll, tmpDir, readText } from './harness.js';
 
 after(cleanupAll);
 
@@ -59,4 +61,15 @@ test('two round trips in a row: the restored process can be dumped again', async
     ckptOk('restore', '-D', `${s.dir}/${img}`, '-d');
   }
   assert.equal(await s.verdict(), 'PASS');
+});
+
+test('a process of an unprivileged user (all its uids and gids 1000) round-trips, and after --leave-running too', async () => {
+  for (const how of ['roundtrip', 'leave-running']) {
+    const dir = tmpDir('uid1000');
+    fs.chmodSync(dir, 0o777);
+    const s = new Subject('/usr/bin/setpriv', ['--reuid', '1000', '--regid', '1000', '--clear-groups', path.join(SUBJECTS, 'counter'), path.join(dir, 'verdict.txt')], { dir, outArg: false });
+    await s.ready();
+    assert.equal(readText(`/proc/${s.pid}/status`).match(/^Uid:\s+(.*)$/m)![1].split(/\s+/).join(' '), '1000 1000 1000 1000');
+    assert.equal(how === 'roundtrip' ? await roundTrip(s) : await leaveRunning(s), 'PASS', how);
+  }
 });

@@ -256,3 +256,20 @@ export function readFdLocks(pid: number, fd: number, tid = pid): string[] {
   const dir = tid === pid ? `/proc/${pid}` : `/proc/${pid}/task/${tid}`;
   return fs.readFileSync(`${dir}/fdinfo/${fd}`, 'utf8').split('\n').filter((l) => l.startsWith('lock:')).map((l) => l.slice(5).trim());
 }
+
+/**
+ * The resource limits of a process, [soft, hard] each, in the kernel's order
+ * (RLIMIT_CPU first), as /proc/PID/limits prints them ("unlimited" is
+ * RLIM_INFINITY). Readable for any process ckpt may trace, where prlimit64
+ * would need CAP_SYS_RESOURCE for a process of another uid.
+ */
+export function readLimits(pid: number): Array<[bigint, bigint]> {
+  const INF = 0xffffffffffffffffn;
+  const v = (s: string) => (s === 'unlimited' ? INF : BigInt(s));
+  const rows = fs.readFileSync(`/proc/${pid}/limits`, 'utf8').split('\n').slice(1).filter(Boolean);
+  return rows.map((line) => {
+    const m = /^Max .+?\s{2,}(\d+|unlimited)\s+(\d+|unlimited)(\s|$)/.exec(line);
+    if (!m) throw new Error(`pid ${pid}: unexpected line in /proc/${pid}/limits: ${line}`);
+    return [v(m[1]), v(m[2])];
+  });
+}

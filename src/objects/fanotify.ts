@@ -13,13 +13,12 @@
 import fs from 'node:fs';
 import * as z from 'zod/mini';
 import { O, FAN, AT_FDCWD } from '../kernel/consts.js';
-import { pidfdGetfd, fionread, fanotifyInit, fanotifyMark, setFl, setCloexec } from '../kernel/sys.js';
+import { fanotifyInit, fanotifyMark, setFl, setCloexec } from '../kernel/sys.js';
 import { fdinfoLines, readMountinfo, kernelDev, MountEntry } from '../kernel/proc.js';
 import { refused, badImage, conflict } from '../errors.js';
 import { fileId, u32, absPath, hexMask } from '../image/schema.js';
 import { defineKind } from './kind.js';
-import { refuseOutside } from './outside.js';
-import { InodeRef, fields, inodeAtDump, openInode } from './fshandle.js';
+import { InodeRef, fields, inodeAtDump, openInode, refuseNotifyState } from './fshandle.js';
 
 /** The mark flags fdinfo reports (mflags) and ckpt gives again. */
 const MARK_FLAGS = FAN.MARK_IGNORED_SURV_MODIFY | FAN.MARK_EVICTABLE | FAN.MARK_IGNORE;
@@ -78,13 +77,8 @@ export const fanotifyKind = defineKind<FanotifyFile>({
   schema: FanotifyFile,
   takes: (f) => f.object.type === 'fanotify',
   dump(f, ctx) {
+    refuseNotifyState(f, ctx, 'a fanotify group');
     const where = `pid ${f.pid}: fd ${f.fd} (${f.link})`;
-    if (f.flags & O.ASYNC) throw refused(`${where}: a fanotify group with signal-driven I/O (O_ASYNC); its owner is not kept yet`);
-    refuseOutside(f, ctx, 'fanotify group', refused);
-    const dup = pidfdGetfd(f.pid, f.fd);
-    let queued: number;
-    try { queued = fionread(dup); } finally { fs.closeSync(dup); }
-    if (queued > 0) throw refused(`${where}: a fanotify group with ${queued} bytes of events queued, not yet read; queued events cannot be put back on restore (dump again once the program has read them)`);
     let initFlags = -1, eventFlags = -1;
     const marks: FanotifyMark[] = [];
     for (const line of fdinfoLines(f.pid, f.fd)) {

@@ -5,12 +5,16 @@
 // and for a host where that filesystem is not mounted; on restore it opens
 // the same handle again, which finds the very inode even if it was renamed
 // since, and checks its inode number. Where no mount of the device exists,
-// the path is opened (the inode is then the one at that path).
+// the path is opened (the inode is then the one at that path). Also what
+// both kinds refuse alike (refuseNotifyState).
 
 import fs from 'node:fs';
 import * as z from 'zod/mini';
 import { O } from '../kernel/consts.js';
-import { openByHandleAt } from '../kernel/sys.js';
+import { openByHandleAt, pidfdGetfd, fionread } from '../kernel/sys.js';
+import { refused } from '../errors.js';
+import { DumpFileCtx, FdFacts } from './kind.js';
+import { refuseOutside } from './outside.js';
 import { readMountinfo, kernelDev } from '../kernel/proc.js';
 import { u32, i32, regex, absPath } from '../image/schema.js';
 
@@ -88,4 +92,19 @@ export function openInode(r: InodeRef): number {
     throw new Error(`${r.path}: the file handle opens inode ${st.ino}, not ${r.ino}`);
   }
   return fd;
+}
+
+/**
+ * What an inotify instance or a fanotify group (`what`, with its article)
+ * cannot be dumped with: signal-driven I/O (its owner is not kept), a holder
+ * outside the tree, and events queued but not read (they cannot be put back).
+ */
+export function refuseNotifyState(f: FdFacts, ctx: DumpFileCtx, what: string): void {
+  const where = `pid ${f.pid}: fd ${f.fd} (${f.link})`;
+  if (f.flags & O.ASYNC) throw refused(`${where}: ${what} with signal-driven I/O (O_ASYNC); its owner is not kept yet`);
+  refuseOutside(f, ctx, what.replace(/^an? /, ''), refused);
+  const dup = pidfdGetfd(f.pid, f.fd);
+  let queued: number;
+  try { queued = fionread(dup); } finally { fs.closeSync(dup); }
+  if (queued > 0) throw refused(`${where}: ${what} with ${queued} bytes of events queued, not yet read; queued events cannot be put back on restore (dump again once the program has read them)`);
 }

@@ -23,6 +23,7 @@ import {
 import { refused, conflict, badImage, CkptError } from '../errors.js';
 import { fileId, u32, count, dec63, absPath, int, refine } from '../image/schema.js';
 import { crcChunks, CHUNK } from '../bulk/jobs.js';
+import { defineKind, FdFacts } from './kind.js';
 
 /** __O_TMPFILE alone (O_TMPFILE without O_DIRECTORY): kept in the flags of a file made so, never to be opened with again. */
 export const O_TMPFILE_BIT = O.TMPFILE & ~O.DIRECTORY;
@@ -445,4 +446,34 @@ export class MadeInodes {
     for (const fd of this.fds.values()) { try { fs.closeSync(fd); } catch { /* closed */ } }
     this.fds.clear();
   }
+}
+
+/**
+ * A kind whose descriptions are new opens of a stored inode (a deleted file,
+ * a memfd): the inode, the open flags (without O_CLOEXEC and `dropFlags`)
+ * and the offset. The kinds differ only in what they take and their name.
+ */
+export function inodeOpenKind<K extends string>(kind: K, noun: string, takes: (f: FdFacts) => boolean, dropFlags = 0) {
+  const schema = z.object({
+    id: fileId,
+    kind: z.literal(kind),
+    /** The stored inode (files.json `inodes`). */
+    inode: fileId,
+    /** open flags, without O_CLOEXEC (a property of each fd) */
+    flags: u32,
+    pos: dec63,
+  });
+  return defineKind<z.infer<typeof schema>>({
+    kind,
+    schema,
+    takes,
+    dump(f, ctx) {
+      const inode = ctx.inodes.add(`/proc/${f.pid}/fd/${f.fd}`, f.link, `pid ${f.pid}: fd ${f.fd} (${f.link})`);
+      return { kind, inode, flags: f.flags & ~(O.CLOEXEC | dropFlags), pos: f.pos.toString() } as Omit<z.infer<typeof schema>, 'id'>;
+    },
+    describe: (f) => `${noun} (inode ${f.inode}) flags 0${f.flags.toString(8)} pos ${f.pos}`,
+    check: () => {},
+    phase: 'objects',
+    create: (f, _rt, ctx) => ({ local: ctx.inodes.reopen(f.inode, f.flags, f.pos), closeAfter: true }),
+  });
 }

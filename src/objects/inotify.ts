@@ -17,13 +17,12 @@ import os from 'node:os';
 import path from 'node:path';
 import * as z from 'zod/mini';
 import { O, IN } from '../kernel/consts.js';
-import { pidfdGetfd, fionread, inotifyInit, inotifyAddWatch, inotifyRmWatch, drainInotify, setFl } from '../kernel/sys.js';
+import { inotifyInit, inotifyAddWatch, inotifyRmWatch, drainInotify, setFl } from '../kernel/sys.js';
 import { fdinfoLines } from '../kernel/proc.js';
 import { refused, badImage, conflict } from '../errors.js';
 import { fileId, u32, int, superRefine } from '../image/schema.js';
 import { defineKind } from './kind.js';
-import { refuseOutside } from './outside.js';
-import { InodeRef, fields, inodeAtDump, openInode } from './fshandle.js';
+import { InodeRef, fields, inodeAtDump, openInode, refuseNotifyState } from './fshandle.js';
 
 /** The highest watch descriptor ckpt makes again (each number below it is made and removed once). */
 export const MAX_WD = 1 << 20;
@@ -56,13 +55,8 @@ export const inotifyKind = defineKind<InotifyFile>({
   schema: InotifyFile,
   takes: (f) => f.object.type === 'inotify',
   dump(f, ctx) {
+    refuseNotifyState(f, ctx, 'an inotify instance');
     const where = `pid ${f.pid}: fd ${f.fd} (${f.link})`;
-    if (f.flags & O.ASYNC) throw refused(`${where}: an inotify instance with signal-driven I/O (O_ASYNC); its owner is not kept yet`);
-    refuseOutside(f, ctx, 'inotify instance', refused);
-    const dup = pidfdGetfd(f.pid, f.fd);
-    let queued: number;
-    try { queued = fionread(dup); } finally { fs.closeSync(dup); }
-    if (queued > 0) throw refused(`${where}: an inotify instance with ${queued} bytes of events queued, not yet read; queued events cannot be put back on restore (dump again once the program has read them)`);
     const watches: InotifyFile['watches'] = [];
     for (const line of fdinfoLines(f.pid, f.fd)) {
       if (!line.startsWith('inotify ')) continue;

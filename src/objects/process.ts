@@ -7,8 +7,8 @@ import * as z from 'zod/mini';
 import { RemoteTask } from '../kernel/remote.js';
 import { RLIMIT_NAMES, O, MEMBARRIER_CMD } from '../kernel/consts.js';
 import * as remote from '../kernel/rsys.js';
-import { readStat, readStatus } from '../kernel/proc.js';
-import { getRlimit, setRlimit } from '../kernel/sys.js';
+import { readStat, readStatus, readLimits } from '../kernel/proc.js';
+import { setRlimit } from '../kernel/sys.js';
 import { refused, conflict } from '../errors.js';
 import { hex64, base64Bytes, dec63, int, u32, pid, PID_MAX, regex, refine, superRefine, absPath, commName, fileId } from '../image/schema.js';
 import { log } from '../log.js';
@@ -149,7 +149,9 @@ const INF = 0xffffffffffffffffn;
 
 export function readRlimits(pid: number): Array<[string, string]> {
   const fmt = (v: bigint) => (v === INF ? 'unlimited' : v.toString());
-  return RLIMIT_NAMES.map((name, r) => getRlimit(pid, r, `RLIMIT_${name}`).map(fmt) as [string, string]);
+  const limits = readLimits(pid);
+  if (limits.length !== RLIMIT_NAMES.length) throw new Error(`pid ${pid}: /proc/${pid}/limits has ${limits.length} limits, not ${RLIMIT_NAMES.length}`);
+  return limits.map((l) => l.map(fmt) as [string, string]);
 }
 const parseLimit = (s: string) => (s === 'unlimited' ? INF : BigInt(s));
 

@@ -16,7 +16,7 @@ import { refused, conflict, badImage } from '../errors.js';
 import { pipeSize, setPipeSize, peekPipe, lseek } from '../kernel/sys.js';
 import { fileId, u32, dec63, count, pid, absPath, refine, int } from '../image/schema.js';
 import { defineKind, FdFacts, DumpFileCtx, RestoreFileCtx } from './kind.js';
-import { isGhostName, O_TMPFILE_BIT } from './inodes.js';
+import { isGhostName, O_TMPFILE_BIT, inodeOpenKind } from './inodes.js';
 
 /** A 64-bit stat number as a JSON number: a whole number, not negative, below 2^64. */
 const statNum = z.number().check(z.gte(0), z.lt(2 ** 64), refine((n) => Number.isInteger(n), 'expected a whole number'));
@@ -193,27 +193,4 @@ function isGhost(f: FdFacts): boolean {
     (['file', 'dir', 'fifo'].includes(f.object.type) || (f.flags & O.PATH) !== 0);
 }
 
-export const GhostFile = z.object({
-  id: fileId,
-  kind: z.literal('ghost'),
-  /** The stored inode (files.json `inodes`). */
-  inode: fileId,
-  /** open flags, without O_CLOEXEC (a property of each fd) */
-  flags: u32,
-  pos: dec63,
-});
-export type GhostFile = z.infer<typeof GhostFile>;
-
-export const ghostKind = defineKind<GhostFile>({
-  kind: 'ghost',
-  schema: GhostFile,
-  takes: isGhost,
-  dump(f, ctx) {
-    const inode = ctx.inodes.add(`/proc/${f.pid}/fd/${f.fd}`, f.link, `pid ${f.pid}: fd ${f.fd} (${f.link})`);
-    return { kind: 'ghost', inode, flags: f.flags & ~(O.CLOEXEC | O_TMPFILE_BIT), pos: f.pos.toString() };
-  },
-  describe: (f) => `deleted file (inode ${f.inode}) flags 0${f.flags.toString(8)} pos ${f.pos}`,
-  check: () => {},
-  phase: 'objects',
-  create: (f, _rt, ctx) => ({ local: ctx.inodes.reopen(f.inode, f.flags, f.pos), closeAfter: true }),
-});
+export const ghostKind = inodeOpenKind('ghost', 'deleted file', isGhost, O_TMPFILE_BIT);
