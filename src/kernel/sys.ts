@@ -597,3 +597,6 @@ export function inDirectory<T>(dir: string, fn: () => T): T {
     try { return fn(); } finally { sys('fchdir (back)', NR.fchdir, here); }
   } finally { fs.closeSync(here); }
 }
+
+/** fcntl(fd, F_DUPFD_CLOEXEC, min): a copy of fd in ckpt at the lowest free number from `min`. */
+export function dupAbove(fd: number, min: number): number { return sys(`fcntl(F_DUPFD_CLOEXEC, ${min})`, NR.fcntl, fd, F.DUPFD_CLOEXEC, min); }

@@ -300,6 +300,7 @@ export class OpenFiles {
   private withFileAt(rt: RemoteTask, id: number, fd: number, fn: () => void): void {
     const inst = this.instances.get(id);
     if (!inst) throw new Error(`internal: open file ${id} is used before it was created`);
+    if (this.installed.get(rt.pid)?.get(fd) === id) { fn(); return; } // (there already: its fd table is in place)
     let src: number;
     let received = false;
     if ('remote' in inst.created && inst.holder === rt.pid) src = inst.created.remote;
@@ -327,17 +328,27 @@ export class OpenFiles {
   }
 
   /**
-   * Give the process its fd table, and close everything else it has open.
-   * The files are sent in the order of their numbers and land at them
-   * (planInstall): at most one remote call per fd.
+   * Give a task its fd table, and close everything else it has open. The
+   * files are sent in the order of their numbers and land at them
+   * (planInstall): at most one remote call per fd. In two passes: 'first'
+   * puts every description of the 'objects' phase in place (so that those of
+   * the 'refs' phase, made next, find the files they refer to at their
+   * numbers), leaving the numbers of 'refs' descriptions free and the restore
+   * socket open where some follow; 'rest' puts those in place and closes
+   * what is left (the restore socket included).
    */
-  install(rt: RemoteTask, fds: FdRef[]): void {
+  install(rt: RemoteTask, fds: FdRef[], pass: 'first' | 'rest'): void {
+    const isRefs = (f: FdRef) => kindOf(this.byId.get(f.file)!).phase === 'refs';
+    const now = fds.filter((f) => isRefs(f) === (pass === 'rest'));
+    if (pass === 'rest' && !now.length) return;
+    const later = pass === 'first' && fds.some(isRefs);
+    const keep = pass === 'first' ? (later ? [this.channel.remote] : []) : fds.filter((f) => !isRefs(f)).map((f) => f.fd);
     const inPlace = new Map<number, { file: number; cloexec: boolean }>();
     for (const [id, inst] of this.instances) {
       if ('remote' in inst.created && inst.holder === rt.pid) inPlace.set(inst.created.remote, { file: id, cloexec: true });
     }
     const open = fs.readdirSync(`/proc/${rt.pid}/fd`).map(Number);
-    const plan = planInstall(fds.map((f) => ({ dst: f.fd, file: f.file, cloexec: f.cloexec })), open, inPlace, { maxPerMessage: MAX_FDS_PER_MESSAGE });
+    const plan = planInstall(now.map((f) => ({ dst: f.fd, file: f.file, cloexec: f.cloexec })), open, inPlace, { keep, maxPerMessage: MAX_FDS_PER_MESSAGE });
     for (const m of plan.receives) {
       sendFds(this.channel.local, m.files.map((id) => (id === FILLER ? this.filler() : this.instances.get(id)!.local)));
       const got = recvFdsRemote(rt, this.channel.remote, m.files.length, m.cloexec);
@@ -348,7 +359,13 @@ export class OpenFiles {
       else if (o.op === 'setfd') remote.fcntlSetCloexec(rt, o.fd, o.cloexec);
       else remote.closeRange(rt, o.from, o.to);
     }
+    const table = this.installed.get(rt.pid) ?? new Map<number, number>();
+    for (const f of now) table.set(f.fd, f.file);
+    this.installed.set(rt.pid, table);
   }
+
+  /** What each task has at its numbers once installed (task id -> fd -> description). */
+  private readonly installed = new Map<number, Map<number, number>>();
 
   private fillerFd = -1;
   /** What fills a gap among received fds (closed again): /dev/null, open in ckpt. */

@@ -456,9 +456,32 @@ function asProcess<T>(ctx: RestoreFileCtx, c: Creds, what: string, fn: (rt: Remo
   }
 }
 
-/** A socket made in process `rt` (so that the kernel records it as the maker), open in ckpt too. */
-function takeRemote(rt: RemoteTask, rfd: number): number {
-  try { return pidfdGetfd(rt.pid, rfd); } finally { remote.closeQuietly(rt, rfd); }
+/**
+ * Sockets made in processes of the tree (so that the kernel records them as
+ * the maker) are copied into ckpt (take) and closed there later all at once
+ * (flush): made one after another, they sit at consecutive numbers, so one
+ * close_range per process closes them.
+ */
+class RemoteMade {
+  private readonly left = new Map<RemoteTask, number[]>();
+  take(rt: RemoteTask, rfd: number): number {
+    const list = this.left.get(rt) ?? [];
+    this.left.set(rt, list);
+    list.push(rfd);
+    return pidfdGetfd(rt.pid, rfd);
+  }
+  flush(): void {
+    for (const [rt, fds] of this.left) {
+      const sorted = [...new Set(fds)].sort((a, b) => a - b);
+      for (let i = 0; i < sorted.length;) {
+        let j = i;
+        while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1) j++;
+        remote.closeRange(rt, sorted[i], sorted[j]);
+        i = j + 1;
+      }
+    }
+    this.left.clear();
+  }
 }
 
 /**
@@ -487,6 +510,7 @@ function buildAll(ctx: RestoreFileCtx): Made {
   const all = ctx.descs.filter((x) => x.kind === 'unix') as unknown as UnixFile[];
   const byIno = new Map(all.map((d) => [d.ino, d]));
   const made: Made = { fds: new Map(), temps: [] };
+  const inTree = new RemoteMade();
   ctx.onDone(() => { for (const fd of [...made.fds.values(), ...made.temps]) { try { fs.closeSync(fd); } catch { /* closed */ } } });
   const what = (d: UnixFile) => `open file ${d.id} (${flagName(d)})`;
   const tempPeers = new Map<number, number>(); // socket -> a peer made to be closed (its peer was gone)
@@ -516,7 +540,7 @@ function buildAll(ctx: RestoreFileCtx): Made {
   const pairs = new Set<number>(); // datagram sockets made as a pair (connected from birth)
   const listeners = new Map<number, { rt: RemoteTask; r: number }>();
   const pairIn = (d: UnixFile, pc: Creds | undefined) => (pc
-    ? asProcess(ctx, pc, what(d), (rt) => remote.socketpairUnix(rt, TYPE_NR[d.type]).map((x) => takeRemote(rt, x)) as [number, number])
+    ? asProcess(ctx, pc, what(d), (rt) => remote.socketpairUnix(rt, TYPE_NR[d.type]).map((x) => inTree.take(rt, x)) as [number, number])
     : socketpair(TYPE_NR[d.type]));
   for (const d of all) {
     if (made.fds.has(d.ino)) continue;
@@ -579,7 +603,7 @@ function buildAll(ctx: RestoreFileCtx): Made {
           const r = remote.socketUnix(rt, TYPE_NR[(c.server ?? c.client)!.type]);
           const e = connectIn(rt, r, c.name);
           if (e < 0) { remote.closeQuietly(rt, r); throw conflict(`${label}: connect to ${showName(c.name)} failed: ${errnoName(-e)}`); }
-          return takeRemote(rt, r);
+          return inTree.take(rt, r);
         })
         : (() => {
           const s = socket(SOCK.AF_UNIX, TYPE_NR[(c.server ?? c.client)!.type]);
@@ -632,13 +656,15 @@ function buildAll(ctx: RestoreFileCtx): Made {
         const r = remote.socketUnix(rt, TYPE_NR[cd.type]);
         const e = connectIn(rt, r, nameOf(d.name));
         if (e < 0) { remote.closeQuietly(rt, r); throw conflict(`${what(cd)}: connect to ${showName(nameOf(d.name))} failed: ${errnoName(-e)}`); }
-        return takeRemote(rt, r);
+        return inTree.take(rt, r);
       });
       made.fds.set(cd.ino, cfd);
       if (cd.name) bindName(cd, cfd);
     }
   }
   for (const d of all) if (made.fds.get(d.ino) === undefined || made.fds.get(d.ino)! < 0) throw badImage(`image file files.json: ${what(d)}: its connection is not complete in the image`);
+
+  inTree.flush();
 
   // 5. Queues, each message from a socket with its sender's name, its credentials and files.
   const big = 64 << 20;

@@ -20,7 +20,7 @@ import { LocksImage, checkLocks, restoreLocks } from '../objects/locks.js';
 import { checkMappedFiles, ShmemImage } from '../objects/memory/index.js';
 import { ImageDirSource } from '../image/pages.js';
 import { Pool } from '../bulk/pool.js';
-import { kill } from '../kernel/sys.js';
+import { kill, dupAbove } from '../kernel/sys.js';
 import { datagramPair } from '../kernel/fdpass.js';
 import { pidExists, readStat } from '../kernel/proc.js';
 import { waitPid } from '../kernel/ptrace.js';
@@ -186,6 +186,30 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   }
 }
 
+/**
+ * A copy of the tree's end of the restore socket (which every process
+ * inherits at the same number) at a number no fd table of the image uses, so
+ * that it can stay open while the tables are installed: above them all if
+ * ckpt's RLIMIT_NOFILE allows, else in a gap among them.
+ */
+function channelNumber(fd: number, used: Set<number>): number {
+  const tryAt = (min: number): number | null => {
+    let got: number;
+    try { got = dupAbove(fd, min); } catch { return null; } // (beyond ckpt's RLIMIT_NOFILE)
+    if (!used.has(got)) return got;
+    fs.closeSync(got);
+    return null;
+  };
+  const high = tryAt(Math.max(2, ...used) + 1);
+  if (high !== null) return high;
+  for (let min = 3; min < 65536; min++) {
+    if (used.has(min)) continue;
+    const got = tryAt(min);
+    if (got !== null) return got;
+  }
+  throw conflict('no fd number that the image does not use is free in ckpt for the restore socket (RLIMIT_NOFILE of ckpt)');
+}
+
 async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null): Promise<RestoreResult> {
   const t: Record<string, number> = {};
   const callsAtStart = remoteCallsMade();
@@ -205,7 +229,16 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
   lap('check');
   progress('check', 1, 1);
 
-  const [channelLocal, channelTree] = datagramPair();
+  const [channelLocal, channelLow] = datagramPair();
+  let channelTree: number;
+  try {
+    channelTree = channelNumber(channelLow, new Set(procs.flatMap((p) => [p.fds, ...p.threads.map((t) => t.fds ?? [])]).flat().map((f) => f.fd)));
+  } catch (e) {
+    fs.closeSync(channelLocal);
+    throw e;
+  } finally {
+    fs.closeSync(channelLow);
+  }
   let step = 'husk';
   // Deleted files and memfds: made before any task (their mappings are part of the tasks' memory), held until the end.
   const inodes = new MadeInodes(files.inodes ?? [], (name) => img.path(name));
@@ -248,13 +281,18 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
     const callsBeforeFiles = remoteCallsMade();
     const tables = fdTables(built);
     open.create(tables, 'objects');
-    ctx.step = 'open files that refer to others';
-    open.create(tables, 'refs');
     progress('objects', built.length, procs.length);
     tables.forEach((t, i) => {
       ctx.step = `files of ${t.rt.pid}`;
-      open.install(t.rt, t.fds);
+      open.install(t.rt, t.fds, 'first');
       progress('fds', Math.min(i + 1, built.length), built.length);
+    });
+    // (made once the files they refer to are at their numbers: most registrations need no moving of fds)
+    ctx.step = 'open files that refer to others';
+    open.create(tables, 'refs');
+    tables.forEach((t) => {
+      ctx.step = `files of ${t.rt.pid} that refer to others`;
+      open.install(t.rt, t.fds, 'rest');
     });
     open.close();
     // Locks last among files: from here on nothing closes an fd of the tree (which would drop its POSIX locks).
