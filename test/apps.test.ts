@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, ChildProcess } from 'node:child_process';
-import { Subject, ckptOk, cleanupAll, tmpDir, waitUntil, readText, treeGone } from './harness.js';
+import { Subject, ckpt, ckptOk, cleanupAll, tmpDir, waitUntil, readText, treeGone } from './harness.js';
 
 after(cleanupAll);
 
@@ -191,4 +191,22 @@ test('a program in a pty made by script', async () => {
     output: 'out.txt',
     midway: (o) => lineCount(o) >= 50,
   });
+});
+
+// ---- node with io_uring ----
+
+test('node with io_uring on (UV_USE_IO_URING=1) is refused, naming its io_uring fd, and runs on', async () => {
+  const dir = tmpDir('node-uring');
+  const out = path.join(dir, 'out.txt');
+  fs.writeFileSync(path.join(dir, 'prog.js'), `
+    const fs = require('fs'); let n = 0;
+    setInterval(() => fs.readFile('/etc/hostname', () => { n++; }), 20);
+    process.on('SIGTERM', () => { fs.appendFileSync(process.argv[2], n > 0 ? 'PASS\\n' : 'FAIL\\n'); process.exit(0); });
+    setTimeout(() => fs.appendFileSync(process.argv[2], 'READY\\n'), 200);`);
+  const s = new Subject(process.execPath, [path.join(dir, 'prog.js'), out], { dir, outArg: false, env: { ...process.env, UV_USE_IO_URING: '1' } });
+  await s.ready();
+  const r = ckpt('dump', '-t', String(s.pid), '-D', path.join(dir, 'img'));
+  assert.equal(r.status, 3, r.stderr);
+  assert.match(r.stderr, new RegExp(`pid ${s.pid}: fd \\d+ is an io_uring instance`));
+  assert.equal(await s.verdict(), 'PASS');
 });
