@@ -197,7 +197,7 @@ test('a program in a pty made by script', async () => {
 
 test('node with io_uring on (UV_USE_IO_URING=1) is refused, naming its io_uring fd, and runs on', async () => {
   const dir = tmpDir('node-uring');
-  const out = path.join(dir, 'out.txt');
+  const out = path.join(dir, 'verdict.txt');
   fs.writeFileSync(path.join(dir, 'prog.js'), `
     const fs = require('fs'); let n = 0;
     setInterval(() => fs.readFile('/etc/hostname', () => { n++; }), 20);
