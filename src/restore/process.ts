@@ -79,6 +79,11 @@ export function finishProcess(ctx: RestoreCtx, b: Built, isRoot: boolean): void 
     if (trt !== rt && p.misc.noNewPrivs) remote.prctlSetNoNewPrivs(trt);
   }
   if (trap) restoreActions(rt, [trap], [SIG.TRAP]);
+  // A POSIX timer whose signal is ignored: its expiries while ckpt held the process were queued (a
+  // traced task's ignored signals are), where the kernel would have parked the timer. Setting SIG_IGN
+  // again parks it, without delivering the queued signal (which would reset its overrun count).
+  const ignoredTimerSigs = [...new Set((p.timers ?? []).map((t) => t.signo))].filter((sig) => sig !== SIG.TRAP && p.sigactions.some((a) => a.sig === sig && a.handler === '0x1'));
+  if (ignoredTimerSigs.length) restoreActions(rt, p.sigactions, ignoredTimerSigs);
   rt.unmapScratch();
   for (const { rt: trt } of threads) restoreStrict(trt, p.seccomp);
   for (const { rt: trt, t: th } of threads) {
