@@ -1,14 +1,16 @@
 // Pipes. Each pipe is made once on restore, in ckpt (pipe2), with its
 // capacity and the data that was buffered in it, and its ends are handed to
 // every fd that held them. The data is read at dump without consuming it
-// (tee into a pipe of ckpt's), so a dump with --leave-running leaves it in
+// (tee into a pipe of ckpt's) from a copy of a read end the tree holds
+// (pidfd_getfd: the same open file, so no new reader comes and goes, which
+// would wake the pipe's waiters), so a dump with --leave-running leaves it in
 // place. Every end of the pipe must be held in the tree: a pipe whose other
 // end a process outside the tree holds is refused (its peer would be lost).
 
 import fs from 'node:fs';
 import * as z from 'zod/mini';
 import { O } from '../kernel/consts.js';
-import { pipe2, pipeSize, setPipeSize, peekPipe, setFl } from '../kernel/sys.js';
+import { pipe2, pipeSize, setPipeSize, peekPipe, setFl, pidfdGetfd } from '../kernel/sys.js';
 import { refused, conflict, badImage } from '../errors.js';
 import { fileId, u32, count, int } from '../image/schema.js';
 import { defineKind, FdFacts, DumpFileCtx } from './kind.js';
@@ -30,7 +32,8 @@ export const PipeFile = z.object({
 });
 export type PipeFile = z.infer<typeof PipeFile>;
 
-interface DumpedPipe { size: number; data?: string }
+/** A pipe met at dump: its capacity, an fd of the tree on its read end, and one on any end. */
+interface DumpedPipe { size: number; read?: { pid: number; fd: number }; any: { pid: number; fd: number } }
 
 /** Pipes held outside the tree: pipe inode -> a PID outside the tree that holds it (one scan of /proc per dump). */
 function outsideHolders(ctx: DumpFileCtx): Map<number, number> {
@@ -65,25 +68,44 @@ function dumpPipe(f: FdFacts, ctx: DumpFileCtx): Omit<PipeFile, 'id'> {
   const end = (f.flags & O.ACCMODE) === O.WRONLY ? 'write' : 'read';
   let p = pipes.get(ino);
   if (!p) {
-    // A read end of this pipe, of ckpt's own (a /proc fd link opens the pipe itself), to measure and copy it.
-    const r = fs.openSync(`/proc/${f.pid}/fd/${f.fd}`, O.RDONLY | O.NONBLOCK | O.CLOEXEC);
-    try {
-      const size = pipeSize(r);
-      const bytes = peekPipe(r, size);
-      if (bytes.length && (f.flags & O.DIRECT)) throw refused(`${where}: a packet-mode pipe (O_DIRECT) with data queued; its packet boundaries are not kept yet`);
-      p = { size, data: bytes.length ? ctx.writeData(`pipe-${ino}`, bytes) : undefined };
-    } finally { fs.closeSync(r); }
+    const dup = pidfdGetfd(f.pid, f.fd);
+    try { p = { size: pipeSize(dup), any: { pid: f.pid, fd: f.fd } }; } finally { fs.closeSync(dup); }
     pipes.set(ino, p);
   }
-  // (`ends` is filled in by finish(), once every end the tree holds is known)
-  return { kind: 'pipe', pipe: ino, end, flags: f.flags & ~(O.CLOEXEC | O.ACCMODE), size: p.size, ends: [end], ...(p.data ? { data: p.data } : {}) };
+  if (end === 'read' && !p.read) p.read = { pid: f.pid, fd: f.fd };
+  // (`ends` and `data` are filled in by finish(), once every end the tree holds is known)
+  return { kind: 'pipe', pipe: ino, end, flags: f.flags & ~(O.CLOEXEC | O.ACCMODE), size: p.size, ends: [end] };
 }
 
-/** Every description of a pipe lists all the ends the tree holds. */
-function finishPipes(descs: PipeFile[]): void {
+/**
+ * The data buffered in a pipe, read without consuming it: from a copy of a
+ * read end of the tree; with none (no reader is left, so none will read it
+ * but through /proc), from a read end of ckpt's own opened through
+ * /proc/PID/fd of a write end.
+ */
+function readPipeData(ino: number, p: DumpedPipe, direct: boolean, ctx: DumpFileCtx): string | undefined {
+  const where = `pid ${p.any.pid}: fd ${p.any.fd} (pipe:[${ino}])`;
+  const r = p.read ? pidfdGetfd(p.read.pid, p.read.fd) : fs.openSync(`/proc/${p.any.pid}/fd/${p.any.fd}`, O.RDONLY | O.NONBLOCK | O.CLOEXEC);
+  try {
+    const bytes = peekPipe(r, p.size);
+    if (!bytes.length) return undefined;
+    if (direct) throw refused(`${where}: a packet-mode pipe (O_DIRECT) with data queued; its packet boundaries are not kept yet`);
+    return ctx.writeData(`pipe-${ino}`, bytes);
+  } finally { fs.closeSync(r); }
+}
+
+/** Every description of a pipe lists all the ends the tree holds, and the pipe's data. */
+function finishPipes(descs: PipeFile[], ctx: DumpFileCtx): void {
   const ends = new Map<number, Set<'read' | 'write'>>();
   for (const d of descs) ends.set(d.pipe, (ends.get(d.pipe) ?? new Set()).add(d.end));
-  for (const d of descs) d.ends = [...ends.get(d.pipe)!].sort();
+  const pipes = (ctx.state.get('pipe') ?? new Map()) as Map<number, DumpedPipe>;
+  const data = new Map<number, string | undefined>();
+  for (const [ino, p] of pipes) data.set(ino, readPipeData(ino, p, descs.some((d) => d.pipe === ino && (d.flags & O.DIRECT) !== 0), ctx));
+  for (const d of descs) {
+    d.ends = [...ends.get(d.pipe)!].sort();
+    const file = data.get(d.pipe);
+    if (file) d.data = file;
+  }
 }
 
 /** A pipe made on restore: its ends, open in ckpt (-1 once closed), and whether each was handed out already. */
