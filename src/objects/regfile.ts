@@ -13,7 +13,7 @@ import * as z from 'zod/mini';
 import { O, SEEK } from '../kernel/consts.js';
 import { major, minor } from '../kernel/fdtype.js';
 import { refused, conflict, badImage } from '../errors.js';
-import { pipeSize, setPipeSize, peekPipe, lseek } from '../kernel/sys.js';
+import { pipeSize, setPipeSize, peekPipe, lseek, pidfdGetfd } from '../kernel/sys.js';
 import { fileId, u32, dec63, count, pid, absPath, refine, int } from '../image/schema.js';
 import { defineKind, FdFacts, DumpFileCtx, RestoreFileCtx } from './kind.js';
 import { isGhostName, O_TMPFILE_BIT, inodeOpenKind } from './inodes.js';
@@ -86,15 +86,18 @@ function dumpPath(f: FdFacts, ctx: DumpFileCtx): Omit<PathFile, 'id'> {
 
 /**
  * A FIFO's capacity and the data buffered in it, read once per FIFO without
- * consuming it (tee from a read end of ckpt's own, opened through
- * /proc/PID/fd/N, which opens the FIFO itself).
+ * consuming it: tee from a copy of this fd when it reads (pidfd_getfd: no new
+ * reader comes and goes, which would wake the FIFO's waiters), else from a
+ * read end of ckpt's own, opened through /proc/PID/fd/N (which opens the
+ * FIFO itself).
  */
 function dumpFifo(f: FdFacts, ctx: DumpFileCtx): { pipeSize: number; data?: string } {
   const fifos = (ctx.state.get('fifo') ?? new Map()) as Map<number, { pipeSize: number; data?: string }>;
   ctx.state.set('fifo', fifos);
   let got = fifos.get(f.st.ino);
   if (!got) {
-    const r = fs.openSync(`/proc/${f.pid}/fd/${f.fd}`, O.RDONLY | O.NONBLOCK | O.CLOEXEC);
+    const reads = (f.flags & O.PATH) === 0 && (f.flags & O.ACCMODE) !== O.WRONLY;
+    const r = reads ? pidfdGetfd(f.pid, f.fd) : fs.openSync(`/proc/${f.pid}/fd/${f.fd}`, O.RDONLY | O.NONBLOCK | O.CLOEXEC);
     try {
       const size = pipeSize(r);
       const bytes = peekPipe(r, size);
