@@ -32,6 +32,15 @@ share:files share:fs share:chain share:tfiles share:tfs clonefiles"
 [ $# -gt 0 ] && ALL="$*"
 BIN=$PWD/bin
 fails=0
+# A subject and all its descendants (children that called setsid leave its
+# process group, so the tree is walked): what a failed run must kill.
+tree() {
+	local p=$1 t c
+	echo "$p"
+	for t in /proc/"$p"/task/*; do
+		for c in $(cat "$t/children" 2>/dev/null); do tree "$c"; done
+	done
+}
 for spec in $ALL; do
 	name=${spec%%:*}
 	args=()
@@ -50,6 +59,7 @@ for spec in $ALL; do
 		verdict="no READY"
 	else
 		sleep "$DELAY"
+		left=$(tree $pid)
 		kill -TERM $pid
 		for _ in $(seq 200); do
 			kill -0 $pid 2>/dev/null || break
@@ -62,9 +72,14 @@ for spec in $ALL; do
 			[ -z "$verdict" ] && verdict="no verdict"
 		fi
 	fi
-	kill -KILL $pid 2>/dev/null
+	kill -KILL $(tree $pid) 2>/dev/null
 	wait $pid 2>/dev/null
 	rc=$?
+	# (descendants that outlived the root, as after a FAIL: none may stay behind)
+	for p in $left; do
+		case $(tr '\0' ' ' 2>/dev/null </proc/"$p"/cmdline) in "$BIN"/*) kill -KILL "$p" 2>/dev/null ;; esac
+	done
+	left=
 	printf '%-24s %s (exit %d)\n' "$spec" "$verdict" $rc
 	[ "$verdict" = PASS ] && [ $rc -eq 0 ] || fails=$((fails + 1))
 	[ $KEEP = 1 ] || rm -rf "$dir"
