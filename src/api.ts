@@ -15,6 +15,7 @@
 import path from 'node:path';
 import { runInEngine, engineModule, RunHooks } from './engine/host.js';
 import type { UpgradeResult } from './image/upgrade.js';
+import type { RestoreResult } from './restore/context.js';
 import { CkptError, errorFromJSON } from './errors.js';
 import type { ProgressFn } from './progress.js';
 import type { DebugSwitches } from './cancel.js';
@@ -104,15 +105,8 @@ export interface RestoreOptions extends OperationOptions {
   fileLocks?: boolean;
 }
 
-export interface RestoreResult {
-  /** The restored root process. */
-  pid: number;
-  /** Without `detached`: its exit status (128+signal if a signal ended it). */
-  exitCode?: number;
-  timings: Record<string, number>;
-  /** Remote syscalls run in the tree (in all, and for its open files) and the fds installed. */
-  counts: { remoteCalls: number; remoteCallsFiles: number; fds: number };
-}
+/** The restored root, its exit status (without `detached`), timings and remote-call counts. */
+export type { RestoreResult };
 
 /** What `ckpt info --json` prints. */
 export type ImageInfo = ReturnType<typeof imageInfo>;

@@ -21,8 +21,11 @@ export interface RestoreOptions {
   fileLocks?: boolean;
   onProgress?: ProgressFn;
 }
+/** What a restore gives back (the library's result too: api.ts). */
 export interface RestoreResult {
+  /** The restored root process. */
   pid: number;
+  /** Without `detached`: its exit status (128+signal if a signal ended it). */
   exitCode?: number;
   timings: Record<string, number>;
   /** Remote syscalls run in the tree: in all, and for the open files (create and install); and the fds installed. */
