@@ -11,7 +11,7 @@ import { Subject, ckpt, ckptOk, cleanupAll, readText } from './harness.js';
 after(cleanupAll);
 
 const REFUSED: Array<[string, RegExp]> = [
-  ['socket', /fd 3 \(socket:\[\d+\]\) is an AF_INET socket; sockets of that family are not supported yet \(TCP and UDP are planned next\)/],
+  ['socket', /fd 3 is an AF_INET socket of type SOCK_DGRAM, protocol 17, which is not supported: socket:\[\d+\]/],
   ['lock', /fd 3 .* holds a file lock \(FLOCK ADVISORY\)/],
   ['netns', /another net namespace than ckpt/],
 ];

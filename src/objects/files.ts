@@ -14,11 +14,13 @@ import { O, KCMP, FD_CLOEXEC } from '../kernel/consts.js';
 import * as remote from '../kernel/rsys.js';
 import { fdObject } from '../kernel/fdtype.js';
 import { kcmpSame, pidfdGetfd } from '../kernel/sys.js';
+import { socketFacts } from '../kernel/inet.js';
+import { AF_NAMES } from '../kernel/consts.js';
 import { sendFds, recvFdsRemote, MAX_FDS_PER_MESSAGE } from '../kernel/fdpass.js';
 import { refused, badImage, CkptError } from '../errors.js';
 import { fdNum, fileId, superRefine } from '../image/schema.js';
 import { FILE_KINDS } from './registry.js';
-import { FileBase, FileKind, FdFacts, DumpFileCtx, RestoreFileCtx, Created, CreatePhase } from './kind.js';
+import { FileBase, FileKind, FdFacts, DumpFileCtx, RestoreFileCtx, Created, CreatePhase, SocketFacts } from './kind.js';
 import { planInstall, FILLER } from './fdmoves.js';
 import { StoredInode } from './inodes.js';
 
@@ -128,13 +130,20 @@ export class FileTableBuilder {
     const key = st ? `${st.dev}:${st.ino}` : e.link;
     const same = this.seen.get(key) ?? [];
     for (const s of same) if (kcmpSame(s.pid, pid, KCMP.FILE, s.fd, e.fd)) return s.id;
-    const kind = FILE_KINDS.find((k) => st && k.takes({ ...e, pid, st, object } as FdFacts));
+    // (a socket: its family, type and protocol decide which kind takes it)
+    let socket: SocketFacts | undefined;
+    if (object.type === 'socket' && st) {
+      const copy = pid === process.pid ? e.fd : pidfdGetfd(pid, e.fd);
+      try { socket = socketFacts(copy); } finally { if (copy !== e.fd || pid !== process.pid) fs.closeSync(copy); }
+    }
+    const kind = FILE_KINDS.find((k) => st && k.takes({ ...e, pid, st, object, socket } as FdFacts));
     if (!kind || !st) {
       if (!st && object.type === 'other') throw refused(`${where} (${e.link}) cannot be examined: ${statErr}`);
+      if (socket) throw refused(`${where} is ${describeSocket(socket)}, which is not supported: ${e.link}`);
       throw refused(`${where} is ${object.noun} (${object.plural} are not supported yet): ${e.link}`);
     }
     // (file locks, on this fd or any other of the table: objects/locks.ts)
-    const facts: FdFacts = { pid, fd: e.fd, link: e.link, flags: e.flags, pos: e.pos, info: e.info, st, object };
+    const facts: FdFacts = { pid, fd: e.fd, link: e.link, flags: e.flags, pos: e.pos, info: e.info, st, object, socket };
     // (the id is taken before the kind looks: a socket may hold itself in flight)
     const id = this.files.length + 1;
     this.files.push({ id, kind: kind.kind } as FileDesc);
@@ -143,6 +152,14 @@ export class FileTableBuilder {
     this.files[id - 1] = { id, ...kind.dump(facts, this.ctx) } as FileDesc;
     return id;
   }
+}
+
+const SOCK_TYPE_NAMES: Record<number, string> = { 1: 'SOCK_STREAM', 2: 'SOCK_DGRAM', 3: 'SOCK_RAW', 4: 'SOCK_RDM', 5: 'SOCK_SEQPACKET', 6: 'SOCK_DCCP', 10: 'SOCK_PACKET' };
+
+/** A socket for people: `an AF_INET socket of type SOCK_STREAM, protocol 262`. */
+export function describeSocket(s: SocketFacts): string {
+  const fam = AF_NAMES[s.family] ?? `address family ${s.family}`;
+  return `an ${fam} socket of type ${SOCK_TYPE_NAMES[s.type] ?? s.type}, protocol ${s.protocol}`;
 }
 
 // ---- restore ----

@@ -23,7 +23,12 @@ export interface FdFacts {
   info: Map<string, string>;
   st: fs.Stats;
   object: FdObject;
+  /** Sockets: what the kernel says the socket is (SO_DOMAIN, SO_TYPE, SO_PROTOCOL). */
+  socket?: SocketFacts;
 }
+
+/** A socket's address family, type and protocol. */
+export interface SocketFacts { family: number; type: number; protocol: number }
 
 export interface DumpFileCtx {
   shellJob: boolean;

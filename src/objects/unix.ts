@@ -28,7 +28,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as z from 'zod/mini';
-import { O, SOCK, SO, SK_STATE, AF_NAMES, E } from '../kernel/consts.js';
+import { O, SOCK, SO, SK_STATE, E } from '../kernel/consts.js';
 import {
   pidfdGetfd, tryGetsockoptInt, getsockoptInt, setsockoptInt, getsockoptTimeval, setsockoptTimeval, getPeercred, getpeernameUnix,
   recvUnix, sendUnix, UnixMessage, socket, socketpair, bindUnix, connectUnix, accept, shutdown, setFl, inDirectory,
@@ -166,9 +166,6 @@ function dumpState(ctx: DumpFileCtx): DumpState {
   return st;
 }
 
-function familyName(fam: number): string {
-  return AF_NAMES[fam] ?? `address family ${fam}`;
-}
 
 /** The euid and egid of a process (for a connection it made). */
 function effectiveIds(pid: number): { uid: number; gid: number } {
@@ -182,11 +179,6 @@ function dumpUnix(f: FdFacts, ctx: DumpFileCtx): Omit<UnixFile, 'id'> {
   const st = dumpState(ctx);
   const fd = own ? f.fd : pidfdGetfd(f.pid, f.fd);
   try {
-    const fam = getsockoptInt(fd, SOCK.SOL_SOCKET, SO.DOMAIN, 'SO_DOMAIN');
-    if (fam !== SOCK.AF_UNIX) {
-      const what = ['AF_INET', 'AF_INET6'].includes(familyName(fam)) ? 'TCP and UDP are planned next' : 'only unix sockets are supported';
-      throw refused(`${where} is an ${familyName(fam)} socket; sockets of that family are not supported yet (${what})`);
-    }
     if (f.flags & O.ASYNC) throw refused(`${where}: the socket signals its owner when ready (O_ASYNC); not supported yet`);
     const ino = f.st.ino;
     const d = st.diag.get(ino);
@@ -774,7 +766,7 @@ function setOpts(fd: number, o: UnixFile['opts']): void {
 export const unixKind = defineKind<UnixFile>({
   kind: 'unix',
   schema: UnixFile,
-  takes: (f) => f.object.type === 'socket',
+  takes: (f) => f.socket?.family === SOCK.AF_UNIX,
   dump: dumpUnix,
   finish: finishUnix,
   holds: (d) => (d.queue ?? []).flatMap((m) => m.fds ?? []),
