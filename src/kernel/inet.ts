@@ -433,3 +433,30 @@ export function socketFacts(fd: number): { family: number; type: number; protoco
   };
   return { family: get(39, 'SO_DOMAIN'), type: get(3, 'SO_TYPE'), protocol: get(38, 'SO_PROTOCOL') };
 }
+
+/**
+ * SO_GET_FILTER: the socket's classic BPF filter as its instructions (8 bytes
+ * each), null when it has none, or -errno (-EACCES: an eBPF filter, which
+ * cannot be read back). (The option's length is counted in instructions.)
+ */
+export function getSocketFilter(fd: number): Buffer | null | number {
+  const len = Buffer.alloc(4);
+  const r0 = syscallRaw(NR.getsockopt, fd, SOL.SOCKET, SO_MORE.GET_FILTER, 0, addressOf(len));
+  if (r0 < 0) return r0;
+  const n = len.readUInt32LE(0);
+  if (!n) return null;
+  const b = Buffer.alloc(8 * n);
+  len.writeUInt32LE(n, 0);
+  const r = syscallRaw(NR.getsockopt, fd, SOL.SOCKET, SO_MORE.GET_FILTER, addressOf(b), addressOf(len));
+  if (r < 0) return r;
+  return b.subarray(0, 8 * Math.min(n, len.readUInt32LE(0)));
+}
+/** SO_ATTACH_FILTER of a classic BPF program (instructions, 8 bytes each): 0 or -errno. */
+export function attachSocketFilter(fd: number, prog: Buffer): number {
+  const f = Buffer.alloc(16);
+  f.writeUInt16LE(prog.length / 8, 0);
+  f.writeBigUInt64LE(addressOf(prog), 8);
+  const r = syscallRaw(NR.setsockopt, fd, SOL.SOCKET, SO_MORE.ATTACH_FILTER, addressOf(f), f.length);
+  void prog;
+  return r;
+}
