@@ -18,8 +18,9 @@ import { refused, CkptError } from '../errors.js';
 import { i32, int, count } from '../image/schema.js';
 
 type Fam = 4 | 6;
+const SOCK_STREAM = 1;
 /** An int option: its level and number, for which families, and whether it must be set before bind(). */
-interface IntOpt { level: number; opt: number; fams: readonly Fam[]; early?: true }
+interface IntOpt { level: number; opt: number; fams: readonly Fam[]; early?: true; /** not for stream sockets (multicast: TCP refuses it, and an accepted socket's holds the SYN's TTL) */ dgram?: true }
 const BOTH = [4, 6] as const;
 const V4 = [4] as const;
 const V6 = [6] as const;
@@ -45,7 +46,6 @@ const INT_OPTS = {
   preferBusyPoll: { level: SOL.SOCKET, opt: SO_MORE.PREFER_BUSY_POLL, fams: BOTH },
   busyPollBudget: { level: SOL.SOCKET, opt: SO_MORE.BUSY_POLL_BUDGET, fams: BOTH },
   maxPacingRate: { level: SOL.SOCKET, opt: SO_MORE.MAX_PACING_RATE, fams: BOTH },
-  incomingCpu: { level: SOL.SOCKET, opt: SO_MORE.INCOMING_CPU, fams: BOTH },
   zerocopy: { level: SOL.SOCKET, opt: SO_MORE.ZEROCOPY, fams: BOTH },
   txrehash: { level: SOL.SOCKET, opt: SO_MORE.TXREHASH, fams: BOTH },
   rcvmark: { level: SOL.SOCKET, opt: SO_MORE.RCVMARK, fams: BOTH },
@@ -70,17 +70,17 @@ const INT_OPTS = {
   bindAddressNoPort: { level: SOL.IP, opt: IP.BIND_ADDRESS_NO_PORT, fams: V4, early: true },
   recvfragsize: { level: SOL.IP, opt: IP.RECVFRAGSIZE, fams: V4 },
   recverrRfc4884: { level: SOL.IP, opt: IP.RECVERR_RFC4884, fams: V4 },
-  multicastTtl: { level: SOL.IP, opt: IP.MULTICAST_TTL, fams: V4 },
-  multicastLoop: { level: SOL.IP, opt: IP.MULTICAST_LOOP, fams: V4 },
-  multicastAll: { level: SOL.IP, opt: IP.MULTICAST_ALL, fams: V4 },
+  multicastTtl: { level: SOL.IP, opt: IP.MULTICAST_TTL, fams: V4, dgram: true },
+  multicastLoop: { level: SOL.IP, opt: IP.MULTICAST_LOOP, fams: V4, dgram: true },
+  multicastAll: { level: SOL.IP, opt: IP.MULTICAST_ALL, fams: V4, dgram: true },
   unicastIf: { level: SOL.IP, opt: IP.UNICAST_IF, fams: V4 },
   localPortRange: { level: SOL.IP, opt: IP.LOCAL_PORT_RANGE, fams: BOTH, early: true },
   v6only: { level: SOL.IPV6, opt: IPV6.V6ONLY, fams: V6, early: true },
   unicastHops: { level: SOL.IPV6, opt: IPV6.UNICAST_HOPS, fams: V6 },
-  multicastIf6: { level: SOL.IPV6, opt: IPV6.MULTICAST_IF, fams: V6 },
-  multicastHops: { level: SOL.IPV6, opt: IPV6.MULTICAST_HOPS, fams: V6 },
-  multicastLoop6: { level: SOL.IPV6, opt: IPV6.MULTICAST_LOOP, fams: V6 },
-  multicastAll6: { level: SOL.IPV6, opt: IPV6.MULTICAST_ALL, fams: V6 },
+  multicastIf6: { level: SOL.IPV6, opt: IPV6.MULTICAST_IF, fams: V6, dgram: true },
+  multicastHops: { level: SOL.IPV6, opt: IPV6.MULTICAST_HOPS, fams: V6, dgram: true },
+  multicastLoop6: { level: SOL.IPV6, opt: IPV6.MULTICAST_LOOP, fams: V6, dgram: true },
+  multicastAll6: { level: SOL.IPV6, opt: IPV6.MULTICAST_ALL, fams: V6, dgram: true },
   mtuDiscover6: { level: SOL.IPV6, opt: IPV6.MTU_DISCOVER, fams: V6 },
   recverr6: { level: SOL.IPV6, opt: IPV6.RECVERR, fams: V6 },
   recverrRfc4884v6: { level: SOL.IPV6, opt: IPV6.RECVERR_RFC4884, fams: V6 },
@@ -165,7 +165,7 @@ export function dumpSockOpts(fd: number, family: Fam, type: number, protocol: nu
   const ints: Partial<Record<IntName, number>> = {};
   for (const n of INT_NAMES) {
     const o: IntOpt = INT_OPTS[n];
-    if (!o.fams.includes(family) || skip.has(n)) continue;
+    if (!o.fams.includes(family) || skip.has(n) || (o.dgram && type === SOCK_STREAM)) continue;
     const v = getInt(fd, o.level, o.opt);
     if (v !== null && v !== ref.get(n)) ints[n] = v;
   }
@@ -195,7 +195,7 @@ export function dumpSockOpts(fd: number, family: Fam, type: number, protocol: nu
   if (family === 4) {
     const ipo = getsockoptRaw(fd, SOL.IP, IP.OPTIONS, 40);
     if (typeof ipo !== 'number' && ipo.length) out.ipOptions = ipo.toString('base64');
-    const mif = getsockoptRaw(fd, SOL.IP, IP.MULTICAST_IF, 4);
+    const mif = type === SOCK_STREAM ? 0 : getsockoptRaw(fd, SOL.IP, IP.MULTICAST_IF, 4);
     if (typeof mif !== 'number' && mif.length === 4 && mif.readUInt32LE(0) !== 0) out.multicastIf = addrText(mif);
   }
   return out;
