@@ -154,17 +154,17 @@ function installHint(): string {
 /** What is present and usable (nft preferred, then iptables + ip6tables); detail such as 'nft 1.0.6' or why none. */
 export function detectBackend(o: NetnsOption = {}): { backend: LockBackendName | null; detail: string } {
   const why: string[] = [];
-  const nft = usable('nftables', o);
+  const nft = probeBackend('nftables', o);
   if (nft.ok) return { backend: 'nftables', detail: nft.detail };
   why.push(nft.detail);
-  const ipt = usable('iptables', o);
+  const ipt = probeBackend('iptables', o);
   if (ipt.ok) return { backend: 'iptables', detail: ipt.detail };
   why.push(ipt.detail);
   return { backend: null, detail: `no usable packet filter tool (${why.join('; ')}): ${installHint()}` };
 }
 
 /** Whether a backend's tools are there and work here (a listing needs CAP_NET_ADMIN and the kernel's support). */
-function usable(b: LockBackendName, o: NetnsOption): { ok: boolean; detail: string } {
+export function probeBackend(b: LockBackendName, o: NetnsOption = {}): { ok: boolean; detail: string } {
   try {
     if (b === 'nftables') {
       if (!findTool('nft')) return { ok: false, detail: 'nft not found' };
