@@ -13,11 +13,12 @@ import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
-import { ROOT, sleep } from './harness.js';
+import { ROOT, CKPT, sleep } from './harness.js';
 import * as L from '../src/net/lock.js';
-import { CkptError } from '../src/errors.js';
+import { CkptError, MissingError } from '../src/errors.js';
 
 const PEER = path.join(ROOT, 'test/fixtures/netpeer.py');
 const MARK = `0x${L.PASS_MARK.toString(16)}`;
@@ -28,8 +29,13 @@ let nsSeq = 0;
 const namespaces = new Set<string>();
 const peers = new Set<Peer>();
 
+/** The tools the test runs, found where ckpt finds them (PATH may lack the sbin directories). */
+const tool = (name: string): string => L.findTool(name) ?? name;
+const IP = tool('ip');
+const NSENTER = tool('nsenter');
+
 function run(cmd: string, args: string[], input?: string): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', input, timeout: 30000 });
+  const r = spawnSync(tool(cmd), args, { encoding: 'utf8', input, timeout: 30000 });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
   return r.stdout;
 }
@@ -45,9 +51,9 @@ class Netns {
   }
   get o(): L.NetnsOption { return { netns: this.path }; }
   /** A command run in the namespace. */
-  exec(cmd: string, args: string[], input?: string): string { return run('nsenter', [`--net=${this.path}`, '--', cmd, ...args], input); }
+  exec(cmd: string, args: string[], input?: string): string { return run(NSENTER, [`--net=${this.path}`, '--', tool(cmd), ...args], input); }
   del(): void {
-    if (namespaces.delete(this.name)) spawnSync('ip', ['netns', 'del', this.name]);
+    if (namespaces.delete(this.name)) spawnSync(IP, ['netns', 'del', this.name]);
   }
 }
 
@@ -58,7 +64,7 @@ class Peer {
   private lines: string[] = [];
   private stderr = '';
   constructor(ns: Netns) {
-    this.proc = spawn('nsenter', [`--net=${ns.path}`, '--', 'python3', '-u', PEER], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.proc = spawn(NSENTER, [`--net=${ns.path}`, '--', tool('python3'), '-u', PEER], { stdio: ['pipe', 'pipe', 'pipe'] });
     peers.add(this);
     this.proc.stderr!.on('data', (d) => { this.stderr += String(d); });
     readline.createInterface({ input: this.proc.stdout! }).on('line', (l) => {
@@ -101,7 +107,7 @@ class Peer {
 
 after(() => {
   for (const p of [...peers]) p.stop();
-  for (const n of [...namespaces]) spawnSync('ip', ['netns', 'del', n]);
+  for (const n of [...namespaces]) spawnSync(IP, ['netns', 'del', n]);
 });
 
 /** A test body in a fresh namespace with a peer; both are removed afterwards. */
@@ -167,8 +173,44 @@ test('netlock: detectBackend names what is there (nft first), and where the tool
   const saved = process.env.PATH;
   try {
     process.env.PATH = '/nonexistent';
+    L.setToolDirs(null); // (forgets what was found)
     if (fs.existsSync('/usr/sbin/nft')) assert.equal(L.findTool('nft'), '/usr/sbin/nft');
-  } finally { process.env.PATH = saved; }
+  } finally { process.env.PATH = saved; L.setToolDirs(null); }
+});
+
+test('netlock: without the tools, the error says which packages provide them', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-nltools-'));
+  try {
+    L.setToolDirs([dir]);
+    const d = L.detectBackend();
+    assert.equal(d.backend, null);
+    assert.match(d.detail, /nft not found.*install the package nftables.*or iptables/);
+    assert.throws(() => L.lockNetwork([tcp4(80, 1000)], {}), (e: unknown) => e instanceof MissingError && /install the package nftables/.test(e.message));
+    assert.throws(() => L.lockNetwork([tcp4(80, 1000)], { backend: 'iptables' }), (e: unknown) => e instanceof MissingError && /iptables-restore not found/.test(e.message));
+    // iptables without ip6tables: IPv4 would do, IPv6 targets are refused clearly.
+    for (const t of ['iptables', 'iptables-restore', 'iptables-save', 'nsenter']) {
+      const p = (L.setToolDirs(null), L.findTool(t));
+      if (p) fs.symlinkSync(p, path.join(dir, t));
+    }
+    L.setToolDirs([dir]);
+    const six: L.LockTarget = { proto: 'tcp', family: 6, local: { addr: '::1', port: 80 }, listen: true };
+    assert.throws(() => L.lockNetwork([six], { backend: 'iptables', netns: '/nonexistent' }), (e: unknown) => e instanceof MissingError && /ip6tables-restore not found, and IPv6 sockets are to be locked/.test(e.message));
+  } finally {
+    L.setToolDirs(null);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('netlock: ckpt check reports TCP_REPAIR and the network lock backend, and says what is missing without CAP_NET_ADMIN', () => {
+  const r = spawnSync(CKPT, ['check'], { encoding: 'utf8' });
+  assert.match(r.stdout, /^ok\s+TCP_REPAIR \(optional\): works/m);
+  const d = L.detectBackend();
+  assert.match(r.stdout, new RegExp(`^ok\\s+network lock \\(optional\\): ${d.backend} \\(`, 'm'), r.stdout);
+  const setpriv = L.findTool('setpriv');
+  if (!setpriv) return;
+  const n = spawnSync(setpriv, ['--bounding-set', '-net_admin', '--inh-caps', '-net_admin', CKPT, 'check'], { encoding: 'utf8' });
+  assert.match(n.stdout, /^absent\s+TCP_REPAIR \(optional\): .*EPERM.*CAP_NET_ADMIN/m, n.stdout + n.stderr);
+  assert.match(n.stdout, /^absent\s+network lock \(optional\): no usable network lock tool/m);
 });
 
 // ---------------------------------------------------------------- each backend on real sockets
@@ -409,7 +451,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
 /** The lock's rules as the backend lists them in a namespace ('' when there are none). */
 function rules(ns: Netns, rec: L.LockRecord): string {
   if (rec.backend === 'nftables') {
-    const r = spawnSync('nsenter', [`--net=${ns.path}`, '--', 'nft', 'list', 'table', 'inet', `ckpt-${rec.name}`], { encoding: 'utf8' });
+    const r = spawnSync(NSENTER, [`--net=${ns.path}`, '--', tool('nft'), 'list', 'table', 'inet', `ckpt-${rec.name}`], { encoding: 'utf8' });
     return r.status === 0 ? r.stdout : '';
   }
   const mine = (save: string) => save.split('\n').filter((l) => l.includes(`CKPT-${rec.name}-`) && !l.startsWith('#')).join('\n');

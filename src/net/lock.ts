@@ -93,11 +93,15 @@ export const LockRecordSchema = z.object({
 
 const SBIN_DIRS = ['/usr/sbin', '/sbin', '/usr/local/sbin', '/usr/bin', '/bin'];
 const found = new Map<string, string | null>();
+let onlyDirs: string[] | null = null;
+
+/** (tests) Look for the tools only in `dirs`; null: in PATH and the sbin directories again. */
+export function setToolDirs(dirs: string[] | null): void { onlyDirs = dirs; found.clear(); }
 
 /** The path of a program, in PATH or in the sbin directories PATH may lack; null when absent. */
 export function findTool(name: string): string | null {
   if (found.has(name)) return found.get(name)!;
-  const dirs = [...(process.env.PATH ?? '').split(':').filter((d) => d.startsWith('/')), ...SBIN_DIRS];
+  const dirs = onlyDirs ?? [...(process.env.PATH ?? '').split(':').filter((d) => d.startsWith('/')), ...SBIN_DIRS];
   let hit: string | null = null;
   for (const d of dirs) {
     const p = path.join(d, name);
@@ -160,7 +164,9 @@ export function detectBackend(o: NetnsOption = {}): { backend: LockBackendName |
   const ipt = probeBackend('iptables', o);
   if (ipt.ok) return { backend: 'iptables', detail: ipt.detail };
   why.push(ipt.detail);
-  return { backend: null, detail: `no usable packet filter tool (${why.join('; ')}): ${installHint()}` };
+  // Tools that are there but fail (no CAP_NET_ADMIN, no kernel support) need no installing.
+  const anyTool = ['nft', 'iptables-restore'].some((t) => findTool(t));
+  return { backend: null, detail: `no usable network lock tool (${why.join('; ')})${anyTool ? '' : `: ${installHint()}`}` };
 }
 
 /** Whether a backend's tools are there and work here (a listing needs CAP_NET_ADMIN and the kernel's support). */
