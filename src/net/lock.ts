@@ -113,12 +113,10 @@ export function findTool(name: string): string | null {
 
 interface RunResult { status: number; stdout: string; stderr: string }
 
-const BACKEND_LABEL: Record<LockBackendName, string> = { nftables: 'nftables', iptables: 'iptables' };
-
 /** Run a tool (in `netns` if given), with `input` on stdin. Never throws for the tool's own failure. */
 function runTool(backend: LockBackendName, tool: string, args: string[], input: string | undefined, o: NetnsOption): RunResult {
   const bin = findTool(tool);
-  if (!bin) throw new MissingError(`network lock (${BACKEND_LABEL[backend]}): ${tool} not found (${installHint()})`, { step: 'network lock' });
+  if (!bin) throw new MissingError(`network lock (${backend}): ${tool} not found (${installHint()})`, { step: 'network lock' });
   let argv = [bin, ...args];
   if (o.netns) {
     const nsenter = findTool('nsenter');
@@ -131,9 +129,10 @@ function runTool(backend: LockBackendName, tool: string, args: string[], input: 
   });
   const ms = (performance.now() - t0).toFixed(1);
   if (r.error) {
-    throw new FailedError(`network lock (${BACKEND_LABEL[backend]}): cannot run ${argv.join(' ')}: ${r.error.message}`, { step: 'network lock', cause: r.error });
+    throw new FailedError(`network lock (${backend}): cannot run ${argv.join(' ')}: ${r.error.message}`, { step: 'network lock', cause: r.error });
   }
   const status = r.status ?? -1;
+  if (r.signal) r.stderr = `${r.stderr ?? ''}(killed by ${r.signal})`;
   log.debug(`network lock: ${o.netns ? `[netns ${o.netns}] ` : ''}${tool} ${args.join(' ')} -> ${status} in ${ms} ms`);
   return { status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
@@ -143,7 +142,7 @@ function mustRun(backend: LockBackendName, what: string, tool: string, args: str
   const r = runTool(backend, tool, args, input, o);
   if (r.status !== 0) {
     const err = (r.stderr.trim() || r.stdout.trim() || '(no message)').split('\n').slice(0, 12).join('\n');
-    throw new FailedError(`network lock (${BACKEND_LABEL[backend]}): ${what}: ${[tool, ...args].join(' ')} failed (exit ${r.status})${o.netns ? ` in network namespace ${o.netns}` : ''}: ${err}`,
+    throw new FailedError(`network lock (${backend}): ${what}: ${[tool, ...args].join(' ')} failed (exit ${r.status})${o.netns ? ` in network namespace ${o.netns}` : ''}: ${err}`,
       { step: 'network lock' });
   }
   return r.stdout;
@@ -239,7 +238,7 @@ function normAddr(addr: string, family: Fam, what: string): { fam: Fam; text: st
   if (family !== 6) throw badTarget(`${what} ${addr} is an IPv6 address in an IPv4 target`);
   const b = v6Bytes(a);
   if (b.length !== 16) throw badTarget(`${what} ${addr} is not an IPv6 address`);
-  if (b.slice(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) return { fam: 4, text: b.slice(12).join('.'), any: false };
+  if (b.slice(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) return { fam: 4, text: b.slice(12).join('.'), any: b.slice(12).every((x) => x === 0) };
   return { fam: 6, text: a.toLowerCase(), any: b.every((x) => x === 0) };
 }
 
