@@ -395,6 +395,8 @@ for (const backend of ['nftables', 'iptables'] as const) {
         assert.match(rb.name, L.LOCK_NAME_RE);
         assert.notEqual(rb.name, ra.name);
         assert.deepEqual([L.isLocked(ra, ns.o), L.isLocked(rb, ns.o), await held('a', A), await held('b', B)], [true, true, true, true]);
+        assert.deepEqual(L.listLocks(ns.o).sort((x, y) => x.name.localeCompare(y.name)),
+          [{ backend, name: ra.name }, { backend, name: rb.name }].sort((x, y) => x.name.localeCompare(y.name)));
 
         L.unlockNetwork(ra, ns.o);
         assert.deepEqual([L.isLocked(ra, ns.o), L.isLocked(rb, ns.o), await held('a', A), await held('b', B)], [false, true, false, true]);
@@ -424,9 +426,11 @@ for (const backend of ['nftables', 'iptables'] as const) {
           assert.equal(L.isLocked(rb, other.o), false);
           assert.equal(L.isLocked(rb, ns.o), true, 'unlock in one namespace removed the lock of another');
         } finally { other.del(); }
+        assert.deepEqual(L.listLocks(ns.o), [{ backend, name: rb.name }]);
         L.unlockNetwork(rb, ns.o);
         assert.equal(L.isLocked(rb, ns.o), false);
         assert.equal(rules(ns, rb), '', 'something of the lock is left');
+        assert.deepEqual(L.listLocks(ns.o), []);
       });
     });
 

@@ -523,6 +523,29 @@ export function isLocked(rec: LockRecord, o: NetnsOption = {}): boolean {
   return rec.backend === 'nftables' ? nftIsLocked(rec, o) : iptIsLocked(rec, o);
 }
 
+/**
+ * The ckpt locks in place (in `netns`, or ckpt's own namespace), of either
+ * backend: to find one a ckpt that died left behind. Only what the tools
+ * present can list; a lock's targets are not read back.
+ */
+export function listLocks(o: NetnsOption = {}): Array<{ backend: LockBackendName; name: string }> {
+  const out: Array<{ backend: LockBackendName; name: string }> = [];
+  const seen = new Set<string>();
+  const add = (backend: LockBackendName, name: string) => {
+    if (LOCK_NAME_RE.test(name) && !seen.has(backend + name)) { seen.add(backend + name); out.push({ backend, name }); }
+  };
+  if (findTool('nft')) {
+    const r = runTool('nftables', 'nft', ['list', 'tables'], undefined, o);
+    if (r.status === 0) for (const m of r.stdout.matchAll(/^table inet ckpt-(\S+)$/gm)) add('nftables', m[1]);
+  }
+  for (const fam of [4, 6] as Fam[]) {
+    if (!findTool(iptTool(fam, '-save'))) continue;
+    const r = runTool('iptables', iptTool(fam, '-save'), ['-t', 'filter'], undefined, o);
+    if (r.status === 0) for (const m of r.stdout.matchAll(/^:CKPT-(\S+)-(?:in|out) /gm)) add('iptables', m[1]);
+  }
+  return out;
+}
+
 /** The rules a lock is made of, as the backend's commands (for logs, tests and `ckpt info`). */
 export function lockScript(rec: LockRecord): string {
   checkRecord(rec);
