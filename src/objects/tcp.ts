@@ -38,6 +38,9 @@ import { refused, badImage, conflict, CkptError } from '../errors.js';
 import { fileId, u32, i32, int, count } from '../image/schema.js';
 import { defineKind, FdFacts, DumpFileCtx, RestoreFileCtx } from './kind.js';
 import { SockOpts, dumpSockOpts, restoreSockOpts } from './sockopts.js';
+import { tcpPacket, TCPF } from '../net/packets.js';
+import { PASS_MARK } from '../net/lock.js';
+import { openRawSender, sendRawPacket, closeRawSender, RawSender } from '../kernel/rawsend.js';
 
 export const InetAddrSchema = z.object({
   family: z.union([z.literal(4), z.literal(6)]),
@@ -242,7 +245,6 @@ function dumpTcp(f: FdFacts, ctx: DumpFileCtx): Omit<TcpFile, 'id'> {
     } else {
       out.shutdown = (d?.shutdown ?? 0) & 3;
       if (!ctx.tcpEstablished) throw refused(`${where}: an established TCP connection ${pair} (${state}); dump with --tcp-established to keep it`);
-      if (FIN_RECEIVED.has(state)) throw refused(`${where}: a TCP connection ${pair} whose peer has closed its side (${state}); not supported yet`);
       const r = setsockoptIntRaw(fd, SOL.TCP, TCP.REPAIR, TCP_REPAIR.ON);
       if (r < 0) throw refused(`${where}: TCP repair mode could not be entered (${errnoName(-r)}${r === -1 ? ': it needs CAP_NET_ADMIN' : ''}) for ${pair}`);
       // From here the socket is in repair mode until the dump ends: out of it before the tree runs again.
@@ -424,7 +426,9 @@ function makeConnection(fd: number, d: TcpFile, c: NonNullable<TcpFile['conn']>,
   setI(fd, TCP.REPAIR_QUEUE, TCP_QUEUE.SEND, `${where}: TCP_REPAIR_QUEUE`);
   setI(fd, TCP.QUEUE_SEQ, (c.sndSeq - (finSent ? 1 : 0) - c.sent - c.unsent) >>> 0, `${where}: TCP_QUEUE_SEQ (send)`);
   setI(fd, TCP.REPAIR_QUEUE, TCP_QUEUE.RECV, `${where}: TCP_REPAIR_QUEUE`);
-  setI(fd, TCP.QUEUE_SEQ, (c.rcvSeq - c.recv) >>> 0, `${where}: TCP_QUEUE_SEQ (receive)`);
+  // (the peer's FIN, when it came, is received again below: the queue ends before it)
+  const finReceived = FIN_RECEIVED.has(d.state);
+  setI(fd, TCP.QUEUE_SEQ, (c.rcvSeq - (finReceived ? 1 : 0) - c.recv) >>> 0, `${where}: TCP_QUEUE_SEQ (receive)`);
   bindOrFail(fd, d.local!, where);
   const r = connectInet(fd, d.remote!);
   if (r < 0) throw new CkptError('failed', `${where}: connect in repair mode failed: ${errnoName(-r)}`);
@@ -446,9 +450,45 @@ function makeConnection(fd: number, d: TcpFile, c: NonNullable<TcpFile['conn']>,
     withRoom(fd, 'snd', sent.length + unsent.length, d.opts.sndbuf, () => sendAll(fd, sent, where, 'refilling the send queue'));
   }
   setI(fd, TCP.REPAIR_QUEUE, TCP_QUEUE.NO, `${where}: TCP_REPAIR_QUEUE`);
+  if (finReceived) receiveFinAgain(fd, d, c, where, ctx);
   const w = setsockoptRaw(fd, SOL.TCP, TCP.REPAIR_WINDOW, TCP_REPAIR_WINDOW.encode(c.window));
   if (w < 0) throw new CkptError('failed', `${where}: TCP_REPAIR_WINDOW: ${errnoName(-w)}`);
   return () => leaveRepair(fd, d, unsent, where, ctx);
+}
+
+/**
+ * The peer's FIN, received again: the kernel has no call for it, so ckpt
+ * sends the connection the segment the peer sent (FIN, at the sequence
+ * number after the receive queue, acknowledging nothing new), from the
+ * peer's address, through a raw socket whose packets pass the network lock;
+ * the connection goes to CLOSE_WAIT as it did.
+ */
+function receiveFinAgain(fd: number, d: TcpFile, c: NonNullable<TcpFile['conn']>, where: string, ctx: RestoreFileCtx): void {
+  // (an IPv4-mapped address on an IPv6 socket is IPv4 on the wire)
+  const wire = (a: InetAddr) => (a.family === 6 && /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(a.addr) ? { ...a, family: 4 as const, addr: a.addr.slice(7) } : a);
+  const from = wire(d.remote!), to = wire(d.local!);
+  let senders = ctx.state.get('tcp:raw') as Map<number, RawSender> | undefined;
+  if (!senders) {
+    const m = new Map<number, RawSender>();
+    senders = m;
+    ctx.state.set('tcp:raw', m);
+    ctx.onDone(() => { for (const x of m.values()) closeRawSender(x); });
+  }
+  let sender = senders.get(to.family);
+  if (!sender) { sender = openRawSender(to.family, PASS_MARK); senders.set(to.family, sender); }
+  const sndUna = (c.sndSeq - (FIN_SENT.has(d.state) ? 1 : 0) - c.sent - c.unsent) >>> 0;
+  const pkt = tcpPacket({
+    src: from.addr, dst: to.addr, sport: from.port, dport: to.port, seq: (c.rcvSeq - 1) >>> 0, ack: sndUna,
+    flags: TCPF.FIN | TCPF.ACK, window: c.window.sndWnd >>> (c.wscale?.[0] ?? 0),
+  });
+  const r = sendRawPacket(sender, pkt, to);
+  if (r < 0) throw new CkptError('failed', `${where}: sending its peer's FIN again failed: ${errnoName(-r)}`);
+  // (it is taken in by the kernel on its way in, at once; waited for a little while)
+  const end = Date.now() + 2000;
+  while (tcpInfo(fd).state !== TCP_STATE.CLOSE_WAIT) {
+    if (Date.now() > end) throw new CkptError('failed', `${where}: its peer's FIN, sent again, was not taken (state ${TCP_STATE_NAMES[tcpInfo(fd).state]})`);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+  }
 }
 
 const SO_BUF_LOCK = 72;
