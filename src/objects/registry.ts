@@ -14,6 +14,7 @@ import { inotifyKind } from './inotify.js';
 import { fanotifyKind } from './fanotify.js';
 import { pidfdKind } from './pidfd.js';
 import { unixKind } from './unix.js';
+import { udpKind } from './udp.js';
 
 export const FILE_KINDS: readonly FileKind<any>[] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
   pathKind,
@@ -30,4 +31,5 @@ export const FILE_KINDS: readonly FileKind<any>[] = [ // eslint-disable-line @ty
   ghostKind,
   memfdKind,
   unixKind,
+  udpKind,
 ];
