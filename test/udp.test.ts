@@ -28,7 +28,7 @@ for (const args of [['link', 'set', 'lo', 'up'], ['link', 'set', 'lo', 'multicas
 after(cleanupAll);
 
 const only = process.env.UDP_ONLY?.split(',');
-const ROUND = ['bound4', 'bound6', 'dual', 'conn4', 'conn6', 'connauto', 'disconn', 'autobound', 'unbound', 'queue', 'queue6', 'queueconn',
+const ROUND = ['bound4', 'bound6', 'dual', 'conn4', 'conn6', 'connauto', 'disconn', 'autobound', 'unbound', 'unboundshut', 'queue', 'queue6', 'queueconn',
   'cork', 'shutrd', 'shutwr', 'shutunconn', 'mcast', 'opts', 'reuseport', 'lite', 'shared', 'inflight'];
 for (const mode of ROUND) {
   if (only && !only.includes(mode)) continue;

@@ -24,6 +24,8 @@ export const RECV_OPTS = {
   v6Flowinfo: [SOL.IPV6, 11 /* IPV6_FLOWINFO */],
 } as const;
 const MCAST = { JOIN_GROUP: 42, JOIN_SOURCE_GROUP: 46, MSFILTER: 48 } as const;
+/** poll(2) bits the UDP kind reads. */
+export const POLLBIT = { ERR: 0x8, HUP: 0x10, RDHUP: 0x2000 } as const;
 export const MCAST_MODE = { EXCLUDE: 0, INCLUDE: 1 } as const;
 
 /** An int socket option, or null when the kernel does not answer it. */

@@ -34,7 +34,7 @@ import {
   AF, IPPROTO, SOL, IP, SO_MORE, SIOC, InetAddr, InetDiag, inetDiagAll, getsocknameInet, getpeernameInet, bindInet, connectInet,
   sockIoctlInt, recvDatagram, showAddr, addrBytes, setsockoptRaw, IPV6,
 } from '../kernel/inet.js';
-import { UDP_OPT, UDP_ENCAP_NAMES, RECV_OPTS, getIntOpt, setIntOpt, shutdownRaw, rmemAlloc, getMcastFilter, joinMcast, hostGroups, datagramMeta } from '../kernel/udpsk.js';
+import { UDP_OPT, UDP_ENCAP_NAMES, RECV_OPTS, getIntOpt, setIntOpt, shutdownRaw, rmemAlloc, getMcastFilter, joinMcast, hostGroups, datagramMeta, POLLBIT } from '../kernel/udpsk.js';
 import { openRawSender, sendRawPacket, RawSender, closeRawSender } from '../kernel/rawsend.js';
 import { udpPacket, PASS_MARK } from '../net/packets.js';
 import { refused, badImage, conflict, CkptError } from '../errors.js';
@@ -197,15 +197,17 @@ function dumpUdp(f: FdFacts, ctx: DumpFileCtx): Omit<UdpFile, 'id'> {
   const fd = own ? f.fd : pidfdGetfd(f.pid, f.fd);
   try {
     if (f.flags & O.ASYNC) throw refused(`${where}: the socket signals its owner when ready (O_ASYNC); not supported yet`);
-    const d = diagOf(ctx, f.st.ino);
-    if (!d) throw refused(`${where}: the kernel does not show this ${protocol === 'udp' ? 'UDP' : 'UDP-Lite'} socket to ckpt (is it of another network namespace?)`);
     const local = getsocknameInet(fd);
     const peer = getpeernameInet(fd);
+    const d = diagOf(ctx, f.st.ino);
+    // (an unbound socket is in no table of the kernel, and sock_diag does not show it)
+    if (!d && (local?.port ?? 0) !== 0) throw refused(`${where}: the kernel does not show this ${protocol === 'udp' ? 'UDP' : 'UDP-Lite'} socket to ckpt (is it of another network namespace?)`);
     const out: Omit<UdpFile, 'id'> = {
-      kind: 'udp', protocol, family, ino: f.st.ino, flags: f.flags & ~(O.CLOEXEC | O.ACCMODE), shutdown: d.shutdown & 3,
+      kind: 'udp', protocol, family, ino: f.st.ino, flags: f.flags & ~(O.CLOEXEC | O.ACCMODE), shutdown: d ? d.shutdown & 3 : unboundShutdown(fd),
       opts: dumpSockOpts(fd, family, SOCK.DGRAM, proto, where, ctx.state),
     };
-    if (d.uid) out.uid = d.uid;
+    // (the socket's owner, sk_uid, is its inode's owner: sockfs keeps both on chown)
+    if (f.st.uid) out.uid = f.st.uid;
     const show = `${local ? showAddr(local) : 'unbound'}${peer ? ` -> ${showAddr(peer)}` : ''}`;
     const at = `${where}, ${protocol === 'udp' ? 'UDP' : 'UDP-Lite'} ${show}`;
 
@@ -253,17 +255,28 @@ function dumpUdp(f: FdFacts, ctx: DumpFileCtx): Omit<UdpFile, 'id'> {
       throw refused(`${at}: ${outq} bytes are waiting to be sent (${udp.cork ? 'UDP_CORK is set' : 'MSG_MORE, or not yet sent by the device'}); corked data cannot be read back`);
     }
     // A pending error (SO_ERROR) or error messages (IP_RECVERR): reading either takes it from the program.
-    if (pollNow(fd) & 0x8 /* POLLERR */) {
+    if (pollNow(fd) & POLLBIT.ERR) {
       throw refused(`${at}: the socket has a pending error or queued error messages (POLLERR); ckpt cannot read them without taking them from the program; not supported yet`);
     }
 
     out.memberships = readMemberships(fd, family, at);
     if (!out.memberships.length) delete out.memberships;
-    if (d.rqueue > 0) readQueue(fd, family, out, ctx, at);
+    if (d && d.rqueue > 0) readQueue(fd, family, out, ctx, at);
     return out;
   } finally {
     if (!own) fs.closeSync(fd);
   }
+}
+
+/**
+ * The shutdown state of an unbound socket (which sock_diag does not show),
+ * as poll() tells it: POLLRDHUP for no more receiving, POLLHUP for both.
+ * (Shut down for writing only, it looks like any other: see docs/support.md.)
+ */
+function unboundShutdown(fd: number): number {
+  const ev = pollNow(fd);
+  if (ev & POLLBIT.HUP) return 3;
+  return ev & POLLBIT.RDHUP ? 1 : 0;
 }
 
 function readMemberships(fd: number, family: 4 | 6, at: string): Membership[] {
@@ -384,7 +397,7 @@ function createUdp(d: UdpFile, ctx: RestoreFileCtx): number {
       let auto = !!d.autoPort;
       if (auto) {
         const r = ephemeral(undefined);
-        if (local.port < r.lo || local.port > r.hi || setIntOpt(fd, SOL.IP, IP.LOCAL_PORT_RANGE, ((local.port << 16) | local.port) >>> 0) < 0) auto = false;
+        if (local.port < r.lo || local.port > r.hi || setIntOpt(fd, SOL.IP, IP.LOCAL_PORT_RANGE, (local.port << 16) | local.port) < 0) auto = false;
       }
       const addrGiven = !d.peer || d.bindAddr || isWildcard(local.addr);
       if (!(auto && d.peer && !d.bindAddr)) {

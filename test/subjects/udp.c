@@ -18,6 +18,7 @@
  *   disconn    bound to 127.0.0.1:P, connected, then disconnected (AF_UNSPEC)
  *   autobound  never bound, only sent: the port the kernel picked stays
  *   unbound    socket() only: not bound after restore, and bind() works
+ *   unboundshut  the same, shut down for reading (ENOTCONN, but it is)
  *   queue      bound server with datagrams queued: from two senders
  *              (127.0.0.1 and 127.0.0.2), an empty one, one of 60 KiB
  *   queue6     IPv6 dual-stack server with datagrams from ::1 and from
@@ -428,10 +429,12 @@ int main(int argc, char **argv)
 		recv_dg(s, 2, 20, &b, "autobound: to the picked port");
 		subject_pass();
 	}
-	if (!strcmp(mode, "unbound")) {
+	if (!strcmp(mode, "unbound") || !strcmp(mode, "unboundshut")) {
 		s = sock(AF_INET6, 0);
+		if (!strcmp(mode, "unboundshut")) CHECK(shutdown(s, SHUT_RD) < 0 && errno == ENOTCONN, "shutdown of an unbound socket did not say ENOTCONN");
 		subject_ready(argv[1]);
 		wait_term();
+		if (!strcmp(mode, "unboundshut")) shut_rd_check(s);
 		addr_t now = name_of(s, 0);
 		CHECK(now.sa.sa_family == AF_INET6 && now.v6.sin6_port == 0, "an unbound socket is now %s", show(&now));
 		al = mk6(&a, "::1", P);
