@@ -28,7 +28,7 @@ for (const args of [['link', 'set', 'lo', 'up'], ['link', 'set', 'lo', 'multicas
 after(cleanupAll);
 
 const only = process.env.UDP_ONLY?.split(',');
-const ROUND = ['bound4', 'bound6', 'dual', 'conn4', 'conn6', 'connauto', 'disconn', 'autobound', 'unbound', 'unboundshut', 'queue', 'queue6', 'queueconn',
+const ROUND = ['bound4', 'bound6', 'dual', 'conn4', 'conn6', 'connauto', 'disconn', 'autobound', 'unbound', 'unboundshut', 'queue', 'queue6', 'queueconn', 'queuepre',
   'cork', 'shutrd', 'shutwr', 'shutunconn', 'mcast', 'opts', 'reuseport', 'lite', 'shared', 'inflight'];
 for (const mode of ROUND) {
   if (only && !only.includes(mode)) continue;
@@ -36,7 +36,7 @@ for (const mode of ROUND) {
     assert.equal(await roundTrip(Subject.start('udp', [mode])), 'PASS');
   });
 }
-for (const mode of ['queue', 'queue6', 'queueconn', 'mcast', 'opts', 'lite', 'shared', 'connauto']) {
+for (const mode of ['queue', 'queue6', 'queueconn', 'queuepre', 'mcast', 'opts', 'lite', 'shared', 'connauto']) {
   if (only && !only.includes(`lr:${mode}`)) continue;
   test(`udp: leave running: ${mode} (nothing consumed, options put back)`, async () => {
     assert.equal(await leaveRunning(Subject.start('udp', [mode])), 'PASS');

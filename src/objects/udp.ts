@@ -399,12 +399,13 @@ function createUdp(d: UdpFile, ctx: RestoreFileCtx): number {
         const r = ephemeral(undefined);
         if (local.port < r.lo || local.port > r.hi || setIntOpt(fd, SOL.IP, IP.LOCAL_PORT_RANGE, (local.port << 16) | local.port) < 0) auto = false;
       }
+      // (a connected socket whose address the route chose: bound to the wildcard, connect() sets the address as it did)
       const addrGiven = !d.peer || d.bindAddr || isWildcard(local.addr);
-      if (!(auto && d.peer && !d.bindAddr)) {
-        const a: InetAddr = { ...(addrGiven ? local : wildcard), port: auto ? 0 : local.port };
-        const e = bindInet(fd, a);
-        if (e < 0) throw bindErr(e, { ...a, port: local.port });
-      }
+      const a: InetAddr = { ...(addrGiven ? local : wildcard), port: auto ? 0 : local.port };
+      const e = bindInet(fd, a);
+      if (e < 0) throw bindErr(e, { ...a, port: local.port });
+      // (queued before connect(): datagrams from others than the peer may be queued, which a connected socket would not take)
+      if (d.queue?.length) fillQueue(fd, d, ctx, label);
       if (d.peer) {
         const e = connectInet(fd, d.peer as InetAddr);
         if (e === -98) throw conflict(`${label}: ${showAddr(local)} cannot be bound: the port is in use on this host`);
@@ -416,8 +417,6 @@ function createUdp(d: UdpFile, ctx: RestoreFileCtx): number {
         throw conflict(`${label}: the socket got the address ${got ? showAddr(got) : 'none'}, not ${showAddr(local)}${d.peer ? ' (the route to its peer chose another source address on this host)' : ''}`);
       }
     } else if (d.peer) throw badImage(`image file files.json: open file ${d.id}: connected but not bound`);
-
-    if (d.queue?.length) fillQueue(fd, d, ctx, label);
 
     restoreSockOpts(fd, d.family, d.opts, label, 'late');
     const sol = SOL_OF[d.protocol];

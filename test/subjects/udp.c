@@ -24,6 +24,8 @@
  *   queue6     IPv6 dual-stack server with datagrams from ::1 and from
  *              127.0.0.1 (v4-mapped), and IPV6_RECVPKTINFO set by the program
  *   queueconn  datagrams queued on a connected socket
+ *   queuepre   the same, and before connect() a datagram from another sender
+ *              and one from the socket itself were queued
  *   cork       UDP_CORK set, nothing written: stays corked, then sends
  *   corkdata   UDP_CORK set and 100 bytes written: ckpt must refuse
  *   shutrd / shutwr  a connected socket shut down for reading / writing
@@ -259,11 +261,17 @@ int main(int argc, char **argv)
 	char buf[256];
 
 	if (!strcmp(mode, "bound4") || !strcmp(mode, "conn4") || !strcmp(mode, "disconn") || !strcmp(mode, "shutrd") || !strcmp(mode, "shutwr")
-	    || !strcmp(mode, "queueconn") || !strcmp(mode, "cork")) {
+	    || !strcmp(mode, "queueconn") || !strcmp(mode, "queuepre") || !strcmp(mode, "cork")) {
 		s = sock(AF_INET, 0); t = sock(AF_INET, 0);
 		al = mk4(&a, "127.0.0.1", P); bl = mk4(&b, "127.0.0.1", Q);
 		do_bind(s, &a, al); do_bind(t, &b, bl);
 		int conn = strcmp(mode, "bound4") != 0;
+		if (!strcmp(mode, "queuepre")) {
+			/* queued from another sender before connect(): still read first after it */
+			u = sock(AF_INET, 0); cl = mk4(&c, "127.0.0.2", R); do_bind(u, &c, cl);
+			send_dg(u, 10, 77, &a, al);
+			send_dg(s, 11, 88, &a, al);
+		}
 		if (conn) {
 			CHECK(connect(s, &b.sa, bl) == 0, "connect: %s", strerror(errno));
 			CHECK(connect(t, &a.sa, al) == 0, "connect back: %s", strerror(errno));
@@ -273,7 +281,7 @@ int main(int argc, char **argv)
 			un.sa.sa_family = AF_UNSPEC;
 			CHECK(connect(s, &un.sa, sizeof(un.v4)) == 0, "disconnect: %s", strerror(errno));
 		}
-		if (!strcmp(mode, "queueconn")) for (int k = 0; k < 3; k++) send_dg(t, k, 100 + k, NULL, 0);
+		if (!strcmp(mode, "queueconn") || !strcmp(mode, "queuepre")) for (int k = 0; k < 3; k++) send_dg(t, k, 100 + k, NULL, 0);
 		if (!strcmp(mode, "shutrd")) CHECK(shutdown(s, SHUT_RD) == 0, "shutdown: %s", strerror(errno));
 		if (!strcmp(mode, "shutwr")) CHECK(shutdown(s, SHUT_WR) == 0, "shutdown: %s", strerror(errno));
 		if (!strcmp(mode, "cork")) setopt(s, IPPROTO_UDP, UDP_CORK, 1);
@@ -293,7 +301,8 @@ int main(int argc, char **argv)
 			same_name(s, &before, 0, "after another disconnect");
 			subject_pass();
 		}
-		if (!strcmp(mode, "queueconn")) { for (int k = 0; k < 3; k++) recv_dg(s, k, 100 + k, &b, "queueconn"); nothing(s, "queueconn"); }
+		if (!strcmp(mode, "queuepre")) { recv_dg(s, 10, 77, &c, "queuepre: from another sender"); recv_dg(s, 11, 88, &a, "queuepre: from itself"); }
+		if (!strcmp(mode, "queueconn") || !strcmp(mode, "queuepre")) { for (int k = 0; k < 3; k++) recv_dg(s, k, 100 + k, &b, mode); nothing(s, mode); }
 		if (!strcmp(mode, "shutrd")) {
 			shut_rd_check(s);
 			send_dg(s, 5, 10, NULL, 0);
