@@ -29,14 +29,14 @@ after(cleanupAll);
 
 const only = process.env.UDP_ONLY?.split(',');
 const ROUND = ['bound4', 'bound6', 'dual', 'conn4', 'conn6', 'connauto', 'disconn', 'autobound', 'unbound', 'unboundshut', 'queue', 'queue6', 'queueconn', 'queuepre',
-  'cork', 'shutrd', 'shutwr', 'shutunconn', 'mcast', 'opts', 'reuseport', 'lite', 'shared', 'inflight'];
+  'mapped', 'device', 'peekoff', 'cork', 'shutrd', 'shutwr', 'shutunconn', 'mcast', 'opts', 'reuseport', 'lite', 'shared', 'inflight'];
 for (const mode of ROUND) {
   if (only && !only.includes(mode)) continue;
   test(`udp: round trip: ${mode}`, async () => {
     assert.equal(await roundTrip(Subject.start('udp', [mode])), 'PASS');
   });
 }
-for (const mode of ['queue', 'queue6', 'queueconn', 'queuepre', 'mcast', 'opts', 'lite', 'shared', 'connauto']) {
+for (const mode of ['queue', 'queue6', 'queueconn', 'queuepre', 'peekoff', 'device', 'mcast', 'opts', 'lite', 'shared', 'connauto']) {
   if (only && !only.includes(`lr:${mode}`)) continue;
   test(`udp: leave running: ${mode} (nothing consumed, options put back)`, async () => {
     assert.equal(await leaveRunning(Subject.start('udp', [mode])), 'PASS');
@@ -55,6 +55,7 @@ test('udp: ckpt info describes a socket with its addresses and queue', async () 
 
 for (const [mode, re] of [
   ['corkdata', /pid \d+: fd \d+ \(socket:\[\d+\]\), UDP 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+: \d+ bytes are waiting to be sent \(UDP_CORK is set\); corked data cannot be read back/],
+  ['encap', /pid \d+: fd \d+ \(socket:\[\d+\]\), UDP 127\.0\.0\.1:\d+: the socket is an encapsulation socket \(UDP_ENCAP ESP-in-UDP\)/],
   ['connrefused', /pid \d+: fd \d+ \(socket:\[\d+\]\), UDP 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+: the socket has a pending error or queued error messages/],
 ] as const) {
   test(`udp: refused: ${mode}, and the process runs on`, async () => {

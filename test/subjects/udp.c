@@ -42,6 +42,12 @@
  *   shared     a socket shared with a child (fork), a datagram queued
  *   inflight   a socket in flight in a unix socket's queue (SCM_RIGHTS), with
  *              a datagram queued
+ *   encap      UDP_ENCAP (ESP-in-UDP) set: ckpt must refuse
+ *   mapped     IPv6, bound to the v4-mapped ::ffff:127.0.0.1:P, an IPv4
+ *              datagram queued
+ *   device     bound to lo (SO_BINDTODEVICE) and 127.0.0.1:P, datagrams queued
+ *   peekoff    SO_PEEK_OFF used by the program: one of three datagrams
+ *              peeked at already; the next peek gives the second
  *   connrefused  a connected socket that got ICMP port unreachable (a pending
  *              error): ckpt must refuse
  *
@@ -482,6 +488,66 @@ int main(int argc, char **argv)
 		nothing(t, "still corked");
 		setopt(s, IPPROTO_UDP, UDP_CORK, 0);
 		recv_dg(t, 1, 100, NULL, "corkdata: sent once uncorked");
+		subject_pass();
+	}
+	if (!strcmp(mode, "encap")) {
+		s = sock(AF_INET, 0);
+		al = mk4(&a, "127.0.0.1", P); do_bind(s, &a, al);
+		setopt(s, IPPROTO_UDP, 100 /* UDP_ENCAP */, 2 /* UDP_ENCAP_ESPINUDP */);
+		subject_ready(argv[1]);
+		wait_term();
+		CHECK(iopt(s, IPPROTO_UDP, 100) == 2, "UDP_ENCAP changed");
+		subject_pass();
+	}
+	if (!strcmp(mode, "mapped")) {
+		s = sock(AF_INET6, 0);
+		al = mk6(&a, "::ffff:127.0.0.1", P); do_bind(s, &a, al);
+		t = sock(AF_INET, 0); bl = mk4(&b, "127.0.0.1", Q); do_bind(t, &b, bl);
+		addr_t to4, mapped;
+		socklen_t l4 = mk4(&to4, "127.0.0.1", P);
+		mk6(&mapped, "::ffff:127.0.0.1", Q);
+		send_dg(t, 1, 123, &to4, l4);
+		before = name_of(s, 0);
+		subject_ready(argv[1]);
+		wait_term();
+		same_name(s, &before, 0, "the socket");
+		recv_dg(s, 1, 123, &mapped, "mapped: queued");
+		send_dg(t, 2, 45, &to4, l4);
+		recv_dg(s, 2, 45, &mapped, "mapped: new");
+		subject_pass();
+	}
+	if (!strcmp(mode, "device")) {
+		s = sock(AF_INET, 0); t = sock(AF_INET, 0);
+		CHECK(setsockopt(s, SOL_SOCKET, SO_BINDTODEVICE, "lo", 3) == 0, "SO_BINDTODEVICE: %s", strerror(errno));
+		al = mk4(&a, "127.0.0.1", P); bl = mk4(&b, "127.0.0.1", Q);
+		do_bind(s, &a, al); do_bind(t, &b, bl);
+		for (int k = 0; k < 3; k++) send_dg(t, k, 10 * k, &a, al);
+		subject_ready(argv[1]);
+		wait_term();
+		char dev[16] = { 0 };
+		socklen_t dl = sizeof(dev);
+		CHECK(getsockopt(s, SOL_SOCKET, SO_BINDTODEVICE, dev, &dl) == 0 && !strcmp(dev, "lo"), "bound to '%s', not lo", dev);
+		for (int k = 0; k < 3; k++) recv_dg(s, k, 10 * k, &b, "device");
+		pingpong(s, t, "device");
+		subject_pass();
+	}
+	if (!strcmp(mode, "peekoff")) {
+		s = sock(AF_INET, 0); t = sock(AF_INET, 0);
+		al = mk4(&a, "127.0.0.1", P); bl = mk4(&b, "127.0.0.1", Q);
+		do_bind(s, &a, al); do_bind(t, &b, bl);
+		for (int k = 1; k <= 3; k++) send_dg(t, k, 10 * k, &a, al);
+		setopt(s, SOL_SOCKET, SO_PEEK_OFF, 0);
+		char pb[64];
+		CHECK(recv(s, pb, sizeof(pb), MSG_PEEK | MSG_DONTWAIT) == 10, "the first peek");
+		int off = iopt(s, SOL_SOCKET, SO_PEEK_OFF);
+		CHECK(off == 10, "SO_PEEK_OFF after a peek is %d", off);
+		subject_ready(argv[1]);
+		wait_term();
+		CHECK(iopt(s, SOL_SOCKET, SO_PEEK_OFF) == off, "SO_PEEK_OFF was %d, now %d", off, iopt(s, SOL_SOCKET, SO_PEEK_OFF));
+		ssize_t r = recv(s, pb, sizeof(pb), MSG_PEEK | MSG_DONTWAIT);
+		CHECK(r == 20 && pb[0] == (char)pat(0, 2), "the next peek gave %zd bytes, not the second datagram", r);
+		setopt(s, SOL_SOCKET, SO_PEEK_OFF, -1);
+		for (int k = 1; k <= 3; k++) recv_dg(s, k, 10 * k, &b, "peekoff");
 		subject_pass();
 	}
 	if (!strcmp(mode, "connrefused")) {
