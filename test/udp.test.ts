@@ -29,14 +29,14 @@ after(cleanupAll);
 
 const only = process.env.UDP_ONLY?.split(',');
 const ROUND = ['bound4', 'bound6', 'dual', 'conn4', 'conn6', 'connauto', 'disconn', 'autobound', 'unbound', 'unboundshut', 'queue', 'queue6', 'queueconn', 'queuepre',
-  'mapped', 'device', 'peekoff', 'cork', 'shutrd', 'shutwr', 'shutunconn', 'mcast', 'opts', 'reuseport', 'lite', 'shared', 'inflight'];
+  'mapped', 'device', 'peekoff', 'cork', 'shutrd', 'shutwr', 'shutunconn', 'mcast', 'opts', 'reuseport', 'lite', 'shared', 'inflight', 'connrefused', 'connrefused6'];
 for (const mode of ROUND) {
   if (only && !only.includes(mode)) continue;
   test(`udp: round trip: ${mode}`, async () => {
     assert.equal(await roundTrip(Subject.start('udp', [mode])), 'PASS');
   });
 }
-for (const mode of ['queue', 'queue6', 'queueconn', 'queuepre', 'peekoff', 'device', 'mcast', 'opts', 'lite', 'shared', 'connauto']) {
+for (const mode of ['queue', 'queue6', 'queueconn', 'queuepre', 'peekoff', 'device', 'mcast', 'opts', 'lite', 'shared', 'connauto', 'connrefused', 'connrefused6']) {
   if (only && !only.includes(`lr:${mode}`)) continue;
   test(`udp: leave running: ${mode} (nothing consumed, options put back)`, async () => {
     assert.equal(await leaveRunning(Subject.start('udp', [mode])), 'PASS');
@@ -56,7 +56,7 @@ test('udp: ckpt info describes a socket with its addresses and queue', async () 
 for (const [mode, re] of [
   ['corkdata', /pid \d+: fd \d+ \(socket:\[\d+\]\), UDP 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+: \d+ bytes are waiting to be sent \(UDP_CORK is set\); corked data cannot be read back/],
   ['encap', /pid \d+: fd \d+ \(socket:\[\d+\]\), UDP 127\.0\.0\.1:\d+: the socket is an encapsulation socket \(UDP_ENCAP ESP-in-UDP\)/],
-  ['connrefused', /pid \d+: fd \d+ \(socket:\[\d+\]\), UDP 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+: the socket has a pending error or queued error messages/],
+  ['recverr', /pid \d+: fd \d+ \(socket:\[\d+\]\), UDP 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+: the socket has a pending error or queued error messages \(POLLERR, with IP_RECVERR on\)/],
 ] as const) {
   test(`udp: refused: ${mode}, and the process runs on`, async () => {
     const s = Subject.start('udp', [mode]);

@@ -200,3 +200,29 @@ export function tcpOptTimestamp(val: number, ecr: number): Buffer {
   put32(b, ecr >>> 0, 8);
   return b;
 }
+
+export interface IcmpErrorFields {
+  /** Who reports the error, and to whom (the socket that sent the packet it is about). */
+  src: string;
+  dst: string;
+  /** ICMP (IPv4) or ICMPv6 type and code. */
+  type: number;
+  code: number;
+  /** The 32 bits after the checksum: the next-hop MTU for "fragmentation needed" (in its low 16 bits) and "packet too big", the pointer of a parameter problem (its top byte). */
+  info?: number;
+  /** The start of the packet it is about: its IP header and the first 8 bytes after it. */
+  about: Buffer;
+  ttl?: number;
+}
+
+/** An ICMP or ICMPv6 error message in its IP packet, checksums computed (ICMPv6: over the pseudo header too). */
+export function icmpErrorPacket(f: IcmpErrorFields): Buffer {
+  const fam = familyOf(f.src);
+  const m = Buffer.concat([Buffer.alloc(8), f.about]);
+  m[0] = f.type;
+  m[1] = f.code;
+  put32(m, (f.info ?? 0) >>> 0, 4);
+  const proto = fam === 4 ? 1 : 58;
+  put16(m, fam === 4 ? inetChecksum(m) : inetChecksum(pseudoHeader(f.src, f.dst, proto, m.length), m), 2);
+  return ipPacket({ src: f.src, dst: f.dst, proto, payload: m, ttl: f.ttl ?? 64, df: false });
+}

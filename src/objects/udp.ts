@@ -36,7 +36,7 @@ import {
 } from '../kernel/inet.js';
 import { UDP_OPT, UDP_ENCAP_NAMES, RECV_OPTS, getIntOpt, setIntOpt, shutdownRaw, rmemAlloc, getMcastFilter, joinMcast, hostGroups, datagramMeta, POLLBIT } from '../kernel/udpsk.js';
 import { openRawSender, sendRawPacket, RawSender, closeRawSender } from '../kernel/rawsend.js';
-import { udpPacket, PASS_MARK } from '../net/packets.js';
+import { udpPacket, icmpErrorPacket, PASS_MARK } from '../net/packets.js';
 import { refused, badImage, conflict, CkptError } from '../errors.js';
 import { fileId, u32, count, int } from '../image/schema.js';
 import { SockOpts, dumpSockOpts, restoreSockOpts } from './sockopts.js';
@@ -102,6 +102,8 @@ export const UdpFile = z.object({
     recvCscov: z.optional(int(0, 0xffff)),
   })),
   memberships: z.optional(z.array(Membership)),
+  /** A pending error (SO_ERROR) of a connected socket, made by an ICMP error of its peer; given back by such an ICMP error. */
+  error: z.optional(int(1, 4095)),
   /** The receive queue, oldest first; their bytes in `data`. */
   queue: z.optional(z.array(Datagram)),
   data: z.optional(z.string()),
@@ -256,7 +258,8 @@ function dumpUdp(f: FdFacts, ctx: DumpFileCtx): Omit<UdpFile, 'id'> {
     }
     // A pending error (SO_ERROR) or error messages (IP_RECVERR): reading either takes it from the program.
     if (pollNow(fd) & POLLBIT.ERR) {
-      throw refused(`${at}: the socket has a pending error or queued error messages (POLLERR); ckpt cannot read them without taking them from the program; not supported yet`);
+      const e = pendingError(fd, out, at);
+      if (e) out.error = e;
     }
 
     out.memberships = readMemberships(fd, family, at);
@@ -277,6 +280,69 @@ function unboundShutdown(fd: number): number {
   const ev = pollNow(fd);
   if (ev & POLLBIT.HUP) return 3;
   return ev & POLLBIT.RDHUP ? 1 : 0;
+}
+
+// ICMP errors that make a connected socket's pending error (net/ipv4/udp.c, icmp.c; net/ipv6/udp.c, icmp.c): errno -> type, code.
+const ICMP4_OF: Record<number, [number, number]> = {
+  111: [3, 3] /* ECONNREFUSED: port unreachable */, 92: [3, 2] /* ENOPROTOOPT: protocol unreachable */, 101: [3, 6] /* ENETUNREACH: network unknown */,
+  112: [3, 7] /* EHOSTDOWN: host unknown */, 64: [3, 8] /* ENONET: host isolated */, 113: [3, 10] /* EHOSTUNREACH: host prohibited */,
+  71: [12, 0] /* EPROTO: parameter problem */, 90: [3, 4] /* EMSGSIZE: fragmentation needed */,
+};
+const ICMP6_OF: Record<number, [number, number]> = {
+  111: [1, 4] /* ECONNREFUSED: port unreachable */, 13: [1, 1] /* EACCES: administratively prohibited */, 71: [4, 0] /* EPROTO: parameter problem */,
+  90: [2, 0] /* EMSGSIZE: packet too big */,
+};
+
+/** Send the connected socket `fd` (`d`: what it is) the ICMP error that makes `err` its pending error, and wait until it has one. */
+function giveError(fd: number, d: Pick<UdpFile, 'protocol' | 'local' | 'peer'>, err: number, sender: (fam: 4 | 6) => RawSender): string | null {
+  const local = wire(d.local!.addr), peer = wire(d.peer!.addr);
+  const fam = local.includes(':') ? 6 : 4;
+  const icmp = (fam === 4 ? ICMP4_OF : ICMP6_OF)[err];
+  if (!icmp) return `the kernel makes ${errnoName(err)} from no ICMP error ckpt knows`;
+  let info = 0;
+  if (err === 90) {
+    // (too big: at the path MTU the socket knows already, which stays as it is)
+    const mtu = getIntOpt(fd, fam === 4 ? SOL.IP : SOL.IPV6, fam === 4 ? IP.MTU : IPV6.MTU);
+    if (!mtu || mtu < 0) return 'its path MTU cannot be read';
+    info = mtu;
+  }
+  const about = udpPacket({ src: local, dst: peer, sport: d.local!.port, dport: d.peer!.port, data: Buffer.alloc(0), lite: d.protocol === 'udplite' });
+  const pkt = icmpErrorPacket({ src: peer, dst: local, type: icmp[0], code: icmp[1], info, about });
+  const r = sendRawPacket(sender(fam), pkt, { family: fam, addr: local, port: 0 });
+  if (r < 0) return `the ICMP error could not be sent: ${errnoName(-r)}`;
+  const end = Date.now() + ARRIVAL_MS;
+  while (!(pollNow(fd) & POLLBIT.ERR)) {
+    if (Date.now() > end) return 'the ICMP error sent did not make it one';
+    sleepMs(1);
+  }
+  return null;
+}
+
+/**
+ * The pending error of a socket that poll() says has one (POLLERR). It can
+ * only be read by taking it: so only where ckpt can give it back at once
+ * (a connected socket without error queue: the kernel made the error from
+ * an ICMP error of the peer, which ckpt sends again), and checked once.
+ */
+function pendingError(fd: number, out: Omit<UdpFile, 'id'>, at: string): number {
+  const ints = out.opts.ints ?? {};
+  const queues = [ints.recverr && 'IP_RECVERR', ints.recverr6 && 'IPV6_RECVERR', ints.timestamping && 'SO_TIMESTAMPING', ints.zerocopy && 'SO_ZEROCOPY'].filter(Boolean);
+  if (queues.length) throw refused(`${at}: the socket has a pending error or queued error messages (POLLERR, with ${queues.join(', ')} on); ckpt cannot read them without taking them from the program; not supported yet`);
+  if (!out.peer || !out.local) throw refused(`${at}: the socket has a pending error (POLLERR) and no peer: ckpt could not give it back once read; not supported yet`);
+  const senders = new Map<number, RawSender>();
+  const sender = (fam: 4 | 6) => { let s = senders.get(fam); if (!s) { s = openRawSender(fam, PASS_MARK); senders.set(fam, s); } return s; };
+  try {
+    const e = getIntOpt(fd, SOL.SOCKET, SO.ERROR) ?? 0;
+    if (!e) return 0;
+    // (given back at once, then read once more and given back again: what restore will do is known to work)
+    let why = giveError(fd, out, e, sender);
+    if (!why) {
+      const again = getIntOpt(fd, SOL.SOCKET, SO.ERROR) ?? 0;
+      why = giveError(fd, out, e, sender) ?? (again !== e ? `the ICMP error made ${errnoName(again)}` : null);
+    }
+    if (why) throw new CkptError('failed', `${at}: its pending error ${errnoName(e)} was read and could not be given back (${why}); the program will not see it`);
+    return e;
+  } finally { for (const s of senders.values()) closeRawSender(s); }
 }
 
 function readMemberships(fd: number, family: 4 | 6, at: string): Membership[] {
@@ -364,6 +430,7 @@ function describeUdp(d: UdpFile): string {
   if (d.memberships?.length) parts.push(`member of ${d.memberships.map((m) => `${m.group}%${m.ifname}${m.sources.length ? ` (${m.mode} ${m.sources.join(' ')})` : ''}`).join(', ')}`);
   if (d.shutdown) parts.push(`shut down ${['', 'for reading', 'for writing', 'both ways'][d.shutdown]}`);
   if (d.udp?.cork) parts.push('corked');
+  if (d.error) parts.push(`pending error ${errnoName(d.error)}`);
   return parts.join(', ');
 }
 
@@ -435,6 +502,11 @@ function createUdp(d: UdpFile, ctx: RestoreFileCtx): number {
       const r = joinMcast(fd, m.family, ifi, m.group, { mode: m.mode, sources: m.sources });
       if (r < 0) throw fail(`joining multicast group ${m.group} on ${m.ifname} again failed: ${errnoName(-r)}`);
     }
+    if (d.error) {
+      if (!d.peer || !d.local) throw badImage(`image file files.json: open file ${d.id}: a pending error on a socket without a peer`);
+      const why = giveError(fd, d, d.error, (fam) => rawSender(ctx, fam));
+      if (why) throw fail(`its pending error ${errnoName(d.error)} could not be given back: ${why}`);
+    }
     if (d.shutdown) {
       const r = shutdownRaw(fd, d.shutdown === 3 ? SOCK.SHUT_RDWR : d.shutdown === 1 ? SOCK.SHUT_RD : SOCK.SHUT_WR);
       // (an unconnected socket: the kernel sets the bits and says ENOTCONN)
@@ -448,18 +520,25 @@ function createUdp(d: UdpFile, ctx: RestoreFileCtx): number {
   }
 }
 
-/** Put the queued datagrams back, in order, each waited for until it is in the queue. */
-function fillQueue(fd: number, d: UdpFile, ctx: RestoreFileCtx, label: string): void {
-  const data = d.data ? ctx.readData(d.data) : Buffer.alloc(0);
-  const total = d.queue!.reduce((s, q) => s + q.len, 0);
-  if (total > data.length) throw badImage(`image file ${d.data ?? 'files.json'}: open file ${d.id}: its queue has more bytes than its data file`);
+/** The raw socket of a family restore sends packets with (one per restore, closed when it is done). */
+function rawSender(ctx: RestoreFileCtx, fam: 4 | 6): RawSender {
   let senders = ctx.state.get('udp:raw') as Map<number, RawSender> | undefined;
   if (!senders) {
     const made = new Map<number, RawSender>();
     senders = made;
     ctx.state.set('udp:raw', senders);
-    ctx.onDone(() => { for (const s of made.values()) closeRawSender(s); made.clear(); });
+    ctx.onDone(() => { for (const x of made.values()) closeRawSender(x); made.clear(); });
   }
+  let s = senders.get(fam);
+  if (!s) { s = openRawSender(fam, PASS_MARK); senders.set(fam, s); }
+  return s;
+}
+
+/** Put the queued datagrams back, in order, each waited for until it is in the queue. */
+function fillQueue(fd: number, d: UdpFile, ctx: RestoreFileCtx, label: string): void {
+  const data = d.data ? ctx.readData(d.data) : Buffer.alloc(0);
+  const total = d.queue!.reduce((s, q) => s + q.len, 0);
+  if (total > data.length) throw badImage(`image file ${d.data ?? 'files.json'}: open file ${d.id}: its queue has more bytes than its data file`);
   // (room for all of them while they come back: the buffer and its lock are put back after)
   const rcvbuf = getIntOpt(fd, SOL.SOCKET, SO.RCVBUF) ?? 0;
   const lock = getIntOpt(fd, SOL.SOCKET, SO_MORE.BUF_LOCK) ?? 0;
@@ -489,8 +568,7 @@ function fillQueue(fd: number, d: UdpFile, ctx: RestoreFileCtx, label: string): 
         } finally { fs.closeSync(probe); }
         checked.add(dst);
       }
-      let s = senders.get(fam);
-      if (!s) { s = openRawSender(fam, PASS_MARK); senders.set(fam, s); }
+      const s = rawSender(ctx, fam);
       const pkt = udpPacket({
         src, dst, sport: q.from.port, dport: local.port, data: bytes, lite: d.protocol === 'udplite',
         ttl: q.ttl ?? 64, tos: q.tos ?? 0, flowLabel: q.flowLabel ?? 0,

@@ -48,8 +48,10 @@
  *   device     bound to lo (SO_BINDTODEVICE) and 127.0.0.1:P, datagrams queued
  *   peekoff    SO_PEEK_OFF used by the program: one of three datagrams
  *              peeked at already; the next peek gives the second
- *   connrefused  a connected socket that got ICMP port unreachable (a pending
- *              error): ckpt must refuse
+ *   connrefused  a connected socket that got ICMP port unreachable: its
+ *              pending error (ECONNREFUSED) is there after restore, once
+ *   connrefused6  the same over IPv6
+ *   recverr    the same with IP_RECVERR on (an error queue): ckpt must refuse
  *
  * After SIGTERM each mode checks itself and reports PASS or FAIL.
  */
@@ -550,9 +552,11 @@ int main(int argc, char **argv)
 		for (int k = 1; k <= 3; k++) recv_dg(s, k, 10 * k, &b, "peekoff");
 		subject_pass();
 	}
-	if (!strcmp(mode, "connrefused")) {
-		s = sock(AF_INET, 0);
-		bl = mk4(&b, "127.0.0.1", Q);
+	if (!strcmp(mode, "connrefused") || !strcmp(mode, "connrefused6") || !strcmp(mode, "recverr")) {
+		int v6 = !strcmp(mode, "connrefused6");
+		s = sock(v6 ? AF_INET6 : AF_INET, 0);
+		bl = v6 ? mk6(&b, "::1", Q) : mk4(&b, "127.0.0.1", Q);
+		if (!strcmp(mode, "recverr")) setopt(s, IPPROTO_IP, IP_RECVERR, 1);
 		CHECK(connect(s, &b.sa, bl) == 0, "connect: %s", strerror(errno));
 		send_dg(s, 1, 10, NULL, 0);
 		struct pollfd p = { s, 0, 0 };
@@ -560,6 +564,8 @@ int main(int argc, char **argv)
 		subject_ready(argv[1]);
 		wait_term();
 		CHECK(iopt(s, SOL_SOCKET, SO_ERROR) == ECONNREFUSED, "the pending error is gone");
+		CHECK(iopt(s, SOL_SOCKET, SO_ERROR) == 0, "the pending error came twice");
+		same_name(s, &b, 1, "the socket");
 		subject_pass();
 	}
 	if (!strcmp(mode, "shutunconn")) {
