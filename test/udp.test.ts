@@ -36,7 +36,7 @@ for (const mode of ROUND) {
     assert.equal(await roundTrip(Subject.start('udp', [mode])), 'PASS');
   });
 }
-for (const mode of ['queue', 'queue6', 'queueconn', 'queuepre', 'peekoff', 'device', 'mcast', 'opts', 'lite', 'shared', 'connauto', 'connrefused', 'connrefused6']) {
+for (const mode of ['queue', 'queue6', 'queueconn', 'queuepre', 'peekoff', 'device', 'mcast', 'opts', 'lite', 'shared', 'connauto', 'connrefused', 'connrefused6', 'reuseport']) {
   if (only && !only.includes(`lr:${mode}`)) continue;
   test(`udp: leave running: ${mode} (nothing consumed, options put back)`, async () => {
     assert.equal(await leaveRunning(Subject.start('udp', [mode])), 'PASS');

@@ -7,7 +7,7 @@
 // and the multicast groups of each interface (/proc/net/igmp, igmp6).
 
 import fs from 'node:fs';
-import { syscallRaw } from './ffi.js';
+import { syscallRaw, addressOf } from './ffi.js';
 import { NR } from './consts.js';
 import { AF, SOL, IP, IPV6, addrText, addrBytes, getsockoptRaw, setsockoptRaw, setsockoptIntRaw } from './inet.js';
 
@@ -174,3 +174,24 @@ export function datagramMeta(cmsgs: Array<{ level: number; type: number; data: B
   }
   return m;
 }
+
+// ---------------------------------------------------------------- reuseport groups
+
+/**
+ * Steer what comes to the socket's SO_REUSEPORT group to its member number
+ * `index` (SO_ATTACH_REUSEPORT_CBPF with a classic BPF program of one
+ * instruction, "return index"): 0 or -errno.
+ */
+export function steerReuseport(fd: number, index: number): number {
+  const prog = Buffer.alloc(8);
+  prog.writeUInt16LE(0x06 /* BPF_RET | BPF_K */, 0);
+  prog.writeUInt32LE(index >>> 0, 4);
+  const f = Buffer.alloc(16);
+  f.writeUInt16LE(1, 0);
+  f.writeBigUInt64LE(addressOf(prog), 8);
+  const r = setsockoptRaw(fd, SOL.SOCKET, 51 /* SO_ATTACH_REUSEPORT_CBPF */, f);
+  void prog;
+  return r;
+}
+/** Take the group's program away again (SO_DETACH_REUSEPORT_BPF): 0 or -errno. */
+export function unsteerReuseport(fd: number): number { return setsockoptIntRaw(fd, SOL.SOCKET, 68 /* SO_DETACH_REUSEPORT_BPF */, 0); }

@@ -34,7 +34,8 @@ import {
   AF, IPPROTO, SOL, IP, SO_MORE, SIOC, InetAddr, InetDiag, inetDiagAll, getsocknameInet, getpeernameInet, bindInet, connectInet,
   sockIoctlInt, recvDatagram, showAddr, addrBytes, setsockoptRaw, IPV6,
 } from '../kernel/inet.js';
-import { UDP_OPT, UDP_ENCAP_NAMES, RECV_OPTS, getIntOpt, setIntOpt, shutdownRaw, rmemAlloc, getMcastFilter, joinMcast, hostGroups, datagramMeta, POLLBIT } from '../kernel/udpsk.js';
+import { UDP_OPT, UDP_ENCAP_NAMES, RECV_OPTS, getIntOpt, setIntOpt, shutdownRaw, rmemAlloc, getMcastFilter, joinMcast, hostGroups, datagramMeta, POLLBIT,
+  steerReuseport, unsteerReuseport } from '../kernel/udpsk.js';
 import { openRawSender, sendRawPacket, RawSender, closeRawSender } from '../kernel/rawsend.js';
 import { udpPacket, icmpErrorPacket, PASS_MARK } from '../net/packets.js';
 import { refused, badImage, conflict, CkptError } from '../errors.js';
@@ -520,6 +521,25 @@ function createUdp(d: UdpFile, ctx: RestoreFileCtx): number {
   }
 }
 
+/**
+ * Steer the SO_REUSEPORT group the socket just joined to it: its member
+ * number is the number of sockets that were in the group before it (the
+ * sockets of this host bound to the same address, port and device, with the
+ * same owner). False when it is alone.
+ */
+function steerToSelf(fd: number, d: UdpFile, label: string): boolean {
+  const me = fs.fstatSync(fd).ino;
+  const got = getsocknameInet(fd);
+  if (!got) return false;
+  const dev = getIntOpt(fd, SOL.SOCKET, SO_MORE.BINDTOIFINDEX) ?? 0;
+  const others = inetDiagAll(d.family, PROTO_NR[d.protocol]).filter((x) => x.inode !== me && x.src.port === got.port
+    && x.src.addr === got.addr && x.ifindex === dev && x.uid === (d.uid ?? 0) && x.dst.port === 0);
+  if (!others.length) return false;
+  const r = steerReuseport(fd, others.length);
+  if (r < 0) throw new CkptError('failed', `${label}: its queued datagrams cannot be steered to it in its SO_REUSEPORT group: ${errnoName(-r)}`);
+  return true;
+}
+
 /** The raw socket of a family restore sends packets with (one per restore, closed when it is done). */
 function rawSender(ctx: RestoreFileCtx, fam: 4 | 6): RawSender {
   let senders = ctx.state.get('udp:raw') as Map<number, RawSender> | undefined;
@@ -548,6 +568,8 @@ function fillQueue(fd: number, d: UdpFile, ctx: RestoreFileCtx, label: string): 
   if (dev) setIntOpt(fd, SOL.SOCKET, SO_MORE.BINDTOIFINDEX, 0);
   const local = d.local as InetAddr;
   const checked = new Set<string>();
+  // (a member of a SO_REUSEPORT group gets what comes to the group by a hash of the sender: steered to it for the time)
+  const steered = d.opts.ints?.reuseport ? steerToSelf(fd, d, label) : false;
   let at = 0;
   try {
     for (const q of d.queue!) {
@@ -585,6 +607,7 @@ function fillQueue(fd: number, d: UdpFile, ctx: RestoreFileCtx, label: string): 
       }
     }
   } finally {
+    if (steered) unsteerReuseport(fd);
     if (dev) setIntOpt(fd, SOL.SOCKET, SO_MORE.BINDTOIFINDEX, dev);
     setIntOpt(fd, SOL.SOCKET, SO.RCVBUFFORCE, Math.floor(rcvbuf / 2));
     setIntOpt(fd, SOL.SOCKET, SO_MORE.BUF_LOCK, lock);

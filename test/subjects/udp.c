@@ -36,8 +36,10 @@
  *   opts       options: TOS, TTL, SO_MARK, SO_PRIORITY, fixed buffers,
  *              SO_REUSEADDR, IP_RECVTTL, SO_TIMESTAMP, UDP_SEGMENT, UDP_GRO,
  *              IPv6 traffic class, UDP_NO_CHECK6_TX, IPV6_RECVPKTINFO
- *   reuseport  two processes with SO_REUSEPORT sockets on one port, and two
- *              SO_REUSEADDR sockets of this process on another
+ *   reuseport  two processes with SO_REUSEPORT sockets on one port, each with
+ *              its own datagrams queued (steered there with a reuseport
+ *              program, taken away before READY), and two SO_REUSEADDR
+ *              sockets of this process on another port
  *   lite       UDP-Lite, send and receive checksum coverage, a datagram queued
  *   shared     a socket shared with a child (fork), a datagram queued
  *   inflight   a socket in flight in a unix socket's queue (SCM_RIGHTS), with
@@ -60,6 +62,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
+#include <linux/filter.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -669,15 +672,22 @@ int main(int argc, char **argv)
 		al = mk4(&a, "127.0.0.1", P);
 		int sync[2];
 		CHECK(pipe(sync) == 0, "pipe");
+		int go[2];
+		CHECK(pipe(go) == 0, "pipe");
+		cl = mk4(&c, "127.0.0.1", R);
 		pid_t kid = fork();
 		if (kid == 0) {
 			int k = sock(AF_INET, 0);
 			setopt(k, SOL_SOCKET, SO_REUSEPORT, 1);
 			do_bind(k, &a, al);
 			CHECK(write(sync[1], "k", 1) == 1, "child: write");
+			char g;
+			CHECK(read(go[0], &g, 1) == 1, "child: waiting");
 			wait_term();
 			same_name(k, &a, 0, "the child's socket");
 			CHECK(iopt(k, SOL_SOCKET, SO_REUSEPORT) == 1, "child: SO_REUSEPORT is off");
+			for (int i = 1; i <= 2; i++) recv_dg(k, i, 10 * i, &c, "the child's queue");
+			nothing(k, "the child's queue");
 			subject_pass();
 		}
 		char ch;
@@ -685,18 +695,31 @@ int main(int argc, char **argv)
 		s = sock(AF_INET, 0);
 		setopt(s, SOL_SOCKET, SO_REUSEPORT, 1);
 		do_bind(s, &a, al);
-		t = sock(AF_INET, 0); u = sock(AF_INET, 0);
-		setopt(t, SOL_SOCKET, SO_REUSEADDR, 1); setopt(u, SOL_SOCKET, SO_REUSEADDR, 1);
-		bl = mk4(&b, "0.0.0.0", Q); do_bind(t, &b, bl); do_bind(u, &b, bl);
+		/* datagrams steered for the moment: two to the child's socket (member 0), three to this one (member 1) */
+		u = sock(AF_INET, 0); do_bind(u, &c, cl);
+		for (int m = 0; m < 2; m++) {
+			struct sock_filter ret = { 0x06, 0, 0, (unsigned)m };
+			struct sock_fprog fp = { 1, &ret };
+			CHECK(setsockopt(s, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fp, sizeof(fp)) == 0, "SO_ATTACH_REUSEPORT_CBPF: %s", strerror(errno));
+			for (int i = 1; i <= 2 + m; i++) send_dg(u, m * 10 + i, m * 100 + 10 * i, &a, al);
+		}
+		int zero = 0;
+		CHECK(setsockopt(s, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &zero, sizeof(zero)) == 0, "SO_DETACH_REUSEPORT_BPF: %s", strerror(errno));
+		CHECK(write(go[1], "g", 1) == 1, "write");
+		t = sock(AF_INET, 0); int v = sock(AF_INET, 0);
+		setopt(t, SOL_SOCKET, SO_REUSEADDR, 1); setopt(v, SOL_SOCKET, SO_REUSEADDR, 1);
+		bl = mk4(&b, "0.0.0.0", Q); do_bind(t, &b, bl); do_bind(v, &b, bl);
 		subject_ready(argv[1]);
 		wait_term();
 		kill(kid, SIGTERM);
 		reap(kid, "reuseport");
 		same_name(s, &a, 0, "the socket");
 		same_name(t, &b, 0, "the first SO_REUSEADDR socket");
-		same_name(u, &b, 0, "the second SO_REUSEADDR socket");
+		same_name(v, &b, 0, "the second SO_REUSEADDR socket");
 		CHECK(iopt(s, SOL_SOCKET, SO_REUSEPORT) == 1, "SO_REUSEPORT is off");
-		CHECK(iopt(t, SOL_SOCKET, SO_REUSEADDR) == 1 && iopt(u, SOL_SOCKET, SO_REUSEADDR) == 1, "SO_REUSEADDR is off");
+		CHECK(iopt(t, SOL_SOCKET, SO_REUSEADDR) == 1 && iopt(v, SOL_SOCKET, SO_REUSEADDR) == 1, "SO_REUSEADDR is off");
+		for (int i = 1; i <= 3; i++) recv_dg(s, 10 + i, 100 + 10 * i, &c, "the parent's queue");
+		nothing(s, "the parent's queue");
 		subject_pass();
 	}
 	if (!strcmp(mode, "lite")) {
