@@ -84,6 +84,8 @@ export const UdpFile = z.object({
   uid: z.optional(u32),
   /** Its address (none: not bound). */
   local: z.optional(Addr),
+  /** Where it was among the sockets of its port (bound earlier: smaller): sockets that share a port are bound again in this order. */
+  bindRank: z.optional(count),
   /** The port was picked by the kernel (autobind: a send, connect, or bind to port 0), not given to bind(). */
   autoPort: z.optional(z.boolean()),
   /** Connected: the address was given to bind() (else the kernel chose it by the route to the peer). */
@@ -138,23 +140,25 @@ function isMulticastOrBroadcast(a: string): boolean {
 
 // ---------------------------------------------------------------- dump
 
-interface DumpState { diag: Map<number, InetDiag> }
+interface DumpState { diag: Map<number, InetDiag>; rank: Map<number, number> }
 
 function diagOf(ctx: DumpFileCtx, ino: number): InetDiag | undefined {
   let st = ctx.state.get('udp') as DumpState | undefined;
   if (!st) {
-    st = { diag: new Map() };
+    st = { diag: new Map(), rank: new Map() };
     for (const fam of [4, 6] as const) {
       for (const p of [IPPROTO.UDP, IPPROTO.UDPLITE]) {
         let list: InetDiag[] = [];
         try { list = inetDiagAll(fam, p); } catch { /* (no UDP-Lite diag here: those sockets are then refused by name) */ }
-        for (const d of list) if (d.inode) st.diag.set(d.inode, d);
+        // (the kernel lists the sockets of a port newest first: their rank, counted from the end, is the order they were bound in)
+        list.forEach((d, i) => { if (d.inode) { st!.diag.set(d.inode, d); st!.rank.set(d.inode, list.length - i); } });
       }
     }
     ctx.state.set('udp', st);
   }
   return st.diag.get(ino);
 }
+function rankOf(ctx: DumpFileCtx, ino: number): number | undefined { return (ctx.state.get('udp') as DumpState | undefined)?.rank.get(ino); }
 
 /** The ports the kernel picks from for this socket (its IP_LOCAL_PORT_RANGE within the host's range), without the reserved ones. */
 function ephemeral(localPortRange: number | undefined): { lo: number; hi: number; reserved: (p: number) => boolean } {
@@ -238,6 +242,8 @@ function dumpUdp(f: FdFacts, ctx: DumpFileCtx): Omit<UdpFile, 'id'> {
     // Addresses.
     if (local && local.port !== 0) {
       out.local = local;
+      const rank = rankOf(ctx, f.st.ino);
+      if (rank !== undefined) out.bindRank = rank;
       const range = ephemeral(out.opts.ints?.localPortRange);
       // A port in the range the kernel picks from is taken to be one it picked (see docs/support.md).
       if (local.port >= range.lo && local.port <= range.hi && !range.reserved(local.port)) out.autoPort = true;
@@ -554,6 +560,34 @@ function rawSender(ctx: RestoreFileCtx, fam: 4 | 6): RawSender {
   return s;
 }
 
+/**
+ * A socket, made with the others of the image that share its port (same
+ * protocol and family), all at once, in the order they were bound: the
+ * kernel gives a port's datagrams to the socket bound last among equals,
+ * and numbers the members of a SO_REUSEPORT group in the order they joined.
+ */
+function createShared(d: UdpFile, ctx: RestoreFileCtx): number {
+  if (!d.local) return createUdp(d, ctx);
+  const key = (x: UdpFile) => `${x.protocol}/${x.family}/${x.local!.port}`;
+  const group = (ctx.descs as unknown as UdpFile[]).filter((x) => x.kind === 'udp' && x.local && key(x) === key(d));
+  if (group.length < 2) return createUdp(d, ctx);
+  let made = ctx.state.get('udp:made') as Map<number, number> | undefined;
+  if (!made) {
+    const m = new Map<number, number>();
+    made = m;
+    ctx.state.set('udp:made', m);
+    // (those made with another and never asked for: the restore failed first)
+    ctx.onDone(() => { for (const fd of m.values()) { try { fs.closeSync(fd); } catch { /* closed */ } } m.clear(); });
+  }
+  if (!made.has(d.id)) {
+    const order = [...group].sort((a, b) => (a.bindRank ?? a.id) - (b.bindRank ?? b.id) || a.id - b.id);
+    for (const x of order) made.set(x.id, createUdp(x, ctx));
+  }
+  const fd = made.get(d.id)!;
+  made.delete(d.id);
+  return fd;
+}
+
 /** Put the queued datagrams back, in order, each waited for until it is in the queue. */
 function fillQueue(fd: number, d: UdpFile, ctx: RestoreFileCtx, label: string): void {
   const data = d.data ? ctx.readData(d.data) : Buffer.alloc(0);
@@ -633,6 +667,6 @@ export const udpKind = defineKind<UdpFile>({
   },
   phase: 'objects',
   create(d, _holder, ctx) {
-    return { local: createUdp(d, ctx), closeAfter: true };
+    return { local: createShared(d, ctx), closeAfter: true };
   },
 });

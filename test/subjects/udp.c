@@ -709,6 +709,13 @@ int main(int argc, char **argv)
 		t = sock(AF_INET, 0); int v = sock(AF_INET, 0);
 		setopt(t, SOL_SOCKET, SO_REUSEADDR, 1); setopt(v, SOL_SOCKET, SO_REUSEADDR, 1);
 		bl = mk4(&b, "0.0.0.0", Q); do_bind(t, &b, bl); do_bind(v, &b, bl);
+		/* the kernel gives the port's datagrams to one of the two: it must be the same one after restore */
+		addr_t toq;
+		socklen_t tql = mk4(&toq, "127.0.0.1", Q);
+		send_dg(u, 30, 30, &toq, tql);
+		struct pollfd pw[2] = { { t, POLLIN, 0 }, { v, POLLIN, 0 } };
+		CHECK(poll(pw, 2, 2000) == 1, "the datagram to the SO_REUSEADDR pair came to %s", "none or both");
+		int winner = pw[0].revents & POLLIN ? t : v, loser = winner == t ? v : t;
 		subject_ready(argv[1]);
 		wait_term();
 		kill(kid, SIGTERM);
@@ -718,6 +725,11 @@ int main(int argc, char **argv)
 		same_name(v, &b, 0, "the second SO_REUSEADDR socket");
 		CHECK(iopt(s, SOL_SOCKET, SO_REUSEPORT) == 1, "SO_REUSEPORT is off");
 		CHECK(iopt(t, SOL_SOCKET, SO_REUSEADDR) == 1 && iopt(v, SOL_SOCKET, SO_REUSEADDR) == 1, "SO_REUSEADDR is off");
+		recv_dg(winner, 30, 30, &c, "the SO_REUSEADDR socket that got the datagram");
+		nothing(loser, "the other SO_REUSEADDR socket");
+		send_dg(u, 31, 31, &toq, tql);
+		recv_dg(winner, 31, 31, &c, "the SO_REUSEADDR socket that got the first datagram, for the next");
+		nothing(loser, "the other SO_REUSEADDR socket, for the next");
 		for (int i = 1; i <= 3; i++) recv_dg(s, 10 + i, 100 + 10 * i, &c, "the parent's queue");
 		nothing(s, "the parent's queue");
 		subject_pass();
