@@ -263,15 +263,17 @@ function dumpUdp(f: FdFacts, ctx: DumpFileCtx): Omit<UdpFile, 'id'> {
     if (outq > 0) {
       throw refused(`${at}: ${outq} bytes are waiting to be sent (${udp.cork ? 'UDP_CORK is set' : 'MSG_MORE, or not yet sent by the device'}); corked data cannot be read back`);
     }
-    // A pending error (SO_ERROR) or error messages (IP_RECVERR): reading either takes it from the program.
-    if (pollNow(fd) & POLLBIT.ERR) {
-      const e = pendingError(fd, out, at);
-      if (e) out.error = e;
+    // A pending error (SO_ERROR) or error messages (IP_RECVERR): reading either takes it from the program,
+    // and so does a read of the queue (the kernel answers the error first). Taken here, given back at the end.
+    const e = pollNow(fd) & POLLBIT.ERR ? takeError(fd, out, at) : 0;
+    try {
+      out.memberships = readMemberships(fd, family, at);
+      if (!out.memberships.length) delete out.memberships;
+      if (d && d.rqueue > 0) readQueue(fd, family, out, ctx, at);
+    } finally {
+      if (e) giveErrorBack(fd, out, e, at);
     }
-
-    out.memberships = readMemberships(fd, family, at);
-    if (!out.memberships.length) delete out.memberships;
-    if (d && d.rqueue > 0) readQueue(fd, family, out, ctx, at);
+    if (e) out.error = e;
     return out;
   } finally {
     if (!own) fs.closeSync(fd);
@@ -326,29 +328,30 @@ function giveError(fd: number, d: Pick<UdpFile, 'protocol' | 'local' | 'peer'>, 
 }
 
 /**
- * The pending error of a socket that poll() says has one (POLLERR). It can
- * only be read by taking it: so only where ckpt can give it back at once
- * (a connected socket without error queue: the kernel made the error from
- * an ICMP error of the peer, which ckpt sends again), and checked once.
+ * Take the pending error of a socket that poll() says has one (POLLERR).
+ * It can only be read by taking it: so only where ckpt can give it back
+ * (giveErrorBack): a connected socket without an error queue, whose error
+ * the kernel made from an ICMP error of its peer, which ckpt sends again.
  */
-function pendingError(fd: number, out: Omit<UdpFile, 'id'>, at: string): number {
+function takeError(fd: number, out: Omit<UdpFile, 'id'>, at: string): number {
   const ints = out.opts.ints ?? {};
   const queues = [ints.recverr && 'IP_RECVERR', ints.recverr6 && 'IPV6_RECVERR', ints.timestamping && 'SO_TIMESTAMPING', ints.zerocopy && 'SO_ZEROCOPY'].filter(Boolean);
   if (queues.length) throw refused(`${at}: the socket has a pending error or queued error messages (POLLERR, with ${queues.join(', ')} on); ckpt cannot read them without taking them from the program; not supported yet`);
   if (!out.peer || !out.local) throw refused(`${at}: the socket has a pending error (POLLERR) and no peer: ckpt could not give it back once read; not supported yet`);
+  return getIntOpt(fd, SOL.SOCKET, SO.ERROR) ?? 0;
+}
+
+/** Give the program its pending error back, then take it and give it once more: what restore will do is known to work. */
+function giveErrorBack(fd: number, out: Omit<UdpFile, 'id'>, e: number, at: string): void {
   const senders = new Map<number, RawSender>();
   const sender = (fam: 4 | 6) => { let s = senders.get(fam); if (!s) { s = openRawSender(fam, PASS_MARK); senders.set(fam, s); } return s; };
   try {
-    const e = getIntOpt(fd, SOL.SOCKET, SO.ERROR) ?? 0;
-    if (!e) return 0;
-    // (given back at once, then read once more and given back again: what restore will do is known to work)
     let why = giveError(fd, out, e, sender);
     if (!why) {
       const again = getIntOpt(fd, SOL.SOCKET, SO.ERROR) ?? 0;
       why = giveError(fd, out, e, sender) ?? (again !== e ? `the ICMP error made ${errnoName(again)}` : null);
     }
     if (why) throw new CkptError('failed', `${at}: its pending error ${errnoName(e)} was read and could not be given back (${why}); the program will not see it`);
-    return e;
   } finally { for (const s of senders.values()) closeRawSender(s); }
 }
 

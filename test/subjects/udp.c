@@ -51,7 +51,8 @@
  *   peekoff    SO_PEEK_OFF used by the program: one of three datagrams
  *              peeked at already; the next peek gives the second
  *   connrefused  a connected socket that got ICMP port unreachable: its
- *              pending error (ECONNREFUSED) is there after restore, once
+ *              pending error (ECONNREFUSED) is there after restore, once,
+ *              and a datagram from the peer queued after it
  *   connrefused6  the same over IPv6
  *   recverr    the same with IP_RECVERR on (an error queue): ckpt must refuse
  *
@@ -564,11 +565,17 @@ int main(int argc, char **argv)
 		send_dg(s, 1, 10, NULL, 0);
 		struct pollfd p = { s, 0, 0 };
 		CHECK(poll(&p, 1, 2000) == 1 && (p.revents & POLLERR), "no error came");
+		/* and a datagram from the peer queued behind the error */
+		t = sock(v6 ? AF_INET6 : AF_INET, 0); do_bind(t, &b, bl);
+		addr_t me = name_of(s, 0);
+		send_dg(t, 2, 22, &me, bl);
+		usleep(20000);
 		subject_ready(argv[1]);
 		wait_term();
 		CHECK(iopt(s, SOL_SOCKET, SO_ERROR) == ECONNREFUSED, "the pending error is gone");
 		CHECK(iopt(s, SOL_SOCKET, SO_ERROR) == 0, "the pending error came twice");
 		same_name(s, &b, 1, "the socket");
+		if (strcmp(mode, "recverr")) recv_dg(s, 2, 22, &b, "the datagram behind the error");
 		subject_pass();
 	}
 	if (!strcmp(mode, "shutunconn")) {
