@@ -29,7 +29,7 @@ after(cleanupAll);
 
 const only = process.env.UDP_ONLY?.split(',');
 const ROUND = ['bound4', 'bound6', 'dual', 'conn4', 'conn6', 'connauto', 'disconn', 'autobound', 'unbound', 'unboundshut', 'queue', 'queue6', 'queueconn', 'queuepre',
-  'mapped', 'device', 'peekoff', 'cork', 'shutrd', 'shutwr', 'shutunconn', 'mcast', 'opts', 'reuseport', 'lite', 'shared', 'inflight', 'connrefused', 'connrefused6'];
+  'mapped', 'device', 'peekoff', 'cork', 'shutrd', 'shutwr', 'shutunconn', 'mcast', 'opts', 'reuseport', 'lite', 'lite6', 'shared', 'inflight', 'connrefused', 'connrefused6'];
 for (const mode of ROUND) {
   if (only && !only.includes(mode)) continue;
   test(`udp: round trip: ${mode}`, async () => {

@@ -41,6 +41,7 @@
  *              program, taken away before READY), and two SO_REUSEADDR
  *              sockets of this process on another port
  *   lite       UDP-Lite, send and receive checksum coverage, a datagram queued
+ *   lite6      the same over IPv6
  *   shared     a socket shared with a child (fork), a datagram queued
  *   inflight   a socket in flight in a unix socket's queue (SCM_RIGHTS), with
  *              a datagram queued
@@ -741,12 +742,13 @@ int main(int argc, char **argv)
 		nothing(s, "the parent's queue");
 		subject_pass();
 	}
-	if (!strcmp(mode, "lite")) {
-		s = sock(AF_INET, IPPROTO_UDPLITE); t = sock(AF_INET, IPPROTO_UDPLITE);
+	if (!strcmp(mode, "lite") || !strcmp(mode, "lite6")) {
+		int v6 = !strcmp(mode, "lite6");
+		s = sock(v6 ? AF_INET6 : AF_INET, IPPROTO_UDPLITE); t = sock(v6 ? AF_INET6 : AF_INET, IPPROTO_UDPLITE);
 		setopt(s, IPPROTO_UDPLITE, UDPLITE_SEND_CSCOV, 20);
 		setopt(s, IPPROTO_UDPLITE, UDPLITE_RECV_CSCOV, 12);
 		setopt(t, IPPROTO_UDPLITE, UDPLITE_SEND_CSCOV, 16);
-		al = mk4(&a, "127.0.0.1", P); bl = mk4(&b, "127.0.0.1", Q);
+		if (v6) { al = mk6(&a, "::1", P); bl = mk6(&b, "::1", Q); } else { al = mk4(&a, "127.0.0.1", P); bl = mk4(&b, "127.0.0.1", Q); }
 		do_bind(s, &a, al); do_bind(t, &b, bl);
 		send_dg(t, 1, 300, &a, al);
 		subject_ready(argv[1]);
