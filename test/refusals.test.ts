@@ -11,7 +11,7 @@ import { Subject, ckpt, ckptOk, cleanupAll, readText } from './harness.js';
 after(cleanupAll);
 
 const REFUSED: Array<[string, RegExp]> = [
-  ['socket', /fd 3 is an AF_INET socket of type SOCK_DGRAM, protocol 17, which is not supported: socket:\[\d+\]/],
+  ['socket', /fd 3 is an AF_VSOCK socket of type SOCK_STREAM, protocol 0, which is not supported: socket:\[\d+\]/],
   ['lock', /fd 3 .* holds a file lock \(FLOCK ADVISORY\)/],
   ['netns', /another net namespace than ckpt/],
 ];

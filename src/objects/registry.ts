@@ -15,6 +15,7 @@ import { fanotifyKind } from './fanotify.js';
 import { pidfdKind } from './pidfd.js';
 import { unixKind } from './unix.js';
 import { tcpKind } from './tcp.js';
+import { udpKind } from './udp.js';
 
 export const FILE_KINDS: readonly FileKind<any>[] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
   pathKind,
@@ -32,4 +33,5 @@ export const FILE_KINDS: readonly FileKind<any>[] = [ // eslint-disable-line @ty
   memfdKind,
   unixKind,
   tcpKind,
+  udpKind,
 ];
