@@ -14,6 +14,9 @@ import { inotifyKind } from './inotify.js';
 import { fanotifyKind } from './fanotify.js';
 import { pidfdKind } from './pidfd.js';
 import { unixKind } from './unix.js';
+import { rawSockKind, pingSockKind } from './rawsock.js';
+import { packetSockKind } from './packetsock.js';
+import { netlinkSockKind } from './netlinksock.js';
 
 export const FILE_KINDS: readonly FileKind<any>[] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
   pathKind,
@@ -30,4 +33,8 @@ export const FILE_KINDS: readonly FileKind<any>[] = [ // eslint-disable-line @ty
   ghostKind,
   memfdKind,
   unixKind,
+  rawSockKind,
+  pingSockKind,
+  packetSockKind,
+  netlinkSockKind,
 ];

@@ -17,40 +17,44 @@ import { SOL, IP, IPV6, SO_MORE, getsockoptRaw, setsockoptRaw, setsockoptIntRaw,
 import { refused, CkptError } from '../errors.js';
 import { i32, int, count } from '../image/schema.js';
 
-type Fam = 4 | 6;
+/** 4, 6: inet (AF_INET, AF_INET6); 16: AF_NETLINK, 17: AF_PACKET (their SOL_SOCKET options only). */
+export type SockOptFamily = 4 | 6 | 16 | 17;
+type Fam = SockOptFamily;
 /** An int option: its level and number, for which families, and whether it must be set before bind(). */
 interface IntOpt { level: number; opt: number; fams: readonly Fam[]; early?: true }
 const BOTH = [4, 6] as const;
+/** SOL_SOCKET options: every family. */
+const ALL = [4, 6, 16, 17] as const;
 const V4 = [4] as const;
 const V6 = [6] as const;
 
 const INT_OPTS = {
-  reuseaddr: { level: SOL.SOCKET, opt: SO.REUSEADDR, fams: BOTH, early: true },
-  reuseport: { level: SOL.SOCKET, opt: SO.REUSEPORT, fams: BOTH, early: true },
-  keepalive: { level: SOL.SOCKET, opt: SO.KEEPALIVE, fams: BOTH },
-  broadcast: { level: SOL.SOCKET, opt: SO.BROADCAST, fams: BOTH },
-  dontroute: { level: SOL.SOCKET, opt: SO.DONTROUTE, fams: BOTH },
-  oobinline: { level: SOL.SOCKET, opt: SO.OOBINLINE, fams: BOTH },
-  mark: { level: SOL.SOCKET, opt: SO.MARK, fams: BOTH },
-  rcvlowat: { level: SOL.SOCKET, opt: SO.RCVLOWAT, fams: BOTH },
-  passcred: { level: SOL.SOCKET, opt: SO.PASSCRED, fams: BOTH },
-  passsec: { level: SOL.SOCKET, opt: SO.PASSSEC, fams: BOTH },
-  timestamp: { level: SOL.SOCKET, opt: SO.TIMESTAMP_OLD, fams: BOTH },
-  timestampns: { level: SOL.SOCKET, opt: SO.TIMESTAMPNS_OLD, fams: BOTH },
-  timestamping: { level: SOL.SOCKET, opt: SO_MORE.TIMESTAMPING_OLD, fams: BOTH },
-  rxqOvfl: { level: SOL.SOCKET, opt: SO_MORE.RXQ_OVFL, fams: BOTH },
-  nofcs: { level: SOL.SOCKET, opt: SO_MORE.NOFCS, fams: BOTH },
-  selectErrQueue: { level: SOL.SOCKET, opt: SO_MORE.SELECT_ERR_QUEUE, fams: BOTH },
-  busyPoll: { level: SOL.SOCKET, opt: SO_MORE.BUSY_POLL, fams: BOTH },
-  preferBusyPoll: { level: SOL.SOCKET, opt: SO_MORE.PREFER_BUSY_POLL, fams: BOTH },
-  busyPollBudget: { level: SOL.SOCKET, opt: SO_MORE.BUSY_POLL_BUDGET, fams: BOTH },
-  maxPacingRate: { level: SOL.SOCKET, opt: SO_MORE.MAX_PACING_RATE, fams: BOTH },
-  incomingCpu: { level: SOL.SOCKET, opt: SO_MORE.INCOMING_CPU, fams: BOTH },
-  zerocopy: { level: SOL.SOCKET, opt: SO_MORE.ZEROCOPY, fams: BOTH },
-  txrehash: { level: SOL.SOCKET, opt: SO_MORE.TXREHASH, fams: BOTH },
-  rcvmark: { level: SOL.SOCKET, opt: SO_MORE.RCVMARK, fams: BOTH },
-  peekOff: { level: SOL.SOCKET, opt: SO.PEEK_OFF, fams: BOTH },
-  bindIfindex: { level: SOL.SOCKET, opt: SO_MORE.BINDTOIFINDEX, fams: BOTH, early: true },
+  reuseaddr: { level: SOL.SOCKET, opt: SO.REUSEADDR, fams: ALL, early: true },
+  reuseport: { level: SOL.SOCKET, opt: SO.REUSEPORT, fams: ALL, early: true },
+  keepalive: { level: SOL.SOCKET, opt: SO.KEEPALIVE, fams: ALL },
+  broadcast: { level: SOL.SOCKET, opt: SO.BROADCAST, fams: ALL },
+  dontroute: { level: SOL.SOCKET, opt: SO.DONTROUTE, fams: ALL },
+  oobinline: { level: SOL.SOCKET, opt: SO.OOBINLINE, fams: ALL },
+  mark: { level: SOL.SOCKET, opt: SO.MARK, fams: ALL },
+  rcvlowat: { level: SOL.SOCKET, opt: SO.RCVLOWAT, fams: ALL },
+  passcred: { level: SOL.SOCKET, opt: SO.PASSCRED, fams: ALL },
+  passsec: { level: SOL.SOCKET, opt: SO.PASSSEC, fams: ALL },
+  timestamp: { level: SOL.SOCKET, opt: SO.TIMESTAMP_OLD, fams: ALL },
+  timestampns: { level: SOL.SOCKET, opt: SO.TIMESTAMPNS_OLD, fams: ALL },
+  timestamping: { level: SOL.SOCKET, opt: SO_MORE.TIMESTAMPING_OLD, fams: ALL },
+  rxqOvfl: { level: SOL.SOCKET, opt: SO_MORE.RXQ_OVFL, fams: ALL },
+  nofcs: { level: SOL.SOCKET, opt: SO_MORE.NOFCS, fams: ALL },
+  selectErrQueue: { level: SOL.SOCKET, opt: SO_MORE.SELECT_ERR_QUEUE, fams: ALL },
+  busyPoll: { level: SOL.SOCKET, opt: SO_MORE.BUSY_POLL, fams: ALL },
+  preferBusyPoll: { level: SOL.SOCKET, opt: SO_MORE.PREFER_BUSY_POLL, fams: ALL },
+  busyPollBudget: { level: SOL.SOCKET, opt: SO_MORE.BUSY_POLL_BUDGET, fams: ALL },
+  maxPacingRate: { level: SOL.SOCKET, opt: SO_MORE.MAX_PACING_RATE, fams: ALL },
+  incomingCpu: { level: SOL.SOCKET, opt: SO_MORE.INCOMING_CPU, fams: ALL },
+  zerocopy: { level: SOL.SOCKET, opt: SO_MORE.ZEROCOPY, fams: ALL },
+  txrehash: { level: SOL.SOCKET, opt: SO_MORE.TXREHASH, fams: ALL },
+  rcvmark: { level: SOL.SOCKET, opt: SO_MORE.RCVMARK, fams: ALL },
+  peekOff: { level: SOL.SOCKET, opt: SO.PEEK_OFF, fams: ALL },
+  bindIfindex: { level: SOL.SOCKET, opt: SO_MORE.BINDTOIFINDEX, fams: ALL, early: true },
   tos: { level: SOL.IP, opt: IP.TOS, fams: V4 },
   ttl: { level: SOL.IP, opt: IP.TTL, fams: V4 },
   recvopts: { level: SOL.IP, opt: IP.RECVOPTS, fams: V4 },
@@ -104,7 +108,7 @@ const INT_OPTS = {
   routerAlert: { level: SOL.IPV6, opt: IPV6.ROUTER_ALERT, fams: V6 },
   routerAlertIsolate: { level: SOL.IPV6, opt: IPV6.ROUTER_ALERT_ISOLATE, fams: V6 },
   // (last: IP_TOS and IPV6_TCLASS set it too)
-  priority: { level: SOL.SOCKET, opt: SO.PRIORITY, fams: BOTH },
+  priority: { level: SOL.SOCKET, opt: SO.PRIORITY, fams: ALL },
 } as const satisfies Record<string, IntOpt>;
 type IntName = keyof typeof INT_OPTS;
 const INT_NAMES = Object.keys(INT_OPTS) as [IntName, ...IntName[]];
@@ -142,11 +146,11 @@ function getInt(fd: number, level: number, opt: number): number | null {
 }
 
 /** A fresh socket of this family, type and protocol, made once per dump: what a program starts with. */
-function reference(state: Map<string, unknown>, family: Fam, type: number, protocol: number): Map<string, number | null> {
+function reference(state: Map<string, unknown>, family: Fam, type: number, protocol: number, mkRef?: () => number): Map<string, number | null> {
   const key = `sockopts:${family}:${type}:${protocol}`;
   let ref = state.get(key) as Map<string, number | null> | undefined;
   if (ref) return ref;
-  const fd = socket(family === 4 ? 2 : 10, type, protocol);
+  const fd = mkRef ? mkRef() : socket(family === 4 ? 2 : family === 6 ? 10 : family, type, protocol);
   try {
     ref = new Map();
     for (const n of INT_NAMES) ref.set(n, (INT_OPTS[n] as IntOpt).fams.includes(family) ? getInt(fd, INT_OPTS[n].level, INT_OPTS[n].opt) : null);
@@ -157,10 +161,12 @@ function reference(state: Map<string, unknown>, family: Fam, type: number, proto
 
 /**
  * Read the options of socket `fd` (ckpt's copy) that the program changed.
- * `skip`: options its kind keeps itself.
+ * `skip`: options its kind keeps itself. `mkRef`: how to make the fresh
+ * socket compared with, when socket(family, type, protocol) from ckpt is not
+ * how (a ping socket made with a group that may make one).
  */
-export function dumpSockOpts(fd: number, family: Fam, type: number, protocol: number, where: string, state: Map<string, unknown>, skip: ReadonlySet<string> = new Set()): SockOpts {
-  const ref = reference(state, family, type, protocol);
+export function dumpSockOpts(fd: number, family: Fam, type: number, protocol: number, where: string, state: Map<string, unknown>, skip: ReadonlySet<string> = new Set(), mkRef?: () => number): SockOpts {
+  const ref = reference(state, family, type, protocol, mkRef);
   const out: SockOpts = {};
   const ints: Partial<Record<IntName, number>> = {};
   for (const n of INT_NAMES) {
