@@ -3,10 +3,12 @@
 // IPPROTO_ICMPV6), two kinds.
 //
 // Dump, on ckpt's copy of the socket (pidfd_getfd): the protocol; the bound
-// address; the connected peer (raw: sock_diag, since getpeername of a raw
-// socket connected with port 0 says "not connected"; ping: /proc/net/icmp
-// and icmp6, which list ping sockets by inode with their ident and peer);
-// the shutdown state; the protocol's own options (IP_HDRINCL and
+// address; the connected peer (from /proc/net/raw, raw6, icmp and icmp6,
+// which list the sockets by inode with their peer and, for ping sockets,
+// their ident: getpeername of a socket connected with port 0 says "not
+// connected", and sock_diag has no ping sockets, nor raw ones where the
+// kernel lacks raw_diag, as here); the shutdown state, as poll shows it (a
+// socket shut down for sending only is not seen); the protocol's own options (IP_HDRINCL and
 // IPV6_HDRINCL, ICMP_FILTER, ICMPV6_FILTER, IPV6_CHECKSUM, IP_ROUTER_ALERT);
 // and the SOL_SOCKET, IP and IPv6 options that differ from a fresh socket's
 // (sockopts.ts).
@@ -37,7 +39,7 @@ import { O, SOCK, errnoName } from '../kernel/consts.js';
 import { pidfdGetfd, socket, setFl } from '../kernel/sys.js';
 import {
   AF, IPPROTO, SOL, IP, IPV6, InetAddr, getsocknameInet, bindInet, connectInet,
-  inetDiagAll, InetDiag, TCP_STATE, addrBytes, addrText, recvDatagram, showAddr, setsockoptIntRaw as setInt,
+  TCP_STATE, addrBytes, addrText, recvDatagram, showAddr, setsockoptIntRaw as setInt,
 } from '../kernel/inet.js';
 import { ICMP_FILTER, IPV6_CHECKSUM, IP_ROUTER_ALERT, pingGroupRange, socketAsEgid, mrouteInUse, intOpt, getIcmp6Filter, setIcmp6Filter, shutdownRaw, pollShutdown } from '../kernel/rawsock.js';
 import { sockMeminfo } from '../kernel/packetsock.js';
@@ -120,21 +122,16 @@ function queued(fd: number): string | null {
 
 // ---------------------------------------------------------------- raw
 
-interface RawState { diag: Map<string, Map<number, InetDiag>>; mroute: Map<number, boolean | null> }
+interface RawState { table: Map<number, Map<number, ProcEntry>>; mroute: Map<number, boolean | null> }
 function rawState(ctx: DumpFileCtx): RawState {
   let st = ctx.state.get('rawsock') as RawState | undefined;
-  if (!st) { st = { diag: new Map(), mroute: new Map() }; ctx.state.set('rawsock', st); }
+  if (!st) { st = { table: new Map(), mroute: new Map() }; ctx.state.set('rawsock', st); }
   return st;
 }
-function rawDiag(ctx: DumpFileCtx, fam: 4 | 6): Map<number, InetDiag> {
+function rawTable(ctx: DumpFileCtx, fam: 4 | 6): Map<number, ProcEntry> {
   const st = rawState(ctx);
-  const key = String(fam);
-  let m = st.diag.get(key);
-  if (!m) {
-    m = new Map();
-    for (const d of inetDiagAll(fam, IPPROTO.RAW)) if (d.inode) m.set(d.inode, d);
-    st.diag.set(key, m);
-  }
+  let m = st.table.get(fam);
+  if (!m) { m = procSockets(fam === 4 ? '/proc/net/raw' : '/proc/net/raw6', fam); st.table.set(fam, m); }
   return m;
 }
 
@@ -151,13 +148,15 @@ function dumpRaw(f: FdFacts, ctx: DumpFileCtx): Omit<RawSockFile, 'id'> {
       if (!st.mroute.has(fam)) st.mroute.set(fam, mrouteInUse(fam));
       if (st.mroute.get(fam)) throw refused(`${w}: a raw ${showFam(fam)} ${protoName(protocol)} socket, and a multicast routing socket (${fam === 4 ? 'MRT_INIT' : 'MRT6_INIT'}) is open in this network namespace: it may be this one, whose routing tables ckpt cannot rebuild`);
     }
-    const d = rawDiag(ctx, fam).get(f.st.ino);
-    if (!d) throw refused(`${w}: sock_diag does not list this raw socket (inode ${f.st.ino}); is it in another network namespace than ckpt?`);
+    // (sock_diag answers for raw sockets only where the kernel has raw_diag: /proc/net/raw and raw6 always list them)
+    const d = rawTable(ctx, fam).get(f.st.ino);
+    if (!d) throw refused(`${w}: /proc/net/raw${fam === 6 ? '6' : ''} does not list this raw socket (inode ${f.st.ino}); is it in another network namespace than ckpt?`);
     const out: Omit<RawSockFile, 'id'> = { kind: 'rawsock', family: fam, protocol, flags: f.flags & ~(O.CLOEXEC | O.ACCMODE), opts: {} };
     const name = getsocknameInet(copy);
     if (name && !isAny(name.addr)) out.bound = { addr: name.addr, port: 0, ...(name.scope ? { scope: name.scope } : {}) };
-    if (d.state === TCP_STATE.ESTABLISHED) out.peer = { addr: d.dst.addr, port: d.dst.port };
-    if (d.shutdown) out.shutdown = d.shutdown;
+    if (d.state === TCP_STATE.ESTABLISHED) out.peer = { addr: d.remote.addr, port: d.remote.port };
+    const shut = pollShutdown(copy);
+    if (shut) out.shutdown = shut;
     // the protocol's own options, against a fresh socket's
     const fresh = socket(fam === 4 ? AF.INET : AF.INET6, SOCK_RAW, protocol);
     try {
@@ -244,13 +243,13 @@ export const rawSockKind = defineKind<RawSockFile>({
 
 // ---------------------------------------------------------------- ping
 
-interface IcmpEntry { local: InetAddr; remote: InetAddr; state: number; rxQueue: number }
+interface ProcEntry { local: InetAddr; remote: InetAddr; state: number; rxQueue: number }
 
-/** /proc/net/icmp or icmp6 (ckpt's network namespace): every ping socket, by inode. */
-function procIcmp(fam: 4 | 6): Map<number, IcmpEntry> {
-  const out = new Map<number, IcmpEntry>();
+/** /proc/net/raw, raw6, icmp or icmp6 (ckpt's network namespace): every socket listed, by inode. */
+function procSockets(file: string, fam: 4 | 6): Map<number, ProcEntry> {
+  const out = new Map<number, ProcEntry>();
   let text = '';
-  try { text = fs.readFileSync(fam === 4 ? '/proc/net/icmp' : '/proc/net/icmp6', 'utf8'); } catch { return out; }
+  try { text = fs.readFileSync(file, 'utf8'); } catch { return out; }
   const addr = (s: string): InetAddr => {
     const [hex, port] = s.split(':');
     const b = Buffer.from(hex, 'hex');
@@ -294,8 +293,8 @@ function dumpPing(f: FdFacts, ctx: DumpFileCtx): Omit<PingSockFile, 'id'> {
     const q = queued(copy);
     if (q) throw refused(`${w}: an ICMP${fam === 6 ? 'v6' : ''} ping socket whose ${q}: echo replies that came from the network cannot be put back`);
     const key = `pingsock:${fam}`;
-    let table = ctx.state.get(key) as Map<number, IcmpEntry> | undefined;
-    if (!table) { table = procIcmp(fam); ctx.state.set(key, table); }
+    let table = ctx.state.get(key) as Map<number, ProcEntry> | undefined;
+    if (!table) { table = procSockets(fam === 4 ? '/proc/net/icmp' : '/proc/net/icmp6', fam); ctx.state.set(key, table); }
     const e = table.get(f.st.ino);
     if (!e) throw refused(`${w}: /proc/net/icmp${fam === 6 ? '6' : ''} does not list this ping socket (inode ${f.st.ino}); is it in another network namespace than ckpt?`);
     const gid = egidOf(f.pid);

@@ -1,0 +1,83 @@
+// Raw inet sockets, ICMP ping sockets, packet sockets and netlink sockets
+// (src/objects/rawsock.ts, packetsock.ts, netlinksock.ts). Everything runs
+// in a network namespace of its own (subjects and ckpt alike, through
+// nsenter): ping sockets need net.ipv4.ping_group_range to include the
+// group, which is set there only; link and address changes stay there; and
+// nothing else sends on its loopback, so queues are empty unless a subject
+// fills them.
+
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { Subject, SUBJECTS, CKPT, cleanupAll, tmpDir, treeGone, CkptRun } from './harness.js';
+
+const NS = `ckpt-rawnl-${process.pid}`;
+const NSPATH = `/run/netns/${NS}`;
+
+before(() => {
+  const run = (...a: string[]) => { const r = spawnSync(a[0], a.slice(1), { encoding: 'utf8' }); if (r.status !== 0) throw new Error(`${a.join(' ')}: ${r.stderr}`); };
+  run('ip', 'netns', 'add', NS);
+  run('ip', '-n', NS, 'link', 'set', 'lo', 'up');
+  run('ip', 'netns', 'exec', NS, 'sysctl', '-qw', 'net.ipv4.ping_group_range=0 2147483647');
+});
+after(async () => {
+  await cleanupAll();
+  spawnSync('ip', ['netns', 'delete', NS]);
+});
+
+function nsCkpt(...args: string[]): CkptRun {
+  const r = spawnSync('nsenter', [`--net=${NSPATH}`, CKPT, ...args], { encoding: 'utf8', timeout: 120000 });
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+function nsCkptOk(...args: string[]): CkptRun {
+  const r = nsCkpt(...args);
+  if (r.status !== 0) throw new Error(`ckpt ${args.join(' ')} exited ${r.status}\n${r.stderr}${r.stdout}`);
+  return r;
+}
+/** A subject started in the test's network namespace (nsenter execs it: same pid). */
+function start(name: string, mode: string): Subject {
+  const dir = tmpDir('rawnl');
+  return new Subject('nsenter', [`--net=${NSPATH}`, path.join(SUBJECTS, name), path.join(dir, 'verdict.txt'), mode], { dir, outArg: false });
+}
+async function roundTrip(s: Subject): Promise<string> {
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  nsCkptOk('dump', '-t', String(s.pid), '-D', img);
+  await s.gone();
+  await treeGone(img);
+  nsCkptOk('restore', '-D', img, '-d');
+  return s.verdict();
+}
+async function leaveRunning(s: Subject): Promise<string> {
+  await s.ready();
+  nsCkptOk('dump', '-t', String(s.pid), '-D', path.join(s.dir, 'img-lr'), '--leave-running');
+  return s.verdict();
+}
+/** A dump that must be refused (exit 3) naming the pid, an fd and `why`; the subject runs on and passes. */
+async function refusedDump(s: Subject, why: RegExp): Promise<void> {
+  await s.ready();
+  const r = nsCkpt('dump', '-t', String(s.pid), '-D', path.join(s.dir, 'img-refused'));
+  assert.equal(r.status, 3, `ckpt dump should be refused:\n${r.stderr}${r.stdout}`);
+  assert.match(r.stderr, new RegExp(`pid ${s.pid}: fd \\d+`));
+  assert.match(r.stderr, why);
+  assert.ok(fs.existsSync(`/proc/${s.pid}`), 'the subject is gone after a refused dump');
+  assert.equal(await s.verdict(), 'PASS');
+}
+/** `ckpt info` of the last image of the subject. */
+export function info(s: Subject): string { return nsCkptOk('info', '-D', path.join(s.dir, 'img')).stdout; }
+
+const only = process.env.RAWNL_ONLY?.split(',');
+const want = (t: string) => !only || only.includes(t);
+
+for (const mode of ['icmp', 'icmp6', 'hdrincl', 'opts']) {
+  if (want(`raw:${mode}`)) test(`raw sockets: round trip: ${mode}`, async () => { assert.equal(await roundTrip(start('raw', mode)), 'PASS'); });
+  if (want(`raw-lr:${mode}`)) test(`raw sockets: leave running: ${mode}`, async () => { assert.equal(await leaveRunning(start('raw', mode)), 'PASS'); });
+}
+if (want('raw:queued')) test('raw sockets: packets waiting to be read are refused, naming how much', async () => {
+  await refusedDump(start('raw', 'queued'), /packets are queued to be read \(\d+ bytes/);
+});
+if (want('raw:ra6')) test('raw sockets: IPV6_ROUTER_ALERT is refused (its value cannot be read)', async () => {
+  await refusedDump(start('raw', 'ra6'), /IPV6_ROUTER_ALERT/);
+});
