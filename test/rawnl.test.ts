@@ -81,3 +81,19 @@ if (want('raw:queued')) test('raw sockets: packets waiting to be read are refuse
 if (want('raw:ra6')) test('raw sockets: IPV6_ROUTER_ALERT is refused (its value cannot be read)', async () => {
   await refusedDump(start('raw', 'ra6'), /IPV6_ROUTER_ALERT/);
 });
+
+for (const mode of ['bound', 'auto', 'v6', 'opts', 'unbound']) {
+  if (want(`ping:${mode}`)) test(`ping sockets: round trip: ${mode}`, async () => { assert.equal(await roundTrip(start('ping', mode)), 'PASS'); });
+  if (want(`ping-lr:${mode}`)) test(`ping sockets: leave running: ${mode}`, async () => { assert.equal(await leaveRunning(start('ping', mode)), 'PASS'); });
+}
+if (want('ping:queued')) test('ping sockets: an echo reply waiting to be read is refused', async () => {
+  await refusedDump(start('ping', 'queued'), /ping socket whose packets are queued to be read/);
+});
+if (want('ping:info')) test('ping sockets: ckpt info names the ident', async () => {
+  const s = start('ping', 'bound');
+  assert.equal(await roundTrip(s), 'PASS');
+  assert.match(info(s), /ICMP ping socket, ident 4660/);
+});
+if (want('ping:connfirst')) test('ping sockets: round trip: connected before its first send (connect gave it its ident)', async () => {
+  assert.equal(await roundTrip(start('ping', 'connfirst')), 'PASS');
+});

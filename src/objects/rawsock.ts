@@ -296,13 +296,18 @@ function dumpPing(f: FdFacts, ctx: DumpFileCtx): Omit<PingSockFile, 'id'> {
     let table = ctx.state.get(key) as Map<number, ProcEntry> | undefined;
     if (!table) { table = procSockets(fam === 4 ? '/proc/net/icmp' : '/proc/net/icmp6', fam); ctx.state.set(key, table); }
     const e = table.get(f.st.ino);
-    if (!e) throw refused(`${w}: /proc/net/icmp${fam === 6 ? '6' : ''} does not list this ping socket (inode ${f.st.ino}); is it in another network namespace than ckpt?`);
+    const name = getsocknameInet(copy);
     const gid = egidOf(f.pid);
     const out: Omit<PingSockFile, 'id'> = { kind: 'pingsock', family: fam, flags: f.flags & ~(O.CLOEXEC | O.ACCMODE), gid, opts: {} };
-    const name = getsocknameInet(copy);
-    const ident = name?.port ?? e.local.port;
-    if (ident) out.bound = { addr: name?.addr ?? e.local.addr, ident };
-    if (e.state === TCP_STATE.ESTABLISHED) out.peer = { addr: e.remote.addr, port: e.remote.port };
+    if (!e) {
+      // (a ping socket is listed once it has an ident: one never bound nor used for sending is not; connect gave it a local address)
+      if (name && name.port === 0 && !isAny(name.addr)) throw refused(`${w}: an ICMP${fam === 6 ? 'v6' : ''} ping socket connected before its first send: the kernel lists it nowhere yet, so its peer cannot be read`);
+      if (!name || name.port !== 0) throw refused(`${w}: /proc/net/icmp${fam === 6 ? '6' : ''} does not list this ping socket (inode ${f.st.ino}); is it in another network namespace than ckpt?`);
+    } else {
+      const ident = name?.port ?? e.local.port;
+      if (ident) out.bound = { addr: name?.addr ?? e.local.addr, ident };
+      if (e.state === TCP_STATE.ESTABLISHED) out.peer = { addr: e.remote.addr, port: e.remote.port };
+    }
     const shut = pollShutdown(copy);
     if (shut) out.shutdown = shut;
     out.opts = dumpSockOpts(copy, fam, SOCK.DGRAM, fam === 4 ? IPPROTO.ICMP : IPPROTO.ICMPV6, w, ctx.state, new Set(), () => makePing(fam, SOCK.DGRAM, gid));
