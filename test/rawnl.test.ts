@@ -97,3 +97,30 @@ if (want('ping:info')) test('ping sockets: ckpt info names the ident', async () 
 if (want('ping:connfirst')) test('ping sockets: round trip: connected before its first send (connect gave it its ident)', async () => {
   assert.equal(await roundTrip(start('ping', 'connfirst')), 'PASS');
 });
+
+for (const mode of ['lo', 'dgram', 'none', 'fanout']) {
+  if (want(`packet:${mode}`)) test(`packet sockets: round trip: ${mode}`, async () => { assert.equal(await roundTrip(start('packet', mode)), 'PASS'); });
+  if (want(`packet-lr:${mode}`)) test(`packet sockets: leave running: ${mode}`, async () => { assert.equal(await leaveRunning(start('packet', mode)), 'PASS'); });
+}
+if (want('packet:ring')) test('packet sockets: a mapped ring (PACKET_RX_RING) is refused, saying why', async () => {
+  await refusedDump(start('packet', 'ring'), /PACKET_RX_RING.*mmap/);
+});
+if (want('packet:queued')) test('packet sockets: frames waiting to be read are refused, naming how much', async () => {
+  await refusedDump(start('packet', 'queued'), /frames queued to be read \(\d+ bytes/);
+});
+if (want('packet:packet')) test('packet sockets: SOCK_PACKET is refused', async () => {
+  await refusedDump(start('packet', 'packet'), /SOCK_PACKET/);
+});
+if (want('packet:info')) test('packet sockets: ckpt info names the device and memberships', async () => {
+  const s = start('packet', 'lo');
+  await s.ready();
+  nsCkptOk('dump', '-t', String(s.pid), '-D', path.join(s.dir, 'img'));
+  await s.gone();
+  await treeGone(path.join(s.dir, 'img'));
+  nsCkptOk('restore', '-D', path.join(s.dir, 'img'), '-d');
+  assert.match(info(s), /packet socket \(SOCK_RAW\), protocol 0x0003, on lo, allmulti on lo, promisc on lo, filtered/);
+  // (and a second dump of the restored socket lists them in the same order)
+  nsCkptOk('dump', '-t', String(s.pid), '-D', path.join(s.dir, 'img2'), '--leave-running');
+  assert.match(nsCkptOk('info', '-D', path.join(s.dir, 'img2')).stdout, /on lo, allmulti on lo, promisc on lo, filtered/);
+  assert.equal(await s.verdict(), 'PASS');
+});

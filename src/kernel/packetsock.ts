@@ -65,25 +65,15 @@ export function packetDiagAll(): Map<number, PacketDiag> {
     };
     const mc = a.get(ATTR.MCLIST);
     if (mc) {
-      // (a nested list: each entry an attribute holding one packet_diag_mclist)
-      for (const [, e] of nlAttrsAll(mc)) {
+      // (a plain array of struct packet_diag_mclist, 44 bytes each, without attribute headers)
+      for (let at = 0; at + 44 <= mc.length; at += 44) {
+        const e = mc.subarray(at, at + 44);
         const alen = e.readUInt16LE(10);
         d.mclist.push({ ifindex: e.readUInt32LE(0), count: e.readUInt32LE(4), type: e.readUInt16LE(8), addr: Buffer.from(e.subarray(12, 12 + Math.min(alen, 32))) });
       }
     }
     out.set(d.ino, d);
   });
-  return out;
-}
-
-function nlAttrsAll(b: Buffer): Array<[number, Buffer]> {
-  const out: Array<[number, Buffer]> = [];
-  for (let at = 0; at + 4 <= b.length;) {
-    const len = b.readUInt16LE(at);
-    if (len < 4 || at + len > b.length) break;
-    out.push([b.readUInt16LE(at + 2), Buffer.from(b.subarray(at + 4, at + len))]);
-    at += (len + 3) & ~3;
-  }
   return out;
 }
 

@@ -54,7 +54,7 @@ export const PacketSockFile = z.object({
   protocol: int(0, 0xffff),
   /** The device it is bound to, by name (none: every device). */
   device: z.optional(devName),
-  /** PACKET_ADD_MEMBERSHIP entries: device, kind, address (hex), how many times it was added. */
+  /** PACKET_ADD_MEMBERSHIP entries, as the kernel lists them (newest first): device, kind, address (hex), how many times it was added. */
   memberships: z.optional(z.array(z.object({ device: devName, type: z.enum(MR_TYPES), addr: hexAddr, count: int(1, 0x7fffffff) }))),
   /** PACKET_VERSION (0: TPACKET_V1, 1: V2, 2: V3), when not 0. */
   version: z.optional(int(0, 2)),
@@ -177,7 +177,8 @@ function createPacket(d: PacketSockFile): number {
       const r = bindPacket(fd, d.device ? deviceIndex(w, d.device, 'the device it was bound to') : 0, d.protocol);
       if (r < 0) fail(w, `bind to ${d.device ?? 'every device'}, protocol 0x${d.protocol.toString(16)}`, r);
     }
-    for (const m of d.memberships ?? []) {
+    // (the kernel puts each new membership first: added last to first, they list as they did)
+    for (const m of [...(d.memberships ?? [])].reverse()) {
       const i = deviceIndex(w, m.device, `a membership's device`);
       for (let n = 0; n < m.count; n++) {
         const r = addPacketMembership(fd, i, MR_TYPES.indexOf(m.type), Buffer.from(m.addr, 'hex'));

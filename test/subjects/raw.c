@@ -125,6 +125,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	mode = argv[2];
+	subject_outfile = argv[1];
 	install_term_handler(0);
 
 	if (!strcmp(mode, "icmp") || !strcmp(mode, "queued")) {

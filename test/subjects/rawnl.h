@@ -62,3 +62,40 @@ static SUBJ_UNUSED int getint(int fd, int level, int opt)
 #define EXPECT_INT(fd, level, opt, want) do { int g_ = getint(fd, level, opt); CHECK(g_ == (want), "%s is %d, not %d", #opt, g_, (int)(want)); } while (0)
 
 #endif
+
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+
+/* A u32 attribute (IFLA_*) of link ifindex, asked with RTM_GETLINK; -1 if it has none. */
+static SUBJ_UNUSED long link_u32(int ifindex, unsigned short attr)
+{
+	struct { struct nlmsghdr h; struct ifinfomsg i; } req;
+	static char buf[65536];
+	int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	long out = -1;
+	ssize_t n;
+
+	if (s < 0)
+		return -1;
+	memset(&req, 0, sizeof(req));
+	req.h.nlmsg_len = sizeof(req);
+	req.h.nlmsg_type = RTM_GETLINK;
+	req.h.nlmsg_flags = NLM_F_REQUEST;
+	req.i.ifi_family = AF_UNSPEC;
+	req.i.ifi_index = ifindex;
+	if (send(s, &req, sizeof(req), 0) < 0 || (n = recv(s, buf, sizeof(buf), 0)) <= 0) {
+		close(s);
+		return -1;
+	}
+	for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+		if (h->nlmsg_type != RTM_NEWLINK)
+			continue;
+		struct ifinfomsg *i = NLMSG_DATA(h);
+		int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*i)));
+		for (struct rtattr *a = IFLA_RTA(i); RTA_OK(a, len); a = RTA_NEXT(a, len))
+			if (a->rta_type == attr)
+				memcpy(&out, RTA_DATA(a), 4), out &= 0xffffffffL;
+	}
+	close(s);
+	return out;
+}
