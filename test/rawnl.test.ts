@@ -124,3 +124,38 @@ if (want('packet:info')) test('packet sockets: ckpt info names the device and me
   assert.match(nsCkptOk('info', '-D', path.join(s.dir, 'img2')).stdout, /on lo, allmulti on lo, promisc on lo, filtered/);
   assert.equal(await s.verdict(), 'PASS');
 });
+
+for (const mode of ['route', 'explicit', 'connected']) {
+  if (want(`netlink:${mode}`)) test(`netlink sockets: round trip: ${mode}`, async () => { assert.equal(await roundTrip(start('netlink', mode)), 'PASS'); });
+  if (want(`netlink-lr:${mode}`)) test(`netlink sockets: leave running: ${mode}`, async () => { assert.equal(await leaveRunning(start('netlink', mode)), 'PASS'); });
+}
+if (want('netlink:queued')) test('netlink sockets: messages waiting to be read are refused, naming how many bytes', async () => {
+  await refusedDump(start('netlink', 'queued'), /NETLINK_ROUTE socket with messages queued to be read \(\d+ bytes/);
+});
+if (want('netlink:dumping')) test('netlink sockets: a dump under way is refused', async () => {
+  await refusedDump(start('netlink', 'dumping'), /NETLINK_ROUTE socket with a dump under way/);
+});
+if (want('netlink:taken')) test('netlink sockets: a port id taken meanwhile makes the restore fail, naming it; nothing is left behind', async () => {
+  const s = start('netlink', 'connected');
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  nsCkptOk('dump', '-t', String(s.pid), '-D', img);
+  await s.gone();
+  await treeGone(img);
+  // another program takes A's port id
+  const squatter = new Subject('nsenter', [`--net=${NSPATH}`, 'python3', '-c',
+    'import socket,time\ns=socket.socket(16,socket.SOCK_RAW,2)\ns.bind((0x6000abcd,0))\nopen(__import__("sys").argv[1],"w").write("READY\\n")\ntime.sleep(60)', path.join(s.dir, 'squat.txt')],
+  { dir: s.dir, outArg: false });
+  await (async () => { for (let i = 0; i < 500 && !fs.existsSync(path.join(s.dir, 'squat.txt')); i++) await new Promise((r) => setTimeout(r, 20)); })();
+  const r = nsCkpt('restore', '-D', img, '-d');
+  squatter.kill();
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /port id 1610656717 is taken by another NETLINK_USERSOCK socket/);
+  assert.ok(!fs.existsSync(`/proc/${s.pid}`), 'a failed restore left the process behind');
+});
+if (want('netlink:info')) test('netlink sockets: ckpt info names the protocol, port id and groups', async () => {
+  const s = start('netlink', 'explicit');
+  assert.equal(await roundTrip(s), 'PASS');
+  assert.match(info(s), /NETLINK_KOBJECT_UEVENT socket, port id 2146435073, groups 1, NETLINK_BROADCAST_ERROR, NETLINK_CAP_ACK, non-blocking/);
+  assert.match(info(s), /NETLINK_GENERIC socket, not bound/);
+});
