@@ -70,7 +70,15 @@ export interface DumpOptions extends OperationOptions {
   extUnixSk?: boolean;
   /** Keep the file locks and leases (flock, POSIX and OFD record locks, leases); without it a lock is refused. */
   fileLocks?: boolean;
+  /** Dump established TCP connections (TCP repair); without it one is refused. */
+  tcpEstablished?: boolean;
+  /** Leave out connections a listener holds that the program has not accepted yet (their clients see a reset); without it they are refused. */
+  skipInFlight?: boolean;
+  /** How peers' packets are held back while sockets are dumped and until restore: 'nftables', 'iptables' (default: whichever is present), or 'skip'. */
+  networkLock?: NetworkLockMode;
 }
+
+export type NetworkLockMode = 'nftables' | 'iptables' | 'skip';
 
 export interface DumpResult {
   pid: number;
@@ -103,6 +111,10 @@ export interface RestoreOptions extends OperationOptions {
   extUnixSk?: boolean;
   /** Take the image's file locks and leases again (an image that holds some needs it). */
   fileLocks?: boolean;
+  /** Restore established TCP connections closed: the program sees them reset (for a host the peers will not follow to). */
+  tcpClose?: boolean;
+  /** The network lock, as for dump. */
+  networkLock?: NetworkLockMode;
 }
 
 /** The restored root, its exit status (without `detached`), timings and remote-call counts. */
@@ -124,7 +136,10 @@ interface EngineDumpResult {
 
 /** Checkpoint a process and its descendants into an image directory. */
 export async function dump(opts: DumpOptions): Promise<DumpResult> {
-  const r = await runInEngine<EngineDumpResult>('dump', { pid: opts.pid, dir: opts.dir, leaveRunning: !!opts.leaveRunning, shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, fileLocks: !!opts.fileLocks }, hooks(opts));
+  const r = await runInEngine<EngineDumpResult>('dump', {
+    pid: opts.pid, dir: opts.dir, leaveRunning: !!opts.leaveRunning, shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, fileLocks: !!opts.fileLocks,
+    tcpEstablished: !!opts.tcpEstablished, skipInFlight: !!opts.skipInFlight, networkLock: opts.networkLock,
+  }, hooks(opts));
   return {
     pid: opts.pid, dir: path.resolve(opts.dir), pageBytes: r.pageBytes, leftRunning: !!opts.leaveRunning,
     processes: r.manifest.processes.map((p) => ({ pid: p.pid, ppid: p.ppid, threads: p.threads, zombie: !!p.zombie })),
@@ -134,7 +149,10 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
 
 /** Recreate the processes of an image. */
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
-  return runInEngine<RestoreResult>('restore', { dir: opts.dir, detached: !!opts.detached, pidfile: opts.pidfile, shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, fileLocks: !!opts.fileLocks }, hooks(opts));
+  return runInEngine<RestoreResult>('restore', {
+    dir: opts.dir, detached: !!opts.detached, pidfile: opts.pidfile, shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, fileLocks: !!opts.fileLocks,
+    tcpClose: !!opts.tcpClose, networkLock: opts.networkLock,
+  }, hooks(opts));
 }
 
 /** What an image holds: the same data as `ckpt info --json`. Reads files only (no thread, no tracing). */

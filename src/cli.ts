@@ -17,6 +17,11 @@ import { ProgressFn } from './progress.js';
 
 interface Globals { verbosity?: string; logFile?: string; json?: boolean }
 
+/** --network-lock MODE (CRIU's option): how peers' packets are held back while sockets are dumped and until restore. */
+function networkLockOption(): Option {
+  return new Option('--network-lock <mode>', 'hold peers\' packets back with nftables or iptables (default: whichever is present), or skip').choices(['nftables', 'iptables', 'skip']);
+}
+
 function parseVerbosity(v: string | true | undefined): number {
   if (v === undefined) return 2;
   if (v === true || v === '') return 3;
@@ -103,12 +108,16 @@ export async function main(argv: string[], engine?: Engine): Promise<number> {
     .option('-j, --shell-job', 'the process uses the terminal of the shell that started it')
     .option('--ext-unix-sk', 'allow unix sockets connected to sockets outside the tree (datagram sockets are connected to the same name again on restore)')
     .option('-l, --file-locks', 'keep the file locks and leases the processes hold (only safe when no process outside the tree uses those files\' locks)')
+    .option('--tcp-established', 'keep established TCP connections (TCP repair; the peers are held off by the network lock until restore)')
+    .option('--skip-in-flight', 'leave out connections that a listener holds and the program has not accepted yet (their clients see a reset)')
+    .addOption(networkLockOption())
     .option('--progress', 'show progress on stderr')
     .action(async (o) => {
       const lo = logOptions(g(), o.imagesDir, true);
       const t0 = performance.now();
       const r = await api.dump({
         pid: o.tree, dir: o.imagesDir, leaveRunning: !!o.leaveRunning, shellJob: !!o.shellJob, extUnixSk: !!o.extUnixSk, fileLocks: !!o.fileLocks,
+        tcpEstablished: !!o.tcpEstablished, skipInFlight: !!o.skipInFlight, networkLock: o.networkLock,
         onProgress: progressPrinter(!!o.progress && process.stderr.isTTY), signal: signalsAbort(), debug: debugFromEnv(), ...lo,
       });
       const total = performance.now() - t0;
@@ -130,11 +139,15 @@ export async function main(argv: string[], engine?: Engine): Promise<number> {
     .option('-j, --shell-job', 'give the process the terminal ckpt runs on')
     .option('--ext-unix-sk', 'connect again the unix sockets that were connected outside the tree (an image dumped with --ext-unix-sk)')
     .option('-l, --file-locks', 'take the file locks and leases of the image again')
+    .option('--tcp-established', 'restore established TCP connections (accepted for CRIU\'s scripts: an image\'s connections are always restored)')
+    .option('--tcp-close', 'restore established TCP connections closed: the program sees them reset (for a host the peers will not follow to)')
+    .addOption(networkLockOption())
     .action(async (o) => {
       const lo = logOptions(g(), o.imagesDir);
       const t0 = performance.now();
       const r = await api.restore({
         dir: o.imagesDir, detached: !!o.restoreDetached, pidfile: o.pidfile, shellJob: !!o.shellJob, extUnixSk: !!o.extUnixSk, fileLocks: !!o.fileLocks,
+        tcpClose: !!o.tcpClose, networkLock: o.networkLock,
         signal: signalsAbort(), debug: debugFromEnv(), ...lo,
       });
       const total = performance.now() - t0;

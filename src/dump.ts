@@ -34,6 +34,7 @@ import { faultPoint } from './kernel/faults.js';
 import { pagemapScanWorks } from './kernel/mm.js';
 import { VERSION } from './version.js';
 import { ProgressFn } from './progress.js';
+import type { NetworkLockMode } from './api.js';
 
 export interface DumpOptions {
   pid: number;
@@ -43,6 +44,11 @@ export interface DumpOptions {
   /** --ext-unix-sk: unix sockets connected to sockets outside the tree may be dumped (see objects/unix.ts). */
   extUnixSk?: boolean;
   fileLocks?: boolean;
+  /** --tcp-established: established TCP connections are dumped (objects/tcp.ts). */
+  tcpEstablished?: boolean;
+  /** --skip-in-flight: connections not yet accepted from a listener's queue are left out. */
+  skipInFlight?: boolean;
+  networkLock?: NetworkLockMode;
   onProgress?: ProgressFn;
 }
 
@@ -136,6 +142,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     const locks = new LockCollector(!!opts.fileLocks, treeIds);
     const files = fileTable = new FileTableBuilder({
       shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, leaveRunning: !!opts.leaveRunning, treeIds, state: new Map(), inodes,
+      tcpEstablished: !!opts.tcpEstablished, skipInFlight: !!opts.skipInFlight,
       writeData: (name, data) => { const f = `file-${name}.img`; img.writeRaw(f, data); return f; },
     });
     for (const proc of live) {
@@ -188,7 +195,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
           ? { pid: p.pid, ppid: p.ppid, comm: '', threads: 0, zombie: p.zombie }
           : { pid: p.pid, ppid: p.ppid, comm: c!.doc.comm, threads: c!.doc.threads.length };
       }),
-      options: { shellJob: !!opts.shellJob, leaveRunning: !!opts.leaveRunning, ...(opts.fileLocks ? { fileLocks: true } : {}) },
+      options: { shellJob: !!opts.shellJob, leaveRunning: !!opts.leaveRunning, ...(opts.fileLocks ? { fileLocks: true } : {}), ...(opts.tcpEstablished ? { tcpEstablished: true } : {}) },
     });
     lap('write');
     progress('write', captured.length, live.length);
@@ -199,17 +206,20 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
       // (Sending its stop signal again would leave one queued, to stop it
       // in the middle of the next dump.)
       // (a signal that arrived while ckpt worked in a thread is handed back to it)
+      files.end(true); // (before the tree runs: sockets out of repair mode)
       for (const p of live) for (const tid of p.tids) detach(tid, caught.get(tid)?.interceptedSignal ?? 0);
       log.info(`pid ${root} left running`);
     } else {
       // SIGKILL ends them; their memory is torn down while ckpt exits (which also ends the tracing).
       for (const p of live) kill(p.pid, SIG.KILL);
+      files.end(false);
       log.info(`pid ${root}${live.length > 1 ? ` and ${live.length - 1} descendants` : ''} killed after dump`);
     }
     lap('finish');
     return { manifest, pageBytes, timings: t };
   } catch (e) {
     fileTable?.close(); // (ckpt's copies of files in flight)
+    try { fileTable?.end(true); } catch (u) { log.error((u as Error).message); } // (before the tree runs on)
     const err = inStep(step, e);
     log.error(`dump of pid ${root} failed in step "${step}": ${err.message}`);
     const signals = new Map<number, number>();

@@ -26,6 +26,7 @@ import { configureFaults, reportFaults } from '../kernel/faults.js';
 import { pretendNoPagemapScan } from '../kernel/mm.js';
 import { CkptError, FailedError } from '../errors.js';
 import type { ProgressFn } from '../progress.js';
+import type { NetworkLockMode } from '../api.js';
 import type { EngineData, EngineMessage, RunMessage, SerializedError } from './protocol.js';
 
 export { imageInfo, renderInfo } from '../info.js';
@@ -60,9 +61,15 @@ async function run(m: RunMessage, post: (msg: EngineMessage) => void): Promise<u
   const o = m.opts;
   switch (m.op) {
     case 'dump':
-      return dump({ pid: o.pid as number, dir: o.dir as string, leaveRunning: !!o.leaveRunning, shellJob: !!o.shellJob, extUnixSk: !!o.extUnixSk, fileLocks: !!o.fileLocks, onProgress });
+      return dump({
+        pid: o.pid as number, dir: o.dir as string, leaveRunning: !!o.leaveRunning, shellJob: !!o.shellJob, extUnixSk: !!o.extUnixSk, fileLocks: !!o.fileLocks,
+        tcpEstablished: !!o.tcpEstablished, skipInFlight: !!o.skipInFlight, networkLock: o.networkLock as NetworkLockMode | undefined, onProgress,
+      });
     case 'restore':
-      return restore({ dir: o.dir as string, detached: !!o.detached, pidfile: o.pidfile as string | undefined, shellJob: !!o.shellJob, extUnixSk: !!o.extUnixSk, fileLocks: !!o.fileLocks, onProgress });
+      return restore({
+        dir: o.dir as string, detached: !!o.detached, pidfile: o.pidfile as string | undefined, shellJob: !!o.shellJob, extUnixSk: !!o.extUnixSk, fileLocks: !!o.fileLocks,
+        tcpClose: !!o.tcpClose, networkLock: o.networkLock as NetworkLockMode | undefined, onProgress,
+      });
     case 'check':
       return runChecks();
     case 'upgrade':

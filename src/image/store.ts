@@ -43,7 +43,7 @@ export const Manifest = z.object({
   cpu: z.object({ xcr0: hex64, xsaveSize: int(0, 1 << 20), used: hex64 }),
   root: pid,
   processes: z.array(ProcessEntry).check(z.minLength(1)),
-  options: z.object({ shellJob: z.boolean(), leaveRunning: z.boolean(), fileLocks: z.optional(z.boolean()) }),
+  options: z.object({ shellJob: z.boolean(), leaveRunning: z.boolean(), fileLocks: z.optional(z.boolean()), tcpEstablished: z.optional(z.boolean()) }),
   chunkSize: z.int(),
   files: z.record(fileName, FileEntry),
 }).check(superRefine((m, ctx) => {

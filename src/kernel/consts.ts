@@ -4,7 +4,7 @@ export const NR = {
   read: 0, write: 1, open: 2, close: 3, lseek: 8, mmap: 9, mprotect: 10, munmap: 11, brk: 12,
   rt_sigaction: 13, rt_sigprocmask: 14, ioctl: 16, pread64: 17, pwrite64: 18, readv: 19, writev: 20,
   mremap: 25, mincore: 27, madvise: 28, dup: 32, dup2: 33, pause: 34, nanosleep: 35, getitimer: 36, setitimer: 38,
-  sendfile: 40, getpid: 39, sched_yield: 24, socket: 41, sendmsg: 46, recvmsg: 47, socketpair: 53, clone: 56, fork: 57, exit: 60, wait4: 61, kill: 62, fcntl: 72, flock: 73, chdir: 80, fchdir: 81,
+  sendfile: 40, fchown: 93, getpid: 39, sched_yield: 24, socket: 41, sendmsg: 46, recvmsg: 47, socketpair: 53, clone: 56, fork: 57, exit: 60, wait4: 61, kill: 62, fcntl: 72, flock: 73, chdir: 80, fchdir: 81,
   umask: 95, ptrace: 101, getuid: 102, getgid: 104, setfsuid: 122, setfsgid: 123, setpgid: 109, getppid: 110, setsid: 112,
   setgroups: 116, setresuid: 117, setresgid: 119, getpgid: 121, getsid: 124, capget: 125, capset: 126,
   rt_sigpending: 127, rt_sigtimedwait: 128, rt_sigqueueinfo: 129, sigaltstack: 131, personality: 135,

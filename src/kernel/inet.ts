@@ -203,10 +203,10 @@ export function setsockoptBuf(fd: number, level: number, opt: number, v: Buffer,
   const r = setsockoptRaw(fd, level, opt, v);
   if (r < 0) throw new SysError(`setsockopt(${name})`, -r);
 }
-/** setsockopt of an int, 0 or -errno. */
+/** setsockopt of an int (or of a u32, such as a sequence number), 0 or -errno. */
 export function setsockoptIntRaw(fd: number, level: number, opt: number, v: number): number {
   const b = Buffer.alloc(4);
-  b.writeInt32LE(v, 0);
+  b.writeInt32LE(v | 0, 0);
   return setsockoptRaw(fd, level, opt, b);
 }
 
@@ -325,7 +325,7 @@ export const INET_DIAG_MSG = new Layout('inet_diag_msg', 72, {
   cookie0: [44, 'u32'], cookie1: [48, 'u32'], expires: [52, 'u32'], rqueue: [56, 'u32'], wqueue: [60, 'u32'], uid: [64, 'u32'], inode: [68, 'u32'],
 } as const, false);
 /** inet_diag attributes (enum in linux/inet_diag.h). */
-export const INET_DIAG = { MEMINFO: 1, INFO: 2, CONG: 4, TOS: 5, TCLASS: 6, SKMEMINFO: 7, SHUTDOWN: 8, PROTOCOL: 10, SKV6ONLY: 11, MARK: 15, CLASS_ID: 17, CGROUP_ID: 21 } as const;
+export const INET_DIAG = { MEMINFO: 1, INFO: 2, CONG: 4, TOS: 5, TCLASS: 6, SKMEMINFO: 7, SHUTDOWN: 8, PROTOCOL: 10, SKV6ONLY: 11, MARK: 15, CLASS_ID: 17, MD5SIG: 18, ULP_INFO: 19, CGROUP_ID: 21 } as const;
 
 /** What sock_diag says of one inet socket. */
 export interface InetDiag {
@@ -353,6 +353,10 @@ export interface InetDiag {
   v6only?: boolean;
   mark?: number;
   cong?: string;
+  /** TCP MD5 signature keys are set (TCP_MD5SIG); shown to CAP_NET_ADMIN. */
+  md5?: boolean;
+  /** An upper-layer protocol (TCP_ULP: tls, mptcp...), shown to CAP_NET_ADMIN. */
+  ulp?: boolean;
 }
 
 /**
@@ -419,6 +423,8 @@ function parseInetDiag(b: Buffer, protocol: number): InetDiag {
       case INET_DIAG.MARK: d.mark = p.readUInt32LE(0); break;
       case INET_DIAG.CONG: d.cong = p.toString('latin1').replace(/\0.*$/s, ''); break;
       case INET_DIAG.PROTOCOL: d.protocol = p.readUInt8(0); break;
+      case INET_DIAG.MD5SIG: d.md5 = true; break;
+      case INET_DIAG.ULP_INFO: d.ulp = true; break;
     }
     at += (a.len + 3) & ~3;
   }
@@ -460,3 +466,11 @@ export function attachSocketFilter(fd: number, prog: Buffer): number {
   void prog;
   return r;
 }
+
+/** fchown of a socket: the kernel makes `uid` the socket's owner (sk_uid, as sock_diag and /proc/net show it). */
+export function chownSocket(fd: number, uid: number): void { sys(`fchown(socket, ${uid})`, NR.fchown, fd, uid, -1); }
+
+/** listen(fd, backlog): 0 or -errno. */
+export function listenRaw(fd: number, backlog: number): number { return syscallRaw(NR.listen, fd, backlog); }
+/** shutdown(fd, how): 0 or -errno (an unconnected inet socket answers ENOTCONN, yet keeps the shutdown). */
+export function shutdownRaw(fd: number, how: number): number { return syscallRaw(NR.shutdown, fd, how); }

@@ -69,10 +69,13 @@ export class FileTableBuilder {
   /** ckpt's own copies of descriptions held in flight (kept open until the dump ends, for kcmp). */
   private readonly own = new Set<number>();
   private readonly ctx: DumpFileCtx;
+  /** What kinds asked to run when the dump ends (atEnd). */
+  private readonly ends: Array<(goesOn: boolean) => void> = [];
 
-  constructor(ctx: Omit<DumpFileCtx, 'findFile' | 'describeOwnFds' | 'isOwnCopy'>) {
+  constructor(ctx: Omit<DumpFileCtx, 'findFile' | 'describeOwnFds' | 'isOwnCopy' | 'atEnd'>) {
     this.ctx = {
       ...ctx,
+      atEnd: (fn) => this.ends.push(fn),
       findFile: (same, near) => this.findFile(same, near),
       describeOwnFds: (fds, what) => { for (const fd of fds) this.own.add(fd); return fds.map((fd) => this.describeOwn(fd, what)); },
       isOwnCopy: (pid, fd) => pid === process.pid && this.own.has(fd),
@@ -106,6 +109,16 @@ export class FileTableBuilder {
       for (const k of FILE_KINDS) k.finish?.(this.files.filter((f) => f.kind === k.kind), this.ctx);
     } finally { this.close(); }
     return this.files;
+  }
+
+  /**
+   * The dump ends: run what the kinds asked for (atEnd), each once, all of
+   * them even if one fails; throws then, naming every failure.
+   */
+  end(goesOn: boolean): void {
+    const problems: string[] = [];
+    for (const fn of this.ends.splice(0)) { try { fn(goesOn); } catch (e) { problems.push((e as Error).message); } }
+    if (problems.length) throw new CkptError('failed', problems.join('; '));
   }
 
   /** Close ckpt's copies of files in flight (also when the dump fails). */

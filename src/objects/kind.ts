@@ -36,6 +36,16 @@ export interface DumpFileCtx {
   extUnixSk?: boolean;
   /** --leave-running: the tree goes on after the dump (a kind must not take anything from it). */
   leaveRunning?: boolean;
+  /** --tcp-established: established TCP connections may be dumped (see tcp.ts). */
+  tcpEstablished?: boolean;
+  /** --skip-in-flight: connections a listener's queue holds, not yet accepted, are left out (their clients see a reset). */
+  skipInFlight?: boolean;
+  /**
+   * Run `fn` when the dump ends, before the tree goes on (`goesOn`: with
+   * --leave-running, or after a failure) or once it was killed: put back what
+   * a kind changed on the tree's objects (TCP repair mode), close its copies.
+   */
+  atEnd(fn: (goesOn: boolean) => void): void;
   /** PIDs and TIDs of the tree (a file under /proc/PID of one is reopened once it exists again). */
   treeIds: Set<number>;
   /** Store data of an object in the image, as file `file-NAME.img`; returns that file's name. */
@@ -66,6 +76,8 @@ export interface RestoreFileCtx {
   shellJob: boolean;
   /** --ext-unix-sk given to restore. */
   extUnixSk?: boolean;
+  /** --tcp-close: established TCP connections are restored closed (the program sees a reset). */
+  tcpClose?: boolean;
   /** The contents of an image file that dump() wrote with writeData. */
   readData(file: string): Buffer;
   /** What a kind keeps for the whole restore (objects already made), by kind. */

@@ -14,6 +14,7 @@ import { inotifyKind } from './inotify.js';
 import { fanotifyKind } from './fanotify.js';
 import { pidfdKind } from './pidfd.js';
 import { unixKind } from './unix.js';
+import { tcpKind } from './tcp.js';
 import { rawSockKind, pingSockKind } from './rawsock.js';
 import { packetSockKind } from './packetsock.js';
 import { netlinkSockKind } from './netlinksock.js';
@@ -33,6 +34,7 @@ export const FILE_KINDS: readonly FileKind<any>[] = [ // eslint-disable-line @ty
   ghostKind,
   memfdKind,
   unixKind,
+  tcpKind,
   rawSockKind,
   pingSockKind,
   packetSockKind,

@@ -1,5 +1,6 @@
 // The options of an inet socket that are not its protocol's own: SOL_SOCKET,
-// IPPROTO_IP and IPPROTO_IPV6 options, shared by the TCP, UDP and raw kinds.
+// IPPROTO_IP and IPPROTO_IPV6 options, shared by the TCP, UDP and raw kinds;
+// and the SOL_SOCKET options of packet and netlink sockets (families 17, 16).
 //
 // Dump reads every option the kernel lets a program set and read back, and
 // keeps those whose value differs from a fresh socket of the same family,
@@ -17,44 +18,44 @@ import { SOL, IP, IPV6, SO_MORE, getsockoptRaw, setsockoptRaw, setsockoptIntRaw,
 import { refused, CkptError } from '../errors.js';
 import { i32, int, count } from '../image/schema.js';
 
-/** 4, 6: inet (AF_INET, AF_INET6); 16: AF_NETLINK, 17: AF_PACKET (their SOL_SOCKET options only). */
-export type SockOptFamily = 4 | 6 | 16 | 17;
-type Fam = SockOptFamily;
+type Fam = 4 | 6;
+/** 4, 6: inet (AF_INET, AF_INET6); 16: AF_NETLINK, 17: AF_PACKET, whose SOL_SOCKET options only are kept here. */
+export type SockOptFamily = Fam | 16 | 17;
+/** Does option `o` belong to sockets of `family`? */
+const applies = (o: IntOpt, family: SockOptFamily) => (family === 16 || family === 17 ? o.level === SOL.SOCKET : o.fams.includes(family));
+const SOCK_STREAM = 1;
 /** An int option: its level and number, for which families, and whether it must be set before bind(). */
-interface IntOpt { level: number; opt: number; fams: readonly Fam[]; early?: true }
+interface IntOpt { level: number; opt: number; fams: readonly Fam[]; early?: true; /** not for stream sockets (multicast: TCP refuses it, and an accepted socket's holds the SYN's TTL) */ dgram?: true }
 const BOTH = [4, 6] as const;
-/** SOL_SOCKET options: every family. */
-const ALL = [4, 6, 16, 17] as const;
 const V4 = [4] as const;
 const V6 = [6] as const;
 
 const INT_OPTS = {
-  reuseaddr: { level: SOL.SOCKET, opt: SO.REUSEADDR, fams: ALL, early: true },
-  reuseport: { level: SOL.SOCKET, opt: SO.REUSEPORT, fams: ALL, early: true },
-  keepalive: { level: SOL.SOCKET, opt: SO.KEEPALIVE, fams: ALL },
-  broadcast: { level: SOL.SOCKET, opt: SO.BROADCAST, fams: ALL },
-  dontroute: { level: SOL.SOCKET, opt: SO.DONTROUTE, fams: ALL },
-  oobinline: { level: SOL.SOCKET, opt: SO.OOBINLINE, fams: ALL },
-  mark: { level: SOL.SOCKET, opt: SO.MARK, fams: ALL },
-  rcvlowat: { level: SOL.SOCKET, opt: SO.RCVLOWAT, fams: ALL },
-  passcred: { level: SOL.SOCKET, opt: SO.PASSCRED, fams: ALL },
-  passsec: { level: SOL.SOCKET, opt: SO.PASSSEC, fams: ALL },
-  timestamp: { level: SOL.SOCKET, opt: SO.TIMESTAMP_OLD, fams: ALL },
-  timestampns: { level: SOL.SOCKET, opt: SO.TIMESTAMPNS_OLD, fams: ALL },
-  timestamping: { level: SOL.SOCKET, opt: SO_MORE.TIMESTAMPING_OLD, fams: ALL },
-  rxqOvfl: { level: SOL.SOCKET, opt: SO_MORE.RXQ_OVFL, fams: ALL },
-  nofcs: { level: SOL.SOCKET, opt: SO_MORE.NOFCS, fams: ALL },
-  selectErrQueue: { level: SOL.SOCKET, opt: SO_MORE.SELECT_ERR_QUEUE, fams: ALL },
-  busyPoll: { level: SOL.SOCKET, opt: SO_MORE.BUSY_POLL, fams: ALL },
-  preferBusyPoll: { level: SOL.SOCKET, opt: SO_MORE.PREFER_BUSY_POLL, fams: ALL },
-  busyPollBudget: { level: SOL.SOCKET, opt: SO_MORE.BUSY_POLL_BUDGET, fams: ALL },
-  maxPacingRate: { level: SOL.SOCKET, opt: SO_MORE.MAX_PACING_RATE, fams: ALL },
-  incomingCpu: { level: SOL.SOCKET, opt: SO_MORE.INCOMING_CPU, fams: ALL },
-  zerocopy: { level: SOL.SOCKET, opt: SO_MORE.ZEROCOPY, fams: ALL },
-  txrehash: { level: SOL.SOCKET, opt: SO_MORE.TXREHASH, fams: ALL },
-  rcvmark: { level: SOL.SOCKET, opt: SO_MORE.RCVMARK, fams: ALL },
-  peekOff: { level: SOL.SOCKET, opt: SO.PEEK_OFF, fams: ALL },
-  bindIfindex: { level: SOL.SOCKET, opt: SO_MORE.BINDTOIFINDEX, fams: ALL, early: true },
+  reuseaddr: { level: SOL.SOCKET, opt: SO.REUSEADDR, fams: BOTH, early: true },
+  reuseport: { level: SOL.SOCKET, opt: SO.REUSEPORT, fams: BOTH, early: true },
+  keepalive: { level: SOL.SOCKET, opt: SO.KEEPALIVE, fams: BOTH },
+  broadcast: { level: SOL.SOCKET, opt: SO.BROADCAST, fams: BOTH },
+  dontroute: { level: SOL.SOCKET, opt: SO.DONTROUTE, fams: BOTH },
+  oobinline: { level: SOL.SOCKET, opt: SO.OOBINLINE, fams: BOTH },
+  mark: { level: SOL.SOCKET, opt: SO.MARK, fams: BOTH },
+  rcvlowat: { level: SOL.SOCKET, opt: SO.RCVLOWAT, fams: BOTH },
+  passcred: { level: SOL.SOCKET, opt: SO.PASSCRED, fams: BOTH },
+  passsec: { level: SOL.SOCKET, opt: SO.PASSSEC, fams: BOTH },
+  timestamp: { level: SOL.SOCKET, opt: SO.TIMESTAMP_OLD, fams: BOTH },
+  timestampns: { level: SOL.SOCKET, opt: SO.TIMESTAMPNS_OLD, fams: BOTH },
+  timestamping: { level: SOL.SOCKET, opt: SO_MORE.TIMESTAMPING_OLD, fams: BOTH },
+  rxqOvfl: { level: SOL.SOCKET, opt: SO_MORE.RXQ_OVFL, fams: BOTH },
+  nofcs: { level: SOL.SOCKET, opt: SO_MORE.NOFCS, fams: BOTH },
+  selectErrQueue: { level: SOL.SOCKET, opt: SO_MORE.SELECT_ERR_QUEUE, fams: BOTH },
+  busyPoll: { level: SOL.SOCKET, opt: SO_MORE.BUSY_POLL, fams: BOTH },
+  preferBusyPoll: { level: SOL.SOCKET, opt: SO_MORE.PREFER_BUSY_POLL, fams: BOTH },
+  busyPollBudget: { level: SOL.SOCKET, opt: SO_MORE.BUSY_POLL_BUDGET, fams: BOTH },
+  maxPacingRate: { level: SOL.SOCKET, opt: SO_MORE.MAX_PACING_RATE, fams: BOTH },
+  zerocopy: { level: SOL.SOCKET, opt: SO_MORE.ZEROCOPY, fams: BOTH },
+  txrehash: { level: SOL.SOCKET, opt: SO_MORE.TXREHASH, fams: BOTH },
+  rcvmark: { level: SOL.SOCKET, opt: SO_MORE.RCVMARK, fams: BOTH },
+  peekOff: { level: SOL.SOCKET, opt: SO.PEEK_OFF, fams: BOTH },
+  bindIfindex: { level: SOL.SOCKET, opt: SO_MORE.BINDTOIFINDEX, fams: BOTH, early: true },
   tos: { level: SOL.IP, opt: IP.TOS, fams: V4 },
   ttl: { level: SOL.IP, opt: IP.TTL, fams: V4 },
   recvopts: { level: SOL.IP, opt: IP.RECVOPTS, fams: V4 },
@@ -74,17 +75,17 @@ const INT_OPTS = {
   bindAddressNoPort: { level: SOL.IP, opt: IP.BIND_ADDRESS_NO_PORT, fams: V4, early: true },
   recvfragsize: { level: SOL.IP, opt: IP.RECVFRAGSIZE, fams: V4 },
   recverrRfc4884: { level: SOL.IP, opt: IP.RECVERR_RFC4884, fams: V4 },
-  multicastTtl: { level: SOL.IP, opt: IP.MULTICAST_TTL, fams: V4 },
-  multicastLoop: { level: SOL.IP, opt: IP.MULTICAST_LOOP, fams: V4 },
-  multicastAll: { level: SOL.IP, opt: IP.MULTICAST_ALL, fams: V4 },
+  multicastTtl: { level: SOL.IP, opt: IP.MULTICAST_TTL, fams: V4, dgram: true },
+  multicastLoop: { level: SOL.IP, opt: IP.MULTICAST_LOOP, fams: V4, dgram: true },
+  multicastAll: { level: SOL.IP, opt: IP.MULTICAST_ALL, fams: V4, dgram: true },
   unicastIf: { level: SOL.IP, opt: IP.UNICAST_IF, fams: V4 },
   localPortRange: { level: SOL.IP, opt: IP.LOCAL_PORT_RANGE, fams: BOTH, early: true },
   v6only: { level: SOL.IPV6, opt: IPV6.V6ONLY, fams: V6, early: true },
   unicastHops: { level: SOL.IPV6, opt: IPV6.UNICAST_HOPS, fams: V6 },
-  multicastIf6: { level: SOL.IPV6, opt: IPV6.MULTICAST_IF, fams: V6 },
-  multicastHops: { level: SOL.IPV6, opt: IPV6.MULTICAST_HOPS, fams: V6 },
-  multicastLoop6: { level: SOL.IPV6, opt: IPV6.MULTICAST_LOOP, fams: V6 },
-  multicastAll6: { level: SOL.IPV6, opt: IPV6.MULTICAST_ALL, fams: V6 },
+  multicastIf6: { level: SOL.IPV6, opt: IPV6.MULTICAST_IF, fams: V6, dgram: true },
+  multicastHops: { level: SOL.IPV6, opt: IPV6.MULTICAST_HOPS, fams: V6, dgram: true },
+  multicastLoop6: { level: SOL.IPV6, opt: IPV6.MULTICAST_LOOP, fams: V6, dgram: true },
+  multicastAll6: { level: SOL.IPV6, opt: IPV6.MULTICAST_ALL, fams: V6, dgram: true },
   mtuDiscover6: { level: SOL.IPV6, opt: IPV6.MTU_DISCOVER, fams: V6 },
   recverr6: { level: SOL.IPV6, opt: IPV6.RECVERR, fams: V6 },
   recverrRfc4884v6: { level: SOL.IPV6, opt: IPV6.RECVERR_RFC4884, fams: V6 },
@@ -108,7 +109,7 @@ const INT_OPTS = {
   routerAlert: { level: SOL.IPV6, opt: IPV6.ROUTER_ALERT, fams: V6 },
   routerAlertIsolate: { level: SOL.IPV6, opt: IPV6.ROUTER_ALERT_ISOLATE, fams: V6 },
   // (last: IP_TOS and IPV6_TCLASS set it too)
-  priority: { level: SOL.SOCKET, opt: SO.PRIORITY, fams: ALL },
+  priority: { level: SOL.SOCKET, opt: SO.PRIORITY, fams: BOTH },
 } as const satisfies Record<string, IntOpt>;
 type IntName = keyof typeof INT_OPTS;
 const INT_NAMES = Object.keys(INT_OPTS) as [IntName, ...IntName[]];
@@ -146,14 +147,14 @@ function getInt(fd: number, level: number, opt: number): number | null {
 }
 
 /** A fresh socket of this family, type and protocol, made once per dump: what a program starts with. */
-function reference(state: Map<string, unknown>, family: Fam, type: number, protocol: number, mkRef?: () => number): Map<string, number | null> {
+function reference(state: Map<string, unknown>, family: SockOptFamily, type: number, protocol: number, mkRef?: () => number): Map<string, number | null> {
   const key = `sockopts:${family}:${type}:${protocol}`;
   let ref = state.get(key) as Map<string, number | null> | undefined;
   if (ref) return ref;
   const fd = mkRef ? mkRef() : socket(family === 4 ? 2 : family === 6 ? 10 : family, type, protocol);
   try {
     ref = new Map();
-    for (const n of INT_NAMES) ref.set(n, (INT_OPTS[n] as IntOpt).fams.includes(family) ? getInt(fd, INT_OPTS[n].level, INT_OPTS[n].opt) : null);
+    for (const n of INT_NAMES) ref.set(n, applies(INT_OPTS[n], family) ? getInt(fd, INT_OPTS[n].level, INT_OPTS[n].opt) : null);
   } finally { fs.closeSync(fd); }
   state.set(key, ref);
   return ref;
@@ -165,13 +166,13 @@ function reference(state: Map<string, unknown>, family: Fam, type: number, proto
  * socket compared with, when socket(family, type, protocol) from ckpt is not
  * how (a ping socket made with a group that may make one).
  */
-export function dumpSockOpts(fd: number, family: Fam, type: number, protocol: number, where: string, state: Map<string, unknown>, skip: ReadonlySet<string> = new Set(), mkRef?: () => number): SockOpts {
+export function dumpSockOpts(fd: number, family: SockOptFamily, type: number, protocol: number, where: string, state: Map<string, unknown>, skip: ReadonlySet<string> = new Set(), mkRef?: () => number): SockOpts {
   const ref = reference(state, family, type, protocol, mkRef);
   const out: SockOpts = {};
   const ints: Partial<Record<IntName, number>> = {};
   for (const n of INT_NAMES) {
     const o: IntOpt = INT_OPTS[n];
-    if (!o.fams.includes(family) || skip.has(n)) continue;
+    if (!applies(o, family) || skip.has(n) || (o.dgram && type === SOCK_STREAM)) continue;
     const v = getInt(fd, o.level, o.opt);
     if (v !== null && v !== ref.get(n)) ints[n] = v;
   }
@@ -201,14 +202,14 @@ export function dumpSockOpts(fd: number, family: Fam, type: number, protocol: nu
   if (family === 4) {
     const ipo = getsockoptRaw(fd, SOL.IP, IP.OPTIONS, 40);
     if (typeof ipo !== 'number' && ipo.length) out.ipOptions = ipo.toString('base64');
-    const mif = getsockoptRaw(fd, SOL.IP, IP.MULTICAST_IF, 4);
+    const mif = type === SOCK_STREAM ? 0 : getsockoptRaw(fd, SOL.IP, IP.MULTICAST_IF, 4);
     if (typeof mif !== 'number' && mif.length === 4 && mif.readUInt32LE(0) !== 0) out.multicastIf = addrText(mif);
   }
   return out;
 }
 
 /** Set the options again on a new socket: `early` ones (before bind), or the rest. */
-export function restoreSockOpts(fd: number, family: Fam, o: SockOpts, where: string, phase: 'early' | 'late', skip: ReadonlySet<string> = new Set()): void {
+export function restoreSockOpts(fd: number, family: SockOptFamily, o: SockOpts, where: string, phase: 'early' | 'late', skip: ReadonlySet<string> = new Set()): void {
   const fail = (what: string, e: number) => { throw new CkptError('failed', `${where}: setting ${what} again failed: ${errnoName(-e)}`); };
   const set = (what: string, level: number, opt: number, v: Buffer) => { const r = setsockoptRaw(fd, level, opt, v); if (r < 0) fail(what, r); };
   for (const [n, v] of Object.entries(o.ints ?? {}) as Array<[IntName, number]>) {

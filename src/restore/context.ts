@@ -10,6 +10,7 @@ import { PageSource } from '../objects/memory/pages-io.js';
 import { Pool } from '../bulk/pool.js';
 import { RemoteTask } from '../kernel/remote.js';
 import { ProgressFn } from '../progress.js';
+import type { NetworkLockMode } from '../api.js';
 
 export interface RestoreOptions {
   dir: string;
@@ -19,6 +20,9 @@ export interface RestoreOptions {
   /** --ext-unix-sk: sockets the image says were connected outside the tree are connected again by name. */
   extUnixSk?: boolean;
   fileLocks?: boolean;
+  /** --tcp-close: established TCP connections come back reset. */
+  tcpClose?: boolean;
+  networkLock?: NetworkLockMode;
   onProgress?: ProgressFn;
 }
 /** What a restore gives back (the library's result too: api.ts). */

@@ -244,7 +244,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
   const inodes = new MadeInodes(files.inodes ?? [], (name) => img.path(name));
   const made = { husk: -1 };
   const open: OpenFiles = new OpenFiles(files, {
-    shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, state: new Map(), onDone: (fn) => open.done.push(fn), inodes,
+    shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, tcpClose: !!opts.tcpClose, state: new Map(), onDone: (fn) => open.done.push(fn), inodes,
     readData: (name) => {
       if (!Object.hasOwn(img.manifest.files, name)) throw badImage(`image file ${name} is not listed in the manifest`);
       return fs.readFileSync(img.path(name));
