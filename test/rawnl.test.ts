@@ -159,3 +159,14 @@ if (want('netlink:info')) test('netlink sockets: ckpt info names the protocol, p
   assert.match(info(s), /NETLINK_KOBJECT_UEVENT socket, port id 2146435073, groups 1, NETLINK_BROADCAST_ERROR, NETLINK_CAP_ACK, non-blocking/);
   assert.match(info(s), /NETLINK_GENERIC socket, not bound/);
 });
+if (want('netlink:connector')) test('netlink sockets: NETLINK_CONNECTOR is refused, saying why', async () => {
+  await refusedDump(start('netlink', 'connector'), /NETLINK_CONNECTOR socket, which is not supported: .*PROC_CN_MCAST_LISTEN/);
+});
+
+if (want('ping:gid')) test('ping sockets: made again with the holder\'s group when ckpt\'s may not make them', async () => {
+  const range = (r: string) => { const x = spawnSync('ip', ['netns', 'exec', NS, 'sysctl', '-qw', `net.ipv4.ping_group_range=${r}`]); assert.equal(x.status, 0); };
+  range('1000 1000');
+  try {
+    assert.equal(await roundTrip(start('ping', 'gid')), 'PASS');
+  } finally { range('0 2147483647'); }
+});

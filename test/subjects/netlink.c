@@ -12,12 +12,15 @@
  *   explicit  NETLINK_KOBJECT_UEVENT bound to port id 0x7ff00001 and group 1,
  *             NETLINK_BROADCAST_ERROR, NETLINK_CAP_ACK, SO_RCVBUF; a
  *             NETLINK_GENERIC socket never bound; a NETLINK_SOCK_DIAG socket
- *             that did a request and read the answer
+ *             that did a request and read the answer; a NETLINK_AUDIT socket
+ *             bound (not the audit daemon)
  *   connected two NETLINK_USERSOCK sockets: A bound to 0x6000abcd, B (port id
  *             from the kernel) connected to A; after restore B's send()
  *             arrives at A from B's port id
  *   queued    (refused) a route socket with the answer to RTM_GETLINK of lo
  *             (not a dump) unread
+ *   connector (refused) a NETLINK_CONNECTOR socket (the proc connector keeps
+ *             per-socket state that cannot be read back)
  *   dumping   (refused) a route socket in the middle of an address dump
  *             (200 addresses on lo, a small receive buffer)
  */
@@ -205,12 +208,16 @@ int main(int argc, char **argv)
 		int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_NONBLOCK, NETLINK_KOBJECT_UEVENT);
 		int gen = socket(AF_NETLINK, SOCK_RAW, NETLINK_GENERIC);
 		int diag = socket(AF_NETLINK, SOCK_RAW, NETLINK_SOCK_DIAG);
+		int audit = socket(AF_NETLINK, SOCK_RAW, NETLINK_AUDIT);
 		struct sockaddr_nl a = { .nl_family = AF_NETLINK, .nl_pid = 0x7ff00001, .nl_groups = 1 };
+		struct sockaddr_nl a0 = { .nl_family = AF_NETLINK };
 		int rcv;
 		uint32_t dpid;
 
-		TRY(fd); TRY(gen); TRY(diag);
+		TRY(fd); TRY(gen); TRY(diag); TRY(audit);
 		TRY(bind(fd, (struct sockaddr *)&a, sizeof(a)));
+		TRY(bind(audit, (struct sockaddr *)&a0, sizeof(a0)));
+		a0.nl_pid = portid_of(audit);
 		SETINT(fd, SOL_NETLINK, NETLINK_BROADCAST_ERROR, 1);
 		SETINT(fd, SOL_NETLINK, NETLINK_CAP_ACK, 1);
 		SETINT(fd, SOL_SOCKET, SO_RCVBUF, 1 << 20);
@@ -239,6 +246,7 @@ int main(int argc, char **argv)
 		EXPECT_INT(fd, SOL_SOCKET, SO_TYPE, SOCK_DGRAM);
 		EXPECT_INT(gen, SOL_SOCKET, SO_PROTOCOL, NETLINK_GENERIC);
 		CHECK(portid_of(gen) == 0, "the generic socket got port id %u", portid_of(gen));
+		CHECK(portid_of(audit) == a0.nl_pid, "the audit socket's port id is %u, not %u", portid_of(audit), a0.nl_pid);
 		CHECK(portid_of(diag) == dpid, "the sock_diag socket's port id is %u, not %u", portid_of(diag), dpid);
 		CHECK(fcntl(fd, F_GETFL) & O_NONBLOCK, "no longer non-blocking");
 		subject_pass();
@@ -287,6 +295,17 @@ int main(int argc, char **argv)
 		wait_term();
 		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 		CHECK(n > 0 && ((struct nlmsghdr *)buf)->nlmsg_type == RTM_NEWLINK, "the answer is gone (%zd)", n);
+		subject_pass();
+	}
+	if (!strcmp(mode, "connector")) {
+		int fd = socket(AF_NETLINK, SOCK_DGRAM, 11 /* NETLINK_CONNECTOR */);
+		struct sockaddr_nl a = { .nl_family = AF_NETLINK, .nl_groups = 1 /* CN_IDX_PROC */ };
+
+		TRY(fd);
+		TRY(bind(fd, (struct sockaddr *)&a, sizeof(a)));
+		subject_ready(argv[1]);
+		wait_term();
+		EXPECT_INT(fd, SOL_SOCKET, SO_PROTOCOL, 11);
 		subject_pass();
 	}
 	if (!strcmp(mode, "dumping")) {

@@ -11,6 +11,8 @@
  *   opts      IPv4 ping socket with IP_RECVTTL, IP_TOS, SO_RCVTIMEO, bound to
  *             127.0.0.1, non-blocking; the TTL arrives as a control message
  *   unbound   IPv4 ping socket never used: no ident until its first send
+ *   gid       the process runs with effective group 1000 (the only group the
+ *             test lets make ping sockets): a bound IPv4 ping socket
  *   queued    (refused) an echo reply waiting to be read
  *   connfirst connected before its first send (connect autobinds: an ident)
  */
@@ -85,7 +87,9 @@ int main(int argc, char **argv)
 	subject_outfile = argv[1];
 	install_term_handler(0);
 
-	if (!strcmp(mode, "bound") || !strcmp(mode, "queued") || !strcmp(mode, "unbound")) {
+	if (!strcmp(mode, "gid"))
+		TRY(setresgid((gid_t)-1, 1000, (gid_t)-1));
+	if (!strcmp(mode, "bound") || !strcmp(mode, "queued") || !strcmp(mode, "unbound") || !strcmp(mode, "gid")) {
 		int fd = socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP);
 		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(0x1234) };
 
@@ -106,6 +110,7 @@ int main(int argc, char **argv)
 			subject_pass();
 		}
 		CHECK(ident_of(fd) == 0x1234, "ident %#x, not 0x1234", ident_of(fd));
+		CHECK(getegid() == (!strcmp(mode, "gid") ? 1000 : 0), "effective group %d", (int)getegid());
 		if (!strcmp(mode, "queued"))
 			CHECK(reply(fd, AF_INET, 7, 0x1234, NULL), "the queued reply is gone");
 		TRY(echo(fd, AF_INET, "127.0.0.1", 9));
