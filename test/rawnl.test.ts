@@ -170,3 +170,8 @@ if (want('ping:gid')) test('ping sockets: made again with the holder\'s group wh
     assert.equal(await roundTrip(start('ping', 'gid')), 'PASS');
   } finally { range('0 2147483647'); }
 });
+for (const [mode, group] of [['mcast', '239.1.2.3 on lo'], ['mcast6', 'ff05:0000:0000:0000:0000:0000:0000:4242 on lo']]) {
+  if (want(`raw:${mode}`)) test(`raw sockets: multicast memberships are refused (${mode}), naming the group`, async () => {
+    await refusedDump(start('raw', mode), new RegExp(`joined multicast group ${group}`));
+  });
+}

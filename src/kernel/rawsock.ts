@@ -110,3 +110,47 @@ export function pollShutdown(fd: number): number {
   if (rev & 0x10 /* POLLHUP */) return 3;
   return rev & 0x2000 ? 1 : 0;
 }
+
+/**
+ * The first multicast group socket `fd` has joined, as "group on device", or
+ * null when it has joined none. Asked group by group, for every group an
+ * interface of ckpt's network namespace has joined (/proc/net/igmp, igmp6:
+ * a socket's groups are among them): getsockopt(MCAST_MSFILTER) answers for
+ * a group the socket has joined and says EADDRNOTAVAIL for one it has not.
+ */
+export function joinedGroup(fd: number, family: 4 | 6): string | null {
+  let text = '';
+  try { text = fs.readFileSync(family === 4 ? '/proc/net/igmp' : '/proc/net/igmp6', 'utf8'); } catch { return null; }
+  const groups: Array<{ ifindex: number; dev: string; addr: Buffer; shown: string }> = [];
+  if (family === 4) {
+    let dev: { ifindex: number; name: string } | null = null;
+    for (const line of text.split('\n').slice(1)) {
+      const head = /^(\d+)\s+(\S+)\s*:/.exec(line);
+      if (head) { dev = { ifindex: Number(head[1]), name: head[2] }; continue; }
+      const g = /^\s+([0-9A-Fa-f]{8})\s/.exec(line);
+      if (!g || !dev) continue;
+      const b = Buffer.alloc(4);
+      b.writeUInt32LE(parseInt(g[1], 16), 0); // (the group as the kernel stores it, printed as a host-order word)
+      groups.push({ ifindex: dev.ifindex, dev: dev.name, addr: b, shown: [...b].join('.') });
+    }
+  } else {
+    for (const line of text.split('\n')) {
+      const t = line.trim().split(/\s+/);
+      if (t.length < 3 || !/^\d+$/.test(t[0]) || !/^[0-9a-f]{32}$/.test(t[2])) continue;
+      const b = Buffer.from(t[2], 'hex');
+      groups.push({ ifindex: Number(t[0]), dev: t[1], addr: b, shown: t[2].replace(/(.{4})(?!$)/g, '$1:') });
+    }
+  }
+  for (const g of groups) {
+    // struct group_filter: interface, then the group (a sockaddr_storage at 8), mode at 136, source count at 140, sources from 144
+    const gf = Buffer.alloc(144 + 128);
+    gf.writeUInt32LE(g.ifindex, 0);
+    gf.writeUInt16LE(family === 4 ? 2 : 10, 8);
+    g.addr.copy(gf, family === 4 ? 12 : 16);
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(gf.length, 0);
+    const r = syscallRaw(NR.getsockopt, fd, family === 4 ? 0 : 41, 48 /* MCAST_MSFILTER */, addressOf(gf), addressOf(len));
+    if (r >= 0) return `${g.shown} on ${g.dev}`;
+  }
+  return null;
+}

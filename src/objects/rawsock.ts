@@ -22,12 +22,16 @@
 //   set but not with which router alert value;
 // - a raw IGMP (IPv4) or ICMPv6 socket while a multicast routing socket
 //   (MRT_INIT, MRT6_INIT) is open in the network namespace: it may be that
-//   socket, whose routing tables ckpt cannot rebuild.
+//   socket, whose routing tables ckpt cannot rebuild;
+// - multicast groups joined, by raw or ping sockets (found by asking
+//   MCAST_MSFILTER of the socket for every group an interface has joined):
+//   not supported yet.
 //
-// Not seen: multicast groups joined on the socket (IP_ADD_MEMBERSHIP and the
-// like: the kernel does not list a socket's groups), the IPv6 flow label of
-// a connected socket, a pending error (SO_ERROR is cleared by reading it) and
-// the error queue.
+// Not seen: the IPv6 flow label of a connected socket, a pending error
+// (SO_ERROR is cleared by reading it), the error queue, and an
+// IPV6_ROUTER_ALERT set with the value 0 (MLD), which reads back as unset.
+// A ping socket whose ident the kernel chose comes back bound to it (the
+// kernel then keeps the ident if the socket is disconnected later).
 //
 // Restore makes the socket in ckpt (a ping socket with a group that may make
 // one: ckpt's, or the holder's at dump), sets the options that precede
@@ -41,7 +45,7 @@ import {
   AF, IPPROTO, SOL, IP, IPV6, InetAddr, getsocknameInet, bindInet, connectInet,
   TCP_STATE, addrBytes, addrText, recvDatagram, showAddr, setsockoptIntRaw as setInt,
 } from '../kernel/inet.js';
-import { ICMP_FILTER, IPV6_CHECKSUM, IP_ROUTER_ALERT, pingGroupRange, socketAsEgid, mrouteInUse, intOpt, getIcmp6Filter, setIcmp6Filter, shutdownRaw, pollShutdown } from '../kernel/rawsock.js';
+import { ICMP_FILTER, IPV6_CHECKSUM, IP_ROUTER_ALERT, pingGroupRange, socketAsEgid, mrouteInUse, joinedGroup, intOpt, getIcmp6Filter, setIcmp6Filter, shutdownRaw, pollShutdown } from '../kernel/rawsock.js';
 import { sockMeminfo } from '../kernel/packetsock.js';
 import { readStatus } from '../kernel/proc.js';
 import { SysError } from '../kernel/sys.js';
@@ -148,6 +152,8 @@ function dumpRaw(f: FdFacts, ctx: DumpFileCtx): Omit<RawSockFile, 'id'> {
       if (!st.mroute.has(fam)) st.mroute.set(fam, mrouteInUse(fam));
       if (st.mroute.get(fam)) throw refused(`${w}: a raw ${showFam(fam)} ${protoName(protocol)} socket, and a multicast routing socket (${fam === 4 ? 'MRT_INIT' : 'MRT6_INIT'}) is open in this network namespace: it may be this one, whose routing tables ckpt cannot rebuild`);
     }
+    const group = joinedGroup(copy, fam);
+    if (group) throw refused(`${w}: a raw ${showFam(fam)} ${protoName(protocol)} socket that has joined multicast group ${group}: the multicast memberships of raw sockets are not supported yet`);
     // (sock_diag answers for raw sockets only where the kernel has raw_diag: /proc/net/raw and raw6 always list them)
     const d = rawTable(ctx, fam).get(f.st.ino);
     if (!d) throw refused(`${w}: /proc/net/raw${fam === 6 ? '6' : ''} does not list this raw socket (inode ${f.st.ino}); is it in another network namespace than ckpt?`);
@@ -292,6 +298,8 @@ function dumpPing(f: FdFacts, ctx: DumpFileCtx): Omit<PingSockFile, 'id'> {
   try {
     const q = queued(copy);
     if (q) throw refused(`${w}: an ICMP${fam === 6 ? 'v6' : ''} ping socket whose ${q}: echo replies that came from the network cannot be put back`);
+    const group = joinedGroup(copy, fam);
+    if (group) throw refused(`${w}: an ICMP${fam === 6 ? 'v6' : ''} ping socket that has joined multicast group ${group}: not supported yet`);
     const key = `pingsock:${fam}`;
     let table = ctx.state.get(key) as Map<number, ProcEntry> | undefined;
     if (!table) { table = procSockets(fam === 4 ? '/proc/net/icmp' : '/proc/net/icmp6', fam); ctx.state.set(key, table); }

@@ -16,6 +16,8 @@
  *             back after restore
  *   queued    (refused) raw ICMP socket with an echo reply waiting to be read
  *   ra6       (refused) IPv6 IPPROTO_RAW socket with IPV6_ROUTER_ALERT
+ *   mcast     (refused) raw IPv4 protocol 253 socket that joined 239.1.2.3 on lo
+ *   mcast6    (refused) raw IPv6 protocol 253 socket that joined ff05::4242 on lo
  * Refused modes check after the failed dump that the socket still works.
  */
 #include "rawnl.h"
@@ -253,6 +255,30 @@ int main(int argc, char **argv)
 		subject_ready(argv[1]);
 		wait_term();
 		EXPECT_INT(fd, IPPROTO_IPV6, IPV6_ROUTER_ALERT, 1);
+		subject_pass();
+	}
+	if (!strcmp(mode, "mcast")) {
+		int fd = socket(AF_INET, SOCK_RAW, 253);
+		struct ip_mreqn m = { .imr_ifindex = 1 };
+
+		TRY(fd);
+		inet_pton(AF_INET, "239.1.2.3", &m.imr_multiaddr);
+		TRY(setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof(m)));
+		subject_ready(argv[1]);
+		wait_term();
+		CHECK(setsockopt(fd, IPPROTO_IP, IP_DROP_MEMBERSHIP, &m, sizeof(m)) == 0, "not a member of 239.1.2.3 any more: %s", strerror(errno));
+		subject_pass();
+	}
+	if (!strcmp(mode, "mcast6")) {
+		int fd = socket(AF_INET6, SOCK_RAW, 253);
+		struct ipv6_mreq m = { .ipv6mr_interface = 1 };
+
+		TRY(fd);
+		inet_pton(AF_INET6, "ff05::4242", &m.ipv6mr_multiaddr);
+		TRY(setsockopt(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &m, sizeof(m)));
+		subject_ready(argv[1]);
+		wait_term();
+		CHECK(setsockopt(fd, IPPROTO_IPV6, IPV6_LEAVE_GROUP, &m, sizeof(m)) == 0, "not a member of ff05::4242 any more: %s", strerror(errno));
 		subject_pass();
 	}
 	fprintf(stderr, "raw: unknown mode %s\n", mode);
