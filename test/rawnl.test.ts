@@ -175,3 +175,8 @@ for (const [mode, group] of [['mcast', '239.1.2.3 on lo'], ['mcast6', 'ff05:0000
     await refusedDump(start('raw', mode), new RegExp(`joined multicast group ${group}`));
   });
 }
+if (want('raw:info')) test('raw sockets: ckpt info names the protocol, address and filter', async () => {
+  const s = start('raw', 'icmp');
+  assert.equal(await roundTrip(s), 'PASS');
+  assert.match(info(s), /raw IPv4 socket, ICMP, bound to 127\.0\.0\.1, ICMP filter 0xfffffffe/);
+});

@@ -20,7 +20,12 @@ export function sockDiagDump(body: Buffer, what: string, each: (msg: Buffer) => 
       for (let at = 0; at + NLMSGHDR.size <= n;) {
         const h = NLMSGHDR.decode(buf, at);
         if (h.len < NLMSGHDR.size || at + h.len > n) throw new Error(`sock_diag(${what}): a malformed answer`);
-        if (h.type === NETLINK.DONE) return;
+        if (h.type === NETLINK.DONE) {
+          // (a family whose sock_diag module the kernel lacks answers DONE carrying -ENOENT)
+          const e = h.len >= NLMSGHDR.size + 4 ? buf.readInt32LE(at + NLMSGHDR.size) : 0;
+          if (e < 0) throw new SysError(`sock_diag(${what})`, -e, e === -2 ? 'this kernel has no sock_diag module for it' : undefined);
+          return;
+        }
         if (h.type === NETLINK.ERROR) {
           const e = -buf.readInt32LE(at + NLMSGHDR.size);
           if (e === 0) return;

@@ -90,9 +90,14 @@ const SUPPORTED = new Set<number>([
 const protoName = (p: number) => NETLINK_PROTO_NAMES[p] ?? `netlink protocol ${p}`;
 
 interface NlState { diag: Map<number, NetlinkDiag>; audit?: number | null; nfqueue?: Map<number, string> }
-function state(ctx: DumpFileCtx): NlState {
+function state(ctx: DumpFileCtx, w: string): NlState {
   let st = ctx.state.get('netlinksock') as NlState | undefined;
-  if (!st) { st = { diag: netlinkDiagAll() }; ctx.state.set('netlinksock', st); }
+  if (!st) {
+    let diag: Map<number, NetlinkDiag>;
+    try { diag = netlinkDiagAll(); } catch (e) { throw refused(`${w}: a netlink socket, and ckpt cannot ask the kernel about netlink sockets (whether a dump is under way): ${(e as Error).message}`); }
+    st = { diag };
+    ctx.state.set('netlinksock', st);
+  }
   return st;
 }
 
@@ -123,7 +128,7 @@ function dumpNetlink(f: FdFacts, ctx: DumpFileCtx): Omit<NetlinkSockFile, 'id'> 
   if (type !== SOCK.DGRAM && type !== 3) throw refused(`${w}: ${what} of type ${type}, which is not supported`);
   const copy = pidfdGetfd(f.pid, f.fd);
   try {
-    const st = state(ctx);
+    const st = state(ctx, w);
     const d = st.diag.get(f.st.ino);
     if (d && d.flags & NDIAG_FLAG.CB_RUNNING) throw refused(`${w}: ${what} with a dump under way (the kernel is answering an NLM_F_DUMP request in parts and keeps where it is)`);
     const mem = sockMeminfo(copy)?.rmem ?? d?.rmem ?? 0;

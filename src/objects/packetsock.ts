@@ -80,9 +80,12 @@ const FANOUT_MODES = ['hash', 'lb', 'cpu', 'rollover', 'rnd', 'qm', 'cbpf', 'ebp
 const SOCK_RAW = 3;
 const SOCK_PACKET = 10;
 
-function diagOf(ctx: DumpFileCtx): Map<number, PacketDiag> {
+function diagOf(ctx: DumpFileCtx, w: string): Map<number, PacketDiag> {
   let m = ctx.state.get('packetsock') as Map<number, PacketDiag> | undefined;
-  if (!m) { m = packetDiagAll(); ctx.state.set('packetsock', m); }
+  if (!m) {
+    try { m = packetDiagAll(); } catch (e) { throw refused(`${w}: a packet socket, and ckpt cannot ask the kernel about packet sockets: ${(e as Error).message}`); }
+    ctx.state.set('packetsock', m);
+  }
   return m;
 }
 
@@ -91,7 +94,7 @@ function dumpPacket(f: FdFacts, ctx: DumpFileCtx): Omit<PacketSockFile, 'id'> {
   const type = f.socket!.type;
   if (type === SOCK_PACKET) throw refused(`${w}: a SOCK_PACKET socket (the obsolete packet interface of Linux 2.0), which is not supported: use SOCK_RAW or SOCK_DGRAM`);
   if (type !== SOCK_RAW && type !== SOCK.DGRAM) throw refused(`${w}: a packet socket of type ${type}, which is not supported`);
-  const d = diagOf(ctx).get(f.st.ino);
+  const d = diagOf(ctx, w).get(f.st.ino);
   if (!d) throw refused(`${w}: sock_diag does not list this packet socket (inode ${f.st.ino}); is it in another network namespace than ckpt?`);
   if (d.rxRing || d.txRing) {
     const which = [d.rxRing ? 'PACKET_RX_RING' : '', d.txRing ? 'PACKET_TX_RING' : ''].filter(Boolean).join(' and ');
