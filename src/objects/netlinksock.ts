@@ -190,6 +190,13 @@ export const netlinkSockKind = defineKind<NetlinkSockFile>({
     if (d.flags & O.ACCMODE) throw badImage(`image file files.json: open file ${d.id}: the status flags of a socket hold an access mode`);
     if (!SUPPORTED.has(d.protocol)) throw badImage(`image file files.json: open file ${d.id}: a ${protoName(d.protocol)} socket, which ckpt does not dump`);
     if (d.groups?.some((g, i) => i > 0 && g <= d.groups![i - 1])) throw badImage(`image file files.json: open file ${d.id}: the groups are not in ascending order`);
+    // (a port id another socket holds now: said before any process is made)
+    if (d.portid !== undefined) {
+      const fd = socket(SOCK.AF_NETLINK, 3, d.protocol);
+      try {
+        if (bindNetlink(fd, d.portid) === -98) throw new CkptError('conflict', `open file ${d.id} (${protoName(d.protocol)} socket): port id ${d.portid} is taken by another ${protoName(d.protocol)} socket; the kernel and other programs send to it by that id`);
+      } finally { fs.closeSync(fd); }
+    }
   },
   phase: 'objects',
   create: (d) => ({ local: createNetlink(d), closeAfter: true }),
