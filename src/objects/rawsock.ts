@@ -118,8 +118,8 @@ const protoName = (p: number) => PROTO_NAMES[p] ?? `protocol ${p}`;
 function queued(fd: number): string | null {
   const peek = recvDatagram(fd, 65536, SOCK.MSG_PEEK | SOCK.MSG_TRUNC);
   const mem = sockMeminfo(fd)?.rmem ?? 0;
-  if (peek === null && mem === 0) return null;
-  if (typeof peek === 'number' && peek !== -11 && mem === 0) return null;
+  // (nothing in the receive memory and nothing to peek, or only the 0 of a socket shut down for reading)
+  if (mem === 0 && (peek === null || typeof peek === 'number' || peek.len === 0)) return null;
   const first = peek && typeof peek !== 'number' ? `, the first of ${peek.len} bytes` : '';
   return `packets are queued to be read (${mem} bytes of receive memory${first})`;
 }
