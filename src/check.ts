@@ -11,6 +11,9 @@ import { RemoteTask, findSyscallGadget } from './kernel/remote.js';
 import { readMaps, readStatus, kernelRelease } from './kernel/proc.js';
 import { freezeTask } from './freeze.js';
 import { hostXfeatures } from './cpu.js';
+import { tcpRepairErrno } from './kernel/netcheck.js';
+import { errnoName } from './kernel/consts.js';
+import { detectBackend } from './net/lock.js';
 
 export interface CheckItem { name: string; required: boolean; ok: boolean; detail: string }
 export interface CheckReport { ok: boolean; kernel: string; items: CheckItem[] }
@@ -31,6 +34,16 @@ export function runChecks(): CheckReport {
   add('/proc/PID/map_files', true, () => { fs.readdirSync('/proc/self/map_files'); return 'readable'; });
   add('pidfd_open', true, () => { fs.closeSync(pidfdOpen(process.pid)); return 'works'; });
   add('userfaultfd', true, () => { const e = userfaultfdErrno(); if (e) throw new Error(`unavailable (errno ${e}): restoring images with 128 MiB of pages or more needs it`); return 'works (restore of big images copies pages in with UFFDIO_COPY)'; });
+  add('TCP_REPAIR', false, () => {
+    const e = tcpRepairErrno();
+    if (e) throw new Error(`setsockopt(TCP_REPAIR) fails (${errnoName(e)})${e === 1 ? ': it needs CAP_NET_ADMIN' : ''}: established TCP connections cannot be dumped`);
+    return 'works (established TCP connections can be dumped)';
+  });
+  add('network lock', false, () => {
+    const b = detectBackend();
+    if (!b.backend) throw new Error(`${b.detail}; TCP and UDP sockets cannot be held still during dump and restore`);
+    return `${b.backend} (${b.detail})`;
+  });
   const host = hostXfeatures();
   add('XSAVE features', true, () => host.describe(host.mask));
 

@@ -35,6 +35,7 @@ import { pagemapScanWorks } from './kernel/mm.js';
 import { VERSION } from './version.js';
 import { ProgressFn } from './progress.js';
 import type { NetworkLockMode } from './api.js';
+import { DumpLock } from './net/treelock.js';
 
 export interface DumpOptions {
   pid: number;
@@ -122,7 +123,10 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
   /** Every thread's remote-call context, to hand back the signals they caught. */
   const caught = new Map<number, RemoteTask>();
   let fileTable: FileTableBuilder | null = null;
+  let netLock: DumpLock | null = null;
   try {
+    enter('network lock');
+    netLock = DumpLock.take(live.map((p) => p.pid), opts.networkLock, !!opts.tcpEstablished);
     const pids = new Set(tree.map((p) => p.pid));
     // A zombie is remade by its parent (or a helper for a session or group
     // whose leader is gone): the same rules hold as for live processes.
@@ -170,6 +174,9 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     image.writeJson('files.json', { files: files.finish(), ...(inodes.inodes.length ? { inodes: inodes.inodes } : {}) });
     if (lockList.length) image.writeJson('locks.json', { locks: lockList });
     if (shmem.objects.length) image.writeJson('shmem.json', { objects: shmem.objects.map((o) => o.obj) });
+    // The lock stays while the tree is gone if connections were kept: restore releases it (network.json).
+    const keepLock = !opts.leaveRunning && netLock !== null && files.files.some((f) => f.kind === 'tcp' && (f as { conn?: unknown }).conn);
+    if (keepLock) image.writeJson('network.json', { lock: netLock!.rec });
     for (const o of shmem.objects) image.addRaw(o.obj.pagesFile, o.sums);
     for (const c of captured) {
       image.writeJson(`process-${c.doc.pid}.json`, c.doc);
@@ -208,11 +215,14 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
       // (a signal that arrived while ckpt worked in a thread is handed back to it)
       files.end(true); // (before the tree runs: sockets out of repair mode)
       for (const p of live) for (const tid of p.tids) detach(tid, caught.get(tid)?.interceptedSignal ?? 0);
+      netLock?.release();
       log.info(`pid ${root} left running`);
     } else {
       // SIGKILL ends them; their memory is torn down while ckpt exits (which also ends the tracing).
       for (const p of live) kill(p.pid, SIG.KILL);
       files.end(false);
+      if (netLock && !keepLock) netLock.release();
+      else if (netLock) log.info(`the network stays locked (${netLock.rec.backend} ${netLock.rec.name}) until the image is restored`);
       log.info(`pid ${root}${live.length > 1 ? ` and ${live.length - 1} descendants` : ''} killed after dump`);
     }
     lap('finish');
@@ -228,6 +238,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     try { releaseProcesses(all); } catch (u) { log.error((u as Error).message); }
     for (const r of caught.values()) if (r.interceptedSignal) signals.set(r.pid, r.interceptedSignal);
     releaseTree(tree, signals);
+    try { netLock?.release(); } catch (u) { log.error((u as Error).message); }
     image?.discard();
     log.info(`pid ${root} released unchanged`);
     if (!(e instanceof CkptError)) log.debug(String((e as Error).stack));

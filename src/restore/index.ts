@@ -37,6 +37,8 @@ import { restoreProcess, resetChld } from './process.js';
 import { release, waitForExit } from './run.js';
 import { RestoreCtx, RestoreOptions, RestoreResult, POOL_THRESHOLD, Built } from './context.js';
 import { RemoteTask } from '../kernel/remote.js';
+import { NetworkImage, restoreLock } from '../net/treelock.js';
+import { unlockNetwork } from '../net/lock.js';
 
 export type { RestoreOptions, RestoreResult } from './context.js';
 
@@ -226,6 +228,8 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
   const root = procs.find((x) => x.pid === m.root);
   if (!root) throw badImage(`image file manifest.json: the root process ${m.root} has no process document`);
   checkBeforeRestore(loaded, opts);
+  // (the dump's network lock, made again here if it is not in place: released once the tree runs)
+  const netLock = restoreLock(m.files['network.json'] ? img.readJson('network.json', NetworkImage) : null, opts.networkLock);
   lap('check');
   progress('check', 1, 1);
 
@@ -315,6 +319,10 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
     await checkpointYield();
 
     const pid = await release(ctx, built);
+    if (netLock) {
+      unlockNetwork(netLock);
+      log.info(`network lock ${netLock.name} released`);
+    }
     progress('run', built.length, built.length);
     ctx.tasksMade.length = 0;
     rootPid = -1;
@@ -329,6 +337,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
     for (const tid of [...ctx.tasksMade].reverse()) { if (tid !== rootPid) { try { waitPid(tid); } catch { /* gone */ } } }
     if (rootPid > 0) killAndReap(rootPid);
     if (made.husk > 0) killAndReap(made.husk);
+    if (netLock) log.warn(`the network stays locked (${netLock.backend} ${netLock.name}) for another restore of the image; peers wait meanwhile`);
     throw err;
   } finally {
     open.close();
