@@ -16,6 +16,9 @@ import { pidfdKind } from './pidfd.js';
 import { unixKind } from './unix.js';
 import { tcpKind } from './tcp.js';
 import { udpKind } from './udp.js';
+import { rawSockKind, pingSockKind } from './rawsock.js';
+import { packetSockKind } from './packetsock.js';
+import { netlinkSockKind } from './netlinksock.js';
 
 export const FILE_KINDS: readonly FileKind<any>[] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
   pathKind,
@@ -34,4 +37,8 @@ export const FILE_KINDS: readonly FileKind<any>[] = [ // eslint-disable-line @ty
   unixKind,
   tcpKind,
   udpKind,
+  rawSockKind,
+  pingSockKind,
+  packetSockKind,
+  netlinkSockKind,
 ];

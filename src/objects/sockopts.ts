@@ -1,5 +1,6 @@
 // The options of an inet socket that are not its protocol's own: SOL_SOCKET,
-// IPPROTO_IP and IPPROTO_IPV6 options, shared by the TCP, UDP and raw kinds.
+// IPPROTO_IP and IPPROTO_IPV6 options, shared by the TCP, UDP and raw kinds;
+// and the SOL_SOCKET options of packet and netlink sockets (families 17, 16).
 //
 // Dump reads every option the kernel lets a program set and read back, and
 // keeps those whose value differs from a fresh socket of the same family,
@@ -18,6 +19,10 @@ import { refused, CkptError } from '../errors.js';
 import { i32, int, count } from '../image/schema.js';
 
 type Fam = 4 | 6;
+/** 4, 6: inet (AF_INET, AF_INET6); 16: AF_NETLINK, 17: AF_PACKET, whose SOL_SOCKET options only are kept here. */
+export type SockOptFamily = Fam | 16 | 17;
+/** Does option `o` belong to sockets of `family`? */
+const applies = (o: IntOpt, family: SockOptFamily) => (family === 16 || family === 17 ? o.level === SOL.SOCKET : o.fams.includes(family));
 const SOCK_STREAM = 1;
 /** An int option: its level and number, for which families, and whether it must be set before bind(). */
 interface IntOpt { level: number; opt: number; fams: readonly Fam[]; early?: true; /** not for stream sockets (multicast: TCP refuses it, and an accepted socket's holds the SYN's TTL) */ dgram?: true }
@@ -142,14 +147,14 @@ function getInt(fd: number, level: number, opt: number): number | null {
 }
 
 /** A fresh socket of this family, type and protocol, made once per dump: what a program starts with. */
-function reference(state: Map<string, unknown>, family: Fam, type: number, protocol: number): Map<string, number | null> {
+function reference(state: Map<string, unknown>, family: SockOptFamily, type: number, protocol: number, mkRef?: () => number): Map<string, number | null> {
   const key = `sockopts:${family}:${type}:${protocol}`;
   let ref = state.get(key) as Map<string, number | null> | undefined;
   if (ref) return ref;
-  const fd = socket(family === 4 ? 2 : 10, type, protocol);
+  const fd = mkRef ? mkRef() : socket(family === 4 ? 2 : family === 6 ? 10 : family, type, protocol);
   try {
     ref = new Map();
-    for (const n of INT_NAMES) ref.set(n, (INT_OPTS[n] as IntOpt).fams.includes(family) ? getInt(fd, INT_OPTS[n].level, INT_OPTS[n].opt) : null);
+    for (const n of INT_NAMES) ref.set(n, applies(INT_OPTS[n], family) ? getInt(fd, INT_OPTS[n].level, INT_OPTS[n].opt) : null);
   } finally { fs.closeSync(fd); }
   state.set(key, ref);
   return ref;
@@ -157,15 +162,17 @@ function reference(state: Map<string, unknown>, family: Fam, type: number, proto
 
 /**
  * Read the options of socket `fd` (ckpt's copy) that the program changed.
- * `skip`: options its kind keeps itself.
+ * `skip`: options its kind keeps itself. `mkRef`: how to make the fresh
+ * socket compared with, when socket(family, type, protocol) from ckpt is not
+ * how (a ping socket made with a group that may make one).
  */
-export function dumpSockOpts(fd: number, family: Fam, type: number, protocol: number, where: string, state: Map<string, unknown>, skip: ReadonlySet<string> = new Set()): SockOpts {
-  const ref = reference(state, family, type, protocol);
+export function dumpSockOpts(fd: number, family: SockOptFamily, type: number, protocol: number, where: string, state: Map<string, unknown>, skip: ReadonlySet<string> = new Set(), mkRef?: () => number): SockOpts {
+  const ref = reference(state, family, type, protocol, mkRef);
   const out: SockOpts = {};
   const ints: Partial<Record<IntName, number>> = {};
   for (const n of INT_NAMES) {
     const o: IntOpt = INT_OPTS[n];
-    if (!o.fams.includes(family) || skip.has(n) || (o.dgram && type === SOCK_STREAM)) continue;
+    if (!applies(o, family) || skip.has(n) || (o.dgram && type === SOCK_STREAM)) continue;
     const v = getInt(fd, o.level, o.opt);
     if (v !== null && v !== ref.get(n)) ints[n] = v;
   }
@@ -202,7 +209,7 @@ export function dumpSockOpts(fd: number, family: Fam, type: number, protocol: nu
 }
 
 /** Set the options again on a new socket: `early` ones (before bind), or the rest. */
-export function restoreSockOpts(fd: number, family: Fam, o: SockOpts, where: string, phase: 'early' | 'late', skip: ReadonlySet<string> = new Set()): void {
+export function restoreSockOpts(fd: number, family: SockOptFamily, o: SockOpts, where: string, phase: 'early' | 'late', skip: ReadonlySet<string> = new Set()): void {
   const fail = (what: string, e: number) => { throw new CkptError('failed', `${where}: setting ${what} again failed: ${errnoName(-e)}`); };
   const set = (what: string, level: number, opt: number, v: Buffer) => { const r = setsockoptRaw(fd, level, opt, v); if (r < 0) fail(what, r); };
   for (const [n, v] of Object.entries(o.ints ?? {}) as Array<[IntName, number]>) {
