@@ -25,6 +25,7 @@
 #include <asm/ioctls.h>
 #include <linux/tty.h>
 #include <linux/timerfd.h>
+#include <linux/shm.h>
 
 int main(void)
 {
@@ -62,6 +63,24 @@ int main(void)
 	K(FLUSHO); K(PENDIN); K(IEXTEN); K(EXTPROC);
 	K(VINTR); K(VQUIT); K(VERASE); K(VKILL); K(VEOF); K(VTIME); K(VMIN); K(VSWTC); K(VSTART); K(VSTOP); K(VSUSP); K(VEOL);
 	K(VREPRINT); K(VDISCARD); K(VWERASE); K(VLNEXT); K(VEOL2);
+	// System V shared memory: shmctl's struct as the kernel has it, and its numbers
+	S(struct shmid64_ds, "shmid64_ds");
+	F(struct shmid64_ds, "shmid64_ds", shm_perm.key);
+	F(struct shmid64_ds, "shmid64_ds", shm_perm.uid);
+	F(struct shmid64_ds, "shmid64_ds", shm_perm.gid);
+	F(struct shmid64_ds, "shmid64_ds", shm_perm.cuid);
+	F(struct shmid64_ds, "shmid64_ds", shm_perm.cgid);
+	F(struct shmid64_ds, "shmid64_ds", shm_perm.mode);
+	F(struct shmid64_ds, "shmid64_ds", shm_perm.seq);
+	F(struct shmid64_ds, "shmid64_ds", shm_segsz);
+	F(struct shmid64_ds, "shmid64_ds", shm_atime);
+	F(struct shmid64_ds, "shmid64_ds", shm_dtime);
+	F(struct shmid64_ds, "shmid64_ds", shm_ctime);
+	F(struct shmid64_ds, "shmid64_ds", shm_cpid);
+	F(struct shmid64_ds, "shmid64_ds", shm_lpid);
+	F(struct shmid64_ds, "shmid64_ds", shm_nattch);
+	K(IPC_PRIVATE); K(IPC_CREAT); K(IPC_EXCL); K(IPC_RMID); K(IPC_SET); K(IPC_STAT);
+	K(SHM_LOCK); K(SHM_UNLOCK); K(SHM_RDONLY); K(SHM_RND); K(SHM_REMAP); K(SHM_EXEC); K(SHM_DEST); K(SHM_LOCKED);
 	return 0;
 }
 #else

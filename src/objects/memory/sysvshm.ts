@@ -1,0 +1,284 @@
+// System V shared memory (shmget/shmat): the segments that processes of
+// the tree have attached, as a kind of memory area.
+//
+// What belongs to the tree: a segment lives in the IPC namespace, not in a
+// process, and may exist with nobody attached. ckpt stores the segments
+// that some process of the tree has attached (an area of kind 'sysvshm'),
+// whole, with their key, id, size, owner and permission bits, and whether
+// they were removed (IPC_RMID: they live on while attached) or locked
+// (SHM_LOCK). Segments of the namespace that no process of the tree has
+// attached are not part of the tree's state and are not dumped; neither
+// are other SysV IPC objects (semaphores, message queues).
+//
+// Dump: each segment once, read by ckpt itself (it attaches it read-only:
+// the shm file cannot be read() through /proc/PID/map_files); pages that are
+// all zeros are not stored. Only the IPC namespace ckpt runs in is
+// supported: a tree in another one is refused.
+//
+// Restore, before any task exists: a segment that is still there with the
+// same id, key, size and owner is the same segment, and is attached again
+// (which keeps it shared with whoever outside the tree attached it too); its
+// contents are put back as they were at dump only when nobody has it
+// attached. Otherwise it is made again with the same id
+// (/proc/sys/kernel/shm_next_id), key, size, owner and permissions, and
+// filled; a removed one is made under IPC_PRIVATE and removed again once
+// every task has attached it. An id or key taken by another segment is a
+// conflict. Each area is attached by its task at its address (shmat), with
+// SHM_RDONLY where the original could not be made writable, then cut to the
+// window it was (an area that is part of the segment) and given its
+// protection. The creator's PID and uid, and the times, are those of the
+// restore.
+
+import fs from 'node:fs';
+import * as z from 'zod/mini';
+import { PAGE_SIZE, PROT, SHM, IPC, MREMAP, E, errnoName } from '../../kernel/consts.js';
+import { shmStat, shmCreate, shmSetPerm, shmRemove, shmLock, attachShm, ShmStat } from '../../kernel/sys.js';
+import type { MapEntry } from '../../kernel/proc.js';
+import { RemoteTask } from '../../kernel/remote.js';
+import * as remote from '../../kernel/rsys.js';
+import { refused, badImage, conflict, CkptError } from '../../errors.js';
+import { log } from '../../log.js';
+import { u32, i32, int, regex, refine } from '../../image/schema.js';
+import { Run, runSegments, findHole, Range } from './runs.js';
+
+const countPages = (runs: Run[]) => runs.reduce((n, r) => n + r[1], 0);
+import type { Area } from './areas.js';
+import type { PageSink } from './pages-io.js';
+
+export const shmId = int(0, 0x7fffffff);
+const runList = z.array(z.tuple([z.int().check(z.gte(0), z.lte(2 ** 36)), z.int().check(z.gte(1), z.lte(2 ** 36))]));
+
+export const SysvShmSegment = z.object({
+  /** Its id (the inode number its areas show in /proc/PID/maps). */
+  id: shmId,
+  /** Its key; 0 (IPC_PRIVATE) for a private or removed segment. */
+  key: i32,
+  /** Its size in bytes, as given to shmget. */
+  size: int(1, 2 ** 46),
+  /** Permission bits. */
+  mode: int(0, 0o777),
+  uid: u32,
+  gid: u32,
+  cuid: u32,
+  cgid: u32,
+  /** Removed (IPC_RMID) at dump: it lived on only while attached. */
+  deleted: z.optional(z.boolean()),
+  /** Locked in memory (SHM_LOCK). */
+  locked: z.optional(z.boolean()),
+  /** Attached at dump by processes outside the tree too. */
+  outside: z.optional(z.boolean()),
+  /** Its stored pages (pages not stored are zeros), in `pagesFile`. */
+  runs: runList,
+  pagesFile: z.optional(z.string().check(regex(/^sysvshm-[0-9]+\.img$/, 'expected a page file name sysvshm-ID.img'))),
+}).check(
+  refine((s) => (s.runs.length > 0) === (s.pagesFile !== undefined), { message: 'a segment with stored pages, and only one, names its page file', path: ['pagesFile'] }),
+  refine((s) => { let next = 0; for (const [a, n] of s.runs) { if (a < next || (a + n) * PAGE_SIZE > roundUp(s.size)) return false; next = a + n; } return true; },
+    { message: 'page runs are out of order or outside the segment', path: ['runs'] }),
+);
+export type SysvShmSegment = z.infer<typeof SysvShmSegment>;
+export const SysvShmImage = z.object({ segments: z.array(SysvShmSegment) });
+export type SysvShmImage = z.infer<typeof SysvShmImage>;
+
+export const SYSV_NAME = /^\/SYSV[0-9a-f]{8}( \(deleted\))?$/;
+export const isSysvName = (p: string) => SYSV_NAME.test(p);
+
+function roundUp(n: number): number { return Math.ceil(n / PAGE_SIZE) * PAGE_SIZE; }
+const keyHex = (k: number) => '0x' + (k >>> 0).toString(16).padStart(8, '0');
+
+// ---------------------------------------------------------------- dump
+
+/** The segments the tree has attached, gathered process by process, then stored while the tree is still frozen. */
+export class SysvShmDump {
+  private readonly areas = new Map<number, number>();
+  private readonly where = new Map<number, string>();
+  private ownNs: number | null = null;
+
+  /** Note the areas of a process that map SysV segments (its maps as read for its memory plan). */
+  note(pid: number, maps: MapEntry[]): void {
+    for (const m of maps) {
+      if (!isSysvName(m.path)) continue;
+      const what = `pid ${pid}: memory area 0x${m.start.toString(16)}-0x${m.end.toString(16)} ${m.path}`;
+      if (this.ownNs === null) this.ownNs = fs.statSync('/proc/self/ns/ipc').ino;
+      if (fs.statSync(`/proc/${pid}/ns/ipc`).ino !== this.ownNs) throw refused(`${what}: System V shared memory of an IPC namespace other than ckpt's is not supported yet`);
+      this.areas.set(m.inode, (this.areas.get(m.inode) ?? 0) + 1);
+      if (!this.where.has(m.inode)) this.where.set(m.inode, what);
+    }
+  }
+
+  get empty(): boolean { return this.areas.size === 0; }
+
+  /** Store every segment noted: its attributes and its pages that are not all zeros. */
+  async write(sink: PageSink): Promise<Array<{ seg: SysvShmSegment; sums: string[] }>> {
+    const out: Array<{ seg: SysvShmSegment; sums: string[] }> = [];
+    for (const [id, treeAreas] of [...this.areas].sort((a, b) => a[0] - b[0])) {
+      const st = shmStat(id);
+      if (!st) throw refused(`${this.where.get(id)}: segment ${id} is not in ckpt's IPC namespace`);
+      const seg: SysvShmSegment = {
+        id, key: st.key, size: st.size, mode: st.mode & 0o777, uid: st.uid, gid: st.gid, cuid: st.cuid, cgid: st.cgid, runs: [],
+        ...(st.mode & SHM.DEST ? { deleted: true } : {}),
+        ...(st.mode & SHM.LOCKED ? { locked: true } : {}),
+        ...(st.nattch > treeAreas ? { outside: true } : {}),
+      };
+      if (seg.outside) log.info(`System V shared memory segment ${id} (key ${keyHex(st.key)}) is attached outside the tree too (${st.nattch} attaches, ${treeAreas} in the tree)`);
+      const len = roundUp(st.size);
+      const at = attachShm(id, len, SHM.RDONLY);
+      try {
+        const zero = Buffer.alloc(PAGE_SIZE);
+        const runs: Run[] = [];
+        for (let p = 0; p < len / PAGE_SIZE; p++) {
+          if (at.view.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE).equals(zero)) continue;
+          const last = runs[runs.length - 1];
+          if (last && last[0] + last[1] === p) last[1]++; else runs.push([p, 1]);
+        }
+        seg.runs = runs;
+        if (runs.length) {
+          const stream = sink.open({ kind: 'sysvshm', id, runs: runSegments(at.addr, runs, 0), bytes: countPages(runs) * PAGE_SIZE });
+          stream.copy({ pid: process.pid }, stream.runs);
+          const stored = await stream.finish();
+          seg.pagesFile = stored.file;
+          out.push({ seg, sums: stored.sums });
+        } else out.push({ seg, sums: [] });
+      } finally { at.detach(); }
+    }
+    return out;
+  }
+}
+
+// ---------------------------------------------------------------- restore
+
+/**
+ * The segments of an image at restore: found or made (`make`, before any
+ * task), attached by the tasks (`attach`), finished once every task is
+ * made (`finish`), taken away again if the restore fails (`undo`).
+ */
+export class MadeSysvShm {
+  private readonly segs: Map<number, SysvShmSegment>;
+  /** Segments ckpt made (taken away on failure). */
+  private readonly made: number[] = [];
+
+  constructor(segments: SysvShmSegment[], private readonly pagePath: (name: string) => string) {
+    this.segs = new Map(segments.map((s) => [s.id, s]));
+  }
+
+  has(id: number): boolean { return this.segs.has(id); }
+
+  make(): void {
+    for (const s of this.segs.values()) {
+      const st = shmStat(s.id);
+      const what = `System V shared memory segment ${s.id} (key ${keyHex(s.key)}, ${s.size} bytes)`;
+      if (st) {
+        const deleted = (st.mode & SHM.DEST) !== 0;
+        if (st.key !== s.key || st.size !== s.size || st.uid !== s.uid || (deleted && !s.deleted)) {
+          throw conflict(`${what}: its id is taken by another segment here (key ${keyHex(st.key)}, ${st.size} bytes, owner ${st.uid}${deleted ? ', removed' : ''})`);
+        }
+        if (st.nattch === 0) this.fill(s, false);
+        else log.info(`${what} is still attached by ${st.nattch} areas: it is attached again as it is, shared with them`);
+        continue;
+      }
+      this.create(s, what);
+      this.made.push(s.id);
+      this.fill(s, true);
+      if (s.locked) shmLock(s.id);
+    }
+  }
+
+  private create(s: SysvShmSegment, what: string): void {
+    const key = s.deleted ? IPC.PRIVATE : s.key;
+    try {
+      fs.writeFileSync('/proc/sys/kernel/shm_next_id', String(s.id));
+    } catch (e) {
+      throw new CkptError('failed', `${what}: cannot choose its id (/proc/sys/kernel/shm_next_id): ${(e as Error).message}`);
+    }
+    const id = shmCreate(key, s.size, s.mode);
+    if (id < 0) {
+      try { fs.writeFileSync('/proc/sys/kernel/shm_next_id', '-1'); } catch { /* as it was */ }
+      if (id === -E.EEXIST) throw conflict(`${what}: its key is taken here by another segment`);
+      throw new CkptError('failed', `${what}: shmget failed: ${errnoName(-id)}`);
+    }
+    if (id !== s.id) {
+      shmRemove(id);
+      throw conflict(`${what}: made with id ${id} instead (another segment was made at the same time?)`);
+    }
+    shmSetPerm(id, s.uid, s.gid, s.mode);
+  }
+
+  /**
+   * Put the stored contents in (from ckpt, which attaches the segment for
+   * the time of it); in a segment that was there already (`fresh` false),
+   * the pages not stored are zeroed, as they were.
+   */
+  private fill(s: SysvShmSegment, fresh: boolean): void {
+    const len = roundUp(s.size);
+    const at = attachShm(s.id, len, 0);
+    try {
+      if (!fresh) {
+        let next = 0;
+        for (const [p, n] of [...s.runs, [len / PAGE_SIZE, 0] as Run]) {
+          if (p > next) at.view.fill(0, next * PAGE_SIZE, p * PAGE_SIZE);
+          next = p + n;
+        }
+      }
+      if (!s.runs.length) return;
+      const fd = fs.openSync(this.pagePath(s.pagesFile!), 'r');
+      try {
+        let off = 0;
+        for (const [p, n] of s.runs) {
+          const want = n * PAGE_SIZE;
+          const got = fs.readSync(fd, at.view, p * PAGE_SIZE, want, off);
+          if (got !== want) throw badImage(`image file ${s.pagesFile}: short (wanted ${want} bytes at ${off}, got ${got})`);
+          off += want;
+        }
+      } finally { fs.closeSync(fd); }
+    } finally { at.detach(); }
+  }
+
+  /**
+   * Attach the segment of area `a` in the task, at the area's address, as
+   * the window it was; `used` are the ranges the process has or will have.
+   */
+  attach(rt: RemoteTask, a: Area, used: Range[], pid: number): void {
+    const s = this.segs.get(a.sysvshm!);
+    if (!s) throw badImage(`image file process-${pid}.json: area ${a.start} maps System V segment ${a.sysvshm}, which sysvshm.json does not hold`);
+    const start = BigInt(a.start);
+    const len = BigInt(a.end) - start;
+    const off = BigInt(a.offset);
+    const segLen = BigInt(roundUp(s.size));
+    if (off + len > segLen) throw badImage(`image file process-${pid}.json: area ${a.start} maps past the end of System V segment ${s.id} (${s.size} bytes)`);
+    const rdonly = !a.vmflags.includes('mw');
+    const flags = rdonly ? SHM.RDONLY : 0;
+    const label = `${s.id} at ${a.start}`;
+    if (off === 0n && len === segLen) {
+      remote.shmat(rt, s.id, start, flags, label);
+    } else {
+      // Attach the whole segment in a free spot, move the window into place, let the rest go.
+      const tmp = findHole(used, Number(segLen));
+      remote.shmat(rt, s.id, tmp, flags, `${s.id}, staging`);
+      remote.mremap(rt, tmp + off, len, len, MREMAP.MAYMOVE | MREMAP.FIXED, start, label);
+      if (off > 0n) remote.munmap(rt, tmp, off, `${s.id} staging`);
+      if (off + len < segLen) remote.munmap(rt, tmp + off + len, segLen - off - len, `${s.id} staging`);
+    }
+    const attachProt = PROT.READ | (rdonly ? 0 : PROT.WRITE);
+    const prot = (a.prot[0] === 'r' ? PROT.READ : 0) | (a.prot[1] === 'w' ? PROT.WRITE : 0) | (a.prot[2] === 'x' ? PROT.EXEC : 0);
+    if (prot !== attachProt) remote.mprotect(rt, start, len, prot, label);
+  }
+
+  /** Every task is made and has attached its segments: remove again those that were removed. */
+  finish(): void {
+    for (const s of this.segs.values()) {
+      if (!s.deleted) continue;
+      const st = shmStat(s.id);
+      if (st && !(st.mode & SHM.DEST)) {
+        const r = shmRemove(s.id);
+        if (r < 0) throw new CkptError('failed', `System V shared memory segment ${s.id}: IPC_RMID failed: ${errnoName(-r)}`);
+      }
+    }
+  }
+
+  /** The restore failed: remove the segments it made (a removed one goes when its last task dies). */
+  undo(): void {
+    for (const id of this.made) shmRemove(id);
+    this.made.length = 0;
+  }
+}
+
+export type { ShmStat };
