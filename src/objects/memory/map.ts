@@ -150,7 +150,7 @@ export function restoreAreas(rt: RemoteTask, mem: MemoryImage, source: PageSourc
         mapShmem(rt, a, mem, shm, source, pid);
       } else if (a.kind === 'sysvshm') {
         if (!shm.sysv) throw badImage(`image file process-${pid}.json: area ${a.start} maps System V segment ${a.sysvshm}, and the image has no sysvshm.json`);
-        shm.sysv.attach(rt, a, [...areaRanges(mem), ...readMapsRanges(rt.pid)], pid);
+        shm.sysv.attach(rt, a, mem.areas, [...areaRanges(mem), ...readMapsRanges(rt.pid)], pid);
         if (a.vmflags.includes('lo')) lockArea(rt, a);
       } else {
         const hasPages = a.runs.length > 0;

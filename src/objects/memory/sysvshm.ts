@@ -83,6 +83,7 @@ export const SYSV_NAME = /^\/SYSV[0-9a-f]{8}( \(deleted\))?$/;
 export const isSysvName = (p: string) => SYSV_NAME.test(p);
 
 function roundUp(n: number): number { return Math.ceil(n / PAGE_SIZE) * PAGE_SIZE; }
+const toHex = (v: bigint) => '0x' + v.toString(16);
 const keyHex = (k: number) => '0x' + (k >>> 0).toString(16).padStart(8, '0');
 
 // ---------------------------------------------------------------- dump
@@ -153,6 +154,8 @@ export class SysvShmDump {
  */
 export class MadeSysvShm {
   private readonly segs: Map<number, SysvShmSegment>;
+  /** Areas attached so far, as PID:address. */
+  private readonly attached = new Set<string>();
   /** Segments ckpt made (taken away on failure). */
   private readonly made: number[] = [];
 
@@ -234,32 +237,50 @@ export class MadeSysvShm {
 
   /**
    * Attach the segment of area `a` in the task, at the area's address, as
-   * the window it was; `used` are the ranges the process has or will have.
+   * the window it was. Areas of one attach (the same segment, at offsets
+   * from the same base address: an attach split by mprotect or partly
+   * unmapped) are made from one shmat, so that they stay one attach (shmdt
+   * of the base address detaches them all); the first of them does it for
+   * all. `areas` are the process's, `used` the ranges it has or will have.
    */
-  attach(rt: RemoteTask, a: Area, used: Range[], pid: number): void {
+  attach(rt: RemoteTask, a: Area, areas: Area[], used: Range[], pid: number): void {
+    if (this.attached.has(`${pid}:${a.start}`)) return;
     const s = this.segs.get(a.sysvshm!);
     if (!s) throw badImage(`image file process-${pid}.json: area ${a.start} maps System V segment ${a.sysvshm}, which sysvshm.json does not hold`);
-    const start = BigInt(a.start);
-    const len = BigInt(a.end) - start;
-    const off = BigInt(a.offset);
     const segLen = BigInt(roundUp(s.size));
-    if (off + len > segLen) throw badImage(`image file process-${pid}.json: area ${a.start} maps past the end of System V segment ${s.id} (${s.size} bytes)`);
+    const base = BigInt(a.start) - BigInt(a.offset);
+    const group = areas.filter((x) => x.kind === 'sysvshm' && x.sysvshm === s.id && !x.inherit && BigInt(x.start) - BigInt(x.offset) === base);
     const rdonly = !a.vmflags.includes('mw');
+    for (const x of group) {
+      if (BigInt(x.offset) + BigInt(x.end) - BigInt(x.start) > segLen) throw badImage(`image file process-${pid}.json: area ${x.start} maps past the end of System V segment ${s.id} (${s.size} bytes)`);
+      if (!x.vmflags.includes('mw') !== rdonly) throw badImage(`image file process-${pid}.json: areas ${a.start} and ${x.start} are one attach of segment ${s.id}, read-only and not`);
+      this.attached.add(`${pid}:${x.start}`);
+    }
     const flags = rdonly ? SHM.RDONLY : 0;
-    const label = `${s.id} at ${a.start}`;
-    if (off === 0n && len === segLen) {
-      remote.shmat(rt, s.id, start, flags, label);
+    // The windows cover the whole attach: attach it in place.
+    let at = base;
+    for (const x of group) if (BigInt(x.start) === at) at = BigInt(x.end);
+    if (at === base + segLen) {
+      remote.shmat(rt, s.id, base, flags, `${s.id} at ${toHex(base)}`);
     } else {
-      // Attach the whole segment in a free spot, move the window into place, let the rest go.
+      // Attach it in a free spot, move each window into place, let the rest go.
       const tmp = findHole(used, Number(segLen));
       remote.shmat(rt, s.id, tmp, flags, `${s.id}, staging`);
-      remote.mremap(rt, tmp + off, len, len, MREMAP.MAYMOVE | MREMAP.FIXED, start, label);
-      if (off > 0n) remote.munmap(rt, tmp, off, `${s.id} staging`);
-      if (off + len < segLen) remote.munmap(rt, tmp + off + len, segLen - off - len, `${s.id} staging`);
+      let next = 0n;
+      for (const x of group) {
+        const off = BigInt(x.offset);
+        const len = BigInt(x.end) - BigInt(x.start);
+        if (off > next) remote.munmap(rt, tmp + next, off - next, `${s.id} staging`);
+        remote.mremap(rt, tmp + off, len, len, MREMAP.MAYMOVE | MREMAP.FIXED, BigInt(x.start), `${s.id} at ${x.start}`);
+        next = off + len;
+      }
+      if (next < segLen) remote.munmap(rt, tmp + next, segLen - next, `${s.id} staging`);
     }
     const attachProt = PROT.READ | (rdonly ? 0 : PROT.WRITE);
-    const prot = (a.prot[0] === 'r' ? PROT.READ : 0) | (a.prot[1] === 'w' ? PROT.WRITE : 0) | (a.prot[2] === 'x' ? PROT.EXEC : 0);
-    if (prot !== attachProt) remote.mprotect(rt, start, len, prot, label);
+    for (const x of group) {
+      const prot = (x.prot[0] === 'r' ? PROT.READ : 0) | (x.prot[1] === 'w' ? PROT.WRITE : 0) | (x.prot[2] === 'x' ? PROT.EXEC : 0);
+      if (prot !== attachProt) remote.mprotect(rt, BigInt(x.start), BigInt(x.end) - BigInt(x.start), prot, `${s.id} at ${x.start}`);
+    }
   }
 
   /** Every task is made and has attached its segments: remove again those that were removed. */

@@ -1,0 +1,82 @@
+// System V shared memory (src/objects/memory/sysvshm.ts): segments the tree
+// has attached come back with the same id, key, size, owner, mode and
+// contents, attached where they were, shared where they were shared; a
+// segment still there at restore is attached again, one that is gone is made
+// again with its id; removed (IPC_RMID) segments live on removed; segments
+// of the namespace that the tree has not attached are not in the image.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { Subject, roundTrip, leaveRunning, cleanupAll, ckpt, ckptOk, treeGone } from './harness.js';
+
+after(cleanupAll);
+
+interface Seg { id: number; key: number; size: number; deleted?: boolean; runs: Array<[number, number]> }
+const segments = (img: string): Seg[] => JSON.parse(fs.readFileSync(path.join(img, 'sysvshm.json'), 'utf8')).segments;
+const ipcrm = (id: number) => spawnSync('ipcrm', ['-m', String(id)], { encoding: 'utf8' });
+
+for (const mode of ['once', 'two', 'rmid', 'rdonly', 'partial', 'unattached']) {
+  test(`sysvshm: round trip: ${mode}`, async () => {
+    assert.equal(await roundTrip(Subject.start('sysvshm', [mode])), 'PASS');
+  });
+  test(`sysvshm: leave running: ${mode}`, async () => {
+    assert.equal(await leaveRunning(Subject.start('sysvshm', [mode])), 'PASS');
+  });
+}
+
+for (const mode of ['once', 'two', 'partial']) {
+  test(`sysvshm: a segment gone by the restore is made again with its id, key and contents: ${mode}`, async () => {
+    const s = Subject.start('sysvshm', [mode]);
+    await s.ready();
+    const img = path.join(s.dir, 'img');
+    ckptOk('dump', '-t', String(s.pid), '-D', img);
+    await s.gone();
+    await treeGone(img);
+    const segs = segments(img);
+    assert.equal(segs.length, 1);
+    const r = ipcrm(segs[0].id);
+    assert.equal(r.status, 0, r.stderr);
+    ckptOk('restore', '-D', img, '-d');
+    assert.equal(await s.verdict(), 'PASS');
+  });
+}
+
+test('sysvshm: only attached segments are in the image, stored without their zero pages', async () => {
+  const s = Subject.start('sysvshm', ['unattached']);
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  ckptOk('dump', '-t', String(s.pid), '-D', img, '--leave-running');
+  const segs = segments(img);
+  assert.equal(segs.length, 1, 'one segment: the unattached one is not the process\'s');
+  assert.deepEqual(segs[0].runs, [[0, 1]]);
+  assert.equal(fs.statSync(path.join(img, `sysvshm-${segs[0].id}.img`)).size, 4096);
+  const info = ckpt('--json', 'info', '-D', img);
+  assert.equal(info.status, 0, info.stderr);
+  assert.equal(JSON.parse(info.stdout).sysvSharedMemory[0].id, segs[0].id);
+  assert.equal(await s.verdict(), 'PASS');
+});
+
+test('sysvshm: an id taken by another segment at restore is a conflict, and no process is left', async () => {
+  const s = Subject.start('sysvshm', ['once']);
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  ckptOk('dump', '-t', String(s.pid), '-D', img);
+  await s.gone();
+  await treeGone(img);
+  const [seg] = segments(img);
+  // Another segment in its place: same id, another key and size.
+  assert.equal(ipcrm(seg.id).status, 0);
+  fs.writeFileSync('/proc/sys/kernel/shm_next_id', String(seg.id));
+  const py = spawnSync('python3', ['-c', `import ctypes; l=ctypes.CDLL(None); print(l.shmget(0, 8192, 0o1600))`], { encoding: 'utf8' });
+  const other = Number(py.stdout.trim());
+  try {
+    assert.equal(other, seg.id, py.stderr);
+    const r = ckpt('restore', '-D', img, '-d');
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, new RegExp(`segment ${seg.id} .*taken by another segment`));
+    assert.ok(!fs.existsSync(`/proc/${s.pid}`), 'no process is left behind');
+  } finally { ipcrm(other); }
+});
