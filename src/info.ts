@@ -97,6 +97,9 @@ export function renderInfo(info: ReturnType<typeof imageInfo>): string {
   for (const z of info.zombies) L.push(`  zombie ${z.pid}  ppid ${z.ppid} pgid ${z.pgid} sid ${z.sid}: ${z.status}`);
   for (const l of info.fileLocks) L.push(`  file lock: ${l}`);
   for (const o of info.sharedMemory) L.push(`  shared memory ${o.id}: ${size(o.size)}, ${size(o.storedBytes)} stored in ${o.pagesFile}`);
+  for (const o of info.sysvSharedMemory ?? []) {
+    L.push(`  System V segment ${o.id} (key ${o.key}): ${o.size} bytes, mode ${o.mode}, owner ${o.uid}:${o.gid}${o.deleted ? ', removed' : ''}${o.locked ? ', locked' : ''}, ${size(o.storedBytes)} stored`);
+  }
   for (const n of info.storedFiles) L.push(`  stored ${n.what}`);
   for (const p of info.processes) {
     L.push('', `process ${p.pid} (${p.comm})  ppid ${p.ppid} pgid ${p.pgid} sid ${p.sid}${p.stopped ? '  [stopped]' : ''}${p.threads.length > 1 ? `  ${p.threads.length} threads` : ''}`);
