@@ -9,12 +9,12 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { Subject, roundTrip, leaveRunning, cleanupAll, ckpt, ckptOk, treeGone } from './harness.js';
+import { spawn, spawnSync } from 'node:child_process';
+import { Subject, roundTrip, leaveRunning, cleanupAll, ckpt, ckptOk, treeGone, waitUntil } from './harness.js';
 
 after(cleanupAll);
 
-interface Seg { id: number; key: number; size: number; deleted?: boolean; runs: Array<[number, number]> }
+interface Seg { id: number; key: number; size: number; deleted?: boolean; outside?: boolean; runs: Array<[number, number]> }
 const segments = (img: string): Seg[] => JSON.parse(fs.readFileSync(path.join(img, 'sysvshm.json'), 'utf8')).segments;
 const ipcrm = (id: number) => spawnSync('ipcrm', ['-m', String(id)], { encoding: 'utf8' });
 
@@ -80,3 +80,50 @@ test('sysvshm: an id taken by another segment at restore is a conflict, and no p
     assert.ok(!fs.existsSync(`/proc/${s.pid}`), 'no process is left behind');
   } finally { ipcrm(other); }
 });
+
+// A process outside the tree that attaches the subject's segment (by id), waits for the word "go" on
+// its stdin, then writes its text at page 1 and holds on until stdin closes.
+const OUTSIDER = `
+import ctypes, sys
+l = ctypes.CDLL(None, use_errno=True)
+l.shmat.restype = ctypes.c_void_p
+a = l.shmat(int(sys.argv[1]), None, 0)
+assert a not in (None, ctypes.c_void_p(-1).value), 'shmat failed'
+print('attached', flush=True)
+sys.stdin.readline()
+ctypes.memmove(a + 4096, b'written from outside', 20)
+print('written', flush=True)
+sys.stdin.read()
+`;
+
+for (const mode of ['roundtrip', 'leave-running'] as const) {
+  test(`sysvshm: a segment attached outside the tree too stays shared with it: ${mode}`, async () => {
+    const s = Subject.start('sysvshm', ['outside']);
+    await s.ready();
+    const id = Number(s.lines().find((l) => l.startsWith('SHMID '))!.split(' ')[1]);
+    const py = spawn('python3', ['-c', OUTSIDER, String(id)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    py.stdout.setEncoding('utf8');
+    py.stdout.on('data', (d) => { out += d; });
+    try {
+      await waitUntil('the outsider to attach', () => out.includes('attached'));
+      const img = path.join(s.dir, 'img');
+      if (mode === 'roundtrip') {
+        ckptOk('dump', '-t', String(s.pid), '-D', img);
+        await s.gone();
+        await treeGone(img);
+        ckptOk('restore', '-D', img, '-d');
+      } else {
+        ckptOk('dump', '-t', String(s.pid), '-D', img, '--leave-running');
+      }
+      assert.equal(segments(img)[0].outside, true, 'the image says it was attached outside too');
+      py.stdin.write('go\n');
+      await waitUntil('the outsider to write', () => out.includes('written'));
+      assert.equal(await s.verdict(), 'PASS');
+    } finally {
+      py.stdin.end();
+      py.kill();
+      ipcrm(id);
+    }
+  });
+}

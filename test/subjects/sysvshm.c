@@ -23,6 +23,10 @@
  *               and shmdt of the original address detaches them all
  *   unattached  a second keyed segment made but not attached: it is not
  *               the process's state (not in the image) and is left as it is
+ *   outside     a keyed segment of 2 pages that a process outside the tree
+ *               attaches too (the test's): after the restore it is still
+ *               shared with it: the text that process writes at page 1
+ *               ("written from outside") is seen within 10 seconds
  *
  * Every segment is removed when the verdict is given.
  */
@@ -152,7 +156,7 @@ static void finish_child(char *view)
 
 int main(int argc, char **argv)
 {
-	subject_init(argc, argv, 1, "once|two|rmid|rdonly|partial|unattached");
+	subject_init(argc, argv, 1, "once|two|rmid|rdonly|partial|unattached|outside");
 	const char *mode = argv[2];
 	install_term_handler(0);
 	cwhy = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -211,6 +215,12 @@ int main(int argc, char **argv)
 		for (int p = 0; p < 8; p++) fill(addr, p, PAGE);
 		CHECK(munmap(addr, 2 * PAGE) == 0 && munmap(addr + 5 * PAGE, PAGE) == 0 && munmap(addr + 7 * PAGE, PAGE) == 0, "munmap: %s", strerror(errno));
 		CHECK(mprotect(addr + 3 * PAGE, PAGE, PROT_READ) == 0, "mprotect: %s", strerror(errno));
+	} else if (!strcmp(mode, "outside")) {
+		size = 2 * PAGE;
+		make(0, size, 0600, 1);
+		addr = shmat(ids[0], NULL, 0);
+		CHECK(addr != (void *)-1, "shmat: %s", strerror(errno));
+		fill(addr, 0, PAGE);
 	} else if (!strcmp(mode, "unattached")) {
 		size = 2 * PAGE;
 		make(0, size, 0600, 1);
@@ -228,6 +238,11 @@ int main(int argc, char **argv)
 	}
 
 	subject_info("ids %d %d\n", ids[0], nids > 1 ? ids[1] : -1);
+	if (!strcmp(mode, "outside")) {
+		char line[64];
+		snprintf(line, sizeof(line), "SHMID %d\n", ids[0]);
+		subject_append_str(line);
+	}
 	subject_ready(NULL);
 	while (!got_term) pause();
 
@@ -271,6 +286,16 @@ int main(int argc, char **argv)
 		addr[4 * PAGE] = 1;
 		SCHECK(shmdt(addr) == 0, "shmdt of the original address: %s", strerror(errno));
 		check_attrs(0, size, 0600, 0, 0);
+	} else if (!strcmp(mode, "outside")) {
+		static const char text[] = "written from outside";
+		SCHECK(page_ok(addr, 0, 1, PAGE), "page 0 lost its contents");
+		int i;
+		for (i = 0; i < 1000 && memcmp(addr + PAGE, text, sizeof(text) - 1); i++) {
+			struct timespec ts = { 0, 10 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
+		SCHECK(i < 1000, "what the process outside wrote is not seen: the segment is no longer shared with it");
+		check_attrs(0, size, 0600, 0, 2);
 	} else if (!strcmp(mode, "unattached")) {
 		check_attrs(0, size, 0600, 0, 1);
 		check_attrs(1, osz, 0600, 0, 0);
