@@ -80,7 +80,7 @@ int main(void)
 	F(struct shmid64_ds, "shmid64_ds", shm_lpid);
 	F(struct shmid64_ds, "shmid64_ds", shm_nattch);
 	K(IPC_PRIVATE); K(IPC_CREAT); K(IPC_EXCL); K(IPC_RMID); K(IPC_SET); K(IPC_STAT);
-	K(SHM_LOCK); K(SHM_UNLOCK); K(SHM_RDONLY); K(SHM_RND); K(SHM_REMAP); K(SHM_EXEC); K(SHM_DEST); K(SHM_LOCKED);
+	K(SHM_LOCK); K(SHM_UNLOCK); K(SHM_RDONLY); K(SHM_RND); K(SHM_REMAP); K(SHM_EXEC);
 	return 0;
 }
 #else
@@ -103,6 +103,7 @@ int main(void)
 #include <sys/timerfd.h>
 #include <poll.h>
 #include <sys/un.h>
+#include <sys/shm.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/unix_diag.h>
@@ -310,6 +311,8 @@ int main(void)
 	F(struct kcmp_epoll_slot, "kcmp_epoll_slot", efd);
 	F(struct kcmp_epoll_slot, "kcmp_epoll_slot", tfd);
 	F(struct kcmp_epoll_slot, "kcmp_epoll_slot", toff);
+	// the mode bits the kernel adds to a System V segment (not in the kernel's uapi headers)
+	K(SHM_DEST); K(SHM_LOCKED);
 	K(POLLIN); K(POLLPRI); K(POLLOUT); K(POLLERR); K(POLLHUP); K(POLLNVAL);
 	printf("C UFFD_API %llu\n", (unsigned long long)UFFD_API);
 	printf("C UFFDIO_API %lu\n", (unsigned long)UFFDIO_API);
