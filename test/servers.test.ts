@@ -24,6 +24,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { shmStat, shmRemove } from '../src/kernel/sys.js';
 import { Subject, ckptOk, cleanupAll, tmpDir, waitUntil, sleep, treeGone, readText } from './harness.js';
 
 after(cleanupAll);
@@ -379,8 +380,13 @@ function initCluster(dir: string): string {
   return data;
 }
 
-/** The postmaster of a cluster, listening at `addr` only (a unix socket directory: `addr.path` is its .s.PGSQL.PORT). */
-export function pgServer(dir: string, addr: Addr): Server {
+/**
+ * The postmaster of a cluster, listening at `addr` only (a unix socket
+ * directory: `addr.path` is its .s.PGSQL.PORT); `settings` are more -c
+ * options. (huge_pages=off: ckpt refuses hugetlbfs memory, and where huge
+ * pages are configured postgres would use them by default.)
+ */
+export function pgServer(dir: string, addr: Addr, settings: string[] = []): Server {
   const data = initCluster(dir);
   let listen: string[];
   if ('path' in addr) {
@@ -393,7 +399,7 @@ export function pgServer(dir: string, addr: Addr): Server {
   }
   return {
     cmd: ['setpriv', '--reuid', PG_USER, '--regid', PG_USER, '--init-groups', path.join(PG_BIN, 'postgres'), '-D', data, ...listen,
-      '-c', 'fsync=off'],
+      '-c', 'fsync=off', '-c', 'huge_pages=off', ...settings.flatMap((x) => ['-c', x])],
     ready: async () => (await canConnect(addr)) && (await pg(addr, 'select 1').then((r) => r[0]?.[0] === '1', () => false)),
     stop: async () => {
       // A fast shutdown (SIGINT to the postmaster): it ends its children and removes its shared memory.
@@ -405,9 +411,9 @@ export function pgServer(dir: string, addr: Addr): Server {
   };
 }
 
-export async function pgCheck(addr: Addr, holderInside: boolean, mode: Mode): Promise<void> {
+export async function pgCheck(addr: Addr, holderInside: boolean, mode: Mode, settings: string[] = []): Promise<number> {
   const dir = tmpDir(`pg-${mode}`);
-  const server = pgServer(dir, addr);
+  const server = pgServer(dir, addr, settings);
   const data = path.join(dir, 'data');
   const ready = Buffer.from([0x5a, 0, 0, 0, 5]); // ReadyForQuery (then the transaction status)
   const send = async (h: Holder, sql: string) => {
@@ -417,6 +423,7 @@ export async function pgCheck(addr: Addr, holderInside: boolean, mode: Mode): Pr
   };
   let backend = '';
   let shm = '';
+  let segs = 0;
   try {
     await withServer(dir, server, addr, holderInside, mode, async (h) => {
       await pg(addr, 'create table t (id int primary key, v text); insert into t select g, md5(g::text) from generate_series(1, 5000) g');
@@ -430,6 +437,8 @@ export async function pgCheck(addr: Addr, holderInside: boolean, mode: Mode): Pr
       assert.deepEqual(await pg(addr, 'select count(*), max(id) from t'), [['5000', '5000']]);
       shm = readText(path.join(data, 'postmaster.pid')).split('\n')[6] ?? '';
     }, async (h) => {
+      const img = path.join(dir, 'img');
+      segs = fs.existsSync(path.join(img, 'sysvshm.json')) ? JSON.parse(fs.readFileSync(path.join(img, 'sysvshm.json'), 'utf8')).segments.length : 0;
       assert.equal(readText(path.join(data, 'postmaster.pid')).split('\n')[6] ?? '', shm, 'the same shared memory key and id in postmaster.pid');
       assert.deepEqual(await pg(addr, "select count(*), max(id), sum(length(v)), (select v from t where id = 7) from t"), [['5000', '5000', String(5000 * 32), md5(7)]]);
       // (the change made in the open transaction is not seen outside it: row 7 is as it was)
@@ -443,10 +452,15 @@ export async function pgCheck(addr: Addr, holderInside: boolean, mode: Mode): Pr
       assert.deepEqual(await pg(addr, "insert into t values (100003, 'fresh'); select count(*) from t"), [['5003']]);
     });
   } finally {
-    // A postmaster killed rather than shut down leaves its System V segment: take it away.
+    // A postmaster killed rather than shut down leaves its System V segments: take them away
+    // (those of postmaster.pid and of the image that are still there, with the key they had).
     const id = Number((shm.trim().split(/\s+/)[1]) ?? NaN);
-    if (Number.isInteger(id)) spawnSync('ipcrm', ['-m', String(id)]);
+    const img = path.join(dir, 'img', 'sysvshm.json');
+    const listed: Array<{ id: number; key: number }> = fs.existsSync(img) ? JSON.parse(fs.readFileSync(img, 'utf8')).segments : [];
+    for (const seg of listed) if (shmStat(seg.id)?.key === seg.key && shmStat(seg.id)?.uid === pgUser().uid) shmRemove(seg.id);
+    if (Number.isInteger(id) && shmStat(id)?.uid === pgUser().uid) shmRemove(id);
   }
+  return segs;
 }
 
 /** What postgres's md5(n::text) gives. */
@@ -458,6 +472,14 @@ test('postgres over a unix socket: data, an open transaction on a held connectio
 });
 test('postgres over a unix socket: the same after a dump with --leave-running', async () => {
   await pgCheck(pgSock('leave-running'), true, 'leave-running');
+});
+// All of its shared memory in System V segments: the main one (some 140 MiB) and the dynamic ones.
+const SYSV_PG = ['shared_memory_type=sysv', 'dynamic_shared_memory_type=sysv'];
+test('postgres with its shared memory in System V segments (shared_memory_type=sysv): the same, after checkpoint and restore', async () => {
+  assert.ok(await pgCheck(pgSock('roundtrip'), true, 'roundtrip', SYSV_PG) >= 2, 'the main segment and the dynamic shared memory control one are in the image');
+});
+test('postgres with its shared memory in System V segments: the same after a dump with --leave-running', async () => {
+  assert.ok(await pgCheck(pgSock('leave-running'), true, 'leave-running', SYSV_PG) >= 2);
 });
 
 // ---------------------------------------------------------------- node HTTP
