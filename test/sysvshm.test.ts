@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { Subject, roundTrip, leaveRunning, cleanupAll, ckpt, ckptOk, treeGone, waitUntil } from './harness.js';
+import { Subject, CKPT, roundTrip, leaveRunning, cleanupAll, ckpt, ckptOk, treeGone, waitUntil, imagePids } from './harness.js';
+import { shmStat } from '../src/kernel/sys.js';
 
 after(cleanupAll);
 
@@ -125,5 +126,39 @@ for (const mode of ['roundtrip', 'leave-running'] as const) {
       py.kill();
       ipcrm(id);
     }
+  });
+}
+
+for (const mode of ['two', 'rmid']) {
+  test(`sysvshm: a restore failing at any step leaves neither a process nor a segment it made: ${mode}`, async () => {
+    const s = Subject.start('sysvshm', [mode]);
+    await s.ready();
+    const img = path.join(s.dir, 'img');
+    ckptOk('dump', '-t', String(s.pid), '-D', img);
+    await s.gone();
+    await treeGone(img);
+    const [seg] = segments(img);
+    if (!seg.deleted) assert.equal(ipcrm(seg.id).status, 0); // (so that the restore makes it)
+    const args = ['restore', '-D', img, '-d'];
+    const withFault = (n: number | 'count') => spawnSync(CKPT, args, { encoding: 'utf8', timeout: 60000, env: { ...process.env, CKPT_DEBUG_FAIL_AT: String(n) } });
+    // How many fault points a restore passes (this one succeeds: end it again).
+    const c = withFault('count');
+    assert.equal(c.status, 0, c.stderr);
+    const points = Number(/ckpt: (\d+) fault points/.exec(c.stderr)![1]);
+    for (const pid of imagePids(img)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+    await treeGone(img);
+    if (!seg.deleted) assert.equal(ipcrm(seg.id).status, 0);
+    await waitUntil('the segment to go', () => shmStat(seg.id) === null);
+    // A spread of fault points, from the first to the last.
+    const tries = [...new Set(Array.from({ length: 16 }, (_, i) => Math.round((i * (points - 1)) / 15)))];
+    for (const n of tries) {
+      const r = withFault(n);
+      assert.notEqual(r.status, 0, `fault point ${n} of ${points}: the restore failed`);
+      assert.match(r.stderr, /debug failure at fault point/);
+      await treeGone(img);
+      await waitUntil(`no segment ${seg.id} after a failure at fault point ${n}`, () => shmStat(seg.id) === null);
+    }
+    ckptOk(...args);
+    assert.equal(await s.verdict(), 'PASS');
   });
 }
