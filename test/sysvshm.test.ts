@@ -45,7 +45,7 @@ for (const mode of ['once', 'two', 'partial']) {
   });
 }
 
-test('sysvshm: only attached segments are in the image, stored without their zero pages', async () => {
+test('sysvshm: only attached segments are in the image, stored without their holes', async () => {
   const s = Subject.start('sysvshm', ['unattached']);
   await s.ready();
   const img = path.join(s.dir, 'img');
@@ -149,8 +149,10 @@ for (const mode of ['two', 'rmid']) {
     await treeGone(img);
     if (!seg.deleted) assert.equal(ipcrm(seg.id).status, 0);
     await waitUntil('the segment to go', () => shmStat(seg.id) === null);
-    // A spread of fault points, from the first to the last.
-    const tries = [...new Set(Array.from({ length: 16 }, (_, i) => Math.round((i * (points - 1)) / 15)))];
+    // A spread of fault points, from the first to near the last (how many remote calls a restore makes
+    // varies a little from run to run: the very last ones may not be reached).
+    const last = Math.floor(points * 0.95) - 1;
+    const tries = [...new Set(Array.from({ length: 16 }, (_, i) => Math.round((i * last) / 15)))];
     for (const n of tries) {
       const r = withFault(n);
       assert.notEqual(r.status, 0, `fault point ${n} of ${points}: the restore failed`);
@@ -162,3 +164,22 @@ for (const mode of ['two', 'rmid']) {
     assert.equal(await s.verdict(), 'PASS');
   });
 }
+
+test('sysvshm: pages never touched are holes, not stored, and stay holes', async () => {
+  const s = Subject.start('sysvshm', ['once']);
+  await s.ready();
+  const img = path.join(s.dir, 'img');
+  ckptOk('dump', '-t', String(s.pid), '-D', img);
+  await s.gone();
+  await treeGone(img);
+  const [seg] = segments(img);
+  assert.deepEqual(seg.runs, [[0, 1], [2, 1], [5, 1]]);
+  assert.equal(ipcrm(seg.id).status, 0);
+  ckptOk('restore', '-D', img, '-d');
+  // The remade segment holds the three pages only (shm_rss in /proc/sysvipc/shm: resident pages).
+  const line = fs.readFileSync('/proc/sysvipc/shm', 'utf8').split('\n').slice(1).map((l) => l.trim().split(/\s+/)).find((w) => Number(w[1]) === seg.id);
+  assert.ok(line, 'the segment is there again');
+  const head = fs.readFileSync('/proc/sysvipc/shm', 'utf8').split('\n')[0].trim().split(/\s+/);
+  assert.equal(Number(line[head.indexOf('rss')]), 3 * 4096, 'three pages resident');
+  assert.equal(await s.verdict(), 'PASS');
+});

@@ -8,8 +8,8 @@
  *
  * Modes:
  *   once        a keyed segment of 5 pages + 100 bytes (pages 0, 2 and the
- *               partial last one written, 1, 3, 4 zero), attached once, mode
- *               0640, locked (SHM_LOCK)
+ *               partial last one written, also past the size, 1, 3, 4 never
+ *               touched), attached once, mode 0640, locked (SHM_LOCK)
  *   two         a keyed segment attached before a fork (the child inherits
  *               it) and attached a second time by the child at another
  *               address: writes of one are seen by the other, 3 attaches
@@ -170,6 +170,7 @@ int main(int argc, char **argv)
 		addr = shmat(ids[0], NULL, 0);
 		CHECK(addr != (void *)-1, "shmat: %s", strerror(errno));
 		fill(addr, 0, PAGE); fill(addr, 2, PAGE); fill(addr, 5, 100);
+		addr[size + 10] = 'T'; /* past the segment's size, in its last page: kept with the page */
 		CHECK(shmctl(ids[0], SHM_LOCK, NULL) == 0, "SHM_LOCK: %s", strerror(errno));
 	} else if (!strcmp(mode, "two") || !strcmp(mode, "rmid")) {
 		size = 4 * PAGE;
@@ -253,6 +254,7 @@ int main(int argc, char **argv)
 		SCHECK(stat_of(ids[0]).shm_perm.mode & SHM_LOCKED, "the segment is no longer locked");
 		SCHECK(page_ok(addr, 0, 1, PAGE) && page_ok(addr, 2, 1, PAGE) && page_ok(addr, 5, 1, 100), "written pages lost their contents");
 		SCHECK(page_ok(addr, 1, 0, PAGE) && page_ok(addr, 3, 0, PAGE) && page_ok(addr, 4, 0, PAGE), "pages never written are not zeros");
+		SCHECK(addr[size + 10] == 'T', "the byte past the segment's size, in its last page, is lost");
 		SCHECK(maps_of(addr, perms, &off) == 0 && !strcmp(perms, "rw-s") && off == 0, "the area is not rw-s at offset 0 (%s %lx)", perms, off);
 		fill(addr, 1, PAGE);
 		SCHECK(shmdt(addr) == 0, "shmdt: %s", strerror(errno));

@@ -10,9 +10,10 @@
 // attached are not part of the tree's state and are not dumped; neither
 // are other SysV IPC objects (semaphores, message queues).
 //
-// Dump: each segment once, read by ckpt itself (it attaches it read-only:
-// the shm file cannot be read() through /proc/PID/map_files); pages that are
-// all zeros are not stored. Only the IPC namespace ckpt runs in is
+// Dump: each segment once, whole pages of the extents that hold data
+// (SEEK_DATA on its shmem file, opened through /proc/PID/map_files of one of
+// its areas; holes are not stored and stay holes), read by ckpt through an
+// attach of its own (read-only). Only the IPC namespace ckpt runs in is
 // supported: a tree in another one is refused.
 //
 // Restore, before any task exists: a segment that is still there with the
@@ -33,6 +34,7 @@ import fs from 'node:fs';
 import * as z from 'zod/mini';
 import { PAGE_SIZE, PROT, SHM, IPC, MREMAP, E, errnoName } from '../../kernel/consts.js';
 import { shmStat, shmCreate, shmSetPerm, shmRemove, shmLock, attachShm, ShmStat } from '../../kernel/sys.js';
+import { dataExtents } from '../../kernel/mm.js';
 import type { MapEntry } from '../../kernel/proc.js';
 import { RemoteTask } from '../../kernel/remote.js';
 import * as remote from '../../kernel/rsys.js';
@@ -92,6 +94,8 @@ const keyHex = (k: number) => '0x' + (k >>> 0).toString(16).padStart(8, '0');
 export class SysvShmDump {
   private readonly areas = new Map<number, number>();
   private readonly where = new Map<number, string>();
+  /** An area of each segment, to read it through. */
+  private readonly first = new Map<number, { pid: number; start: bigint; end: bigint }>();
   private ownNs: number | null = null;
 
   /** Note the areas of a process that map SysV segments (its maps as read for its memory plan). */
@@ -102,13 +106,13 @@ export class SysvShmDump {
       if (this.ownNs === null) this.ownNs = fs.statSync('/proc/self/ns/ipc').ino;
       if (fs.statSync(`/proc/${pid}/ns/ipc`).ino !== this.ownNs) throw refused(`${what}: System V shared memory of an IPC namespace other than ckpt's is not supported yet`);
       this.areas.set(m.inode, (this.areas.get(m.inode) ?? 0) + 1);
-      if (!this.where.has(m.inode)) this.where.set(m.inode, what);
+      if (!this.where.has(m.inode)) { this.where.set(m.inode, what); this.first.set(m.inode, { pid, start: m.start, end: m.end }); }
     }
   }
 
   get empty(): boolean { return this.areas.size === 0; }
 
-  /** Store every segment noted: its attributes and its pages that are not all zeros. */
+  /** Store every segment noted: its attributes and its pages that hold data. */
   async write(sink: PageSink): Promise<Array<{ seg: SysvShmSegment; sums: string[] }>> {
     const out: Array<{ seg: SysvShmSegment; sums: string[] }> = [];
     for (const [id, treeAreas] of [...this.areas].sort((a, b) => a[0] - b[0])) {
@@ -121,24 +125,23 @@ export class SysvShmDump {
         ...(st.nattch > treeAreas ? { outside: true } : {}),
       };
       if (seg.outside) log.info(`System V shared memory segment ${id} (key ${keyHex(st.key)}) is attached outside the tree too (${st.nattch} attaches, ${treeAreas} in the tree)`);
-      const len = roundUp(st.size);
-      const at = attachShm(id, len, SHM.RDONLY);
+      // Which pages hold data: SEEK_DATA on the segment's shmem file, which /proc/PID/map_files of one of
+      // its areas opens (it also finds swapped-out pages; holes are not stored and stay holes). The pages
+      // are read through an attach of ckpt's own, whole pages: a process may have written past the
+      // segment's size in its last page, which read() would not give.
+      const a = this.first.get(id)!;
+      const src = fs.openSync(`/proc/${a.pid}/map_files/${a.start.toString(16)}-${a.end.toString(16)}`, 'r');
+      let runs: Run[];
+      try { runs = dataExtents(src, st.size); } finally { fs.closeSync(src); }
+      seg.runs = runs;
+      if (!runs.length) { out.push({ seg, sums: [] }); continue; }
+      const at = attachShm(id, roundUp(st.size), SHM.RDONLY);
       try {
-        const zero = Buffer.alloc(PAGE_SIZE);
-        const runs: Run[] = [];
-        for (let p = 0; p < len / PAGE_SIZE; p++) {
-          if (at.view.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE).equals(zero)) continue;
-          const last = runs[runs.length - 1];
-          if (last && last[0] + last[1] === p) last[1]++; else runs.push([p, 1]);
-        }
-        seg.runs = runs;
-        if (runs.length) {
-          const stream = sink.open({ kind: 'sysvshm', id, runs: runSegments(at.addr, runs, 0), bytes: countPages(runs) * PAGE_SIZE });
-          stream.copy({ pid: process.pid }, stream.runs);
-          const stored = await stream.finish();
-          seg.pagesFile = stored.file;
-          out.push({ seg, sums: stored.sums });
-        } else out.push({ seg, sums: [] });
+        const stream = sink.open({ kind: 'sysvshm', id, runs: runSegments(at.addr, runs, 0), bytes: countPages(runs) * PAGE_SIZE });
+        stream.copy({ pid: process.pid }, stream.runs);
+        const stored = await stream.finish();
+        seg.pagesFile = stored.file;
+        out.push({ seg, sums: stored.sums });
       } finally { at.detach(); }
     }
     return out;
