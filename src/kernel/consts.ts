@@ -73,7 +73,7 @@ export const MAP = {
 } as const;
 /** System V IPC (ipc.h, shm.h): get flags, shmctl commands, shmat flags, and the mode bits the kernel adds to a segment. */
 export const IPC = { PRIVATE: 0, CREAT: 0o1000, EXCL: 0o2000, RMID: 0, SET: 1, STAT: 2 } as const;
-export const SHM = { LOCK: 11, UNLOCK: 12, RDONLY: 0o10000, RND: 0o20000, REMAP: 0o40000, EXEC: 0o100000, DEST: 0o1000, LOCKED: 0o2000 } as const;
+export const SHM = { LOCK: 11, UNLOCK: 12, NORESERVE: 0o10000, RDONLY: 0o10000, RND: 0o20000, REMAP: 0o40000, EXEC: 0o100000, DEST: 0o1000, LOCKED: 0o2000 } as const;
 export const MREMAP = { MAYMOVE: 1, FIXED: 2, DONTUNMAP: 4 } as const;
 export const MADV = {
   RANDOM: 1, SEQUENTIAL: 2, DONTNEED: 4, DONTFORK: 10, DOFORK: 11, MERGEABLE: 12, HUGEPAGE: 14, NOHUGEPAGE: 15, DONTDUMP: 16,

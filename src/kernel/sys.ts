@@ -621,9 +621,9 @@ export function shmStat(id: number): ShmStat | null {
   return { key: v.key, uid: v.uid, gid: v.gid, cuid: v.cuid, cgid: v.cgid, mode: v.mode, size: Number(v.segsz), nattch: Number(v.nattch), cpid: v.cpid, lpid: v.lpid };
 }
 
-/** shmget(key, size, IPC_CREAT | IPC_EXCL | mode): the new segment's id, or -errno. */
-export function shmCreate(key: number, size: number, mode: number): number {
-  return syscallRaw(NR.shmget, key, size, IPC.CREAT | IPC.EXCL | (mode & 0o777));
+/** shmget(key, size, IPC_CREAT | IPC_EXCL | flags): the new segment's id, or -errno. `flags`: permission bits, SHM_NORESERVE. */
+export function shmCreate(key: number, size: number, flags: number): number {
+  return syscallRaw(NR.shmget, key, size, IPC.CREAT | IPC.EXCL | (flags & (0o777 | SHM.NORESERVE)));
 }
 
 /** shmctl(id, IPC_SET): owner and permission bits. */

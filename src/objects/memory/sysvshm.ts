@@ -28,7 +28,8 @@
 // SHM_RDONLY where the original could not be made writable, then cut to the
 // window it was (an area that is part of the segment) and given its
 // protection. The creator's PID and uid, and the times, are those of the
-// restore.
+// restore; SHM_NORESERVE (swap accounting of the segment, which nothing
+// shows from outside) is not kept.
 
 import fs from 'node:fs';
 import * as z from 'zod/mini';
@@ -67,6 +68,7 @@ export const SysvShmSegment = z.object({
   deleted: z.optional(z.boolean()),
   /** Locked in memory (SHM_LOCK). */
   locked: z.optional(z.boolean()),
+
   /** Attached at dump by processes outside the tree too. */
   outside: z.optional(z.boolean()),
   /** Its stored pages (pages not stored are zeros), in `pagesFile`. */
@@ -177,8 +179,10 @@ export class MadeSysvShm {
         if (st.key !== s.key || st.size !== s.size || st.uid !== s.uid || (deleted && !s.deleted)) {
           throw conflict(`${what}: its id is taken by another segment here (key ${keyHex(st.key)}, ${st.size} bytes, owner ${st.uid}${deleted ? ', removed' : ''})`);
         }
-        if (st.nattch === 0) this.fill(s, false);
-        else log.info(`${what} is still attached by ${st.nattch} areas: it is attached again as it is, shared with them`);
+        if (st.nattch === 0) {
+          this.fill(s, false);
+          if (s.locked && !(st.mode & SHM.LOCKED)) shmLock(s.id);
+        } else log.info(`${what} is still attached by ${st.nattch} areas: it is attached again as it is, shared with them`);
         continue;
       }
       this.create(s, what);

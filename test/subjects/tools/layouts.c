@@ -312,7 +312,7 @@ int main(void)
 	F(struct kcmp_epoll_slot, "kcmp_epoll_slot", tfd);
 	F(struct kcmp_epoll_slot, "kcmp_epoll_slot", toff);
 	// the mode bits the kernel adds to a System V segment (not in the kernel's uapi headers)
-	K(SHM_DEST); K(SHM_LOCKED);
+	K(SHM_DEST); K(SHM_LOCKED); K(SHM_NORESERVE);
 	K(POLLIN); K(POLLPRI); K(POLLOUT); K(POLLERR); K(POLLHUP); K(POLLNVAL);
 	printf("C UFFD_API %llu\n", (unsigned long long)UFFD_API);
 	printf("C UFFDIO_API %lu\n", (unsigned long)UFFDIO_API);
