@@ -312,21 +312,22 @@ function need(bin: string, pkg: string): string {
 
 const REDIS = '/usr/bin/redis-server';
 
-/** redis-server without persistence, listening at `addr` only. */
-export function redisServer(dir: string, addr: Addr): Server {
+/** redis-server listening at `addr` only; without persistence unless `persist` (an append-only file, and RDB snapshots). */
+export function redisServer(dir: string, addr: Addr, persist = false): Server {
   const listen = 'path' in addr ? ['--port', '0', '--unixsocket', addr.path, '--unixsocketperm', '700'] : ['--port', String(addr.port), '--bind', addr.host];
+  const keep = persist ? ['--save', '1 1', '--appendonly', 'yes', '--appendfsync', 'everysec'] : ['--save', '', '--appendonly', 'no'];
   return {
-    cmd: [need(REDIS, 'redis-server'), ...listen, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir, '--logfile', path.join(dir, 'redis.log')],
+    cmd: [need(REDIS, 'redis-server'), ...listen, ...keep, '--daemonize', 'no', '--dir', dir, '--logfile', path.join(dir, 'redis.log')],
     ready: async () => (await canConnect(addr)) && (await redis(addr, ['PING']).then((r) => r[0] === 'PONG', () => false)),
   };
 }
 
-export async function redisCheck(addr: Addr, holderInside: boolean, mode: Mode): Promise<void> {
+export async function redisCheck(addr: Addr, holderInside: boolean, mode: Mode, persist = false): Promise<void> {
   const dir = tmpDir(`redis-${mode}`);
   const END = respCommand('ECHO', 'held-end');
   const until = Buffer.from('$8\r\nheld-end\r\n');
   let clientId = 0;
-  await withServer(dir, redisServer(dir, addr), addr, holderInside, mode, async (h) => {
+  await withServer(dir, redisServer(dir, addr, persist), addr, holderInside, mode, async (h) => {
     // Data of several types, from a fresh client.
     const big = 'v'.repeat(100000);
     assert.deepEqual(await redis(addr, ['SET', 'greeting', 'hello'], ['RPUSH', 'list', 'a', 'b', 'c'], ['HSET', 'h', 'f1', '1', 'f2', '2'],
@@ -345,6 +346,17 @@ export async function redisCheck(addr: Addr, holderInside: boolean, mode: Mode):
     const r = respAll(await h.send(Buffer.concat([respCommand('CLIENT', 'ID'), respCommand('GET', 'held'), respCommand('SET', 'held', 'after'), END]), until), 4)!;
     assert.deepEqual(r, [clientId, 'before', 'OK', 'held-end']);
     assert.deepEqual(await redis(addr, ['GET', 'held'], ['DBSIZE']), ['after', 7]);
+    if (persist) {
+      // The append-only file goes on: what is written now is in it; a snapshot is made by a forked child.
+      assert.deepEqual(await redis(addr, ['SET', 'persisted', 'yes'], ['BGSAVE']), ['OK', 'Background saving started']);
+      await waitFor('the snapshot', async () => (await redis(addr, ['INFO', 'persistence']))[0]!.toString().includes('rdb_bgsave_in_progress:0'));
+      const info = (await redis(addr, ['INFO', 'persistence']))[0]!.toString();
+      assert.match(info, /rdb_last_bgsave_status:ok/);
+      await waitFor('the append-only file to have the new key', () => {
+        const d = path.join(dir, 'appendonlydir');
+        return fs.existsSync(d) && fs.readdirSync(d).some((f) => f.endsWith('.incr.aof') && readText(path.join(d, f)).includes('persisted'));
+      });
+    }
   });
 }
 
@@ -354,6 +366,12 @@ test('redis-server over a unix socket: data, a held connection and a fresh clien
 });
 test('redis-server over a unix socket: the same after a dump with --leave-running', async () => {
   await redisCheck(redisSock('leave-running'), true, 'leave-running');
+});
+test('redis-server with an append-only file and snapshots: the same, and it goes on persisting, after checkpoint and restore', async () => {
+  await redisCheck(redisSock('roundtrip'), true, 'roundtrip', true);
+});
+test('redis-server with an append-only file and snapshots: the same after a dump with --leave-running', async () => {
+  await redisCheck(redisSock('leave-running'), true, 'leave-running', true);
 });
 
 // ---------------------------------------------------------------- postgres
