@@ -15,6 +15,10 @@
 //
 // Nothing is skipped: a server that is not installed fails its test, saying
 // which Debian package to install (.ci/run installs them).
+//
+// For TCP: redisCheck / pgCheck / nodeHttpCheck({ host: '127.0.0.1', port },
+// false, mode, ..., { dump: ['--tcp-established'], restore: [...] }) start
+// the server listening there only, and the holder outside the tree.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -251,6 +255,8 @@ class Holder {
 // ---------------------------------------------------------------- running a server under test
 
 type Mode = 'roundtrip' | 'leave-running';
+/** More arguments for ckpt dump and restore (over TCP: --tcp-established). */
+export interface CkptArgs { dump?: string[]; restore?: string[] }
 
 interface Server {
   /** What to run (the tree's root starts it, and the holder when it is inside). */
@@ -269,7 +275,7 @@ const sh = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
  * holder as its children), wait until it serves, run `before`, checkpoint it
  * (`mode`), then run `afterwards` on what runs now; stop it all.
  */
-async function withServer(dir: string, server: Server, addr: Addr, holderInside: boolean, mode: Mode,
+async function withServer(dir: string, server: Server, addr: Addr, holderInside: boolean, mode: Mode, args: CkptArgs,
   before: (h: Holder) => Promise<void>, afterwards: (h: Holder) => Promise<void>): Promise<void> {
   const hdir = path.join(dir, 'holder');
   const holder = new Holder(hdir);
@@ -285,13 +291,13 @@ async function withServer(dir: string, server: Server, addr: Addr, holderInside:
     await before(holder);
     const img = path.join(dir, 'img');
     if (mode === 'roundtrip') {
-      ckptOk('dump', '-t', String(s.pid), '-D', img);
+      ckptOk('dump', '-t', String(s.pid), '-D', img, ...(args.dump ?? []));
       await s.gone();
       await treeGone(img);
       assert.ok(!(await canConnect(addr)), 'the server is gone after the dump');
-      ckptOk('restore', '-D', img, '-d');
+      ckptOk('restore', '-D', img, '-d', ...(args.restore ?? []));
     } else {
-      ckptOk('dump', '-t', String(s.pid), '-D', img, '--leave-running');
+      ckptOk('dump', '-t', String(s.pid), '-D', img, '--leave-running', ...(args.dump ?? []));
     }
     await afterwards(holder);
     assert.equal(holder.connects(), 1, 'the holder never connected again');
@@ -322,12 +328,12 @@ export function redisServer(dir: string, addr: Addr, persist = false): Server {
   };
 }
 
-export async function redisCheck(addr: Addr, holderInside: boolean, mode: Mode, persist = false): Promise<void> {
+export async function redisCheck(addr: Addr, holderInside: boolean, mode: Mode, persist = false, args: CkptArgs = {}): Promise<void> {
   const dir = tmpDir(`redis-${mode}`);
   const END = respCommand('ECHO', 'held-end');
   const until = Buffer.from('$8\r\nheld-end\r\n');
   let clientId = 0;
-  await withServer(dir, redisServer(dir, addr, persist), addr, holderInside, mode, async (h) => {
+  await withServer(dir, redisServer(dir, addr, persist), addr, holderInside, mode, args, async (h) => {
     // Data of several types, from a fresh client.
     const big = 'v'.repeat(100000);
     assert.deepEqual(await redis(addr, ['SET', 'greeting', 'hello'], ['RPUSH', 'list', 'a', 'b', 'c'], ['HSET', 'h', 'f1', '1', 'f2', '2'],
@@ -429,7 +435,7 @@ export function pgServer(dir: string, addr: Addr, settings: string[] = []): Serv
   };
 }
 
-export async function pgCheck(addr: Addr, holderInside: boolean, mode: Mode, settings: string[] = []): Promise<number> {
+export async function pgCheck(addr: Addr, holderInside: boolean, mode: Mode, settings: string[] = [], args: CkptArgs = {}): Promise<number> {
   const dir = tmpDir(`pg-${mode}`);
   const server = pgServer(dir, addr, settings);
   const data = path.join(dir, 'data');
@@ -443,7 +449,7 @@ export async function pgCheck(addr: Addr, holderInside: boolean, mode: Mode, set
   let shm = '';
   let segs = 0;
   try {
-    await withServer(dir, server, addr, holderInside, mode, async (h) => {
+    await withServer(dir, server, addr, holderInside, mode, args, async (h) => {
       await pg(addr, 'create table t (id int primary key, v text); insert into t select g, md5(g::text) from generate_series(1, 5000) g');
       // The held connection: started, then a transaction left open in it.
       const st = pgParse(await h.send(pgStartup('postgres', 'postgres'), ready));
@@ -532,7 +538,7 @@ export function nodeHttpServer(dir: string, addr: Addr): Server {
   };
 }
 
-export async function nodeHttpCheck(addr: Addr, holderInside: boolean, mode: Mode): Promise<void> {
+export async function nodeHttpCheck(addr: Addr, holderInside: boolean, mode: Mode, args: CkptArgs = {}): Promise<void> {
   const dir = tmpDir(`http-${mode}`);
   const END = Buffer.from('<END>');
   const req = (p: string) => Buffer.from(`GET ${p} HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n`);
@@ -544,7 +550,7 @@ export async function nodeHttpCheck(addr: Addr, holderInside: boolean, mode: Mod
   };
   let conn = 0;
   let pid = 0;
-  await withServer(dir, nodeHttpServer(dir, addr), addr, holderInside, mode, async (h) => {
+  await withServer(dir, nodeHttpServer(dir, addr), addr, holderInside, mode, args, async (h) => {
     const a = JSON.parse((await httpGet(addr, '/put?k=a&v=1')).body.replace('<END>', ''));
     pid = a.pid;
     const first = body(await h.send(req('/put?k=b&v=2'), END));
