@@ -448,6 +448,7 @@ export async function pgCheck(addr: Addr, holderInside: boolean, mode: Mode, set
   let backend = '';
   let shm = '';
   let segs = 0;
+  const dsmBefore = new Set(fs.readdirSync('/dev/shm').filter((f) => f.startsWith('PostgreSQL.')));
   try {
     await withServer(dir, server, addr, holderInside, mode, args, async (h) => {
       await pg(addr, 'create table t (id int primary key, v text); insert into t select g, md5(g::text) from generate_series(1, 5000) g');
@@ -483,6 +484,12 @@ export async function pgCheck(addr: Addr, holderInside: boolean, mode: Mode, set
     const listed: Array<{ id: number; key: number }> = fs.existsSync(img) ? JSON.parse(fs.readFileSync(img, 'utf8')).segments : [];
     for (const seg of listed) if (shmStat(seg.id)?.key === seg.key && shmStat(seg.id)?.uid === pgUser().uid) shmRemove(seg.id);
     if (Number.isInteger(id) && shmStat(id)?.uid === pgUser().uid) shmRemove(id);
+    // And its dynamic shared memory files: those made since it started that no process maps.
+    const made = fs.readdirSync('/dev/shm').filter((f) => f.startsWith('PostgreSQL.') && !dsmBefore.has(f));
+    if (made.length) {
+      const mapped = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map((p) => readText(`/proc/${p}/maps`)).join('');
+      for (const f of made) if (!mapped.includes(`/dev/shm/${f}`)) fs.rmSync(`/dev/shm/${f}`, { force: true });
+    }
   }
   return segs;
 }
