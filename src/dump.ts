@@ -13,7 +13,7 @@ import { Pool } from './bulk/pool.js';
 import { kill } from './kernel/sys.js';
 import { SIG, CALL_SIGMASK, BLOCKABLE_SIGNALS, WAIT, RLIMIT } from './kernel/consts.js';
 import * as remote from './kernel/rsys.js';
-import { planMemory, writePages, findHole, dumpShmem, ShmemObject } from './objects/memory/index.js';
+import { planMemory, writePages, findHole, dumpShmem, ShmemObject, SysvShmDump } from './objects/memory/index.js';
 import { ImageDirSink } from './image/pages.js';
 import { FileTableBuilder } from './objects/files.js';
 import { InodeTable } from './objects/inodes.js';
@@ -94,7 +94,7 @@ interface Captured {
 }
 
 /** Shared memory objects of the dump: each stored once, by the first process met that maps it. */
-interface ShmemCtxDump { seen: Set<string>; objects: Array<{ obj: ShmemObject; sums: string[] }> }
+interface ShmemCtxDump { seen: Set<string>; objects: Array<{ obj: ShmemObject; sums: string[] }>; sysv: SysvShmDump }
 
 async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResult> {
   const root = opts.pid;
@@ -139,7 +139,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     // Who shares an fd table or cwd and root with whom (all are frozen: it cannot change now).
     const sharing = tableSharing(live, root);
     image = new ImageWriter(dir);
-    const shmem: ShmemCtxDump = { seen: new Set(), objects: [] };
+    const shmem: ShmemCtxDump = { seen: new Set(), objects: [], sysv: new SysvShmDump() };
     const img = image;
     const treeIds = new Set([...pids, ...tree.flatMap((p) => p.tids)]);
     const inodes = new InodeTable(img);
@@ -159,6 +159,12 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
       current = null;
     }
     inodes.checkOutside(treeIds);
+    // System V segments the tree has attached: stored once each, while the tree is still frozen.
+    let sysvSegs: Awaited<ReturnType<SysvShmDump['write']>> = [];
+    if (!shmem.sysv.empty) {
+      enter('System V shared memory');
+      sysvSegs = await shmem.sysv.write(new ImageDirSink(image, pool, POOL_THRESHOLD));
+    }
     enter('file locks');
     const lockList = locks.finish(); // (while the tree is still frozen)
     lap('capture');
@@ -178,6 +184,8 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     const keepLock = !opts.leaveRunning && netLock !== null && files.files.some((f) => f.kind === 'tcp' && (f as { conn?: unknown }).conn);
     if (keepLock) image.writeJson('network.json', { lock: netLock!.rec });
     for (const o of shmem.objects) image.addRaw(o.obj.pagesFile, o.sums);
+    if (sysvSegs.length) image.writeJson('sysvshm.json', { segments: sysvSegs.map((o) => o.seg) });
+    for (const o of sysvSegs) if (o.seg.pagesFile) image.addRaw(o.seg.pagesFile, o.sums);
     for (const c of captured) {
       image.writeJson(`process-${c.doc.pid}.json`, c.doc);
       image.addRaw(c.pagesName, c.sums);
@@ -333,6 +341,7 @@ async function captureProcess(proc: TreeProc, opts: DumpOptions, image: ImageWri
   setStep('memory map');
   // (the parent's areas as its own capture read them: frozen, they have not changed)
   const plan = planMemory(pid, pid !== opts.pid ? proc.ppid : undefined, shmem.seen, parentCap?.maps, inodes);
+  shmem.sysv.note(pid, plan.maps);
   await checkpointYield();
 
   setStep('signals');

@@ -2,7 +2,7 @@
 
 import { ImageReader } from './image/store.js';
 import { ProcessImage } from './objects/process.js';
-import { describeAreas, ShmemImage } from './objects/memory/index.js';
+import { describeAreas, ShmemImage, SysvShmImage } from './objects/memory/index.js';
 import { describeFile, FilesImage } from './objects/files.js';
 import { describeInode } from './objects/inodes.js';
 import { LocksImage, describeLocks } from './objects/locks.js';
@@ -69,8 +69,12 @@ export function imageInfo(dir: string) {
   const shmem = m.files['shmem.json'] ? img.readJson('shmem.json', ShmemImage).objects.map((o) => ({
     id: o.id, size: o.size, storedBytes: o.runs.reduce((s, r) => s + r[1], 0) * 4096, pagesFile: o.pagesFile,
   })) : [];
+  const sysvShm = m.files['sysvshm.json'] ? img.readJson('sysvshm.json', SysvShmImage).segments.map((s) => ({
+    id: s.id, key: '0x' + (s.key >>> 0).toString(16).padStart(8, '0'), size: s.size, mode: '0' + s.mode.toString(8), uid: s.uid, gid: s.gid,
+    deleted: !!s.deleted, locked: !!s.locked, storedBytes: s.runs.reduce((n, r) => n + r[1], 0) * 4096,
+  })) : [];
   const fileLocks = m.files['locks.json'] ? describeLocks(img.readJson('locks.json', LocksImage)) : [];
-  return { image: img.dir, format: m.version, ckptVersion: m.ckptVersion, created: m.created, kernel: m.kernel, arch: m.arch, cpu: m.cpu, options: m.options, files: m.files, root: m.root, processes, zombies, sharedMemory: shmem, openFiles, storedFiles, fileLocks };
+  return { image: img.dir, format: m.version, ckptVersion: m.ckptVersion, created: m.created, kernel: m.kernel, arch: m.arch, cpu: m.cpu, options: m.options, files: m.files, root: m.root, processes, zombies, sharedMemory: shmem, ...(sysvShm.length ? { sysvSharedMemory: sysvShm } : {}), openFiles, storedFiles, fileLocks };
 }
 
 function describeWaitStatus(st: number): string {
@@ -93,6 +97,9 @@ export function renderInfo(info: ReturnType<typeof imageInfo>): string {
   for (const z of info.zombies) L.push(`  zombie ${z.pid}  ppid ${z.ppid} pgid ${z.pgid} sid ${z.sid}: ${z.status}`);
   for (const l of info.fileLocks) L.push(`  file lock: ${l}`);
   for (const o of info.sharedMemory) L.push(`  shared memory ${o.id}: ${size(o.size)}, ${size(o.storedBytes)} stored in ${o.pagesFile}`);
+  for (const o of info.sysvSharedMemory ?? []) {
+    L.push(`  System V segment ${o.id} (key ${o.key}): ${o.size} bytes, mode ${o.mode}, owner ${o.uid}:${o.gid}${o.deleted ? ', removed' : ''}${o.locked ? ', locked' : ''}, ${size(o.storedBytes)} stored`);
+  }
   for (const n of info.storedFiles) L.push(`  stored ${n.what}`);
   for (const p of info.processes) {
     L.push('', `process ${p.pid} (${p.comm})  ppid ${p.ppid} pgid ${p.pgid} sid ${p.sid}${p.stopped ? '  [stopped]' : ''}${p.threads.length > 1 ? `  ${p.threads.length} threads` : ''}`);

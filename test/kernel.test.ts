@@ -17,7 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as S from '../src/kernel/structs.js';
 import { Layout } from '../src/kernel/structs.js';
-import { UFFD, IOCTL, TERMIOS, VCC, NCCS, N_TTY, POLL } from '../src/kernel/consts.js';
+import { UFFD, IOCTL, TERMIOS, VCC, NCCS, N_TTY, POLL, IPC, SHM } from '../src/kernel/consts.js';
 import { ScratchArea, ScratchFullError, MemoryIO, SCRATCH_ALIGN } from '../src/kernel/scratch.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -109,6 +109,10 @@ const LAYOUTS: Array<[Layout<any>, string, Record<string, string>]> = [
   [S.EPOLL_EVENT, 'epoll_event', { events: 'events', data: 'data' }],
   [S.POLLFD, 'pollfd', { fd: 'fd', events: 'events', revents: 'revents' }],
   [S.KCMP_EPOLL_SLOT, 'kcmp_epoll_slot', { efd: 'efd', tfd: 'tfd', toff: 'toff' }],
+  [S.SHMID_DS, 'shmid64_ds', {
+    key: 'shm_perm.key', uid: 'shm_perm.uid', gid: 'shm_perm.gid', cuid: 'shm_perm.cuid', cgid: 'shm_perm.cgid', mode: 'shm_perm.mode', seq: 'shm_perm.seq',
+    segsz: 'shm_segsz', atime: 'shm_atime', dtime: 'shm_dtime', ctime: 'shm_ctime', cpid: 'shm_cpid', lpid: 'shm_lpid', nattch: 'shm_nattch',
+  }],
 ];
 
 describe('struct layouts', () => {
@@ -163,6 +167,9 @@ describe('struct layouts', () => {
     assert.equal(S.TERMIOS2.offsetOf('ispeed') - S.TERMIOS2.offsetOf('cc'), NCCS, 'c_cc is NCCS bytes, up to c_ispeed');
     for (const [k, v] of [...Object.entries(IOCTL), ...Object.entries(TERMIOS), ...Object.entries(VCC)]) assert.equal(BigInt(v), f.consts.get(k), k);
     for (const [k, v] of Object.entries(POLL)) assert.equal(BigInt(v), f.consts.get(`POLL${k}`), `POLL${k}`);
+    // System V shared memory
+    for (const [k, v] of Object.entries(IPC)) assert.equal(BigInt(v), f.consts.get(`IPC_${k}`), `IPC_${k}`);
+    for (const [k, v] of Object.entries(SHM)) assert.equal(BigInt(v), f.consts.get(`SHM_${k}`), `SHM_${k}`);
   });
 
   test('the sizes ckpt relies on, also without a compiler', () => {

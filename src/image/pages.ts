@@ -25,7 +25,7 @@ const overlapsChunk = (g: PageRun, c: number) => g.fileOff < (c + 1) * CHUNK && 
 
 /** The file of the image directory that holds a set of pages. */
 export function pagesFileName(set: Pick<PageSet, 'kind' | 'id'>): string {
-  return set.kind === 'process' ? `pages-${set.id}.img` : `shmem-${set.id}.img`;
+  return set.kind === 'process' ? `pages-${set.id}.img` : set.kind === 'sysvshm' ? `sysvshm-${set.id}.img` : `shmem-${set.id}.img`;
 }
 
 /**

@@ -97,7 +97,7 @@ const STAGE_PREFIX = '.ckpt-new-';
  * list is left over from the old image, and a commit removes it. A new kind
  * of image file must be added here. Other files (logs written with -o) stay.
  */
-const IMAGE_FILE = /^(manifest\.json|shmem\.json|files\.json|locks\.json|process-[^/]+\.json|(pages|shmem|file)-[^/]+\.img)$/;
+const IMAGE_FILE = /^(manifest\.json|shmem\.json|sysvshm\.json|files\.json|locks\.json|process-[^/]+\.json|(pages|shmem|sysvshm|file)-[^/]+\.img)$/;
 
 function errCode(e: unknown): string | undefined { return (e as NodeJS.ErrnoException)?.code; }
 function unlessGone(fn: () => void): void {

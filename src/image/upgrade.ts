@@ -13,7 +13,7 @@ import { ImageReader, ImageWriter, FORMAT_VERSION, Manifest, validate } from './
 import { ManifestV1, ProcessImageV1, FdImageV1 } from './v1.js';
 import { ProcessImage } from '../objects/process.js';
 import { FilesImage, FileDesc, FdRef } from '../objects/files.js';
-import { ShmemImage } from '../objects/memory/index.js';
+import { ShmemImage, SysvShmImage } from '../objects/memory/index.js';
 import { O } from '../kernel/consts.js';
 import { badImage } from '../errors.js';
 
@@ -103,6 +103,7 @@ export async function upgradeImage(dirArg: string): Promise<UpgradeResult> {
     if (name.startsWith('process-')) validate(ProcessImage, doc, name);
     else if (name === 'files.json') validate(FilesImage, doc, name);
     else if (name === 'shmem.json') validate(ShmemImage, doc, name);
+    else if (name === 'sysvshm.json') validate(SysvShmImage, doc, name);
   }
   const w = new ImageWriter(dir);
   try {

@@ -17,6 +17,7 @@ export const NR = {
   memfd_create: 319, userfaultfd: 323, membarrier: 324, mlock2: 325, rseq: 334, pidfd_open: 434, clone3: 435,
   poll: 7, epoll_wait: 232, epoll_ctl: 233, epoll_create1: 291, epoll_pwait: 281, epoll_pwait2: 441,
   bind: 49, listen: 50, connect: 42, accept4: 288, sendto: 44, recvfrom: 45, shutdown: 48, getsockname: 51, getpeername: 52, setsockopt: 54, getsockopt: 55,
+  shmget: 29, shmat: 30, shmctl: 31, shmdt: 67,
   close_range: 436, tee: 276, pipe2: 293, fsync: 74, fdatasync: 75, copy_file_range: 326, preadv2: 327, mknodat: 259, utimensat: 280, pwritev2: 328, pidfd_getfd: 438, mseal: 462,
   inotify_add_watch: 254, inotify_rm_watch: 255, timerfd_create: 283, timerfd_settime: 286, timerfd_gettime: 287,
   signalfd4: 289, eventfd2: 290, inotify_init1: 294, fanotify_init: 300, fanotify_mark: 301, open_by_handle_at: 304,
@@ -70,6 +71,9 @@ export const MAP = {
   SHARED: 0x01, PRIVATE: 0x02, FIXED: 0x10, ANONYMOUS: 0x20, GROWSDOWN: 0x0100, NORESERVE: 0x4000,
   DROPPABLE: 0x08, POPULATE: 0x8000, FIXED_NOREPLACE: 0x100000,
 } as const;
+/** System V IPC (ipc.h, shm.h): get flags, shmctl commands, shmat flags, and the mode bits the kernel adds to a segment. */
+export const IPC = { PRIVATE: 0, CREAT: 0o1000, EXCL: 0o2000, RMID: 0, SET: 1, STAT: 2 } as const;
+export const SHM = { LOCK: 11, UNLOCK: 12, NORESERVE: 0o10000, RDONLY: 0o10000, RND: 0o20000, REMAP: 0o40000, EXEC: 0o100000, DEST: 0o1000, LOCKED: 0o2000 } as const;
 export const MREMAP = { MAYMOVE: 1, FIXED: 2, DONTUNMAP: 4 } as const;
 export const MADV = {
   RANDOM: 1, SEQUENTIAL: 2, DONTNEED: 4, DONTFORK: 10, DOFORK: 11, MERGEABLE: 12, HUGEPAGE: 14, NOHUGEPAGE: 15, DONTDUMP: 16,
@@ -252,7 +256,7 @@ export const E: Record<string, number> = {
   EAGAIN: 11, ENOMEM: 12, EACCES: 13, EFAULT: 14, EBUSY: 16, EEXIST: 17, EXDEV: 18, ENODEV: 19, ENOTDIR: 20,
   EISDIR: 21, EINVAL: 22, ENFILE: 23, EMFILE: 24, ENOTTY: 25, ETXTBSY: 26, EFBIG: 27, ENOSPC: 28, ESPIPE: 29,
   EROFS: 30, EMLINK: 31, EPIPE: 32, EDOM: 33, ERANGE: 34, ENOSYS: 38, ENOTEMPTY: 39, ENOTSOCK: 88, EPROTOTYPE: 91, ENOPROTOOPT: 92,
-  ENOTSUP: 95, EADDRINUSE: 98, EADDRNOTAVAIL: 99, ECONNRESET: 104, ENOTCONN: 107, ECONNREFUSED: 111,
+  EIDRM: 43, ENOTSUP: 95, EADDRINUSE: 98, EADDRNOTAVAIL: 99, ECONNRESET: 104, ENOTCONN: 107, ECONNREFUSED: 111,
   ENONET: 64, EPROTO: 71, EMSGSIZE: 90, ENETUNREACH: 101, EHOSTDOWN: 112, EHOSTUNREACH: 113, ERESTARTSYS: 512,
   ERESTARTNOINTR: 513, ERESTARTNOHAND: 514, ERESTART_RESTARTBLOCK: 516,
 };

@@ -54,6 +54,24 @@ export function mapFile(fd: number, offset: number, len: number, populate = true
   };
 }
 
+const rawShmat = libc.func('void *shmat(int id, void *addr, int flags)');
+const rawShmdt = libc.func('int shmdt(void *addr)');
+
+/** A System V shared memory segment attached in ckpt itself (shmat), as a Buffer over its `len` bytes (no copy). */
+export interface ShmAttach { addr: bigint; len: number; view: Buffer; detach(): void }
+
+export function attachShm(id: number, len: number, flags: number): ShmAttach {
+  const ptr = rawShmat(id, null, flags);
+  const addr = koffi.address(ptr) as bigint;
+  if (addr === MAP_FAILED || addr === 0n) throw new SysError(`shmat(${id})`, koffi.errno());
+  const view = Buffer.from(koffi.view(ptr, len));
+  let attached = true;
+  return {
+    addr, len, view,
+    detach() { if (attached) { attached = false; rawShmdt(ptr); } },
+  };
+}
+
 /** An error from a system call, with the errno and the call that failed. */
 export class SysError extends Error {
   constructor(public readonly call: string, public readonly errno: number, detail?: string) {

@@ -35,6 +35,10 @@ export function munmap(rt: RemoteTask, addr: bigint, len: bigint | number, label
 export function mremap(rt: RemoteTask, from: bigint, oldLen: bigint | number, newLen: bigint | number, flags: number, to: bigint, label?: string): bigint {
   return rt.call(withLabel('mremap', label), NR.mremap, from, oldLen, newLen, flags, to);
 }
+/** shmat(2) in the task: attach System V segment `id` at `addr`; returns the address. */
+export function shmat(rt: RemoteTask, id: number, addr: bigint, flags: number, label?: string): bigint {
+  return rt.call(withLabel('shmat', label ?? String(id)), NR.shmat, id, addr, flags);
+}
 export function mprotect(rt: RemoteTask, addr: bigint, len: bigint | number, prot: number, label?: string): void {
   rt.call(withLabel('mprotect', label), NR.mprotect, addr, len, prot);
 }

@@ -116,6 +116,17 @@ export const ITIMERVAL = struct('itimerval', 32, {
   intervalSec: [0, 'i64'], intervalUsec: [8, 'i64'], valueSec: [16, 'i64'], valueUsec: [24, 'i64'],
 } as const, { whole: true });
 
+/**
+ * struct shmid64_ds of x86_64 (shmctl IPC_STAT, IPC_SET): struct ipc64_perm
+ * (key, uid, gid, cuid, cgid, mode, seq, then two unused longs), the size,
+ * attach, detach and change times, the creator's and the last operator's
+ * PID, the number of attaches.
+ */
+export const SHMID_DS = struct('shmid64_ds', 112, {
+  key: [0, 'i32'], uid: [4, 'u32'], gid: [8, 'u32'], cuid: [12, 'u32'], cgid: [16, 'u32'], mode: [20, 'u32'], seq: [24, 'u16'],
+  segsz: [48, 'u64'], atime: [56, 'i64'], dtime: [64, 'i64'], ctime: [72, 'i64'], cpid: [80, 'i32'], lpid: [84, 'i32'], nattch: [88, 'u64'],
+} as const);
+
 /** struct flock (fcntl F_SETLK, F_OFD_SETLK, F_GETLK...): l_type, l_whence, then l_start, l_len, l_pid (padding after l_whence and l_pid). */
 export const FLOCK = struct('flock', 32, { type: [0, 'u16'], whence: [2, 'u16'], start: [8, 'i64'], len: [16, 'i64'], pid: [24, 'i32'] } as const);
 /** struct f_owner_ex (F_GETOWN_EX, F_SETOWN_EX). */

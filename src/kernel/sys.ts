@@ -3,15 +3,15 @@
 // copies. The rest of ckpt calls these instead of naming syscall numbers.
 
 import fs from 'node:fs';
-import { sys, syscallRaw, addressOf, SysError, posixSpawn, mapFile } from './ffi.js';
-import { NR, KCMP, O, UFFD, F, SPLICE, IOCTL, AT_FDCWD, S_IFIFO, PIDFD_THREAD, POLL_ALL, SOCK } from './consts.js';
+import { sys, syscallRaw, addressOf, SysError, posixSpawn, mapFile, attachShm } from './ffi.js';
+import { NR, KCMP, O, UFFD, F, SPLICE, IOCTL, AT_FDCWD, S_IFIFO, PIDFD_THREAD, POLL_ALL, SOCK, IPC, SHM, E } from './consts.js';
 import {
   UFFDIO_COPY_STRUCT, RLIMIT64, F_OWNER_EX, ITIMERSPEC, TIMESPEC, FILE_HANDLE, KCMP_EPOLL_SLOT, POLLFD,
-  SOCKADDR_UN, SUN_PATH_OFFSET, SUN_PATH_MAX, UCRED, TIMEVAL, MSGHDR, CMSGHDR, cmsgSpace, cmsgLen, iovecArray,
+  SHMID_DS, SOCKADDR_UN, SUN_PATH_OFFSET, SUN_PATH_MAX, UCRED, TIMEVAL, MSGHDR, CMSGHDR, cmsgSpace, cmsgLen, iovecArray,
 } from './structs.js';
 
-export { SysError, posixSpawn, mapFile };
-export type { SpawnOptions, FileMapping } from './ffi.js';
+export { SysError, posixSpawn, mapFile, attachShm };
+export type { SpawnOptions, FileMapping, ShmAttach } from './ffi.js';
 
 /** kill(2); returns 0 or -errno (a process that is gone is no error here). */
 export function kill(pid: number, sig: number): number {
@@ -600,3 +600,40 @@ export function inDirectory<T>(dir: string, fn: () => T): T {
 
 /** fcntl(fd, F_DUPFD_CLOEXEC, min): a copy of fd in ckpt at the lowest free number from `min`. */
 export function dupAbove(fd: number, min: number): number { return sys(`fcntl(F_DUPFD_CLOEXEC, ${min})`, NR.fcntl, fd, F.DUPFD_CLOEXEC, min); }
+
+// ---------------------------------------------------------------- System V shared memory
+
+/** What shmctl(IPC_STAT) tells of a segment (in ckpt's IPC namespace). */
+export interface ShmStat {
+  key: number; uid: number; gid: number; cuid: number; cgid: number;
+  /** Permission bits, with SHM_DEST (removed, lives on while attached) and SHM_LOCKED. */
+  mode: number;
+  size: number; nattch: number; cpid: number; lpid: number;
+}
+
+/** shmctl(id, IPC_STAT); null when there is no segment with that id. */
+export function shmStat(id: number): ShmStat | null {
+  const b = Buffer.alloc(SHMID_DS.size);
+  const r = syscallRaw(NR.shmctl, id, IPC.STAT, addressOf(b));
+  if (r === -E.EINVAL || r === -E.EIDRM) return null;
+  if (r < 0) throw new SysError(`shmctl(${id}, IPC_STAT)`, -r);
+  const v = SHMID_DS.decode(b);
+  return { key: v.key, uid: v.uid, gid: v.gid, cuid: v.cuid, cgid: v.cgid, mode: v.mode, size: Number(v.segsz), nattch: Number(v.nattch), cpid: v.cpid, lpid: v.lpid };
+}
+
+/** shmget(key, size, IPC_CREAT | IPC_EXCL | flags): the new segment's id, or -errno. `flags`: permission bits, SHM_NORESERVE. */
+export function shmCreate(key: number, size: number, flags: number): number {
+  return syscallRaw(NR.shmget, key, size, IPC.CREAT | IPC.EXCL | (flags & (0o777 | SHM.NORESERVE)));
+}
+
+/** shmctl(id, IPC_SET): owner and permission bits. */
+export function shmSetPerm(id: number, uid: number, gid: number, mode: number): void {
+  const b = SHMID_DS.encode({ uid, gid, mode: mode & 0o777 });
+  sys(`shmctl(${id}, IPC_SET)`, NR.shmctl, id, IPC.SET, addressOf(b));
+}
+
+/** shmctl(id, IPC_RMID); returns 0 or -errno. */
+export function shmRemove(id: number): number { return syscallRaw(NR.shmctl, id, IPC.RMID, 0); }
+
+/** shmctl(id, SHM_LOCK): keep its pages in memory. */
+export function shmLock(id: number): void { sys(`shmctl(${id}, SHM_LOCK)`, NR.shmctl, id, SHM.LOCK, 0); }

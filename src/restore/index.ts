@@ -17,7 +17,7 @@ import { ProcessImage, readRlimits, checkRlimits } from '../objects/process.js';
 import { FilesImage, FdRef, checkFileRefs, checkFiles, OpenFiles, describeFile } from '../objects/files.js';
 import { MadeInodes, checkInodes } from '../objects/inodes.js';
 import { LocksImage, checkLocks, restoreLocks } from '../objects/locks.js';
-import { checkMappedFiles, ShmemImage } from '../objects/memory/index.js';
+import { checkMappedFiles, ShmemImage, SysvShmImage, MadeSysvShm } from '../objects/memory/index.js';
 import { ImageDirSource } from '../image/pages.js';
 import { Pool } from '../bulk/pool.js';
 import { kill, dupAbove } from '../kernel/sys.js';
@@ -42,7 +42,7 @@ import { unlockNetwork } from '../net/lock.js';
 
 export type { RestoreOptions, RestoreResult } from './context.js';
 
-export interface LoadedImage { img: ImageReader; procs: ProcessImage[]; shmem: ShmemImage; files: FilesImage; locks: LocksImage }
+export interface LoadedImage { img: ImageReader; procs: ProcessImage[]; shmem: ShmemImage; sysv: SysvShmImage; files: FilesImage; locks: LocksImage }
 
 /** Load and check everything that can be checked without creating a process. */
 export async function loadImage(dir: string, check: 'all' | 'defer-root-pages', pool: Pool | null): Promise<LoadedImage> {
@@ -59,12 +59,32 @@ export async function loadImage(dir: string, check: 'all' | 'defer-root-pages', 
   }
   const procs = m.processes.filter((p) => !p.zombie).map((p) => img.readJson(`process-${p.pid}.json`, ProcessImage));
   const shmem: ShmemImage = m.files['shmem.json'] ? img.readJson('shmem.json', ShmemImage) : { objects: [] };
+  const sysv: SysvShmImage = m.files['sysvshm.json'] ? img.readJson('sysvshm.json', SysvShmImage) : { segments: [] };
   const files = img.readJson('files.json', FilesImage);
   const locks: LocksImage = m.files['locks.json'] ? img.readJson('locks.json', LocksImage) : { locks: [] };
   checkConsistency(m, procs, shmem, files);
+  checkSysv(m, procs, sysv);
   checkSharingRefs(procs);
   checkLocks(locks, (task) => tableOf(procs, task));
-  return { img, procs, shmem, files, locks };
+  return { img, procs, shmem, sysv, files, locks };
+}
+
+/** The System V segments: their page files are the image's, and every sysvshm area names one of them. */
+function checkSysv(m: ImageReader['manifest'], procs: ProcessImage[], sysv: SysvShmImage): void {
+  const ids = new Set<number>();
+  sysv.segments.forEach((s, i) => {
+    if (ids.has(s.id)) throw badImage(`image file sysvshm.json: field segments[${i}].id: segment ${s.id} is listed twice`);
+    ids.add(s.id);
+    if (!s.pagesFile) return;
+    const f = m.files[s.pagesFile];
+    if (!f) throw badImage(`image file sysvshm.json: field segments[${i}].pagesFile: ${s.pagesFile} is not in the manifest`);
+    if (f.size !== s.runs.reduce((n, r) => n + r[1], 0) * 4096) throw badImage(`image file sysvshm.json: field segments[${i}].runs: they do not match the size of ${s.pagesFile}`);
+  });
+  for (const p of procs) {
+    p.memory.areas.forEach((a, i) => {
+      if (a.sysvshm !== undefined && !ids.has(a.sysvshm)) throw badImage(`image file process-${p.pid}.json: field memory.areas[${i}].sysvshm: segment ${a.sysvshm} is not in sysvshm.json`);
+    });
+  }
 }
 
 /** What the documents say of each other must agree (each document alone was checked by its schema). */
@@ -223,7 +243,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
   // The root's big page file is checked while it is loaded into the husk
   // (below), before any process of the image exists; everything else now.
   const loaded = await loadImage(dir, pool ? 'defer-root-pages' : 'all', pool);
-  const { img, procs, shmem, files, locks } = loaded;
+  const { img, procs, shmem, sysv, files, locks } = loaded;
   const m = img.manifest;
   const root = procs.find((x) => x.pid === m.root);
   if (!root) throw badImage(`image file manifest.json: the root process ${m.root} has no process document`);
@@ -247,6 +267,8 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
   // Deleted files and memfds: made before any task (their mappings are part of the tasks' memory), held until the end.
   const inodes = new MadeInodes(files.inodes ?? [], (name) => img.path(name));
   const made = { husk: -1 };
+  // System V segments: found or made before any task (the tasks attach them as part of their memory).
+  const sysvMade = new MadeSysvShm(sysv.segments, (name) => img.path(name));
   const open: OpenFiles = new OpenFiles(files, {
     shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, tcpClose: !!opts.tcpClose, state: new Map(), onDone: (fn) => open.done.push(fn), inodes,
     readData: (name) => {
@@ -256,7 +278,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
   }, { local: channelLocal, remote: channelTree });
   const ctx: RestoreCtx = {
     opts, img, procs, files, pool, lap, open, inodes,
-    shm: { objects: new Map(shmem.objects.map((o) => [o.id, o])), sources: new Map(), inodes }, pages: new ImageDirSource(img, pool),
+    shm: { objects: new Map(shmem.objects.map((o) => [o.id, o])), sources: new Map(), inodes, sysv: sysvMade }, pages: new ImageDirSource(img, pool),
     scratch: { start: 0n, end: 0n }, tasksMade: [],
     channel: { local: channelLocal, remote: channelTree },
     // Every named step is a fault point for the failure tests (kernel/faults.ts).
@@ -268,6 +290,10 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
   try {
     ctx.step = 'stored files';
     inodes.make();
+    if (sysv.segments.length) {
+      ctx.step = 'System V shared memory';
+      sysvMade.make();
+    }
     const rootRt = await buildRoot(ctx, root, made);
     fs.closeSync(treeEnd); // (the tree holds its end now, at the same number)
     treeEnd = -1;
@@ -278,6 +304,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
     const built = await buildTree(ctx, root, rootRt);
     ctx.step = 'seals';
     inodes.seal(); // (once every mapping is made: a seal may forbid new ones)
+    sysvMade.finish(); // (removed segments are removed again once every task has attached them)
     lap('tree');
     progress('tasks', built.length, procs.length);
 
@@ -337,6 +364,7 @@ async function restoreWith(opts: RestoreOptions, dir: string, pool: Pool | null)
     for (const tid of [...ctx.tasksMade].reverse()) { if (tid !== rootPid) { try { waitPid(tid); } catch { /* gone */ } } }
     if (rootPid > 0) killAndReap(rootPid);
     if (made.husk > 0) killAndReap(made.husk);
+    sysvMade.undo();
     if (netLock) log.warn(`the network stays locked (${netLock.backend} ${netLock.name}) for another restore of the image; peers wait meanwhile`);
     throw err;
   } finally {

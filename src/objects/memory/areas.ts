@@ -7,6 +7,7 @@ import * as z from 'zod/mini';
 import { PROT, PAGE_SIZE } from '../../kernel/consts.js';
 import { pageAddr, hex64, count, PAGE, regex, refine, superRefine, noNul } from '../../image/schema.js';
 import { Run, countPages, Range } from './runs.js';
+import { SYSV_NAME } from './sysvshm.js';
 
 const pageCount = z.int().check(z.gte(0), z.lte(2 ** 36));
 const runList = z.array(z.tuple([pageCount, z.int().check(z.gte(1), z.lte(2 ** 36))]));
@@ -30,7 +31,8 @@ export const Area = z.object({
   // 'shmem': a window of a shared memory object (shmem.json). A new kind rather than an 'anon' area with
   // a new field, so that a ckpt that does not know objects refuses such an image instead of misreading it.
   // 'inode': a mapping of a file whose inode is stored in the image (a deleted file, a memfd: files.json `inodes`).
-  kind: z.enum(['anon', 'file', 'special', 'shmem', 'inode']),
+  // 'sysvshm': an attached System V shared memory segment (sysvshm.json `segments`, by id).
+  kind: z.enum(['anon', 'file', 'special', 'shmem', 'inode', 'sysvshm']),
   name: noNul,                 // path, [heap], [stack], [vdso], [anon:NAME] or ''
   offset: hex64,
   vmflags: z.array(z.string().check(regex(/^[a-z0-9]{2}$/, 'expected a two-letter VmFlags mnemonic'))),
@@ -42,13 +44,15 @@ export const Area = z.object({
   drop: z.optional(runList),   // pages to drop in such an area
   shmem: z.optional(z.string().check(regex(/^[0-9a-f]+:[0-9a-f]+:[0-9]+$/, 'expected a shared memory object id dev:ino'))),
   inode: z.optional(z.int().check(z.gte(1), z.lte(0x7fffffff))), // the stored inode an 'inode' area maps
+  sysvshm: z.optional(z.int().check(z.gte(0), z.lte(0x7fffffff))), // the id of the System V segment a 'sysvshm' area maps
 }).check(
   refine((a) => big(a.start) < big(a.end), { message: 'the area ends before it starts', path: ['end'] }),
   refine((a) => big(a.offset) % 4096n === 0n, { message: 'the offset is not page-aligned', path: ['offset'] }),
   refine((a) => runsOk(a.runs as Run[], Number((big(a.end) - big(a.start)) / 4096n)), { message: 'page runs are out of order or outside the area', path: ['runs'] }),
   refine((a) => !a.drop || runsOk(a.drop as Run[], Number((big(a.end) - big(a.start)) / 4096n)), { message: 'page runs are out of order or outside the area', path: ['drop'] }),
   refine((a) => (a.kind === 'inode') === (a.inode !== undefined), { message: 'an inode area, and only one, refers to a stored inode', path: ['inode'] }),
-  refine((a) => (a.kind === 'special' ? SPECIAL.has(a.name) : a.kind === 'file' || a.kind === 'inode' ? a.name.startsWith('/') : a.kind === 'shmem' ? a.name === '' :
+  refine((a) => (a.kind === 'sysvshm') === (a.sysvshm !== undefined) && (a.kind !== 'sysvshm' || (a.shared && a.runs.length === 0)), { message: 'a sysvshm area, and only one, refers to a System V segment, and holds no pages of its own', path: ['sysvshm'] }),
+  refine((a) => (a.kind === 'special' ? SPECIAL.has(a.name) : a.kind === 'file' || a.kind === 'inode' ? a.name.startsWith('/') : a.kind === 'shmem' ? a.name === '' : a.kind === 'sysvshm' ? SYSV_NAME.test(a.name) :
     a.name === '' || a.name === '[heap]' || a.name === '[stack]' || /^\[anon:[^\]]{1,80}\]$/.test(a.name)), { message: 'not a name an area of this kind has', path: ['name'] }),
   refine((a) => (a.kind === 'shmem') === (a.shmem !== undefined) && (a.kind !== 'shmem' || (a.shared && a.runs.length === 0)), { message: 'a shmem area, and only one, refers to a shared memory object, and holds no pages of its own', path: ['shmem'] }),
 );
@@ -103,7 +107,8 @@ export function areaRanges(mem: MemoryImage): Range[] {
 export function describeAreas(mem: MemoryImage): Array<{ range: string; size: number; prot: string; kind: string; name: string; stored: number; object?: string }> {
   return mem.areas.map((a) => ({
     range: `${a.start}-${a.end}`, size: Number(big(a.end) - big(a.start)), prot: a.prot + (a.shared ? 's' : 'p'),
-    kind: a.kind === 'anon' ? (a.shared ? 'shared-anon' : 'anon') : a.kind === 'shmem' ? 'shared-anon' : a.kind, name: a.shmem ? `[shared memory ${a.shmem} at offset ${a.offset}]` : a.name,
+    kind: a.kind === 'anon' ? (a.shared ? 'shared-anon' : 'anon') : a.kind === 'shmem' ? 'shared-anon' : a.kind,
+    name: a.shmem ? `[shared memory ${a.shmem} at offset ${a.offset}]` : a.kind === 'sysvshm' ? `[System V segment ${a.sysvshm} at offset ${a.offset}]` : a.name,
     stored: countPages(a.runs as Run[]) * PAGE_SIZE,
     ...(a.shmem ? { object: a.shmem } : {}),
   }));

@@ -15,6 +15,7 @@ import { Run, runSegments, findHole, Range, TASK_TOP } from './runs.js';
 import { Area, MemoryImage, ShmemObject, SPECIAL, big, toHex, protBits, areaRanges } from './areas.js';
 import { readPages, writeFromOutside } from './transfer.js';
 import { PageSource, PageReader, PageRun } from './pages-io.js';
+import type { MadeSysvShm } from './sysvshm.js';
 
 const MADVISE_FOR_FLAG: Record<string, number> = {
   dc: MADV.DONTFORK, dd: MADV.DONTDUMP, wf: MADV.WIPEONFORK, hg: MADV.HUGEPAGE, nh: MADV.NOHUGEPAGE, mg: MADV.MERGEABLE,
@@ -106,6 +107,8 @@ export interface ShmemCtx {
   sources: Map<string, { pid: number; start: bigint; end: bigint }>;
   /** The stored inodes (deleted files, memfds), made by ckpt before any task: a path the task opens each by. */
   inodes?: { procPath(id: number): string };
+  /** The System V segments of the image, found or made by ckpt before any task. */
+  sysv?: MadeSysvShm;
 }
 
 /**
@@ -145,6 +148,10 @@ export function restoreAreas(rt: RemoteTask, mem: MemoryImage, source: PageSourc
       const prot = protBits(a.prot);
       if (a.shmem) {
         mapShmem(rt, a, mem, shm, source, pid);
+      } else if (a.kind === 'sysvshm') {
+        if (!shm.sysv) throw badImage(`image file process-${pid}.json: area ${a.start} maps System V segment ${a.sysvshm}, and the image has no sysvshm.json`);
+        shm.sysv.attach(rt, a, mem.areas, [...areaRanges(mem), ...readMapsRanges(rt.pid)], pid);
+        if (a.vmflags.includes('lo')) lockArea(rt, a);
       } else {
         const hasPages = a.runs.length > 0;
         const defer = deferAnon && hasPages && a.kind === 'anon' && !a.shared && a.prot[0] === 'r';

@@ -20,8 +20,8 @@ export type PageRun = Segment;
 
 /** The pages of one process or shared memory object, as the dump plan chose them. */
 export interface PageSet {
-  kind: 'process' | 'shmem';
-  /** The PID, or the inode number of the shared memory object. */
+  kind: 'process' | 'shmem' | 'sysvshm';
+  /** The PID, the inode number of the shared memory object, or the id of the System V segment. */
   id: number;
   /**
    * Runs in stream order, at offsets 0 to `bytes` one after another;

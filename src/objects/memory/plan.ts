@@ -11,6 +11,7 @@ import { refused } from '../../errors.js';
 import { runsWhere, intersectRuns, subtractRuns, normalizeRuns } from './runs.js';
 import { Area, SPECIAL, toHex } from './areas.js';
 import { isGhostName } from '../inodes.js';
+import { isSysvName } from './sysvshm.js';
 
 /** Where the inodes of mapped deleted files and memfds are stored (objects/inodes.ts). */
 export interface MappedInodes { add(open: string, shown: string, what: string, privateMapping?: boolean): number }
@@ -32,7 +33,9 @@ function classify(pid: number, m: MapEntry): Pick<Area, 'kind' | 'shared' | 'nam
     return { kind: 'anon', shared: true, name: '' };
   }
   if (m.path.startsWith('[')) throw refused(`${where}: special mapping ${m.path} is not supported`);
-  if (m.path.startsWith('/SYSV')) throw refused(`${where}: System V shared memory is not supported yet`);
+  // A System V shared memory segment (sysvshm.ts): the inode number is its id.
+  if (isSysvName(m.path) && shared) return { kind: 'sysvshm', shared, name: m.path };
+  if (m.path.startsWith('/SYSV')) throw refused(`${where}: a System V shared memory area ckpt does not know`);
   // A deleted file or a memfd: its inode goes into the image (objects/inodes.ts).
   if (isGhostName(m.path)) return { kind: 'inode', shared, name: m.path };
   return { kind: 'file', shared, name: m.path };
@@ -102,6 +105,7 @@ export function planMemory(pid: number, parentPid: number | undefined, seenShmem
         if (!inodes) throw refused(`${what}: a mapped deleted file or memfd; not supported here`);
         area.inode = inodes.add(`/proc/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`, m.path, what, !c.shared);
       }
+      if (c.kind === 'sysvshm') area.sysvshm = m.inode;
       areas.push(area);
       const from = c.kind !== 'special' ? inheritedFrom(m, parentMaps) : null;
       if (from) area.inherit = true;

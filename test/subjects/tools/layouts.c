@@ -25,6 +25,7 @@
 #include <asm/ioctls.h>
 #include <linux/tty.h>
 #include <linux/timerfd.h>
+#include <linux/shm.h>
 
 int main(void)
 {
@@ -62,6 +63,24 @@ int main(void)
 	K(FLUSHO); K(PENDIN); K(IEXTEN); K(EXTPROC);
 	K(VINTR); K(VQUIT); K(VERASE); K(VKILL); K(VEOF); K(VTIME); K(VMIN); K(VSWTC); K(VSTART); K(VSTOP); K(VSUSP); K(VEOL);
 	K(VREPRINT); K(VDISCARD); K(VWERASE); K(VLNEXT); K(VEOL2);
+	// System V shared memory: shmctl's struct as the kernel has it, and its numbers
+	S(struct shmid64_ds, "shmid64_ds");
+	F(struct shmid64_ds, "shmid64_ds", shm_perm.key);
+	F(struct shmid64_ds, "shmid64_ds", shm_perm.uid);
+	F(struct shmid64_ds, "shmid64_ds", shm_perm.gid);
+	F(struct shmid64_ds, "shmid64_ds", shm_perm.cuid);
+	F(struct shmid64_ds, "shmid64_ds", shm_perm.cgid);
+	F(struct shmid64_ds, "shmid64_ds", shm_perm.mode);
+	F(struct shmid64_ds, "shmid64_ds", shm_perm.seq);
+	F(struct shmid64_ds, "shmid64_ds", shm_segsz);
+	F(struct shmid64_ds, "shmid64_ds", shm_atime);
+	F(struct shmid64_ds, "shmid64_ds", shm_dtime);
+	F(struct shmid64_ds, "shmid64_ds", shm_ctime);
+	F(struct shmid64_ds, "shmid64_ds", shm_cpid);
+	F(struct shmid64_ds, "shmid64_ds", shm_lpid);
+	F(struct shmid64_ds, "shmid64_ds", shm_nattch);
+	K(IPC_PRIVATE); K(IPC_CREAT); K(IPC_EXCL); K(IPC_RMID); K(IPC_SET); K(IPC_STAT);
+	K(SHM_LOCK); K(SHM_UNLOCK); K(SHM_RDONLY); K(SHM_RND); K(SHM_REMAP); K(SHM_EXEC);
 	return 0;
 }
 #else
@@ -84,6 +103,7 @@ int main(void)
 #include <sys/timerfd.h>
 #include <poll.h>
 #include <sys/un.h>
+#include <sys/shm.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/unix_diag.h>
@@ -291,6 +311,8 @@ int main(void)
 	F(struct kcmp_epoll_slot, "kcmp_epoll_slot", efd);
 	F(struct kcmp_epoll_slot, "kcmp_epoll_slot", tfd);
 	F(struct kcmp_epoll_slot, "kcmp_epoll_slot", toff);
+	// the mode bits the kernel adds to a System V segment (not in the kernel's uapi headers)
+	K(SHM_DEST); K(SHM_LOCKED); K(SHM_NORESERVE);
 	K(POLLIN); K(POLLPRI); K(POLLOUT); K(POLLERR); K(POLLHUP); K(POLLNVAL);
 	printf("C UFFD_API %llu\n", (unsigned long long)UFFD_API);
 	printf("C UFFDIO_API %lu\n", (unsigned long)UFFDIO_API);
