@@ -386,11 +386,12 @@ export function inetDiagAll(family: 4 | 6, protocol: number): InetDiag[] {
       for (let at = 0; at + NLMSGHDR.size <= n;) {
         const h = NLMSGHDR.decode(buf, at);
         if (h.len < NLMSGHDR.size || at + h.len > n) throw new Error('sock_diag: a malformed answer');
-        if (h.type === NETLINK.DONE) return out;
-        if (h.type === NETLINK.ERROR) {
-          const e = -buf.readInt32LE(at + NLMSGHDR.size);
-          if (e === 0) return out;
-          throw new SysError(`sock_diag(${family === 4 ? 'AF_INET' : 'AF_INET6'}, protocol ${protocol})`, e);
+        // (a dump of a protocol the kernel has no sock_diag handler for ends in DONE carrying -ENOENT)
+        const err = h.len >= NLMSGHDR.size + 4 ? -buf.readInt32LE(at + NLMSGHDR.size) : 0;
+        if (h.type === NETLINK.DONE && err <= 0) return out;
+        if (h.type === NETLINK.ERROR || h.type === NETLINK.DONE) {
+          if (err === 0) return out;
+          throw new SysError(`sock_diag(${family === 4 ? 'AF_INET' : 'AF_INET6'}, protocol ${protocol})`, err);
         }
         if (h.type === NETLINK.SOCK_DIAG_BY_FAMILY) out.push(parseInetDiag(buf.subarray(at + NLMSGHDR.size, at + h.len), protocol));
         at += (h.len + 3) & ~3;
@@ -440,12 +441,15 @@ export function socketFacts(fd: number): { family: number; type: number; protoco
   return { family: get(39, 'SO_DOMAIN'), type: get(3, 'SO_TYPE'), protocol: get(38, 'SO_PROTOCOL') };
 }
 
+/** A classic BPF instruction (struct sock_filter): code, jt, jf, k. */
+export type BpfInsn = [code: number, jt: number, jf: number, k: number];
+
 /**
- * SO_GET_FILTER: the socket's classic BPF filter as its instructions (8 bytes
- * each), null when it has none, or -errno (-EACCES: an eBPF filter, which
- * cannot be read back). (The option's length is counted in instructions.)
+ * SO_GET_FILTER: the socket's classic BPF filter, null when it has none, or
+ * -errno (-EACCES: an eBPF filter, which cannot be read back). (The option's
+ * length is counted in instructions.)
  */
-export function getSocketFilter(fd: number): Buffer | null | number {
+export function getSocketFilter(fd: number): BpfInsn[] | null | number {
   const len = Buffer.alloc(4);
   const r0 = syscallRaw(NR.getsockopt, fd, SOL.SOCKET, SO_MORE.GET_FILTER, 0, addressOf(len));
   if (r0 < 0) return r0;
@@ -455,16 +459,56 @@ export function getSocketFilter(fd: number): Buffer | null | number {
   len.writeUInt32LE(n, 0);
   const r = syscallRaw(NR.getsockopt, fd, SOL.SOCKET, SO_MORE.GET_FILTER, addressOf(b), addressOf(len));
   if (r < 0) return r;
-  return b.subarray(0, 8 * Math.min(n, len.readUInt32LE(0)));
+  const out: BpfInsn[] = [];
+  for (let i = 0; i < Math.min(n, len.readUInt32LE(0)); i++) out.push([b.readUInt16LE(8 * i), b[8 * i + 2], b[8 * i + 3], b.readUInt32LE(8 * i + 4)]);
+  return out;
 }
-/** SO_ATTACH_FILTER of a classic BPF program (instructions, 8 bytes each): 0 or -errno. */
-export function attachSocketFilter(fd: number, prog: Buffer): number {
+/** SO_ATTACH_FILTER of a classic BPF program: 0 or -errno. */
+export function attachSocketFilter(fd: number, insns: readonly BpfInsn[]): number {
+  const prog = Buffer.alloc(8 * insns.length);
+  insns.forEach(([code, jt, jf, k], i) => { prog.writeUInt16LE(code, 8 * i); prog[8 * i + 2] = jt; prog[8 * i + 3] = jf; prog.writeUInt32LE(k >>> 0, 8 * i + 4); });
   const f = Buffer.alloc(16);
-  f.writeUInt16LE(prog.length / 8, 0);
+  f.writeUInt16LE(insns.length, 0);
   f.writeBigUInt64LE(addressOf(prog), 8);
   const r = syscallRaw(NR.setsockopt, fd, SOL.SOCKET, SO_MORE.ATTACH_FILTER, addressOf(f), f.length);
   void prog;
   return r;
+}
+
+/** An int option (one the kernel answers in a byte: that byte), or null when the socket has no such option. */
+export function getsockoptIntOrNull(fd: number, level: number, opt: number): number | null {
+  const r = getsockoptRaw(fd, level, opt, 4);
+  if (typeof r === 'number' || !r.length) return null;
+  return r.length >= 4 ? r.readInt32LE(0) : r.readUInt8(0);
+}
+/** An int option, throwing on failure (as unsigned: sequence numbers). */
+export function getsockoptU32(fd: number, level: number, opt: number, name: string): number {
+  return getsockoptBuf(fd, level, opt, 4, name).readUInt32LE(0);
+}
+export function getsockoptI32(fd: number, level: number, opt: number, name: string): number {
+  return getsockoptBuf(fd, level, opt, 4, name).readInt32LE(0);
+}
+/** SO_LINGER as [on, seconds], or null. */
+export function getLinger(fd: number): [boolean, number] | null {
+  const l = getsockoptRaw(fd, SOL.SOCKET, SO_MORE.LINGER, 8);
+  return typeof l === 'number' || l.length < 8 ? null : [l.readInt32LE(0) !== 0, l.readInt32LE(4)];
+}
+export function setLinger(fd: number, on: boolean, secs: number): number {
+  const b = Buffer.alloc(8);
+  b.writeInt32LE(on ? 1 : 0, 0);
+  b.writeInt32LE(secs, 4);
+  return setsockoptRaw(fd, SOL.SOCKET, SO_MORE.LINGER, b);
+}
+/** IP_MULTICAST_IF of an IPv4 socket: the interface address (null: none set). */
+export function getMulticastIf4(fd: number): string | null {
+  const r = getsockoptRaw(fd, SOL.IP, IP.MULTICAST_IF, 4);
+  return typeof r === 'number' || r.length !== 4 || r.readUInt32LE(0) === 0 ? null : addrText(r);
+}
+/** IP_MULTICAST_IF by address (struct ip_mreqn with only the address): 0 or -errno. */
+export function setMulticastIf4(fd: number, addr: string): number {
+  const b = Buffer.alloc(12);
+  addrBytes(addr, 4).copy(b, 4);
+  return setsockoptRaw(fd, SOL.IP, IP.MULTICAST_IF, b);
 }
 
 /** fchown of a socket: the kernel makes `uid` the socket's owner (sk_uid, as sock_diag and /proc/net show it). */

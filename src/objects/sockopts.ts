@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import * as z from 'zod/mini';
 import { SO, errnoName } from '../kernel/consts.js';
 import { socket, getsockoptTimeval, setsockoptTimeval } from '../kernel/sys.js';
-import { SOL, IP, IPV6, SO_MORE, getsockoptRaw, setsockoptRaw, setsockoptIntRaw, addrText, addrBytes, getSocketFilter, attachSocketFilter } from '../kernel/inet.js';
+import { SOL, IP, IPV6, SO_MORE, getsockoptRaw, setsockoptRaw, setsockoptIntRaw, getSocketFilter, attachSocketFilter, getsockoptIntOrNull, getLinger, setLinger, getMulticastIf4, setMulticastIf4 } from '../kernel/inet.js';
 import { refused, CkptError } from '../errors.js';
 import { i32, int, count } from '../image/schema.js';
 
@@ -140,11 +140,7 @@ export const SockOpts = z.object({
 });
 export type SockOpts = z.infer<typeof SockOpts>;
 
-function getInt(fd: number, level: number, opt: number): number | null {
-  const r = getsockoptRaw(fd, level, opt, 4);
-  if (typeof r === 'number' || !r.length) return null;
-  return r.length >= 4 ? r.readInt32LE(0) : r.readUInt8(0);
-}
+const getInt = getsockoptIntOrNull;
 
 /** A fresh socket of this family, type and protocol, made once per dump: what a program starts with. */
 function reference(state: Map<string, unknown>, family: SockOptFamily, type: number, protocol: number, mkRef?: () => number): Map<string, number | null> {
@@ -180,9 +176,8 @@ export function dumpSockOpts(fd: number, family: SockOptFamily, type: number, pr
   const lock = getInt(fd, SOL.SOCKET, SO_MORE.BUF_LOCK) ?? 0;
   if (lock & 1) out.sndbuf = getInt(fd, SOL.SOCKET, SO.SNDBUF) ?? undefined;
   if (lock & 2) out.rcvbuf = getInt(fd, SOL.SOCKET, SO.RCVBUF) ?? undefined;
-  const l = getsockoptRaw(fd, SOL.SOCKET, SO_MORE.LINGER, 8);
-  if (typeof l !== 'number' && l.length >= 8 && l.readInt32LE(0)) out.linger = [true, l.readInt32LE(4)];
-  else if (typeof l !== 'number' && l.length >= 8 && l.readInt32LE(4)) out.linger = [false, l.readInt32LE(4)];
+  const l = getLinger(fd);
+  if (l && (l[0] || l[1])) out.linger = l;
   const rt = getsockoptTimeval(fd, SO.RCVTIMEO_OLD, 'SO_RCVTIMEO');
   if (rt[0] || rt[1]) out.rcvtimeo = rt;
   const stt = getsockoptTimeval(fd, SO.SNDTIMEO_OLD, 'SO_SNDTIMEO');
@@ -195,15 +190,14 @@ export function dumpSockOpts(fd: number, family: SockOptFamily, type: number, pr
   if (filter === -13 /* EACCES */) throw refused(`${where}: the socket has an eBPF filter (SO_ATTACH_BPF), which cannot be read back`);
   if (typeof filter === 'number') throw refused(`${where}: its socket filter could not be read: ${errnoName(-filter)}`);
   if (filter) {
-    out.filter = [];
-    for (let i = 0; i + 8 <= filter.length; i += 8) out.filter.push([filter.readUInt16LE(i), filter[i + 2], filter[i + 3], filter.readUInt32LE(i + 4)]);
+    out.filter = filter;
     if (getInt(fd, SOL.SOCKET, SO_MORE.LOCK_FILTER)) out.filterLocked = true;
   }
   if (family === 4) {
     const ipo = getsockoptRaw(fd, SOL.IP, IP.OPTIONS, 40);
     if (typeof ipo !== 'number' && ipo.length) out.ipOptions = ipo.toString('base64');
-    const mif = type === SOCK_STREAM ? 0 : getsockoptRaw(fd, SOL.IP, IP.MULTICAST_IF, 4);
-    if (typeof mif !== 'number' && mif.length === 4 && mif.readUInt32LE(0) !== 0) out.multicastIf = addrText(mif);
+    const mif = type === SOCK_STREAM ? null : getMulticastIf4(fd);
+    if (mif) out.multicastIf = mif;
   }
   return out;
 }
@@ -229,24 +223,13 @@ export function restoreSockOpts(fd: number, family: SockOptFamily, o: SockOpts, 
   // (as root the *FORCE options pass the system's limits, as the program's own call did when it was made)
   if (o.sndbuf !== undefined) { const r = setsockoptIntRaw(fd, SOL.SOCKET, SO.SNDBUFFORCE, Math.floor(o.sndbuf / 2)); if (r < 0) fail('SO_SNDBUF', r); }
   if (o.rcvbuf !== undefined) { const r = setsockoptIntRaw(fd, SOL.SOCKET, SO.RCVBUFFORCE, Math.floor(o.rcvbuf / 2)); if (r < 0) fail('SO_RCVBUF', r); }
-  if (o.linger) {
-    const b = Buffer.alloc(8);
-    b.writeInt32LE(o.linger[0] ? 1 : 0, 0);
-    b.writeInt32LE(o.linger[1], 4);
-    set('SO_LINGER', SOL.SOCKET, SO_MORE.LINGER, b);
-  }
+  if (o.linger) { const r = setLinger(fd, o.linger[0], o.linger[1]); if (r < 0) fail('SO_LINGER', r); }
   if (o.rcvtimeo) setsockoptTimeval(fd, SO.RCVTIMEO_OLD, o.rcvtimeo, 'SO_RCVTIMEO');
   if (o.sndtimeo) setsockoptTimeval(fd, SO.SNDTIMEO_OLD, o.sndtimeo, 'SO_SNDTIMEO');
   if (o.ipOptions) set('IP_OPTIONS', SOL.IP, IP.OPTIONS, Buffer.from(o.ipOptions, 'base64'));
-  if (o.multicastIf) {
-    const b = Buffer.alloc(12);
-    addrBytes(o.multicastIf, 4).copy(b, 4);
-    set('IP_MULTICAST_IF', SOL.IP, IP.MULTICAST_IF, b);
-  }
+  if (o.multicastIf) { const r = setMulticastIf4(fd, o.multicastIf); if (r < 0) fail('IP_MULTICAST_IF', r); }
   if (o.filter?.length) {
-    const prog = Buffer.alloc(8 * o.filter.length);
-    o.filter.forEach(([code, jt, jf, k], i) => { prog.writeUInt16LE(code, 8 * i); prog[8 * i + 2] = jt; prog[8 * i + 3] = jf; prog.writeUInt32LE(k >>> 0, 8 * i + 4); });
-    const r = attachSocketFilter(fd, prog);
+    const r = attachSocketFilter(fd, o.filter);
     if (r < 0) fail('SO_ATTACH_FILTER', r);
     if (o.filterLocked) { const r = setsockoptIntRaw(fd, SOL.SOCKET, SO_MORE.LOCK_FILTER, 1); if (r < 0) fail('SO_LOCK_FILTER', r); }
   }

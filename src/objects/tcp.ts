@@ -30,8 +30,8 @@ import { O, SOCK, SO, POLL } from '../kernel/consts.js';
 import { errnoName } from '../kernel/consts.js';
 import { pidfdGetfd, socket, setFl, pollNow } from '../kernel/sys.js';
 import {
-  AF, SOL, TCP, TCP_QUEUE, TCP_REPAIR, TCPOPT, TCPI_OPT, TCP_STATE, TCP_STATE_NAMES, SIOC, IPPROTO, InetAddr, InetDiag, TCP_REPAIR_WINDOW,
-  getsocknameInet, getpeernameInet, bindInet, connectInet, getsockoptRaw, getsockoptBuf, setsockoptRaw, setsockoptIntRaw, sockIoctlInt,
+  AF, SOL, SO_MORE, TCP, TCP_QUEUE, TCP_REPAIR, TCPOPT, TCPI_OPT, TCP_STATE, TCP_STATE_NAMES, SIOC, IPPROTO, InetAddr, InetDiag, TCP_REPAIR_WINDOW,
+  getsocknameInet, getpeernameInet, bindInet, connectInet, getsockoptRaw, getsockoptIntOrNull, getsockoptU32, getsockoptI32, getsockoptBuf, setsockoptRaw, setsockoptIntRaw, sockIoctlInt,
   recvBytes, sendBytes, tcpInfo, tcpRepairOpts, inetDiagAll, showAddr, chownSocket, addrBytes, listenRaw as sysListen, shutdownRaw as sysShutdown,
 } from '../kernel/inet.js';
 import { refused, badImage, conflict, CkptError } from '../errors.js';
@@ -158,8 +158,8 @@ function readTcpInts(fd: number, connected: boolean): Partial<Record<TcpIntName,
   const out: Partial<Record<TcpIntName, number>> & { congestion?: string } = {};
   for (const n of TCP_INT_NAMES) {
     if (!TCP_INT[n].any && connected) continue;
-    const r = getsockoptRaw(fd, SOL.TCP, TCP_INT[n].opt, 4);
-    if (typeof r !== 'number' && r.length >= 4) out[n] = r.readInt32LE(0);
+    const v = getsockoptIntOrNull(fd, SOL.TCP, TCP_INT[n].opt);
+    if (v !== null) out[n] = v;
   }
   const c = getsockoptRaw(fd, SOL.TCP, TCP.CONGESTION, 16);
   if (typeof c !== 'number') out.congestion = c.toString('latin1').replace(/\0.*$/s, '');
@@ -179,7 +179,7 @@ const q = (fd: number, v: number, what: string) => {
   const r = setsockoptIntRaw(fd, SOL.TCP, TCP.REPAIR_QUEUE, v);
   if (r < 0) throw new CkptError('failed', `${what}: TCP_REPAIR_QUEUE: ${errnoName(-r)}`);
 };
-const getU32 = (fd: number, opt: number, name: string) => getsockoptBuf(fd, SOL.TCP, opt, 4, name).readUInt32LE(0);
+const getU32 = (fd: number, opt: number, name: string) => getsockoptU32(fd, SOL.TCP, opt, name);
 
 /** Read `n` bytes of the selected queue without taking them (repair mode). */
 function peekQueue(fd: number, n: number, where: string, which: string): Buffer {
@@ -352,14 +352,14 @@ function sendAll(fd: number, data: Buffer, where: string, what: string): void {
  */
 function withRoom(fd: number, which: 'snd' | 'rcv', bytes: number, fixed: number | undefined, fn: () => void): void {
   const [opt, force, lockBit] = which === 'snd' ? [SO.SNDBUF, SO.SNDBUFFORCE, 1] : [SO.RCVBUF, SO.RCVBUFFORCE, 2];
-  const was = getsockoptBuf(fd, SOL.SOCKET, opt, 4, which === 'snd' ? 'SO_SNDBUF' : 'SO_RCVBUF').readInt32LE(0);
+  const was = getsockoptI32(fd, SOL.SOCKET, opt, which === 'snd' ? 'SO_SNDBUF' : 'SO_RCVBUF');
   const need = 2 * bytes + 65536;
   if (need <= was) { fn(); return; }
-  const lock = getsockoptBuf(fd, SOL.SOCKET, SO_BUF_LOCK, 4, 'SO_BUF_LOCK').readInt32LE(0);
+  const lock = getsockoptI32(fd, SOL.SOCKET, SO_MORE.BUF_LOCK, 'SO_BUF_LOCK');
   setsockoptIntRaw(fd, SOL.SOCKET, force, Math.min(need, 0x3fffffff));
   try { fn(); } finally {
     setsockoptIntRaw(fd, SOL.SOCKET, force, Math.floor((fixed ?? was) / 2));
-    setsockoptIntRaw(fd, SOL.SOCKET, SO_BUF_LOCK, fixed !== undefined ? lock | lockBit : lock & ~lockBit);
+    setsockoptIntRaw(fd, SOL.SOCKET, SO_MORE.BUF_LOCK, fixed !== undefined ? lock | lockBit : lock & ~lockBit);
   }
 }
 
@@ -491,7 +491,6 @@ function receiveFinAgain(fd: number, d: TcpFile, c: NonNullable<TcpFile['conn']>
   }
 }
 
-const SO_BUF_LOCK = 72;
 const sendQueued = (fd: number) => sockIoctlInt(fd, SIOC.OUTQ, 'SIOCOUTQ');
 
 function leaveRepair(fd: number, d: TcpFile, unsent: Buffer, where: string, ctx: RestoreFileCtx): void {
