@@ -7,6 +7,7 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -118,6 +119,11 @@ async function main(): Promise<void> {
       process.stdout.write(`${c.name.padEnd(15)} ${medium.padEnd(16)} dump ${row.dumpMs.toFixed(1).padStart(7)} ms ${mm(row.dumpMinMaxMs).padEnd(11)} restore ${row.restoreMs.toFixed(1).padStart(7)} ms ${mm(row.restoreMinMaxMs).padEnd(11)} image ${row.imageMiB.toFixed(1).padStart(7)} MiB  ckpt RSS ${row.dumpPeakRssMiB.toFixed(0)}/${row.restorePeakRssMiB.toFixed(0)} MiB  ${row.fds >= 100 ? `${row.filesCallsPerFd!.toFixed(2)} remote calls/fd  ` : ''}${verdict}\n`);
     }
   }
+  if (!only || only === 'redis') {
+    const rb = await redisBench(quick ? 1 : 3);
+    rows.push({ case: 'redis 100 MiB, 100 connections', ...rb });
+  }
+  if (only === 'redis') return;
   const footprint = await cowFootprint();
   process.stdout.write(`memory of a parent and 8 children sharing 256 MiB copy-on-write: PSS ${footprint.beforeKiB} KiB before, ${footprint.afterKiB} KiB after restore (${((footprint.afterKiB / footprint.beforeKiB - 1) * 100).toFixed(2)}%)\n`);
   const res = { nodeStartMs, cowFootprint: footprint, date: new Date().toISOString(), host: os.hostname(), kernel: os.release(), cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, rows };
@@ -125,6 +131,116 @@ async function main(): Promise<void> {
   const file = path.join(ROOT, 'bench/results', `bench-${res.date.replace(/[:.]/g, '-')}.json`);
   fs.writeFileSync(file, JSON.stringify(res, null, 2) + '\n');
   process.stdout.write(`\nWall time of the whole ckpt command, Node start included, as spawned from Node. This VM hands freed\nmemory back to its host (free page reporting), so touching memory that was freed a moment ago is\nsometimes much slower: the spread of the big cases comes from that. JSON: ${path.relative(ROOT, file)}\n`);
+}
+
+// ---------------------------------------------------------------- redis
+
+/** A RESP client on one connection: commands out, replies counted (each reply is one line, or a bulk string, here). */
+class RespConn {
+  readonly s: net.Socket;
+  private buf = '';
+  private waiting: Array<(r: string) => void> = [];
+  error = '';
+  constructor(port: number) {
+    this.s = net.connect({ host: '127.0.0.1', port });
+    this.s.setNoDelay(true);
+    this.s.on('data', (d) => {
+      this.buf += d.toString('latin1');
+      for (;;) {
+        const i = this.buf.indexOf('\r\n');
+        if (i < 0) break;
+        let end = i + 2;
+        if (this.buf[0] === '$' && Number(this.buf.slice(1, i)) >= 0) {
+          end = i + 2 + Number(this.buf.slice(1, i)) + 2;
+          if (this.buf.length < end) break;
+        }
+        const line = this.buf.slice(0, end);
+        this.buf = this.buf.slice(end);
+        this.waiting.shift()?.(line);
+      }
+    });
+    this.s.on('error', (e) => { this.error = e.message; });
+  }
+  ready(): Promise<void> { return new Promise((r, j) => { this.s.once('connect', () => r()); this.s.once('error', j); }); }
+  send(...cmds: string[][]): Promise<string[]> {
+    const out = cmds.map((c) => `*${c.length}\r\n` + c.map((x) => `$${Buffer.byteLength(x)}\r\n${x}\r\n`).join('')).join('');
+    const ps = cmds.map(() => new Promise<string>((r) => this.waiting.push(r)));
+    this.s.write(out);
+    return Promise.all(ps);
+  }
+}
+
+/**
+ * redis-server with 100 MiB of data and 100 open client connections, dumped
+ * (--tcp-established) and restored; meanwhile a client outside sends PING
+ * after PING on its own connection: the longest wait for an answer is the
+ * window in which requests go unanswered, as a client sees it. Baseline: the
+ * longest wait over the same time with no checkpoint.
+ */
+async function redisBench(runs: number): Promise<Record<string, unknown>> {
+  const bin = '/usr/bin/redis-server';
+  if (!fs.existsSync(bin)) throw new Error('redis-server is not installed (apt-get install redis-server)');
+  const dumps: number[] = [], restores: number[] = [], windows: number[] = [], baselines: number[] = [], images: number[] = [];
+  for (let run = 0; run < runs; run++) {
+    const dir = fs.mkdtempSync(path.join('/dev/shm', 'ckpt-bench-redis-'));
+    const port = await new Promise<number>((r) => { const x = net.createServer().listen(0, '127.0.0.1', () => { const p = (x.address() as net.AddressInfo).port; x.close(() => r(p)); }); });
+    const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir, '--logfile', path.join(dir, 'log')],
+      { detached: true, stdio: 'ignore', cwd: dir, env: { ...process.env } });
+    const pid = child.pid!;
+    const img = path.join(dir, 'img');
+    const conns: RespConn[] = [];
+    try {
+      await until('redis to listen', () => { try { return fs.readFileSync('/proc/net/tcp', 'utf8').includes(`:${port.toString(16).toUpperCase().padStart(4, '0')} 00000000:0000 0A`); } catch { return false; } });
+      const filler = new RespConn(port);
+      await filler.ready();
+      const value = 'x'.repeat(1024);
+      const keys = 100 * 1024;
+      for (let i = 0; i < keys; i += 1024) await filler.send(...Array.from({ length: 1024 }, (_, j) => ['SET', `key:${i + j}`, value]));
+      for (let i = 0; i < 100; i++) { const c = new RespConn(port); await c.ready(); await c.send(['PING']); conns.push(c); }
+      conns.push(filler);
+      // The prober: PING after PING; the longest wait for a PONG.
+      const prober = new RespConn(port);
+      await prober.ready();
+      let longest = 0, answered = 0, stop = false;
+      const loop = (async () => {
+        while (!stop) {
+          const t0 = performance.now();
+          await prober.send(['PING']);
+          longest = Math.max(longest, performance.now() - t0);
+          answered++;
+        }
+      })();
+      await sleep(1000);
+      baselines.push(longest);
+      longest = 0;
+      const d = timed(['dump', '-t', String(pid), '-D', img, '--tcp-established']);
+      await until('redis to go', () => { try { waitNoHang(pid); } catch { /* */ } return !fs.existsSync(`/proc/${pid}`); });
+      const r = timed(['restore', '-D', img, '-d']);
+      const before = answered;
+      await until('answers after restore', () => answered > before + 100, 30000);
+      stop = true;
+      await loop;
+      windows.push(longest);
+      dumps.push(d.ms);
+      restores.push(r.ms);
+      images.push(fs.readdirSync(img).reduce((n, f) => n + fs.statSync(path.join(img, f)).size, 0));
+      // Every connection answers, every key is there.
+      const sizes = await Promise.all(conns.map((c) => c.send(['DBSIZE'])));
+      if (sizes.some((x) => x[0] !== `:${keys}\r\n`)) throw new Error(`after restore: DBSIZE ${sizes.map((x) => x[0].trim()).join(',')}`);
+      if ([...conns, prober].some((c) => c.error)) throw new Error('a client connection failed after restore');
+      for (const c of [...conns, prober]) c.s.destroy();
+    } finally {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      await until('redis to end', () => { try { waitNoHang(pid); } catch { /* */ } return !fs.existsSync(`/proc/${pid}`); }).catch(() => undefined);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const row = {
+    runs, dumpMs: median(dumps), restoreMs: median(restores), dumpMinMaxMs: [Math.min(...dumps), Math.max(...dumps)], restoreMinMaxMs: [Math.min(...restores), Math.max(...restores)],
+    imageMiB: median(images) / 1048576, unansweredMs: median(windows), unansweredMinMaxMs: [Math.min(...windows), Math.max(...windows)], baselineLongestWaitMs: median(baselines),
+  };
+  process.stdout.write(`redis 100 MiB, 100 conns  dump ${row.dumpMs.toFixed(0)} ms (${row.dumpMinMaxMs.map((x) => x.toFixed(0)).join('-')})  restore ${row.restoreMs.toFixed(0)} ms (${row.restoreMinMaxMs.map((x) => x.toFixed(0)).join('-')})  image ${row.imageMiB.toFixed(0)} MiB  a client's request unanswered for ${row.unansweredMs.toFixed(0)} ms (${row.unansweredMinMaxMs.map((x) => x.toFixed(0)).join('-')}; longest wait without a checkpoint ${row.baselineLongestWaitMs.toFixed(1)} ms)\n`);
+  return row;
 }
 
 function pssOf(pids: number[]): number {

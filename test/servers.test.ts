@@ -349,8 +349,8 @@ export async function redisCheck(addr: Addr, holderInside: boolean, mode: Mode, 
     assert.ok((got[4] as number) > 3000 && (got[4] as number) <= 3600, `TTL ${got[4]}`);
     assert.deepEqual(got.slice(5), [42, 'before']);
     // The held connection goes on: the same client, in the middle of its session.
-    const r = respAll(await h.send(Buffer.concat([respCommand('CLIENT', 'ID'), respCommand('GET', 'held'), respCommand('SET', 'held', 'after'), END]), until), 4)!;
-    assert.deepEqual(r, [clientId, 'before', 'OK', 'held-end']);
+    const r = respAll(await h.send(Buffer.concat([respCommand('CLIENT', 'ID'), respCommand('GET', 'held'), respCommand('SET', 'held', 'after'), respCommand('INCR', 'counter'), END]), until), 5)!;
+    assert.deepEqual(r, [clientId, 'before', 'OK', 43, 'held-end']);
     assert.deepEqual(await redis(addr, ['GET', 'held'], ['DBSIZE']), ['after', 7]);
     if (persist) {
       // The append-only file goes on: what is written now is in it; a snapshot is made by a forked child.
@@ -367,6 +367,24 @@ export async function redisCheck(addr: Addr, holderInside: boolean, mode: Mode, 
 }
 
 const redisSock = (mode: Mode) => ({ path: path.join(tmpDir(`redis-sock-${mode}`), 'redis.sock') });
+/** A TCP port on 127.0.0.1 that is free now. */
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+export const tcpAddr = async (): Promise<Addr> => ({ host: '127.0.0.1', port: await freePort() });
+/** Over TCP the holder is outside the tree; its connection is kept by TCP repair. */
+const TCP_ARGS: CkptArgs = { dump: ['--tcp-established'] };
+
+for (const mode of ['roundtrip', 'leave-running'] as const) {
+  test(`redis-server over TCP, a client outside the tree holding its connection: GET and INCR on it after ${mode === 'roundtrip' ? 'checkpoint and restore' : 'a dump with --leave-running'}, every key there`, async () => {
+    await redisCheck(await tcpAddr(), false, mode, false, TCP_ARGS);
+  });
+}
+
 test('redis-server over a unix socket: data, a held connection and a fresh client, after checkpoint and restore', async () => {
   await redisCheck(redisSock('roundtrip'), true, 'roundtrip');
 });
@@ -497,6 +515,12 @@ export async function pgCheck(addr: Addr, holderInside: boolean, mode: Mode, set
 /** What postgres's md5(n::text) gives. */
 const md5 = (n: number) => createHash('md5').update(String(n)).digest('hex');
 
+for (const mode of ['roundtrip', 'leave-running'] as const) {
+  test(`postgres over TCP, a client session outside the tree with an open transaction: it commits after ${mode === 'roundtrip' ? 'checkpoint and restore' : 'a dump with --leave-running'}, the data is there`, async () => {
+    await pgCheck(await tcpAddr(), false, mode, [], TCP_ARGS);
+  });
+}
+
 const pgSock = (mode: Mode) => ({ path: path.join(tmpDir(`pg-sock-${mode}`), '.s.PGSQL.5432') });
 test('postgres over a unix socket: data, an open transaction on a held connection, a fresh client, after checkpoint and restore', async () => {
   await pgCheck(pgSock('roundtrip'), true, 'roundtrip');
@@ -572,6 +596,12 @@ export async function nodeHttpCheck(addr: Addr, holderInside: boolean, mode: Mod
     assert.equal(again.conn, conn, 'the kept-alive connection goes on after the checkpoint');
     assert.equal(again.value, '1');
     assert.equal(again.requests, fresh.requests + 1);
+  });
+}
+
+for (const mode of ['roundtrip', 'leave-running'] as const) {
+  test(`node HTTP server over TCP, a keep-alive client outside the tree: the same connection carries on after ${mode === 'roundtrip' ? 'checkpoint and restore' : 'a dump with --leave-running'}`, async () => {
+    await nodeHttpCheck(await tcpAddr(), false, mode, TCP_ARGS);
   });
 }
 

@@ -98,6 +98,7 @@ for (const lr of [false, true]) {
       await ping(c, 2, got);
       assert.equal(ended, '', 'the peer saw its connection end');
       assert.equal(await s.verdict(), 'PASS');
+      c.destroy();
     } finally { peer.close(); }
   });
 }
@@ -107,7 +108,8 @@ test('tcp: --tcp-close restores connections reset', async () => {
   try {
     const s = Subject.start('tcp', ['client', String(peer.port)]);
     const c = await peer.conn;
-    c.on('error', () => { /* (reset) */ });
+    let peerError = '';
+    c.on('error', (e) => { peerError = (e as NodeJS.ErrnoException).code ?? e.message; });
     await s.ready();
     const img = path.join(s.dir, 'img');
     ckptOk('dump', '-t', String(s.pid), '-D', img, '--tcp-established');
@@ -118,5 +120,10 @@ test('tcp: --tcp-close restores connections reset', async () => {
     await waitUntil('the subject to see the reset', () => s.lines().some((l) => l.startsWith('FAIL')));
     assert.match(s.lines().find((l) => l.startsWith('FAIL'))!, /^FAIL the connection ended \(Connection reset by peer\) after 0 pings/, 'the program sees its connection reset');
     await s.reap();
+    // (the peer learns of the reset when it next sends: the restored socket is closed)
+    c.write('ping 0\n');
+    await waitUntil('the peer to see the reset', () => peerError !== '');
+    assert.equal(peerError, 'ECONNRESET');
+    c.destroy();
   } finally { peer.close(); }
 });

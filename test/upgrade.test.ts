@@ -1,6 +1,6 @@
 // Image format upgrades: a version 1 image, made by ckpt 0.1.0 and kept as a
 // fixture (test/fixtures/README.md), is refused by restore and info with the
-// command that upgrades it; `ckpt image upgrade` rewrites it in format 3, and
+// command that upgrades it; `ckpt image upgrade` rewrites it in format 4, and
 // the upgraded image restores: the subject checks its shared open files. A
 // version 2 image upgrades to 3 unchanged but for its version.
 
@@ -31,21 +31,21 @@ test('a version 1 image: info and restore say how to upgrade it (exit 4), and no
   for (const args of [['info', '-D', dir], ['restore', '-D', dir, '-d']]) {
     const r = ckpt(...args);
     assert.equal(r.status, 4, `${args[0]}: exit 4; stderr: ${r.stderr}`);
-    assert.match(r.stderr, /format version 1; this ckpt reads version 3/);
+    assert.match(r.stderr, /format version 1; this ckpt reads version 4/);
     assert.ok(r.stderr.includes(`ckpt image upgrade -D ${dir}`), r.stderr);
   }
   assert.ok(!fs.existsSync(`/proc/${ROOT_PID}`), 'no process was created');
   assert.deepEqual(fs.readdirSync(dir).map((f) => [f, fs.readFileSync(path.join(dir, f)).toString('base64')]), before);
 });
 
-test('image upgrade: the version 1 fixture becomes format 3 and restores with its shared open files', async () => {
+test('image upgrade: the version 1 fixture becomes format 4 and restores with its shared open files', async () => {
   const dir = copyFixture();
   const r = ckptOk('image', 'upgrade', '-D', dir, '--json');
   const out = JSON.parse(r.stdout);
   assert.equal(out.from, 1);
-  assert.equal(out.to, 3);
-  assert.deepEqual(out.steps.map((s: string) => s.slice(0, 6)), ['1 -> 2', '2 -> 3']);
-  assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')).version, 3);
+  assert.equal(out.to, 4);
+  assert.deepEqual(out.steps.map((s: string) => s.slice(0, 6)), ['1 -> 2', '2 -> 3', '3 -> 4']);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')).version, 4);
   // Page files are the old ones, linked (not rewritten).
   for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.img'))) {
     assert.equal(fs.readFileSync(path.join(dir, f)).compare(fs.readFileSync(path.join(FIXTURE, f))), 0, `${f} unchanged`);
@@ -111,7 +111,7 @@ test('image upgrade killed at every step of its commit leaves the old image or t
   }
 });
 
-test('a version 2 image is refused with the command that upgrades it; upgraded to 3 it restores', async () => {
+test('a version 2 image is refused with the command that upgrades it; upgraded to 4 it restores', async () => {
   const s = Subject.start('counter');
   await s.ready();
   const dir = path.join(s.dir, 'img');
@@ -122,10 +122,10 @@ test('a version 2 image is refused with the command that upgrades it; upgraded t
   fs.writeFileSync(mf, JSON.stringify({ ...JSON.parse(fs.readFileSync(mf, 'utf8')), version: 2 }));
   const r = ckpt('restore', '-D', dir, '-d');
   assert.equal(r.status, 4, r.stderr);
-  assert.match(r.stderr, /format version 2; this ckpt reads version 3/);
+  assert.match(r.stderr, /format version 2; this ckpt reads version 4/);
   assert.ok(!fs.existsSync(`/proc/${s.pid}`), 'no process was created');
   const out = JSON.parse(ckptOk('image', 'upgrade', '-D', dir, '--json').stdout);
-  assert.deepEqual([out.from, out.to, out.steps.length], [2, 3, 1]);
+  assert.deepEqual([out.from, out.to, out.steps.length], [2, 4, 2]);
   ckptOk('restore', '-D', dir, '-d');
   assert.equal(await s.verdict(), 'PASS');
 });

@@ -17,7 +17,7 @@ import { CHUNK, crcChunks, shareJob } from '../bulk/jobs.js';
 import { Pool } from '../bulk/pool.js';
 
 export const FORMAT = 'ckpt-image';
-export const FORMAT_VERSION = 3;
+export const FORMAT_VERSION = 4;
 
 export const FileEntry = z.object({
   size: count,

@@ -1,6 +1,6 @@
 // One sock_diag dump request (NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY with
-// NLM_F_DUMP) and its answers, for the families whose requests ckpt builds
-// itself (packet, netlink): the body of every answer message in turn.
+// NLM_F_DUMP) and its answers, for every family ckpt asks about (unix, inet,
+// packet, netlink): the body of every answer message in turn.
 
 import fs from 'node:fs';
 import { sys, SysError } from './ffi.js';

@@ -5,10 +5,10 @@
 // UDP, UDP-Lite or raw socket of ckpt's network namespace, with its state,
 // addresses, inode, queues and, for TCP, tcp_info.
 
-import fs from 'node:fs';
 import { sys, syscallRaw, addressOf, SysError } from './ffi.js';
-import { NR, SOCK, NETLINK } from './consts.js';
-import { NLMSGHDR, RTATTR, MSGHDR, CMSGHDR, iovecArray, Layout } from './structs.js';
+import { NR, SOCK } from './consts.js';
+import { RTATTR, MSGHDR, CMSGHDR, iovecArray, Layout } from './structs.js';
+import { sockDiagDump } from './diagdump.js';
 
 export const AF = { UNSPEC: 0, UNIX: 1, INET: 2, INET6: 10, NETLINK: 16, PACKET: 17 } as const;
 export const SOCK_TYPE = { STREAM: 1, DGRAM: 2, RAW: 3, RDM: 4, SEQPACKET: 5, PACKET: 10 } as const;
@@ -365,39 +365,18 @@ export interface InetDiag {
  * tcp_info, congestion control, TOS and mark.
  */
 export function inetDiagAll(family: 4 | 6, protocol: number): InetDiag[] {
-  const fd = sys('socket(AF_NETLINK, NETLINK_SOCK_DIAG)', NR.socket, AF.NETLINK, SOCK.DGRAM | SOCK.CLOEXEC, NETLINK.SOCK_DIAG);
+  const bit = (a: number) => 1 << (a - 1);
+  const raw = protocol === IPPROTO.RAW || protocol === IPPROTO.ICMP || protocol === IPPROTO.ICMPV6;
+  const req = Buffer.alloc(INET_DIAG_REQ_V2.size);
+  INET_DIAG_REQ_V2.set(req, 'family', family === 4 ? AF.INET : AF.INET6);
+  INET_DIAG_REQ_V2.set(req, 'protocol', raw ? IPPROTO.RAW : protocol);
+  INET_DIAG_REQ_V2.set(req, 'ext', bit(INET_DIAG.INFO) | bit(INET_DIAG.CONG) | bit(INET_DIAG.TOS) | bit(INET_DIAG.TCLASS) | bit(INET_DIAG.SHUTDOWN));
+  // (raw sockets: the protocol asked for goes in the pad byte, sdiag_raw_protocol)
+  if (raw) INET_DIAG_REQ_V2.set(req, 'pad', protocol);
+  INET_DIAG_REQ_V2.set(req, 'states', 0xffffffff);
   const out: InetDiag[] = [];
-  try {
-    const bit = (a: number) => 1 << (a - 1);
-    const req = Buffer.alloc(NLMSGHDR.size + INET_DIAG_REQ_V2.size);
-    NLMSGHDR.encodeInto(req, { len: req.length, type: NETLINK.SOCK_DIAG_BY_FAMILY, flags: NETLINK.F_REQUEST | NETLINK.F_DUMP, seq: 1 });
-    const r = NLMSGHDR.size;
-    INET_DIAG_REQ_V2.set(req, 'family', family === 4 ? AF.INET : AF.INET6, r);
-    INET_DIAG_REQ_V2.set(req, 'protocol', protocol === IPPROTO.RAW || protocol === IPPROTO.ICMP || protocol === IPPROTO.ICMPV6 ? IPPROTO.RAW : protocol, r);
-    INET_DIAG_REQ_V2.set(req, 'ext', bit(INET_DIAG.INFO) | bit(INET_DIAG.CONG) | bit(INET_DIAG.TOS) | bit(INET_DIAG.TCLASS) | bit(INET_DIAG.SHUTDOWN), r);
-    // (raw sockets: the protocol asked for goes in the pad byte, sdiag_raw_protocol)
-    if (protocol === IPPROTO.RAW || protocol === IPPROTO.ICMP || protocol === IPPROTO.ICMPV6) INET_DIAG_REQ_V2.set(req, 'pad', protocol === IPPROTO.RAW ? IPPROTO.RAW : protocol, r);
-    INET_DIAG_REQ_V2.set(req, 'states', 0xffffffff, r);
-    fs.writeSync(fd, req);
-    const buf = Buffer.alloc(256 * 1024);
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n <= 0) throw new Error('sock_diag: the kernel closed the answer early');
-      for (let at = 0; at + NLMSGHDR.size <= n;) {
-        const h = NLMSGHDR.decode(buf, at);
-        if (h.len < NLMSGHDR.size || at + h.len > n) throw new Error('sock_diag: a malformed answer');
-        // (a dump of a protocol the kernel has no sock_diag handler for ends in DONE carrying -ENOENT)
-        const err = h.len >= NLMSGHDR.size + 4 ? -buf.readInt32LE(at + NLMSGHDR.size) : 0;
-        if (h.type === NETLINK.DONE && err <= 0) return out;
-        if (h.type === NETLINK.ERROR || h.type === NETLINK.DONE) {
-          if (err === 0) return out;
-          throw new SysError(`sock_diag(${family === 4 ? 'AF_INET' : 'AF_INET6'}, protocol ${protocol})`, err);
-        }
-        if (h.type === NETLINK.SOCK_DIAG_BY_FAMILY) out.push(parseInetDiag(buf.subarray(at + NLMSGHDR.size, at + h.len), protocol));
-        at += (h.len + 3) & ~3;
-      }
-    }
-  } finally { fs.closeSync(fd); }
+  sockDiagDump(req, `${family === 4 ? 'AF_INET' : 'AF_INET6'}, protocol ${protocol}`, (m) => out.push(parseInetDiag(m, protocol)));
+  return out;
 }
 
 function parseInetDiag(b: Buffer, protocol: number): InetDiag {

@@ -92,8 +92,6 @@ export function setIcmp6Filter(fd: number, words: readonly number[]): number {
   return syscallRaw(NR.setsockopt, fd, SOL_ICMPV6, ICMPV6_FILTER, addressOf(b), 32);
 }
 
-/** shutdown(fd, how): 0 or -errno (an unconnected datagram socket says ENOTCONN but is shut down all the same). */
-export function shutdownRaw(fd: number, how: number): number { return syscallRaw(NR.shutdown, fd, how); }
 
 /**
  * What poll says of a datagram socket's shutdown state: 1 (no more

@@ -3,11 +3,9 @@
 // its type and state, name, the inode of its bound file, its peer, the
 // connections waiting in a listener's queue, queue lengths and shutdown state.
 
-import fs from 'node:fs';
-import { sys } from './ffi.js';
-import { NR, SOCK, NETLINK } from './consts.js';
-import { NLMSGHDR, UNIX_DIAG_REQ, UNIX_DIAG_MSG, RTATTR, UNIX_DIAG_VFS, UNIX_DIAG_RQLEN } from './structs.js';
-import { SysError } from './ffi.js';
+import { SOCK, NETLINK } from './consts.js';
+import { UNIX_DIAG_REQ, UNIX_DIAG_MSG, RTATTR, UNIX_DIAG_VFS, UNIX_DIAG_RQLEN } from './structs.js';
+import { sockDiagDump } from './diagdump.js';
 
 export interface UnixDiag {
   ino: number;
@@ -32,36 +30,13 @@ export interface UnixDiag {
 
 /** Every unix socket of ckpt's network namespace, by inode. */
 export function unixDiagAll(): Map<number, UnixDiag> {
-  const fd = sys('socket(AF_NETLINK, NETLINK_SOCK_DIAG)', NR.socket, SOCK.AF_NETLINK, SOCK.DGRAM | SOCK.CLOEXEC, NETLINK.SOCK_DIAG);
   const out = new Map<number, UnixDiag>();
-  try {
-    const show = NETLINK.UDIAG_SHOW_NAME | NETLINK.UDIAG_SHOW_VFS | NETLINK.UDIAG_SHOW_PEER | NETLINK.UDIAG_SHOW_ICONS | NETLINK.UDIAG_SHOW_RQLEN | NETLINK.UDIAG_SHOW_UID;
-    const req = Buffer.concat([
-      NLMSGHDR.encode({ len: NLMSGHDR.size + UNIX_DIAG_REQ.size, type: NETLINK.SOCK_DIAG_BY_FAMILY, flags: NETLINK.F_REQUEST | NETLINK.F_DUMP, seq: 1 }),
-      UNIX_DIAG_REQ.encode({ family: SOCK.AF_UNIX, states: 0xffffffff, show }),
-    ]);
-    fs.writeSync(fd, req);
-    const buf = Buffer.alloc(64 * 1024);
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n <= 0) throw new Error('sock_diag: the kernel closed the answer early');
-      for (let at = 0; at + NLMSGHDR.size <= n;) {
-        const h = NLMSGHDR.decode(buf, at);
-        if (h.len < NLMSGHDR.size || at + h.len > n) throw new Error('sock_diag: a malformed answer');
-        if (h.type === NETLINK.DONE) return out;
-        if (h.type === NETLINK.ERROR) {
-          const e = -buf.readInt32LE(at + NLMSGHDR.size);
-          if (e === 0) return out;
-          throw new SysError('sock_diag(AF_UNIX)', e);
-        }
-        if (h.type === NETLINK.SOCK_DIAG_BY_FAMILY) {
-          const d = parseMsg(buf.subarray(at + NLMSGHDR.size, at + h.len));
-          out.set(d.ino, d);
-        }
-        at += (h.len + 3) & ~3;
-      }
-    }
-  } finally { fs.closeSync(fd); }
+  const show = NETLINK.UDIAG_SHOW_NAME | NETLINK.UDIAG_SHOW_VFS | NETLINK.UDIAG_SHOW_PEER | NETLINK.UDIAG_SHOW_ICONS | NETLINK.UDIAG_SHOW_RQLEN | NETLINK.UDIAG_SHOW_UID;
+  sockDiagDump(UNIX_DIAG_REQ.encode({ family: SOCK.AF_UNIX, states: 0xffffffff, show }), 'AF_UNIX', (m) => {
+    const d = parseMsg(m);
+    out.set(d.ino, d);
+  });
+  return out;
 }
 
 function parseMsg(b: Buffer): UnixDiag {

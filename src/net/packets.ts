@@ -10,7 +10,6 @@ import { addrBytes } from '../kernel/inet.js';
  * locked (restored datagrams, segments that recreate a TCP state): the
  * network lock lets them through.
  */
-export const PASS_MARK = 0x636b7074;
 
 export const PROTO = { TCP: 6, UDP: 17, UDPLITE: 136 } as const;
 /** TCP header flags. */

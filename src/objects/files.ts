@@ -145,7 +145,7 @@ export class FileTableBuilder {
     for (const s of same) if (kcmpSame(s.pid, pid, KCMP.FILE, s.fd, e.fd)) return s.id;
     // (a socket: its family, type and protocol decide which kind takes it)
     let socket: SocketFacts | undefined;
-    if (object.type === 'socket' && st) {
+    if (object.type === 'socket' && st && e.link.startsWith('socket:')) { // (not an O_PATH fd of a socket file)
       const copy = pid === process.pid ? e.fd : pidfdGetfd(pid, e.fd);
       try { socket = socketFacts(copy); } finally { if (copy !== e.fd || pid !== process.pid) fs.closeSync(copy); }
     }

@@ -14,9 +14,9 @@ import fs from 'node:fs';
 import * as z from 'zod/mini';
 import { SO, errnoName } from '../kernel/consts.js';
 import { socket, getsockoptTimeval, setsockoptTimeval } from '../kernel/sys.js';
-import { SOL, IP, IPV6, SO_MORE, getsockoptRaw, setsockoptRaw, setsockoptIntRaw, getSocketFilter, attachSocketFilter, getsockoptIntOrNull, getLinger, setLinger, getMulticastIf4, setMulticastIf4 } from '../kernel/inet.js';
+import { SOL, IP, IPV6, SO_MORE, getsockoptRaw, setsockoptRaw, setsockoptIntRaw, getSocketFilter, attachSocketFilter, addrBytes, getsockoptIntOrNull, getLinger, setLinger, getMulticastIf4, setMulticastIf4 } from '../kernel/inet.js';
 import { refused, CkptError } from '../errors.js';
-import { i32, int, count } from '../image/schema.js';
+import { i32, u32, int, count } from '../image/schema.js';
 
 type Fam = 4 | 6;
 /** 4, 6: inet (AF_INET, AF_INET6); 16: AF_NETLINK, 17: AF_PACKET, whose SOL_SOCKET options only are kept here. */
@@ -116,6 +116,15 @@ const INT_NAMES = Object.keys(INT_OPTS) as [IntName, ...IntName[]];
 
 /** struct sock_filter: a classic BPF instruction (code, jt, jf, k), 8 bytes. */
 const Insn = z.tuple([int(0, 0xffff), int(0, 255), int(0, 255), int(0, 0xffffffff)]);
+
+/** An inet address of the image: family, the address as printed, port, IPv6 flow info and scope. */
+export const InetAddrSchema = z.object({
+  family: z.union([z.literal(4), z.literal(6)]),
+  addr: z.string().check(z.maxLength(64)),
+  port: int(0, 65535),
+  flowinfo: z.optional(u32),
+  scope: z.optional(u32),
+}).check(z.refine((a) => { try { addrBytes(a.addr, a.family); return true; } catch { return false; } }, 'not an address of its family'));
 
 export const SockOpts = z.object({
   /** Int options whose value differs from a fresh socket's. */

@@ -32,23 +32,15 @@ import { pidfdGetfd, socket, setFl, pollNow } from '../kernel/sys.js';
 import {
   AF, SOL, SO_MORE, TCP, TCP_QUEUE, TCP_REPAIR, TCPOPT, TCPI_OPT, TCP_STATE, TCP_STATE_NAMES, SIOC, IPPROTO, InetAddr, InetDiag, TCP_REPAIR_WINDOW,
   getsocknameInet, getpeernameInet, bindInet, connectInet, getsockoptRaw, getsockoptIntOrNull, getsockoptU32, getsockoptI32, getsockoptBuf, setsockoptRaw, setsockoptIntRaw, sockIoctlInt,
-  recvBytes, sendBytes, tcpInfo, tcpRepairOpts, inetDiagAll, showAddr, chownSocket, addrBytes, listenRaw as sysListen, shutdownRaw as sysShutdown,
+  recvBytes, sendBytes, tcpInfo, tcpRepairOpts, inetDiagAll, showAddr, chownSocket, listenRaw as sysListen, shutdownRaw as sysShutdown,
 } from '../kernel/inet.js';
 import { refused, badImage, conflict, CkptError } from '../errors.js';
 import { fileId, u32, i32, int, count } from '../image/schema.js';
 import { defineKind, FdFacts, DumpFileCtx, RestoreFileCtx } from './kind.js';
-import { SockOpts, dumpSockOpts, restoreSockOpts } from './sockopts.js';
+import { SockOpts, InetAddrSchema, dumpSockOpts, restoreSockOpts } from './sockopts.js';
 import { tcpPacket, TCPF } from '../net/packets.js';
 import { PASS_MARK } from '../net/lock.js';
 import { openRawSender, sendRawPacket, closeRawSender, RawSender } from '../kernel/rawsend.js';
-
-export const InetAddrSchema = z.object({
-  family: z.union([z.literal(4), z.literal(6)]),
-  addr: z.string().check(z.maxLength(64)),
-  port: int(0, 65535),
-  flowinfo: z.optional(u32),
-  scope: z.optional(u32),
-}).check(z.refine((a) => { try { addrBytes(a.addr, a.family); return true; } catch { return false; } }, 'not an address of its family'));
 
 /** TCP-level int options kept when they differ from a fresh socket's (those the stack changes itself on a connection are kept only for sockets that never connected). */
 const TCP_INT = {

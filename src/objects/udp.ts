@@ -37,14 +37,15 @@ import {
 import { UDP_OPT, UDP_ENCAP_NAMES, RECV_OPTS, getIntOpt, setIntOpt, shutdownRaw, rmemAlloc, getMcastFilter, joinMcast, hostGroups, datagramMeta, POLLBIT,
   steerReuseport, unsteerReuseport } from '../kernel/udpsk.js';
 import { openRawSender, sendRawPacket, RawSender, closeRawSender } from '../kernel/rawsend.js';
-import { udpPacket, icmpErrorPacket, PASS_MARK } from '../net/packets.js';
+import { udpPacket, icmpErrorPacket } from '../net/packets.js';
+import { PASS_MARK } from '../net/lock.js';
 import { refused, badImage, conflict, CkptError } from '../errors.js';
 import { fileId, u32, count, int } from '../image/schema.js';
-import { SockOpts, dumpSockOpts, restoreSockOpts } from './sockopts.js';
+import { SockOpts, InetAddrSchema, dumpSockOpts, restoreSockOpts } from './sockopts.js';
 import { defineKind, FdFacts, DumpFileCtx, RestoreFileCtx } from './kind.js';
 
 const Fam = z.union([z.literal(4), z.literal(6)]);
-const Addr = z.object({ family: Fam, addr: z.string().check(z.maxLength(64)), port: int(0, 65535), flowinfo: z.optional(u32), scope: z.optional(u32) });
+const Addr = InetAddrSchema;
 
 const Membership = z.object({
   /** The group's family (an IPv6 socket may join IPv4 groups too). */
@@ -116,12 +117,6 @@ export type UdpFile = z.infer<typeof UdpFile>;
 const PROTO_NR = { udp: IPPROTO.UDP, udplite: IPPROTO.UDPLITE } as const;
 const SOL_OF = { udp: SOL.UDP, udplite: SOL.UDPLITE } as const;
 
-/** What the network lock must hold for a socket of the image: its protocol, family, address and peer. */
-export interface LockTarget { proto: 'udp' | 'udplite'; family: 4 | 6; local: InetAddr; remote?: InetAddr }
-export function lockTargets(d: UdpFile): LockTarget[] {
-  if (!d.local) return [];
-  return [{ proto: d.protocol, family: d.family, local: d.local as InetAddr, ...(d.peer ? { remote: d.peer as InetAddr } : {}) }];
-}
 
 /** An address as an IPv4 one when it is v4-mapped: the form it has on the wire. */
 function wire(a: string): string {

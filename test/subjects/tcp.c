@@ -16,7 +16,8 @@
  *             data sent and never sent, a window of zero)
  *   pair6     both ends over ::1; mapped: an IPv6 socket to ::ffff:127.0.0.1
  *   shared    a connection's end shared by the process and its child
- *   accepted  a listener and two connections accepted from it (same port)
+ *   accepted  a listener and two connections accepted from it (same port),
+ *             data queued both ways; the listener accepts a third after restore
  *   pending   a listener holding a connection not yet accepted
  *   client    ARG = a port on 127.0.0.1: a connection to a peer outside the
  *             tree; after restore it reads "ping N" lines and answers "pong N"
@@ -453,6 +454,7 @@ int main(int argc, char **argv)
 		a2 = connect4(port);
 		b2 = accept(l, NULL, NULL);
 		send_all(a, "one", 3);
+		send_all(b, "uno", 3); /* (the first connection: data queued both ways) */
 		send_all(b2, "two", 3);
 		usleep(50000);
 		subject_ready(argv[1]);
@@ -464,6 +466,8 @@ int main(int argc, char **argv)
 
 			recv_all(b, buf, 3, "one");
 			CHECK(!memcmp(buf, "one", 3), "wrong bytes");
+			recv_all(a, buf, 3, "uno");
+			CHECK(!memcmp(buf, "uno", 3), "wrong bytes");
 			recv_all(a2, buf, 3, "two");
 			CHECK(!memcmp(buf, "two", 3), "wrong bytes");
 		}
