@@ -123,9 +123,8 @@ async function main(): Promise<void> {
     const rb = await redisBench(quick ? 1 : 3);
     rows.push({ case: 'redis 100 MiB, 100 connections', ...rb });
   }
-  if (only === 'redis') return;
-  const footprint = await cowFootprint();
-  process.stdout.write(`memory of a parent and 8 children sharing 256 MiB copy-on-write: PSS ${footprint.beforeKiB} KiB before, ${footprint.afterKiB} KiB after restore (${((footprint.afterKiB / footprint.beforeKiB - 1) * 100).toFixed(2)}%)\n`);
+  const footprint = only ? null : await cowFootprint();
+  if (footprint) process.stdout.write(`memory of a parent and 8 children sharing 256 MiB copy-on-write: PSS ${footprint.beforeKiB} KiB before, ${footprint.afterKiB} KiB after restore (${((footprint.afterKiB / footprint.beforeKiB - 1) * 100).toFixed(2)}%)\n`);
   const res = { nodeStartMs, cowFootprint: footprint, date: new Date().toISOString(), host: os.hostname(), kernel: os.release(), cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, rows };
   fs.mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });
   const file = path.join(ROOT, 'bench/results', `bench-${res.date.replace(/[:.]/g, '-')}.json`);
