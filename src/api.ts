@@ -134,12 +134,20 @@ interface EngineDumpResult {
   timings: Record<string, number>;
 }
 
+/**
+ * What the engine thread gets of an operation's options: all but those of
+ * the caller's side (OperationOptions: signal, log, progress, waits, debug,
+ * which go as hooks), so that a new option reaches dump() or restore() as it
+ * is.
+ */
+function operationFields(opts: OperationOptions & object): Record<string, unknown> {
+  const { signal: _s, onProgress: _p, logLevel: _l, logFile: _f, onLog: _o, timeouts: _t, debug: _d, ...fields } = opts;
+  return fields;
+}
+
 /** Checkpoint a process and its descendants into an image directory. */
 export async function dump(opts: DumpOptions): Promise<DumpResult> {
-  const r = await runInEngine<EngineDumpResult>('dump', {
-    pid: opts.pid, dir: opts.dir, leaveRunning: !!opts.leaveRunning, shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, fileLocks: !!opts.fileLocks,
-    tcpEstablished: !!opts.tcpEstablished, skipInFlight: !!opts.skipInFlight, networkLock: opts.networkLock,
-  }, hooks(opts));
+  const r = await runInEngine<EngineDumpResult>('dump', operationFields(opts), hooks(opts));
   return {
     pid: opts.pid, dir: path.resolve(opts.dir), pageBytes: r.pageBytes, leftRunning: !!opts.leaveRunning,
     processes: r.manifest.processes.map((p) => ({ pid: p.pid, ppid: p.ppid, threads: p.threads, zombie: !!p.zombie })),
@@ -149,10 +157,7 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
 
 /** Recreate the processes of an image. */
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
-  return runInEngine<RestoreResult>('restore', {
-    dir: opts.dir, detached: !!opts.detached, pidfile: opts.pidfile, shellJob: !!opts.shellJob, extUnixSk: !!opts.extUnixSk, fileLocks: !!opts.fileLocks,
-    tcpClose: !!opts.tcpClose, networkLock: opts.networkLock,
-  }, hooks(opts));
+  return runInEngine<RestoreResult>('restore', operationFields(opts), hooks(opts));
 }
 
 /** What an image holds: the same data as `ckpt info --json`. Reads files only (no thread, no tracing). */

@@ -14,8 +14,8 @@
 // command line's text output), it only exports the functions below.
 
 import { parentPort, workerData, isMainThread, receiveMessageOnPort } from 'node:worker_threads';
-import { dump } from '../dump.js';
-import { restore } from '../restore/index.js';
+import { dump, DumpOptions } from '../dump.js';
+import { restore, RestoreOptions } from '../restore/index.js';
 import { runChecks } from '../check.js';
 import { upgradeImage } from '../image/upgrade.js';
 import { log } from '../log.js';
@@ -26,7 +26,6 @@ import { configureFaults, reportFaults } from '../kernel/faults.js';
 import { pretendNoPagemapScan } from '../kernel/mm.js';
 import { CkptError, FailedError } from '../errors.js';
 import type { ProgressFn } from '../progress.js';
-import type { NetworkLockMode } from '../api.js';
 import type { EngineData, EngineMessage, RunMessage, SerializedError } from './protocol.js';
 
 export { imageInfo, renderInfo } from '../info.js';
@@ -61,15 +60,10 @@ async function run(m: RunMessage, post: (msg: EngineMessage) => void): Promise<u
   const o = m.opts;
   switch (m.op) {
     case 'dump':
-      return dump({
-        pid: o.pid as number, dir: o.dir as string, leaveRunning: !!o.leaveRunning, shellJob: !!o.shellJob, extUnixSk: !!o.extUnixSk, fileLocks: !!o.fileLocks,
-        tcpEstablished: !!o.tcpEstablished, skipInFlight: !!o.skipInFlight, networkLock: o.networkLock as NetworkLockMode | undefined, onProgress,
-      });
+      // (the options as the library got them, less the caller's own: api.ts operationFields)
+      return dump({ ...(o as unknown as DumpOptions), onProgress });
     case 'restore':
-      return restore({
-        dir: o.dir as string, detached: !!o.detached, pidfile: o.pidfile as string | undefined, shellJob: !!o.shellJob, extUnixSk: !!o.extUnixSk, fileLocks: !!o.fileLocks,
-        tcpClose: !!o.tcpClose, networkLock: o.networkLock as NetworkLockMode | undefined, onProgress,
-      });
+      return restore({ ...(o as unknown as RestoreOptions), onProgress });
     case 'check':
       return runChecks();
     case 'upgrade':
