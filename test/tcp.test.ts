@@ -7,6 +7,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { Subject, roundTrip, leaveRunning, cleanupAll, ckpt, ckptOk, waitUntil, treeGone } from './harness.js';
 
@@ -100,6 +101,52 @@ for (const lr of [false, true]) {
       assert.equal(await s.verdict(), 'PASS');
       c.destroy();
     } finally { peer.close(); }
+  });
+}
+
+/**
+ * A listener outside the tree whose queue is full (backlog 0, one connection
+ * not accepted), so that a SYN to it is dropped: a connect stays under way.
+ * `drain()` makes it accept (and echo) from then on.
+ */
+function fullListener(): { port: Promise<number>; drain(): void; close(): void } {
+  const py = spawn('python3', ['-c', `
+import socket, sys, threading
+l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(0)
+c = socket.create_connection(l.getsockname())
+print(l.getsockname()[1], flush=True)
+sys.stdin.readline()
+def echo(s):
+    while True:
+        d = s.recv(100)
+        if not d: return
+        s.sendall(d)
+while True:
+    s, _ = l.accept()
+    threading.Thread(target=echo, args=(s,), daemon=True).start()
+`], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const port = new Promise<number>((r) => py.stdout.once('data', (d) => r(Number(d.toString().trim()))));
+  return { port, drain: () => py.stdin.write('\n'), close: () => py.kill('SIGKILL') };
+}
+
+for (const lr of [false, true]) {
+  if (!want(lr ? 'lr:connecting' : 'connecting')) continue;
+  test(`tcp: a connection under way (SYN_SENT) is made again and completes${lr ? ' (leave running)' : ''}`, async () => {
+    const l = fullListener();
+    try {
+      const s = Subject.start('tcp', ['connecting', String(await l.port)]);
+      await s.ready();
+      const img = path.join(s.dir, 'img');
+      if (lr) ckptOk('dump', '-t', String(s.pid), '-D', img, '--leave-running');
+      else {
+        ckptOk('dump', '-t', String(s.pid), '-D', img);
+        await s.gone();
+        await treeGone(img);
+        ckptOk('restore', '-D', img, '-d');
+      }
+      l.drain();
+      assert.equal(await s.verdict(), 'PASS');
+    } finally { l.close(); }
   });
 }
 

@@ -21,6 +21,9 @@
  *   pending   a listener holding a connection not yet accepted
  *   client    ARG = a port on 127.0.0.1: a connection to a peer outside the
  *             tree; after restore it reads "ping N" lines and answers "pong N"
+ *   connecting ARG = a port on 127.0.0.1 whose listener drops SYNs (its queue
+ *             is full): a non-blocking connect under way (SYN_SENT); after
+ *             restore it completes once the listener takes it, and echoes
  *   halfwr    both ends; one end shut down for writing (FIN_WAIT2 / CLOSE_WAIT)
  *   shutrd    a connection shut down for reading on one end
  *   closed    a connection whose peer closed and that read the end (CLOSE_WAIT, EOF read)
@@ -526,6 +529,36 @@ int main(int argc, char **argv)
 			send_all(a, want, strlen(want));
 		}
 		CHECK(tcp_state(a) == TCP_ESTABLISHED, "state %d", tcp_state(a));
+		subject_pass();
+	}
+	if (!strcmp(mode, "connecting")) {
+		struct sockaddr_in s;
+		struct pollfd p;
+		char buf[8];
+		int err = -1;
+		socklen_t el = sizeof(err);
+
+		if (argc < 4)
+			subject_fail("connecting needs a port");
+		s = lo4(atoi(argv[3]));
+		a = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		CHECK(connect(a, (struct sockaddr *)&s, sizeof(s)) < 0 && errno == EINPROGRESS, "connect: %s", strerror(errno));
+		usleep(100000);
+		CHECK(tcp_state(a) == TCP_SYN_SENT, "not under way: state %d", tcp_state(a));
+		port = port_of(a);
+		subject_ready(argv[1]);
+		wait_term();
+		CHECK(port_of(a) == port, "connecting from port %d, not %d", port_of(a), port);
+		p.fd = a;
+		p.events = POLLOUT;
+		CHECK(poll(&p, 1, 30000) == 1, "the connection was not made within 30 s (state %d)", tcp_state(a));
+		getsockopt(a, SOL_SOCKET, SO_ERROR, &err, &el);
+		CHECK(err == 0, "the connection failed: %s", strerror(err));
+		CHECK(peer_port(a) == atoi(argv[3]), "connected to port %d", peer_port(a));
+		fcntl(a, F_SETFL, 0);
+		send_all(a, "echo", 4);
+		recv_all(a, buf, 4, "the echo");
+		CHECK(!memcmp(buf, "echo", 4), "wrong echo");
 		subject_pass();
 	}
 	if (!strcmp(mode, "halfwr") || !strcmp(mode, "closed")) {
