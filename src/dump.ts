@@ -181,7 +181,7 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     if (lockList.length) image.writeJson('locks.json', { locks: lockList });
     if (shmem.objects.length) image.writeJson('shmem.json', { objects: shmem.objects.map((o) => o.obj) });
     // The lock stays while the tree is gone if connections were kept: restore releases it (network.json).
-    const keepLock = !opts.leaveRunning && netLock !== null && files.files.some((f) => f.kind === 'tcp' && (f as { conn?: unknown }).conn);
+    const keepLock = !opts.leaveRunning && netLock !== null && netLock.connections > 0;
     if (keepLock) image.writeJson('network.json', { lock: netLock!.rec });
     for (const o of shmem.objects) image.addRaw(o.obj.pagesFile, o.sums);
     if (sysvSegs.length) image.writeJson('sysvshm.json', { segments: sysvSegs.map((o) => o.seg) });
@@ -236,8 +236,8 @@ async function dumpTree(opts: DumpOptions, pool: Pool | null): Promise<DumpResul
     lap('finish');
     return { manifest, pageBytes, timings: t };
   } catch (e) {
-    fileTable?.close(); // (ckpt's copies of files in flight)
-    try { fileTable?.end(true); } catch (u) { log.error((u as Error).message); } // (before the tree runs on)
+    // (before the tree runs on: sockets out of repair mode, ckpt's copies of files in flight closed)
+    try { fileTable?.end(true); } catch (u) { log.error((u as Error).message); }
     const err = inStep(step, e);
     log.error(`dump of pid ${root} failed in step "${step}": ${err.message}`);
     const signals = new Map<number, number>();

@@ -23,13 +23,13 @@ for (const mode of ['listen4', 'listen6', 'dual', 'bound', 'unbound']) {
     assert.equal(await roundTrip(Subject.start('tcp', [mode])), 'PASS');
   });
 }
-for (const mode of ['pair', 'pair6', 'mapped', 'full', 'shared', 'accepted', 'shutrd', 'halfwr', 'closed']) {
+for (const mode of ['pair', 'pair6', 'mapped', 'full', 'shared', 'accepted', 'shutrd', 'halfwr', 'closed', 'inflight']) {
   if (!want(mode)) continue;
   test(`tcp: round trip with --tcp-established: ${mode}`, async () => {
     assert.equal(await roundTrip(Subject.start('tcp', [mode]), { dump: ['--tcp-established'] }), 'PASS');
   });
 }
-for (const mode of ['listen4', 'pair', 'full', 'accepted', 'halfwr']) {
+for (const mode of ['listen4', 'pair', 'full', 'accepted', 'halfwr', 'inflight']) {
   if (!want(`lr:${mode}`)) continue;
   test(`tcp: leave running: ${mode} (the connections go on untouched)`, async () => {
     assert.equal(await leaveRunning(Subject.start('tcp', [mode]), ['--tcp-established']), 'PASS');
@@ -46,13 +46,20 @@ test('tcp: an established connection is refused without --tcp-established, namin
 });
 
 test('tcp: a connection waiting in a listener\'s queue is refused, naming the client; --skip-in-flight leaves it out', async () => {
-  const s = Subject.start('tcp', ['pending']);
+  const s = Subject.start('tcp', ['pending', 'skipped']);
   await s.ready();
   const r = ckpt('dump', '-t', String(s.pid), '-D', path.join(s.dir, 'img'), '--tcp-established');
   assert.equal(r.status, 3, r.stderr);
   assert.match(r.stderr, /listening on 127\.0\.0\.1:\d+, it has 1 connection the program has not accepted yet \(from 127\.0\.0\.1:\d+\)/);
   assert.match(r.stderr, /--skip-in-flight/);
   assert.equal(await roundTrip(s, { dump: ['--tcp-established', '--skip-in-flight'] }), 'PASS');
+});
+
+test('tcp: after a refused dump, the connection waiting in the listener\'s queue is still there to accept', async () => {
+  const s = Subject.start('tcp', ['pending']);
+  await s.ready();
+  assert.equal(ckpt('dump', '-t', String(s.pid), '-D', path.join(s.dir, 'img'), '--tcp-established').status, 3);
+  assert.equal(await s.verdict(), 'PASS');
 });
 
 /** A peer outside the tree: a server in this process, which the subject connects to. */

@@ -105,24 +105,25 @@ export class FileTableBuilder {
 
   /** Once every process is dumped: let each kind see all its descriptions. */
   finish(): FileDesc[] {
-    try {
-      for (const k of FILE_KINDS) k.finish?.(this.files.filter((f) => f.kind === k.kind), this.ctx);
-    } finally { this.close(); }
+    for (const k of FILE_KINDS) k.finish?.(this.files.filter((f) => f.kind === k.kind), this.ctx);
     return this.files;
   }
 
   /**
    * The dump ends: run what the kinds asked for (atEnd), each once, all of
-   * them even if one fails; throws then, naming every failure.
+   * them even if one fails, then close ckpt's copies of files in flight;
+   * throws then, naming every failure.
    */
   end(goesOn: boolean): void {
     const problems: string[] = [];
-    for (const fn of this.ends.splice(0)) { try { fn(goesOn); } catch (e) { problems.push((e as Error).message); } }
+    try {
+      for (const fn of this.ends.splice(0)) { try { fn(goesOn); } catch (e) { problems.push((e as Error).message); } }
+    } finally { this.close(); } // (after the kinds: a socket in flight is ckpt's copy, taken out of repair mode first)
     if (problems.length) throw new CkptError('failed', problems.join('; '));
   }
 
   /** Close ckpt's copies of files in flight (also when the dump fails). */
-  close(): void {
+  private close(): void {
     for (const fd of this.own) { try { fs.closeSync(fd); } catch { /* closed */ } }
     this.own.clear();
   }

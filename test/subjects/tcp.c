@@ -18,7 +18,8 @@
  *   shared    a connection's end shared by the process and its child
  *   accepted  a listener and two connections accepted from it (same port),
  *             data queued both ways; the listener accepts a third after restore
- *   pending   a listener holding a connection not yet accepted
+ *   pending   a listener holding a connection not yet accepted (ARG "skipped":
+ *             after --skip-in-flight its client must see a reset)
  *   client    ARG = a port on 127.0.0.1: a connection to a peer outside the
  *             tree; after restore it reads "ping N" lines and answers "pong N"
  *   connecting ARG = a port on 127.0.0.1 whose listener drops SYNs (its queue
@@ -26,6 +27,8 @@
  *             restore it completes once the listener takes it, and echoes
  *   halfwr    both ends; one end shut down for writing (FIN_WAIT2 / CLOSE_WAIT)
  *   shutrd    a connection shut down for reading on one end
+ *   inflight  one end of a connection held only in flight (SCM_RIGHTS) in a
+ *             unix socketpair's queue, with data queued to it
  *   closed    a connection whose peer closed and that read the end (CLOSE_WAIT, EOF read)
  *
  * After restore (SIGTERM) each checks addresses, options, queued data, and
@@ -485,11 +488,33 @@ int main(int argc, char **argv)
 		subject_pass();
 	}
 	if (!strcmp(mode, "pending")) {
+		/* ARG "skipped": restored with --skip-in-flight, so the connection
+		 * not yet accepted is gone: its client sees a reset, the listener
+		 * accepts new ones. Without it: the connection is still there. */
+		int skipped = argc > 3 && !strcmp(argv[3], "skipped");
+		char x;
+
 		l = listener4(4);
-		a = connect4(port_of(l));
+		port = port_of(l);
+		a = connect4(port);
 		usleep(50000);
 		subject_ready(argv[1]);
 		wait_term();
+		CHECK(port_of(l) == port, "the listener's port is %d, not %d", port_of(l), port);
+		if (skipped) {
+			struct pollfd p = { a, POLLIN, 0 };
+			ssize_t r;
+
+			send_all(a, "x", 1);
+			CHECK(poll(&p, 1, 10000) == 1, "the client of the connection left out saw nothing");
+			r = recv(a, &x, 1, 0);
+			CHECK(r < 0 && errno == ECONNRESET, "the client of the connection left out read %zd (%s), not a reset", r, r < 0 ? strerror(errno) : "data");
+			close(a);
+			a = connect4(port);
+		}
+		b = accept(l, NULL, NULL);
+		CHECK(b >= 0, "accept: %s", strerror(errno));
+		exchange(a, b, "a connection to the listener");
 		subject_pass();
 	}
 	if (!strcmp(mode, "client")) {
@@ -586,6 +611,38 @@ int main(int argc, char **argv)
 		CHECK(!memcmp(buf, "back", 4), "wrong bytes back");
 		close(b);
 		CHECK(recv(a, buf, 1, 0) == 0, "no end of stream on the closing end");
+		subject_pass();
+	}
+	if (!strcmp(mode, "inflight")) {
+		int sp[2];
+		char cbuf[CMSG_SPACE(sizeof(int))], buf[8], one = 'F';
+		struct iovec iov = { &one, 1 };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+		struct cmsghdr *c;
+
+		pair4(&a, &b);
+		send_all(a, "queued", 6);
+		if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sp))
+			subject_fail("socketpair: %s", strerror(errno));
+		c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &b, sizeof(int));
+		if (sendmsg(sp[0], &m, 0) != 1)
+			subject_fail("sendmsg: %s", strerror(errno));
+		close(b);
+		usleep(50000);
+		subject_ready(argv[1]);
+		wait_term();
+		m.msg_controllen = sizeof(cbuf);
+		if (recvmsg(sp[1], &m, 0) != 1 || !(c = CMSG_FIRSTHDR(&m)) || c->cmsg_type != SCM_RIGHTS)
+			subject_fail("the socket in flight did not arrive: %s", strerror(errno));
+		memcpy(&b, CMSG_DATA(c), sizeof(int));
+		CHECK(tcp_state(b) == TCP_ESTABLISHED, "the socket in flight is in state %d", tcp_state(b));
+		recv_all(b, buf, 6, "the bytes queued to the socket in flight");
+		CHECK(!memcmp(buf, "queued", 6), "wrong bytes queued to the socket in flight");
+		exchange(a, b, "the connection held in flight");
 		subject_pass();
 	}
 	if (!strcmp(mode, "shutrd")) {
