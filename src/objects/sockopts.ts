@@ -16,6 +16,9 @@ import { SO, errnoName } from '../kernel/consts.js';
 import { socket, getsockoptTimeval, setsockoptTimeval } from '../kernel/sys.js';
 import { SOL, IP, IPV6, SO_MORE, getsockoptRaw, setsockoptRaw, setsockoptIntRaw, getSocketFilter, attachSocketFilter, addrBytes, getsockoptIntOrNull, getLinger, setLinger, getMulticastIf4, setMulticastIf4 } from '../kernel/inet.js';
 import { refused, CkptError } from '../errors.js';
+import { RawSenders } from '../kernel/rawsend.js';
+import { PASS_MARK } from '../net/lock.js';
+import type { RestoreFileCtx } from './kind.js';
 import { i32, u32, int, count } from '../image/schema.js';
 
 type Fam = 4 | 6;
@@ -151,18 +154,29 @@ export type SockOpts = z.infer<typeof SockOpts>;
 
 const getInt = getsockoptIntOrNull;
 
-/** A fresh socket of this family, type and protocol, made once per dump: what a program starts with. */
-function reference(state: Map<string, unknown>, family: SockOptFamily, type: number, protocol: number, mkRef?: () => number): Map<string, number | null> {
-  const key = `sockopts:${family}:${type}:${protocol}`;
-  let ref = state.get(key) as Map<string, number | null> | undefined;
-  if (ref) return ref;
-  const fd = mkRef ? mkRef() : socket(family === 4 ? 2 : family === 6 ? 10 : family, type, protocol);
-  try {
-    ref = new Map();
-    for (const n of INT_NAMES) ref.set(n, applies(INT_OPTS[n], family) ? getInt(fd, INT_OPTS[n].level, INT_OPTS[n].opt) : null);
-  } finally { fs.closeSync(fd); }
-  state.set(key, ref);
-  return ref;
+/** An int option: its level and number. */
+export interface IntOptAt { level: number; opt: number }
+
+/**
+ * The int options among `names` (of `table`) whose value on `fd` differs
+ * from what a fresh socket has (made by `fresh` once per dump under `key`,
+ * and read for every name of the table): what the program changed.
+ */
+export function changedInts<N extends string>(fd: number, table: Readonly<Record<N, IntOptAt>>, names: readonly N[], state: Map<string, unknown>, key: string, fresh: () => number): Partial<Record<N, number>> {
+  let ref = state.get(key) as Map<N, number | null> | undefined;
+  if (!ref) {
+    const r = new Map<N, number | null>();
+    const f = fresh();
+    try { for (const n of Object.keys(table) as N[]) r.set(n, getInt(f, table[n].level, table[n].opt)); } finally { fs.closeSync(f); }
+    state.set(key, r);
+    ref = r;
+  }
+  const out: Partial<Record<N, number>> = {};
+  for (const n of names) {
+    const v = getInt(fd, table[n].level, table[n].opt);
+    if (v !== null && v !== ref.get(n)) out[n] = v;
+  }
+  return out;
 }
 
 /**
@@ -172,15 +186,10 @@ function reference(state: Map<string, unknown>, family: SockOptFamily, type: num
  * how (a ping socket made with a group that may make one).
  */
 export function dumpSockOpts(fd: number, family: SockOptFamily, type: number, protocol: number, where: string, state: Map<string, unknown>, skip: ReadonlySet<string> = new Set(), mkRef?: () => number): SockOpts {
-  const ref = reference(state, family, type, protocol, mkRef);
   const out: SockOpts = {};
-  const ints: Partial<Record<IntName, number>> = {};
-  for (const n of INT_NAMES) {
-    const o: IntOpt = INT_OPTS[n];
-    if (!applies(o, family) || skip.has(n) || (o.dgram && type === SOCK_STREAM)) continue;
-    const v = getInt(fd, o.level, o.opt);
-    if (v !== null && v !== ref.get(n)) ints[n] = v;
-  }
+  const names = INT_NAMES.filter((n) => { const o: IntOpt = INT_OPTS[n]; return applies(o, family) && !skip.has(n) && !(o.dgram && type === SOCK_STREAM); });
+  const ints = changedInts(fd, INT_OPTS, names, state, `sockopts:${family}:${type}:${protocol}`,
+    mkRef ?? (() => socket(family === 4 ? 2 : family === 6 ? 10 : family, type, protocol)));
   if (Object.keys(ints).length) out.ints = ints;
   const lock = getInt(fd, SOL.SOCKET, SO_MORE.BUF_LOCK) ?? 0;
   if (lock & 1) out.sndbuf = getInt(fd, SOL.SOCKET, SO.SNDBUF) ?? undefined;
@@ -242,4 +251,16 @@ export function restoreSockOpts(fd: number, family: SockOptFamily, o: SockOpts, 
     if (r < 0) fail('SO_ATTACH_FILTER', r);
     if (o.filterLocked) { const r = setsockoptIntRaw(fd, SOL.SOCKET, SO_MORE.LOCK_FILTER, 1); if (r < 0) fail('SO_LOCK_FILTER', r); }
   }
+}
+
+/** The raw senders of a restore (packets ckpt sends restored sockets: datagrams, FINs, ICMP errors), shared by the kinds, closed when the restore is done. */
+export function restoreSenders(ctx: RestoreFileCtx): RawSenders {
+  let s = ctx.state.get('inet:raw') as RawSenders | undefined;
+  if (!s) {
+    const made = new RawSenders(PASS_MARK);
+    ctx.state.set('inet:raw', made);
+    ctx.onDone(() => made.close());
+    s = made;
+  }
+  return s;
 }

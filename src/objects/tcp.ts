@@ -26,23 +26,23 @@
 
 import fs from 'node:fs';
 import * as z from 'zod/mini';
-import { O, SOCK, SO, POLL } from '../kernel/consts.js';
+import { O, SOCK, SO, POLL, EPOLL } from '../kernel/consts.js';
 import { errnoName } from '../kernel/consts.js';
 import { pidfdGetfd, socket, setFl, pollNow } from '../kernel/sys.js';
 import {
   AF, SOL, SO_MORE, TCP, TCP_QUEUE, TCP_REPAIR, TCPOPT, TCPI_OPT, TCP_STATE, TCP_STATE_NAMES, SIOC, IPPROTO, InetAddr, InetDiag, TCP_REPAIR_WINDOW,
-  getsocknameInet, getpeernameInet, bindInet, connectInet, getsockoptRaw, getsockoptIntOrNull, getsockoptU32, getsockoptI32, getsockoptBuf, setsockoptRaw, setsockoptIntRaw, sockIoctlInt,
+  getsocknameInet, getpeernameInet, bindInet, connectInet, getsockoptRaw, getsockoptU32, getsockoptI32, getsockoptBuf, setsockoptRaw, setsockoptIntRaw, sockIoctlInt,
   recvBytes, sendBytes, tcpInfo, tcpRepairOpts, inetDiagAll, showAddr, chownSocket, listenRaw as sysListen, shutdownRaw as sysShutdown,
 } from '../kernel/inet.js';
 import { refused, badImage, conflict, CkptError } from '../errors.js';
 import { fileId, u32, i32, int, count } from '../image/schema.js';
 import { defineKind, FdFacts, DumpFileCtx, RestoreFileCtx } from './kind.js';
-import { SockOpts, InetAddrSchema, dumpSockOpts, restoreSockOpts } from './sockopts.js';
-import { tcpPacket, TCPF } from '../net/packets.js';
-import { PASS_MARK } from '../net/lock.js';
-import { openRawSender, sendRawPacket, closeRawSender, RawSender } from '../kernel/rawsend.js';
+import { SockOpts, InetAddrSchema, IntOptAt, changedInts, dumpSockOpts, restoreSockOpts, restoreSenders } from './sockopts.js';
+import { tcpPacket, TCPF, onWire, familyOf } from '../net/packets.js';
+import { holdsWithin } from '../cancel.js';
+import { sendRawPacket } from '../kernel/rawsend.js';
 
-/** TCP-level int options kept when they differ from a fresh socket's (those the stack changes itself on a connection are kept only for sockets that never connected). */
+/** TCP-level int options kept when they differ from a fresh socket's (those the stack changes itself on a connection are kept only for sockets that never connected: `any` false). */
 const TCP_INT = {
   nodelay: { opt: TCP.NODELAY, any: true },
   cork: { opt: TCP.CORK, any: true },
@@ -65,7 +65,13 @@ const TCP_INT = {
   fastopen: { opt: TCP.FASTOPEN, any: false },
 } as const;
 type TcpIntName = keyof typeof TCP_INT;
+/** (with their level, for changedInts) */
+const TCP_INT_AT = Object.fromEntries(Object.entries(TCP_INT).map(([k, v]) => [k, { level: SOL.TCP, opt: v.opt }])) as Record<TcpIntName, IntOptAt>;
+/** Options set before listen() or connect(); the others once the socket is made. */
+const TCP_EARLY = ['maxseg', 'windowClamp', 'deferAccept', 'fastopen'] as const;
 const TCP_INT_NAMES = Object.keys(TCP_INT) as [TcpIntName, ...TcpIntName[]];
+/** The host's default congestion control (a fresh socket's). */
+const defaultCongestion = () => { try { return fs.readFileSync('/proc/sys/net/ipv4/tcp_congestion_control', 'utf8').trim(); } catch { return undefined; } };
 
 const STATES = ['closed', 'listening', 'connecting', 'established', 'fin-wait1', 'fin-wait2', 'close-wait', 'last-ack', 'closing'] as const;
 type State = typeof STATES[number];
@@ -134,43 +140,17 @@ interface DumpState {
   /** sock_diag of every TCP socket, by inode (0: no file holds it). */
   byInode: Map<number, InetDiag>;
   all: InetDiag[];
-  ref: Map<4 | 6, Partial<Record<TcpIntName, number>> & { congestion?: string }>;
 }
 
 function dumpState(ctx: DumpFileCtx): DumpState {
   let st = ctx.state.get('tcp') as DumpState | undefined;
   if (st) return st;
   const all = [...inetDiagAll(4, IPPROTO.TCP), ...inetDiagAll(6, IPPROTO.TCP)];
-  st = { all, byInode: new Map(all.filter((d) => d.inode).map((d) => [d.inode, d])), ref: new Map() };
+  st = { all, byInode: new Map(all.filter((d) => d.inode).map((d) => [d.inode, d])) };
   ctx.state.set('tcp', st);
   return st;
 }
 
-function readTcpInts(fd: number, connected: boolean): Partial<Record<TcpIntName, number>> & { congestion?: string } {
-  const out: Partial<Record<TcpIntName, number>> & { congestion?: string } = {};
-  for (const n of TCP_INT_NAMES) {
-    if (!TCP_INT[n].any && connected) continue;
-    const v = getsockoptIntOrNull(fd, SOL.TCP, TCP_INT[n].opt);
-    if (v !== null) out[n] = v;
-  }
-  const c = getsockoptRaw(fd, SOL.TCP, TCP.CONGESTION, 16);
-  if (typeof c !== 'number') out.congestion = c.toString('latin1').replace(/\0.*$/s, '');
-  return out;
-}
-
-function reference(st: DumpState, family: 4 | 6): Partial<Record<TcpIntName, number>> & { congestion?: string } {
-  let r = st.ref.get(family);
-  if (r) return r;
-  const fd = socket(family === 4 ? AF.INET : AF.INET6, SOCK.STREAM, IPPROTO.TCP);
-  try { r = readTcpInts(fd, false); } finally { fs.closeSync(fd); }
-  st.ref.set(family, r);
-  return r;
-}
-
-const q = (fd: number, v: number, what: string) => {
-  const r = setsockoptIntRaw(fd, SOL.TCP, TCP.REPAIR_QUEUE, v);
-  if (r < 0) throw new CkptError('failed', `${what}: TCP_REPAIR_QUEUE: ${errnoName(-r)}`);
-};
 const getU32 = (fd: number, opt: number, name: string) => getsockoptU32(fd, SOL.TCP, opt, name);
 
 /** Read `n` bytes of the selected queue without taking them (repair mode). */
@@ -211,12 +191,13 @@ function dumpTcp(f: FdFacts, ctx: DumpFileCtx): Omit<TcpFile, 'id'> {
       const uid = fs.fstatSync(fd).uid;
       if (uid !== 0) out.uid = uid;
     }
-    const ref = reference(st, family);
-    const mine = readTcpInts(fd, CONNECTED.has(state) || state === 'connecting');
-    const tcp: Partial<Record<TcpIntName, number>> = {};
-    for (const n of TCP_INT_NAMES) if (mine[n] !== undefined && mine[n] !== ref[n]) tcp[n] = mine[n];
+    const connected = CONNECTED.has(state) || state === 'connecting';
+    const tcp = changedInts(fd, TCP_INT_AT, TCP_INT_NAMES.filter((n) => TCP_INT[n].any || !connected), ctx.state, `tcp:${family}`,
+      () => socket(family === 4 ? AF.INET : AF.INET6, SOCK.STREAM, IPPROTO.TCP));
     if (Object.keys(tcp).length) out.tcp = tcp;
-    if (mine.congestion && mine.congestion !== ref.congestion) out.congestion = mine.congestion;
+    const cong = getsockoptRaw(fd, SOL.TCP, TCP.CONGESTION, 16);
+    const congestion = typeof cong === 'number' ? undefined : cong.toString('latin1').replace(/\0.*$/s, '');
+    if (congestion && congestion !== defaultCongestion()) out.congestion = congestion;
 
     if (state === 'listening') {
       out.backlog = d?.wqueue ?? 0;
@@ -231,7 +212,7 @@ function dumpTcp(f: FdFacts, ctx: DumpFileCtx): Omit<TcpFile, 'id'> {
       // (a socket whose connection ended has both directions shut; poll shows it; one never connected, what shutdown(2) did)
       const ev = pollNow(fd);
       if (ev & POLL.ERR) throw refused(`${where}: a TCP socket (${pair}) whose connection failed or was reset, with the error not yet read by the program; the kernel gives that error only by taking it`);
-      out.shutdown = d ? d.shutdown & 3 : (ev & 0x2000 /* POLLRDHUP */) ? 3 : 0;
+      out.shutdown = d ? d.shutdown & 3 : (ev & EPOLL.RDHUP) ? 3 : 0;
     } else if (state === 'connecting') {
       if (!remote) throw refused(`${where}: a TCP connection under way whose peer the kernel does not show`);
     } else {
@@ -262,7 +243,7 @@ function dumpTcp(f: FdFacts, ctx: DumpFileCtx): Omit<TcpFile, 'id'> {
 
 function readConnection(fd: number, state: State, where: string, ctx: DumpFileCtx, ino: number): NonNullable<TcpFile['conn']> {
   const info = tcpInfo(fd);
-  q(fd, TCP_QUEUE.SEND, where);
+  setI(fd, TCP.REPAIR_QUEUE, TCP_QUEUE.SEND, `${where}: TCP_REPAIR_QUEUE`);
   const sndSeq = getU32(fd, TCP.QUEUE_SEQ, 'TCP_QUEUE_SEQ');
   const outq = sockIoctlInt(fd, SIOC.OUTQ, 'SIOCOUTQ');
   const notSent = sockIoctlInt(fd, SIOC.OUTQNSD, 'SIOCOUTQNSD');
@@ -272,11 +253,11 @@ function readConnection(fd: number, state: State, where: string, ctx: DumpFileCt
   const unsent = Math.max(0, notSent - (finQueued && notSent > 0 ? 1 : 0));
   if (sendLen < 0 || unsent > sendLen) throw refused(`${where}: its send queue is not as TCP says it can be (${outq} queued, ${notSent} not sent, ${state})`);
   const sdata = peekQueue(fd, sendLen, where, 'send queue');
-  q(fd, TCP_QUEUE.RECV, where);
+  setI(fd, TCP.REPAIR_QUEUE, TCP_QUEUE.RECV, `${where}: TCP_REPAIR_QUEUE`);
   const rcvSeq = getU32(fd, TCP.QUEUE_SEQ, 'TCP_QUEUE_SEQ');
   const inq = sockIoctlInt(fd, SIOC.INQ, 'SIOCINQ');
   const rdata = peekQueue(fd, inq, where, 'receive queue');
-  q(fd, TCP_QUEUE.NO, where);
+  setI(fd, TCP.REPAIR_QUEUE, TCP_QUEUE.NO, `${where}: TCP_REPAIR_QUEUE`);
   const w = TCP_REPAIR_WINDOW.decode(getsockoptBuf(fd, SOL.TCP, TCP.REPAIR_WINDOW, TCP_REPAIR_WINDOW.size, 'TCP_REPAIR_WINDOW'));
   const conn: NonNullable<TcpFile['conn']> = {
     sndSeq, rcvSeq, sent: sendLen - unsent, unsent, recv: inq,
@@ -295,14 +276,14 @@ function readConnection(fd: number, state: State, where: string, ctx: DumpFileCt
 
 function tcpOptsAgain(fd: number, d: TcpFile, where: string): void {
   for (const [n, v] of Object.entries(d.tcp ?? {}) as Array<[TcpIntName, number]>) {
-    if (n === 'fastopen' || n === 'deferAccept' || n === 'maxseg' || n === 'windowClamp') continue; // (before listen or connect)
+    if ((TCP_EARLY as readonly string[]).includes(n)) continue; // (set before listen or connect)
     const r = setsockoptIntRaw(fd, SOL.TCP, TCP_INT[n].opt, v);
     if (r < 0) throw new CkptError('failed', `${where}: setting TCP option ${n} again failed: ${errnoName(-r)}`);
   }
 }
 
 function tcpOptsEarly(fd: number, d: TcpFile, where: string): void {
-  for (const n of ['maxseg', 'windowClamp', 'deferAccept', 'fastopen'] as const) {
+  for (const n of TCP_EARLY) {
     const v = d.tcp?.[n];
     if (v === undefined) continue;
     const r = setsockoptIntRaw(fd, SOL.TCP, TCP_INT[n].opt, v);
@@ -456,30 +437,19 @@ function makeConnection(fd: number, d: TcpFile, c: NonNullable<TcpFile['conn']>,
  * the connection goes to CLOSE_WAIT as it did.
  */
 function receiveFinAgain(fd: number, d: TcpFile, c: NonNullable<TcpFile['conn']>, where: string, ctx: RestoreFileCtx): void {
-  // (an IPv4-mapped address on an IPv6 socket is IPv4 on the wire)
-  const wire = (a: InetAddr) => (a.family === 6 && /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(a.addr) ? { ...a, family: 4 as const, addr: a.addr.slice(7) } : a);
-  const from = wire(d.remote!), to = wire(d.local!);
-  let senders = ctx.state.get('tcp:raw') as Map<number, RawSender> | undefined;
-  if (!senders) {
-    const m = new Map<number, RawSender>();
-    senders = m;
-    ctx.state.set('tcp:raw', m);
-    ctx.onDone(() => { for (const x of m.values()) closeRawSender(x); });
-  }
-  let sender = senders.get(to.family);
-  if (!sender) { sender = openRawSender(to.family, PASS_MARK); senders.set(to.family, sender); }
+  const from = { addr: onWire(d.remote!.addr), port: d.remote!.port }, to = { addr: onWire(d.local!.addr), port: d.local!.port };
+  const family = familyOf(to.addr);
+  const sender = restoreSenders(ctx).get(family);
   const sndUna = (c.sndSeq - (FIN_SENT.has(d.state) ? 1 : 0) - c.sent - c.unsent) >>> 0;
   const pkt = tcpPacket({
     src: from.addr, dst: to.addr, sport: from.port, dport: to.port, seq: (c.rcvSeq - 1) >>> 0, ack: sndUna,
     flags: TCPF.FIN | TCPF.ACK, window: c.window.sndWnd >>> (c.wscale?.[0] ?? 0),
   });
-  const r = sendRawPacket(sender, pkt, to);
+  const r = sendRawPacket(sender, pkt, { family, ...to });
   if (r < 0) throw new CkptError('failed', `${where}: sending its peer's FIN again failed: ${errnoName(-r)}`);
   // (it is taken in by the kernel on its way in, at once; waited for a little while)
-  const end = Date.now() + 2000;
-  while (tcpInfo(fd).state !== TCP_STATE.CLOSE_WAIT) {
-    if (Date.now() > end) throw new CkptError('failed', `${where}: its peer's FIN, sent again, was not taken (state ${TCP_STATE_NAMES[tcpInfo(fd).state]})`);
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+  if (!holdsWithin(2000, () => tcpInfo(fd).state === TCP_STATE.CLOSE_WAIT)) {
+    throw new CkptError('failed', `${where}: its peer's FIN, sent again, was not taken (state ${TCP_STATE_NAMES[tcpInfo(fd).state]})`);
   }
 }
 
