@@ -38,6 +38,19 @@ let taken = false;
 export function useInterruptFlag(f: Int32Array): void { flag = f; taken = false; }
 export function interruptFlag(): Int32Array { return flag; }
 
+/** Sleep `ms` milliseconds (an interrupt raised meanwhile wakes it). */
+export function napMs(ms: number): void { Atomics.wait(flag, 0, Atomics.load(flag, 0), ms); }
+
+/** Check `cond` every `stepMs` until it holds (true) or `timeoutMs` has passed (false): for a change the kernel makes on its own, soon. */
+export function holdsWithin(timeoutMs: number, cond: () => boolean, stepMs = 1): boolean {
+  const end = performance.now() + timeoutMs;
+  for (;;) {
+    if (cond()) return true;
+    if (performance.now() > end) return false;
+    napMs(stepMs);
+  }
+}
+
 let installed = false;
 /** For a process that runs an operation on its own thread: signals set this thread's flag. */
 export function installCancelHandlers(): void {

@@ -40,3 +40,15 @@ export function sendRawPacket(s: RawSender, packet: Buffer, dst: InetAddr): numb
 export function closeRawSender(s: RawSender): void { fs.closeSync(s.fd); }
 
 const SOCK_RAW = 3;
+
+/** A raw sender of each family, opened when first needed, all marked `mark`; close() closes them. */
+export class RawSenders {
+  private readonly by = new Map<4 | 6, RawSender>();
+  constructor(private readonly mark: number) {}
+  get(family: 4 | 6): RawSender {
+    let s = this.by.get(family);
+    if (!s) { s = openRawSender(family, this.mark); this.by.set(family, s); }
+    return s;
+  }
+  close(): void { for (const s of this.by.values()) closeRawSender(s); this.by.clear(); }
+}

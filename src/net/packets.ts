@@ -22,6 +22,12 @@ function put32(b: Buffer, v: number, off: number): void { put16(b, (v >>> 16) & 
 /** The family of an address as text: 6 when it has a colon, else 4. */
 export function familyOf(addr: string): 4 | 6 { return addr.includes(':') ? 6 : 4; }
 
+/** An address as it is on the wire: an IPv4-mapped IPv6 address (a v6 socket's IPv4 peer) as the IPv4 one. */
+export function onWire(a: string): string {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a);
+  return m ? m[1] : a;
+}
+
 /** The 16-bit ones' complement sum of `parts` (not yet complemented). */
 function sum16(parts: Buffer[]): number {
   let s = 0;

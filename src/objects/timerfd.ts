@@ -24,6 +24,7 @@
 
 import fs from 'node:fs';
 import * as z from 'zod/mini';
+import { holdsWithin } from '../cancel.js';
 import { O, CLOCK, TFD } from '../kernel/consts.js';
 import { pidfdGetfd, timerfdCreate, timerfdSettime, timerfdGettime, timerfdSetTicks, clockNow, setFl, TimerSpec } from '../kernel/sys.js';
 import { fdinfoLines } from '../kernel/proc.js';
@@ -133,8 +134,6 @@ export const timerfdKind = defineKind<TimerfdFile>({
   },
 });
 
-function sleepMs(ms: number): void { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms); }
-
 /** Arm the new timer as the image says, and give it its unread expirations. */
 function armTimer(fd: number, t: TimerfdFile): void {
   const abs = (t.settimeFlags & TFD.TIMER_ABSTIME) !== 0;
@@ -153,10 +152,7 @@ function armTimer(fd: number, t: TimerfdFile): void {
   if (unread === 0n && !expiredWhileCheckpointed) return;
   if (expiredWhileCheckpointed) {
     // It fires at once: wait until the kernel has counted that expiry.
-    for (let i = 0; ticksOf('self', fd) === 0n; i++) {
-      if (i > 2000) throw new Error('the timer, armed at a time already past, did not fire');
-      sleepMs(1);
-    }
+    if (!holdsWithin(2000, () => ticksOf('self', fd) !== 0n)) throw new Error('the timer, armed at a time already past, did not fire');
   }
   timerfdGettime(fd); // brings the count of a periodic timer up to date
   const counted = ticksOf('self', fd);

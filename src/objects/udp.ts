@@ -28,20 +28,22 @@
 
 import fs from 'node:fs';
 import * as z from 'zod/mini';
-import { O, SOCK, SO, errnoName } from '../kernel/consts.js';
+import { holdsWithin } from '../cancel.js';
+import { O, SOCK, SO, POLL, EPOLL, errnoName } from '../kernel/consts.js';
 import { pidfdGetfd, socket, setFl, pollNow } from '../kernel/sys.js';
 import {
   AF, IPPROTO, SOL, IP, SO_MORE, SIOC, InetAddr, InetDiag, inetDiagAll, getsocknameInet, getpeernameInet, bindInet, connectInet,
-  sockIoctlInt, recvDatagram, showAddr, addrBytes, setsockoptRaw, IPV6,
+  sockIoctlInt, recvDatagram, showAddr, addrBytes, setsockoptRaw, IPV6, shutdownRaw,
+  getsockoptIntOrNull as getIntOpt, setsockoptIntRaw as setIntOpt, sockMeminfo,
 } from '../kernel/inet.js';
-import { UDP_OPT, UDP_ENCAP_NAMES, RECV_OPTS, getIntOpt, setIntOpt, shutdownRaw, rmemAlloc, getMcastFilter, joinMcast, hostGroups, datagramMeta, POLLBIT,
+import { UDP_OPT, UDP_ENCAP_NAMES, RECV_OPTS, getMcastFilter, joinMcast, hostGroups, datagramMeta,
   steerReuseport, unsteerReuseport } from '../kernel/udpsk.js';
-import { openRawSender, sendRawPacket, RawSender, closeRawSender } from '../kernel/rawsend.js';
-import { udpPacket, icmpErrorPacket } from '../net/packets.js';
+import { sendRawPacket, RawSender, RawSenders } from '../kernel/rawsend.js';
+import { udpPacket, icmpErrorPacket, onWire } from '../net/packets.js';
 import { PASS_MARK } from '../net/lock.js';
 import { refused, badImage, conflict, CkptError } from '../errors.js';
 import { fileId, u32, count, int } from '../image/schema.js';
-import { SockOpts, InetAddrSchema, dumpSockOpts, restoreSockOpts } from './sockopts.js';
+import { SockOpts, InetAddrSchema, dumpSockOpts, restoreSockOpts, restoreSenders } from './sockopts.js';
 import { defineKind, FdFacts, DumpFileCtx, RestoreFileCtx } from './kind.js';
 
 const Fam = z.union([z.literal(4), z.literal(6)]);
@@ -118,14 +120,9 @@ const PROTO_NR = { udp: IPPROTO.UDP, udplite: IPPROTO.UDPLITE } as const;
 const SOL_OF = { udp: SOL.UDP, udplite: SOL.UDPLITE } as const;
 
 
-/** An address as an IPv4 one when it is v4-mapped: the form it has on the wire. */
-function wire(a: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a);
-  return m ? m[1] : a;
-}
 function isWildcard(a: string): boolean { return a === '0.0.0.0' || a === '::'; }
 function isMulticastOrBroadcast(a: string): boolean {
-  const w = wire(a);
+  const w = onWire(a);
   if (!w.includes(':')) {
     const b = addrBytes(w, 4);
     return (b[0] >= 224 && b[0] <= 239) || b.every((x) => x === 255);
@@ -250,17 +247,13 @@ function dumpUdp(f: FdFacts, ctx: DumpFileCtx): Omit<UdpFile, 'id'> {
     if (peer) out.peer = peer;
 
     // Data corked and not yet sent: the kernel cannot give it back.
-    let outq = sockIoctlInt(fd, SIOC.OUTQ, 'SIOCOUTQ');
-    for (let i = 0; outq > 0 && i < 50; i++) {
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
-      outq = sockIoctlInt(fd, SIOC.OUTQ, 'SIOCOUTQ');
-    }
-    if (outq > 0) {
+    let outq = 0;
+    if (!holdsWithin(500, () => (outq = sockIoctlInt(fd, SIOC.OUTQ, 'SIOCOUTQ')) === 0, 10)) {
       throw refused(`${at}: ${outq} bytes are waiting to be sent (${udp.cork ? 'UDP_CORK is set' : 'MSG_MORE, or not yet sent by the device'}); corked data cannot be read back`);
     }
     // A pending error (SO_ERROR) or error messages (IP_RECVERR): reading either takes it from the program,
     // and so does a read of the queue (the kernel answers the error first). Taken here, given back at the end.
-    const e = pollNow(fd) & POLLBIT.ERR ? takeError(fd, out, at) : 0;
+    const e = pollNow(fd) & POLL.ERR ? takeError(fd, out, at) : 0;
     try {
       out.memberships = readMemberships(fd, family, at);
       if (!out.memberships.length) delete out.memberships;
@@ -282,8 +275,8 @@ function dumpUdp(f: FdFacts, ctx: DumpFileCtx): Omit<UdpFile, 'id'> {
  */
 function unboundShutdown(fd: number): number {
   const ev = pollNow(fd);
-  if (ev & POLLBIT.HUP) return 3;
-  return ev & POLLBIT.RDHUP ? 1 : 0;
+  if (ev & POLL.HUP) return 3;
+  return ev & EPOLL.RDHUP ? 1 : 0;
 }
 
 // ICMP errors that make a connected socket's pending error (net/ipv4/udp.c, icmp.c; net/ipv6/udp.c, icmp.c): errno -> type, code.
@@ -299,7 +292,7 @@ const ICMP6_OF: Record<number, [number, number]> = {
 
 /** Send the connected socket `fd` (`d`: what it is) the ICMP error that makes `err` its pending error, and wait until it has one. */
 function giveError(fd: number, d: Pick<UdpFile, 'protocol' | 'local' | 'peer'>, err: number, sender: (fam: 4 | 6) => RawSender): string | null {
-  const local = wire(d.local!.addr), peer = wire(d.peer!.addr);
+  const local = onWire(d.local!.addr), peer = onWire(d.peer!.addr);
   const fam = local.includes(':') ? 6 : 4;
   const icmp = (fam === 4 ? ICMP4_OF : ICMP6_OF)[err];
   if (!icmp) return `the kernel makes ${errnoName(err)} from no ICMP error ckpt knows`;
@@ -314,12 +307,7 @@ function giveError(fd: number, d: Pick<UdpFile, 'protocol' | 'local' | 'peer'>, 
   const pkt = icmpErrorPacket({ src: peer, dst: local, type: icmp[0], code: icmp[1], info, about });
   const r = sendRawPacket(sender(fam), pkt, { family: fam, addr: local, port: 0 });
   if (r < 0) return `the ICMP error could not be sent: ${errnoName(-r)}`;
-  const end = Date.now() + ARRIVAL_MS;
-  while (!(pollNow(fd) & POLLBIT.ERR)) {
-    if (Date.now() > end) return 'the ICMP error sent did not make it one';
-    sleepMs(1);
-  }
-  return null;
+  return holdsWithin(ARRIVAL_MS, () => (pollNow(fd) & POLL.ERR) !== 0) ? null : 'the ICMP error sent did not make it one';
 }
 
 /**
@@ -338,8 +326,8 @@ function takeError(fd: number, out: Omit<UdpFile, 'id'>, at: string): number {
 
 /** Give the program its pending error back, then take it and give it once more: what restore will do is known to work. */
 function giveErrorBack(fd: number, out: Omit<UdpFile, 'id'>, e: number, at: string): void {
-  const senders = new Map<number, RawSender>();
-  const sender = (fam: 4 | 6) => { let s = senders.get(fam); if (!s) { s = openRawSender(fam, PASS_MARK); senders.set(fam, s); } return s; };
+  const senders = new RawSenders(PASS_MARK);
+  const sender = (fam: 4 | 6) => senders.get(fam);
   try {
     let why = giveError(fd, out, e, sender);
     if (!why) {
@@ -347,7 +335,7 @@ function giveErrorBack(fd: number, out: Omit<UdpFile, 'id'>, e: number, at: stri
       why = giveError(fd, out, e, sender) ?? (again !== e ? `the ICMP error made ${errnoName(again)}` : null);
     }
     if (why) throw new CkptError('failed', `${at}: its pending error ${errnoName(e)} was read and could not be given back (${why}); the program will not see it`);
-  } finally { for (const s of senders.values()) closeRawSender(s); }
+  } finally { senders.close(); }
 }
 
 function readMemberships(fd: number, family: 4 | 6, at: string): Membership[] {
@@ -439,14 +427,9 @@ function describeUdp(d: UdpFile): string {
   return parts.join(', ');
 }
 
-function addrOk(a: z.infer<typeof Addr>, field: string, d: UdpFile): void {
-  try { addrBytes(a.addr, a.family); } catch { throw badImage(`image file files.json: open file ${d.id}: ${field} ${JSON.stringify(a.addr)} is not an IPv${a.family} address`); }
-}
 
 /** How long a datagram may take to reach the queue it is put back in. */
 const ARRIVAL_MS = 5000;
-
-function sleepMs(ms: number): void { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms); }
 
 function createUdp(d: UdpFile, ctx: RestoreFileCtx): number {
   const label = what(d);
@@ -485,7 +468,7 @@ function createUdp(d: UdpFile, ctx: RestoreFileCtx): number {
       }
       if (d.autoPort) setIntOpt(fd, SOL.IP, IP.LOCAL_PORT_RANGE, rangeOpt);
       const got = getsocknameInet(fd);
-      if (!got || got.port !== local.port || wire(got.addr) !== wire(local.addr)) {
+      if (!got || got.port !== local.port || onWire(got.addr) !== onWire(local.addr)) {
         throw conflict(`${label}: the socket got the address ${got ? showAddr(got) : 'none'}, not ${showAddr(local)}${d.peer ? ' (the route to its peer chose another source address on this host)' : ''}`);
       }
     } else if (d.peer) throw badImage(`image file files.json: open file ${d.id}: connected but not bound`);
@@ -509,7 +492,7 @@ function createUdp(d: UdpFile, ctx: RestoreFileCtx): number {
     }
     if (d.error) {
       if (!d.peer || !d.local) throw badImage(`image file files.json: open file ${d.id}: a pending error on a socket without a peer`);
-      const why = giveError(fd, d, d.error, (fam) => rawSender(ctx, fam));
+      const why = giveError(fd, d, d.error, (fam) => restoreSenders(ctx).get(fam));
       if (why) throw fail(`its pending error ${errnoName(d.error)} could not be given back: ${why}`);
     }
     if (d.shutdown) {
@@ -542,20 +525,6 @@ function steerToSelf(fd: number, d: UdpFile, label: string): boolean {
   const r = steerReuseport(fd, others.length);
   if (r < 0) throw new CkptError('failed', `${label}: its queued datagrams cannot be steered to it in its SO_REUSEPORT group: ${errnoName(-r)}`);
   return true;
-}
-
-/** The raw socket of a family restore sends packets with (one per restore, closed when it is done). */
-function rawSender(ctx: RestoreFileCtx, fam: 4 | 6): RawSender {
-  let senders = ctx.state.get('udp:raw') as Map<number, RawSender> | undefined;
-  if (!senders) {
-    const made = new Map<number, RawSender>();
-    senders = made;
-    ctx.state.set('udp:raw', senders);
-    ctx.onDone(() => { for (const x of made.values()) closeRawSender(x); made.clear(); });
-  }
-  let s = senders.get(fam);
-  if (!s) { s = openRawSender(fam, PASS_MARK); senders.set(fam, s); }
-  return s;
 }
 
 /**
@@ -607,9 +576,8 @@ function fillQueue(fd: number, d: UdpFile, ctx: RestoreFileCtx, label: string): 
     for (const q of d.queue!) {
       const bytes = data.subarray(at, at + q.len);
       at += q.len;
-      addrOk(q.from, 'a queued datagram\'s sender', d);
-      const src = wire(q.from.addr);
-      const dst = wire(q.to);
+      const src = onWire(q.from.addr);
+      const dst = onWire(q.to);
       const fam = src.includes(':') ? 6 : 4;
       if ((dst.includes(':') ? 6 : 4) !== fam) throw badImage(`image file files.json: open file ${d.id}: a queued datagram from ${q.from.addr} to ${q.to}`);
       if (!checked.has(dst)) {
@@ -622,20 +590,16 @@ function fillQueue(fd: number, d: UdpFile, ctx: RestoreFileCtx, label: string): 
         } finally { fs.closeSync(probe); }
         checked.add(dst);
       }
-      const s = rawSender(ctx, fam);
+      const s = restoreSenders(ctx).get(fam);
       const pkt = udpPacket({
         src, dst, sport: q.from.port, dport: local.port, data: bytes, lite: d.protocol === 'udplite',
         ttl: q.ttl ?? 64, tos: q.tos ?? 0, flowLabel: q.flowLabel ?? 0,
       });
-      const before = rmemAlloc(fd);
+      const before = (sockMeminfo(fd)?.rmem ?? -1);
       const r = sendRawPacket(s, pkt, { family: fam, addr: dst, port: 0, ...(fam === 6 && q.from.scope ? { scope: q.from.scope } : {}) });
       if (r < 0) throw new CkptError('failed', `${label}: a queued datagram (from ${showAddr(q.from as InetAddr)}, ${q.len} bytes) could not be sent again: ${errnoName(-r)}`);
-      const end = Date.now() + ARRIVAL_MS;
-      while (rmemAlloc(fd) <= before) {
-        if (Date.now() > end) {
-          throw new CkptError('failed', `${label}: a queued datagram (from ${showAddr(q.from as InetAddr)} to ${dst}, ${q.len} bytes) sent again did not arrive in its queue (another socket of this host shares the port, or a firewall drops it)`);
-        }
-        sleepMs(1);
+      if (!holdsWithin(ARRIVAL_MS, () => (sockMeminfo(fd)?.rmem ?? -1) > before)) {
+        throw new CkptError('failed', `${label}: a queued datagram (from ${showAddr(q.from as InetAddr)} to ${dst}, ${q.len} bytes) sent again did not arrive in its queue (another socket of this host shares the port, or a firewall drops it)`);
       }
     }
   } finally {
@@ -658,7 +622,6 @@ export const udpKind = defineKind<UdpFile>({
     const total = (d.queue ?? []).reduce((s, q) => s + q.len, 0);
     if (total && !d.data) throw badImage(`image file files.json: open file ${d.id}: ${total} bytes queued but no data file`);
     if (d.queue?.length && !d.local) throw badImage(`image file files.json: open file ${d.id}: datagrams queued on an unbound socket`);
-    for (const a of [d.local, d.peer]) if (a) addrOk(a, 'address', d);
     for (const m of d.memberships ?? []) {
       if (ifindexOf(m.ifname) === null) throw conflict(`${what(d)}: interface ${m.ifname} (of its membership of multicast group ${m.group}) is not on this host`);
     }
