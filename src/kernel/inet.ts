@@ -19,7 +19,7 @@ export const SOL = { SOCKET: 1, IP: 0, IPV6: 41, TCP: 6, UDP: 17, UDPLITE: 136, 
 /** SOL_SOCKET options beyond those of consts.ts SO (asm-generic numbers). */
 export const SO_MORE = {
   LINGER: 13, BINDTODEVICE: 25, ATTACH_FILTER: 26, GET_FILTER: 26, DETACH_FILTER: 27, TIMESTAMPING_OLD: 37, RXQ_OVFL: 40, NOFCS: 43, LOCK_FILTER: 44,
-  SELECT_ERR_QUEUE: 45, BUSY_POLL: 46, MAX_PACING_RATE: 47, INCOMING_CPU: 49, ATTACH_BPF: 50, ZEROCOPY: 60, TXTIME: 61, BINDTOIFINDEX: 62,
+  SELECT_ERR_QUEUE: 45, BUSY_POLL: 46, MEMINFO: 55, MAX_PACING_RATE: 47, INCOMING_CPU: 49, ATTACH_BPF: 50, ZEROCOPY: 60, TXTIME: 61, BINDTOIFINDEX: 62,
   TIMESTAMP_NEW: 63, TIMESTAMPNS_NEW: 64, PREFER_BUSY_POLL: 69, BUSY_POLL_BUDGET: 70, BUF_LOCK: 72, RESERVE_MEM: 73, TXREHASH: 74, RCVMARK: 75,
 } as const;
 
@@ -208,6 +208,13 @@ export function setsockoptIntRaw(fd: number, level: number, opt: number, v: numb
   const b = Buffer.alloc(4);
   b.writeInt32LE(v | 0, 0);
   return setsockoptRaw(fd, level, opt, b);
+}
+
+/** SO_MEMINFO (sockets of any family): receive memory in use (sk_rmem_alloc), the receive buffer, send memory in use..., or null when the kernel does not say. */
+export function sockMeminfo(fd: number): { rmem: number; rcvbuf: number; wmem: number; sndbuf: number } | null {
+  const b = getsockoptRaw(fd, SOL.SOCKET, SO_MORE.MEMINFO, 36);
+  if (typeof b === 'number' || b.length < 16) return null;
+  return { rmem: b.readUInt32LE(0), rcvbuf: b.readUInt32LE(4), wmem: b.readUInt32LE(8), sndbuf: b.readUInt32LE(12) };
 }
 
 /** A socket ioctl that answers an int (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD). */

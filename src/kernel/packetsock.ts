@@ -5,7 +5,6 @@
 // fanout), bind to a sockaddr_ll, PACKET_ADD_MEMBERSHIP, and device names and
 // indexes by ioctl (SIOCGIFNAME, SIOCGIFINDEX: these answer for the network
 // namespace of the socket asked, where /sys may show another one's devices).
-// Also SO_MEMINFO, what a socket's queues hold, for every family.
 
 import { sys, syscallRaw, addressOf, SysError } from './ffi.js';
 import { NR, SOCK } from './consts.js';
@@ -127,12 +126,3 @@ export function ifFlags(name: string): number | null {
   return r.readUInt16LE(16);
 }
 
-/** SO_MEMINFO: receive memory in use (sk_rmem_alloc), the receive buffer, send memory in use..., or null when the kernel does not say. */
-export function sockMeminfo(fd: number): { rmem: number; rcvbuf: number; wmem: number; sndbuf: number } | null {
-  const b = Buffer.alloc(36);
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(36, 0);
-  const r = syscallRaw(NR.getsockopt, fd, 1, 55 /* SO_MEMINFO */, addressOf(b), addressOf(len));
-  if (r < 0) return null;
-  return { rmem: b.readUInt32LE(0), rcvbuf: b.readUInt32LE(4), wmem: b.readUInt32LE(8), sndbuf: b.readUInt32LE(12) };
-}

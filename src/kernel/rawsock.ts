@@ -65,17 +65,6 @@ export function mrouteInUse(family: 4 | 6): boolean | null {
   } finally { syscallRaw(NR.close, fd); }
 }
 
-/** getsockopt of an int: its value, or null when the kernel refuses the option. */
-export function intOpt(fd: number, level: number, opt: number): number | null {
-  const b = Buffer.alloc(4);
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(4, 0);
-  const r = syscallRaw(NR.getsockopt, fd, level, opt, addressOf(b), addressOf(len));
-  if (r < 0) return null;
-  const n = len.readUInt32LE(0);
-  return n >= 4 ? b.readInt32LE(0) : n >= 1 ? b.readUInt8(0) : null;
-}
-
 /** ICMPV6_FILTER as its 8 words (null: the kernel refuses it). */
 export function getIcmp6Filter(fd: number): number[] | null {
   const b = Buffer.alloc(32);

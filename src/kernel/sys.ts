@@ -457,21 +457,6 @@ export function getsocknameUnix(fd: number): Buffer { return sockName(fd, NR.get
 /** getpeername of a unix socket: its peer's name, or null when not connected. */
 export function getpeernameUnix(fd: number): Buffer | null { return sockName(fd, NR.getpeername, 'getpeername'); }
 
-/** getsockopt of an int option; -errno on failure when `raw`. */
-export function getsockoptInt(fd: number, level: number, opt: number, name = String(opt)): number {
-  const b = Buffer.alloc(4);
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(4, 0);
-  sys(`getsockopt(${name})`, NR.getsockopt, fd, level, opt, addressOf(b), addressOf(len));
-  return b.readInt32LE(0);
-}
-/** getsockopt of an int option that may not exist on this kernel: null then. */
-export function tryGetsockoptInt(fd: number, level: number, opt: number): number | null {
-  const b = Buffer.alloc(4);
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(4, 0);
-  return syscallRaw(NR.getsockopt, fd, level, opt, addressOf(b), addressOf(len)) < 0 ? null : b.readInt32LE(0);
-}
 export function setsockoptInt(fd: number, level: number, opt: number, v: number, name = String(opt)): void {
   const b = Buffer.alloc(4);
   b.writeInt32LE(v, 0);

@@ -7,8 +7,7 @@
 // and the multicast groups of each interface (/proc/net/igmp, igmp6).
 
 import fs from 'node:fs';
-import { syscallRaw, addressOf } from './ffi.js';
-import { NR } from './consts.js';
+import { addressOf } from './ffi.js';
 import { AF, SOL, IP, IPV6, addrText, addrBytes, getsockoptRaw, setsockoptRaw, setsockoptIntRaw } from './inet.js';
 
 /** SOL_UDP / SOL_UDPLITE options (linux/udp.h). */
@@ -25,26 +24,9 @@ export const RECV_OPTS = {
 } as const;
 const MCAST = { JOIN_GROUP: 42, JOIN_SOURCE_GROUP: 46, MSFILTER: 48 } as const;
 /** poll(2) bits the UDP kind reads. */
-export const POLLBIT = { ERR: 0x8, HUP: 0x10, RDHUP: 0x2000 } as const;
 export const MCAST_MODE = { EXCLUDE: 0, INCLUDE: 1 } as const;
 
-/** An int socket option, or null when the kernel does not answer it. */
-export function getIntOpt(fd: number, level: number, opt: number): number | null {
-  const r = getsockoptRaw(fd, level, opt, 4);
-  if (typeof r === 'number' || !r.length) return null;
-  return r.length >= 4 ? r.readInt32LE(0) : r.readUInt8(0);
-}
-export function setIntOpt(fd: number, level: number, opt: number, v: number): number { return setsockoptIntRaw(fd, level, opt, v); }
 
-/** shutdown(how): 0 or -errno (on an unconnected UDP socket the kernel sets the bits and answers ENOTCONN). */
-export function shutdownRaw(fd: number, how: number): number { return syscallRaw(NR.shutdown, fd, how); }
-
-/** The bytes the socket's receive queue is charged for (SO_MEMINFO, SK_MEMINFO_RMEM_ALLOC). */
-export function rmemAlloc(fd: number): number {
-  const r = getsockoptRaw(fd, SOL.SOCKET, 55 /* SO_MEMINFO */, 36);
-  if (typeof r === 'number' || r.length < 4) return -1;
-  return r.readUInt32LE(0);
-}
 
 // ---------------------------------------------------------------- multicast
 

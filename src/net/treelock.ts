@@ -39,7 +39,7 @@ function socketInodes(pids: number[]): Set<number> {
   return out;
 }
 
-/** What to lock for the inet sockets these processes hold, and how many of them are TCP connections. */
+/** What to lock for the inet sockets these processes hold, and how many of them are TCP connections (kept in repair mode). */
 export function treeTargets(pids: number[]): { targets: LockTarget[]; connections: number } {
   const inodes = socketInodes(pids);
   const targets: LockTarget[] = [];
@@ -51,11 +51,15 @@ export function treeTargets(pids: number[]): { targets: LockTarget[]; connection
       if (!inodes.has(d.inode)) continue;
       const v6only = family === 6 && d.v6only ? { v6only: true } : {};
       if (d.state === TCP_STATE.LISTEN) targets.push({ proto: 'tcp', family, local: of(d).local, listen: true, ...v6only });
-      else if (CONNECTION_STATES.has(d.state)) { targets.push({ proto: 'tcp', family, ...of(d) }); connections++; }
+      else if (CONNECTION_STATES.has(d.state)) {
+        targets.push({ proto: 'tcp', family, ...of(d) });
+        // (one under way is connected again at restore: it needs no lock kept for it)
+        if (d.state !== TCP_STATE.SYN_SENT) connections++;
+      }
     }
     for (const [proto, nr] of [['udp', IPPROTO.UDP], ['udplite', IPPROTO.UDPLITE]] as const) {
       let list: InetDiag[] = [];
-      try { list = inetDiagAll(family, nr); } catch { continue; } // (UDP-Lite diag may be absent)
+      try { list = inetDiagAll(family, nr); } catch (e) { if (proto === 'udplite') continue; throw e; } // (UDP-Lite's sock_diag may be absent)
       for (const d of list) {
         if (!inodes.has(d.inode) || d.src.port === 0) continue;
         const t = of(d);
@@ -79,9 +83,10 @@ export class DumpLock {
     if (mode === 'skip') return null;
     const { targets, connections } = treeTargets(pids);
     if (!targets.length) return null;
-    const backend = mode ?? detectBackend().backend ?? undefined;
+    const found = mode ? null : detectBackend();
+    const backend = mode ?? found?.backend ?? undefined;
     if (!backend) {
-      const why = `no network lock is possible here (${detectBackend().detail}): install nftables or iptables, or dump with --network-lock skip (peers may then see resets)`;
+      const why = `no network lock is possible here (${found?.detail}): install nftables or iptables, or dump with --network-lock skip (peers may then see resets)`;
       if (needed && connections) throw new CkptError('missing', why);
       log.warn(why);
       return null;

@@ -43,8 +43,7 @@ import {
   SOL_NETLINK, NETLINK_OPT, NETLINK_PROTO, NETLINK_PROTO_NAMES, NDIAG_FLAG, netlinkDiagAll, NetlinkDiag, bindNetlink, connectNetlink, netlinkName,
   netlinkGroups, auditPid,
 } from '../kernel/nlsock.js';
-import { sockMeminfo } from '../kernel/packetsock.js';
-import { intOpt } from '../kernel/rawsock.js';
+import { getsockoptIntOrNull as intOpt, sockMeminfo } from '../kernel/inet.js';
 import { setsockoptIntRaw } from '../kernel/inet.js';
 import { refused, badImage, CkptError } from '../errors.js';
 import { fileId, u32, int } from '../image/schema.js';

@@ -31,9 +31,9 @@ import * as z from 'zod/mini';
 import { O, SOCK, errnoName } from '../kernel/consts.js';
 import { pidfdGetfd, socket, setFl } from '../kernel/sys.js';
 import {
-  AF_PACKET, SOL_PACKET, PACKET, PACKET_FANOUT, PDI, packetDiagAll, PacketDiag, bindPacket, addPacketMembership, ifName, ifIndex, sockMeminfo,
+  AF_PACKET, SOL_PACKET, PACKET, PACKET_FANOUT, PDI, packetDiagAll, PacketDiag, bindPacket, addPacketMembership, ifName, ifIndex,
 } from '../kernel/packetsock.js';
-import { intOpt } from '../kernel/rawsock.js';
+import { getsockoptIntOrNull as intOpt, sockMeminfo } from '../kernel/inet.js';
 import { setsockoptIntRaw } from '../kernel/inet.js';
 import { refused, badImage, CkptError } from '../errors.js';
 import { fileId, u32, int } from '../image/schema.js';

@@ -43,10 +43,9 @@ import { O, SOCK, errnoName } from '../kernel/consts.js';
 import { pidfdGetfd, socket, setFl } from '../kernel/sys.js';
 import {
   AF, IPPROTO, SOL, IP, IPV6, InetAddr, getsocknameInet, bindInet, connectInet,
-  TCP_STATE, addrBytes, addrText, recvDatagram, showAddr, setsockoptIntRaw as setInt, shutdownRaw,
+  TCP_STATE, addrBytes, addrText, recvDatagram, showAddr, setsockoptIntRaw as setInt, shutdownRaw, getsockoptIntOrNull as intOpt, sockMeminfo,
 } from '../kernel/inet.js';
-import { ICMP_FILTER, IPV6_CHECKSUM, IP_ROUTER_ALERT, pingGroupRange, socketAsEgid, mrouteInUse, joinedGroup, intOpt, getIcmp6Filter, setIcmp6Filter, pollShutdown } from '../kernel/rawsock.js';
-import { sockMeminfo } from '../kernel/packetsock.js';
+import { ICMP_FILTER, IPV6_CHECKSUM, IP_ROUTER_ALERT, pingGroupRange, socketAsEgid, mrouteInUse, joinedGroup, getIcmp6Filter, setIcmp6Filter, pollShutdown } from '../kernel/rawsock.js';
 import { readStatus } from '../kernel/proc.js';
 import { SysError } from '../kernel/sys.js';
 import { refused, badImage, CkptError } from '../errors.js';

@@ -30,10 +30,11 @@ import path from 'node:path';
 import * as z from 'zod/mini';
 import { O, SOCK, SO, SK_STATE, E } from '../kernel/consts.js';
 import {
-  pidfdGetfd, tryGetsockoptInt, getsockoptInt, setsockoptInt, getsockoptTimeval, setsockoptTimeval, getPeercred, getpeernameUnix,
+  pidfdGetfd, setsockoptInt, getsockoptTimeval, setsockoptTimeval, getPeercred, getpeernameUnix,
   recvUnix, sendUnix, UnixMessage, socket, socketpair, bindUnix, connectUnix, accept, shutdown, setFl, inDirectory,
 } from '../kernel/sys.js';
 import { unixDiagAll, UnixDiag } from '../kernel/sockdiag.js';
+import { getsockoptIntOrNull, getsockoptI32 } from '../kernel/inet.js';
 import { readStatus } from '../kernel/proc.js';
 import { RemoteTask } from '../kernel/remote.js';
 import * as remote from '../kernel/rsys.js';
@@ -255,10 +256,10 @@ function dumpUnix(f: FdFacts, ctx: DumpFileCtx): Omit<UnixFile, 'id'> {
 }
 
 function readOpts(fd: number): UnixFile['opts'] {
-  const int = (o: number, n: string) => getsockoptInt(fd, SOCK.SOL_SOCKET, o, n);
+  const int = (o: number, n: string) => getsockoptI32(fd, SOCK.SOL_SOCKET, o, n);
   const o: UnixFile['opts'] = {
     passcred: int(SO.PASSCRED, 'SO_PASSCRED') !== 0,
-    passsec: (tryGetsockoptInt(fd, SOCK.SOL_SOCKET, SO.PASSSEC) ?? 0) !== 0,
+    passsec: (getsockoptIntOrNull(fd, SOCK.SOL_SOCKET, SO.PASSSEC) ?? 0) !== 0,
     rcvbuf: int(SO.RCVBUF, 'SO_RCVBUF'),
     sndbuf: int(SO.SNDBUF, 'SO_SNDBUF'),
     peekOff: int(SO.PEEK_OFF, 'SO_PEEK_OFF'),
@@ -267,14 +268,14 @@ function readOpts(fd: number): UnixFile['opts'] {
     rcvtimeo: getsockoptTimeval(fd, SO.RCVTIMEO_OLD, 'SO_RCVTIMEO') as [number, number],
     sndtimeo: getsockoptTimeval(fd, SO.SNDTIMEO_OLD, 'SO_SNDTIMEO') as [number, number],
   };
-  const pidfd = tryGetsockoptInt(fd, SOCK.SOL_SOCKET, SO.PASSPIDFD);
+  const pidfd = getsockoptIntOrNull(fd, SOCK.SOL_SOCKET, SO.PASSPIDFD);
   if (pidfd !== null) o.passpidfd = pidfd !== 0;
-  const mark = tryGetsockoptInt(fd, SOCK.SOL_SOCKET, SO.MARK);
+  const mark = getsockoptIntOrNull(fd, SOCK.SOL_SOCKET, SO.MARK);
   if (mark) o.mark = mark >>> 0;
-  const flags = (Object.keys(FLAG_OPTS) as Array<keyof typeof FLAG_OPTS>).filter((k) => tryGetsockoptInt(fd, SOCK.SOL_SOCKET, FLAG_OPTS[k]));
+  const flags = (Object.keys(FLAG_OPTS) as Array<keyof typeof FLAG_OPTS>).filter((k) => getsockoptIntOrNull(fd, SOCK.SOL_SOCKET, FLAG_OPTS[k]));
   if (flags.length) o.flags = flags;
-  if (tryGetsockoptInt(fd, SOCK.SOL_SOCKET, SO.TIMESTAMP_OLD)) o.timestamp = true;
-  if (tryGetsockoptInt(fd, SOCK.SOL_SOCKET, SO.TIMESTAMPNS_OLD)) o.timestampns = true;
+  if (getsockoptIntOrNull(fd, SOCK.SOL_SOCKET, SO.TIMESTAMP_OLD)) o.timestamp = true;
+  if (getsockoptIntOrNull(fd, SOCK.SOL_SOCKET, SO.TIMESTAMPNS_OLD)) o.timestampns = true;
   return o;
 }
 
@@ -283,7 +284,7 @@ function readQueue(fd: number, d: UnixDiag, out: Omit<UnixFile, 'id'>, ctx: Dump
   const stream = out.type === 'stream';
   const total = d.rqlen?.rqueue ?? 0;
   if (stream && total === 0) return; // (nothing queued; a read would also take a pending error)
-  if (stream && tryGetsockoptInt(fd, SOCK.SOL_SOCKET, SO.OOBINLINE) === 0) {
+  if (stream && getsockoptIntOrNull(fd, SOCK.SOL_SOCKET, SO.OOBINLINE) === 0) {
     const oob = recvUnix(fd, 1, SOCK.MSG_PEEK | SOCK.MSG_OOB);
     if (oob && typeof oob === 'object') throw refused(`${where}: an out-of-band byte (MSG_OOB) is queued; not supported yet`);
   }
